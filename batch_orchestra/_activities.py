@@ -1,0 +1,175 @@
+"""The activities: describe a batch's processor, run one page attempt, run a tracker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ._exceptions import (
+    INVALID_INPUT_ERROR_TYPE,
+    PROCESSOR_DEFINITION_ERROR_TYPE,
+    PROCESSOR_USAGE_ERROR_TYPE,
+    UNKNOWN_PROCESSOR_ERROR_TYPE,
+    UNKNOWN_TRACKER_ERROR_TYPE,
+    InvalidBatchInputError,
+    ProcessorDefinitionError,
+    ProcessorUsageError,
+    UnknownBatchTrackerError,
+    UnknownPageProcessorError,
+)
+from ._processor import BatchPage, BatchProcessorContext, get_page_processor, processor_settings
+from ._tracker import BatchTrackerContext, get_batch_tracker
+from ._types import BatchOrchestratorProgress, ProcessorSettings
+
+__all__ = [
+    "DescribeBatchInput",
+    "EnqueueRequest",
+    "PageResult",
+    "ProcessPageInput",
+    "TrackerInput",
+    "describe_batch",
+    "process_page",
+    "run_batch_tracker",
+]
+
+_page_logger = logging.getLogger("batch_orchestra.page")
+_tracker_logger = logging.getLogger("batch_orchestra.tracker")
+
+
+class _ContextLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds the batch's fields to every record, as ``extra`` and as a readable suffix."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        fields = ", ".join(f"{k}={v!r}" for k, v in (self.extra or {}).items())
+        return f"{msg} ({fields})", kwargs
+
+
+@dataclass
+class DescribeBatchInput:
+    """What ``describe_batch`` checks: the processor and, optionally, the tracker."""
+
+    processor: str
+    tracker: str | None = None
+
+
+@dataclass
+class ProcessPageInput:
+    """One attempt at one page."""
+
+    processor: str
+    page: BatchPage
+    page_num: int
+    attempt: int
+    args: str | None
+    batch_id: str
+    successor_enqueued: bool
+
+
+@dataclass
+class PageResult:
+    """What a page attempt reports back."""
+
+    items: int = 0
+
+
+@dataclass
+class EnqueueRequest:
+    """The signal a page sends to hand its successor page(s) to the orchestrator."""
+
+    parent_page_num: int
+    pages: list[BatchPage] = field(default_factory=list)
+
+
+@dataclass
+class TrackerInput:
+    """One call of a batch tracker."""
+
+    name: str
+    args: str | None
+    batch_id: str
+    progress: BatchOrchestratorProgress
+    is_final: bool = False
+
+
+@activity.defn(name="batch_orchestra.describe_batch")
+async def describe_batch(inp: DescribeBatchInput) -> ProcessorSettings:
+    """Read the processor's retry settings (recorded in history) and check the tracker exists."""
+    try:
+        settings = processor_settings(get_page_processor(inp.processor))
+    except UnknownPageProcessorError as err:
+        raise ApplicationError(str(err), type=UNKNOWN_PROCESSOR_ERROR_TYPE, non_retryable=True)
+    except ProcessorDefinitionError as err:
+        raise ApplicationError(str(err), type=PROCESSOR_DEFINITION_ERROR_TYPE, non_retryable=True)
+    if inp.tracker is not None:
+        try:
+            get_batch_tracker(inp.tracker)
+        except UnknownBatchTrackerError as err:
+            raise ApplicationError(str(err), type=UNKNOWN_TRACKER_ERROR_TYPE, non_retryable=True)
+    return settings
+
+
+@activity.defn(name="batch_orchestra.process_page")
+async def process_page(inp: ProcessPageInput) -> PageResult:
+    """Run one attempt of the processor on one page; its enqueues become signals."""
+    info = activity.info()
+    try:
+        cls = get_page_processor(inp.processor)
+    except UnknownPageProcessorError as err:
+        # Retryable: another worker, or the next deploy, may know the processor.
+        raise ApplicationError(str(err), type=UNKNOWN_PROCESSOR_ERROR_TYPE) from None
+
+    async def enqueue(pages: list[BatchPage]) -> None:
+        from ._workflow import BatchOrchestrator
+
+        handle = activity.client().get_workflow_handle(info.workflow_id)
+        await handle.signal(BatchOrchestrator.enqueue_pages, EnqueueRequest(inp.page_num, pages))
+
+    extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
+    context = BatchProcessorContext(
+        page=inp.page,
+        page_num=inp.page_num,
+        attempt=inp.attempt,
+        args=inp.args,
+        batch_id=inp.batch_id,
+        successor_enqueued=inp.successor_enqueued,
+        enqueue=enqueue,
+        logger=_ContextLogger(_page_logger, extra),
+    )
+    try:
+        returned = await cls().run(context)
+    except (ProcessorUsageError, InvalidBatchInputError) as err:
+        kind = (
+            PROCESSOR_USAGE_ERROR_TYPE
+            if isinstance(err, ProcessorUsageError)
+            else INVALID_INPUT_ERROR_TYPE
+        )
+        raise ApplicationError(str(err), type=kind, non_retryable=True) from err
+    items = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
+    return PageResult(items=items + context._items)
+
+
+@activity.defn(name="batch_orchestra.run_batch_tracker")
+async def run_batch_tracker(inp: TrackerInput) -> None:
+    """Call a registered tracker with the batch's progress."""
+    try:
+        fn = get_batch_tracker(inp.name)
+    except UnknownBatchTrackerError as err:
+        raise ApplicationError(str(err), type=UNKNOWN_TRACKER_ERROR_TYPE) from None
+    logger = _ContextLogger(_tracker_logger, {"batch_id": inp.batch_id})
+    await fn(
+        BatchTrackerContext(
+            progress=inp.progress,
+            batch_id=inp.batch_id,
+            args=inp.args,
+            is_final=inp.is_final,
+            logger=logger,
+        )
+    )

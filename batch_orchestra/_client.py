@@ -1,0 +1,114 @@
+"""BatchOrchestratorClient and BatchOrchestratorHandle: start and steer batches."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from ._exceptions import InvalidBatchInputError
+from ._processor import PageProcessor, _is_registered
+from ._types import (
+    BatchOrchestratorInput,
+    BatchOrchestratorProgress,
+    input_to_wire,
+    validate_input,
+)
+from ._workflow import BatchOrchestrator
+
+__all__ = ["BatchOrchestratorClient", "BatchOrchestratorHandle"]
+
+
+class BatchOrchestratorHandle:
+    """A running or finished batch, followed across its continue-as-new runs."""
+
+    def __init__(self, workflow_handle: WorkflowHandle[Any, Any], client: Client) -> None:
+        self._handle = workflow_handle
+        self._client = client
+
+    @property
+    def id(self) -> str:
+        """The batch's workflow ID."""
+        return self._handle.id
+
+    @property
+    def workflow_handle(self) -> WorkflowHandle[Any, Any]:
+        """The underlying Temporal workflow handle (first run of the batch)."""
+        return self._handle
+
+    def _latest(self) -> WorkflowHandle[Any, Any]:
+        # Queries and updates go to the batch's current run, whichever run this handle saw.
+        return self._client.get_workflow_handle(self._handle.id)
+
+    async def get_progress(self) -> BatchOrchestratorProgress:
+        """The batch's progress now (works on finished batches too)."""
+        return await self._latest().query(BatchOrchestrator.progress)
+
+    async def result(self) -> BatchOrchestratorProgress:
+        """Wait for the batch to finish, following continue-as-new, and return its progress."""
+        result = await self._handle.result(follow_runs=True)
+        if isinstance(result, BatchOrchestratorProgress):
+            return result
+        return await self.get_progress()
+
+    async def pause(self) -> BatchOrchestratorProgress:
+        """Set parallelism to 0: running pages finish, no new page starts."""
+        return await self._latest().execute_update(BatchOrchestrator.pause)
+
+    async def resume(self) -> BatchOrchestratorProgress:
+        """Return to the parallelism the batch had before it was paused."""
+        return await self._latest().execute_update(BatchOrchestrator.resume)
+
+    async def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
+        """Set the parallelism cap (0 pauses), remembering the old value."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidBatchInputError(f"max_parallelism must be an int >= 0, got {n!r}")
+        return await self._latest().execute_update(BatchOrchestrator.set_max_parallelism, n)
+
+    async def restore_max_parallelism(self) -> BatchOrchestratorProgress:
+        """Return to the parallelism cap before the last ``set_max_parallelism``."""
+        return await self._latest().execute_update(BatchOrchestrator.restore_max_parallelism)
+
+
+class BatchOrchestratorClient:
+    """Starts batches and finds running ones."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Client:
+        """The Temporal client."""
+        return self._client
+
+    async def start(
+        self, input: BatchOrchestratorInput, *, id: str, task_queue: str, **kwargs: Any
+    ) -> BatchOrchestratorHandle:
+        """Validate ``input`` and start a batch; extra keyword arguments go to
+        ``Client.start_workflow``.
+
+        Raises:
+            InvalidBatchInputError: a field of ``input`` cannot work; the message names it.
+        """
+        proc = input.page_processor
+        if inspect.isclass(proc) and not (issubclass(proc, PageProcessor) and _is_registered(proc)):
+            raise InvalidBatchInputError(
+                f"page_processor {proc!r} is not a registered page processor; decorate it "
+                "with @page_processor, or pass the registered name"
+            )
+        validate_input(input)
+        handle = await self._client.start_workflow(
+            BatchOrchestrator.run, input_to_wire(input), id=id, task_queue=task_queue,
+            result_type=BatchOrchestratorProgress, **kwargs,
+        )
+        return BatchOrchestratorHandle(handle, self._client)
+
+    def get_handle(self, workflow_id: str, *, run_id: str | None = None) -> BatchOrchestratorHandle:
+        """A handle to an existing batch."""
+        return BatchOrchestratorHandle(
+            self._client.get_workflow_handle(
+                workflow_id, run_id=run_id, result_type=BatchOrchestratorProgress
+            ),
+            self._client,
+        )

@@ -1,0 +1,65 @@
+"""The Batch Orchestra error tree.
+
+::
+
+    BatchOrchestraError
+    ├── InvalidBatchInputError (also ValueError)   bad BatchOrchestratorInput, bad page
+    ├── ProcessorDefinitionError (also TypeError)  @page_processor misuse, bad retry settings
+    ├── UnknownPageProcessorError (also LookupError)
+    ├── UnknownBatchTrackerError (also LookupError)
+    └── ProcessorUsageError                         misuse inside run(): second enqueue, no args
+
+Failures that cross Temporal (workflow or page failures) are ``ApplicationError``s whose
+``type`` is one of the ``*_ERROR_TYPE`` constants below, so callers can match on them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BatchOrchestraError",
+    "InvalidBatchInputError",
+    "ProcessorDefinitionError",
+    "ProcessorUsageError",
+    "UnknownBatchTrackerError",
+    "UnknownPageProcessorError",
+    "INVALID_INPUT_ERROR_TYPE",
+    "PROCESSOR_USAGE_ERROR_TYPE",
+    "UNKNOWN_PROCESSOR_ERROR_TYPE",
+    "UNKNOWN_TRACKER_ERROR_TYPE",
+    "PROCESSOR_DEFINITION_ERROR_TYPE",
+]
+
+INVALID_INPUT_ERROR_TYPE = "BatchOrchestraInvalidInput"
+"""``ApplicationError.type`` of a batch that failed because its input was invalid."""
+PROCESSOR_USAGE_ERROR_TYPE = "BatchOrchestraProcessorUsage"
+"""``ApplicationError.type`` of a page that misused the context (never retried)."""
+UNKNOWN_PROCESSOR_ERROR_TYPE = "BatchOrchestraUnknownPageProcessor"
+"""``ApplicationError.type`` of a batch whose processor is not registered on the worker."""
+UNKNOWN_TRACKER_ERROR_TYPE = "BatchOrchestraUnknownBatchTracker"
+"""``ApplicationError.type`` of a batch whose tracker is not registered on the worker."""
+PROCESSOR_DEFINITION_ERROR_TYPE = "BatchOrchestraProcessorDefinition"
+"""``ApplicationError.type`` of a batch whose processor has contradictory retry settings."""
+
+
+class BatchOrchestraError(Exception):
+    """Base class of every error raised by Batch Orchestra itself."""
+
+
+class InvalidBatchInputError(BatchOrchestraError, ValueError):
+    """A ``BatchOrchestratorInput`` field or a ``BatchPage`` holds a value that cannot work."""
+
+
+class ProcessorDefinitionError(BatchOrchestraError, TypeError):
+    """A page processor class is defined or decorated in a way that cannot work."""
+
+
+class UnknownPageProcessorError(BatchOrchestraError, LookupError):
+    """No page processor is registered under the requested name."""
+
+
+class UnknownBatchTrackerError(BatchOrchestraError, LookupError):
+    """No batch tracker is registered under the requested name."""
+
+
+class ProcessorUsageError(BatchOrchestraError):
+    """A page processor misused its context while running (a page error, never retried)."""

@@ -1,0 +1,358 @@
+"""The page-processor API from the seed: what a user writes."""
+
+from __future__ import annotations
+
+import abc
+import enum
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio.common import RetryPolicy
+
+from ._exceptions import (
+    InvalidBatchInputError,
+    ProcessorDefinitionError,
+    ProcessorUsageError,
+    UnknownPageProcessorError,
+)
+from ._types import ProcessorSettings
+
+__all__ = [
+    "BatchPage",
+    "BatchProcessorContext",
+    "PageProcessor",
+    "RetryMode",
+    "get_page_processor",
+    "page_processor",
+    "registered_page_processors",
+]
+
+_logger = logging.getLogger("batch_orchestra")
+
+
+class RetryMode(enum.Enum):
+    """How a page processor wants failed pages handled."""
+
+    EXECUTE_AT_LEAST_ONCE = "EXECUTE_AT_LEAST_ONCE"
+    """Failed pages are retried (initial retries, then extended retries); make run() idempotent."""
+    EXECUTE_AT_MOST_ONCE = "EXECUTE_AT_MOST_ONCE"
+    """Each page gets exactly one attempt; a failure marks the page failed."""
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    """A page to process: an opaque cursor and how many items to fetch from it.
+
+    Args are positional as in the seed: ``BatchPage(next_cursor, page.size)``.
+    """
+
+    cursor_str: str
+    """Where the page starts, serialized by the processor (JSON is a good choice)."""
+    size: int
+    """How many items the page holds at most."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cursor_str, str):
+            raise InvalidBatchInputError(
+                f"BatchPage.cursor_str must be a str, got {type(self.cursor_str).__name__} "
+                f"{self.cursor_str!r}; serialize the cursor first, e.g. with json.dumps()"
+            )
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise InvalidBatchInputError(
+                f"BatchPage.size must be an int >= 1, got {self.size!r}"
+            )
+
+
+_DEFAULT_AT_LEAST_ONCE_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=100),
+    maximum_attempts=10,
+)
+
+
+class PageProcessor(abc.ABC):
+    """Processes one page of a batch. Subclass it, implement ``run`` and ``retry_mode``,
+    and register the class with ``@page_processor``.
+
+    A new instance is created for every page attempt, so instances may keep per-page state.
+    """
+
+    RetryMode = RetryMode
+
+    @abc.abstractmethod
+    async def run(self, context: BatchProcessorContext) -> int | None:
+        """Process ``context.page``.
+
+        Fetch the page, call ``await context.enqueue_next_page(...)`` with the next cursor as
+        early as possible (that is what lets the next page run in parallel), then process the
+        items. Return the number of items processed (optional; used for progress).
+        """
+
+    @property
+    @abc.abstractmethod
+    def retry_mode(self) -> RetryMode:
+        """Whether failed pages are retried (at least once) or never (at most once)."""
+
+    @property
+    def initial_retry_policy(self) -> RetryPolicy:
+        """Retries right after a failure. Default: 10 attempts, 1 s doubling up to 100 s;
+        one attempt for at-most-once processors."""
+        if self.retry_mode is RetryMode.EXECUTE_AT_MOST_ONCE:
+            return RetryPolicy(maximum_attempts=1)
+        return _DEFAULT_AT_LEAST_ONCE_POLICY
+
+    @property
+    def use_extended_retries(self) -> bool:
+        """Whether a page whose initial retries are exhausted becomes *stuck* and is retried
+        every ``extended_retry_interval_seconds`` (True) or fails (False). Default: True for
+        at-least-once processors, False for at-most-once ones."""
+        return self.retry_mode is RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    @property
+    def extended_retry_interval_seconds(self) -> int:
+        """Seconds between two extended retries of a stuck page. Default: 300."""
+        return 300
+
+
+_P = TypeVar("_P", bound=type[PageProcessor])
+_registry: dict[str, type[PageProcessor]] = {}
+
+
+def page_processor(cls: _P) -> _P:
+    """Class decorator: register a ``PageProcessor`` subclass under its class name.
+
+    Raises:
+        ProcessorDefinitionError: ``cls`` is not a ``PageProcessor`` subclass, leaves
+            ``run``/``retry_mode`` abstract, or has retry settings that contradict each other.
+    """
+    if not (inspect.isclass(cls) and issubclass(cls, PageProcessor)):
+        raise ProcessorDefinitionError(
+            f"@page_processor decorates PageProcessor subclasses, got {cls!r}; "
+            "declare it as `class MyProcessor(PageProcessor): ...`"
+        )
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise ProcessorDefinitionError(
+            f"page processor {cls.__name__} must define {', '.join(missing)}"
+        )
+    processor_settings(cls)  # fail at import time, not in the middle of a batch
+    if _registry.get(cls.__name__, cls) is not cls:
+        _logger.debug("page processor %s re-registered", cls.__name__)
+    _registry[cls.__name__] = cls
+    return cls
+
+
+def registered_page_processors() -> list[str]:
+    """The names of every registered page processor, sorted."""
+    return sorted(_registry)
+
+
+def get_page_processor(name: str) -> type[PageProcessor]:
+    """The processor class registered under ``name``.
+
+    Raises:
+        UnknownPageProcessorError: nothing is registered under that name.
+    """
+    try:
+        return _registry[name]
+    except KeyError:
+        known = ", ".join(registered_page_processors()) or "none"
+        raise UnknownPageProcessorError(
+            f"no page processor named {name!r} is registered on this worker "
+            f"(registered: {known}); import the module that defines it in the worker "
+            "and decorate the class with @page_processor"
+        ) from None
+
+
+def processor_settings(cls: type[PageProcessor]) -> ProcessorSettings:
+    """Read what steers orchestration from a processor class, validating it."""
+    try:
+        proc = cls()
+    except TypeError as err:
+        raise ProcessorDefinitionError(
+            f"page processor {cls.__name__} must be constructible without arguments: {err}"
+        ) from err
+    mode = proc.retry_mode
+    if not isinstance(mode, RetryMode):
+        raise ProcessorDefinitionError(
+            f"{cls.__name__}.retry_mode must be a PageProcessor.RetryMode, got {mode!r}"
+        )
+    policy = proc.initial_retry_policy
+    if not isinstance(policy, RetryPolicy):
+        raise ProcessorDefinitionError(
+            f"{cls.__name__}.initial_retry_policy must be a temporalio.common.RetryPolicy, "
+            f"got {policy!r}"
+        )
+    extended = bool(proc.use_extended_retries)
+    interval = proc.extended_retry_interval_seconds
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+        raise ProcessorDefinitionError(
+            f"{cls.__name__}.extended_retry_interval_seconds must be a positive number, "
+            f"got {interval!r}"
+        )
+    if mode is RetryMode.EXECUTE_AT_MOST_ONCE:
+        if policy.maximum_attempts != 1:
+            raise ProcessorDefinitionError(
+                f"{cls.__name__} is EXECUTE_AT_MOST_ONCE but its initial_retry_policy allows "
+                f"maximum_attempts={policy.maximum_attempts}; at-most-once pages get one "
+                "attempt: use RetryPolicy(maximum_attempts=1) or EXECUTE_AT_LEAST_ONCE"
+            )
+        if extended:
+            raise ProcessorDefinitionError(
+                f"{cls.__name__} is EXECUTE_AT_MOST_ONCE but use_extended_retries is True; "
+                "at-most-once pages are never retried: return False or use EXECUTE_AT_LEAST_ONCE"
+            )
+    return ProcessorSettings(
+        name=cls.__name__,
+        at_most_once=mode is RetryMode.EXECUTE_AT_MOST_ONCE,
+        maximum_attempts=policy.maximum_attempts,
+        initial_interval_seconds=policy.initial_interval.total_seconds(),
+        backoff_coefficient=policy.backoff_coefficient,
+        maximum_interval_seconds=(
+            policy.maximum_interval.total_seconds()
+            if policy.maximum_interval is not None
+            else 100 * policy.initial_interval.total_seconds()
+        ),
+        non_retryable_error_types=list(policy.non_retryable_error_types or []),
+        use_extended_retries=extended,
+        extended_retry_interval_seconds=float(interval),
+    )
+
+
+class BatchProcessorContext:
+    """What a page processor's ``run`` gets: the page, the batch's args and the means to
+    enqueue the next page."""
+
+    def __init__(
+        self,
+        *,
+        page: BatchPage,
+        page_num: int,
+        attempt: int,
+        args: str | None,
+        batch_id: str,
+        successor_enqueued: bool,
+        enqueue: Callable[[list[BatchPage]], Awaitable[None]],
+        logger: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self._page = page
+        self._page_num = page_num
+        self._attempt = attempt
+        self._args = args
+        self._batch_id = batch_id
+        self._enqueued = successor_enqueued
+        self._already_enqueued_before = successor_enqueued
+        self._called = False
+        self._enqueue = enqueue
+        self._logger = logger
+        self._items = 0
+
+    @property
+    def page(self) -> BatchPage:
+        """The page to process."""
+        return self._page
+
+    @property
+    def page_num(self) -> int:
+        """The page's number in the batch; the first page is 0."""
+        return self._page_num
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first attempt at this page, 2 for its first retry, and so on."""
+        return self._attempt
+
+    @property
+    def batch_id(self) -> str:
+        """The batch's ``batch_id`` ("" when none was given)."""
+        return self._batch_id
+
+    def has_batch_id(self) -> bool:
+        """Whether the batch was started with a non-empty ``batch_id``."""
+        return bool(self._batch_id)
+
+    @property
+    def args_str(self) -> str:
+        """The ``args`` string the batch was started with.
+
+        Raises:
+            ProcessorUsageError: the batch was started without args.
+        """
+        if self._args is None:
+            raise ProcessorUsageError(
+                "context.args_str was read but the batch was started with args=None; "
+                "pass args=... in BatchOrchestratorInput, or check has_args() first"
+            )
+        return self._args
+
+    def has_args(self) -> bool:
+        """Whether the batch was started with args."""
+        return self._args is not None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``batch_id`` and ``page_num`` as extra fields."""
+        return self._logger
+
+    def add_completed_items(self, count: int) -> None:
+        """Report ``count`` more items processed by this page (alternative to returning a count
+        from ``run``)."""
+        self._items += count
+
+    async def enqueue_next_page(self, page: BatchPage) -> None:
+        """Hand the next page of this chain to the orchestrator. At most once per ``run``.
+
+        Raises:
+            ProcessorUsageError: called a second time in the same run.
+        """
+        await self.enqueue_next_pages([page])
+
+    async def enqueue_next_pages(self, pages: Sequence[BatchPage]) -> None:
+        """Hand several successor pages (lookahead) to the orchestrator in one call.
+
+        One call of this or ``enqueue_next_page`` per run. A retried attempt whose earlier
+        attempt already enqueued its successors does nothing here.
+
+        Raises:
+            ProcessorUsageError: called a second time in the same run.
+            InvalidBatchInputError: an element is not a ``BatchPage``.
+        """
+        if self._called:
+            raise ProcessorUsageError(
+                f"page {self._page_num} called enqueue_next_page(s) a second time; a page "
+                "enqueues its successors once, in one call (use enqueue_next_pages for several)"
+            )
+        self._called = True
+        pages = list(pages)
+        for p in pages:
+            if not isinstance(p, BatchPage):
+                raise InvalidBatchInputError(
+                    f"enqueue_next_page(s) takes BatchPage objects, got {p!r}; "
+                    "wrap the cursor: BatchPage(next_cursor, page.size)"
+                )
+        if self._enqueued or not pages:
+            return
+        await self._enqueue(pages)
+        self._enqueued = True
+
+    @property
+    def enqueued_successor(self) -> bool:
+        """Whether this page's successors have been enqueued (by this or an earlier attempt)."""
+        return self._enqueued
+
+
+def _settings_for_name(name: str) -> ProcessorSettings:
+    return processor_settings(get_page_processor(name))
+
+
+def _instantiate(name: str) -> PageProcessor:
+    return get_page_processor(name)()
+
+
+def _is_registered(cls: Any) -> bool:
+    return inspect.isclass(cls) and _registry.get(getattr(cls, "__name__", "")) is cls

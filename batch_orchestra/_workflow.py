@@ -1,0 +1,372 @@
+"""BatchOrchestrator: the thin workflow around the Scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from ._activities import (
+        DescribeBatchInput,
+        EnqueueRequest,
+        PageResult,
+        ProcessPageInput,
+        TrackerInput,
+        describe_batch,
+        process_page,
+        run_batch_tracker,
+    )
+    from ._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
+    from ._processor import BatchPage
+    from ._scheduler import Attempt, Scheduler
+    from ._types import (
+        BatchOrchestratorInput,
+        BatchOrchestratorProgress,
+        ProcessorSettings,
+        input_from_wire,
+    )
+
+__all__ = ["BatchOrchestrator"]
+
+HISTORY_EVENTS_HARD_CAP = 20_000
+"""Continue as new past this many events even if the server never suggests it."""
+_PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
+
+
+@workflow.defn(name="BatchOrchestrator")
+class BatchOrchestrator:
+    """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
+
+    def __init__(self) -> None:
+        self._sched: Scheduler | None = None
+        self._inp: BatchOrchestratorInput | None = None
+        self._dirty = False
+        self._draining = False
+        self._finished = False
+        self._tracker_busy = False
+        self._tracker_next: float | None = None
+        self._started_this_run = 0
+        self._early_enqueues: list[EnqueueRequest] = []
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> BatchOrchestratorProgress:
+        """Run (this run of) the batch. ``raw`` is ``input_to_wire(BatchOrchestratorInput)``."""
+        try:
+            inp = input_from_wire(raw)
+        except InvalidBatchInputError as err:
+            raise ApplicationError(str(err), type=INVALID_INPUT_ERROR_TYPE, non_retryable=True)
+        self._inp = inp
+        cont = raw.get("continuation")
+        if cont:
+            settings = ProcessorSettings(**cont["settings"])
+            sched = Scheduler.from_dict(settings, cont["scheduler"])
+            self._tracker_next = cont.get("tracker_next")
+        else:
+            settings = await self._describe(inp)
+            sched = Scheduler(settings, inp.max_parallelism, workflow.now().timestamp())
+            cursors = inp.first_cursor_strs or [inp.first_cursor_str]
+            sched.enqueue(None, [(c, inp.page_size) for c in cursors])
+            workflow.logger.info(
+                "batch started: %s, page_size %d, max_parallelism %d, %d chain(s)",
+                settings.name, inp.page_size, inp.max_parallelism, len(cursors),
+                extra=self._extra(),
+            )
+        self._sched = sched
+        for req in self._early_enqueues:
+            self._apply_enqueue(req)
+        self._early_enqueues.clear()
+
+        background = [asyncio.ensure_future(self._retry_timer())]
+        if inp.batch_tracker is not None:
+            background.append(asyncio.ensure_future(self._tracker_loop()))
+
+        while True:
+            self._start_runnable()
+            if sched.is_finished:
+                break
+            if not self._draining and self._should_continue_as_new():
+                self._draining = True
+                workflow.logger.info(
+                    "handing over to a new run after %d page attempts; waiting for %d running",
+                    self._started_this_run, len(sched.running), extra=self._extra(),
+                )
+            if self._draining and not sched.running and not self._tracker_busy:
+                break
+            await workflow.wait_condition(lambda: self._dirty)
+            self._dirty = False
+
+        self._finished = sched.is_finished
+        self._dirty = True
+        if self._finished:
+            await workflow.wait_condition(lambda: not self._tracker_busy)
+        for task in background:
+            task.cancel()
+        if not self._finished:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(self._continuation(raw, settings))
+        if inp.batch_tracker is not None:
+            await self._call_tracker(is_final=True)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        progress = self._progress()
+        workflow.logger.info(
+            "batch finished: %d pages completed, %d failed",
+            progress.num_completed_pages, progress.num_failed_pages, extra=self._extra(),
+        )
+        return progress
+
+    async def _describe(self, inp: BatchOrchestratorInput) -> ProcessorSettings:
+        tracker = inp.batch_tracker.name if inp.batch_tracker is not None else None
+        try:
+            return await workflow.execute_local_activity(
+                describe_batch,
+                DescribeBatchInput(inp.processor_name(), tracker),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True)
+            raise
+
+    def _extra(self, page_num: int | None = None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"batch_id": self._inp.batch_id if self._inp else ""}
+        if page_num is not None:
+            extra["page_num"] = page_num
+        return extra
+
+    def _should_continue_as_new(self) -> bool:
+        assert self._inp is not None
+        per_run = self._inp.pages_per_run
+        if per_run is not None and self._started_this_run >= per_run:
+            return True
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or (
+            info.get_current_history_length() > HISTORY_EVENTS_HARD_CAP
+        )
+
+    def _start_runnable(self) -> None:
+        sched, inp = self._sched, self._inp
+        assert sched is not None and inp is not None
+        if self._draining:
+            return
+        limit = None
+        if inp.pages_per_run is not None:
+            limit = max(0, inp.pages_per_run - self._started_this_run)
+        for att in sched.take_runnable(limit):
+            self._started_this_run += 1
+            self._start_attempt(att, inp)
+
+    def _start_attempt(self, att: Attempt, inp: BatchOrchestratorInput) -> None:
+        handle = workflow.start_activity(
+            process_page,
+            ProcessPageInput(
+                processor=inp.processor_name(),
+                page=BatchPage(att.cursor, att.size),
+                page_num=att.page_num,
+                attempt=att.attempt,
+                args=inp.args,
+                batch_id=inp.batch_id,
+                successor_enqueued=att.successor_enqueued,
+            ),
+            start_to_close_timeout=inp.page_timeout,
+            retry_policy=_PAGE_RETRY,
+            activity_id=f"page-{att.page_num}-attempt-{att.attempt}",
+            summary=f"page {att.page_num}",
+        )
+        handle.add_done_callback(lambda fut: self._on_attempt_done(att.page_num, fut))
+
+    def _on_attempt_done(self, page_num: int, fut: asyncio.Future[PageResult]) -> None:
+        sched = self._sched
+        assert sched is not None
+        self._dirty = True
+        err = fut.exception()
+        if err is None:
+            sched.complete(page_num, fut.result().items)
+            return
+        cause = err.cause if isinstance(err, ActivityError) else err
+        if isinstance(cause, ApplicationError):
+            kind, message, non_retryable = cause.type or "Error", cause.message, cause.non_retryable
+        elif isinstance(cause, TimeoutError):
+            kind, message, non_retryable = "Timeout", f"page timed out ({cause.type})", False
+        else:
+            kind, message, non_retryable = type(cause).__name__, str(cause), False
+        outcome = sched.fail(page_num, kind, message, non_retryable, workflow.now().timestamp())
+        log = workflow.logger.error if outcome != "retry" else workflow.logger.warning
+        log("page %s: %s: %s", outcome, kind, message, extra=self._extra(page_num))
+
+    async def _retry_timer(self) -> None:
+        sched = self._sched
+        assert sched is not None
+        while True:
+            due = sched.next_due()
+            if due is None:
+                await workflow.wait_condition(lambda: sched.next_due() is not None)
+                continue
+            delay = due - workflow.now().timestamp()
+            if delay > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda: (sched.next_due() or due) < due, timeout=timedelta(seconds=delay)
+                    )
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+            if sched.release_due(workflow.now().timestamp()):
+                self._dirty = True
+
+    async def _tracker_loop(self) -> None:
+        inp = self._inp
+        assert inp is not None and inp.batch_tracker is not None
+        interval = inp.batch_tracker.interval.total_seconds()
+        while True:
+            now = workflow.now().timestamp()
+            if self._tracker_next is None:
+                self._tracker_next = now + interval
+            delay = self._tracker_next - now
+            if delay > 0:
+                await workflow.sleep(timedelta(seconds=delay))
+            if self._draining or self._finished:
+                return
+            self._tracker_next = workflow.now().timestamp() + interval
+            await self._call_tracker(is_final=False)
+
+    async def _call_tracker(self, *, is_final: bool) -> None:
+        inp = self._inp
+        assert inp is not None and inp.batch_tracker is not None
+        self._tracker_busy = True
+        try:
+            await workflow.execute_activity(
+                run_batch_tracker,
+                TrackerInput(
+                    inp.batch_tracker.name, inp.batch_tracker.args, inp.batch_id,
+                    self._progress(), is_final,
+                ),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:
+            workflow.logger.warning("batch tracker failed: %s", err.cause, extra=self._extra())
+        finally:
+            self._tracker_busy = False
+            self._dirty = True
+
+    def _continuation(self, raw: dict[str, Any], settings: ProcessorSettings) -> dict[str, Any]:
+        assert self._sched is not None
+        nxt = {k: v for k, v in raw.items() if k != "continuation"}
+        nxt["first_cursor_str"], nxt["first_cursor_strs"] = "", None
+        nxt["continuation"] = {
+            "settings": settings.__dict__,
+            "scheduler": self._sched.to_dict(),
+            "tracker_next": self._tracker_next,
+        }
+        return nxt
+
+    def _progress(self) -> BatchOrchestratorProgress:
+        if self._sched is None:
+            return BatchOrchestratorProgress(start_time=workflow.info().start_time)
+        p = self._sched.progress(self._inp.total_items if self._inp else None)
+        p.is_finished = self._finished
+        return p
+
+    def _apply_enqueue(self, req: EnqueueRequest) -> None:
+        sched = self._sched
+        assert sched is not None
+        result = sched.enqueue(req.parent_page_num, [(p.cursor_str, p.size) for p in req.pages])
+        for cursor, why in result.ignored:
+            workflow.logger.warning(
+                "ignored enqueued cursor %r: %s", cursor, why, extra=self._extra(req.parent_page_num)
+            )
+        if result.added:
+            self._dirty = True
+
+    @workflow.signal(name="batch_orchestra.enqueue_pages")
+    def enqueue_pages(self, req: EnqueueRequest) -> None:
+        """A running page hands over its successor page(s)."""
+        if self._sched is None:
+            self._early_enqueues.append(req)
+        else:
+            self._apply_enqueue(req)
+
+    @workflow.query(name="progress")
+    def progress(self) -> BatchOrchestratorProgress:
+        """The batch's progress now."""
+        return self._progress()
+
+    async def _ready(self) -> Scheduler:
+        await workflow.wait_condition(lambda: self._sched is not None)
+        assert self._sched is not None
+        return self._sched
+
+    def _set_parallelism(self, sched: Scheduler, n: int) -> BatchOrchestratorProgress:
+        sched.set_parallelism(n)
+        self._dirty = True
+        workflow.logger.info("max_parallelism set to %d", n, extra=self._extra())
+        return self._progress()
+
+    @workflow.update(name="pause")
+    async def pause(self) -> BatchOrchestratorProgress:
+        """Set parallelism to 0: running pages finish, no page starts. Returns the progress."""
+        sched = await self._ready()
+        return self._set_parallelism(sched, 0) if sched.max_parallelism else self._progress()
+
+    @workflow.update(name="resume")
+    async def resume(self) -> BatchOrchestratorProgress:
+        """Return to the parallelism before the pause. Returns the progress."""
+        sched = await self._ready()
+        if sched.max_parallelism == 0:
+            self._set_parallelism(sched, sched.previous_parallelism)
+        return self._progress()
+
+    @resume.validator
+    def _validate_resume(self) -> None:
+        if self._sched is not None and self._sched.max_parallelism == 0 and (
+            self._sched.previous_parallelism == 0
+        ):
+            raise ValueError(
+                "the batch was started with max_parallelism=0 and has no earlier parallelism "
+                "to resume to; use set_max_parallelism(n)"
+            )
+
+    @workflow.update(name="set_max_parallelism")
+    async def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
+        """Set the parallelism cap (0 pauses), remembering the old one. Returns the progress."""
+        return self._set_parallelism(await self._ready(), n)
+
+    @set_max_parallelism.validator
+    def _validate_set_max_parallelism(self, n: int) -> None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"max_parallelism must be an int >= 0 (0 pauses), got {n!r}")
+
+    @workflow.update(name="restore_max_parallelism")
+    async def restore_max_parallelism(self) -> BatchOrchestratorProgress:
+        """Return to the parallelism cap before the last change. Returns the progress."""
+        sched = await self._ready()
+        return self._set_parallelism(sched, sched.previous_parallelism)
+
+    @workflow.signal(name="pause_signal")
+    async def pause_signal(self) -> None:
+        """Fire-and-forget ``pause``."""
+        await self.pause()
+
+    @workflow.signal(name="resume_signal")
+    async def resume_signal(self) -> None:
+        """Fire-and-forget ``resume`` (ignored when there is nothing to resume to)."""
+        sched = await self._ready()
+        if sched.max_parallelism == 0 and sched.previous_parallelism > 0:
+            self._set_parallelism(sched, sched.previous_parallelism)
+
+    @workflow.signal(name="set_max_parallelism_signal")
+    async def set_max_parallelism_signal(self, n: int) -> None:
+        """Fire-and-forget ``set_max_parallelism`` (an invalid value is logged and ignored)."""
+        try:
+            self._validate_set_max_parallelism(n)
+        except ValueError as err:
+            workflow.logger.warning("ignored set_max_parallelism_signal: %s", err)
+            return
+        self._set_parallelism(await self._ready(), n)
