@@ -22,6 +22,8 @@ RECENT_CURSOR_WINDOW = 512
 FAILURE_LIST_LIMIT = 100
 """How many failed (and listed stuck) pages progress shows in detail; counts stay exact."""
 MAX_ERROR_MESSAGE = 500
+RATE_WINDOW_SECONDS = 60.0
+"""Rates in progress are measured over about this long."""
 
 
 @dataclass
@@ -99,6 +101,8 @@ class Scheduler:
         self.waiting: set[int] = set()
         self.failed: deque[PageState] = deque(maxlen=FAILURE_LIST_LIMIT)
         self._recent: deque[str] = deque()
+        # (time, completed pages, completed items), at most one a second over the rate window
+        self._samples: deque[tuple[float, int, int]] = deque()
         self._recent_count: dict[str, int] = {}
 
     def enqueue(self, parent: int | None, pages: list[tuple[str, int]]) -> EnqueueResult:
@@ -158,12 +162,26 @@ class Scheduler:
             self.max_parallelism_achieved = len(self.running)
         return out
 
-    def complete(self, page_num: int, items: int) -> None:
+    def complete(self, page_num: int, items: int, now: float) -> None:
         """An attempt at ``page_num`` succeeded."""
         self.running.discard(page_num)
         if self.pages.pop(page_num, None) is not None:
+            if not self._samples or now - self._samples[-1][0] >= 1.0:
+                self._samples.append((now, self.num_completed, self.num_completed_items))
+                while now - self._samples[0][0] > RATE_WINDOW_SECONDS:
+                    self._samples.popleft()
             self.num_completed += 1
             self.num_completed_items += max(0, items)
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """Pages and items completed per second over the rate window."""
+        if not self._samples:
+            return 0.0, 0.0
+        t0, pages0, items0 = self._samples[0]
+        elapsed = now - t0
+        if elapsed <= 0:
+            return 0.0, 0.0
+        return (self.num_completed - pages0) / elapsed, (self.num_completed_items - items0) / elapsed
 
     def fail(
         self, page_num: int, error_type: str, message: str, non_retryable: bool, now: float
@@ -229,8 +247,15 @@ class Scheduler:
         """No page is pending, waiting, running or stuck."""
         return not self.pages
 
-    def progress(self, total_items: int | None = None) -> BatchOrchestratorProgress:
+    def progress(self, now: float, total_items: int | None = None) -> BatchOrchestratorProgress:
         """A snapshot for queries, trackers and the result."""
+        pages_rate, items_rate = self.rates(now)
+        percent = eta = None
+        if total_items is not None:
+            done = self.num_completed_items
+            percent = min(100.0, 100.0 * done / total_items) if total_items else 100.0
+            if items_rate > 0:
+                eta = max(0.0, (total_items - done) / items_rate)
         stuck = [p for p in self.pages.values() if p.stuck]
         idle_stuck = sum(1 for n in self.waiting if self.pages[n].stuck)
         recent_stuck = sorted(stuck, key=lambda p: p.failed_at or 0.0)[-FAILURE_LIST_LIMIT:]
@@ -249,6 +274,10 @@ class Scheduler:
             start_time=_dt(self.start_time),
             num_runs=self.num_runs,
             total_items=total_items,
+            pages_per_second=pages_rate,
+            items_per_second=items_rate,
+            percent_complete=percent,
+            eta_seconds=eta,
             stuck_pages=[p.failure() for p in recent_stuck],
             failed_pages=[p.failure() for p in self.failed],
         )
@@ -271,6 +300,7 @@ class Scheduler:
             "pages": [p.to_list() for p in self.pages.values()],
             "failed": [p.to_list() for p in self.failed],
             "recent": list(self._recent),
+            "samples": [list(x) for x in self._samples],
         }
 
     @classmethod
@@ -290,4 +320,5 @@ class Scheduler:
         s.failed = deque((PageState.from_list(v) for v in d["failed"]), maxlen=FAILURE_LIST_LIMIT)
         for c in d["recent"]:
             s._remember(c)
+        s._samples = deque((t, p, i) for t, p, i in d.get("samples", []))
         return s

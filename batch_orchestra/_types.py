@@ -116,6 +116,14 @@ class BatchOrchestratorProgress:
     """Workflow runs so far (continue-as-new hand-overs + 1)."""
     total_items: int | None = None
     """The input's estimate of the items in the batch, if given."""
+    pages_per_second: float = 0.0
+    """Pages completed per second over the last minute or so."""
+    items_per_second: float = 0.0
+    """Items completed per second over the last minute or so."""
+    percent_complete: float | None = None
+    """``num_completed_items`` as a percentage of ``total_items`` (None without an estimate)."""
+    eta_seconds: float | None = None
+    """Seconds to completion at the recent item rate (None without an estimate or a rate)."""
     stuck_pages: list[PageFailure] = field(default_factory=list)
     """The most recent stuck pages (at most 100)."""
     failed_pages: list[PageFailure] = field(default_factory=list)

@@ -187,7 +187,7 @@ class BatchOrchestrator:
         self._dirty = True
         err = fut.exception()
         if err is None:
-            sched.complete(page_num, fut.result().items)
+            sched.complete(page_num, fut.result().items, workflow.now().timestamp())
             return
         cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, ApplicationError):
@@ -270,7 +270,9 @@ class BatchOrchestrator:
     def _progress(self) -> BatchOrchestratorProgress:
         if self._sched is None:
             return BatchOrchestratorProgress(start_time=workflow.info().start_time)
-        p = self._sched.progress(self._inp.total_items if self._inp else None)
+        p = self._sched.progress(
+            workflow.now().timestamp(), self._inp.total_items if self._inp else None
+        )
         p.is_finished = self._finished
         return p
 

@@ -1,0 +1,57 @@
+"""Shared fixtures: one real Temporal dev server per session, worker factories."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorClient, EmbeddedTemporal
+
+logging.getLogger("temporalio").setLevel(logging.WARNING)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal() -> AsyncIterator[EmbeddedTemporal]:
+    """A real dev server on a free loopback port (or TEMPORAL_ADDRESS)."""
+    async with EmbeddedTemporal() as server:
+        yield server
+
+
+@pytest.fixture
+def client(temporal: EmbeddedTemporal) -> Client:
+    return temporal.client
+
+
+@pytest.fixture
+def orchestra(client: Client) -> BatchOrchestratorClient:
+    return BatchOrchestratorClient(client)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
+
+
+@asynccontextmanager
+async def _worker(client: Client, task_queue: str, **kwargs: Any) -> AsyncIterator[Worker]:
+    worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()], **kwargs)
+    async with worker:
+        yield worker
+
+
+@pytest.fixture
+def new_worker(client: Client, task_queue: str) -> Callable[..., Any]:
+    """``async with new_worker(): ...`` runs a worker with the plugin on this test's queue."""
+
+    def factory(**kwargs: Any) -> Any:
+        return _worker(client, kwargs.pop("task_queue", task_queue), **kwargs)
+
+    return factory
