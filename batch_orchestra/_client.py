@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from ._exceptions import InvalidBatchInputError
 from ._processor import PageProcessor, _is_registered
@@ -42,8 +43,16 @@ class BatchOrchestratorHandle:
         return self._client.get_workflow_handle(self._handle.id)
 
     async def get_progress(self) -> BatchOrchestratorProgress:
-        """The batch's progress now (works on finished batches too)."""
-        return await self._latest().query(BatchOrchestrator.progress)
+        """The batch's progress now. A finished batch answers with its result, so no worker
+        is needed once it has completed."""
+        latest = self._latest()
+        try:
+            return await latest.query(BatchOrchestrator.progress)
+        except RPCError:
+            desc = await latest.describe()
+            if desc.status == WorkflowExecutionStatus.COMPLETED:
+                return await self.result()
+            raise
 
     async def result(self) -> BatchOrchestratorProgress:
         """Wait for the batch to finish, following continue-as-new, and return its progress."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -27,3 +28,21 @@ async def assert_eventually(
 
 def batch_id() -> str:
     return f"batch-{uuid.uuid4()}"
+
+
+async def enqueue_signals_from(handle: Any, parent_page_num: int) -> int:
+    """How many enqueue signals page ``parent_page_num`` sent, counted in every run's history."""
+    client = handle.workflow_handle._client
+    count = 0
+    run_id = handle.workflow_handle.first_execution_run_id or handle.workflow_handle.run_id
+    while run_id:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        run_id = None
+        for event in history.events:
+            attrs = event.workflow_execution_signaled_event_attributes
+            if attrs.signal_name == "batch_orchestra.enqueue_pages":
+                body = json.loads(attrs.input.payloads[0].data)
+                count += body["parent_page_num"] == parent_page_num
+            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return count

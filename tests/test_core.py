@@ -1,0 +1,274 @@
+"""End-to-end behaviour of a batch on the real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from batch_orchestra import (
+    BatchOrchestratorClient,
+    BatchOrchestratorInput,
+    BatchOrchestratorProgress,
+    BatchTrackerConfig,
+)
+from tests.helpers import assert_eventually, batch_id, enqueue_signals_from
+from tests.processors import RECORDS
+
+
+def _input(bid: str, processor: str = "Scripted", **kw: Any) -> BatchOrchestratorInput:
+    args = kw.pop("args", {})
+    return BatchOrchestratorInput(
+        page_processor=processor,
+        page_size=kw.pop("page_size", 10),
+        max_parallelism=kw.pop("max_parallelism", 5),
+        args=json.dumps(args),
+        batch_id=bid,
+        **kw,
+    )
+
+
+async def _run(orchestra: BatchOrchestratorClient, task_queue: str, inp: BatchOrchestratorInput):
+    handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+    return handle, await asyncio.wait_for(handle.result(), 120)
+
+
+async def test_exact_page_counts(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        _, result = await _run(orchestra, task_queue, _input(bid, page_size=7, args={"n": 1000}))
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 143
+    assert result.num_completed_items == 1000
+    assert result.is_finished and result.num_failed_pages == 0 and result.num_stuck_pages == 0
+    assert sorted(rec.pages) == list(range(143))
+    assert sorted(rec.items) == list(range(1000))
+    assert result.start_time is not None and result.start_time.tzinfo is not None
+
+
+async def test_parallelism_reached_and_never_exceeded(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        _, result = await _run(
+            orchestra, task_queue,
+            _input(bid, page_size=1, max_parallelism=4, args={"n": 40, "sleep": 0.3}),
+        )
+    rec = RECORDS[bid]
+    assert rec.max_running == 4
+    assert result.max_parallelism_achieved == 4
+    assert result.num_completed_pages == 40
+
+
+async def test_pause_stops_new_pages_and_resume_finishes(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            _input(bid, page_size=1, max_parallelism=3, args={"n": 30, "sleep": 0.2}),
+            id=bid, task_queue=task_queue,
+        )
+
+        async def some_done() -> None:
+            assert (await handle.get_progress()).num_completed_pages >= 3
+
+        await assert_eventually(some_done)
+        paused = await handle.pause()
+        assert paused.is_paused and paused.max_parallelism == 0
+
+        async def drained() -> BatchOrchestratorProgress:
+            p = await handle.get_progress()
+            assert p.num_processing_pages == 0
+            return p
+
+        await assert_eventually(drained)
+        started_before = len(RECORDS[bid].attempts)
+        await asyncio.sleep(1.5)
+        assert len(RECORDS[bid].attempts) == started_before, "a page started while paused"
+        assert not (await handle.get_progress()).is_finished
+        resumed = await handle.resume()
+        assert resumed.max_parallelism == 3 and not resumed.is_paused
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.num_completed_pages == 30
+    assert sorted(RECORDS[bid].items) == list(range(30))
+
+
+async def test_set_and_restore_parallelism(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            _input(bid, page_size=1, max_parallelism=2, args={"n": 40, "sleep": 0.2}),
+            id=bid, task_queue=task_queue,
+        )
+        p = await handle.set_max_parallelism(6)
+        assert p.max_parallelism == 6
+        p = await handle.restore_max_parallelism()
+        assert p.max_parallelism == 2
+        with pytest.raises(ValueError, match="max_parallelism"):
+            await handle.set_max_parallelism(-1)
+        await handle.set_max_parallelism(8)
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.num_completed_pages == 40
+    assert result.max_parallelism == 8
+
+
+async def test_continue_as_new_keeps_exact_counts(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle, result = await _run(
+            orchestra, task_queue,
+            _input(bid, page_size=3, max_parallelism=4, pages_per_run=7, args={"n": 300}),
+        )
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 100
+    assert result.num_runs >= 100 // 7
+    assert sorted(rec.pages) == list(range(100)), "each page processed exactly once"
+    assert sorted(rec.items) == list(range(300))
+    assert (await handle.get_progress()).num_completed_pages == 100
+
+
+async def test_extended_retries_recover_a_stuck_page(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    # page 2 fails 4 times: 3 initial attempts, then stuck, then an extended retry succeeds
+    args = {"n": 60, "fail": {"2": {"attempts": 4, "message": "db is down"}}}
+    async with new_worker():
+        handle = await orchestra.start(_input(bid, args=args), id=bid, task_queue=task_queue)
+
+        async def stuck() -> None:
+            p = await handle.get_progress()
+            assert p.num_stuck_pages == 1
+            assert p.stuck_pages[0].page_num == 2
+            assert "db is down" in p.stuck_pages[0].error_message
+            assert p.stuck_pages[0].next_retry_at is not None
+
+        await assert_eventually(stuck)
+        result = await asyncio.wait_for(handle.result(), 60)
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 6 and result.num_stuck_pages == 0
+    assert result.num_failed_pages == 0
+    assert [a for p, a in rec.attempts if p == 2] == [1, 2, 3, 4, 5]
+    assert sorted(rec.items) == list(range(60))
+    # page 2 enqueued page 3 once, on its first attempt; its retries sent no signal
+    assert await enqueue_signals_from(handle, 2) == 1
+    assert sorted(rec.pages) == list(range(6))
+
+
+async def test_failed_page_is_reported_and_batch_finishes(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    args = {"n": 50, "fail": {"1": {"attempts": 99, "message": "bad row 17"}}}
+    async with new_worker():
+        _, result = await _run(orchestra, task_queue, _input(bid, "ScriptedNoExtended", args=args))
+    assert result.is_finished
+    assert result.num_failed_pages == 1 and result.num_completed_pages == 4
+    failure = result.failed_pages[0]
+    assert failure.page_num == 1 and failure.attempts == 3
+    assert failure.error_type == "ValueError" and "bad row 17" in failure.error_message
+    assert failure.cursor_str == "10"
+
+
+async def test_non_retryable_error_type_fails_at_once(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    args = {"n": 30, "fail": {"0": {"attempts": 99}}}
+    async with new_worker():
+        _, result = await _run(orchestra, task_queue, _input(bid, "ScriptedNonRetryable", args=args))
+    assert result.num_failed_pages == 1 and result.failed_pages[0].attempts == 1
+    assert [a for p, a in RECORDS[bid].attempts if p == 0] == [1]
+    assert result.num_completed_pages == 2  # page 0 enqueued page 1 before failing
+
+
+async def test_at_most_once_page_is_never_retried(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    args = {"n": 30, "fail": {"1": {"attempts": 1}}}
+    async with new_worker():
+        _, result = await _run(orchestra, task_queue, _input(bid, "ScriptedAtMostOnce", args=args))
+    assert [a for p, a in RECORDS[bid].attempts if p == 1] == [1]
+    assert result.num_failed_pages == 1 and result.num_completed_pages == 2
+
+
+async def test_page_timeout_reaches_the_activity(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        _, result = await _run(
+            orchestra, task_queue,
+            _input(bid, "ScriptedNoExtended", page_size=10,
+                   args={"n": 10, "sleep": 5}, page_timeout=timedelta(seconds=1)),
+        )
+    assert result.num_failed_pages == 1
+    assert result.failed_pages[0].error_type == "Timeout"
+    assert result.failed_pages[0].attempts == 3
+
+
+async def test_failure_after_enqueue_does_not_enqueue_twice(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    args = {"n": 40, "fail": {"0": {"attempts": 2}}}
+    async with new_worker():
+        handle, result = await _run(orchestra, task_queue, _input(bid, args=args))
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 4
+    assert sorted(rec.pages) == [0, 1, 2, 3]
+    assert [a for p, a in rec.attempts if p == 0] == [1, 2, 3]
+    assert await enqueue_signals_from(handle, 0) == 1
+
+
+async def test_looping_cursor_is_caught(orchestra, task_queue, new_worker, caplog) -> None:
+    bid = batch_id()
+    async with new_worker():
+        _, result = await _run(orchestra, task_queue, _input(bid, "Looping", first_cursor_str="x"))
+    assert result.num_completed_pages == 1
+    assert RECORDS[bid].pages == [0]
+
+
+async def test_several_chains_finish_with_exact_counts(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        _, result = await _run(
+            orchestra, task_queue,
+            BatchOrchestratorInput(
+                page_processor="Scripted", page_size=10, max_parallelism=6, batch_id=bid,
+                args=json.dumps({"n": 100}), first_cursor_strs=["0", "1000", "2000"],
+            ),
+        )
+    # each chain runs from its cursor up to n=100 (chains at 1000 and 2000 are one page each)
+    assert result.num_completed_pages == 10 + 1 + 1
+    assert result.num_open_chains == 0
+
+
+async def test_tracker_called_every_interval_and_at_the_end(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        _, result = await _run(
+            orchestra, task_queue,
+            _input(bid, page_size=1, max_parallelism=2, args={"n": 12, "sleep": 0.25},
+                   pages_per_run=5,
+                   batch_tracker=BatchTrackerConfig(name="record_tracker",
+                                                    interval=timedelta(milliseconds=500))),
+        )
+    calls = RECORDS[bid].trackers
+    assert calls[-1] == (12, True)
+    assert len([c for c in calls if not c[1]]) >= 2
+    assert [c for c in calls if c[1]] == [(12, True)]
+
+
+async def test_logs_carry_batch_id_and_page_num(orchestra, task_queue, new_worker, caplog) -> None:
+    bid = batch_id()
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="temporalio.workflow")
+    async with new_worker():
+        await _run(orchestra, task_queue, _input(bid, args={"n": 20}))
+    page_records = [r for r in caplog.records if r.name == "batch_orchestra.page"]
+    assert {getattr(r, "page_num", None) for r in page_records} == {0, 1}
+    assert all(getattr(r, "batch_id", None) == bid for r in page_records)
+    wf_records = [r for r in caplog.records if "batch finished" in r.getMessage()]
+    assert wf_records and getattr(wf_records[0], "batch_id", None) == bid
+
+
+async def test_get_handle_follows_a_running_batch(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        await orchestra.start(
+            _input(bid, page_size=2, pages_per_run=3, args={"n": 30}), id=bid, task_queue=task_queue
+        )
+        result = await asyncio.wait_for(orchestra.get_handle(bid).result(), 60)
+    assert result.num_completed_pages == 15

@@ -1,0 +1,23 @@
+"""A worker process for multi-process tests: python -m tests.worker_main ADDRESS TASK_QUEUE."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import tests.processors  # noqa: F401  (registers the processors)
+from batch_orchestra import BatchOrchestraPlugin
+
+
+async def main(address: str, task_queue: str) -> None:
+    client = await Client.connect(address)
+    worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()])
+    print("worker ready", flush=True)
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
