@@ -13,6 +13,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import tests.processors  # noqa: F401  (registers the test processors and trackers)
 from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorClient, EmbeddedTemporal
 
 logging.getLogger("temporalio").setLevel(logging.WARNING)
