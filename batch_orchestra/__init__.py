@@ -7,7 +7,7 @@ with retries, stuck-page handling, pause and resume, progress and continue-as-ne
 from __future__ import annotations
 
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
-from ._devserver import EmbeddedTemporal
+from ._devserver import EmbeddedTemporal, free_port
 from ._exceptions import (
     BatchOrchestraError,
     InvalidBatchInputError,
@@ -58,6 +58,7 @@ __all__ = [
     "UnknownBatchTrackerError",
     "UnknownPageProcessorError",
     "batch_tracker",
+    "free_port",
     "page_processor",
     "registered_batch_trackers",
     "registered_page_processors",

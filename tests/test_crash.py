@@ -1,0 +1,112 @@
+"""Nothing is lost when a worker process is SIGKILLed or the server restarts mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from batch_orchestra import (
+    BatchOrchestraPlugin,
+    BatchOrchestratorClient,
+    BatchOrchestratorInput,
+    EmbeddedTemporal,
+    free_port,
+)
+from tests.helpers import assert_eventually, batch_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _items_done(db: Path) -> list[int]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            return [r[0] for r in conn.execute("SELECT item FROM done")]
+        except sqlite3.OperationalError:
+            return []
+
+
+def _input(bid: str, db: Path, n: int, sleep: float) -> BatchOrchestratorInput:
+    return BatchOrchestratorInput(
+        page_processor="SqliteRecorded", page_size=10, max_parallelism=4, batch_id=bid,
+        args=json.dumps({"db": str(db), "n": n, "sleep": sleep}),
+        page_timeout=timedelta(seconds=3), pages_per_run=25,
+    )
+
+
+async def test_worker_killed_mid_batch_another_finishes(
+    temporal, orchestra, task_queue, new_worker, tmp_path
+) -> None:
+    db = tmp_path / "done.db"
+    bid = batch_id()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.worker_main", temporal.address, task_queue],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        assert b"worker ready" in line
+        handle = await orchestra.start(_input(bid, db, 600, 0.2), id=bid, task_queue=task_queue)
+
+        async def some_done() -> None:
+            assert len(_items_done(db)) >= 100
+
+        await assert_eventually(some_done, timeout=60)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed_at = len(_items_done(db))
+        assert killed_at < 600, "the batch finished before the kill; make it longer"
+        async with new_worker():
+            result = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    items = _items_done(db)
+    assert set(items) == set(range(600)), "every item processed at least once"
+    assert result.num_completed_pages == 60
+    assert result.num_failed_pages == 0 and result.num_stuck_pages == 0
+
+
+async def test_server_restarted_on_same_db_mid_batch(tmp_path) -> None:
+    db = tmp_path / "done.db"
+    port = free_port()
+    server = EmbeddedTemporal(port=port, db_filename=tmp_path / "temporal.db", use_env=False)
+    await server.start()
+    bid = batch_id()
+    task_queue = f"tq-{bid}"
+    try:
+        client = server.client
+        worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()])
+        async with worker:
+            handle = await BatchOrchestratorClient(client).start(
+                _input(bid, db, 400, 0.1), id=bid, task_queue=task_queue
+            )
+
+            async def some_done() -> None:
+                assert len(_items_done(db)) >= 80
+
+            await assert_eventually(some_done, timeout=60)
+            server.kill()
+            assert len(_items_done(db)) < 400
+            await asyncio.sleep(1.0)
+            await server.start()
+            fresh = BatchOrchestratorClient(await Client.connect(server.address))
+            result = await asyncio.wait_for(fresh.get_handle(bid).result(), 180)
+    finally:
+        await server.stop()
+    assert set(_items_done(db)) == set(range(400))
+    assert result.num_completed_pages == 40
+    assert result.num_failed_pages == 0
