@@ -129,7 +129,7 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
     async def enqueue(pages: list[BatchPage]) -> None:
         from ._workflow import BatchOrchestrator
 
-        handle = activity.client().get_workflow_handle(info.workflow_id)
+        handle = activity.client().get_workflow_handle(info.workflow_id or "")
         await handle.signal(BatchOrchestrator.enqueue_pages, EnqueueRequest(inp.page_num, pages))
 
     extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}

@@ -108,8 +108,7 @@ class BatchOrchestratorClient:
             )
         validate_input(input)
         handle = await self._client.start_workflow(
-            BatchOrchestrator.run, input_to_wire(input), id=id, task_queue=task_queue,
-            result_type=BatchOrchestratorProgress, **kwargs,
+            BatchOrchestrator.run, input_to_wire(input), id=id, task_queue=task_queue, **kwargs,
         )
         return BatchOrchestratorHandle(handle, self._client)
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from temporalio.common import RetryPolicy
 
@@ -67,6 +67,8 @@ class BatchPage:
             )
 
 
+_RetryModeAlias = RetryMode
+
 _DEFAULT_AT_LEAST_ONCE_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -82,7 +84,9 @@ class PageProcessor(abc.ABC):
     A new instance is created for every page attempt, so instances may keep per-page state.
     """
 
-    RetryMode = RetryMode
+    # An alias of the module-level enum, so the seed's `PageProcessor.RetryMode` works both at
+    # runtime and as a type annotation.
+    RetryMode: TypeAlias = _RetryModeAlias
 
     @abc.abstractmethod
     async def run(self, context: BatchProcessorContext) -> int | None:

@@ -36,50 +36,61 @@ __all__ = ["BatchOrchestrator"]
 HISTORY_EVENTS_HARD_CAP = 20_000
 """Continue as new past this many events even if the server never suggests it."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
+_NO_SETTINGS = ProcessorSettings(
+    name="", at_most_once=True, maximum_attempts=1, initial_interval_seconds=1.0,
+    backoff_coefficient=1.0, maximum_interval_seconds=1.0, non_retryable_error_types=[],
+    use_extended_retries=False, extended_retry_interval_seconds=1.0,
+)
 
 
 @workflow.defn(name="BatchOrchestrator")
 class BatchOrchestrator:
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
 
-    def __init__(self) -> None:
-        self._sched: Scheduler | None = None
-        self._inp: BatchOrchestratorInput | None = None
+    @workflow.init
+    def __init__(self, raw: dict[str, Any]) -> None:
         self._dirty = False
         self._draining = False
         self._finished = False
         self._tracker_busy = False
-        self._tracker_next: float | None = None
         self._started_this_run = 0
-        self._early_enqueues: list[EnqueueRequest] = []
+        self._settings: ProcessorSettings | None = None
+        self._input_error: str | None = None
+        self._inp: BatchOrchestratorInput | None = None
+        self._tracker_next: float | None = None
+        cont = raw.get("continuation") if isinstance(raw, dict) else None
+        try:
+            self._inp = input_from_wire(raw)
+        except InvalidBatchInputError as err:
+            self._input_error = str(err)
+        if cont:
+            self._settings = ProcessorSettings(**cont["settings"])
+            self._sched = Scheduler.from_dict(self._settings, cont["scheduler"])
+            self._tracker_next = cont.get("tracker_next")
+        else:
+            # The processor's settings arrive in run(); no page can fail before that.
+            parallelism = self._inp.max_parallelism if self._inp else 0
+            self._sched = Scheduler(_NO_SETTINGS, parallelism, workflow.now().timestamp())
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> BatchOrchestratorProgress:
         """Run (this run of) the batch. ``raw`` is ``input_to_wire(BatchOrchestratorInput)``."""
-        try:
-            inp = input_from_wire(raw)
-        except InvalidBatchInputError as err:
-            raise ApplicationError(str(err), type=INVALID_INPUT_ERROR_TYPE, non_retryable=True)
-        self._inp = inp
-        cont = raw.get("continuation")
-        if cont:
-            settings = ProcessorSettings(**cont["settings"])
-            sched = Scheduler.from_dict(settings, cont["scheduler"])
-            self._tracker_next = cont.get("tracker_next")
-        else:
-            settings = await self._describe(inp)
-            sched = Scheduler(settings, inp.max_parallelism, workflow.now().timestamp())
+        if self._input_error is not None or self._inp is None:
+            raise ApplicationError(
+                self._input_error or "invalid input", type=INVALID_INPUT_ERROR_TYPE,
+                non_retryable=True,
+            )
+        inp, sched = self._inp, self._sched
+        if self._settings is None:
+            self._settings = sched.settings = await self._describe(inp)
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
             sched.enqueue(None, [(c, inp.page_size) for c in cursors])
             workflow.logger.info(
                 "batch started: %s, page_size %d, max_parallelism %d, %d chain(s)",
-                settings.name, inp.page_size, inp.max_parallelism, len(cursors),
+                self._settings.name, inp.page_size, inp.max_parallelism, len(cursors),
                 extra=self._extra(),
             )
-        self._sched = sched
-        for req in self._early_enqueues:
-            self._apply_enqueue(req)
-        self._early_enqueues.clear()
+        settings = self._settings
 
         background = [asyncio.ensure_future(self._retry_timer())]
         if inp.batch_tracker is not None:
@@ -152,7 +163,7 @@ class BatchOrchestrator:
 
     def _start_runnable(self) -> None:
         sched, inp = self._sched, self._inp
-        assert sched is not None and inp is not None
+        assert inp is not None
         if self._draining:
             return
         limit = None
@@ -183,7 +194,6 @@ class BatchOrchestrator:
 
     def _on_attempt_done(self, page_num: int, fut: asyncio.Future[PageResult]) -> None:
         sched = self._sched
-        assert sched is not None
         self._dirty = True
         err = fut.exception()
         if err is None:
@@ -202,7 +212,6 @@ class BatchOrchestrator:
 
     async def _retry_timer(self) -> None:
         sched = self._sched
-        assert sched is not None
         while True:
             due = sched.next_due()
             if due is None:
@@ -257,7 +266,6 @@ class BatchOrchestrator:
             self._dirty = True
 
     def _continuation(self, raw: dict[str, Any], settings: ProcessorSettings) -> dict[str, Any]:
-        assert self._sched is not None
         nxt = {k: v for k, v in raw.items() if k != "continuation"}
         nxt["first_cursor_str"], nxt["first_cursor_strs"] = "", None
         nxt["continuation"] = {
@@ -268,8 +276,6 @@ class BatchOrchestrator:
         return nxt
 
     def _progress(self) -> BatchOrchestratorProgress:
-        if self._sched is None:
-            return BatchOrchestratorProgress(start_time=workflow.info().start_time)
         p = self._sched.progress(
             workflow.now().timestamp(), self._inp.total_items if self._inp else None
         )
@@ -278,7 +284,6 @@ class BatchOrchestrator:
 
     def _apply_enqueue(self, req: EnqueueRequest) -> None:
         sched = self._sched
-        assert sched is not None
         result = sched.enqueue(req.parent_page_num, [(p.cursor_str, p.size) for p in req.pages])
         for cursor, why in result.ignored:
             workflow.logger.warning(
@@ -290,20 +295,12 @@ class BatchOrchestrator:
     @workflow.signal(name="batch_orchestra.enqueue_pages")
     def enqueue_pages(self, req: EnqueueRequest) -> None:
         """A running page hands over its successor page(s)."""
-        if self._sched is None:
-            self._early_enqueues.append(req)
-        else:
-            self._apply_enqueue(req)
+        self._apply_enqueue(req)
 
     @workflow.query(name="progress")
     def progress(self) -> BatchOrchestratorProgress:
         """The batch's progress now."""
         return self._progress()
-
-    async def _ready(self) -> Scheduler:
-        await workflow.wait_condition(lambda: self._sched is not None)
-        assert self._sched is not None
-        return self._sched
 
     def _set_parallelism(self, sched: Scheduler, n: int) -> BatchOrchestratorProgress:
         sched.set_parallelism(n)
@@ -312,33 +309,31 @@ class BatchOrchestrator:
         return self._progress()
 
     @workflow.update(name="pause")
-    async def pause(self) -> BatchOrchestratorProgress:
+    def pause(self) -> BatchOrchestratorProgress:
         """Set parallelism to 0: running pages finish, no page starts. Returns the progress."""
-        sched = await self._ready()
+        sched = self._sched
         return self._set_parallelism(sched, 0) if sched.max_parallelism else self._progress()
 
     @workflow.update(name="resume")
-    async def resume(self) -> BatchOrchestratorProgress:
+    def resume(self) -> BatchOrchestratorProgress:
         """Return to the parallelism before the pause. Returns the progress."""
-        sched = await self._ready()
+        sched = self._sched
         if sched.max_parallelism == 0:
             self._set_parallelism(sched, sched.previous_parallelism)
         return self._progress()
 
     @resume.validator
     def _validate_resume(self) -> None:
-        if self._sched is not None and self._sched.max_parallelism == 0 and (
-            self._sched.previous_parallelism == 0
-        ):
+        if self._sched.max_parallelism == 0 and self._sched.previous_parallelism == 0:
             raise ValueError(
                 "the batch was started with max_parallelism=0 and has no earlier parallelism "
                 "to resume to; use set_max_parallelism(n)"
             )
 
     @workflow.update(name="set_max_parallelism")
-    async def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
+    def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
         """Set the parallelism cap (0 pauses), remembering the old one. Returns the progress."""
-        return self._set_parallelism(await self._ready(), n)
+        return self._set_parallelism(self._sched, n)
 
     @set_max_parallelism.validator
     def _validate_set_max_parallelism(self, n: int) -> None:
@@ -346,29 +341,30 @@ class BatchOrchestrator:
             raise ValueError(f"max_parallelism must be an int >= 0 (0 pauses), got {n!r}")
 
     @workflow.update(name="restore_max_parallelism")
-    async def restore_max_parallelism(self) -> BatchOrchestratorProgress:
+    def restore_max_parallelism(self) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last change. Returns the progress."""
-        sched = await self._ready()
+        sched = self._sched
         return self._set_parallelism(sched, sched.previous_parallelism)
 
     @workflow.signal(name="pause_signal")
-    async def pause_signal(self) -> None:
+    def pause_signal(self) -> None:
         """Fire-and-forget ``pause``."""
-        await self.pause()
+        if self._sched.max_parallelism:
+            self._set_parallelism(self._sched, 0)
 
     @workflow.signal(name="resume_signal")
-    async def resume_signal(self) -> None:
+    def resume_signal(self) -> None:
         """Fire-and-forget ``resume`` (ignored when there is nothing to resume to)."""
-        sched = await self._ready()
+        sched = self._sched
         if sched.max_parallelism == 0 and sched.previous_parallelism > 0:
             self._set_parallelism(sched, sched.previous_parallelism)
 
     @workflow.signal(name="set_max_parallelism_signal")
-    async def set_max_parallelism_signal(self, n: int) -> None:
+    def set_max_parallelism_signal(self, n: int) -> None:
         """Fire-and-forget ``set_max_parallelism`` (an invalid value is logged and ignored)."""
         try:
             self._validate_set_max_parallelism(n)
         except ValueError as err:
             workflow.logger.warning("ignored set_max_parallelism_signal: %s", err)
             return
-        self._set_parallelism(await self._ready(), n)
+        self._set_parallelism(self._sched, n)
