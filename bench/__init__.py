@@ -1,0 +1,1 @@
+"""Benchmarks for Batch Orchestra (``python -m bench.scale --help``)."""

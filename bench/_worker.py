@@ -1,0 +1,59 @@
+"""The benchmark's worker process.
+
+``python -m bench._worker --address HOST:PORT --task-queue Q [--max-concurrent-activities M]``
+
+Runs one Worker with ``BatchOrchestraPlugin()`` plus the raw baseline workflow and activity,
+prints ``ready`` once polling, and stops cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import bench._noop  # noqa: F401  (registers BenchNoopPages)
+from batch_orchestra import BatchOrchestraPlugin
+from bench._baseline import RawBaseline, raw_noop
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--task-queue", required=True)
+    parser.add_argument("--max-concurrent-activities", type=int, default=200)
+    opts = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    client = await Client.connect(opts.address, namespace=opts.namespace)
+    worker = Worker(
+        client,
+        task_queue=opts.task_queue,
+        plugins=[BatchOrchestraPlugin()],
+        workflows=[RawBaseline],
+        activities=[raw_noop],
+        max_concurrent_activities=opts.max_concurrent_activities,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print("ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    # The worker has shut down cleanly; skip interpreter finalisation, where the SDK's native
+    # threads can abort the process ("PyGILState_Release ... must be current").
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
