@@ -17,8 +17,9 @@ from ._types import BatchOrchestratorProgress, PageFailure, ProcessorSettings
 
 __all__ = ["Attempt", "EnqueueResult", "PageState", "Scheduler"]
 
-RECENT_CURSOR_WINDOW = 512
-"""How many recently enqueued cursors are remembered to catch a processor that loops."""
+RECENT_CURSOR_WINDOW = 64
+"""How many recently enqueued cursors are remembered (besides those of every unfinished page)
+to catch a processor that loops."""
 FAILURE_LIST_LIMIT = 100
 """How many failed (and listed stuck) pages progress shows in detail; counts stay exact."""
 MAX_ERROR_MESSAGE = 500
@@ -101,16 +102,18 @@ class Scheduler:
         self.waiting: set[int] = set()
         self.failed: deque[PageState] = deque(maxlen=FAILURE_LIST_LIMIT)
         self._recent: deque[str] = deque()
+        self._live_cursors: dict[str, int] = {}  # cursor -> page_num of unfinished pages
         # (time, completed pages, completed items), at most one a second over the rate window
-        self._samples: deque[tuple[float, int, int]] = deque()
+        self._samples: deque[tuple[float, int, int]] = deque([(start_time, 0, 0)])
         self._recent_count: dict[str, int] = {}
 
     def enqueue(self, parent: int | None, pages: list[tuple[str, int]]) -> EnqueueResult:
         """Add pages discovered by ``parent`` (None for the first pages).
 
         A parent that already enqueued its successors, or that is no longer in flight, is a
-        re-delivery: its pages are ignored. A cursor seen recently is ignored (a looping
-        processor); the check is a bounded window and never drops a new cursor.
+        re-delivery: its pages are ignored. A cursor equal to an unfinished page's or to one of
+        the last RECENT_CURSOR_WINDOW enqueued is ignored (a looping processor); the check is
+        exact, so it never drops a new cursor.
         """
         result = EnqueueResult([], [])
         parent_cursor = None
@@ -122,12 +125,15 @@ class Scheduler:
             state.successor_enqueued = True
             parent_cursor = state.cursor
         for cursor, size in pages:
-            if cursor == parent_cursor or cursor in self._recent_count:
+            if cursor == parent_cursor or cursor in self._recent_count or (
+                cursor in self._live_cursors
+            ):
                 result.ignored.append((cursor, "it equals a cursor enqueued recently in this batch"))
                 continue
             num = self.next_page_num
             self.next_page_num += 1
             self.pages[num] = PageState(num, cursor, size)
+            self._live_cursors[cursor] = num
             self.ready.append(num)
             self._remember(cursor)
             result.added.append(num)
@@ -165,18 +171,18 @@ class Scheduler:
     def complete(self, page_num: int, items: int, now: float) -> None:
         """An attempt at ``page_num`` succeeded."""
         self.running.discard(page_num)
-        if self.pages.pop(page_num, None) is not None:
-            if not self._samples or now - self._samples[-1][0] >= 1.0:
+        state = self.pages.pop(page_num, None)
+        if state is not None:
+            self._live_cursors.pop(state.cursor, None)
+            self.num_completed += 1
+            self.num_completed_items += max(0, items)
+            if now - self._samples[-1][0] >= 1.0:
                 self._samples.append((now, self.num_completed, self.num_completed_items))
                 while now - self._samples[0][0] > RATE_WINDOW_SECONDS:
                     self._samples.popleft()
-            self.num_completed += 1
-            self.num_completed_items += max(0, items)
 
     def rates(self, now: float) -> tuple[float, float]:
         """Pages and items completed per second over the rate window."""
-        if not self._samples:
-            return 0.0, 0.0
         t0, pages0, items0 = self._samples[0]
         elapsed = now - t0
         if elapsed <= 0:
@@ -200,6 +206,7 @@ class Scheduler:
         exhausted = state.stuck or (0 < s.maximum_attempts <= state.attempts)
         if permanent or (exhausted and not s.use_extended_retries):
             del self.pages[page_num]
+            self._live_cursors.pop(state.cursor, None)
             self.num_failed += 1
             state.stuck = False
             self.failed.append(state)
@@ -300,7 +307,8 @@ class Scheduler:
             "pages": [p.to_list() for p in self.pages.values()],
             "failed": [p.to_list() for p in self.failed],
             "recent": list(self._recent),
-            "samples": [list(x) for x in self._samples],
+            # the oldest and newest rate samples are enough to keep rates going; a constant size
+            "samples": [list(x) for x in list(self._samples)[:1] + list(self._samples)[1:][-1:]],
         }
 
     @classmethod
@@ -317,8 +325,9 @@ class Scheduler:
         s.pages = {v[0]: PageState.from_list(v) for v in d["pages"]}
         s.ready = deque(d["ready"])
         s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}
+        s._live_cursors = {p.cursor: n for n, p in s.pages.items()}
         s.failed = deque((PageState.from_list(v) for v in d["failed"]), maxlen=FAILURE_LIST_LIMIT)
         for c in d["recent"]:
             s._remember(c)
-        s._samples = deque((t, p, i) for t, p, i in d.get("samples", []))
+        s._samples = deque((t, p, i) for t, p, i in d.get("samples") or [(s.start_time, 0, 0)])
         return s

@@ -47,7 +47,8 @@ def script(context: BatchProcessorContext) -> dict[str, Any]:
 
 
 async def run_script(context: BatchProcessorContext) -> int:
-    """Items are the ints [cursor, cursor + size) below args["n"]."""
+    """Items are the ints [cursor, cursor + size) below args["n"] (or, with args["chain_len"],
+    below the end of the chain's range [k * chain_len, (k + 1) * chain_len))."""
     args = script(context)
     rec = RECORDS[context.batch_id]
     rec.attempts.append((context.page_num, context.attempt))
@@ -55,8 +56,9 @@ async def run_script(context: BatchProcessorContext) -> int:
     rec.running += 1
     rec.max_running = max(rec.max_running, rec.running)
     try:
-        n = args.get("n", 100)
         start = int(context.page.cursor_str or 0)
+        chain_len = args.get("chain_len")
+        n = (start // chain_len + 1) * chain_len if chain_len else args.get("n", 100)
         end = min(start + context.page.size, n)
         fail = args.get("fail", {}).get(str(context.page_num))
         if fail and fail.get("before_enqueue") and context.attempt <= fail["attempts"]:
