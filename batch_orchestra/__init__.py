@@ -25,6 +25,7 @@ from ._processor import (
     page_processor,
     registered_page_processors,
 )
+from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
 from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
 from ._types import (
     BatchOrchestratorInput,
@@ -50,6 +51,7 @@ __all__ = [
     "BatchTrackerContext",
     "EmbeddedTemporal",
     "InvalidBatchInputError",
+    "KeyRange",
     "PageFailure",
     "PageProcessor",
     "ProcessorDefinitionError",
@@ -62,4 +64,7 @@ __all__ = [
     "page_processor",
     "registered_batch_trackers",
     "registered_page_processors",
+    "split_hex_range",
+    "split_int_range",
+    "split_uuid_range",
 ]
