@@ -1,0 +1,302 @@
+"""The ``batch-orchestra`` command line: a thin layer over the public API.
+
+::
+
+    batch-orchestra server [--port 7233] [--ui-port 8233] [--db FILE] [--headless]
+    batch-orchestra worker MODULE... --task-queue Q
+    batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
+    batch-orchestra status ID [--watch] [--json]
+    batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID
+    batch-orchestra list [--limit N] [--running]
+
+Commands that talk to Temporal take ``--address`` and ``--namespace`` (env ``TEMPORAL_ADDRESS``,
+``TEMPORAL_NAMESPACE``) and ``--ui-url`` (env ``TEMPORAL_UI_URL``) for the Web UI links. Expected
+failures (no server, unknown batch, unknown processor, ...) print one ``error:`` line on stderr
+and exit with 1; bad usage exits with 2. This module only parses; ``_cli_actions`` acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import click
+from temporalio.service import RPCError
+
+from . import _cli_actions as actions
+from ._cli_batches import CliError, Target
+from ._exceptions import InvalidBatchInputError
+from ._processor import registered_page_processors
+from ._tracker import registered_batch_trackers
+from ._types import BatchOrchestratorInput, validate_input
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _connection_options(fn: F) -> F:
+    """Add ``--address``, ``--namespace`` and ``--ui-url``, handed to the command as ``target``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, address: str, namespace: str, ui_url: str, **kwargs: Any) -> Any:
+        return fn(*args, target=Target(address, namespace, ui_url), **kwargs)
+
+    options = [
+        click.option(
+            "--address", envvar="TEMPORAL_ADDRESS", default="localhost:7233", show_default=True,
+            help="host:port of the Temporal server [env TEMPORAL_ADDRESS].",
+        ),
+        click.option(
+            "--namespace", envvar="TEMPORAL_NAMESPACE", default="default", show_default=True,
+            help="Temporal namespace [env TEMPORAL_NAMESPACE].",
+        ),
+        click.option(
+            "--ui-url", envvar="TEMPORAL_UI_URL", default="http://localhost:8233",
+            show_default=True,
+            help="Base URL of the Temporal Web UI, for links [env TEMPORAL_UI_URL].",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def _run(target: Target | None, main: Coroutine[Any, Any, None]) -> None:
+    """Run a command's coroutine; a request the server refuses becomes one clear line."""
+    try:
+        asyncio.run(main)
+    except RPCError as err:
+        raise (target.rpc_error(err) if target else CliError(err.message)) from None
+
+
+def _batch_id_argument(fn: F) -> F:
+    return click.argument("batch_id", metavar="ID")(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batch-orchestra")
+def cli() -> None:
+    """Run and operate Batch Orchestra batches on Temporal."""
+
+
+@cli.command()
+@click.option("--port", default=7233, show_default=True, type=click.IntRange(1, 65535),
+              help="gRPC port of the server.")
+@click.option("--ui-port", default=8233, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the Web UI.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file that keeps batches across restarts (default: in memory).")
+@click.option("--headless", is_flag=True, help="Run without the Web UI.")
+@click.option("--namespace", envvar="TEMPORAL_NAMESPACE", default="default", show_default=True,
+              help="Namespace to create [env TEMPORAL_NAMESPACE].")
+def server(port: int, ui_port: int, db: str | None, headless: bool, namespace: str) -> None:
+    """Run the embedded Temporal dev server (and its Web UI) until Ctrl-C."""
+    _run(None, actions.serve(
+        port=port, ui_port=ui_port, db=db, headless=headless, namespace=namespace
+    ))
+
+
+@cli.command()
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--task-queue", "-q", required=True, help="Task queue to poll.")
+@click.option("--max-concurrent-pages", type=click.IntRange(min=1), default=None,
+              help="Most page attempts this worker runs at once (default: Temporal's).")
+@click.option("--graceful-shutdown-timeout", type=click.FloatRange(min=0), default=30.0,
+              show_default=True, help="Seconds running pages get to finish on Ctrl-C.")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@_connection_options
+def worker(
+    modules: tuple[str, ...], task_queue: str, max_concurrent_pages: int | None,
+    graceful_shutdown_timeout: float, log_level: str, target: Target,
+) -> None:
+    """Import MODULES (registering their processors and trackers) and run a worker until Ctrl-C.
+
+    On Ctrl-C (or SIGTERM) the worker stops polling and gives running pages
+    --graceful-shutdown-timeout seconds to finish; a second Ctrl-C stops at once.
+    """
+    _import_modules(modules)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    processors = registered_page_processors()
+    click.echo(f"processors: {', '.join(processors) or 'none'}")
+    if registered_batch_trackers():
+        click.echo(f"trackers: {', '.join(registered_batch_trackers())}")
+    if not processors:
+        click.echo(
+            f"warning: {', '.join(modules)} registered no page processor; "
+            "decorate processor classes with @page_processor", err=True,
+        )
+    _run(target, actions.run_worker(
+        target, task_queue=task_queue, max_concurrent_pages=max_concurrent_pages,
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
+    ))
+
+
+def _import_modules(modules: tuple[str, ...]) -> None:
+    # Like `python -m`: modules in the current directory are importable.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            raise CliError(f"cannot import module {name!r}: {err}") from None
+        except Exception as err:
+            raise CliError(
+                f"importing module {name!r} failed: {type(err).__name__}: {err}"
+            ) from None
+
+
+def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            json.loads(value)
+        except ValueError as err:
+            raise click.BadParameter(f"not valid JSON ({err}): {value!r}") from None
+    return value
+
+
+@cli.command()
+@click.argument("processor")
+@click.option("--page-size", type=int, required=True, help="Items per page.")
+@click.option("--max-parallelism", type=int, required=True,
+              help="Most pages running at once (0 starts paused).")
+@click.option("--args", "args_json", metavar="JSON", callback=_check_json,
+              help="JSON every page reads as context.args_str.")
+@click.option("--first-cursor", default="", help="The first page's cursor.")
+@click.option("--total-items", type=int, default=None,
+              help="Estimated number of items, for percent done and ETA.")
+@click.option("--id", "batch_id", default=None, help="Workflow ID (default: PROCESSOR-<random>).")
+@click.option("--page-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
+              show_default=True, help="Seconds one page attempt may run.")
+@click.option("--task-queue", "-q", required=True, help="Task queue of the workers.")
+@click.option("--watch", is_flag=True, help="Show live progress until the batch ends.")
+@click.option("--confirm-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds to wait for a worker to pick the batch up (0: do not wait).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@_connection_options
+def start(
+    processor: str, page_size: int, max_parallelism: int, args_json: str | None,
+    first_cursor: str, total_items: int | None, batch_id: str | None, page_timeout: float,
+    task_queue: str, watch: bool, confirm_timeout: float, interval: float, target: Target,
+) -> None:
+    """Start a batch of the registered page processor PROCESSOR.
+
+    Processors are registered on the workers, not here: without --watch, start waits up to
+    --confirm-timeout seconds for a worker to pick the batch up, so that a processor no worker
+    knows fails here (exit code 1) rather than only in the UI.
+    """
+    inp = BatchOrchestratorInput(
+        page_processor=processor, page_size=page_size, max_parallelism=max_parallelism,
+        args=args_json, first_cursor_str=first_cursor, total_items=total_items,
+        page_timeout=timedelta(seconds=page_timeout),
+    )
+    try:
+        validate_input(inp)
+    except InvalidBatchInputError as err:
+        raise click.UsageError(str(err)) from None
+    wid = batch_id or f"{processor}-{uuid.uuid4().hex[:12]}"
+    _run(target, actions.start_batch(
+        target, inp, wid, task_queue, watch=watch, confirm_timeout=confirm_timeout,
+        interval=interval,
+    ))
+
+
+@cli.command()
+@_batch_id_argument
+@click.option("--watch", is_flag=True, help="Refresh until the batch ends.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the progress as one JSON object (one per refresh with --watch).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@_connection_options
+def status(batch_id: str, watch: bool, as_json: bool, interval: float, target: Target) -> None:
+    """Show a batch's progress, its stuck and failed pages, and its UI link.
+
+    With --watch, exits 0 when the batch completes and 1 when it fails or is cancelled.
+    """
+    _run(target, actions.show_status(
+        target, batch_id, watch=watch, as_json=as_json, interval=interval
+    ))
+
+
+@cli.command()
+@_batch_id_argument
+@_connection_options
+def pause(batch_id: str, target: Target) -> None:
+    """Pause a batch: running pages finish, no new page starts."""
+    _run(target, actions.steer_batch(target, batch_id, "pause"))
+
+
+@cli.command()
+@_batch_id_argument
+@_connection_options
+def resume(batch_id: str, target: Target) -> None:
+    """Resume a paused batch at the parallelism it had before."""
+    _run(target, actions.steer_batch(target, batch_id, "resume"))
+
+
+@cli.command("set-parallelism")
+@_batch_id_argument
+@click.argument("n", type=click.IntRange(min=0))
+@_connection_options
+def set_parallelism(batch_id: str, n: int, target: Target) -> None:
+    """Set how many pages of a batch may run at once (0 pauses)."""
+    _run(target, actions.steer_batch(target, batch_id, "set-parallelism", n))
+
+
+@cli.command()
+@_batch_id_argument
+@click.option("--wait", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds to wait for the batch to close.")
+@_connection_options
+def cancel(batch_id: str, wait: float, target: Target) -> None:
+    """Cancel a batch: no new page starts and the batch ends as CANCELED.
+
+    Pages already running are abandoned: they may still finish on their worker, but their
+    results are discarded.
+    """
+    _run(target, actions.cancel_batch(target, batch_id, wait))
+
+
+@cli.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Most batches to show, most recent first.")
+@click.option("--running", "running_only", is_flag=True, help="Only running batches.")
+@_connection_options
+def list_(limit: int, running_only: bool, target: Target) -> None:
+    """List running and recent batches with their status and progress."""
+    _run(target, actions.list_command(target, limit=limit, running_only=running_only))
+
+
+def main() -> None:
+    """The ``batch-orchestra`` console script (and ``python -m batch_orchestra``)."""
+    try:
+        cli.main(prog_name="batch-orchestra")
+        code: Any = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if not isinstance(code, int):
+        if code is not None:
+            click.echo(code, err=True)
+        code = 0 if code is None else 1
+    # Skip interpreter teardown: the Temporal client's Rust threads can abort a short-lived
+    # process while Python finalizes ("PyGILState_Release ... must be current",
+    # temporalio/sdk-python#300). Everything worth keeping is flushed first.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

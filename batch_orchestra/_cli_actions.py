@@ -1,0 +1,338 @@
+"""What the ``batch-orchestra`` commands do, once click has parsed their options.
+
+Each coroutine connects to Temporal through a ``Target``, calls the public API, and prints.
+Expected failures raise ``CliError`` (one line, exit code 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.worker import Worker
+
+from ._cli_batches import (
+    CliError,
+    Target,
+    cause_text,
+    describe_batch,
+    list_batches,
+    load_view,
+    wait_closed,
+    wait_picked_up,
+)
+from ._cli_render import BatchView, progress_json, progress_line, render_status, status_label
+from ._client import BatchOrchestratorClient
+from ._devserver import EmbeddedTemporal
+from ._exceptions import BatchOrchestraError
+from ._plugin import BatchOrchestraPlugin
+from ._types import BatchOrchestratorInput
+
+__all__ = [
+    "cancel_batch", "list_command", "run_worker", "serve", "show_status", "start_batch",
+    "steer_batch",
+]
+
+UPDATE_TIMEOUT = 20.0
+"""Seconds a worker gets to acknowledge pause, resume or set-parallelism."""
+_HEALTH_INTERVAL = 5.0
+"""Seconds between checks that the dev server is still up."""
+_OPEN = ("RUNNING", "CONTINUED_AS_NEW")
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+async def start_batch(
+    target: Target, inp: BatchOrchestratorInput, wid: str, task_queue: str, *, watch: bool,
+    confirm_timeout: float, interval: float,
+) -> None:
+    """Start a batch, then watch it or wait for a worker to pick it up."""
+    client = await target.connect()
+    try:
+        await BatchOrchestratorClient(client).start(inp, id=wid, task_queue=task_queue)
+    except WorkflowAlreadyStartedError:
+        raise CliError(
+            f"a batch with ID {wid!r} is already running in namespace {target.namespace!r}; "
+            "pick another --id"
+        ) from None
+    click.echo(
+        f"started batch {wid!r}: processor {inp.processor_name()}, page size {inp.page_size}, "
+        f"parallelism {inp.max_parallelism}, task queue {task_queue!r}"
+    )
+    click.echo(f"UI {target.url(wid)}")
+    if watch:
+        await _watch(client, target, wid, as_json=False, interval=interval)
+    elif confirm_timeout > 0:
+        picked = await wait_picked_up(client, target, wid, confirm_timeout)
+        if picked is None:
+            click.echo(
+                f"warning: no worker picked batch {wid!r} up within {confirm_timeout:g}s; is one "
+                f"running on task queue {task_queue!r}? Start one with: "
+                f"batch-orchestra worker MODULE --task-queue {task_queue}", err=True,
+            )
+        else:
+            click.echo(f"picked up by a worker: {progress_line(picked)}")
+
+
+async def show_status(
+    target: Target, batch_id: str, *, watch: bool, as_json: bool, interval: float
+) -> None:
+    """Print a batch's status once, or keep it up to date until the batch ends."""
+    client = await target.connect()
+    if watch:
+        await _watch(client, target, batch_id, as_json=as_json, interval=interval)
+        return
+    view = await load_view(client, target, batch_id)
+    if view.progress is None and (as_json or view.status in _OPEN):
+        raise CliError(view.note or f"no progress for batch {batch_id!r}")
+    if as_json and view.progress is not None:
+        click.echo(progress_json(view.progress))
+    else:
+        _console().print(render_status(view))
+
+
+async def _watch(
+    client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
+) -> None:
+    """Refresh until the batch closes; ``CliError`` unless it completed.
+
+    A terminal gets a live display; a pipe or log gets one line per refresh, then the status.
+    """
+    console = _console()
+    view = await load_view(client, target, batch_id)
+
+    def emit(view: BatchView) -> None:
+        if as_json:
+            if view.progress is not None:
+                click.echo(progress_json(view.progress))
+        elif view.status in _OPEN:
+            label = status_label(view.status, view.progress)
+            click.echo(f"{label} {progress_line(view.progress) if view.progress else view.note}")
+
+    if console.is_terminal and not as_json:
+        with Live(render_status(view), console=console, refresh_per_second=4) as live:
+            while view.status in _OPEN:
+                await asyncio.sleep(interval)
+                view = await load_view(client, target, batch_id)
+                live.update(render_status(view))
+    else:
+        emit(view)
+        while view.status in _OPEN:
+            await asyncio.sleep(interval)
+            view = await load_view(client, target, batch_id)
+            emit(view)
+        if not as_json:
+            console.print(render_status(view))
+    if view.status != "COMPLETED":
+        reason = view.failure or "no reason given"
+        raise CliError(f"batch {batch_id!r} {view.status.lower()}: {reason}")
+
+
+def _ack(view: BatchView, message: str) -> None:
+    click.echo(message)
+    if view.progress is not None:
+        click.echo(f"  {progress_line(view.progress)}")
+    click.echo(f"UI {view.url}")
+
+
+async def steer_batch(target: Target, batch_id: str, action: str, n: int | None = None) -> None:
+    """pause, resume or set-parallelism through the batch's acknowledged updates."""
+    client = await target.connect()
+    view = await load_view(client, target, batch_id)
+    if view.status != "RUNNING":
+        raise CliError(f"batch {batch_id!r} is {view.status}; only a running batch can be steered")
+    if view.progress is None:  # no worker: the update would wait for one
+        raise CliError(view.note or "no worker answered")
+    before = view.progress.max_parallelism
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    if action == "pause":
+        update = handle.pause()
+    elif action == "resume":
+        update = handle.resume()
+    else:
+        update = handle.set_max_parallelism(n if n is not None else before)
+    try:
+        view.progress = p = await asyncio.wait_for(update, UPDATE_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise CliError(
+            f"no worker acknowledged {action} of batch {batch_id!r} within {UPDATE_TIMEOUT:g}s; "
+            f"is a worker running on task queue {view.task_queue!r}? (the request may still "
+            "apply when one picks it up)"
+        ) from None
+    except WorkflowUpdateFailedError as err:
+        raise CliError(f"batch {batch_id!r} refused {action}: {cause_text(err.cause)}") from None
+    if action == "pause":
+        msg = f"paused batch {batch_id!r}: parallelism {before} -> 0"
+        if p.num_processing_pages:
+            msg += f"; {p.num_processing_pages} running page(s) will finish, no new page starts"
+    elif action == "resume" and before != 0:
+        msg = f"batch {batch_id!r} was not paused; parallelism stays {p.max_parallelism}"
+    elif action == "resume":
+        msg = f"resumed batch {batch_id!r}: parallelism 0 -> {p.max_parallelism}"
+    else:
+        msg = f"batch {batch_id!r}: parallelism {before} -> {p.max_parallelism}"
+    _ack(view, msg)
+
+
+async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
+    """Request cancellation and report the state the batch reaches within ``wait`` seconds."""
+    client = await target.connect()
+    desc = await describe_batch(client, target, batch_id)
+    status = desc.status.name if desc.status else "UNKNOWN"
+    if status not in _OPEN:
+        raise CliError(f"batch {batch_id!r} is already {status}; nothing to cancel")
+    await BatchOrchestratorClient(client).get_handle(batch_id).workflow_handle.cancel()
+    view = await wait_closed(client, target, batch_id, wait)
+    if view.status in _OPEN:
+        _ack(view, (
+            f"cancellation of batch {batch_id!r} requested; it is still {view.status} (no worker "
+            f"has handled the request yet; is one running on task queue {view.task_queue!r}?)"
+        ))
+        return
+    msg = f"batch {batch_id!r} is {view.status}"
+    p = view.progress
+    if p is not None and p.num_processing_pages:
+        msg += f"; {p.num_processing_pages} page(s) that were running are abandoned"
+    _ack(view, msg)
+
+
+async def list_command(target: Target, *, limit: int, running_only: bool) -> None:
+    """Print the most recent batches, one row each."""
+    client = await target.connect()
+    rows = await list_batches(client, target, limit=limit, running_only=running_only)
+    console = _console()
+    if not rows:
+        console.print(f"no batches in namespace {target.namespace!r}", markup=False)
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("ID", overflow="fold")
+    table.add_column("STATUS")
+    table.add_column("STARTED (UTC)")
+    table.add_column("PROGRESS", overflow="fold")
+    for view, started in rows:
+        summary = progress_line(view.progress) if view.progress else view.failure or view.note
+        table.add_row(
+            f"[link={view.url}]{view.id}[/link]",
+            status_label(view.status, view.progress),
+            f"{started:%Y-%m-%d %H:%M:%S}" if started else "-",
+            summary or "",
+        )
+    console.print(table)
+    console.print(f"UI {target.url('')}<ID>", markup=False)
+
+
+def _on_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """Set ``stop`` on SIGINT/SIGTERM; returns a function that removes the handlers again."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or Windows: Ctrl-C raises KeyboardInterrupt instead
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+async def serve(*, port: int, ui_port: int, db: str | None, headless: bool, namespace: str) -> None:
+    """Run the embedded dev server until SIGINT/SIGTERM, printing where to find it."""
+    for option, p in [("--port", port)] + ([] if headless else [("--ui-port", ui_port)]):
+        if _port_taken(p):
+            raise CliError(
+                f"port {p} on 127.0.0.1 is already in use (is a server already running?); "
+                f"choose another with {option}"
+            )
+    server = EmbeddedTemporal(
+        port=port, ui=not headless, ui_port=ui_port, db_filename=db, namespace=namespace,
+        use_env=False,
+    )
+    try:
+        await server.start()
+    except BatchOrchestraError as err:
+        raise CliError(str(err)) from None
+    try:
+        click.echo(f"Temporal dev server at {server.address} (namespace {namespace!r})")
+        if server.ui_url:
+            click.echo(f"Web UI {server.ui_url}")
+        click.echo(f"storage {db if db else 'in memory (use --db FILE to keep batches)'}")
+        click.echo(
+            "next: batch-orchestra worker MODULE --task-queue QUEUE "
+            f"--address {server.address}; Ctrl-C stops the server"
+        )
+        stop = asyncio.Event()
+        _on_stop_signals(stop)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), _HEALTH_INTERVAL)
+            except asyncio.TimeoutError:
+                try:
+                    await server.client.workflow_service.get_system_info(
+                        GetSystemInfoRequest(), timeout=timedelta(seconds=5)
+                    )
+                except Exception:
+                    msg = f"the dev server at {server.address} stopped answering"
+                    raise CliError(msg) from None
+        click.echo("stopping the dev server")
+    finally:
+        await server.stop()
+
+
+async def run_worker(
+    target: Target, *, task_queue: str, max_concurrent_pages: int | None,
+    graceful_shutdown_timeout: float,
+) -> None:
+    """Run a worker with the plugin until SIGINT/SIGTERM, then shut it down gracefully."""
+    client = await target.connect()
+    worker = Worker(
+        client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()],
+        max_concurrent_activities=max_concurrent_pages,
+        graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_timeout),
+    )
+    stop = asyncio.Event()
+    remove_handlers = _on_stop_signals(stop)
+    run = asyncio.ensure_future(worker.run())
+    stopped = asyncio.ensure_future(stop.wait())
+    click.echo(
+        f"worker polling task queue {task_queue!r} at {target.address} "
+        f"(namespace {target.namespace!r}); Ctrl-C stops it"
+    )
+    try:
+        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            remove_handlers()  # a second Ctrl-C interrupts at once
+            click.echo(
+                f"shutting down: running pages get up to {graceful_shutdown_timeout:g}s to finish"
+            )
+            await worker.shutdown()
+        await run
+    except (RuntimeError, BatchOrchestraError) as err:
+        raise CliError(f"the worker stopped: {err}") from None
+    finally:
+        stopped.cancel()
+    click.echo("worker stopped")

@@ -1,0 +1,261 @@
+"""How the command line finds batches on a Temporal server and reads their state.
+
+Every lookup that can fail in an expected way (no server, no such batch, no worker answering)
+raises ``CliError`` with one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import IO, Any
+from urllib.parse import quote
+
+import click
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ._cli_render import BatchView
+from ._types import BatchOrchestratorProgress
+from ._workflow import BatchOrchestrator
+
+__all__ = [
+    "BATCH_WORKFLOW_TYPE",
+    "CliError",
+    "Target",
+    "cause_text",
+    "describe_batch",
+    "list_batches",
+    "load_view",
+    "query_progress",
+    "wait_closed",
+    "wait_picked_up",
+]
+
+BATCH_WORKFLOW_TYPE = "BatchOrchestrator"
+"""The workflow type name of every batch."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for the Temporal server to answer at all."""
+QUERY_TIMEOUT = timedelta(seconds=5)
+"""How long a worker gets to answer a progress query."""
+
+_OPEN = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+
+
+class CliError(click.ClickException):
+    """An expected failure, reported as one ``error:`` line on stderr with exit code 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the batches live: the server's address, the namespace, and the Web UI."""
+
+    address: str
+    namespace: str
+    ui_url: str
+
+    def url(self, batch_id: str) -> str:
+        """The Web UI page of a batch."""
+        return (
+            f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}"
+            f"/workflows/{quote(batch_id, safe='')}"
+        )
+
+    def unreachable(self) -> CliError:
+        """The error for a server that does not answer."""
+        return CliError(
+            f"cannot reach a Temporal server at {self.address} (set --address or "
+            "TEMPORAL_ADDRESS; `batch-orchestra server` runs one locally)"
+        )
+
+    def rpc_error(self, err: RPCError) -> CliError:
+        """One line for a request the server refused."""
+        if err.status == RPCStatusCode.UNAVAILABLE:
+            return self.unreachable()
+        if err.status == RPCStatusCode.NOT_FOUND and "namespace" in err.message.lower():
+            return CliError(
+                f"namespace {self.namespace!r} does not exist on the Temporal server at "
+                f"{self.address} (set --namespace or TEMPORAL_NAMESPACE)"
+            )
+        return CliError(f"the Temporal server at {self.address} answered: {err.message}")
+
+    async def connect(self) -> Client:
+        """A client connected to the server, or ``CliError`` when it cannot be reached."""
+        try:
+            return await asyncio.wait_for(
+                Client.connect(self.address, namespace=self.namespace), CONNECT_TIMEOUT
+            )
+        except (RuntimeError, OSError, RPCError, asyncio.TimeoutError, ValueError):
+            raise self.unreachable() from None
+
+
+def cause_text(cause: BaseException | None) -> str:
+    """The message of a Temporal failure, without its Python wrapping."""
+    if cause is None:
+        return "no reason given"
+    if isinstance(cause, FailureError):
+        return cause.message or type(cause).__name__
+    return str(cause) or type(cause).__name__
+
+
+async def describe_batch(
+    client: Client, target: Target, batch_id: str
+) -> WorkflowExecutionDescription:
+    """The latest run of a batch, or ``CliError`` if there is no such batch."""
+    try:
+        desc = await client.get_workflow_handle(batch_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND and "namespace" not in err.message.lower():
+            raise CliError(
+                f"no batch with ID {batch_id!r} in namespace {target.namespace!r}"
+            ) from None
+        raise target.rpc_error(err) from None
+    if desc.workflow_type != BATCH_WORKFLOW_TYPE:
+        raise CliError(
+            f"{batch_id!r} is a {desc.workflow_type} workflow, not a batch ({BATCH_WORKFLOW_TYPE})"
+        )
+    return desc
+
+
+def _handle(client: Client, batch_id: str, run_id: str | None) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(
+        batch_id, run_id=run_id, result_type=BatchOrchestratorProgress
+    )
+
+
+async def query_progress(
+    client: Client, batch_id: str, run_id: str | None = None, timeout: timedelta = QUERY_TIMEOUT
+) -> BatchOrchestratorProgress | None:
+    """The batch's progress from a worker, or None when no worker answers in time."""
+    try:
+        progress: BatchOrchestratorProgress = await _handle(client, batch_id, run_id).query(
+            BatchOrchestrator.progress, rpc_timeout=timeout
+        )
+        return progress
+    except (RPCError, WorkflowQueryFailedError):
+        return None
+
+
+async def _failure(handle: WorkflowHandle[Any, Any]) -> str:
+    try:
+        await handle.result(follow_runs=False)
+    except WorkflowFailureError as err:
+        return cause_text(err.cause)
+    except Exception as err:  # e.g. the result cannot be read: still say something
+        return cause_text(err)
+    return "no reason given"
+
+
+async def load_view(
+    client: Client, target: Target, batch_id: str, *,
+    desc: WorkflowExecutionDescription | None = None,
+) -> BatchView:
+    """Everything about a batch now. A completed batch's progress comes from its result (no
+    worker needed); otherwise a worker answers the progress query."""
+    if desc is None:
+        desc = await describe_batch(client, target, batch_id)
+    return await _view(client, target, desc)
+
+
+async def _view(
+    client: Client, target: Target, execution: WorkflowExecution,
+    query_timeout: timedelta = QUERY_TIMEOUT,
+) -> BatchView:
+    status = execution.status.name if execution.status else "UNKNOWN"
+    view = BatchView(
+        id=execution.id, status=status, task_queue=execution.task_queue,
+        url=target.url(execution.id), close_time=execution.close_time,
+    )
+    handle = _handle(client, execution.id, execution.run_id)
+    if execution.status == WorkflowExecutionStatus.COMPLETED:
+        try:
+            view.progress = await handle.result(follow_runs=False)
+            return view
+        except Exception:  # an unreadable result: fall back to asking a worker
+            pass
+    elif execution.status not in _OPEN:
+        view.failure = await _failure(handle)
+    timeout = query_timeout if execution.status in _OPEN else timedelta(seconds=2)
+    view.progress = await query_progress(client, execution.id, execution.run_id, timeout)
+    if view.progress is None:
+        if execution.status in _OPEN:
+            view.note = (
+                f"no worker answered the progress query of batch {execution.id!r} within "
+                f"{timeout.total_seconds():g}s; is a worker running on task queue "
+                f"{execution.task_queue!r}? (batch-orchestra worker MODULE --task-queue "
+                f"{execution.task_queue})"
+            )
+        else:
+            view.note = "progress unavailable: no worker answered the progress query"
+    return view
+
+
+async def list_batches(
+    client: Client, target: Target, *, limit: int, running_only: bool
+) -> list[tuple[BatchView, datetime | None]]:
+    """The most recent batches (latest run of each) with their progress, and their start time."""
+    query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
+    query += 'ExecutionStatus="Running"' if running_only else 'ExecutionStatus!="ContinuedAsNew"'
+    executions = [e async for e in client.list_workflows(query, limit=limit)]
+
+    async def one(e: WorkflowExecution) -> tuple[BatchView, datetime | None]:
+        view = await _view(client, target, e, timedelta(seconds=2))
+        if view.note and e.status in _OPEN:
+            view.note = "no worker answered"
+        started = view.progress.start_time if view.progress else None
+        return view, started or e.start_time
+
+    return list(await asyncio.gather(*(one(e) for e in executions)))
+
+
+async def wait_picked_up(
+    client: Client, target: Target, batch_id: str, timeout: float
+) -> BatchOrchestratorProgress | None:
+    """Wait until a worker has begun the batch (its first page is known) and return its progress;
+    None on timeout. ``CliError`` if the batch fails first (an unknown processor, say)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        desc = await describe_batch(client, target, batch_id)
+        if desc.status == WorkflowExecutionStatus.COMPLETED:
+            return (await load_view(client, target, batch_id, desc=desc)).progress
+        if desc.status not in _OPEN:
+            reason = await _failure(_handle(client, batch_id, desc.run_id))
+            status = desc.status.name.lower() if desc.status else "ended"
+            raise CliError(f"batch {batch_id!r} {status}: {reason}")
+        # Past its first workflow task, a worker has looked the processor up.
+        if desc.history_length > 3:
+            left = max(0.5, deadline - loop.time())
+            p = await query_progress(client, batch_id, timeout=timedelta(seconds=min(5.0, left)))
+            if p is not None and (
+                p.is_finished or p.num_pending_pages or p.num_processing_pages
+                or p.num_completed_pages or p.num_failed_pages or p.num_stuck_pages
+            ):
+                return p
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(0.2)
+
+
+async def wait_closed(client: Client, target: Target, batch_id: str, timeout: float) -> BatchView:
+    """Poll until the batch's workflow closes or ``timeout`` passes; its view then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        desc = await describe_batch(client, target, batch_id)
+        if desc.status not in _OPEN or loop.time() >= deadline:
+            return await load_view(client, target, batch_id, desc=desc)
+        await asyncio.sleep(0.2)

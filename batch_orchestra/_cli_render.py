@@ -1,0 +1,238 @@
+"""What the ``batch-orchestra`` command line prints: progress bars, tables, one-liners, JSON.
+
+Pure formatting of ``BatchOrchestratorProgress``; no Temporal calls, so it is easy to test and to
+keep in step with the progress fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ._types import BatchOrchestratorProgress, PageFailure
+
+__all__ = [
+    "BatchView",
+    "format_duration",
+    "progress_json",
+    "progress_line",
+    "render_status",
+    "status_label",
+]
+
+_STATUS_STYLES = {
+    "RUNNING": "bold cyan",
+    "PAUSED": "bold yellow",
+    "COMPLETED": "bold green",
+    "FAILED": "bold red",
+    "CANCELED": "bold magenta",
+    "TERMINATED": "bold red",
+    "TIMED_OUT": "bold red",
+}
+
+
+@dataclass
+class BatchView:
+    """Everything the CLI knows about one batch at one moment."""
+
+    id: str
+    """The batch's workflow ID."""
+    status: str
+    """The workflow's status name: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, ..."""
+    task_queue: str
+    """The task queue its workers poll."""
+    url: str
+    """Its page in the Temporal Web UI."""
+    progress: BatchOrchestratorProgress | None = None
+    """Its progress, when a worker answered (or from the result of a completed batch)."""
+    close_time: datetime | None = None
+    """When the batch's workflow closed, if it has."""
+    failure: str | None = None
+    """Why the workflow ended without completing (failed, cancelled, terminated, timed out)."""
+    note: str | None = None
+    """Something the reader should know, e.g. that no worker answered the progress query."""
+
+
+def status_label(status: str, progress: BatchOrchestratorProgress | None) -> str:
+    """The status to show: the workflow's, with PAUSED for a running batch at parallelism 0."""
+    if status == "RUNNING" and progress is not None and progress.is_paused:
+        return "PAUSED"
+    return status
+
+
+def format_duration(seconds: float) -> str:
+    """``4m 05s``-style rendering of a number of seconds."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m {s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h {m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d {h:02d}h"
+
+
+def _percent(p: BatchOrchestratorProgress) -> float | None:
+    if p.percent_complete is not None:
+        return p.percent_complete
+    if p.is_finished:
+        return 100.0
+    return None
+
+
+def _rate(p: BatchOrchestratorProgress) -> str | None:
+    if p.is_finished:
+        return None  # a recent rate means little once nothing runs
+    parts = []
+    if p.pages_per_second:
+        parts.append(f"{p.pages_per_second:,.1f} pages/s")
+    if p.items_per_second:
+        parts.append(f"{p.items_per_second:,.1f} items/s")
+    return " · ".join(parts) or None
+
+
+def _eta(p: BatchOrchestratorProgress) -> str | None:
+    if p.eta_seconds is None or p.is_finished or p.is_paused:
+        return None
+    return f"ETA {format_duration(p.eta_seconds)}"
+
+
+def progress_line(p: BatchOrchestratorProgress) -> str:
+    """One line: percent, pages, items, rate and ETA, e.g. for ``list`` and acknowledgements."""
+    parts = []
+    pct = _percent(p)
+    if pct is not None:
+        parts.append(f"{pct:.0f}%")
+    pages = f"{p.num_completed_pages:,} pages done"
+    extra = [
+        f"{n:,} {label}"
+        for n, label in (
+            (p.num_processing_pages, "running"),
+            (p.num_stuck_pages, "stuck"),
+            (p.num_failed_pages, "failed"),
+        )
+        if n
+    ]
+    parts.append(pages + (f" ({', '.join(extra)})" if extra else ""))
+    items = f"{p.num_completed_items:,}"
+    if p.total_items is not None:
+        items += f"/{p.total_items:,}"
+    parts.append(f"{items} items")
+    for piece in (_rate(p), _eta(p)):
+        if piece:
+            parts.append(piece)
+    parts.append(f"parallelism {p.max_parallelism}")
+    return " · ".join(parts)
+
+
+def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
+    pct = _percent(p)
+    if pct is None:
+        # No total_items: the number of pages is unknown until the last chain ends.
+        bar = ProgressBar(total=None if running else 100.0, completed=0.0, width=40)
+        label = Text("(% and ETA need --total-items)", style="dim")
+    else:
+        bar = ProgressBar(total=100.0, completed=pct, width=40)
+        label = Text(f"{pct:5.1f}%", style="bold")
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(bar, label, Text(_eta(p) or "", style="bold"))
+    return grid
+
+
+def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", justify="right")
+    grid.add_column()
+    grid.add_row(
+        "pages",
+        f"{p.num_completed_pages:,} done · {p.num_processing_pages:,} running · "
+        f"{p.num_pending_pages:,} pending · {p.num_stuck_pages:,} stuck · "
+        f"{p.num_failed_pages:,} failed",
+    )
+    items = f"{p.num_completed_items:,}"
+    if p.total_items is not None:
+        items += f" of {p.total_items:,}"
+    grid.add_row("items", items)
+    rate = _rate(p)
+    if rate:
+        grid.add_row("rate", rate)
+    parallelism = f"{p.max_parallelism}" + (" (paused)" if p.is_paused else "")
+    parallelism += f", highest reached {p.max_parallelism_achieved}"
+    grid.add_row("parallelism", parallelism)
+    if p.start_time is not None:
+        start = p.start_time.astimezone(timezone.utc)
+        end = view.close_time or datetime.now(timezone.utc)
+        took = "took" if view.close_time else "running for"
+        runs = f", {p.num_runs} runs" if p.num_runs > 1 else ""
+        elapsed = format_duration((end - start).total_seconds())
+        grid.add_row("started", f"{start:%Y-%m-%d %H:%M:%S} UTC ({took} {elapsed}{runs})")
+    return grid
+
+
+def _failures_table(title: str, failures: list[PageFailure], total: int, stuck: bool) -> Table:
+    shown = f" (latest {len(failures)} of {total})" if total > len(failures) else ""
+    table = Table(title=f"{title}{shown}", title_justify="left", expand=False)
+    table.add_column("page", justify="right")
+    table.add_column("cursor", overflow="fold", max_width=24)
+    table.add_column("attempts", justify="right")
+    table.add_column("error")
+    table.add_column("message", overflow="fold")
+    table.add_column("next retry" if stuck else "failed at")
+    for f in failures:
+        when = f.next_retry_at if stuck else f.failed_at
+        table.add_row(
+            str(f.page_num), repr(f.cursor_str), str(f.attempts), f.error_type, f.error_message,
+            f"{when.astimezone(timezone.utc):%H:%M:%S} UTC" if when else "-",
+        )
+    return table
+
+
+def render_status(view: BatchView) -> RenderableType:
+    """The full status of a batch: header, bar, counts, stuck and failed pages, UI link."""
+    p = view.progress
+    label = status_label(view.status, p)
+    header = Text.assemble(
+        ("batch ", "bold"), (view.id, "bold"), "  ", (label, _STATUS_STYLES.get(label, "bold")),
+        (f"  task queue {view.task_queue}", "dim"),
+    )
+    parts: list[RenderableType] = [header]
+    if view.failure:
+        parts.append(Text(f"{label.lower()}: {view.failure}", style="red"))
+    if p is not None:
+        if view.status in ("RUNNING", "COMPLETED"):
+            parts.append(_bar(p, running=view.status == "RUNNING"))
+        parts.append(_stats(view, p))
+        if p.stuck_pages:
+            parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
+        if p.failed_pages:
+            parts.append(_failures_table("failed pages", p.failed_pages, p.num_failed_pages, False))
+    if view.note:
+        parts.append(Text(view.note, style="yellow"))
+    parts.append(Text.assemble(("UI ", "dim"), (view.url, f"link {view.url}")))
+    return Group(*parts)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def progress_json(p: BatchOrchestratorProgress) -> str:
+    """The progress as one JSON object, keyed by the ``BatchOrchestratorProgress`` field names."""
+    return json.dumps(_jsonable(dataclasses.asdict(p)))
