@@ -200,3 +200,34 @@ def _record_items(db: str, page_num: int, start: int, end: int) -> None:
         conn.executemany(
             "INSERT INTO done VALUES (?, ?)", [(i, page_num) for i in range(start, end)]
         )
+
+
+@page_processor
+class Lookahead(PageProcessor):
+    """Leader pages enqueue the next k pages in one call (args: n, k, fail_leader_once)."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        args = script(context)
+        rec = RECORDS[context.batch_id]
+        rec.attempts.append((context.page_num, context.attempt))
+        cursor = json.loads(context.page.cursor_str or '{"s": 0, "lead": true}')
+        start, size, n, k = cursor["s"], context.page.size, args["n"], args["k"]
+        if cursor["lead"]:
+            starts = [start + size * i for i in range(1, k + 1) if start + size * i < n]
+            await context.enqueue_next_pages(
+                [BatchPage(json.dumps({"s": s, "lead": s == starts[-1]}), size) for s in starts]
+            )
+            if args.get("fail_leader_once") and context.attempt == 1:
+                raise RuntimeError("leader failed after enqueueing its lookahead")
+        end = min(start + size, n)
+        rec.items.extend(range(start, end))
+        rec.pages.append(context.page_num)
+        return end - start
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    @property
+    def initial_retry_policy(self) -> RetryPolicy:
+        return _FAST

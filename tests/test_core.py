@@ -272,3 +272,23 @@ async def test_get_handle_follows_a_running_batch(orchestra, task_queue, new_wor
         )
         result = await asyncio.wait_for(orchestra.get_handle(bid).result(), 60)
     assert result.num_completed_pages == 15
+
+
+@pytest.mark.parametrize("fail_leader_once", [False, True])
+async def test_lookahead_pages_processed_once(
+    orchestra, task_queue, new_worker, fail_leader_once
+) -> None:
+    bid = batch_id()
+    args = {"n": 1000, "k": 8, "fail_leader_once": fail_leader_once}
+    async with new_worker():
+        handle, result = await _run(
+            orchestra, task_queue,
+            _input(bid, "Lookahead", page_size=10, max_parallelism=16, args=args, pages_per_run=30),
+        )
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 100 and result.num_failed_pages == 0
+    assert sorted(rec.pages) == list(range(100))
+    assert sorted(rec.items) == list(range(1000))
+    if fail_leader_once:
+        assert await enqueue_signals_from(handle, 0) == 1  # its retry enqueued nothing
+        assert [a for p, a in rec.attempts if p == 0] == [1, 2]
