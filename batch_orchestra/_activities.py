@@ -105,14 +105,20 @@ async def describe_batch(inp: DescribeBatchInput) -> ProcessorSettings:
     try:
         settings = processor_settings(get_page_processor(inp.processor))
     except UnknownPageProcessorError as err:
-        raise ApplicationError(str(err), type=UNKNOWN_PROCESSOR_ERROR_TYPE, non_retryable=True)
+        raise ApplicationError(
+            str(err), type=UNKNOWN_PROCESSOR_ERROR_TYPE, non_retryable=True
+        ) from None
     except ProcessorDefinitionError as err:
-        raise ApplicationError(str(err), type=PROCESSOR_DEFINITION_ERROR_TYPE, non_retryable=True)
+        raise ApplicationError(
+            str(err), type=PROCESSOR_DEFINITION_ERROR_TYPE, non_retryable=True
+        ) from None
     if inp.tracker is not None:
         try:
             get_batch_tracker(inp.tracker)
         except UnknownBatchTrackerError as err:
-            raise ApplicationError(str(err), type=UNKNOWN_TRACKER_ERROR_TYPE, non_retryable=True)
+            raise ApplicationError(
+                str(err), type=UNKNOWN_TRACKER_ERROR_TYPE, non_retryable=True
+            ) from None
     return settings
 
 

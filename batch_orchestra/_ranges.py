@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from ._exceptions import InvalidBatchInputError
 
 __all__ = ["KeyRange", "split_hex_range", "split_int_range", "split_uuid_range"]
 
-Key = Union[int, str]
+Key: TypeAlias = "int | str"
 
 
 @dataclass(frozen=True)

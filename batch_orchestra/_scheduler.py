@@ -85,7 +85,9 @@ def _dt(ts: float) -> datetime:
 class Scheduler:
     """Pending, running, waiting (retry backoff), stuck and failed pages of one batch."""
 
-    def __init__(self, settings: ProcessorSettings, max_parallelism: int, start_time: float) -> None:
+    def __init__(
+        self, settings: ProcessorSettings, max_parallelism: int, start_time: float
+    ) -> None:
         self.settings = settings
         self.max_parallelism = max_parallelism
         self.previous_parallelism = max_parallelism
@@ -128,7 +130,7 @@ class Scheduler:
             if cursor == parent_cursor or cursor in self._recent_count or (
                 cursor in self._live_cursors
             ):
-                result.ignored.append((cursor, "it equals a cursor enqueued recently in this batch"))
+                result.ignored.append((cursor, "it equals a cursor enqueued recently"))
                 continue
             num = self.next_page_num
             self.next_page_num += 1
@@ -187,7 +189,8 @@ class Scheduler:
         elapsed = now - t0
         if elapsed <= 0:
             return 0.0, 0.0
-        return (self.num_completed - pages0) / elapsed, (self.num_completed_items - items0) / elapsed
+        pages = (self.num_completed - pages0) / elapsed
+        return pages, (self.num_completed_items - items0) / elapsed
 
     def fail(
         self, page_num: int, error_type: str, message: str, non_retryable: bool, now: float

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -142,7 +143,9 @@ class BatchOrchestrator:
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
-                raise ApplicationError(cause.message, type=cause.type, non_retryable=True)
+                raise ApplicationError(
+                    cause.message, type=cause.type, non_retryable=True
+                ) from None
             raise
 
     def _extra(self, page_num: int | None = None) -> dict[str, Any]:
@@ -219,10 +222,9 @@ class BatchOrchestrator:
                 continue
             delay = due - workflow.now().timestamp()
             if delay > 0:
+                earlier = functools.partial(_earlier_due, sched, due)
                 try:
-                    await workflow.wait_condition(
-                        lambda: (sched.next_due() or due) < due, timeout=timedelta(seconds=delay)
-                    )
+                    await workflow.wait_condition(earlier, timeout=timedelta(seconds=delay))
                     continue
                 except asyncio.TimeoutError:
                     pass
@@ -287,7 +289,8 @@ class BatchOrchestrator:
         result = sched.enqueue(req.parent_page_num, [(p.cursor_str, p.size) for p in req.pages])
         for cursor, why in result.ignored:
             workflow.logger.warning(
-                "ignored enqueued cursor %r: %s", cursor, why, extra=self._extra(req.parent_page_num)
+                "ignored enqueued cursor %r: %s", cursor, why,
+                extra=self._extra(req.parent_page_num),
             )
         if result.added:
             self._dirty = True
@@ -368,3 +371,8 @@ class BatchOrchestrator:
             workflow.logger.warning("ignored set_max_parallelism_signal: %s", err)
             return
         self._set_parallelism(self._sched, n)
+
+
+def _earlier_due(sched: Scheduler, due: float) -> bool:
+    nxt = sched.next_due()
+    return nxt is not None and nxt < due

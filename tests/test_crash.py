@@ -91,7 +91,7 @@ async def test_server_restarted_on_same_db_mid_batch(tmp_path) -> None:
         client = server.client
         worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()])
         async with worker:
-            handle = await BatchOrchestratorClient(client).start(
+            await BatchOrchestratorClient(client).start(
                 _input(bid, db, 400, 0.1), id=bid, task_queue=task_queue
             )
 
