@@ -104,6 +104,8 @@ class BatchOrchestratorProgress:
     """Chains that may still discover pages."""
     is_finished: bool = False
     """No page is pending, running or stuck: the batch is over."""
+    is_cancelled: bool = False
+    """The batch was cancelled: no page starts any more."""
     is_paused: bool = False
     """Parallelism is 0: running pages finish, no new page starts."""
     max_parallelism: int = 0

@@ -55,6 +55,8 @@ class BatchOrchestrator:
         self._finished = False
         self._tracker_busy = False
         self._started_this_run = 0
+        self._cancelled = False
+        self._attempts: dict[int, workflow.ActivityHandle[PageResult]] = {}
         self._settings: ProcessorSettings | None = None
         self._input_error: str | None = None
         self._inp: BatchOrchestratorInput | None = None
@@ -93,29 +95,17 @@ class BatchOrchestrator:
             )
         settings = self._settings
 
-        background = [asyncio.ensure_future(self._retry_timer())]
+        background: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._retry_timer())]
         if inp.batch_tracker is not None:
             background.append(asyncio.ensure_future(self._tracker_loop()))
 
-        while True:
-            self._start_runnable()
-            if sched.is_finished:
-                break
-            if not self._draining and self._should_continue_as_new():
-                self._draining = True
-                workflow.logger.info(
-                    "handing over to a new run after %d page attempts; waiting for %d running",
-                    self._started_this_run, len(sched.running), extra=self._extra(),
-                )
-            if self._draining and not sched.running and not self._tracker_busy:
-                break
-            await workflow.wait_condition(lambda: self._dirty)
-            self._dirty = False
-
-        self._finished = sched.is_finished
-        self._dirty = True
-        if self._finished:
-            await workflow.wait_condition(lambda: not self._tracker_busy)
+        try:
+            await self._drive()
+            if self._finished:
+                await workflow.wait_condition(lambda: not self._tracker_busy)
+        except asyncio.CancelledError:
+            await self._cancel(background)
+            raise
         for task in background:
             task.cancel()
         if not self._finished:
@@ -130,6 +120,43 @@ class BatchOrchestrator:
             progress.num_completed_pages, progress.num_failed_pages, extra=self._extra(),
         )
         return progress
+
+    async def _drive(self) -> None:
+        """Start pages as slots free up until the batch is finished or must hand over."""
+        sched = self._sched
+        while True:
+            self._start_runnable()
+            if sched.is_finished:
+                break
+            if not self._draining and self._should_continue_as_new():
+                self._draining = True
+                workflow.logger.info(
+                    "handing over to a new run after %d page attempts; waiting for %d running",
+                    self._started_this_run, len(sched.running), extra=self._extra(),
+                )
+            if self._draining and not sched.running and not self._tracker_busy:
+                break
+            await workflow.wait_condition(lambda: self._dirty)
+            self._dirty = False
+        self._finished = sched.is_finished
+        self._dirty = True
+
+    async def _cancel(self, background: list[asyncio.Future[Any]]) -> None:
+        """The batch was cancelled: start nothing more, cancel running attempts, tell the
+        tracker, then let the cancellation close the workflow."""
+        self._cancelled = True
+        for task in background:
+            task.cancel()
+        running = list(self._attempts.values())
+        for handle in running:
+            handle.cancel()
+        workflow.logger.warning(
+            "batch cancelled with %d page(s) running; they were asked to stop", len(running),
+            extra=self._extra(),
+        )
+        inp = self._inp
+        if inp is not None and inp.batch_tracker is not None:
+            await self._call_tracker(is_final=True)
 
     async def _describe(self, inp: BatchOrchestratorInput) -> ProcessorSettings:
         tracker = inp.batch_tracker.name if inp.batch_tracker is not None else None
@@ -193,11 +220,16 @@ class BatchOrchestrator:
             activity_id=f"page-{att.page_num}-attempt-{att.attempt}",
             summary=f"page {att.page_num}",
         )
+        self._attempts[att.page_num] = handle
         handle.add_done_callback(lambda fut: self._on_attempt_done(att.page_num, fut))
 
     def _on_attempt_done(self, page_num: int, fut: asyncio.Future[PageResult]) -> None:
         sched = self._sched
         self._dirty = True
+        self._attempts.pop(page_num, None)
+        if self._cancelled or fut.cancelled():
+            sched.running.discard(page_num)
+            return
         err = fut.exception()
         if err is None:
             sched.complete(page_num, fut.result().items, workflow.now().timestamp())
@@ -282,6 +314,7 @@ class BatchOrchestrator:
             workflow.now().timestamp(), self._inp.total_items if self._inp else None
         )
         p.is_finished = self._finished
+        p.is_cancelled = self._cancelled
         return p
 
     def _apply_enqueue(self, req: EnqueueRequest) -> None:

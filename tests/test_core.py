@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
 from batch_orchestra import (
     BatchOrchestratorClient,
@@ -292,3 +294,30 @@ async def test_lookahead_pages_processed_once(
     if fail_leader_once:
         assert await enqueue_signals_from(handle, 0) == 1  # its retry enqueued nothing
         assert [a for p, a in rec.attempts if p == 0] == [1, 2]
+
+
+async def test_cancel_stops_new_pages_and_calls_tracker(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            _input(bid, page_size=1, max_parallelism=2, args={"n": 100, "sleep": 0.3},
+                   batch_tracker=BatchTrackerConfig(name="record_tracker",
+                                                    interval=timedelta(minutes=10))),
+            id=bid, task_queue=task_queue,
+        )
+
+        async def some_done() -> None:
+            assert (await handle.get_progress()).num_completed_pages >= 2
+
+        await assert_eventually(some_done)
+        await handle.workflow_handle.cancel()
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 30)
+        assert isinstance(info.value.cause, CancelledError)
+        started = len(RECORDS[bid].attempts)
+        await asyncio.sleep(1.0)
+        assert len(RECORDS[bid].attempts) == started, "a page started after the cancel"
+        assert started < 100
+        progress = await handle.get_progress()
+    assert progress.is_cancelled and not progress.is_finished
+    assert RECORDS[bid].trackers and RECORDS[bid].trackers[-1][1], "a final tracker call"
