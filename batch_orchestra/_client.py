@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -42,17 +45,40 @@ class BatchOrchestratorHandle:
         # Queries and updates go to the batch's current run, whichever run this handle saw.
         return self._client.get_workflow_handle(self._handle.id)
 
-    async def get_progress(self) -> BatchOrchestratorProgress:
+    async def get_progress(
+        self, *, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
         """The batch's progress now. A finished batch answers with its result, so no worker
-        is needed once it has completed."""
+        is needed once it has completed.
+
+        Args:
+            rpc_timeout: give up after this long (a running batch needs a worker to answer).
+        """
         latest = self._latest()
         try:
-            return await latest.query(BatchOrchestrator.progress)
+            return await latest.query(BatchOrchestrator.progress, rpc_timeout=rpc_timeout)
         except RPCError:
             desc = await latest.describe()
             if desc.status == WorkflowExecutionStatus.COMPLETED:
                 return await self.result()
             raise
+
+    async def watch(self, interval: timedelta = timedelta(seconds=1)) -> AsyncIterator[
+        BatchOrchestratorProgress
+    ]:
+        """Yield the progress every ``interval`` until the batch finishes (the last value is the
+        result). Query errors while a run hands over to the next are retried."""
+        done = asyncio.ensure_future(self.result())
+        try:
+            while not done.done():
+                try:
+                    yield await self.get_progress(rpc_timeout=interval * 5)
+                except RPCError:
+                    pass
+                await asyncio.wait([done], timeout=interval.total_seconds())
+            yield done.result()
+        finally:
+            done.cancel()
 
     async def result(self) -> BatchOrchestratorProgress:
         """Wait for the batch to finish, following continue-as-new, and return its progress."""
@@ -61,23 +87,39 @@ class BatchOrchestratorHandle:
             return result
         return await self.get_progress()
 
-    async def pause(self) -> BatchOrchestratorProgress:
+    async def pause(
+        self, *, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
         """Set parallelism to 0: running pages finish, no new page starts."""
-        return await self._latest().execute_update(BatchOrchestrator.pause)
+        return await self._latest().execute_update(
+            BatchOrchestrator.pause, rpc_timeout=rpc_timeout
+        )
 
-    async def resume(self) -> BatchOrchestratorProgress:
+    async def resume(
+        self, *, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
         """Return to the parallelism the batch had before it was paused."""
-        return await self._latest().execute_update(BatchOrchestrator.resume)
+        return await self._latest().execute_update(
+            BatchOrchestrator.resume, rpc_timeout=rpc_timeout
+        )
 
-    async def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
+    async def set_max_parallelism(
+        self, n: int, *, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
         """Set the parallelism cap (0 pauses), remembering the old value."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidBatchInputError(f"max_parallelism must be an int >= 0, got {n!r}")
-        return await self._latest().execute_update(BatchOrchestrator.set_max_parallelism, n)
+        return await self._latest().execute_update(
+            BatchOrchestrator.set_max_parallelism, n, rpc_timeout=rpc_timeout
+        )
 
-    async def restore_max_parallelism(self) -> BatchOrchestratorProgress:
+    async def restore_max_parallelism(
+        self, *, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last ``set_max_parallelism``."""
-        return await self._latest().execute_update(BatchOrchestrator.restore_max_parallelism)
+        return await self._latest().execute_update(
+            BatchOrchestrator.restore_max_parallelism, rpc_timeout=rpc_timeout
+        )
 
 
 class BatchOrchestratorClient:

@@ -321,3 +321,17 @@ async def test_cancel_stops_new_pages_and_calls_tracker(orchestra, task_queue, n
         progress = await handle.get_progress()
     assert progress.is_cancelled and not progress.is_finished
     assert RECORDS[bid].trackers and RECORDS[bid].trackers[-1][1], "a final tracker call"
+
+
+async def test_watch_yields_progress_until_the_result(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            _input(bid, page_size=1, max_parallelism=2, args={"n": 12, "sleep": 0.1}),
+            id=bid, task_queue=task_queue,
+        )
+        seen = [p async for p in handle.watch(timedelta(milliseconds=200))]
+    assert len(seen) >= 3
+    assert seen[-1].is_finished and seen[-1].num_completed_pages == 12
+    counts = [p.num_completed_pages for p in seen]
+    assert counts == sorted(counts)
