@@ -128,7 +128,7 @@ class Analysis:
 
 
 def analyse(
-    hist: BatchHistory, parallelism: int, window: float, profile_bin: float = 0.25
+    hist: BatchHistory, parallelism: int, window: float, profile_bins: int = 20
 ) -> Analysis:
     slots = [s for s in hist.slots if s.closed is not None]
     if not slots or parallelism <= 0:
@@ -202,9 +202,14 @@ def analyse(
 
     profile: list[tuple[float, float]] = []
     if cans:
-        nbins = int(round(2 * 2 * window / profile_bin))
+        # From before the longest drain began to 2 windows after the hand-over.
+        drains = [h.drain_s for h in handovers if h.drain_s is not None]
+        lo = -max(2 * window, (max(drains) if drains else 0.0) + window)
+        hi = 2 * window
+        profile_bin = max(0.05, round((hi - lo) / profile_bins / 0.05) * 0.05)
+        nbins = int((hi - lo) / profile_bin + 0.5)
         for i in range(nbins):
-            off = -2 * window + i * profile_bin
+            off = hi - (nbins - i) * profile_bin
             vals = [
                 occ.integral(t + off, t + off + profile_bin) / (parallelism * profile_bin)
                 for t in cans if t + off >= t0 and t + off + profile_bin <= t1
