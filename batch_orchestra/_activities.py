@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,13 @@ from ._exceptions import (
     UnknownBatchTrackerError,
     UnknownPageProcessorError,
 )
-from ._processor import BatchPage, BatchProcessorContext, get_page_processor, processor_settings
+from ._processor import (
+    BatchPage,
+    BatchProcessorContext,
+    PageProcessor,
+    get_page_processor,
+    processor_settings,
+)
 from ._tracker import BatchTrackerContext, get_batch_tracker
 from ._types import BatchOrchestratorProgress, ProcessorSettings
 
@@ -38,6 +46,7 @@ __all__ = [
 ]
 
 _page_logger = logging.getLogger("batch_orchestra.page")
+_ENQUEUE_BY_SIGNAL = os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1"  # for benchmarks
 _tracker_logger = logging.getLogger("batch_orchestra.tracker")
 
 
@@ -124,7 +133,7 @@ async def describe_batch(inp: DescribeBatchInput) -> ProcessorSettings:
 
 @activity.defn(name="batch_orchestra.process_page")
 async def process_page(inp: ProcessPageInput) -> PageResult:
-    """Run one attempt of the processor on one page; its enqueues become signals."""
+    """Run one attempt of the processor on one page; its enqueues become updates."""
     info = activity.info()
     try:
         cls = get_page_processor(inp.processor)
@@ -132,11 +141,22 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         # Retryable: another worker, or the next deploy, may know the processor.
         raise ApplicationError(str(err), type=UNKNOWN_PROCESSOR_ERROR_TYPE) from None
 
+    sends: list[asyncio.Future[Any]] = []
+
     async def enqueue(pages: list[BatchPage]) -> None:
         from ._workflow import BatchOrchestrator
 
         handle = activity.client().get_workflow_handle(info.workflow_id or "")
-        await handle.signal(BatchOrchestrator.enqueue_pages, EnqueueRequest(inp.page_num, pages))
+        request = EnqueueRequest(inp.page_num, pages)
+        if _ENQUEUE_BY_SIGNAL:
+            await handle.signal(BatchOrchestrator.enqueue_pages, request)
+            return
+        # The page goes on with its items while the update is in flight; one turn of the
+        # event loop puts the request on the wire even if the page then blocks the loop.
+        sends.append(asyncio.ensure_future(handle.execute_update(
+            BatchOrchestrator.enqueue, request, id=f"enqueue-{inp.page_num}"
+        )))
+        await asyncio.sleep(0)
 
     extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
     context = BatchProcessorContext(
@@ -150,7 +170,7 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         logger=_ContextLogger(_page_logger, extra),
     )
     try:
-        returned = await cls().run(context)
+        returned = await _run_attempt(cls, context, sends)
     except (ProcessorUsageError, InvalidBatchInputError) as err:
         kind = (
             PROCESSOR_USAGE_ERROR_TYPE
@@ -160,6 +180,22 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         raise ApplicationError(str(err), type=kind, non_retryable=True) from err
     items = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
     return PageResult(items=items + context._items)
+
+
+async def _run_attempt(
+    cls: type[PageProcessor], context: BatchProcessorContext, sends: list[asyncio.Future[Any]]
+) -> Any:
+    """Run the processor, then wait for its in-flight enqueues: the successor must be handed
+    over before the attempt ends, failed or not (an at-most-once page that fails is never
+    retried, so its chain would end there). The page's own error wins over an enqueue's."""
+    try:
+        returned = await cls().run(context)
+    except BaseException:
+        await asyncio.gather(*sends, return_exceptions=True)
+        raise
+    for send in sends:
+        await send
+    return returned
 
 
 @activity.defn(name="batch_orchestra.run_batch_tracker")

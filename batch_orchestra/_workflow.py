@@ -317,7 +317,7 @@ class BatchOrchestrator:
         p.is_cancelled = self._cancelled
         return p
 
-    def _apply_enqueue(self, req: EnqueueRequest) -> None:
+    def _apply_enqueue(self, req: EnqueueRequest) -> int:
         sched = self._sched
         result = sched.enqueue(req.parent_page_num, [(p.cursor_str, p.size) for p in req.pages])
         for cursor, why in result.ignored:
@@ -327,11 +327,21 @@ class BatchOrchestrator:
             )
         if result.added:
             self._dirty = True
+        return len(result.added)
 
     @workflow.signal(name="batch_orchestra.enqueue_pages")
     def enqueue_pages(self, req: EnqueueRequest) -> None:
-        """A running page hands over its successor page(s)."""
+        """A running page hands over its successor page(s) (fire-and-forget form)."""
         self._apply_enqueue(req)
+
+    @workflow.update(name="batch_orchestra.enqueue")
+    def enqueue(self, req: EnqueueRequest) -> int:
+        """A running page hands over its successor page(s); returns how many were added.
+
+        The update form is what pages use: the server hands an update to the worker at once,
+        while a signal to a workflow with activities in flight waits tens of milliseconds for
+        its workflow task, and that wait is most of a chain's hop."""
+        return self._apply_enqueue(req)
 
     @workflow.query(name="progress")
     def progress(self) -> BatchOrchestratorProgress:

@@ -31,7 +31,8 @@ def batch_id() -> str:
 
 
 async def enqueue_signals_from(handle: Any, parent_page_num: int) -> int:
-    """How many enqueue signals page ``parent_page_num`` sent, counted in every run's history."""
+    """How many enqueue updates (or signals) page ``parent_page_num`` sent, counted in every
+    run's history."""
     client = handle.workflow_handle._client
     count = 0
     run_id = handle.workflow_handle.first_execution_run_id or handle.workflow_handle.run_id
@@ -42,6 +43,10 @@ async def enqueue_signals_from(handle: Any, parent_page_num: int) -> int:
             attrs = event.workflow_execution_signaled_event_attributes
             if attrs.signal_name == "batch_orchestra.enqueue_pages":
                 body = json.loads(attrs.input.payloads[0].data)
+                count += body["parent_page_num"] == parent_page_num
+            update = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if update.input.name == "batch_orchestra.enqueue":
+                body = json.loads(update.input.args.payloads[0].data)
                 count += body["parent_page_num"] == parent_page_num
             if event.HasField("workflow_execution_continued_as_new_event_attributes"):
                 run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
