@@ -28,11 +28,12 @@ class NoopArgs:
     chains: int
     page_seconds: float = 0.0
     jitter: float = 0.0
+    lookahead: int = 1
 
     def to_json(self) -> str:
         return json.dumps({
             "pages": self.pages, "chains": self.chains, "page_seconds": self.page_seconds,
-            "jitter": self.jitter,
+            "jitter": self.jitter, "lookahead": self.lookahead,
         })
 
     def first_cursors(self) -> list[str]:
@@ -51,6 +52,11 @@ def _parse(args_str: str) -> NoopArgs:
     return NoopArgs(**json.loads(args_str))
 
 
+def _chain_start(index: int, pages: int, chains: int) -> int:
+    bounds = _bounds(pages, chains)
+    return bounds[bisect.bisect_right(bounds, index) - 1]
+
+
 def chain_end(index: int, pages: int, chains: int) -> int:
     """One past the last index of the chain holding ``index``."""
     bounds = _bounds(pages, chains)
@@ -62,8 +68,16 @@ class BenchNoopPages(PageProcessor):
     async def run(self, context: BatchProcessorContext) -> int:
         args = _parse(context.args_str)
         index = int(context.page.cursor_str)
-        if index + 1 < chain_end(index, args.pages, args.chains):
-            await context.enqueue_next_page(BatchPage(str(index + 1), context.page.size))
+        end = chain_end(index, args.pages, args.chains)
+        k = args.lookahead
+        if k <= 1:
+            if index + 1 < end:
+                await context.enqueue_next_page(BatchPage(str(index + 1), context.page.size))
+        elif (index - _chain_start(index, args.pages, args.chains)) % k == 0:
+            # a leader: enqueue the next k pages at once; the last of them leads the next group
+            nxt = [BatchPage(str(i), context.page.size) for i in range(index + 1, min(index + k + 1, end))]
+            if nxt:
+                await context.enqueue_next_pages(nxt)
         seconds = page_duration(index, args.page_seconds, args.jitter)
         if seconds > 0:
             await asyncio.sleep(seconds)
