@@ -54,7 +54,8 @@ class BatchOrchestratorInput:
     batch_tracker: BatchTrackerConfig | None = None
     """A registered tracker to call every ``interval`` and once at the end."""
     pages_per_run: int | None = None
-    """Continue as new after this many pages; None: when Temporal suggests it."""
+    """Continue as new after this many page attempts; None: when the run's history reaches
+    10,000 events or 8 MB."""
     total_items: int | None = None
     """An estimate of the items in the batch (say a COUNT(*)), for percent done and ETA."""
 

@@ -34,8 +34,10 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["BatchOrchestrator"]
 
-HISTORY_EVENTS_HARD_CAP = 20_000
-"""Continue as new past this many events even if the server never suggests it."""
+HISTORY_EVENTS_PER_RUN = 10_000
+"""A run continues as new at this many history events (Temporal's hard limit is 51,200)."""
+HISTORY_BYTES_PER_RUN = 8 * 1024 * 1024
+"""... or at this much history (Temporal's hard limit is 50 MB)."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _NO_SETTINGS = ProcessorSettings(
     name="", at_most_once=True, maximum_attempts=1, initial_interval_seconds=1.0,
@@ -186,9 +188,14 @@ class BatchOrchestrator:
         per_run = self._inp.pages_per_run
         if per_run is not None and self._started_this_run >= per_run:
             return True
+        # Temporal's own suggestion comes at a few thousand events. Every hand-over costs a
+        # drain of the running pages, so runs go on to a budget well inside the hard limits;
+        # the workflow's state is small, so a longer history only costs replay time after a
+        # cache eviction.
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or (
-            info.get_current_history_length() > HISTORY_EVENTS_HARD_CAP
+        return (
+            info.get_current_history_length() >= HISTORY_EVENTS_PER_RUN
+            or info.get_current_history_size() >= HISTORY_BYTES_PER_RUN
         )
 
     def _start_runnable(self) -> None:
