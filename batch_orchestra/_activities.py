@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from temporalio import activity
@@ -37,6 +38,7 @@ from ._types import BatchOrchestratorProgress, ProcessorSettings
 __all__ = [
     "DescribeBatchInput",
     "EnqueueRequest",
+    "PageOutcome",
     "PageResult",
     "ProcessPageInput",
     "TrackerInput",
@@ -80,6 +82,21 @@ class ProcessPageInput:
     args: str | None
     batch_id: str
     successor_enqueued: bool
+    report_after_seconds: float | None = None
+    """An attempt that has run this long also reports its outcome to the batch by signal, in
+    case the run that started it has handed over in the meantime."""
+
+
+@dataclass
+class PageOutcome:
+    """How an attempt ended, reported by signal to whichever run the batch is in now."""
+
+    page_num: int
+    attempt: int
+    items: int = 0
+    error_type: str | None = None
+    error_message: str = ""
+    non_retryable: bool = False
 
 
 @dataclass
@@ -170,16 +187,50 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         logger=_ContextLogger(_page_logger, extra),
     )
     try:
-        returned = await _run_attempt(cls, context, sends)
-    except (ProcessorUsageError, InvalidBatchInputError) as err:
-        kind = (
-            PROCESSOR_USAGE_ERROR_TYPE
-            if isinstance(err, ProcessorUsageError)
-            else INVALID_INPUT_ERROR_TYPE
-        )
-        raise ApplicationError(str(err), type=kind, non_retryable=True) from err
+        try:
+            returned = await _run_attempt(cls, context, sends)
+        except (ProcessorUsageError, InvalidBatchInputError) as err:
+            kind = (
+                PROCESSOR_USAGE_ERROR_TYPE
+                if isinstance(err, ProcessorUsageError)
+                else INVALID_INPUT_ERROR_TYPE
+            )
+            raise ApplicationError(str(err), type=kind, non_retryable=True) from err
+    except Exception as err:
+        await _report(inp, info, _outcome_of_error(inp, err))
+        raise
     items = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
-    return PageResult(items=items + context._items)
+    result = PageResult(items=items + context._items)
+    await _report(inp, info, PageOutcome(inp.page_num, inp.attempt, items=result.items))
+    return result
+
+
+def _outcome_of_error(inp: ProcessPageInput, err: BaseException) -> PageOutcome:
+    if isinstance(err, ApplicationError):
+        kind, non_retryable = err.type or "Error", err.non_retryable
+        message = err.message
+    else:
+        kind, non_retryable, message = type(err).__name__, False, str(err)
+    return PageOutcome(inp.page_num, inp.attempt, 0, kind, message[:2000], non_retryable)
+
+
+async def _report(inp: ProcessPageInput, info: activity.Info, outcome: PageOutcome) -> None:
+    """Report a long attempt's outcome by signal: the run that started it may have handed
+    over to a new run, which then learns the outcome from this (the result itself goes to the
+    run that scheduled the attempt, and is dropped if that run has closed)."""
+    if inp.report_after_seconds is None:
+        return
+    scheduled = info.current_attempt_scheduled_time
+    elapsed = (datetime.now(timezone.utc) - scheduled).total_seconds()
+    if elapsed < inp.report_after_seconds:
+        return
+    from ._workflow import BatchOrchestrator
+
+    handle = activity.client().get_workflow_handle(info.workflow_id or "")
+    try:
+        await handle.signal(BatchOrchestrator.page_finished, outcome)
+    except Exception as err:  # the batch may have ended; the result path still stands
+        activity.logger.warning("could not report page %d's outcome: %s", inp.page_num, err)
 
 
 async def _run_attempt(

@@ -41,10 +41,12 @@ class PageState:
     error_type: str = ""
     error_message: str = ""
     failed_at: float | None = None
+    report_deadline: float | None = None  # running at a hand-over: must report by then
 
     def to_list(self) -> list[Any]:
         return [self.page_num, self.cursor, self.size, self.attempts, self.successor_enqueued,
-                self.stuck, self.ready_at, self.error_type, self.error_message, self.failed_at]
+                self.stuck, self.ready_at, self.error_type, self.error_message, self.failed_at,
+                self.report_deadline]
 
     @classmethod
     def from_list(cls, v: list[Any]) -> PageState:
@@ -170,11 +172,18 @@ class Scheduler:
             self.max_parallelism_achieved = len(self.running)
         return out
 
+    def is_current(self, page_num: int, attempt: int) -> bool:
+        """Whether ``attempt`` is the running attempt of ``page_num`` (else its outcome is stale:
+        already reported the other way, or superseded by a retry)."""
+        state = self.pages.get(page_num)
+        return page_num in self.running and state is not None and state.attempts == attempt
+
     def complete(self, page_num: int, items: int, now: float) -> None:
         """An attempt at ``page_num`` succeeded."""
         self.running.discard(page_num)
         state = self.pages.pop(page_num, None)
         if state is not None:
+            state.report_deadline = None
             self._live_cursors.pop(state.cursor, None)
             self.num_completed += 1
             self.num_completed_items += max(0, items)
@@ -202,6 +211,7 @@ class Scheduler:
         if state is None:
             return "failed"
         s = self.settings
+        state.report_deadline = None
         state.error_type = error_type
         state.error_message = message[:MAX_ERROR_MESSAGE]
         state.failed_at = now
@@ -223,12 +233,19 @@ class Scheduler:
         return "retry"
 
     def next_due(self) -> float | None:
-        """When the earliest waiting retry is due, if any."""
+        """When the earliest waiting retry, or the deadline of a page handed over while
+        running, is due, if any."""
         due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
+        due += [d for d in (self.pages[n].report_deadline for n in self.handed_over) if d]
         return min(due) if due else None
 
     def release_due(self, now: float) -> int:
-        """Make every retry due by ``now`` ready to run (ahead of new pages); returns how many."""
+        """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
+        attempts handed over while running that never reported; returns how many pages."""
+        overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
+        for n in overdue:
+            self.fail(n, "Timeout", "the attempt was running at a hand-over and never reported "
+                      "its outcome (its worker may have died)", False, now)
         due = sorted(
             (self.pages[n] for n in self.waiting if (self.pages[n].ready_at or 0.0) <= now),
             key=lambda p: (p.ready_at, p.page_num), reverse=True,
@@ -237,7 +254,12 @@ class Scheduler:
             p.ready_at = None
             self.waiting.discard(p.page_num)
             self.ready.appendleft(p.page_num)
-        return len(due)
+        return len(due) + len(overdue)
+
+    @property
+    def handed_over(self) -> list[int]:
+        """Running pages whose attempt was started by an earlier run."""
+        return [n for n in self.running if self.pages[n].report_deadline is not None]
 
     def set_parallelism(self, n: int) -> int:
         """Set the cap, remembering the old one; returns the old one."""
@@ -292,11 +314,16 @@ class Scheduler:
             failed_pages=[p.failure() for p in self.failed],
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The state to carry into the next run. Running attempts must have drained."""
-        if self.running:
-            raise RuntimeError(f"cannot hand over with pages running: {sorted(self.running)}")
+    def to_dict(self, report_deadline: float | None = None) -> dict[str, Any]:
+        """The state to carry into the next run. Pages still running are handed over: their
+        attempts report to the next run by ``report_deadline``, or count as timed out."""
+        if self.running and report_deadline is None:
+            raise RuntimeError(f"pages running at a hand-over need a deadline: {self.running}")
+        for n in self.running:
+            state = self.pages[n]
+            state.report_deadline = max(state.report_deadline or 0.0, report_deadline or 0.0)
         return {
+            "running": sorted(self.running),
             "max_parallelism": self.max_parallelism,
             "previous_parallelism": self.previous_parallelism,
             "start_time": self.start_time,
@@ -327,6 +354,7 @@ class Scheduler:
         s.num_runs = d["num_runs"] + 1
         s.pages = {v[0]: PageState.from_list(v) for v in d["pages"]}
         s.ready = deque(d["ready"])
+        s.running = set(d.get("running", []))
         s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}
         s._live_cursors = {p.cursor: n for n, p in s.pages.items()}
         s.failed = deque((PageState.from_list(v) for v in d["failed"]), maxlen=FAILURE_LIST_LIMIT)

@@ -58,6 +58,9 @@ class BatchOrchestratorInput:
     10,000 events or 8 MB."""
     total_items: int | None = None
     """An estimate of the items in the batch (say a COUNT(*)), for percent done and ETA."""
+    handover_wait: timedelta = timedelta(seconds=10)
+    """At a continue-as-new hand-over, how long a run waits for its running pages before it
+    hands them, still running, to the next run (which learns their outcome by signal)."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -153,11 +156,11 @@ class ProcessorSettings:
         return float(min(delay, self.maximum_interval_seconds))
 
 
-_DURATION_FIELDS = ("page_timeout",)
+_DURATION_FIELDS = ("page_timeout", "handover_wait")
 _FIELDS = (
     "page_processor", "page_size", "max_parallelism", "args", "first_cursor_str",
     "first_cursor_strs", "page_timeout", "batch_id", "batch_tracker", "pages_per_run",
-    "total_items",
+    "total_items", "handover_wait",
 )
 
 
@@ -208,6 +211,8 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
             )
     if not isinstance(inp.page_timeout, timedelta) or inp.page_timeout <= timedelta(0):
         raise _fail(f"page_timeout must be a positive timedelta, got {inp.page_timeout!r}")
+    if not isinstance(inp.handover_wait, timedelta) or inp.handover_wait <= timedelta(0):
+        raise _fail(f"handover_wait must be a positive timedelta, got {inp.handover_wait!r}")
     if not isinstance(inp.batch_id, str):
         raise _fail(f"batch_id must be a str, got {inp.batch_id!r}")
     if inp.pages_per_run is not None and (not _is_int(inp.pages_per_run) or inp.pages_per_run < 1):
@@ -244,6 +249,7 @@ def input_to_wire(inp: BatchOrchestratorInput) -> dict[str, Any]:
         },
         "pages_per_run": inp.pages_per_run,
         "total_items": inp.total_items,
+        "handover_wait": inp.handover_wait.total_seconds(),
     }
 
 

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from ._activities import (
         DescribeBatchInput,
         EnqueueRequest,
+        PageOutcome,
         PageResult,
         ProcessPageInput,
         TrackerInput,
@@ -38,6 +39,9 @@ HISTORY_EVENTS_PER_RUN = 10_000
 """A run continues as new at this many history events (Temporal's hard limit is 51,200)."""
 HISTORY_BYTES_PER_RUN = 8 * 1024 * 1024
 """... or at this much history (Temporal's hard limit is 50 MB)."""
+HANDOVER_REPORT_GRACE_SECONDS = 10.0
+"""How long past ``page_timeout`` a run waits for an attempt handed over while running to
+report, before counting it as timed out."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _NO_SETTINGS = ProcessorSettings(
     name="", at_most_once=True, maximum_attempts=1, initial_interval_seconds=1.0,
@@ -58,6 +62,8 @@ class BatchOrchestrator:
         self._tracker_busy = False
         self._started_this_run = 0
         self._cancelled = False
+        self._drain_timed_out = False
+        self._drain_timer: asyncio.Future[None] | None = None
         self._attempts: dict[int, workflow.ActivityHandle[PageResult]] = {}
         self._settings: ProcessorSettings | None = None
         self._input_error: str | None = None
@@ -108,6 +114,8 @@ class BatchOrchestrator:
         except asyncio.CancelledError:
             await self._cancel(background)
             raise
+        if self._drain_timer is not None:
+            background.append(self._drain_timer)
         for task in background:
             task.cancel()
         if not self._finished:
@@ -132,16 +140,24 @@ class BatchOrchestrator:
                 break
             if not self._draining and self._should_continue_as_new():
                 self._draining = True
+                self._drain_timer = asyncio.ensure_future(self._drain_deadline())
                 workflow.logger.info(
                     "handing over to a new run after %d page attempts; waiting for %d running",
                     self._started_this_run, len(sched.running), extra=self._extra(),
                 )
-            if self._draining and not sched.running and not self._tracker_busy:
+            if self._draining and not self._tracker_busy and (
+                not sched.running or self._drain_timed_out
+            ):
                 break
             await workflow.wait_condition(lambda: self._dirty)
             self._dirty = False
         self._finished = sched.is_finished
         self._dirty = True
+
+    async def _drain_deadline(self) -> None:
+        assert self._inp is not None
+        await workflow.sleep(self._inp.handover_wait)
+        self._drain_timed_out = self._dirty = True
 
     async def _cancel(self, background: list[asyncio.Future[Any]]) -> None:
         """The batch was cancelled: start nothing more, cancel running attempts, tell the
@@ -221,6 +237,7 @@ class BatchOrchestrator:
                 args=inp.args,
                 batch_id=inp.batch_id,
                 successor_enqueued=att.successor_enqueued,
+                report_after_seconds=inp.handover_wait.total_seconds() / 2,
             ),
             start_to_close_timeout=inp.page_timeout,
             retry_policy=_PAGE_RETRY,
@@ -228,15 +245,21 @@ class BatchOrchestrator:
             summary=f"page {att.page_num}",
         )
         self._attempts[att.page_num] = handle
-        handle.add_done_callback(lambda fut: self._on_attempt_done(att.page_num, fut))
+        handle.add_done_callback(
+            lambda fut: self._on_attempt_done(att.page_num, att.attempt, fut)
+        )
 
-    def _on_attempt_done(self, page_num: int, fut: asyncio.Future[PageResult]) -> None:
+    def _on_attempt_done(
+        self, page_num: int, attempt: int, fut: asyncio.Future[PageResult]
+    ) -> None:
         sched = self._sched
         self._dirty = True
         self._attempts.pop(page_num, None)
         if self._cancelled or fut.cancelled():
             sched.running.discard(page_num)
             return
+        if not sched.is_current(page_num, attempt):
+            return  # its outcome already arrived by signal
         err = fut.exception()
         if err is None:
             sched.complete(page_num, fut.result().items, workflow.now().timestamp())
@@ -248,9 +271,28 @@ class BatchOrchestrator:
             kind, message, non_retryable = "Timeout", f"page timed out ({cause.type})", False
         else:
             kind, message, non_retryable = type(cause).__name__, str(cause), False
-        outcome = sched.fail(page_num, kind, message, non_retryable, workflow.now().timestamp())
+        self._fail_page(page_num, kind, message, non_retryable)
+
+    def _fail_page(self, page_num: int, kind: str, message: str, non_retryable: bool) -> None:
+        outcome = self._sched.fail(
+            page_num, kind, message, non_retryable, workflow.now().timestamp()
+        )
         log = workflow.logger.error if outcome != "retry" else workflow.logger.warning
         log("page %s: %s: %s", outcome, kind, message, extra=self._extra(page_num))
+
+    @workflow.signal(name="batch_orchestra.page_finished")
+    def page_finished(self, outcome: PageOutcome) -> None:
+        """A long attempt reports how it ended (it may have been started by an earlier run)."""
+        sched = self._sched
+        if self._cancelled or not sched.is_current(outcome.page_num, outcome.attempt):
+            return
+        self._dirty = True
+        if outcome.error_type is None:
+            sched.complete(outcome.page_num, outcome.items, workflow.now().timestamp())
+        else:
+            self._fail_page(
+                outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable
+            )
 
     async def _retry_timer(self) -> None:
         sched = self._sched
@@ -307,11 +349,16 @@ class BatchOrchestrator:
             self._dirty = True
 
     def _continuation(self, raw: dict[str, Any], settings: ProcessorSettings) -> dict[str, Any]:
+        assert self._inp is not None
         nxt = {k: v for k, v in raw.items() if k != "continuation"}
         nxt["first_cursor_str"], nxt["first_cursor_strs"] = "", None
         nxt["continuation"] = {
             "settings": settings.__dict__,
-            "scheduler": self._sched.to_dict(),
+            # Attempts still running report by signal; past this they count as timed out.
+            "scheduler": self._sched.to_dict(
+                workflow.now().timestamp() + self._inp.page_timeout.total_seconds()
+                + HANDOVER_REPORT_GRACE_SECONDS
+            ),
             "tracker_next": self._tracker_next,
         }
         return nxt

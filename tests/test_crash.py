@@ -110,3 +110,39 @@ async def test_server_restarted_on_same_db_mid_batch(tmp_path) -> None:
     assert set(_items_done(db)) == set(range(400))
     assert result.num_completed_pages == 40
     assert result.num_failed_pages == 0
+
+
+async def test_worker_killed_while_pages_were_handed_over_running(
+    temporal, orchestra, task_queue, new_worker, tmp_path
+) -> None:
+    """Attempts carried into a new run while running, whose worker then dies, never report:
+    the new run counts them as timed out after page_timeout (+ grace) and retries them."""
+    db = tmp_path / "done.db"
+    bid = batch_id()
+    inp = _input(bid, db, 24, 2.0)
+    inp.page_size, inp.pages_per_run = 1, 6
+    inp.handover_wait = timedelta(milliseconds=300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.worker_main", temporal.address, task_queue],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+
+        async def handed_over_running() -> None:
+            p = await handle.get_progress()
+            assert p.num_runs >= 2 and p.num_processing_pages > 0
+
+        await assert_eventually(handed_over_running, timeout=60, interval=0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        async with new_worker():
+            result = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert set(_items_done(db)) == set(range(24))
+    assert result.num_completed_pages == 24 and result.num_failed_pages == 0

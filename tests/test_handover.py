@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 from batch_orchestra import BatchOrchestratorInput
 from tests.helpers import batch_id
@@ -55,3 +56,26 @@ async def test_dozens_of_handovers_exact_counts_bounded_state(
     assert len(last["pages"]) <= len(chains)  # only the pending pages are carried
     # Without pending pages, sizes vary only by counters' digits and the cursors' lengths.
     assert max(sizes) <= min(sizes) + 100 * len(chains), sizes
+
+
+async def test_pages_running_at_a_handover_finish_in_the_next_run(
+    client, orchestra, task_queue, new_worker
+) -> None:
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="Scripted", page_size=1, max_parallelism=4, batch_id=bid,
+        args=json.dumps({"n": 16, "sleep": 2.5}), first_cursor_strs=["0", "4", "8", "12"],
+        pages_per_run=6, handover_wait=timedelta(milliseconds=500),
+    )
+    # chains of 4 pages each, from 0, 4, 8 and 12 (processors.run_script with chain_len)
+    inp.args = json.dumps({"chain_len": 4, "sleep": 2.5})
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 120)
+        handovers = await _continue_as_new_inputs(client, bid)
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 16 and result.num_failed_pages == 0
+    assert sorted(rec.items) == list(range(16))
+    assert all(attempt == 1 for _, attempt in rec.attempts), "no page ran twice"
+    carried = [h["continuation"]["scheduler"]["running"] for h in handovers]
+    assert any(carried), "some hand-over carried running pages"
