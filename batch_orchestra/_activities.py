@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from ._exceptions import (
@@ -161,18 +163,11 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
     sends: list[asyncio.Future[Any]] = []
 
     async def enqueue(pages: list[BatchPage]) -> None:
-        from ._workflow import BatchOrchestrator
-
         handle = activity.client().get_workflow_handle(info.workflow_id or "")
         request = EnqueueRequest(inp.page_num, pages)
-        if _ENQUEUE_BY_SIGNAL:
-            await handle.signal(BatchOrchestrator.enqueue_pages, request)
-            return
-        # The page goes on with its items while the update is in flight; one turn of the
+        # The page goes on with its items while the enqueue is in flight; one turn of the
         # event loop puts the request on the wire even if the page then blocks the loop.
-        sends.append(asyncio.ensure_future(handle.execute_update(
-            BatchOrchestrator.enqueue, request, id=f"enqueue-{inp.page_num}"
-        )))
+        sends.append(asyncio.ensure_future(_send_enqueue(handle, request)))
         await asyncio.sleep(0)
 
     extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
@@ -231,6 +226,33 @@ async def _report(inp: ProcessPageInput, info: activity.Info, outcome: PageOutco
         await handle.signal(BatchOrchestrator.page_finished, outcome)
     except Exception as err:  # the batch may have ended; the result path still stands
         activity.logger.warning("could not report page %d's outcome: %s", inp.page_num, err)
+
+
+_prefer_signal_until: dict[str, float] = {}
+"""Batches (workflow IDs) whose enqueue updates were refused lately: use signals for a while."""
+_PREFER_SIGNAL_SECONDS = 30.0
+
+
+async def _send_enqueue(handle: WorkflowHandle[Any, Any], request: EnqueueRequest) -> None:
+    """Hand successors over by update (its workflow task is dispatched at once, so the hop is
+    short) or, when the server refuses updates (Temporal caps them per workflow: 10 in flight,
+    a few thousand per run) or a run closes under one, by signal. The workflow ignores a second
+    enqueue from the same page, so a fallback after an update that did land is harmless."""
+    from ._workflow import BatchOrchestrator
+
+    now = time.monotonic()
+    if not _ENQUEUE_BY_SIGNAL and now >= _prefer_signal_until.get(handle.id, 0.0):
+        try:
+            await handle.execute_update(
+                BatchOrchestrator.enqueue, request, id=f"enqueue-{request.parent_page_num}"
+            )
+            return
+        except Exception as err:  # refused or aborted: the signal below is always accepted
+            if len(_prefer_signal_until) > 1000:
+                _prefer_signal_until.clear()
+            _prefer_signal_until[handle.id] = now + _PREFER_SIGNAL_SECONDS
+            activity.logger.debug("enqueue update refused (%s); using a signal", err)
+    await handle.signal(BatchOrchestrator.enqueue_pages, request)
 
 
 async def _run_attempt(

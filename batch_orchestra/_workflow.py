@@ -39,6 +39,9 @@ HISTORY_EVENTS_PER_RUN = 10_000
 """A run continues as new at this many history events (Temporal's hard limit is 51,200)."""
 HISTORY_BYTES_PER_RUN = 8 * 1024 * 1024
 """... or at this much history (Temporal's hard limit is 50 MB)."""
+UPDATES_PER_RUN = 1_500
+"""A run continues as new after accepting this many enqueue updates (Temporal refuses more than
+2,000 per run by default; pages fall back to signals, but updates make shorter hops)."""
 HANDOVER_REPORT_GRACE_SECONDS = 10.0
 """How long past ``page_timeout`` a run waits for an attempt handed over while running to
 report, before counting it as timed out."""
@@ -62,6 +65,7 @@ class BatchOrchestrator:
         self._tracker_busy = False
         self._started_this_run = 0
         self._cancelled = False
+        self._updates_this_run = 0
         self._drain_timed_out = False
         self._drain_timer: asyncio.Future[None] | None = None
         self._attempts: dict[int, workflow.ActivityHandle[PageResult]] = {}
@@ -210,7 +214,8 @@ class BatchOrchestrator:
         # cache eviction.
         info = workflow.info()
         return (
-            info.get_current_history_length() >= HISTORY_EVENTS_PER_RUN
+            self._updates_this_run >= UPDATES_PER_RUN
+            or info.get_current_history_length() >= HISTORY_EVENTS_PER_RUN
             or info.get_current_history_size() >= HISTORY_BYTES_PER_RUN
         )
 
@@ -395,6 +400,7 @@ class BatchOrchestrator:
         The update form is what pages use: the server hands an update to the worker at once,
         while a signal to a workflow with activities in flight waits tens of milliseconds for
         its workflow task, and that wait is most of a chain's hop."""
+        self._updates_this_run += 1
         return self._apply_enqueue(req)
 
     @workflow.query(name="progress")

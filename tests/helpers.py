@@ -51,3 +51,12 @@ async def enqueue_signals_from(handle: Any, parent_page_num: int) -> int:
             if event.HasField("workflow_execution_continued_as_new_event_attributes"):
                 run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return count
+
+
+async def enqueue_signals_only(client: Any, workflow_id: str) -> int:
+    """How many enqueues of the batch's first run came by signal."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(
+        e.workflow_execution_signaled_event_attributes.signal_name == "batch_orchestra.enqueue_pages"
+        for e in history.events
+    )

@@ -11,14 +11,22 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
+from temporalio.worker import Worker
 
 from batch_orchestra import (
+    BatchOrchestraPlugin,
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
     BatchTrackerConfig,
+    EmbeddedTemporal,
 )
-from tests.helpers import assert_eventually, batch_id, enqueue_signals_from
+from tests.helpers import (
+    assert_eventually,
+    batch_id,
+    enqueue_signals_from,
+    enqueue_signals_only,
+)
 from tests.processors import RECORDS
 
 
@@ -335,3 +343,30 @@ async def test_watch_yields_progress_until_the_result(orchestra, task_queue, new
     assert seen[-1].is_finished and seen[-1].num_completed_pages == 12
     counts = [p.num_completed_pages for p in seen]
     assert counts == sorted(counts)
+
+
+async def test_enqueues_fall_back_to_signals_when_updates_are_refused() -> None:
+    """Temporal caps in-flight updates per workflow (10 by default). On a server capped at 1,
+    16 chains enqueueing at once are refused updates, fall back to signals, and every page
+    still runs exactly once."""
+    bid = batch_id()
+    chains = [str(k * 100) for k in range(16)]
+    server = EmbeddedTemporal(
+        use_env=False, extra_args=["--dynamic-config-value", "history.maxInFlightUpdates=1"]
+    )
+    async with server:
+        async with Worker(server.client, task_queue=bid, plugins=[BatchOrchestraPlugin()]):
+            handle = await BatchOrchestratorClient(server.client).start(
+                BatchOrchestratorInput(
+                    page_processor="Scripted", page_size=10, max_parallelism=16, batch_id=bid,
+                    args=json.dumps({"chain_len": 100, "sleep": 0.2}), first_cursor_strs=chains,
+                ),
+                id=bid, task_queue=bid,
+            )
+            result = await asyncio.wait_for(handle.result(), 120)
+            signals = await enqueue_signals_only(server.client, bid)
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 160 and result.num_failed_pages == 0
+    assert sorted(rec.items) == list(range(1600))
+    assert all(attempt == 1 for _, attempt in rec.attempts)
+    assert signals > 0, "some enqueues went by signal"
