@@ -51,6 +51,8 @@ async def wait_printing_progress(
         live = out.isatty()
     if interval is None:
         interval = 0.2 if live else 0.5
+    if live:
+        return await _wait_with_bar(handle, interval, out)
     result = asyncio.ensure_future(handle.result())
     width = 0
 
@@ -78,3 +80,46 @@ async def wait_printing_progress(
         return final
     finally:
         result.cancel()
+
+
+async def _wait_with_bar(
+    handle: BatchOrchestratorHandle, interval: float, out: TextIO
+) -> BatchOrchestratorProgress:
+    """A terminal: a live progress bar of items (or pages), with rate, ETA and page counts."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    columns = (
+        TextColumn("[bold]migrating"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[stats]}"),
+    )
+    result = asyncio.ensure_future(handle.result())
+
+    def stats(p: BatchOrchestratorProgress) -> str:
+        line = (
+            f"{p.num_completed_items} items, {p.num_completed_pages} pages"
+            f" | {p.items_per_second:,.0f} items/s | running {p.num_processing_pages}"
+            f"/{p.max_parallelism} | stuck {p.num_stuck_pages} | failed {p.num_failed_pages}"
+        )
+        if p.eta_seconds is not None and not p.is_finished:
+            line += f" | eta {p.eta_seconds:.0f}s"
+        return line
+
+    with Progress(*columns, console=Console(file=out), transient=False) as bar:
+        task = bar.add_task("batch", total=None, stats="starting")
+        try:
+            while True:
+                done, _ = await asyncio.wait({result}, timeout=interval)
+                p = result.result() if done else None
+                if p is None:
+                    with contextlib.suppress(Exception):  # a query can fail at a hand-over
+                        p = await handle.get_progress()
+                if p is not None:
+                    bar.update(
+                        task, total=p.total_items, completed=p.num_completed_items,
+                        stats=stats(p),
+                    )
+                if done:
+                    return result.result()
+        finally:
+            result.cancel()
