@@ -231,6 +231,11 @@ async def _report(inp: ProcessPageInput, info: activity.Info, outcome: PageOutco
 _prefer_signal_until: dict[str, float] = {}
 """Batches (workflow IDs) whose enqueue updates were refused lately: use signals for a while."""
 _PREFER_SIGNAL_SECONDS = 30.0
+_updates_in_flight: dict[str, int] = {}
+"""Enqueue updates this process has in flight, per batch."""
+MAX_UPDATES_IN_FLIGHT = 4
+"""Past this many in-flight enqueue updates per batch from one process, enqueues go by signal
+(Temporal refuses more than 10 in-flight updates per workflow by default)."""
 
 
 async def _send_enqueue(handle: WorkflowHandle[Any, Any], request: EnqueueRequest) -> None:
@@ -240,8 +245,13 @@ async def _send_enqueue(handle: WorkflowHandle[Any, Any], request: EnqueueReques
     enqueue from the same page, so a fallback after an update that did land is harmless."""
     from ._workflow import BatchOrchestrator
 
-    now = time.monotonic()
-    if not _ENQUEUE_BY_SIGNAL and now >= _prefer_signal_until.get(handle.id, 0.0):
+    now, wid = time.monotonic(), handle.id
+    if (
+        not _ENQUEUE_BY_SIGNAL
+        and now >= _prefer_signal_until.get(wid, 0.0)
+        and _updates_in_flight.get(wid, 0) < MAX_UPDATES_IN_FLIGHT
+    ):
+        _updates_in_flight[wid] = _updates_in_flight.get(wid, 0) + 1
         try:
             await handle.execute_update(
                 BatchOrchestrator.enqueue, request, id=f"enqueue-{request.parent_page_num}"
@@ -250,8 +260,14 @@ async def _send_enqueue(handle: WorkflowHandle[Any, Any], request: EnqueueReques
         except Exception as err:  # refused or aborted: the signal below is always accepted
             if len(_prefer_signal_until) > 1000:
                 _prefer_signal_until.clear()
-            _prefer_signal_until[handle.id] = now + _PREFER_SIGNAL_SECONDS
+            _prefer_signal_until[wid] = now + _PREFER_SIGNAL_SECONDS
             activity.logger.debug("enqueue update refused (%s); using a signal", err)
+        finally:
+            left = _updates_in_flight[wid] - 1
+            if left:
+                _updates_in_flight[wid] = left
+            else:
+                del _updates_in_flight[wid]
     await handle.signal(BatchOrchestrator.enqueue_pages, request)
 
 
