@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-scale clean
+.PHONY: install demo test lint bench-scale bench-throughput bench-million clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale
+
+bench-throughput: $(STAMP)
+	$(BIN)/python -m bench.throughput
+
+bench-million: $(STAMP)
+	$(BIN)/python -m bench.million --pages 1000000 --parallelism 20 --lookahead 10
 
 clean:
 	rm -rf $(VENV) .pytest_cache
