@@ -2,8 +2,8 @@
 
 ``python -m bench._worker --address HOST:PORT --task-queue Q [--max-concurrent-activities M]``
 
-Runs one Worker with ``BatchOrchestraPlugin()`` plus the raw baseline workflow and activity,
-prints ``ready`` once polling, and stops cleanly on SIGTERM or SIGINT.
+Runs one Worker with ``BatchOrchestraPlugin()`` plus the raw baseline workflows and activities
+(``bench._baseline``), prints ``ready`` once polling, and stops cleanly on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 import bench._noop  # noqa: F401  (registers BenchNoopPages)
 from batch_orchestra import BatchOrchestraPlugin
-from bench._baseline import RawBaseline, raw_noop
+from bench._baseline import PlainChain, RawBaseline, plain_chain_page, raw_noop, raw_noop_signal
 
 
 async def main() -> None:
@@ -37,8 +37,8 @@ async def main() -> None:
         client,
         task_queue=opts.task_queue,
         plugins=[BatchOrchestraPlugin()],
-        workflows=[RawBaseline],
-        activities=[raw_noop],
+        workflows=[RawBaseline, PlainChain],
+        activities=[raw_noop, raw_noop_signal, plain_chain_page],
         max_concurrent_activities=opts.max_concurrent_activities,
     )
     stop = asyncio.Event()

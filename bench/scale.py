@@ -79,9 +79,11 @@ class Phase:
 
 
 class WorkerProcess:
-    """``python -m bench._worker`` in its own process."""
+    """``python -m bench._worker`` in its own process (``env``: extra environment variables)."""
 
-    def __init__(self, address: str, namespace: str, task_queue: str, max_activities: int):
+    def __init__(self, address: str, namespace: str, task_queue: str, max_activities: int,
+                 env: dict[str, str] | None = None):
+        self.extra_env = dict(env or {})
         self.args = [
             sys.executable, "-m", "bench._worker", "--address", address,
             "--namespace", namespace, "--task-queue", task_queue,
@@ -96,6 +98,7 @@ class WorkerProcess:
 
     async def start(self, timeout: float = 60.0) -> None:
         env = dict(os.environ)
+        env.update(self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         self.proc = await asyncio.create_subprocess_exec(

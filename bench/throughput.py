@@ -1,0 +1,509 @@
+"""Throughput benchmark: the issue's matrix of chains x page durations x caps, against raw
+Temporal baselines measured on the same server in the same run.
+
+    python -m bench.throughput                      # N = 5000 pages per configuration
+    python -m bench.throughput --quick              # N = 300: a smoke test of the whole matrix
+    python -m bench.throughput --json out.json      # also write every figure (after each phase)
+    python -m bench.throughput --render out.json    # print the table of a (partial) JSON again
+
+One dev server (embedded, or ``TEMPORAL_ADDRESS``) and one worker process
+(``bench._worker``) run every configuration in turn; a second worker process, started with
+``BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL=1`` on its own task queue, runs only the "enqueue by
+signal" rows. For each page duration (no-op, 10 ms, 100 ms) and cap (10, 100):
+
+* ``raw (a)``: ``BenchRawBaseline``, N activities, at most cap in flight, no signals;
+* ``raw+signal (b)``: the same, each activity sending one signal to its workflow first;
+* ``ours 1 chain``, ``ours 8 chains``, ``ours 1 chain la8`` (one chain, each leader page
+  enqueueing its next 8 pages at once): BatchOrchestrator batches of ``BenchNoopPages``;
+  plus one row outside the issue's matrix, ``ours 8 chains la8`` at 100 ms and cap 100.
+
+And for each page duration, the one-chain hop comparison (no cap binds one chain):
+
+* ``plain chain (c)``: ``BenchPlainChain``, one chain where each activity signals the next
+  index and the workflow starts that activity on the signal;
+* ``ours 1 chain, signal``: our one chain with the enqueue sent as a signal ("before"),
+  beside ``ours 1 chain`` at cap 100 with the enqueue sent as an update ("after").
+
+pages/s = N / wall time from the start call to the result. Max parallelism is the
+orchestrator's ``max_parallelism_achieved`` for our batches; for the baselines, the most
+activities scheduled and not yet closed at once, read from the workflow histories (the same
+quantity; the histories give it for ours too, as a check). Mean parallelism is the mean of that
+occupancy over the batch. ms/page = wall time / N: for one chain, one hop's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, EmbeddedTemporal
+from bench._analysis import Occupancy
+from bench._baseline import (
+    BASELINE_ACTIVITY,
+    BASELINE_SIGNAL_ACTIVITY,
+    PLAIN_CHAIN_ACTIVITY,
+    PlainChain,
+    PlainChainInput,
+    RawBaseline,
+    RawBaselineInput,
+)
+from bench._history import read_batch_history
+from bench._noop import PROCESSOR_NAME, NoopArgs
+from bench._proc import cpu_seconds, group_cpu_seconds, machine_cpu
+from bench.scale import PAGE_ACTIVITY, WorkerProcess, _server_pgid
+
+RAW, RAW_SIGNAL, OURS, OURS_SIGNAL, PLAIN = "raw", "raw-signal", "ours", "ours-signal", "plain"
+DURATIONS = (0.0, 0.01, 0.1)
+CAPS = (10, 100)
+WORKER_SLOTS = 200
+TARGET_SIGNAL_RATIO = 0.80
+TARGET_PARALLELISM = 90
+TARGET_HOP_RATE = 1.5
+
+
+def _log(msg: str) -> None:
+    print(f"[bench.throughput {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _dur(page_seconds: float) -> str:
+    return "no-op" if page_seconds <= 0 else f"{1000 * page_seconds:g} ms"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configuration of the matrix."""
+
+    kind: str
+    page_seconds: float
+    cap: int | None
+    """max_parallelism (None: the plain chain, which has no cap)."""
+    chains: int = 1
+    lookahead: int = 1
+
+    @property
+    def name(self) -> str:
+        if self.kind == RAW:
+            return "raw (a)"
+        if self.kind == RAW_SIGNAL:
+            return "raw+signal (b)"
+        if self.kind == PLAIN:
+            return "plain chain (c)"
+        name = f"ours {self.chains} chain" + ("s" if self.chains > 1 else "")
+        if self.lookahead > 1:
+            name += f" la{self.lookahead}"
+        if self.kind == OURS_SIGNAL:
+            name += ", signal"
+        return name
+
+    @property
+    def one_chain(self) -> bool:
+        return self.kind in (OURS, OURS_SIGNAL, PLAIN) and self.chains == 1
+
+
+@dataclass
+class Result:
+    spec: Spec
+    pages: int
+    wall_s: float
+    pages_per_s: float
+    ms_per_page: float
+    max_parallelism: int | None
+    """Ours: progress.max_parallelism_achieved; baselines: from history."""
+    max_parallelism_history: int | None
+    mean_parallelism: float | None
+    runs: int
+    failed_pages: int = 0
+    worker_cpu_ms_per_page: float | None = None
+    server_cpu_ms_per_page: float | None = None
+    other_cpu_share: float | None = None
+    """Share of all CPUs used by neither this phase's worker nor the server."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spec"]["name"] = self.spec.name
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Result:
+        d = dict(d)
+        spec = dict(d.pop("spec"))
+        spec.pop("name", None)
+        return Result(spec=Spec(**spec), **d)
+
+
+def matrix() -> list[Spec]:
+    """Every configuration, the ones the issue's targets rest on first (so that a run cut
+    short by ``--budget`` still answers them), then the rest of the matrix."""
+    specs = [Spec(RAW, 0.0, 100), Spec(RAW_SIGNAL, 0.0, 100), Spec(OURS, 0.0, 100, chains=8),
+             Spec(RAW, 0.1, 100), Spec(RAW_SIGNAL, 0.1, 100), Spec(OURS, 0.1, 100, chains=8)]
+    for d in (0.0, 0.1, 0.01):
+        specs += [Spec(PLAIN, d, None), Spec(OURS, d, 100), Spec(OURS_SIGNAL, d, 100)]
+    for d in DURATIONS:
+        for cap in CAPS:
+            specs += [s for s in (
+                Spec(RAW, d, cap), Spec(RAW_SIGNAL, d, cap), Spec(OURS, d, cap, chains=8),
+                Spec(OURS, d, cap), Spec(OURS, d, cap, lookahead=8)) if s not in specs]
+    # Not in the issue's matrix: 8 chains with lookahead 8, to show what multiplies discovery.
+    specs.append(Spec(OURS, 0.1, 100, chains=8, lookahead=8))
+    return specs
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class Bench:
+    def __init__(self, temporal: EmbeddedTemporal, opts: argparse.Namespace) -> None:
+        self.temporal = temporal
+        self.client: Client = temporal.client
+        self.opts = opts
+        tag = uuid.uuid4().hex[:8]
+        self.worker = WorkerProcess(
+            temporal.address, temporal.namespace, f"tp-{tag}", WORKER_SLOTS)
+        self.signal_worker = WorkerProcess(
+            temporal.address, temporal.namespace, f"tp-signal-{tag}", WORKER_SLOTS,
+            env={"BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL": "1"})
+        self.task_queues = {id(self.worker): f"tp-{tag}",
+                            id(self.signal_worker): f"tp-signal-{tag}"}
+
+    async def close(self) -> None:
+        await self.signal_worker.stop()
+        await self.worker.stop()
+
+    async def _start_workflow(self, spec: Spec, n: int, wf_id: str, task_queue: str) -> tuple[
+            Any, str, int | None, int]:
+        """Start one configuration and wait for it: (workflow handle, activity type, the
+        orchestrator's max parallelism or None, failed pages)."""
+        timeout = timedelta(seconds=self.opts.timeout)
+        if spec.kind in (OURS, OURS_SIGNAL):
+            assert spec.cap is not None
+            args = NoopArgs(pages=n, chains=spec.chains, page_seconds=spec.page_seconds,
+                            lookahead=spec.lookahead)
+            handle = await BatchOrchestratorClient(self.client).start(
+                BatchOrchestratorInput(
+                    page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=spec.cap,
+                    args=args.to_json(), first_cursor_strs=args.first_cursors(),
+                    page_timeout=timedelta(minutes=5), batch_id=wf_id,
+                ),
+                id=wf_id, task_queue=task_queue, execution_timeout=timeout,
+            )
+            progress = await handle.result()
+            if progress.num_completed_pages != n:
+                _log(f"WARNING: {spec.name}: {progress.num_completed_pages} pages completed, "
+                     f"{progress.num_failed_pages} failed, {progress.num_stuck_pages} stuck")
+            failed = n - progress.num_completed_pages
+            return (handle.workflow_handle, PAGE_ACTIVITY, progress.max_parallelism_achieved,
+                    failed)
+        wh: WorkflowHandle[Any, int]
+        if spec.kind == PLAIN:
+            wh = await self.client.start_workflow(
+                PlainChain.run, PlainChainInput(total=n, page_seconds=spec.page_seconds),
+                id=wf_id, task_queue=task_queue, execution_timeout=timeout)
+            activity_type = PLAIN_CHAIN_ACTIVITY
+        else:
+            assert spec.cap is not None
+            wh = await self.client.start_workflow(
+                RawBaseline.run,
+                RawBaselineInput(total=n, parallelism=spec.cap, page_seconds=spec.page_seconds,
+                                 signal_each=spec.kind == RAW_SIGNAL),
+                id=wf_id, task_queue=task_queue, execution_timeout=timeout)
+            activity_type = BASELINE_SIGNAL_ACTIVITY if spec.kind == RAW_SIGNAL else (
+                BASELINE_ACTIVITY)
+        done = await wh.result()
+        return wh, activity_type, None, n - done
+
+    async def _watch(self, worker: WorkerProcess, wf_id: str, run: Any) -> Any:
+        """Await ``run`` unless the worker process exits first (something killed it): then
+        terminate the workflow and raise, rather than wait for a task nobody will poll."""
+        task = asyncio.ensure_future(run)
+        assert worker.proc is not None
+        died = asyncio.ensure_future(worker.proc.wait())
+        await asyncio.wait([task, died], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            died.cancel()
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(Exception):
+            await self.client.get_workflow_handle(wf_id).terminate("the worker exited")
+        raise WorkerDied(f"the worker process exited (code {worker.proc.returncode}) "
+                         f"during {wf_id}")
+
+    async def run(self, spec: Spec, n: int) -> Result:
+        worker = self.signal_worker if spec.kind == OURS_SIGNAL else self.worker
+        if worker.proc is None or worker.proc.returncode is not None:
+            await worker.start()
+        if spec.kind != OURS_SIGNAL:
+            await self.signal_worker.stop()  # one busy worker process at a time
+        task_queue = self.task_queues[id(worker)]
+        wf_id = f"tp-{spec.kind}-{uuid.uuid4().hex[:8]}"
+        pgid = _server_pgid(self.temporal)
+        _log(f"{spec.name}, {_dur(spec.page_seconds)}, cap {spec.cap or '-'}: {n} pages "
+             f"({wf_id})")
+        w0, s0, m0 = cpu_seconds(worker.pid), group_cpu_seconds(pgid) if pgid else None, (
+            machine_cpu())
+        t0 = time.monotonic()
+        wh, activity_type, max_par, failed = await self._watch(
+            worker, wf_id, self._start_workflow(spec, n, wf_id, task_queue))
+        wall = time.monotonic() - t0
+        w1, s1, m1 = cpu_seconds(worker.pid), group_cpu_seconds(pgid) if pgid else None, (
+            machine_cpu())
+
+        # Parallelism from the histories (after the clock stopped: it adds nothing to the run).
+        first_run = wh.first_execution_run_id or wh.result_run_id or wh.run_id
+        hist = await read_batch_history(self.client, wf_id, first_run, activity_type)
+        intervals = [(s.scheduled, s.closed) for s in hist.slots if s.closed is not None]
+        max_hist: int | None = None
+        mean_par: float | None = None
+        if intervals:
+            occ = Occupancy(intervals)
+            a, b = min(x for x, _ in intervals), max(y for _, y in intervals)
+            max_hist = max(occ.levels)
+            mean_par = occ.integral(a, b) / (b - a) if b > a else None
+
+        res = Result(
+            spec=spec, pages=n - failed, wall_s=wall, pages_per_s=(n - failed) / wall,
+            ms_per_page=1000 * wall / n, max_parallelism=max_par if max_par is not None
+            else max_hist, max_parallelism_history=max_hist, mean_parallelism=mean_par,
+            runs=len(hist.runs), failed_pages=failed,
+        )
+        if w0 is not None and w1 is not None:
+            res.worker_cpu_ms_per_page = 1000 * (w1 - w0) / n
+        if s0 is not None and s1 is not None:
+            res.server_cpu_ms_per_page = 1000 * (s1 - s0) / n
+        if m0 is not None and m1 is not None and m1[1] > m0[1]:
+            ncpu = os.cpu_count() or 1
+            busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * ncpu * wall
+            mine = (w1 - w0 if w0 is not None and w1 is not None else 0.0) + (
+                s1 - s0 if s0 is not None and s1 is not None else 0.0)
+            res.other_cpu_share = max(0.0, busy - mine) / (ncpu * wall)
+        _log(f"  {res.pages_per_s:.1f} pages/s, {res.ms_per_page:.2f} ms/page, max parallelism "
+             f"{res.max_parallelism} (history {max_hist}), mean {_f(mean_par, '.1f')}, "
+             f"{res.runs} runs")
+        return res
+
+    async def warm_up(self) -> None:
+        """A few pages of each workflow type, not recorded: first-use costs stay out."""
+        await self.worker.start()
+        for spec in (Spec(RAW, 0.0, 10), Spec(RAW_SIGNAL, 0.0, 10), Spec(PLAIN, 0.0, None),
+                     Spec(OURS, 0.0, 10, chains=8)):
+            wf_id = f"tp-warmup-{uuid.uuid4().hex[:8]}"
+            await self._watch(self.worker, wf_id, self._start_workflow(
+                spec, 40, wf_id, self.task_queues[id(self.worker)]))
+
+
+def _f(v: float | None, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
+def _find(results: list[Result], kind: str, d: float, cap: int | None, chains: int = 1,
+          lookahead: int = 1) -> Result | None:
+    for r in results:
+        s = r.spec
+        if (s.kind, s.page_seconds, s.cap, s.chains, s.lookahead) == (
+                kind, d, cap, chains, lookahead):
+            return r
+    return None
+
+
+def render(results: list[Result], meta: dict[str, Any]) -> str:
+    lines = [
+        f"bench.throughput: {meta.get('pages')} pages per configuration, one worker process "
+        f"({WORKER_SLOTS} activity slots), server {meta.get('server')}, {meta.get('cpus')} CPUs",
+        "ratios are pages/s over raw (a) and raw+signal (b) with the same page duration and "
+        "cap, in this run; ms/page = wall / N (one hop, for one chain); other CPU = share of "
+        "all CPUs used by processes other than this phase's worker and the server",
+        "",
+    ]
+    head = (f"{'config':<24}{'pages':>7}{'wall s':>8}{'pages/s':>9}{'max par':>8}"
+            f"{'mean par':>9}{'/ (a)':>7}{'/ (b)':>7}{'ms/page':>9}{'runs':>5}"
+            f"{'wCPU ms/p':>10}{'sCPU ms/p':>10}{'other CPU':>10}")
+    order = [RAW, RAW_SIGNAL, OURS, OURS_SIGNAL, PLAIN]
+
+    def key(r: Result) -> tuple[Any, ...]:
+        s = r.spec
+        return (order.index(s.kind), s.chains != 8, s.lookahead)
+
+    for d in DURATIONS:
+        for cap in (*CAPS, None):
+            rows = sorted((r for r in results
+                           if r.spec.page_seconds == d and r.spec.cap == cap), key=key)
+            if not rows:
+                continue
+            lines.append(f"{_dur(d)} pages, " + (f"cap {cap}" if cap else "no cap (one chain)"))
+            lines.append(head)
+            a = _find(results, RAW, d, cap)
+            b = _find(results, RAW_SIGNAL, d, cap)
+            for r in rows:
+                ra = r.pages_per_s / a.pages_per_s if a and cap else None
+                rb = r.pages_per_s / b.pages_per_s if b and cap else None
+                mp = "-" if r.max_parallelism is None else str(r.max_parallelism)
+                lines.append(
+                    f"{r.spec.name:<24}{r.pages:>7}{r.wall_s:>8.1f}{r.pages_per_s:>9.1f}"
+                    f"{mp:>8}{_f(r.mean_parallelism, '.1f'):>9}{_f(ra):>7}{_f(rb):>7}"
+                    f"{r.ms_per_page:>9.2f}{r.runs:>5}{_f(r.worker_cpu_ms_per_page):>10}"
+                    f"{_f(r.server_cpu_ms_per_page):>10}{_pct(r.other_cpu_share):>10}")
+            lines.append("")
+
+    hop_lines = [
+        "One chain: a hop's cost (ms/page = wall / N) and hop rate against the plain "
+        "one-signal-per-page chain (c)",
+        f"{'pages':<8}{'plain (c)':>10}{'before: signal':>16}{'after: update':>15}"
+        f"{'after, cap 10':>15}{'la8, cap 100':>14}{'after/plain rate':>18}"
+        f"{'before/plain':>14}{'after/before':>14}"]
+    for d in DURATIONS:
+        c = _find(results, PLAIN, d, None)
+        before = _find(results, OURS_SIGNAL, d, 100)
+        after = _find(results, OURS, d, 100)
+        after10 = _find(results, OURS, d, 10)
+        la = _find(results, OURS, d, 100, lookahead=8)
+        if not any((c, before, after, after10, la)):
+            continue
+
+        def ms(r: Result | None) -> str:
+            return _f(r.ms_per_page if r else None)
+
+        def rate(x: Result | None, y: Result | None) -> str:
+            return _f(y.ms_per_page / x.ms_per_page if x and y else None) + ("x" if x and y
+                                                                            else "")
+        hop_lines.append(
+            f"{_dur(d):<8}{ms(c):>10}{ms(before):>16}{ms(after):>15}{ms(after10):>15}"
+            f"{ms(la):>14}{rate(after, c):>18}{rate(before, c):>14}{rate(after, before):>14}")
+    if len(hop_lines) > 2:
+        lines += hop_lines + [""]
+
+    lines.append("Targets")
+    r8 = _find(results, OURS, 0.0, 100, chains=8)
+    b0 = _find(results, RAW_SIGNAL, 0.0, 100)
+    if r8 and b0:
+        x = r8.pages_per_s / b0.pages_per_s
+        lines.append(f"  8 chains, cap 100, no-op: {x:.2f} of raw+signal (b) "
+                     f"({r8.pages_per_s:.1f} vs {b0.pages_per_s:.1f} pages/s); target >= "
+                     f"{TARGET_SIGNAL_RATIO:.2f}: {_met(x >= TARGET_SIGNAL_RATIO)}")
+    r100 = _find(results, OURS, 0.1, 100, chains=8)
+    if r100:
+        top = r100.max_parallelism or 0
+        lines.append(f"  8 chains, cap 100, 100 ms: max parallelism {top} (mean "
+                     f"{_f(r100.mean_parallelism, '.1f')}); target >= {TARGET_PARALLELISM}: "
+                     f"{_met(top >= TARGET_PARALLELISM)}")
+    for d in DURATIONS:
+        c, after = _find(results, PLAIN, d, None), _find(results, OURS, d, 100)
+        before = _find(results, OURS_SIGNAL, d, 100)
+        if c and after:
+            x = c.ms_per_page / after.ms_per_page
+            lines.append(
+                f"  1 chain, {_dur(d)}: hop rate {x:.2f}x the plain chain's; target >= "
+                f"{TARGET_HOP_RATE:g}x: {_met(x >= TARGET_HOP_RATE)}; hop "
+                f"{after.ms_per_page:.1f} ms after (update), "
+                f"{_f(before.ms_per_page if before else None, '.1f')} ms before (signal), "
+                f"{c.ms_per_page:.1f} ms plain")
+    for err in meta.get("errors", []):
+        lines.append(f"FAILED: {err}")
+    if meta.get("skipped"):
+        lines.append(f"skipped (time budget): {', '.join(meta['skipped'])}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.throughput", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", type=int, default=None, help="N pages per configuration "
+                    "(default 5000; 300 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="small N for a smoke test")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the results here (rewritten after every configuration)")
+    ap.add_argument("--render", type=Path, default=None,
+                    help="print the table of an earlier --json file and exit")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="start no configuration after this many seconds (the rest is "
+                         "reported as skipped)")
+    ap.add_argument("--only", default=None, metavar="REGEX",
+                    help="run only the configurations whose label matches, e.g. 'cap 10$' "
+                         "or 'chain, .*100 ms' (labels: 'ours 8 chains, 10 ms, cap 100', "
+                         "'raw+signal (b), no-op, cap 10', 'plain chain (c), 100 ms, cap -')")
+    ap.add_argument("--timeout", type=float, default=1800, help="per-configuration limit, s")
+    ap.add_argument("--no-warm-up", dest="warm_up", action="store_false")
+    opts = ap.parse_args(argv)
+    if opts.pages is None:
+        opts.pages = 300 if opts.quick else 5000
+    if opts.pages < 8:
+        ap.error("--pages must be >= 8")
+    return opts
+
+
+def _write_json(path: Path, results: list[Result], meta: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"meta": meta, "results": [r.to_dict() for r in results]},
+                              indent=2))
+    tmp.replace(path)
+
+
+async def main(argv: list[str] | None = None) -> list[Result]:
+    opts = parse_args(argv)
+    if opts.render:
+        data = json.loads(opts.render.read_text())
+        loaded = [Result.from_dict(d) for d in data["results"]]
+        print(render(loaded, data["meta"]))
+        return loaded
+    results: list[Result] = []
+    meta: dict[str, Any] = {"pages": opts.pages, "cpus": os.cpu_count(),
+                            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "skipped": [],
+                            "errors": []}
+    t_start = time.monotonic()
+    async with EmbeddedTemporal() as temporal:
+        meta["server"] = "embedded dev server" if temporal.is_embedded else temporal.address
+        _log(f"Temporal at {temporal.address}")
+        bench = Bench(temporal, opts)
+        try:
+            if opts.warm_up:
+                await bench.warm_up()
+            for spec in matrix():
+                label = f"{spec.name}, {_dur(spec.page_seconds)}, cap {spec.cap or '-'}"
+                if opts.only and not re.search(opts.only, label):
+                    continue
+                if opts.budget is not None and time.monotonic() - t_start > opts.budget:
+                    meta["skipped"].append(label)
+                    continue
+                try:
+                    results.append(await bench.run(spec, opts.pages))
+                except WorkerDied as err:  # measured nothing; the next configuration restarts it
+                    _log(f"ERROR: {label}: {err}")
+                    meta["errors"].append(f"{label}: {err}")
+                meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
+                meta["load_avg"] = os.getloadavg()
+                if opts.json:
+                    _write_json(opts.json, results, meta)
+        finally:
+            await bench.close()
+    if meta["skipped"]:
+        _log(f"skipped {len(meta['skipped'])} configurations (time budget)")
+    if opts.json:
+        _write_json(opts.json, results, meta)
+        _log(f"wrote {opts.json}")
+    print(render(results, meta), flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
