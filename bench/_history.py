@@ -55,6 +55,10 @@ class Run:
     """Delay the server put on this run's first workflow task. Temporal delays the first task
     of a run continued from one that lived under ``ContinueAsNewMinInterval`` (1 s)."""
     activities: int = 0
+    signals: int = 0
+    """WorkflowExecutionSignaled events."""
+    updates: int = 0
+    """WorkflowExecutionUpdateAccepted events."""
     first_scheduled: float | None = None
     last_scheduled: float | None = None
 
@@ -108,6 +112,10 @@ async def read_batch_history(
                 if s is not None:
                     s.closed = _ts(ev)
                     s.ok = et == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                run.signals += 1
+            elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                run.updates += 1
             elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
                 can = ev.workflow_execution_continued_as_new_event_attributes
                 next_run = can.new_execution_run_id

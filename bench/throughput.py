@@ -126,6 +126,10 @@ class Result:
     mean_parallelism: float | None
     runs: int
     failed_pages: int = 0
+    signals: int = 0
+    """Signals the workflow received (ours: enqueues sent by signal)."""
+    updates: int = 0
+    """Updates the workflow accepted (ours: enqueues sent by update)."""
     worker_cpu_ms_per_page: float | None = None
     server_cpu_ms_per_page: float | None = None
     other_cpu_share: float | None = None
@@ -278,6 +282,7 @@ class Bench:
             ms_per_page=1000 * wall / n, max_parallelism=max_par if max_par is not None
             else max_hist, max_parallelism_history=max_hist, mean_parallelism=mean_par,
             runs=len(hist.runs), failed_pages=failed,
+            signals=sum(r.signals for r in hist.runs), updates=sum(r.updates for r in hist.runs),
         )
         if w0 is not None and w1 is not None:
             res.worker_cpu_ms_per_page = 1000 * (w1 - w0) / n
@@ -291,7 +296,7 @@ class Bench:
             res.other_cpu_share = max(0.0, busy - mine) / (ncpu * wall)
         _log(f"  {res.pages_per_s:.1f} pages/s, {res.ms_per_page:.2f} ms/page, max parallelism "
              f"{res.max_parallelism} (history {max_hist}), mean {_f(mean_par, '.1f')}, "
-             f"{res.runs} runs")
+             f"{res.runs} runs, {res.updates} updates, {res.signals} signals")
         return res
 
     async def warm_up(self) -> None:
@@ -331,12 +336,13 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
         f"bench.throughput: {meta.get('pages')} pages per configuration, one worker process "
         f"({WORKER_SLOTS} activity slots), server {meta.get('server')}, {meta.get('cpus')} CPUs",
         "ratios are pages/s over raw (a) and raw+signal (b) with the same page duration and "
-        "cap, in this run; ms/page = wall / N (one hop, for one chain); other CPU = share of "
-        "all CPUs used by processes other than this phase's worker and the server",
+        "cap, in this run; ms/page = wall / N (one hop, for one chain); upd/sig = updates and "
+        "signals the workflow received (ours: enqueues); other CPU = share of all CPUs used by "
+        "processes other than this phase's worker and the server",
         "",
     ]
     head = (f"{'config':<24}{'pages':>7}{'wall s':>8}{'pages/s':>9}{'max par':>8}"
-            f"{'mean par':>9}{'/ (a)':>7}{'/ (b)':>7}{'ms/page':>9}{'runs':>5}"
+            f"{'mean par':>9}{'/ (a)':>7}{'/ (b)':>7}{'ms/page':>9}{'runs':>5}{'upd/sig':>12}"
             f"{'wCPU ms/p':>10}{'sCPU ms/p':>10}{'other CPU':>10}")
     order = [RAW, RAW_SIGNAL, OURS, OURS_SIGNAL, PLAIN]
 
@@ -361,7 +367,8 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
                 lines.append(
                     f"{r.spec.name:<24}{r.pages:>7}{r.wall_s:>8.1f}{r.pages_per_s:>9.1f}"
                     f"{mp:>8}{_f(r.mean_parallelism, '.1f'):>9}{_f(ra):>7}{_f(rb):>7}"
-                    f"{r.ms_per_page:>9.2f}{r.runs:>5}{_f(r.worker_cpu_ms_per_page):>10}"
+                    f"{r.ms_per_page:>9.2f}{r.runs:>5}{f'{r.updates}/{r.signals}':>12}"
+                    f"{_f(r.worker_cpu_ms_per_page):>10}"
                     f"{_f(r.server_cpu_ms_per_page):>10}{_pct(r.other_cpu_share):>10}")
             lines.append("")
 
