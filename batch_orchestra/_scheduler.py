@@ -104,6 +104,7 @@ class Scheduler:
         self.ready: deque[int] = deque()
         self.running: set[int] = set()
         self.waiting: set[int] = set()
+        self._handed_over: set[int] = set()
         self.failed: deque[PageState] = deque(maxlen=FAILURE_LIST_LIMIT)
         self._recent: deque[str] = deque()
         self._live_cursors: dict[str, int] = {}  # cursor -> page_num of unfinished pages
@@ -259,7 +260,12 @@ class Scheduler:
     @property
     def handed_over(self) -> list[int]:
         """Running pages whose attempt was started by an earlier run."""
-        return [n for n in self.running if self.pages[n].report_deadline is not None]
+        if self._handed_over:  # usually empty: this is evaluated on every workflow activation
+            self._handed_over = {
+                n for n in self._handed_over
+                if n in self.running and self.pages[n].report_deadline is not None
+            }
+        return list(self._handed_over)
 
     def set_parallelism(self, n: int) -> int:
         """Set the cap, remembering the old one; returns the old one."""
@@ -355,6 +361,7 @@ class Scheduler:
         s.pages = {v[0]: PageState.from_list(v) for v in d["pages"]}
         s.ready = deque(d["ready"])
         s.running = set(d.get("running", []))
+        s._handed_over = set(s.running)
         s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}
         s._live_cursors = {p.cursor: n for n, p in s.pages.items()}
         s.failed = deque((PageState.from_list(v) for v in d["failed"]), maxlen=FAILURE_LIST_LIMIT)

@@ -142,3 +142,26 @@ def test_pause_restore_and_eta() -> None:
     assert p.percent_complete == 20.0
     assert p.items_per_second == 1.0  # 10 items from t=10 to t=20
     assert p.eta_seconds == 80.0
+
+
+def test_pages_running_at_a_handover_report_or_time_out() -> None:
+    s = Scheduler(settings(), 4, 0.0)
+    s.enqueue(None, [("a", 1), ("b", 1)])
+    [a, b] = s.take_runnable()
+    t = Scheduler.from_dict(settings(), json.loads(json.dumps(s.to_dict(report_deadline=50.0))))
+    assert t.running == {0, 1} and sorted(t.handed_over) == [0, 1]
+    t.set_parallelism(2)
+    t.enqueue(None, [("c", 1)])
+    assert t.take_runnable() == [], "handed-over pages still hold their slots"
+    t.set_parallelism(4)
+    assert t.is_current(0, a.attempt) and not t.is_current(0, a.attempt + 1)
+    t.complete(0, 3, 10.0)  # page 0 reported by signal
+    assert t.handed_over == [1] and t.next_due() == 50.0
+    assert t.release_due(49.0) == 0
+    assert t.release_due(50.0) == 1  # page 1 never reported: a timeout, retried
+    p = t.progress(50.0)
+    assert p.num_completed_pages == 1 and p.num_processing_pages == 0
+    t.release_due(1000.0)
+    retry = next(x for x in t.take_runnable() if x.page_num == 1)
+    assert retry.attempt == 2
+    assert not t.is_current(1, b.attempt), "the lost attempt's late report is stale"
