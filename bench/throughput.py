@@ -399,7 +399,7 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
     if len(hop_lines) > 2:
         lines += hop_lines + [""]
 
-    lines.append("Targets")
+    targets_at = len(lines)
     r8 = _find(results, OURS, 0.0, 100, chains=8)
     b0 = _find(results, RAW_SIGNAL, 0.0, 100)
     if r8 and b0:
@@ -424,6 +424,8 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
                 f"{after.ms_per_page:.1f} ms after (update), "
                 f"{_f(before.ms_per_page if before else None, '.1f')} ms before (signal), "
                 f"{c.ms_per_page:.1f} ms plain")
+    if len(lines) > targets_at:
+        lines.insert(targets_at, "Targets")
     for err in meta.get("errors", []):
         lines.append(f"FAILED: {err}")
     if meta.get("skipped"):
