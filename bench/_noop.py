@@ -75,7 +75,8 @@ class BenchNoopPages(PageProcessor):
                 await context.enqueue_next_page(BatchPage(str(index + 1), context.page.size))
         elif (index - _chain_start(index, args.pages, args.chains)) % k == 0:
             # a leader: enqueue the next k pages at once; the last of them leads the next group
-            nxt = [BatchPage(str(i), context.page.size) for i in range(index + 1, min(index + k + 1, end))]
+            stop = min(index + k + 1, end)
+            nxt = [BatchPage(str(i), context.page.size) for i in range(index + 1, stop)]
             if nxt:
                 await context.enqueue_next_pages(nxt)
         seconds = page_duration(index, args.page_seconds, args.jitter)

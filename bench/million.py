@@ -61,7 +61,8 @@ async def main() -> None:
         tq = f"million-{uuid.uuid4().hex[:8]}"
         worker = subprocess.Popen(
             [sys.executable, "-m", "bench._worker", "--address", temporal.address,
-             "--task-queue", tq, "--max-concurrent-activities", str(max(100, 2 * opts.parallelism))],
+             "--task-queue", tq,
+             "--max-concurrent-activities", str(max(100, 2 * opts.parallelism))],
             cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True,
         )
         try:
@@ -76,8 +77,10 @@ async def main() -> None:
                 ),
                 id=bid, task_queue=tq,
             )
-            say(f"started {bid}: {opts.pages} pages, parallelism {opts.parallelism}, {chains} chains, "
-                f"lookahead {opts.lookahead}")
+            say(
+                f"started {bid}: {opts.pages} pages, parallelism {opts.parallelism}, "
+                f"{chains} chains, lookahead {opts.lookahead}"
+            )
             t0 = time.monotonic()
             done = asyncio.ensure_future(handle.result())
             sizes: list[int] = []
@@ -94,7 +97,8 @@ async def main() -> None:
                 rss = (status_kib(worker.pid, "VmRSS") or 0) / 1024
                 say(
                     f"{p.num_completed_pages:>8} pages in {elapsed:7.0f}s = "
-                    f"{p.num_completed_pages / elapsed:6.1f}/s (recent {p.pages_per_second:6.1f}/s), "
+                    f"{p.num_completed_pages / elapsed:6.1f}/s "
+                    f"(recent {p.pages_per_second:6.1f}/s), "
                     f"run {p.num_runs}, this run's input {size} B, {events} events, "
                     f"worker RSS {rss:.0f} MiB"
                 )
@@ -102,7 +106,8 @@ async def main() -> None:
             elapsed = time.monotonic() - t0
             peak = (status_kib(worker.pid, "VmHWM") or 0) / 1024
             say(json.dumps({
-                "pages": result.num_completed_pages, "failed": result.num_failed_pages,
+                "pages": result.num_completed_pages,
+                "failed": result.num_failed_pages,
                 "seconds": round(elapsed, 1), "pages_per_second": round(
                     result.num_completed_pages / elapsed, 1),
                 "runs": result.num_runs, "continue_as_new_input_bytes_min_max": [
