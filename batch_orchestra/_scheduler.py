@@ -240,6 +240,11 @@ class Scheduler:
         due += [d for d in (self.pages[n].report_deadline for n in self.handed_over) if d]
         return min(due) if due else None
 
+    @property
+    def has_due(self) -> bool:
+        """Whether anything will come due (cheap: checked on every workflow activation)."""
+        return bool(self.waiting) or bool(self.handed_over)
+
     def release_due(self, now: float) -> int:
         """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
         attempts handed over while running that never reported; returns how many pages."""

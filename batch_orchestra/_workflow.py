@@ -304,7 +304,7 @@ class BatchOrchestrator:
         while True:
             due = sched.next_due()
             if due is None:
-                await workflow.wait_condition(lambda: sched.next_due() is not None)
+                await workflow.wait_condition(lambda: sched.has_due)
                 continue
             delay = due - workflow.now().timestamp()
             if delay > 0:
