@@ -267,7 +267,10 @@ class BatchOrchestrator:
             return  # its outcome already arrived by signal
         err = fut.exception()
         if err is None:
-            sched.complete(page_num, fut.result().items, workflow.now().timestamp())
+            result = fut.result()
+            if result.successors:
+                self._apply_enqueue(EnqueueRequest(page_num, result.successors))
+            sched.complete(page_num, result.items, workflow.now().timestamp())
             return
         cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, ApplicationError):
@@ -293,6 +296,8 @@ class BatchOrchestrator:
             return
         self._dirty = True
         if outcome.error_type is None:
+            if outcome.successors:
+                self._apply_enqueue(EnqueueRequest(outcome.page_num, outcome.successors))
             sched.complete(outcome.page_num, outcome.items, workflow.now().timestamp())
         else:
             self._fail_page(

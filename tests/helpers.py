@@ -33,24 +33,46 @@ def batch_id() -> str:
 async def enqueue_signals_from(handle: Any, parent_page_num: int) -> int:
     """How many enqueue updates (or signals) page ``parent_page_num`` sent, counted in every
     run's history."""
+    return (await enqueue_counts(handle, parent_page_num))[0]
+
+
+async def enqueue_counts(handle: Any, parent_page_num: int | None = None) -> tuple[int, int]:
+    """(enqueue messages, results carrying successors) from page ``parent_page_num`` (from
+    every page when None), counted in every run's history."""
     client = handle.workflow_handle._client
-    count = 0
+    messages = carried = 0
     run_id = handle.workflow_handle.first_execution_run_id or handle.workflow_handle.run_id
+
+    def counts(page_num: int) -> bool:
+        return parent_page_num is None or page_num == parent_page_num
+
     while run_id:
         history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
         run_id = None
+        scheduled: dict[int, int] = {}
         for event in history.events:
             attrs = event.workflow_execution_signaled_event_attributes
             if attrs.signal_name == "batch_orchestra.enqueue_pages":
                 body = json.loads(attrs.input.payloads[0].data)
-                count += body["parent_page_num"] == parent_page_num
+                messages += counts(body["parent_page_num"])
             update = event.workflow_execution_update_accepted_event_attributes.accepted_request
             if update.input.name == "batch_orchestra.enqueue":
                 body = json.loads(update.input.args.payloads[0].data)
-                count += body["parent_page_num"] == parent_page_num
+                messages += counts(body["parent_page_num"])
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                sched = event.activity_task_scheduled_event_attributes
+                if sched.activity_type.name == "batch_orchestra.process_page":
+                    body = json.loads(sched.input.payloads[0].data)
+                    scheduled[event.event_id] = body["page_num"]
+            if event.HasField("activity_task_completed_event_attributes"):
+                done = event.activity_task_completed_event_attributes
+                page_num = scheduled.get(done.scheduled_event_id)
+                if page_num is not None and done.result.payloads:
+                    body = json.loads(done.result.payloads[0].data)
+                    carried += bool(body.get("successors")) and counts(page_num)
             if event.HasField("workflow_execution_continued_as_new_event_attributes"):
                 run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    return count
+    return messages, carried
 
 
 async def enqueue_signals_only(client: Any, workflow_id: str) -> int:

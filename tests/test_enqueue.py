@@ -1,0 +1,102 @@
+"""How a page's successors reach the orchestrator: by their own message, or with the result of
+a page that finishes right after enqueueing (its successors then need no message at all)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, _activities
+from tests.helpers import batch_id, enqueue_counts
+from tests.processors import RECORDS
+
+
+@pytest.fixture
+def quick_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This worker process believes Scripted pages finish right after they enqueue."""
+    monkeypatch.setattr(_activities, "_quick_pages", {"Scripted": 1.0})
+
+
+@pytest.fixture
+def slow_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This worker process believes Scripted pages work after they enqueue."""
+    monkeypatch.setattr(_activities, "_quick_pages", {"Scripted": 0.0})
+
+
+def _input(bid: str, **args: Any) -> BatchOrchestratorInput:
+    return BatchOrchestratorInput(
+        page_processor="Scripted", page_size=10, max_parallelism=4, batch_id=bid,
+        args=json.dumps(args),
+    )
+
+
+async def _run(orchestra: BatchOrchestratorClient, task_queue: str, inp: BatchOrchestratorInput):
+    handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+    return handle, await asyncio.wait_for(handle.result(), 120)
+
+
+async def test_quick_pages_hand_successors_over_in_their_results(
+    orchestra, task_queue, new_worker, quick_mode
+) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle, result = await _run(orchestra, task_queue, _input(bid, n=300))
+    assert result.num_completed_pages == 30 and result.num_completed_items == 300
+    assert sorted(RECORDS[bid].pages) == list(range(30))
+    assert result.num_open_chains == 0
+    # 29 pages had a successor; each went with the page's result, none by its own message
+    assert await enqueue_counts(handle) == (0, 29)
+
+
+async def test_pages_that_work_after_enqueueing_send_successors_at_once(
+    orchestra, task_queue, new_worker, slow_mode
+) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle, result = await _run(orchestra, task_queue, _input(bid, n=40, sleep=0.5))
+    assert result.num_completed_pages == 4
+    assert await enqueue_counts(handle) == (3, 0)
+    # one chain: a successor started while its predecessor was still working
+    assert RECORDS[bid].max_running >= 2
+
+
+async def test_a_quick_process_still_pipelines_a_page_that_works(
+    orchestra, task_queue, new_worker, quick_mode
+) -> None:
+    """A process that holds enqueues back sends one anyway once its page goes on working."""
+    bid = batch_id()
+    async with new_worker():
+        handle, result = await _run(orchestra, task_queue, _input(bid, n=40, sleep=1.0))
+    assert result.num_completed_pages == 4
+    messages, carried = await enqueue_counts(handle)
+    assert messages + carried == 3 and messages >= 1
+    assert RECORDS[bid].max_running >= 2
+
+
+async def test_quick_page_failing_after_enqueue_sends_its_successor_once(
+    orchestra, task_queue, new_worker, quick_mode
+) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle, result = await _run(
+            orchestra, task_queue, _input(bid, n=40, fail={"0": {"attempts": 2}})
+        )
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 4 and result.num_failed_pages == 0
+    assert sorted(rec.pages) == [0, 1, 2, 3]
+    assert [a for p, a in rec.attempts if p == 0] == [1, 2, 3]
+    # the failed first attempt sent the successor; the retries enqueued nothing more
+    assert await enqueue_counts(handle, 0) == (1, 0)
+
+
+async def test_processes_learn_which_pages_are_quick(
+    orchestra, task_queue, new_worker, slow_mode
+) -> None:
+    async with new_worker():
+        await _run(orchestra, task_queue, _input(batch_id(), n=300))
+        assert _activities._quick_pages["Scripted"] > 0.5
+        await _run(orchestra, task_queue, _input(batch_id(), n=100, sleep=0.05))
+        assert _activities._quick_pages["Scripted"] < 0.5
