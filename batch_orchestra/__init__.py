@@ -7,7 +7,7 @@ with retries, stuck-page handling, pause and resume, progress and continue-as-ne
 from __future__ import annotations
 
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
-from ._devserver import EmbeddedTemporal, free_port
+from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal, free_port
 from ._exceptions import (
     BatchOrchestraError,
     InvalidBatchInputError,
@@ -49,6 +49,7 @@ __all__ = [
     "BatchProcessorContext",
     "BatchTrackerConfig",
     "BatchTrackerContext",
+    "DEV_SERVER_DYNAMIC_CONFIG",
     "EmbeddedTemporal",
     "InvalidBatchInputError",
     "KeyRange",

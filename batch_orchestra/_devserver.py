@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,19 @@ from temporalio.client import Client
 
 from ._exceptions import BatchOrchestraError
 
-__all__ = ["EmbeddedTemporal", "find_temporal_cli", "free_port"]
+__all__ = ["DEV_SERVER_DYNAMIC_CONFIG", "EmbeddedTemporal", "find_temporal_cli", "free_port"]
+
+DEV_SERVER_DYNAMIC_CONFIG: dict[str, Any] = {
+    "history.transferProcessorMaxPollRPS": 1000,
+}
+"""What the embedded server changes from Temporal's defaults.
+
+``history.transferProcessorMaxPollRPS`` (Temporal's default: 20) caps how often a history
+shard reads its transfer queue, the queue through which a workflow task scheduled by an
+activity's completion or a signal reaches the worker. The dev server has one shard, so with the
+default a batch whose workflow tasks come one at a time (a single chain) gets at most about 20
+workflow tasks a second, one every 50 ms, whatever the work. Measured in ``BENCHMARKS.md``
+(Hops); see the README for the same setting on your own cluster."""
 
 
 def free_port() -> int:
@@ -66,6 +80,7 @@ class EmbeddedTemporal:
         use_env: bool = True,
         log_file: str | os.PathLike[str] | None = None,
         extra_args: list[str] | None = None,
+        dynamic_config: Mapping[str, Any] | None = None,
     ) -> None:
         """Describe the server; nothing starts until ``start()`` (or ``async with``).
 
@@ -78,6 +93,9 @@ class EmbeddedTemporal:
             use_env: honour ``TEMPORAL_ADDRESS``.
             log_file: where the server's output goes; a temp file if None.
             extra_args: more ``temporal server start-dev`` arguments.
+            dynamic_config: server dynamic-config values (JSON-able), on top of
+                ``DEV_SERVER_DYNAMIC_CONFIG``; give a key the value None to keep the server's
+                own default.
         """
         self._port = port
         self._ui = ui
@@ -87,6 +105,8 @@ class EmbeddedTemporal:
         self._external = os.environ.get("TEMPORAL_ADDRESS") if use_env else None
         self._log_file = log_file
         self._extra = extra_args or []
+        config = {**DEV_SERVER_DYNAMIC_CONFIG, **(dynamic_config or {})}
+        self.dynamic_config = {k: v for k, v in config.items() if v is not None}
         self._proc: subprocess.Popen[bytes] | None = None
         self._client: Client | None = None
         self.address = self._external or ""
@@ -139,6 +159,8 @@ class EmbeddedTemporal:
             args.append("--headless")
         if self._db is not None:
             args += ["--db-filename", str(self._db)]
+        for key, value in self.dynamic_config.items():
+            args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         args += self._extra
         if self._log_file is None:
             fd, self._log_file = tempfile.mkstemp(prefix="temporal-dev-", suffix=".log")

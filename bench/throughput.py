@@ -49,7 +49,12 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, EmbeddedTemporal
+from batch_orchestra import (
+    DEV_SERVER_DYNAMIC_CONFIG,
+    BatchOrchestratorClient,
+    BatchOrchestratorInput,
+    EmbeddedTemporal,
+)
 from bench._analysis import Occupancy
 from bench._baseline import (
     BASELINE_ACTIVITY,
@@ -453,6 +458,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "'raw+signal (b), no-op, cap 10', 'plain chain (c), 100 ms, cap -')")
     ap.add_argument("--timeout", type=float, default=1800, help="per-configuration limit, s")
     ap.add_argument("--no-warm-up", dest="warm_up", action="store_false")
+    ap.add_argument("--stock-server", action="store_true",
+                    help="run the embedded server with Temporal's own dynamic config instead "
+                         "of batch_orchestra.DEV_SERVER_DYNAMIC_CONFIG")
+    ap.add_argument("--dynamic-config", action="append", default=[], metavar="KEY=JSON",
+                    help="one more dynamic-config value for the embedded server (repeatable)")
     opts = ap.parse_args(argv)
     if opts.pages is None:
         opts.pages = 300 if opts.quick else 5000
@@ -480,8 +490,18 @@ async def main(argv: list[str] | None = None) -> list[Result]:
                             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "skipped": [],
                             "errors": []}
     t_start = time.monotonic()
-    async with EmbeddedTemporal() as temporal:
+    config: dict[str, Any] = {}
+    if opts.stock_server:
+        config = {key: None for key in DEV_SERVER_DYNAMIC_CONFIG}
+    for item in opts.dynamic_config:
+        key, _, value = item.partition("=")
+        config[key] = json.loads(value)
+    async with EmbeddedTemporal(dynamic_config=config) as temporal:
         meta["server"] = "embedded dev server" if temporal.is_embedded else temporal.address
+        if temporal.is_embedded:
+            meta["dynamic_config"] = temporal.dynamic_config
+            meta["server"] += " " + (json.dumps(temporal.dynamic_config)
+                                     if temporal.dynamic_config else "(Temporal's defaults)")
         _log(f"Temporal at {temporal.address}")
         bench = Bench(temporal, opts)
         try:

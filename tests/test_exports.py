@@ -13,7 +13,7 @@ def test_exports_are_sorted_and_pinned() -> None:
         "BatchOrchestraPlugin", "BatchOrchestratorClient", "BatchOrchestratorHandle",
         "BatchOrchestratorInput", "BatchOrchestratorProgress", "BatchPage",
         "BatchProcessorContext", "BatchTrackerConfig", "BatchTrackerContext", "PageProcessor",
-        "batch_tracker", "page_processor", "EmbeddedTemporal",
+        "batch_tracker", "page_processor", "EmbeddedTemporal", "DEV_SERVER_DYNAMIC_CONFIG",
     }
     assert required <= set(batch_orchestra.__all__)
 
