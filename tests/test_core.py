@@ -347,7 +347,7 @@ async def test_watch_yields_progress_until_the_result(orchestra, task_queue, new
 
 async def test_enqueues_fall_back_to_signals_when_updates_are_refused() -> None:
     """Temporal caps in-flight updates per workflow (10 by default). On a server capped at 1,
-    16 chains enqueueing at once go over it (and over the worker's own cap of 4), enqueue by
+    16 chains enqueueing at once go over it (and over the worker's own cap of 8), enqueue by
     signal instead, and every page still runs exactly once."""
     bid = batch_id()
     chains = [str(k * 100) for k in range(16)]
