@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -245,14 +246,66 @@ async def _report(inp: ProcessPageInput, info: activity.Info, outcome: PageOutco
 _prefer_signal_until: dict[str, float] = {}
 """Batches (workflow IDs) whose enqueue updates were refused lately: use signals for a while."""
 _PREFER_SIGNAL_SECONDS = 30.0
-_updates_in_flight: dict[str, int] = {}
-"""Enqueue updates this process has in flight, per batch."""
-MAX_UPDATES_IN_FLIGHT = 8
-"""Past this many in-flight enqueue updates per batch from one process, enqueues go by signal
-(Temporal refuses more than 10 in-flight updates per workflow by default)."""
+MAX_UPDATES_IN_FLIGHT = 3
+"""Enqueue updates one process keeps in flight per batch. Enqueues made while that many are in
+flight wait and go together in the next one (Temporal refuses more than 10 in-flight updates
+per workflow by default, and every update costs a workflow task)."""
+
+
+class _EnqueueSender:
+    """Sends one batch's enqueues from this process: at once while fewer than
+    ``MAX_UPDATES_IN_FLIGHT`` updates are in flight, otherwise coalesced into the next update.
+    At low load every enqueue goes alone and at once; under load, several pages' enqueues share
+    an update and its workflow task."""
+
+    def __init__(self, handle: WorkflowHandle[Any, Any]) -> None:
+        self._handle = handle
+        self._queue: list[tuple[EnqueueRequest, asyncio.Future[None]]] = []
+        self._in_flight = 0
+
+    def submit(self, request: EnqueueRequest) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, done))
+        if self._in_flight < MAX_UPDATES_IN_FLIGHT:
+            self._send_queued()
+        return done
+
+    def _send_queued(self) -> None:
+        batch, self._queue = self._queue, []
+        self._in_flight += 1
+        asyncio.ensure_future(self._send(batch))
+
+    async def _send(self, batch: list[tuple[EnqueueRequest, asyncio.Future[None]]]) -> None:
+        try:
+            await _deliver(self._handle, [request for request, _ in batch])
+        except BaseException as err:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(err)
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+        finally:
+            self._in_flight -= 1
+            if self._queue:
+                self._send_queued()
+            elif not self._in_flight and _senders.get(self._handle.id) is self:
+                del _senders[self._handle.id]
+
+
+_senders: dict[str, _EnqueueSender] = {}
 
 
 async def _send_enqueue(handle: WorkflowHandle[Any, Any], request: EnqueueRequest) -> None:
+    """Hand a page's successors to its batch; returns once the workflow has them."""
+    sender = _senders.get(handle.id)
+    if sender is None:
+        sender = _senders[handle.id] = _EnqueueSender(handle)
+    await sender.submit(request)
+
+
+async def _deliver(handle: WorkflowHandle[Any, Any], requests: list[EnqueueRequest]) -> None:
     """Hand successors over by update (its workflow task is dispatched at once, so the hop is
     short) or, when the server refuses updates (Temporal caps them per workflow: 10 in flight,
     a few thousand per run) or a run closes under one, by signal. The workflow ignores a second
@@ -260,29 +313,26 @@ async def _send_enqueue(handle: WorkflowHandle[Any, Any], request: EnqueueReques
     from ._workflow import BatchOrchestrator
 
     now, wid = time.monotonic(), handle.id
-    if (
-        not _ENQUEUE_BY_SIGNAL
-        and now >= _prefer_signal_until.get(wid, 0.0)
-        and _updates_in_flight.get(wid, 0) < MAX_UPDATES_IN_FLIGHT
-    ):
-        _updates_in_flight[wid] = _updates_in_flight.get(wid, 0) + 1
+    if not _ENQUEUE_BY_SIGNAL and now >= _prefer_signal_until.get(wid, 0.0):
         try:
-            await handle.execute_update(
-                BatchOrchestrator.enqueue, request, id=f"enqueue-{request.parent_page_num}"
-            )
+            if len(requests) == 1:
+                await handle.execute_update(
+                    BatchOrchestrator.enqueue, requests[0],
+                    id=f"enqueue-{requests[0].parent_page_num}",
+                )
+            else:
+                await handle.execute_update(
+                    BatchOrchestrator.enqueue_many, requests,
+                    id=f"enqueue-{requests[0].parent_page_num}-{uuid.uuid4().hex[:12]}",
+                )
             return
         except Exception as err:  # refused or aborted: the signal below is always accepted
             if len(_prefer_signal_until) > 1000:
                 _prefer_signal_until.clear()
             _prefer_signal_until[wid] = now + _PREFER_SIGNAL_SECONDS
             activity.logger.debug("enqueue update refused (%s); using a signal", err)
-        finally:
-            left = _updates_in_flight[wid] - 1
-            if left:
-                _updates_in_flight[wid] = left
-            else:
-                del _updates_in_flight[wid]
-    await handle.signal(BatchOrchestrator.enqueue_pages, request)
+    for request in requests:
+        await handle.signal(BatchOrchestrator.enqueue_pages, request)
 
 
 _DEFER_GRACE_SECONDS = 0.002

@@ -53,7 +53,11 @@ _NO_SETTINGS = ProcessorSettings(
 )
 
 
-@workflow.defn(name="BatchOrchestrator")
+# Not sandboxed: the sandbox re-imports and proxies modules for every workflow task, and for a
+# workflow task per page or two that was a third of the worker's CPU (BENCHMARKS.md). This code
+# is the library's own and deterministic by construction: time only from workflow.now(), no
+# I/O, no randomness, no mutable module state; tests replay its histories (test_replay.py).
+@workflow.defn(name="BatchOrchestrator", sandboxed=False)
 class BatchOrchestrator:
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
 
@@ -407,6 +411,12 @@ class BatchOrchestrator:
         its workflow task, and that wait is most of a chain's hop."""
         self._updates_this_run += 1
         return self._apply_enqueue(req)
+
+    @workflow.update(name="batch_orchestra.enqueue_many")
+    def enqueue_many(self, reqs: list[EnqueueRequest]) -> int:
+        """Several pages' enqueues in one update (a worker coalesces them under load)."""
+        self._updates_this_run += 1
+        return sum(self._apply_enqueue(req) for req in reqs)
 
     @workflow.query(name="progress")
     def progress(self) -> BatchOrchestratorProgress:

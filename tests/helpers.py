@@ -59,6 +59,9 @@ async def enqueue_counts(handle: Any, parent_page_num: int | None = None) -> tup
             if update.input.name == "batch_orchestra.enqueue":
                 body = json.loads(update.input.args.payloads[0].data)
                 messages += counts(body["parent_page_num"])
+            if update.input.name == "batch_orchestra.enqueue_many":
+                for body in json.loads(update.input.args.payloads[0].data):
+                    messages += counts(body["parent_page_num"])
             if event.HasField("activity_task_scheduled_event_attributes"):
                 sched = event.activity_task_scheduled_event_attributes
                 if sched.activity_type.name == "batch_orchestra.process_page":
@@ -73,6 +76,17 @@ async def enqueue_counts(handle: Any, parent_page_num: int | None = None) -> tup
             if event.HasField("workflow_execution_continued_as_new_event_attributes"):
                 run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return messages, carried
+
+
+async def enqueue_update_events(client: Any, workflow_id: str) -> int:
+    """How many enqueue updates (each carrying one or more pages' enqueues) the batch's first
+    run accepted."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    names = ("batch_orchestra.enqueue", "batch_orchestra.enqueue_many")
+    return sum(
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name in names
+        for e in history.events
+    )
 
 
 async def enqueue_signals_only(client: Any, workflow_id: str) -> int:

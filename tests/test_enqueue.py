@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, _activities
-from tests.helpers import batch_id, enqueue_counts
+from tests.helpers import batch_id, enqueue_counts, enqueue_update_events
 from tests.processors import RECORDS
 
 
@@ -100,3 +100,24 @@ async def test_processes_learn_which_pages_are_quick(
         assert _activities._quick_pages["Scripted"] > 0.5
         await _run(orchestra, task_queue, _input(batch_id(), n=100, sleep=0.05))
         assert _activities._quick_pages["Scripted"] < 0.5
+
+
+async def test_concurrent_enqueues_share_updates(
+    orchestra, task_queue, new_worker, slow_mode
+) -> None:
+    """16 chains enqueue at once; a worker keeps a few updates in flight per batch and sends
+    the rest together, and every page still runs exactly once."""
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="Scripted", page_size=10, max_parallelism=16, batch_id=bid,
+        args=json.dumps({"chain_len": 100, "sleep": 0.2}),
+        first_cursor_strs=[str(k * 100) for k in range(16)],
+    )
+    async with new_worker():
+        handle, result = await _run(orchestra, task_queue, inp)
+    rec = RECORDS[bid]
+    assert result.num_completed_pages == 160 and result.num_failed_pages == 0
+    assert sorted(rec.items) == list(range(1600))
+    assert all(attempt == 1 for _, attempt in rec.attempts)
+    assert await enqueue_counts(handle) == (16 * 9, 0)
+    assert await enqueue_update_events(orchestra.client, bid) < 16 * 9

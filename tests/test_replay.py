@@ -1,0 +1,38 @@
+"""The orchestrator's histories replay deterministically (it runs outside the sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from temporalio.worker import Replayer
+
+from batch_orchestra import BatchOrchestrator, BatchOrchestratorInput
+from tests.helpers import batch_id
+
+
+async def test_histories_replay_without_nondeterminism(orchestra, task_queue, new_worker) -> None:
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="Scripted", page_size=10, max_parallelism=4, batch_id=bid,
+        pages_per_run=7, first_cursor_strs=["0", "1000"],
+        args=json.dumps({"chain_len": 100, "fail": {"3": {"attempts": 1}}}),
+    )
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 120)
+    assert result.num_completed_pages == 20 and result.num_runs >= 3
+    client = orchestra.client
+    run_id: str | None = handle.workflow_handle.first_execution_run_id
+    histories = []
+    while run_id:
+        history = await client.get_workflow_handle(bid, run_id=run_id).fetch_history()
+        histories.append(history)
+        run_id = None
+        for event in history.events:
+            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    assert len(histories) == result.num_runs
+    replayer = Replayer(workflows=[BatchOrchestrator])
+    for history in histories:
+        await replayer.replay_workflow(history)  # raises on any nondeterminism
