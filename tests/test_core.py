@@ -346,13 +346,13 @@ async def test_watch_yields_progress_until_the_result(orchestra, task_queue, new
 
 
 async def test_enqueues_fall_back_to_signals_when_updates_are_refused() -> None:
-    """Temporal caps in-flight updates per workflow (10 by default). On a server capped at 1,
-    16 chains enqueueing at once go over it (and over the worker's own cap of 8), enqueue by
-    signal instead, and every page still runs exactly once."""
+    """Temporal caps updates per workflow run (2,000 by default) and in flight (10). On a server
+    that refuses all but the first 5 updates of a run, 16 chains enqueue by signal instead, and
+    every page still runs exactly once."""
     bid = batch_id()
     chains = [str(k * 100) for k in range(16)]
     server = EmbeddedTemporal(
-        use_env=False, extra_args=["--dynamic-config-value", "history.maxInFlightUpdates=1"]
+        use_env=False, dynamic_config={"history.maxTotalUpdates": 5},
     )
     async with server:
         async with Worker(server.client, task_queue=bid, plugins=[BatchOrchestraPlugin()]):
