@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-scale bench-throughput bench-million clean
+.PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench-scale: $(STAMP)
 
 bench-throughput: $(STAMP)
 	$(BIN)/python -m bench.throughput
+
+bench-hops: $(STAMP)
+	$(BIN)/python -m bench.hops --page-ms 10
+	$(BIN)/python -m bench.hops --page-ms 10 --stock-server
 
 bench-million: $(STAMP)
 	$(BIN)/python -m bench.million --pages 1000000 --parallelism 20 --lookahead 10

@@ -53,10 +53,11 @@ _NO_SETTINGS = ProcessorSettings(
 )
 
 
-# Not sandboxed: the sandbox re-imports and proxies modules for every workflow task, and for a
-# workflow task per page or two that was a third of the worker's CPU (BENCHMARKS.md). This code
-# is the library's own and deterministic by construction: time only from workflow.now(), no
-# I/O, no randomness, no mutable module state; tests replay its histories (test_replay.py).
+# Not sandboxed: the sandbox's work on every activation (its restricted environment, proxied
+# module access) was a third of the worker's CPU per page, with a workflow task per page or two
+# (BENCHMARKS.md, Hops). This code is the library's own and deterministic by construction: time
+# only from workflow.now(), no I/O, no randomness, no mutable module state; tests replay its
+# histories (test_replay.py).
 @workflow.defn(name="BatchOrchestrator", sandboxed=False)
 class BatchOrchestrator:
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
