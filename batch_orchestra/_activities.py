@@ -111,7 +111,7 @@ class PageResult:
     items: int = 0
     successors: list[BatchPage] | None = None
     """Successors the page enqueued just before it finished: they travel with the result
-    instead of in an enqueue message of their own (see ``_DeferredEnqueue``)."""
+    instead of in an enqueue message of their own (see ``_PageEnqueue``)."""
 
 
 @dataclass
@@ -166,21 +166,7 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         # Retryable: another worker, or the next deploy, may know the processor.
         raise ApplicationError(str(err), type=UNKNOWN_PROCESSOR_ERROR_TYPE) from None
 
-    sends: list[asyncio.Future[Any]] = []
-    deferred: list[_DeferredEnqueue] = []
-    enqueued_at: list[float] = []
-
-    async def enqueue(pages: list[BatchPage]) -> None:
-        handle = activity.client().get_workflow_handle(info.workflow_id or "")
-        request = EnqueueRequest(inp.page_num, pages)
-        enqueued_at.append(time.monotonic())
-        if _quick_pages.get(inp.processor, 0.0) >= 0.5:
-            deferred.append(_DeferredEnqueue(handle, request, sends))
-            return
-        # The page goes on with its items while the enqueue is in flight; one turn of the
-        # event loop puts the request on the wire even if the page then blocks the loop.
-        sends.append(asyncio.ensure_future(_send_enqueue(handle, request)))
-        await asyncio.sleep(0)
+    enqueues = _PageEnqueue(info.workflow_id or "", inp.page_num, inp.processor)
 
     extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
     context = BatchProcessorContext(
@@ -190,12 +176,12 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         args=inp.args,
         batch_id=inp.batch_id,
         successor_enqueued=inp.successor_enqueued,
-        enqueue=enqueue,
+        enqueue=enqueues,
         logger=_ContextLogger(_page_logger, extra),
     )
     try:
         try:
-            returned = await _run_attempt(cls, context, sends, deferred, enqueued_at, inp.processor)
+            returned, successors = await _run_attempt(cls, context, enqueues)
         except (ProcessorUsageError, InvalidBatchInputError) as err:
             kind = (
                 PROCESSOR_USAGE_ERROR_TYPE
@@ -207,8 +193,6 @@ async def process_page(inp: ProcessPageInput) -> PageResult:
         await _report(inp, info, _outcome_of_error(inp, err))
         raise
     items = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
-    carried = [d.request.pages for d in deferred if d.carried]
-    successors = carried[0] if carried else None
     result = PageResult(items=items + context._items, successors=successors)
     await _report(inp, info, PageOutcome(
         inp.page_num, inp.attempt, items=result.items, successors=successors))
@@ -336,10 +320,10 @@ async def _deliver(handle: WorkflowHandle[Any, Any], requests: list[EnqueueReque
 
 
 _DEFER_GRACE_SECONDS = 0.002
-"""A deferred enqueue goes out on its own if its page is still running this long after it."""
+"""A held enqueue goes out on its own if its page is still running this long after it."""
 _quick_pages: dict[str, float] = {}
 """Per processor, a moving average of "the page finished within the grace after enqueueing".
-Above one half, this process defers enqueues (see ``_DeferredEnqueue``)."""
+Above one half, this process holds enqueues back (see ``_PageEnqueue``)."""
 _QUICK_WEIGHT = 0.125
 
 
@@ -348,66 +332,83 @@ def _learn_quickness(processor: str, quick: bool) -> None:
     _quick_pages[processor] = q + _QUICK_WEIGHT * ((1.0 if quick else 0.0) - q)
 
 
-class _DeferredEnqueue:
-    """An enqueue held back for a moment: a page that finishes right after it enqueues (little
-    or no work of its own) hands its successors over in its result, one message instead of
-    two, which is most of such a page's cost. If the page is still running after the grace,
-    the enqueue goes out on its own, as usual; processes learn per processor which pages are
-    quick, so pages that work after enqueueing do not wait the grace."""
+class _PageEnqueue:
+    """One attempt's enqueue (a page enqueues once per run): sent at once, or, while this
+    process finds the processor's pages quick, held back for a moment. A page that finishes
+    right after it enqueues (little or no work of its own) hands its successors over in its
+    result, one message instead of two, which is most of such a page's cost; if the page is
+    still running after the grace, the enqueue goes out on its own, as usual."""
 
-    def __init__(
-        self,
-        handle: WorkflowHandle[Any, Any],
-        request: EnqueueRequest,
-        sends: list[asyncio.Future[Any]],
-    ) -> None:
-        self.handle, self.request, self._sends = handle, request, sends
-        self.carried = False
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            _DEFER_GRACE_SECONDS, self.send
+    def __init__(self, workflow_id: str, page_num: int, processor: str) -> None:
+        self._workflow_id, self._page_num, self._processor = workflow_id, page_num, processor
+        self._request: EnqueueRequest | None = None
+        self._handle: WorkflowHandle[Any, Any] | None = None
+        self._enqueued_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._send: asyncio.Future[None] | None = None
+
+    async def __call__(self, pages: list[BatchPage]) -> None:
+        self._request = EnqueueRequest(self._page_num, pages)
+        self._handle = activity.client().get_workflow_handle(self._workflow_id)
+        self._enqueued_at = time.monotonic()
+        if _quick_pages.get(self._processor, 0.0) >= 0.5:
+            self._timer = asyncio.get_running_loop().call_later(
+                _DEFER_GRACE_SECONDS, self._send_now
+            )
+            return
+        self._send_now()
+        # The page goes on with its items while the enqueue is in flight; one turn of the
+        # event loop puts the request on the wire even if the page then blocks the loop.
+        await asyncio.sleep(0)
+
+    def _send_now(self) -> None:
+        assert self._request is not None and self._handle is not None
+        self._timer = None
+        self._send = asyncio.ensure_future(_send_enqueue(self._handle, self._request))
+
+    def _take_held(self) -> bool:
+        """Stop the grace timer; whether an enqueue was still held."""
+        if self._timer is None:
+            return False
+        self._timer.cancel()
+        self._timer = None
+        return True
+
+    async def page_failed(self) -> None:
+        """Send a held enqueue now and wait for it (an enqueue's error gives way to the page's)."""
+        if self._take_held():
+            self._send_now()
+        if self._send is not None:
+            await asyncio.gather(self._send, return_exceptions=True)
+
+    async def page_finished(self) -> list[BatchPage] | None:
+        """Learn how quick the page was; return the successors to carry in the result, if the
+        enqueue was still held, else wait for it to be delivered."""
+        if self._request is None:
+            return None
+        _learn_quickness(
+            self._processor, time.monotonic() - self._enqueued_at < _DEFER_GRACE_SECONDS
         )
-
-    def send(self) -> None:
-        """Send now (the grace ran out, or the page failed)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._sends.append(asyncio.ensure_future(_send_enqueue(self.handle, self.request)))
-
-    def carry(self) -> bool:
-        """Keep the successors for the result if they have not been sent yet."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self.carried = True
-        return self.carried
+        if self._take_held():
+            return self._request.pages
+        if self._send is not None:
+            await self._send
+        return None
 
 
 async def _run_attempt(
-    cls: type[PageProcessor],
-    context: BatchProcessorContext,
-    sends: list[asyncio.Future[Any]],
-    deferred: list[_DeferredEnqueue],
-    enqueued_at: list[float],
-    processor: str,
-) -> Any:
-    """Run the processor, then wait for its in-flight enqueues: the successor must be handed
-    over before the attempt ends, failed or not (an at-most-once page that fails is never
-    retried, so its chain would end there). The page's own error wins over an enqueue's."""
+    cls: type[PageProcessor], context: BatchProcessorContext, enqueues: _PageEnqueue
+) -> tuple[Any, list[BatchPage] | None]:
+    """Run the processor, then see its enqueue through: the successor must be handed over
+    before the attempt ends, failed or not (an at-most-once page that fails is never retried,
+    so its chain would end there). Returns what ``run`` returned and the successors to carry
+    in the result."""
     try:
         returned = await cls().run(context)
     except BaseException:
-        for d in deferred:
-            d.send()
-        await asyncio.gather(*sends, return_exceptions=True)
+        await enqueues.page_failed()
         raise
-    if enqueued_at:
-        _learn_quickness(processor, time.monotonic() - enqueued_at[0] < _DEFER_GRACE_SECONDS)
-    for d in deferred:
-        d.carry()
-    for send in sends:
-        await send
-    return returned
+    return returned, await enqueues.page_finished()
 
 
 @activity.defn(name="batch_orchestra.run_batch_tracker")
