@@ -182,6 +182,7 @@ class Scheduler:
     def complete(self, page_num: int, items: int, now: float) -> None:
         """An attempt at ``page_num`` succeeded."""
         self.running.discard(page_num)
+        self._handed_over.discard(page_num)
         state = self.pages.pop(page_num, None)
         if state is not None:
             state.report_deadline = None
@@ -208,6 +209,7 @@ class Scheduler:
         """An attempt at ``page_num`` failed. Returns what happens next: "retry", "stuck" or
         "failed"."""
         self.running.discard(page_num)
+        self._handed_over.discard(page_num)
         state = self.pages.get(page_num)
         if state is None:
             return "failed"
@@ -237,18 +239,18 @@ class Scheduler:
         """When the earliest waiting retry, or the deadline of a page handed over while
         running, is due, if any."""
         due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
-        due += [d for d in (self.pages[n].report_deadline for n in self.handed_over) if d]
+        due += [d for d in (self.pages[n].report_deadline for n in self._handed_over) if d]
         return min(due) if due else None
 
     @property
     def has_due(self) -> bool:
         """Whether anything will come due (cheap: checked on every workflow activation)."""
-        return bool(self.waiting) or bool(self.handed_over)
+        return bool(self.waiting or self._handed_over)
 
     def release_due(self, now: float) -> int:
         """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
         attempts handed over while running that never reported; returns how many pages."""
-        overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
+        overdue = [n for n in self._handed_over if (self.pages[n].report_deadline or 0.0) <= now]
         for n in overdue:
             self.fail(n, "Timeout", "the attempt was running at a hand-over and never reported "
                       "its outcome (its worker may have died)", False, now)
@@ -264,13 +266,9 @@ class Scheduler:
 
     @property
     def handed_over(self) -> list[int]:
-        """Running pages whose attempt was started by an earlier run."""
-        if self._handed_over:  # usually empty: this is evaluated on every workflow activation
-            self._handed_over = {
-                n for n in self._handed_over
-                if n in self.running and self.pages[n].report_deadline is not None
-            }
-        return list(self._handed_over)
+        """Running pages whose attempt was started by an earlier run (they leave the set when
+        they complete or fail)."""
+        return sorted(self._handed_over)
 
     def set_parallelism(self, n: int) -> int:
         """Set the cap, remembering the old one; returns the old one."""

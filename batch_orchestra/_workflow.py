@@ -273,9 +273,7 @@ class BatchOrchestrator:
         err = fut.exception()
         if err is None:
             result = fut.result()
-            if result.successors:
-                self._apply_enqueue(EnqueueRequest(page_num, result.successors))
-            sched.complete(page_num, result.items, workflow.now().timestamp())
+            self._complete_page(page_num, result.items, result.successors)
             return
         cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, ApplicationError):
@@ -285,6 +283,15 @@ class BatchOrchestrator:
         else:
             kind, message, non_retryable = type(cause).__name__, str(cause), False
         self._fail_page(page_num, kind, message, non_retryable)
+
+    def _complete_page(
+        self, page_num: int, items: int, successors: list[BatchPage] | None
+    ) -> None:
+        """A page succeeded; successors it carried in its outcome are enqueued first (a page
+        only enqueues while it is in flight)."""
+        if successors:
+            self._apply_enqueue(EnqueueRequest(page_num, successors))
+        self._sched.complete(page_num, items, workflow.now().timestamp())
 
     def _fail_page(self, page_num: int, kind: str, message: str, non_retryable: bool) -> None:
         outcome = self._sched.fail(
@@ -301,9 +308,7 @@ class BatchOrchestrator:
             return
         self._dirty = True
         if outcome.error_type is None:
-            if outcome.successors:
-                self._apply_enqueue(EnqueueRequest(outcome.page_num, outcome.successors))
-            sched.complete(outcome.page_num, outcome.items, workflow.now().timestamp())
+            self._complete_page(outcome.page_num, outcome.items, outcome.successors)
         else:
             self._fail_page(
                 outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable
@@ -407,9 +412,10 @@ class BatchOrchestrator:
     def enqueue(self, req: EnqueueRequest) -> int:
         """A running page hands over its successor page(s); returns how many were added.
 
-        The update form is what pages use: the server hands an update to the worker at once,
-        while a signal to a workflow with activities in flight waits tens of milliseconds for
-        its workflow task, and that wait is most of a chain's hop."""
+        The update form is what pages use: an update's workflow task is dispatched with the
+        update, while a signal's goes through the history service's transfer queue, which a
+        server with Temporal's default config reads only 20 times a second (docs/architecture.md,
+        "Why an update and not a signal")."""
         self._updates_this_run += 1
         return self._apply_enqueue(req)
 
