@@ -9,6 +9,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,6 +39,28 @@ def _items_done(db: Path) -> list[int]:
             return []
 
 
+@asynccontextmanager
+async def _worker_process(address: str, task_queue: str) -> AsyncIterator[Callable[[], None]]:
+    """A worker in its own process (ready when this enters); yields a SIGKILL for it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.worker_main", address, task_queue],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    def kill() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        assert b"worker ready" in line
+        yield kill
+    finally:
+        kill()
+
+
 def _input(bid: str, db: Path, n: int, sleep: float) -> BatchOrchestratorInput:
     return BatchOrchestratorInput(
         page_processor="SqliteRecorded", page_size=10, max_parallelism=4, batch_id=bid,
@@ -50,30 +74,18 @@ async def test_worker_killed_mid_batch_another_finishes(
 ) -> None:
     db = tmp_path / "done.db"
     bid = batch_id()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.worker_main", temporal.address, task_queue],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
-        assert b"worker ready" in line
+    async with _worker_process(temporal.address, task_queue) as kill_worker:
         handle = await orchestra.start(_input(bid, db, 600, 0.2), id=bid, task_queue=task_queue)
 
         async def some_done() -> None:
             assert len(_items_done(db)) >= 100
 
         await assert_eventually(some_done, timeout=60)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_worker()
         killed_at = len(_items_done(db))
         assert killed_at < 600, "the batch finished before the kill; make it longer"
         async with new_worker():
             result = await asyncio.wait_for(handle.result(), 120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     items = _items_done(db)
     assert set(items) == set(range(600)), "every item processed at least once"
     assert result.num_completed_pages == 60
@@ -122,13 +134,7 @@ async def test_worker_killed_while_pages_were_handed_over_running(
     inp = _input(bid, db, 24, 2.0)
     inp.page_size, inp.pages_per_run = 1, 6
     inp.handover_wait = timedelta(milliseconds=300)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.worker_main", temporal.address, task_queue],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+    async with _worker_process(temporal.address, task_queue) as kill_worker:
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
 
         async def handed_over_running() -> None:
@@ -136,13 +142,8 @@ async def test_worker_killed_while_pages_were_handed_over_running(
             assert p.num_runs >= 2 and p.num_processing_pages > 0
 
         await assert_eventually(handed_over_running, timeout=60, interval=0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_worker()
         async with new_worker():
             result = await asyncio.wait_for(handle.result(), 120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert set(_items_done(db)) == set(range(24))
     assert result.num_completed_pages == 24 and result.num_failed_pages == 0
