@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
+import pytest
+
+from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from batch_orchestra import BatchOrchestrator, BatchOrchestratorInput
@@ -36,3 +40,18 @@ async def test_histories_replay_without_nondeterminism(orchestra, task_queue, ne
     replayer = Replayer(workflows=[BatchOrchestrator])
     for history in histories:
         await replayer.replay_workflow(history)  # raises on any nondeterminism
+
+
+_RECORDED = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", _RECORDED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_recorded_histories_of_released_versions_replay(path: Path) -> None:
+    """A batch started on an earlier release must keep running on this code (a deploy mid-batch):
+    every history recorded from a release (``python -m tests.histories.record``) replays."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await Replayer(workflows=[BatchOrchestrator]).replay_workflow(history)
+
+
+def test_histories_are_recorded() -> None:
+    assert len(_RECORDED) >= 14, "tests/histories/ lost its recorded histories"
