@@ -7,7 +7,7 @@ with retries, stuck-page handling, pause and resume, progress and continue-as-ne
 from __future__ import annotations
 
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
-from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal, free_port
+from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
 from ._exceptions import (
     BatchOrchestraError,
     InvalidBatchInputError,
@@ -61,7 +61,6 @@ __all__ = [
     "UnknownBatchTrackerError",
     "UnknownPageProcessorError",
     "batch_tracker",
-    "free_port",
     "page_processor",
     "registered_batch_trackers",
     "registered_page_processors",

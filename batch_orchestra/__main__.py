@@ -1,6 +1,6 @@
 """``python -m batch_orchestra``: the ``batch-orchestra`` command line."""
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     main()

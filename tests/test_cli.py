@@ -23,8 +23,8 @@ from click.testing import CliRunner, Result
 from temporalio.client import WorkflowExecutionStatus
 
 from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorProgress, EmbeddedTemporal
-from batch_orchestra._cli import cli
-from batch_orchestra._devserver import free_port
+from batch_orchestra.cli import cli
+from batch_orchestra.testing import free_port
 from tests.cli_processors import STARTS
 from tests.helpers import assert_eventually, batch_id
 

@@ -22,8 +22,8 @@ from batch_orchestra import (
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     EmbeddedTemporal,
-    free_port,
 )
+from batch_orchestra.testing import free_port
 from tests.helpers import assert_eventually, batch_id
 
 ROOT = Path(__file__).resolve().parent.parent

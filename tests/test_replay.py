@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 import click
 from rich.console import Console
@@ -21,26 +22,33 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
-from ._cli_batches import (
+from .._client import BatchOrchestratorClient
+from .._devserver import EmbeddedTemporal
+from .._exceptions import BatchOrchestraError
+from .._plugin import BatchOrchestraPlugin
+from .._types import BatchOrchestratorInput, BatchOrchestratorProgress
+from ._lookup import (
     CliError,
     Target,
     cause_text,
-    describe_batch,
+    find_batch,
     list_batches,
     load_view,
     wait_closed,
     wait_picked_up,
 )
-from ._cli_render import BatchView, progress_json, progress_line, render_status, status_label
-from ._client import BatchOrchestratorClient
-from ._devserver import EmbeddedTemporal
-from ._exceptions import BatchOrchestraError
-from ._plugin import BatchOrchestraPlugin
-from ._types import BatchOrchestratorInput
+from ._render import BatchView, progress_json, progress_line, render_status, status_label
 
 __all__ = [
-    "cancel_batch", "list_command", "run_worker", "serve", "show_status", "start_batch",
-    "steer_batch",
+    "cancel_batch",
+    "list_command",
+    "pause_batch",
+    "resume_batch",
+    "run_worker",
+    "serve",
+    "set_parallelism",
+    "show_status",
+    "start_batch",
 ]
 
 UPDATE_TIMEOUT = 20.0
@@ -147,49 +155,73 @@ def _ack(view: BatchView, message: str) -> None:
     click.echo(f"UI {view.url}")
 
 
-async def steer_batch(target: Target, batch_id: str, action: str, n: int | None = None) -> None:
-    """pause, resume or set-parallelism through the batch's acknowledged updates."""
+async def _steerable(target: Target, batch_id: str) -> tuple[Client, BatchView]:
+    """The batch's client and view, or ``CliError`` unless a worker can take an update now."""
     client = await target.connect()
     view = await load_view(client, target, batch_id)
     if view.status != "RUNNING":
         raise CliError(f"batch {batch_id!r} is {view.status}; only a running batch can be steered")
     if view.progress is None:  # no worker: the update would wait for one
         raise CliError(view.note or "no worker answered")
-    before = view.progress.max_parallelism
-    handle = BatchOrchestratorClient(client).get_handle(batch_id)
-    if action == "pause":
-        update = handle.pause()
-    elif action == "resume":
-        update = handle.resume()
-    else:
-        update = handle.set_max_parallelism(n if n is not None else before)
+    return client, view
+
+
+async def _acknowledged(
+    view: BatchView, what: str, update: Coroutine[Any, Any, BatchOrchestratorProgress]
+) -> BatchOrchestratorProgress:
+    """Wait for a worker to apply an update; ``CliError`` if none does or the batch refuses."""
     try:
-        view.progress = p = await asyncio.wait_for(update, UPDATE_TIMEOUT)
+        return await asyncio.wait_for(update, UPDATE_TIMEOUT)
     except asyncio.TimeoutError:
         raise CliError(
-            f"no worker acknowledged {action} of batch {batch_id!r} within {UPDATE_TIMEOUT:g}s; "
+            f"no worker acknowledged {what} of batch {view.id!r} within {UPDATE_TIMEOUT:g}s; "
             f"is a worker running on task queue {view.task_queue!r}? (the request may still "
             "apply when one picks it up)"
         ) from None
     except WorkflowUpdateFailedError as err:
-        raise CliError(f"batch {batch_id!r} refused {action}: {cause_text(err.cause)}") from None
-    if action == "pause":
-        msg = f"paused batch {batch_id!r}: parallelism {before} -> 0"
-        if p.num_processing_pages:
-            msg += f"; {p.num_processing_pages} running page(s) will finish, no new page starts"
-    elif action == "resume" and before != 0:
-        msg = f"batch {batch_id!r} was not paused; parallelism stays {p.max_parallelism}"
-    elif action == "resume":
-        msg = f"resumed batch {batch_id!r}: parallelism 0 -> {p.max_parallelism}"
-    else:
-        msg = f"batch {batch_id!r}: parallelism {before} -> {p.max_parallelism}"
+        raise CliError(f"batch {view.id!r} refused {what}: {cause_text(err.cause)}") from None
+
+
+async def pause_batch(target: Target, batch_id: str) -> None:
+    """Pause a batch through its acknowledged ``pause`` update."""
+    client, view = await _steerable(target, batch_id)
+    before = view.progress.max_parallelism if view.progress else 0
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    view.progress = p = await _acknowledged(view, "pause", handle.pause())
+    msg = f"paused batch {batch_id!r}: parallelism {before} -> 0"
+    if p.num_processing_pages:
+        msg += f"; {p.num_processing_pages} running page(s) will finish, no new page starts"
     _ack(view, msg)
+
+
+async def resume_batch(target: Target, batch_id: str) -> None:
+    """Resume a paused batch through its acknowledged ``resume`` update."""
+    client, view = await _steerable(target, batch_id)
+    before = view.progress.max_parallelism if view.progress else 0
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    view.progress = p = await _acknowledged(view, "resume", handle.resume())
+    if before != 0:
+        msg = f"batch {batch_id!r} was not paused; parallelism stays {p.max_parallelism}"
+    else:
+        msg = f"resumed batch {batch_id!r}: parallelism 0 -> {p.max_parallelism}"
+    _ack(view, msg)
+
+
+async def set_parallelism(target: Target, batch_id: str, n: int) -> None:
+    """Change a batch's parallelism cap through its acknowledged update."""
+    client, view = await _steerable(target, batch_id)
+    before = view.progress.max_parallelism if view.progress else 0
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    view.progress = p = await _acknowledged(
+        view, "set-parallelism", handle.set_max_parallelism(n)
+    )
+    _ack(view, f"batch {batch_id!r}: parallelism {before} -> {p.max_parallelism}")
 
 
 async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
     """Request cancellation and report the state the batch reaches within ``wait`` seconds."""
     client = await target.connect()
-    desc = await describe_batch(client, target, batch_id)
+    desc = await find_batch(client, target, batch_id)
     status = desc.status.name if desc.status else "UNKNOWN"
     if status not in _OPEN:
         raise CliError(f"batch {batch_id!r} is already {status}; nothing to cancel")

@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ._types import BatchOrchestratorProgress, PageFailure
+from .._types import BatchOrchestratorProgress, PageFailure
 
 __all__ = [
     "BatchView",

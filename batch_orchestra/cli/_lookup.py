@@ -25,16 +25,16 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._cli_render import BatchView
-from ._types import BatchOrchestratorProgress
-from ._workflow import BatchOrchestrator
+from .._types import BatchOrchestratorProgress
+from .._workflow import BatchOrchestrator
+from ._render import BatchView
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",
     "CliError",
     "Target",
     "cause_text",
-    "describe_batch",
+    "find_batch",
     "list_batches",
     "load_view",
     "query_progress",
@@ -111,7 +111,7 @@ def cause_text(cause: BaseException | None) -> str:
     return str(cause) or type(cause).__name__
 
 
-async def describe_batch(
+async def find_batch(
     client: Client, target: Target, batch_id: str
 ) -> WorkflowExecutionDescription:
     """The latest run of a batch, or ``CliError`` if there is no such batch."""
@@ -166,7 +166,7 @@ async def load_view(
     """Everything about a batch now. A completed batch's progress comes from its result (no
     worker needed); otherwise a worker answers the progress query."""
     if desc is None:
-        desc = await describe_batch(client, target, batch_id)
+        desc = await find_batch(client, target, batch_id)
     return await _view(client, target, desc)
 
 
@@ -229,7 +229,7 @@ async def wait_picked_up(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        desc = await describe_batch(client, target, batch_id)
+        desc = await find_batch(client, target, batch_id)
         if desc.status == WorkflowExecutionStatus.COMPLETED:
             return (await load_view(client, target, batch_id, desc=desc)).progress
         if desc.status not in _OPEN:
@@ -255,7 +255,7 @@ async def wait_closed(client: Client, target: Target, batch_id: str, timeout: fl
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        desc = await describe_batch(client, target, batch_id)
+        desc = await find_batch(client, target, batch_id)
         if desc.status not in _OPEN or loop.time() >= deadline:
             return await load_view(client, target, batch_id, desc=desc)
         await asyncio.sleep(0.2)

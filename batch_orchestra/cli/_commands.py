@@ -12,7 +12,7 @@
 Commands that talk to Temporal take ``--address`` and ``--namespace`` (env ``TEMPORAL_ADDRESS``,
 ``TEMPORAL_NAMESPACE``) and ``--ui-url`` (env ``TEMPORAL_UI_URL``) for the Web UI links. Expected
 failures (no server, unknown batch, unknown processor, ...) print one ``error:`` line on stderr
-and exit with 1; bad usage exits with 2. This module only parses; ``_cli_actions`` acts.
+and exit with 1; bad usage exits with 2. This module only parses; ``_actions`` acts.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from typing import Any, TypeVar
 import click
 from temporalio.service import RPCError
 
-from . import _cli_actions as actions
-from ._cli_batches import CliError, Target
-from ._exceptions import InvalidBatchInputError
-from ._processor import registered_page_processors
-from ._tracker import registered_batch_trackers
-from ._types import BatchOrchestratorInput, validate_input
+from .._exceptions import InvalidBatchInputError
+from .._processor import registered_page_processors
+from .._tracker import registered_batch_trackers
+from .._types import BatchOrchestratorInput, validate_input
+from . import _actions as actions
+from ._lookup import CliError, Target
 
 __all__ = ["cli", "main"]
 
@@ -238,7 +238,7 @@ def status(batch_id: str, watch: bool, as_json: bool, interval: float, target: T
 @_connection_options
 def pause(batch_id: str, target: Target) -> None:
     """Pause a batch: running pages finish, no new page starts."""
-    _run(target, actions.steer_batch(target, batch_id, "pause"))
+    _run(target, actions.pause_batch(target, batch_id))
 
 
 @cli.command()
@@ -246,7 +246,7 @@ def pause(batch_id: str, target: Target) -> None:
 @_connection_options
 def resume(batch_id: str, target: Target) -> None:
     """Resume a paused batch at the parallelism it had before."""
-    _run(target, actions.steer_batch(target, batch_id, "resume"))
+    _run(target, actions.resume_batch(target, batch_id))
 
 
 @cli.command("set-parallelism")
@@ -255,7 +255,7 @@ def resume(batch_id: str, target: Target) -> None:
 @_connection_options
 def set_parallelism(batch_id: str, n: int, target: Target) -> None:
     """Set how many pages of a batch may run at once (0 pauses)."""
-    _run(target, actions.steer_batch(target, batch_id, "set-parallelism", n))
+    _run(target, actions.set_parallelism(target, batch_id, n))
 
 
 @cli.command()
