@@ -184,7 +184,6 @@ def outage(n: int, policy: FailurePolicy | None = None) -> Scheduler:
     """n pages that each enqueue their successor, then fail until they are stuck."""
     s = Scheduler(settings(maximum_attempts=1), 50, 0.0, policy)
     s.enqueue(None, [(f"{0:08d}", 100)])
-    t = 0.0
     budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, 10**9  # no backpressure
     try:
         _fail_all(s, n)
