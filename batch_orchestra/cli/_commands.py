@@ -8,6 +8,7 @@
     batch-orchestra status ID [--watch] [--json]
     batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID
     batch-orchestra list [--limit N] [--running]
+    batch-orchestra dashboard [--host 127.0.0.1] [--port 8234] [--token T] [--read-only]
 
 Commands that talk to Temporal take ``--address`` and ``--namespace`` (env ``TEMPORAL_ADDRESS``,
 ``TEMPORAL_NAMESPACE``) and ``--ui-url`` (env ``TEMPORAL_UI_URL``) for the Web UI links. Expected
@@ -280,6 +281,36 @@ def cancel(batch_id: str, wait: float, target: Target) -> None:
 def list_(limit: int, running_only: bool, target: Target) -> None:
     """List running and recent batches with their status and progress."""
     _run(target, actions.list_command(target, limit=limit, running_only=running_only))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; anything but loopback needs --token.")
+@click.option("--port", default=8234, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port of the dashboard.")
+@click.option("--token", envvar="BATCH_ORCHESTRA_DASHBOARD_TOKEN", default=None,
+              help="Access token every request must carry [env BATCH_ORCHESTRA_DASHBOARD_TOKEN].")
+@click.option("--read-only", is_flag=True, help="Show batches only: no pause, resume, cancel, "
+              "parallelism or start.")
+@click.option("--max-metrics-batches", type=click.IntRange(min=1), default=100,
+              show_default=True, help="Most running batches /metrics exports.")
+@_connection_options
+def dashboard(
+    host: str, port: int, token: str | None, read_only: bool, max_metrics_batches: int,
+    target: Target,
+) -> None:
+    """Serve the web dashboard: batches, live progress, controls, and /metrics."""
+    try:
+        from ..dashboard._serve import run_from_cli
+    except ImportError as err:
+        raise CliError(
+            f"the dashboard needs extra packages ({err.name} is missing): "
+            "pip install 'batch-orchestra[dashboard]'"
+        ) from None
+    _run(target, run_from_cli(
+        target, host=host, port=port, token=token, read_only=read_only,
+        max_metrics_batches=max_metrics_batches,
+    ))
 
 
 def main() -> None:

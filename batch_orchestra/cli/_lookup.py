@@ -33,8 +33,10 @@ __all__ = [
     "BATCH_WORKFLOW_TYPE",
     "CliError",
     "Target",
+    "batches_query",
     "cause_text",
     "find_batch",
+    "list_batch_page",
     "list_batches",
     "load_view",
     "query_progress",
@@ -203,22 +205,47 @@ async def _view(
     return view
 
 
+def batches_query(status: str | None = None) -> str:
+    """The visibility query for batches (latest run of each), optionally of one workflow
+    status as Temporal spells it in queries (``Running``, ``Completed``, ``Failed``, ...)."""
+    query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
+    if status is None:
+        return query + 'ExecutionStatus!="ContinuedAsNew"'
+    return query + f'ExecutionStatus="{status}"'
+
+
+async def _list_row(
+    client: Client, target: Target, e: WorkflowExecution
+) -> tuple[BatchView, datetime | None]:
+    view = await _view(client, target, e, timedelta(seconds=2))
+    if view.note and e.status in _OPEN:
+        view.note = "no worker answered"
+    started = view.progress.start_time if view.progress else None
+    return view, started or e.start_time
+
+
 async def list_batches(
     client: Client, target: Target, *, limit: int, running_only: bool
 ) -> list[tuple[BatchView, datetime | None]]:
     """The most recent batches (latest run of each) with their progress, and their start time."""
-    query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
-    query += 'ExecutionStatus="Running"' if running_only else 'ExecutionStatus!="ContinuedAsNew"'
+    query = batches_query("Running" if running_only else None)
     executions = [e async for e in client.list_workflows(query, limit=limit)]
+    return list(await asyncio.gather(*(_list_row(client, target, e) for e in executions)))
 
-    async def one(e: WorkflowExecution) -> tuple[BatchView, datetime | None]:
-        view = await _view(client, target, e, timedelta(seconds=2))
-        if view.note and e.status in _OPEN:
-            view.note = "no worker answered"
-        started = view.progress.start_time if view.progress else None
-        return view, started or e.start_time
 
-    return list(await asyncio.gather(*(one(e) for e in executions)))
+async def list_batch_page(
+    client: Client, target: Target, *, query: str, page_size: int,
+    next_page_token: bytes | None = None,
+) -> tuple[list[tuple[WorkflowExecution, BatchView, datetime | None]], bytes | None]:
+    """One page of batches matching a visibility ``query`` (see ``batches_query``), most recent
+    first, with their progress and start time; and the token of the next page (None at the
+    end)."""
+    it = client.list_workflows(query, page_size=page_size, next_page_token=next_page_token)
+    await it.fetch_next_page()
+    executions = list(it.current_page or [])
+    rows = await asyncio.gather(*(_list_row(client, target, e) for e in executions))
+    found = [(e, view, started) for e, (view, started) in zip(executions, rows, strict=True)]
+    return found, it.next_page_token
 
 
 async def wait_picked_up(
