@@ -101,6 +101,7 @@ async def test_list_batch_page_controls_and_metrics(
         assert page.status_code == 200
         assert "<script>alert" not in page.text
         assert 'id="pause-button"' in page.text
+        assert re.search(r'class="control when-paused" hidden>', page.text)
         assert f"http://ui.example:8233/namespaces/default/workflows/{quote(wid, safe='')}" in (
             page.text.replace("&amp;", "&")
         )
@@ -144,7 +145,8 @@ async def test_list_batch_page_controls_and_metrics(
         assert (await handle.get_progress()).is_paused
         after = await app_client.get(paused.headers["location"])
         assert "Paused: running pages finish" in after.text
-        assert 'id="resume-button"' in after.text and 'id="pause-button"' not in after.text
+        assert re.search(r'class="control when-running" hidden>', after.text)
+        assert re.search(r'class="control when-paused">', after.text)
         assert (await app_client.get("/", params={"status": "paused"})).text.count(
             page_path(wid)) == 1
 

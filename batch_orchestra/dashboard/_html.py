@@ -236,10 +236,10 @@ def _failures(kind: str, failures: Iterable[PageFailure], total: int) -> str:
 
 
 def _form(chrome: Chrome, view: BatchView, action: str, label: str, confirm: str,
-          extra: str = "", cls: str = "") -> str:
+          extra: str = "", cls: str = "", hidden: bool = False) -> str:
     return (
         f'<form method="post" action="{esc(chrome.base)}/actions/{action}" '
-        f'data-confirm="{esc(confirm)}" class="control {cls}">'
+        f'data-confirm="{esc(confirm)}" class="control {cls}"{" hidden" if hidden else ""}>'
         f'<input type="hidden" name="csrf_token" value="{esc(chrome.csrf)}">'
         f'<input type="hidden" name="batch_id" value="{esc(view.id)}">{extra}'
         f'<button type="submit" id="{action}-button">{esc(label)}</button></form>'
@@ -254,11 +254,13 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
     cap = p.max_parallelism if p is not None else 1
     n_input = (f'<input type="number" name="n" min="0" value="{cap}" aria-label="parallelism" '
                'id="parallelism-input">')
+    # Both pause and resume are rendered; the page's script shows the one that applies now.
     return '<div class="controls" id="controls">' + "".join([
-        _form(chrome, view, "resume", "Resume", f"Resume batch {view.id}?", cls="when-paused")
-        if paused else
         _form(chrome, view, "pause", "Pause",
-              f"Pause batch {view.id}? Running pages finish; no new page starts."),
+              f"Pause batch {view.id}? Running pages finish; no new page starts.",
+              cls="when-running", hidden=paused),
+        _form(chrome, view, "resume", "Resume", f"Resume batch {view.id}?", cls="when-paused",
+              hidden=not paused),
         _form(chrome, view, "set-parallelism", "Set parallelism",
               f"Set the parallelism of batch {view.id} to {{n}}?", extra=n_input),
         _form(chrome, view, "cancel", "Cancel batch",

@@ -140,6 +140,16 @@
       var controls = document.getElementById("controls");
       if (controls && !state.is_open) { controls.hidden = true; }
       if (!p) { return; }
+      document.querySelectorAll("form.when-running").forEach(function (f) {
+        f.hidden = p.is_paused;
+      });
+      document.querySelectorAll("form.when-paused").forEach(function (f) {
+        f.hidden = !p.is_paused;
+      });
+      var cap = document.getElementById("parallelism-input");
+      if (cap && document.activeElement !== cap && !cap.dataset.edited) {
+        cap.value = p.max_parallelism;
+      }
       ["num_completed_pages", "num_processing_pages", "num_pending_pages", "num_stuck_pages",
        "num_failed_pages", "max_parallelism", "max_parallelism_achieved", "num_runs"]
         .forEach(function (k) { setField(root, k, fmt(p[k])); });
@@ -207,6 +217,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     confirmForms();
+    var cap = document.getElementById("parallelism-input");
+    if (cap) { cap.addEventListener("input", function () { cap.dataset.edited = "1"; }); }
     var root = document.getElementById("batch");
     if (root) { batchPage(root); }
     if (document.body.dataset.page === "list") { listPage(); }
