@@ -119,6 +119,15 @@ async def test_list_batch_page_controls_and_metrics(
         )
         assert line, metrics.text[:2000]
         assert re.search(r"^batch_orchestra_running_batches \d", metrics.text, re.M)
+        # A second, paused batch; a dashboard bound to one batch exports only one.
+        idle = await start_scripted(orchestra, f"idle-{task_queue}", task_queue, n=10,
+                                    sleep=0, parallelism=0)
+        one = create_app(temporal.client, max_metrics_batches=1)
+        async with ui(one) as bounded:
+            text = (await bounded.get("/metrics")).text
+        assert re.search(r"^batch_orchestra_exported_batches 1\.0$", text, re.M), text
+        assert len(set(re.findall(r'^batch_orchestra_max_parallelism\{batch_id="([^"]*)"',
+                                  text, re.M))) <= 1
 
         csrf = csrf_of(page.text)
         # Cross-site: another origin, or no CSRF token: refused, and the batch keeps running.
@@ -143,6 +152,11 @@ async def test_list_batch_page_controls_and_metrics(
         assert paused.status_code == 303
         assert paused.headers["location"] == page_path(wid) + "?done=paused"
         assert (await handle.get_progress()).is_paused
+        metrics = (await app_client.get("/metrics")).text
+        assert re.search(r'^batch_orchestra_paused\{batch_id="' + re.escape(label)
+                         + r'",processor="Scripted",reason="[^"]*"\} 1\.0$', metrics, re.M)
+        assert re.search(r'^batch_orchestra_paused\{batch_id="idle-' + re.escape(task_queue)
+                         + r'",processor="Scripted",reason="[^"]*"\} 1\.0$', metrics, re.M)
         after = await app_client.get(paused.headers["location"])
         assert "Paused: running pages finish" in after.text
         assert re.search(r'class="control when-running" hidden>', after.text)
@@ -165,6 +179,7 @@ async def test_list_batch_page_controls_and_metrics(
         late = await app_client.post(
             "/actions/resume", data={"batch_id": wid, "csrf_token": csrf})
         assert late.status_code == 409 and "only a running batch" in late.text
+        await idle.workflow_handle.cancel()
 
     missing = await app_client.get(page_path("<img src=x onerror=alert(1)>"))
     assert missing.status_code == 404

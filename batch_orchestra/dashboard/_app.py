@@ -14,16 +14,11 @@ Routes (relative to where the app is mounted)::
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import secrets
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,17 +26,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from .._client import BatchOrchestratorClient
 from .._exceptions import InvalidBatchInputError
-from .._types import BatchOrchestratorInput, BatchOrchestratorProgress, validate_input
-from ..cli._lookup import CliError, Target, batches_query, cause_text, find_batch, list_batch_page
-from ..cli._lookup import load_view as _load_view
+from ..cli._lookup import (
+    CliError,
+    Target,
+    batches_query,
+    find_batch,
+    list_batch_page,
+    load_view,
+)
 from . import _html as html
 from ._data import STATUS_FILTERS, Backend, BatchRow, view_json
+from ._forms import START_FIELDS, decode_token, encode_token, read_form, start_input
 from ._metrics import collect, render
 from ._security import Guard, csrf_token, same_origin
 
@@ -49,8 +50,6 @@ __all__ = ["create_app"]
 
 PAGE_SIZE = 25
 """Batches per page of the list."""
-UPDATE_TIMEOUT = 20.0
-"""Seconds a worker gets to acknowledge a control action."""
 _STATIC = Path(__file__).parent / "static"
 _MESSAGES = {
     "paused": "Paused: running pages finish, no new page starts.",
@@ -95,7 +94,7 @@ class _Dashboard:
         if status not in STATUS_FILTERS:
             return self._error(request, 400, "Unknown status filter",
                                f"status {status!r} is not one of {', '.join(STATUS_FILTERS)}")
-        token = _decode_token(request.query_params.get("page"))
+        token = decode_token(request.query_params.get("page"))
         try:
             client = await self._client()
             found, next_token = await list_batch_page(
@@ -114,7 +113,7 @@ class _Dashboard:
             rows = [r for r in rows if r.view.progress is not None and r.view.progress.is_paused]
         page = html.list_page(
             self.chrome(request), rows, status=status,
-            next_token=_encode_token(next_token), first_page=token is None,
+            next_token=encode_token(next_token), first_page=token is None,
         )
         return HTMLResponse(page)
 
@@ -122,7 +121,7 @@ class _Dashboard:
         client = await self._client()
         desc = await find_batch(client, self.backend.target, batch_id)
         view, processor = await asyncio.gather(
-            _load_view(client, self.backend.target, batch_id, desc=desc),
+            load_view(client, self.backend.target, batch_id, desc=desc),
             self.backend.processor(desc),
         )
         return view, processor
@@ -153,7 +152,7 @@ class _Dashboard:
         refused = await self._check_post(request)
         if refused is not None:
             return refused
-        form = await _form(request)
+        form = await read_form(request)
         batch_id = str(form.get("batch_id", ""))
         base = self.chrome(request).base
         back = html.batch_path(base, batch_id)
@@ -171,42 +170,11 @@ class _Dashboard:
                                    f"parallelism must be a whole number >= 0, got "
                                    f"{form.get('n')!r}", back)
         try:
-            done = await self._act(action, batch_id, n)
+            done = await self.backend.steer(action, batch_id, n)
         except CliError as err:
             return self._error(request, 409, f"Could not {action.replace('-', ' ')}",
                                err.message, back)
         return RedirectResponse(f"{back}?done={done}", status_code=303)
-
-    async def _act(self, action: str, batch_id: str, n: int | None) -> str:
-        client = await self._client()
-        target = self.backend.target
-        desc = await find_batch(client, target, batch_id)
-        status = desc.status.name if desc.status else "UNKNOWN"
-        if desc.status != WorkflowExecutionStatus.RUNNING:
-            raise CliError(f"batch {batch_id!r} is {status}; only a running batch can be "
-                           f"steered")
-        handle = BatchOrchestratorClient(client).get_handle(batch_id)
-        if action == "cancel":
-            await handle.workflow_handle.cancel()
-            return "canceled"
-        calls: dict[str, tuple[str, Any]] = {
-            "pause": ("paused", handle.pause),
-            "resume": ("resumed", handle.resume),
-            "set-parallelism": ("parallelism", lambda: handle.set_max_parallelism(n or 0)),
-        }
-        done, call = calls[action]
-        try:
-            progress: BatchOrchestratorProgress = await asyncio.wait_for(call(), UPDATE_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise CliError(
-                f"no worker acknowledged {action} of batch {batch_id!r} within "
-                f"{UPDATE_TIMEOUT:g}s; is a worker running on task queue {desc.task_queue!r}?"
-            ) from None
-        except WorkflowUpdateFailedError as err:
-            raise CliError(f"batch {batch_id!r} refused {action}: {cause_text(err.cause)}"
-                           ) from None
-        del progress
-        return done
 
     async def _check_post(self, request: Request) -> Response | None:
         if self.read_only:
@@ -216,7 +184,7 @@ class _Dashboard:
             return self._error(request, 403, "Cross-site request refused",
                                "this request came from another site's page; use the dashboard's "
                                "own buttons")
-        form = await _form(request)
+        form = await read_form(request)
         given = str(form.get("csrf_token", ""))
         if not secrets.compare_digest(given.encode(), self.csrf.encode()):
             return self._error(request, 403, "Form expired",
@@ -243,7 +211,7 @@ class _Dashboard:
                                "batches")
         processors, queues = await self._suggestions()
         values = {"page_size": "100", "max_parallelism": "4"}
-        values.update({k: v for k, v in request.query_params.items() if k in _START_FIELDS})
+        values.update({k: v for k, v in request.query_params.items() if k in START_FIELDS})
         page = html.start_page(self.chrome(request), processors=processors, task_queues=queues,
                                values=values)
         return HTMLResponse(page)
@@ -252,10 +220,10 @@ class _Dashboard:
         refused = await self._check_post(request)
         if refused is not None:
             return refused
-        form = await _form(request)
-        values = {k: str(form.get(k, "")).strip() for k in _START_FIELDS}
+        form = await read_form(request)
+        values = {k: str(form.get(k, "")).strip() for k in START_FIELDS}
         try:
-            inp, wid, queue = _start_input(values)
+            inp, wid, queue = start_input(values)
             client = await self._client()
             await BatchOrchestratorClient(client).start(inp, id=wid, task_queue=queue)
         except (ValueError, InvalidBatchInputError, CliError) as err:
@@ -281,72 +249,6 @@ class _Dashboard:
             return Response(f"# {err.message}\n", status_code=503, media_type="text/plain")
         body = render(samples, running, self.max_metrics_batches)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-_START_FIELDS = ("processor", "task_queue", "page_size", "max_parallelism", "args",
-                 "first_cursor", "total_items", "batch_id")
-
-
-def _start_input(values: dict[str, str]) -> tuple[BatchOrchestratorInput, str, str]:
-    """The batch input, workflow ID and task queue from the start form, or ``ValueError``."""
-    if not values["processor"]:
-        raise ValueError("page processor is required: the name a worker registered")
-    if not values["task_queue"]:
-        raise ValueError("task queue is required: the one your workers poll")
-    numbers: dict[str, int | None] = {}
-    for key in ("page_size", "max_parallelism", "total_items"):
-        raw = values[key]
-        if not raw and key == "total_items":
-            numbers[key] = None
-            continue
-        try:
-            numbers[key] = int(raw)
-        except ValueError:
-            raise ValueError(f"{key.replace('_', ' ')} must be a whole number, got {raw!r}"
-                             ) from None
-    args = values["args"] or None
-    if args is not None:
-        try:
-            json.loads(args)
-        except ValueError as err:
-            raise ValueError(f"args must be valid JSON ({err})") from None
-    inp = BatchOrchestratorInput(
-        page_processor=values["processor"], page_size=numbers["page_size"] or 0,
-        max_parallelism=numbers["max_parallelism"] or 0, args=args,
-        first_cursor_str=values["first_cursor"], total_items=numbers["total_items"],
-    )
-    validate_input(inp)
-    wid = values["batch_id"] or f"{values['processor']}-{uuid.uuid4().hex[:12]}"
-    return inp, wid, values["task_queue"]
-
-
-_MAX_FORM_BYTES = 256 * 1024
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The fields of a urlencoded form (the only kind the dashboard's pages send)."""
-    cached = request.scope.get("batch_orchestra.form")
-    if cached is not None:
-        return dict(cached)
-    body = await request.body()
-    fields: dict[str, str] = {}
-    if len(body) <= _MAX_FORM_BYTES:
-        fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    request.scope["batch_orchestra.form"] = fields
-    return dict(fields)
-
-
-def _encode_token(token: bytes | None) -> str | None:
-    return base64.urlsafe_b64encode(token).decode() if token else None
-
-
-def _decode_token(value: str | None) -> bytes | None:
-    if not value:
-        return None
-    try:
-        return base64.urlsafe_b64decode(value.encode())
-    except (binascii.Error, ValueError):
-        return None
 
 
 def create_app(

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution as WorkflowExecutionProto
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
-from temporalio.client import Client, WorkflowExecution
+from temporalio.client import Client, WorkflowExecution, WorkflowUpdateFailedError
 
+from .._client import BatchOrchestratorClient
 from .._processor import registered_page_processors
-from ..cli._lookup import Target
+from ..cli._lookup import CliError, Target, cause_text, load_view
 from ..cli._render import BatchView, progress_json, progress_line, status_label
 
-__all__ = ["STATUS_FILTERS", "Backend", "BatchRow", "view_json"]
+__all__ = ["STATUS_FILTERS", "UPDATE_TIMEOUT", "Backend", "BatchRow", "view_json"]
 
 STATUS_FILTERS: dict[str, str | None] = {
     "all": None,
@@ -38,6 +40,8 @@ STATUS_FILTERS: dict[str, str | None] = {
 a running workflow at parallelism 0, so ``paused`` queries running batches and keeps the paused
 ones."""
 
+UPDATE_TIMEOUT = 20.0
+"""Seconds a worker gets to acknowledge a control action."""
 _OPEN = ("RUNNING", "CONTINUED_AS_NEW")
 _PROCESSOR_CACHE_SIZE = 4096
 
@@ -101,6 +105,42 @@ class Backend:
         while len(self._processors) > _PROCESSOR_CACHE_SIZE:
             self._processors.popitem(last=False)
         return name
+
+    async def steer(self, action: str, batch_id: str, n: int | None = None) -> str:
+        """Pause, resume, set the parallelism of (to ``n``) or cancel a running batch; the
+        name of what was done. ``CliError`` when the batch is not running, no worker answers,
+        or the batch refuses."""
+        client = await self.client()
+        view = await load_view(client, self.target, batch_id)
+        if view.status != "RUNNING":
+            raise CliError(
+                f"batch {batch_id!r} is {view.status}; only a running batch can be steered"
+            )
+        handle = BatchOrchestratorClient(client).get_handle(batch_id)
+        if action == "cancel":
+            await handle.workflow_handle.cancel()
+            return "canceled"
+        if view.progress is None:  # no worker: an update would wait for one
+            raise CliError(view.note or f"no worker answered for batch {batch_id!r}")
+        calls: dict[str, tuple[str, Callable[[], Awaitable[object]]]] = {
+            "pause": ("paused", handle.pause),
+            "resume": ("resumed", handle.resume),
+            "set-parallelism": ("parallelism", lambda: handle.set_max_parallelism(n or 0)),
+        }
+        done, call = calls[action]
+        try:
+            await asyncio.wait_for(call(), UPDATE_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise CliError(
+                f"no worker acknowledged {action} of batch {batch_id!r} within "
+                f"{UPDATE_TIMEOUT:g}s; is a worker running on task queue {view.task_queue!r}? "
+                "(the request may still apply when one picks it up)"
+            ) from None
+        except WorkflowUpdateFailedError as err:
+            raise CliError(
+                f"batch {batch_id!r} refused {action}: {cause_text(err.cause)}"
+            ) from None
+        return done
 
     def known_processors(self) -> list[str]:
         """Processor names this process registered or has seen in batches, for the start form.

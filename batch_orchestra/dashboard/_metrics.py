@@ -67,18 +67,18 @@ class _Snapshot(Collector):
 
 
 def _families(samples: list[BatchSample], running: int, max_batches: int) -> Iterable[Metric]:
-    answered = [s for s in samples if s.progress is not None]
+    answered = [(s, s.progress) for s in samples if s.progress is not None]
 
     def gauge(name: str, doc: str, value: str) -> GaugeMetricFamily:
         family = GaugeMetricFamily(f"batch_orchestra_{name}", doc, labels=_LABELS)
-        for s in answered:
-            family.add_metric([s.batch_id, s.processor], float(getattr(s.progress, value)))
+        for s, p in answered:
+            family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
         return family
 
     def counter(name: str, doc: str, value: str) -> CounterMetricFamily:
         family = CounterMetricFamily(f"batch_orchestra_{name}", doc, labels=_LABELS)
-        for s in answered:
-            family.add_metric([s.batch_id, s.processor], float(getattr(s.progress, value)))
+        for s, p in answered:
+            family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
         return family
 
     yield counter("pages_completed", "Pages the batch has completed.", "num_completed_pages")
@@ -95,10 +95,9 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
         "1 while the batch is paused; reason is how it was paused when the batch says.",
         labels=[*_LABELS, "reason"],
     )
-    for s in answered:
-        assert s.progress is not None
-        reason = getattr(s.progress, "pause_reason", None) or ""
-        paused.add_metric([s.batch_id, s.processor, str(reason)], float(s.progress.is_paused))
+    for s, p in answered:
+        reason = getattr(p, "pause_reason", None) or ""
+        paused.add_metric([s.batch_id, s.processor, str(reason)], float(p.is_paused))
     yield paused
     up = GaugeMetricFamily(
         "batch_orchestra_progress_up",
