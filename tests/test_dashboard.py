@@ -153,10 +153,12 @@ async def test_list_batch_page_controls_and_metrics(
         assert paused.headers["location"] == page_path(wid) + "?done=paused"
         assert (await handle.get_progress()).is_paused
         metrics = (await app_client.get("/metrics")).text
-        assert re.search(r'^batch_orchestra_paused\{batch_id="' + re.escape(label)
-                         + r'",processor="Scripted",reason="[^"]*"\} 1\.0$', metrics, re.M)
-        assert re.search(r'^batch_orchestra_paused\{batch_id="idle-' + re.escape(task_queue)
-                         + r'",processor="Scripted",reason="[^"]*"\} 1\.0$', metrics, re.M)
+        for paused_id in (label, f"idle-{task_queue}"):
+            labels = r'\{batch_id="' + re.escape(paused_id) + r'",processor="Scripted"\}'
+            assert re.search(r"^batch_orchestra_paused" + labels + r" 1\.0$", metrics, re.M)
+            assert re.search(r"^batch_orchestra_auto_paused" + labels + r" 0\.0$", metrics, re.M)
+            assert re.search(r"^batch_orchestra_effective_parallelism" + labels + r" 0\.0$",
+                             metrics, re.M)
         after = await app_client.get(paused.headers["location"])
         assert "Paused: running pages finish" in after.text
         assert re.search(r'class="control when-running" hidden>', after.text)
@@ -345,3 +347,31 @@ async def test_dashboard_command_serves(temporal: EmbeddedTemporal) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+def test_metrics_mark_a_batch_that_paused_itself() -> None:
+    from batch_orchestra import BatchOrchestratorProgress
+    from batch_orchestra.dashboard._metrics import BatchSample, render
+
+    def progress(reason: str | None, effective: int) -> BatchOrchestratorProgress:
+        p = BatchOrchestratorProgress(is_paused=reason is not None, max_parallelism=8,
+                                      num_stuck_pages=3)
+        # Fields a newer library version reports; read with getattr when present.
+        p.pause_reason = reason  # type: ignore[attr-defined]
+        p.effective_parallelism = effective  # type: ignore[attr-defined]
+        return p
+
+    text = render([
+        BatchSample("auto", "P", progress("more than 50% of the last 100 attempts failed", 0)),
+        BatchSample("manual", "P", progress("paused by an operator", 0)),
+        BatchSample("running", "P", progress(None, 8)),
+        BatchSample("silent", "P", None),
+    ], running=4, max_batches=100).decode()
+    assert 'batch_orchestra_auto_paused{batch_id="auto",processor="P"} 1.0' in text
+    assert 'batch_orchestra_auto_paused{batch_id="manual",processor="P"} 0.0' in text
+    assert 'batch_orchestra_paused{batch_id="manual",processor="P"} 1.0' in text
+    assert 'batch_orchestra_effective_parallelism{batch_id="running",processor="P"} 8.0' in text
+    assert 'batch_orchestra_pages_stuck{batch_id="auto",processor="P"} 3.0' in text
+    assert 'batch_orchestra_progress_up{batch_id="silent",processor="P"} 0.0' in text
+    assert 'batch_id="silent",processor="P"} 0.0' in text and text.count('"silent"') == 1
+    assert "batch_orchestra_running_batches 4.0" in text

@@ -208,11 +208,31 @@ def _counts(p: BatchOrchestratorProgress | None) -> str:
         cell("num_completed_items", "items", f"{p.num_completed_items:,}{total}"),
         cell("items_per_second", "items/s", f"{p.items_per_second:,.1f}"),
         cell("pages_per_second", "pages/s", f"{p.pages_per_second:,.1f}"),
-        cell("max_parallelism", "parallelism", f"{p.max_parallelism}"),
+        cell("max_parallelism", "parallelism", _parallelism(p)),
         cell("max_parallelism_achieved", "highest reached", f"{p.max_parallelism_achieved}"),
         cell("eta", "ETA", _eta(p)),
         cell("num_runs", "runs", f"{p.num_runs}"),
     ]) + "</dl>"
+
+
+def _parallelism(p: BatchOrchestratorProgress) -> str:
+    """The cap, and what may run now when that differs (paused, or held by a limit)."""
+    effective = getattr(p, "effective_parallelism", None)
+    if effective is None or effective == p.max_parallelism:
+        return f"{p.max_parallelism}"
+    return f"{p.max_parallelism} (now {effective})"
+
+
+def _reasons(p: BatchOrchestratorProgress | None) -> str:
+    """Why the batch is paused or held back, when its progress says."""
+    pause = getattr(p, "pause_reason", None) if p is not None and p.is_paused else None
+    hold = getattr(p, "hold_reason", None) if p is not None else None
+    return (
+        f'<p class="note" data-field="pause_reason"{"" if pause else " hidden"}>'
+        f"{esc(f'paused: {pause}' if pause else '')}</p>"
+        f'<p class="note" data-field="hold_reason"{"" if hold else " hidden"}>'
+        f"{esc(f'held back: {hold}' if hold else '')}</p>"
+    )
 
 
 def _failures(kind: str, failures: Iterable[PageFailure], total: int) -> str:
@@ -283,6 +303,7 @@ def batch_page(chrome: Chrome, view: BatchView, processor: str | None, message: 
  · started {esc(started)} · <a href="{esc(view.url)}" rel="noopener" target="_blank"
  id="temporal-link">open in Temporal Web UI</a></p>
 {failure}<p class="note" data-field="note"{'' if view.note else ' hidden'}>{esc(view.note)}</p>
+{_reasons(p)}
 <div class="bar">{_bar(p, view.status, "progress")}
 <span data-field="percent">{esc(_pct_text(p, view.status))}</span></div>
 {_counts(p)}

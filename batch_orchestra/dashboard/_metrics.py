@@ -21,9 +21,14 @@ from .._types import BatchOrchestratorProgress
 from ..cli._lookup import batches_query, query_progress
 from ._data import Backend
 
-__all__ = ["BatchSample", "collect", "render"]
+__all__ = ["OPERATOR_PAUSE_REASONS", "BatchSample", "collect", "render"]
 
 _LABELS = ["batch_id", "processor"]
+OPERATOR_PAUSE_REASONS = (
+    "paused by an operator", "max_parallelism set to 0", "started with max_parallelism=0",
+)
+"""The ``pause_reason`` values of pauses that people asked for; any other reason is a batch
+that paused itself."""
 
 
 @dataclass
@@ -90,15 +95,18 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
     yield gauge("items_per_second", "Recent items per second.", "items_per_second")
     yield gauge("pages_per_second", "Recent pages per second.", "pages_per_second")
     yield gauge("max_parallelism", "The batch's parallelism cap (0: paused).", "max_parallelism")
-    paused = GaugeMetricFamily(
-        "batch_orchestra_paused",
-        "1 while the batch is paused; reason is how it was paused when the batch says.",
-        labels=[*_LABELS, "reason"],
+    yield _per_batch(
+        "effective_parallelism", "How many pages may run now (0 while paused).",
+        [(s, _effective(p)) for s, p in answered],
     )
-    for s, p in answered:
-        reason = getattr(p, "pause_reason", None) or ""
-        paused.add_metric([s.batch_id, s.processor, str(reason)], float(p.is_paused))
-    yield paused
+    yield _per_batch(
+        "paused", "1 while the batch is paused (by anyone or anything).",
+        [(s, float(p.is_paused)) for s, p in answered],
+    )
+    yield _per_batch(
+        "auto_paused", "1 while the batch paused itself (its failure policy), not an operator.",
+        [(s, float(p.is_paused and _auto_pause(p))) for s, p in answered],
+    )
     up = GaugeMetricFamily(
         "batch_orchestra_progress_up",
         "1 when a worker answered the batch's progress query at this scrape, else 0.",
@@ -114,6 +122,26 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
         "batch_orchestra_exported_batches",
         f"Running batches exported (the most recent, at most {max_batches}).", value=len(samples),
     )
+
+
+def _per_batch(
+    name: str, doc: str, values: list[tuple[BatchSample, float]]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(f"batch_orchestra_{name}", doc, labels=_LABELS)
+    for s, value in values:
+        family.add_metric([s.batch_id, s.processor], value)
+    return family
+
+
+def _effective(p: BatchOrchestratorProgress) -> float:
+    # Older batches' progress has no effective_parallelism: the cap, or 0 while paused.
+    default = 0 if p.is_paused else p.max_parallelism
+    return float(getattr(p, "effective_parallelism", default))
+
+
+def _auto_pause(p: BatchOrchestratorProgress) -> bool:
+    reason = getattr(p, "pause_reason", None)
+    return bool(reason) and reason not in OPERATOR_PAUSE_REASONS
 
 
 def render(samples: list[BatchSample], running: int, max_batches: int) -> bytes:

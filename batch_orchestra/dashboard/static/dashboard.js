@@ -44,6 +44,11 @@
     });
   }
 
+  function showReason(root, name, text) {
+    var el = root.querySelector('[data-field="' + name + '"]');
+    if (el) { el.textContent = text; el.hidden = !text; }
+  }
+
   function utc(iso) {
     if (!iso) { return "-"; }
     return iso.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$/, "") + " UTC";
@@ -151,10 +156,17 @@
         cap.value = p.max_parallelism;
       }
       ["num_completed_pages", "num_processing_pages", "num_pending_pages", "num_stuck_pages",
-       "num_failed_pages", "max_parallelism", "max_parallelism_achieved", "num_runs"]
+       "num_failed_pages", "max_parallelism_achieved", "num_runs"]
         .forEach(function (k) { setField(root, k, fmt(p[k])); });
       setField(root, "num_completed_items", fmt(p.num_completed_items) +
         (p.total_items !== null ? " of " + fmt(p.total_items) : ""));
+      var effective = p.effective_parallelism;
+      setField(root, "max_parallelism", fmt(p.max_parallelism) +
+        (effective !== undefined && effective !== p.max_parallelism ?
+          " (now " + fmt(effective) + ")" : ""));
+      showReason(root, "pause_reason", p.is_paused && p.pause_reason ?
+        "paused: " + p.pause_reason : "");
+      showReason(root, "hold_reason", p.hold_reason ? "held back: " + p.hold_reason : "");
       setField(root, "items_per_second", fmt(p.items_per_second, 1));
       setField(root, "pages_per_second", fmt(p.pages_per_second, 1));
       var eta = (p.eta_seconds === null || p.is_finished || p.is_paused) ? "-" :
