@@ -289,6 +289,19 @@ async def test_read_only_hides_and_refuses_controls(
         assert not p.is_paused and p.num_completed_pages == 6 and p.max_parallelism == 2
 
 
+async def test_list_pages_through_older_batches(temporal: EmbeddedTemporal) -> None:
+    async with ui(create_app(temporal.client, page_size=1)) as c:
+        first = await c.get("/", params={"status": "completed"})
+        more = re.search(r'href="(/\?status=completed&amp;page=[^"]+)"', first.text)
+        assert more, "no link to older batches"
+        second = await c.get(more.group(1).replace("&amp;", "&"))
+        assert second.status_code == 200 and "← Newest" in second.text
+        ids = [re.findall(r'<td class="id"><a href="([^"]+)"', r.text) for r in (first, second)]
+        assert len(ids[0]) == len(ids[1]) == 1 and ids[0] != ids[1]
+    with pytest.raises(ValueError, match="page_size must be >= 1"):
+        create_app(temporal.client, page_size=0)
+
+
 async def test_mounted_under_a_prefix_and_trusted_hosts(temporal: EmbeddedTemporal) -> None:
     dash = create_app(temporal.client, trusted_hosts=["127.0.0.1", "localhost"])
     outer = Starlette(routes=[Mount("/ops", app=dash)])
@@ -340,7 +353,7 @@ async def test_dashboard_command_serves(temporal: EmbeddedTemporal) -> None:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert f"dashboard (read-only) at http://127.0.0.1:{port}/" in line, line
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as c:
             assert (await c.get("/")).status_code == 200
             assert (await c.get("/", headers={"host": "evil.example"})).status_code == 400
             assert (await c.post("/actions/pause", data={"batch_id": "x"})).status_code == 403

@@ -7,6 +7,7 @@ raises ``CliError`` with one line that says what to do.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -190,7 +191,9 @@ async def _view(
             pass
     elif execution.status not in _OPEN:
         view.failure = await _failure(handle)
-    timeout = query_timeout if execution.status in _OPEN else timedelta(seconds=2)
+    timeout = query_timeout if execution.status in _OPEN else min(
+        query_timeout, timedelta(seconds=2)
+    )
     view.progress = await query_progress(client, execution.id, execution.run_id, timeout)
     if view.progress is None:
         if execution.status in _OPEN:
@@ -215,9 +218,10 @@ def batches_query(status: str | None = None) -> str:
 
 
 async def _list_row(
-    client: Client, target: Target, e: WorkflowExecution
+    client: Client, target: Target, e: WorkflowExecution,
+    query_timeout: timedelta = timedelta(seconds=2),
 ) -> tuple[BatchView, datetime | None]:
-    view = await _view(client, target, e, timedelta(seconds=2))
+    view = await _view(client, target, e, query_timeout)
     if view.note and e.status in _OPEN:
         view.note = "no worker answered"
     started = view.progress.start_time if view.progress else None
@@ -235,15 +239,27 @@ async def list_batches(
 
 async def list_batch_page(
     client: Client, target: Target, *, query: str, page_size: int,
-    next_page_token: bytes | None = None,
+    next_page_token: bytes | None = None, query_timeout: timedelta = timedelta(seconds=2),
+    closed: MutableMapping[str, tuple[BatchView, datetime | None]] | None = None,
 ) -> tuple[list[tuple[WorkflowExecution, BatchView, datetime | None]], bytes | None]:
     """One page of batches matching a visibility ``query`` (see ``batches_query``), most recent
     first, with their progress and start time; and the token of the next page (None at the
-    end)."""
+    end). ``closed``, when given, keeps the rows of closed runs whose progress was read, by run
+    ID: a closed run never changes, so it is read once."""
     it = client.list_workflows(query, page_size=page_size, next_page_token=next_page_token)
     await it.fetch_next_page()
     executions = list(it.current_page or [])
-    rows = await asyncio.gather(*(_list_row(client, target, e) for e in executions))
+
+    async def row(e: WorkflowExecution) -> tuple[BatchView, datetime | None]:
+        key = e.run_id or ""
+        if closed is not None and key in closed:
+            return closed[key]
+        found = await _list_row(client, target, e, query_timeout)
+        if closed is not None and e.status not in _OPEN and found[0].progress is not None:
+            closed[key] = found
+        return found
+
+    rows = await asyncio.gather(*(row(e) for e in executions))
     found = [(e, view, started) for e, (view, started) in zip(executions, rows, strict=True)]
     return found, it.next_page_token
 

@@ -48,8 +48,8 @@ from ._security import Guard, csrf_token, same_origin
 
 __all__ = ["create_app"]
 
-PAGE_SIZE = 25
-"""Batches per page of the list."""
+_LIST_QUERY_TIMEOUT = timedelta(seconds=1)
+"""How long the list waits for each batch's progress (they are asked at once)."""
 _STATIC = Path(__file__).parent / "static"
 _MESSAGES = {
     "paused": "Paused: running pages finish, no new page starts.",
@@ -66,12 +66,14 @@ class _Dashboard:
 
     def __init__(
         self, backend: Backend, *, read_only: bool, csrf: str, max_metrics_batches: int,
+        page_size: int,
         poll_interval: timedelta,
     ) -> None:
         self.backend = backend
         self.read_only = read_only
         self.csrf = csrf
         self.max_metrics_batches = max_metrics_batches
+        self.page_size = page_size
         self.poll_ms = int(poll_interval.total_seconds() * 1000)
 
     def chrome(self, request: Request) -> html.Chrome:
@@ -99,7 +101,8 @@ class _Dashboard:
             client = await self._client()
             found, next_token = await list_batch_page(
                 client, self.backend.target, query=batches_query(STATUS_FILTERS[status]),
-                page_size=PAGE_SIZE, next_page_token=token,
+                page_size=self.page_size, next_page_token=token, query_timeout=_LIST_QUERY_TIMEOUT,
+                closed=self.backend.closed_rows,
             )
             processors = await asyncio.gather(*(self.backend.processor(e) for e, _, _ in found))
         except CliError as err:
@@ -193,16 +196,16 @@ class _Dashboard:
         return None
 
     async def _suggestions(self) -> tuple[list[str], list[str]]:
+        """Processor names and task queues of recent batches, for the start form."""
+        queues: set[str] = set()
         try:
             client = await self._client()
-            found, _ = await list_batch_page(
-                client, self.backend.target, query=batches_query(), page_size=PAGE_SIZE,
-            )
-            await asyncio.gather(*(self.backend.processor(e) for e, _, _ in found))
-            queues = sorted({view.task_queue for _, view, _ in found})
+            recent = [e async for e in client.list_workflows(batches_query(), limit=50)]
+            await asyncio.gather(*(self.backend.processor(e) for e in recent))
+            queues = {e.task_queue for e in recent}
         except (CliError, RPCError):
-            queues = []
-        return self.backend.known_processors(), queues
+            pass
+        return self.backend.known_processors(), sorted(queues)
 
     async def start_form(self, request: Request) -> Response:
         if self.read_only:
@@ -260,6 +263,7 @@ def create_app(
     token: str | None = None,
     read_only: bool = False,
     max_metrics_batches: int = 100,
+    page_size: int = 25,
     trusted_hosts: Sequence[str] | None = None,
     poll_interval: timedelta = timedelta(seconds=1),
 ) -> Starlette:
@@ -278,6 +282,7 @@ def create_app(
             set by opening any page once with ``?token=``).
         read_only: hide every control and refuse control requests (403).
         max_metrics_batches: the most running batches ``/metrics`` exports (most recent first).
+        page_size: batches per page of the list.
         trusted_hosts: when set, requests whose ``Host`` is not one of these names get 400
             (``batch-orchestra dashboard`` sets the loopback names when it runs without a token).
         poll_interval: how often a batch's page refreshes its progress.
@@ -285,6 +290,8 @@ def create_app(
     Raises:
         ValueError: a setting out of range; the message names it.
     """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size!r}")
     if max_metrics_batches < 1:
         raise ValueError(f"max_metrics_batches must be >= 1, got {max_metrics_batches!r}")
     if poll_interval < timedelta(milliseconds=100):
@@ -297,7 +304,8 @@ def create_app(
     backend = Backend(Target(address, namespace, ui_url), client)
     secret = token or secrets.token_urlsafe(32)
     dash = _Dashboard(backend, read_only=read_only, csrf=csrf_token(secret),
-                      max_metrics_batches=max_metrics_batches, poll_interval=poll_interval)
+                      max_metrics_batches=max_metrics_batches, page_size=page_size,
+                      poll_interval=poll_interval)
     routes = [
         Route("/", dash.batch_list, methods=["GET"]),
         Route("/batches/{batch_id:path}", dash.batch_page, methods=["GET"]),

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution as WorkflowExecutionProto
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
@@ -24,7 +24,7 @@ from .._processor import registered_page_processors
 from ..cli._lookup import CliError, Target, cause_text, load_view
 from ..cli._render import BatchView, progress_json, progress_line, status_label
 
-__all__ = ["STATUS_FILTERS", "UPDATE_TIMEOUT", "Backend", "BatchRow", "view_json"]
+__all__ = ["STATUS_FILTERS", "UPDATE_TIMEOUT", "Backend", "BatchRow", "Bounded", "view_json"]
 
 STATUS_FILTERS: dict[str, str | None] = {
     "all": None,
@@ -44,6 +44,22 @@ UPDATE_TIMEOUT = 20.0
 """Seconds a worker gets to acknowledge a control action."""
 _OPEN = ("RUNNING", "CONTINUED_AS_NEW")
 _PROCESSOR_CACHE_SIZE = 4096
+_CLOSED_CACHE_SIZE = 1024
+T = TypeVar("T")
+
+
+class Bounded(OrderedDict[str, T]):
+    """A dict that forgets its oldest entries past ``size``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: str, value: T) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
 @dataclass
@@ -66,6 +82,8 @@ class Backend:
         self._client = client
         self._connecting: asyncio.Lock | None = None
         self._processors: OrderedDict[str, str | None] = OrderedDict()
+        self.closed_rows: Bounded[tuple[BatchView, datetime | None]] = Bounded(_CLOSED_CACHE_SIZE)
+        """Rows of closed runs already read (a closed run never changes)."""
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use; ``CliError`` when unreachable."""
