@@ -388,3 +388,17 @@ def test_metrics_mark_a_batch_that_paused_itself() -> None:
     assert 'batch_orchestra_progress_up{batch_id="silent",processor="P"} 0.0' in text
     assert 'batch_id="silent",processor="P"} 0.0' in text and text.count('"silent"') == 1
     assert "batch_orchestra_running_batches 4.0" in text
+
+
+async def test_embedded_server_refuses_a_taken_port(temporal: EmbeddedTemporal) -> None:
+    import socket
+
+    from batch_orchestra.dashboard import DashboardServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"port {port} on 127.0.0.1 is already in use"):
+            async with DashboardServer(create_app(temporal.client), port=port):
+                pass

@@ -66,6 +66,9 @@ class DashboardServer:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> DashboardServer:
+        """Start serving; ``OSError`` when the port is taken."""
+        if _port_taken(self.host, self.port):
+            raise OSError(f"port {self.port} on {self.host} is already in use")
         self._task = asyncio.ensure_future(self._server.serve())
         while not self._server.started:
             if self._task.done():
