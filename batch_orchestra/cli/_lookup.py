@@ -26,6 +26,7 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._connect import Connection
 from .._types import BatchOrchestratorProgress
 from .._workflow import BatchOrchestrator
 from ._render import BatchView
@@ -69,6 +70,13 @@ class Target:
     address: str
     namespace: str
     ui_url: str
+    connection: Connection | None = None
+    """API key, TLS and headers for the server, when there are any (see ``_connect``)."""
+
+    @classmethod
+    def from_connection(cls, connection: Connection, ui_url: str) -> Target:
+        """The target of a resolved connection."""
+        return cls(connection.address, connection.namespace, ui_url, connection)
 
     def url(self, batch_id: str) -> str:
         """The Web UI page of a batch."""
@@ -98,9 +106,11 @@ class Target:
     async def connect(self) -> Client:
         """A client connected to the server, or ``CliError`` when it cannot be reached."""
         try:
-            return await asyncio.wait_for(
-                Client.connect(self.address, namespace=self.namespace), CONNECT_TIMEOUT
+            kwargs = (
+                self.connection.connect_kwargs() if self.connection is not None
+                else {"namespace": self.namespace}
             )
+            return await asyncio.wait_for(Client.connect(self.address, **kwargs), CONNECT_TIMEOUT)
         except (RuntimeError, OSError, RPCError, asyncio.TimeoutError, ValueError):
             raise self.unreachable() from None
 
