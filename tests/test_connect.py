@@ -84,3 +84,20 @@ async def test_cli_connects_through_a_profile(temporal: EmbeddedTemporal, tmp_pa
     broken = await invoke("list", "--config-file", path, "--profile", "broken")
     assert broken.exit_code == 1 and "cannot reach a Temporal server at 127.0.0.1:1" in (
         broken.stderr)
+
+
+async def test_embedded_temporal_uses_environment_configuration(
+    temporal: EmbeddedTemporal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # TEMPORAL_ADDRESS points EmbeddedTemporal at a running server; the API key and TLS come
+    # from the same environment configuration (here a key the dev server ignores, TLS off).
+    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal.address)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", temporal.namespace)
+    monkeypatch.setenv("TEMPORAL_API_KEY", "secret")
+    monkeypatch.setenv("TEMPORAL_TLS", "false")
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
+    async with EmbeddedTemporal() as external:
+        assert not external.is_embedded
+        assert external.client.api_key == "secret"
+        assert external.client.service_client.config.tls is False
+        assert (await external.client.count_workflows()).count >= 0
