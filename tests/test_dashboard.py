@@ -402,3 +402,25 @@ async def test_embedded_server_refuses_a_taken_port(temporal: EmbeddedTemporal) 
         with pytest.raises(OSError, match=f"port {port} on 127.0.0.1 is already in use"):
             async with DashboardServer(create_app(temporal.client), port=port):
                 pass
+
+
+@pytest.mark.parametrize(("headers", "allowed"), [
+    ({}, True),                                                   # no hint: the CSRF token decides
+    ({"origin": "http://dash.example:8234"}, True),
+    ({"origin": "https://dash.example:8234"}, True),               # TLS ends at a proxy
+    ({"referer": "http://dash.example:8234/batches/x"}, True),
+    ({"origin": "http://evil.example"}, False),
+    ({"origin": "http://dash.example:9999"}, False),
+    ({"origin": "null"}, False),                                  # sandboxed frames, data: URLs
+    ({"referer": "http://evil.example/dash.example:8234"}, False),
+])
+def test_cross_site_check(headers: dict[str, str], allowed: bool) -> None:
+    from starlette.requests import Request
+
+    from batch_orchestra.dashboard._security import same_origin
+
+    raw = [(b"host", b"dash.example:8234")] + [
+        (k.encode(), v.encode()) for k, v in headers.items()]
+    request = Request({"type": "http", "method": "POST", "path": "/actions/pause",
+                       "headers": raw, "scheme": "http", "query_string": b""})
+    assert same_origin(request) is allowed

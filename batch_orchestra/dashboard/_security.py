@@ -63,23 +63,35 @@ def csrf_token(secret: str) -> str:
     return _derive(secret, "csrf")
 
 
-def _origin_of(url: str) -> str | None:
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}".lower()
+def _host_of(url: str) -> str | None:
+    netloc = urlsplit(url).netloc.lower()
+    return netloc or None
+
+
+def _default_port(host: str) -> str:
+    # "example.com:443" and "example.com" name the same origin behind a TLS proxy.
+    for suffix in (":80", ":443"):
+        if host.endswith(suffix):
+            return host[: -len(suffix)]
+    return host
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the request came from another site's page."""
-    own = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}".lower()
+    """False when the browser says the request came from another site's page.
+
+    Compares the host (and port) of ``Origin`` (or ``Referer``) with the ``Host`` the request
+    was sent to; the scheme is left out so that a dashboard behind a TLS-terminating proxy
+    (https outside, http inside) still accepts its own forms.
+    """
+    own = _default_port(request.headers.get("host", request.url.netloc).lower())
     origin = request.headers.get("origin")
     if origin is not None:
-        return origin.lower() == own
-    referer = request.headers.get("referer")
-    if referer is not None:
-        return _origin_of(referer) == own
-    return True  # no browser hint: the CSRF token alone decides
+        host = _host_of(origin)
+    elif request.headers.get("referer") is not None:
+        host = _host_of(request.headers["referer"])
+    else:
+        return True  # no browser hint: the CSRF token alone decides
+    return host is not None and _default_port(host) == own
 
 
 class Guard:
