@@ -192,6 +192,7 @@
     }
 
     function poll() {
+      if (document.hidden) { return; }  // a background tab does not poll
       fetch(api, { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (r) { return r.json(); })
         .then(function (state) {
@@ -214,6 +215,7 @@
     var table = document.getElementById("batches");
     if (!table) { return; }
     setInterval(function () {
+      if (document.hidden) { return; }
       fetch(window.location.href, { credentials: "same-origin" })
         .then(function (r) { return r.text(); })
         .then(function (text) {
