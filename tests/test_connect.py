@@ -71,12 +71,18 @@ async def invoke(*args: str) -> Result:
 
 async def test_cli_connects_through_a_profile(temporal: EmbeddedTemporal, tmp_path: Path) -> None:
     path = str(profiles(tmp_path, temporal.address, temporal.namespace))
-    listed = await invoke("list", "--limit", "1", "--config-file", path, "--profile", "dev")
-    assert listed.exit_code == 0, listed.output
+    # The server answers, in the profile's namespace, that there is no such batch.
+    missing = f"error: no batch with ID 'absent' in namespace {temporal.namespace!r}\n"
+    found = await invoke("status", "absent", "--config-file", path, "--profile", "dev")
+    assert (found.exit_code, found.stderr) == (1, missing)
     # An API key (sent as a bearer token; the dev server ignores it) with TLS forced off.
-    keyed = await invoke("list", "--limit", "1", "--config-file", path, "--profile", "dev",
+    keyed = await invoke("status", "absent", "--config-file", path, "--profile", "dev",
                          "--api-key", "secret", "--no-tls")
-    assert keyed.exit_code == 0, keyed.output
+    assert (keyed.exit_code, keyed.stderr) == (1, missing)
+    # The same through TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE.
+    runner = CliRunner(env={**CLEAN_ENV, "TEMPORAL_PROFILE": "dev", "TEMPORAL_CONFIG_FILE": path})
+    by_env = await asyncio.to_thread(runner.invoke, cli, ["status", "absent"])
+    assert (by_env.exit_code, by_env.stderr) == (1, missing)
     unknown = await invoke("list", "--config-file", path, "--profile", "nope")
     assert unknown.exit_code == 1
     assert unknown.stderr == (

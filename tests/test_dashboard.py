@@ -71,7 +71,9 @@ async def start_scripted(
 
 @pytest.fixture
 async def app_client(temporal: EmbeddedTemporal) -> AsyncIterator[httpx.AsyncClient]:
-    async with ui(create_app(temporal.client, ui_url="http://ui.example:8233")) as c:
+    # A long page: the session's server holds every other test's batches too.
+    app = create_app(temporal.client, ui_url="http://ui.example:8233", page_size=100)
+    async with ui(app) as c:
         yield c
 
 
@@ -182,6 +184,7 @@ async def test_list_batch_page_controls_and_metrics(
             "/actions/resume", data={"batch_id": wid, "csrf_token": csrf})
         assert late.status_code == 409 and "only a running batch" in late.text
         await idle.workflow_handle.cancel()
+        await assert_eventually(_closed(idle, WorkflowExecutionStatus.CANCELED))
 
     missing = await app_client.get(page_path("<img src=x onerror=alert(1)>"))
     assert missing.status_code == 404
@@ -191,6 +194,14 @@ async def test_list_batch_page_controls_and_metrics(
     js = await app_client.get("/static/dashboard.js")
     assert js.status_code == 200 and "textContent" in js.text and ".innerHTML" not in js.text
     assert (await app_client.get("/static/dashboard.css")).status_code == 200
+
+
+def _closed(handle: BatchOrchestratorHandle, status: WorkflowExecutionStatus
+            ) -> Callable[[], Any]:
+    async def check() -> None:
+        assert (await handle.workflow_handle.describe()).status == status
+
+    return check
 
 
 def _picked_up(handle: BatchOrchestratorHandle) -> Callable[[], Any]:
@@ -234,11 +245,7 @@ async def test_start_form_and_cancel(
             "/actions/cancel", data={"batch_id": fields["batch_id"], "csrf_token": csrf})
         assert canceled.status_code == 303
 
-        async def closed() -> None:
-            desc = await handle.workflow_handle.describe()
-            assert desc.status == WorkflowExecutionStatus.CANCELED
-
-        await assert_eventually(closed)
+        await assert_eventually(_closed(handle, WorkflowExecutionStatus.CANCELED))
     listing = await app_client.get("/", params={"status": "canceled"})
     assert page_path(fields["batch_id"]) in listing.text
     suggestions = await app_client.get("/start")

@@ -62,7 +62,8 @@ async def test_dashboard_in_a_browser(
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     wid = f"{EVIL_ID}-{task_queue[-8:]}"
-    app = create_app(temporal.client, poll_interval=timedelta(milliseconds=400))
+    # A long page: the session's server holds every other test's batches too.
+    app = create_app(temporal.client, poll_interval=timedelta(milliseconds=400), page_size=100)
     dialogs: list[tuple[str, str]] = []
 
     async def on_dialog(dialog: Dialog) -> None:
