@@ -18,7 +18,6 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,6 +39,7 @@ from ..cli._lookup import (
     list_batch_page,
     load_view,
 )
+from ..cli._render import BatchView
 from . import _html as html
 from ._data import STATUS_FILTERS, Backend, BatchRow, view_json
 from ._forms import START_FIELDS, decode_token, encode_token, read_form, start_input
@@ -120,7 +120,7 @@ class _Dashboard:
         )
         return HTMLResponse(page)
 
-    async def _load(self, batch_id: str) -> tuple[Any, str | None]:
+    async def _load(self, batch_id: str) -> tuple[BatchView, str | None]:
         client = await self._client()
         desc = await find_batch(client, self.backend.target, batch_id)
         view, processor = await asyncio.gather(
@@ -174,9 +174,11 @@ class _Dashboard:
                                    f"{form.get('n')!r}", back)
         try:
             done = await self.backend.steer(action, batch_id, n)
-        except CliError as err:
+        except (CliError, RPCError) as err:
+            message = (err.message if isinstance(err, CliError)
+                       else self.backend.target.rpc_error(err).message)
             return self._error(request, 409, f"Could not {action.replace('-', ' ')}",
-                               err.message, back)
+                               message, back)
         return RedirectResponse(f"{back}?done={done}", status_code=303)
 
     async def _check_post(self, request: Request) -> Response | None:
@@ -231,6 +233,9 @@ class _Dashboard:
             await BatchOrchestratorClient(client).start(inp, id=wid, task_queue=queue)
         except (ValueError, InvalidBatchInputError, CliError) as err:
             return await self._start_error(request, values, str(getattr(err, "message", err)))
+        except RPCError as err:
+            message = self.backend.target.rpc_error(err).message
+            return await self._start_error(request, values, message)
         except WorkflowAlreadyStartedError:
             return await self._start_error(
                 request, values, f"a batch with ID {values['batch_id']!r} is already running; "
