@@ -124,6 +124,9 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
             if dashboard_url:
                 print(f"Watch, pause and resume it in the dashboard: "
                       f"{dashboard_url}batches/{quote(handle.id, safe='')}")
+                if not opts.hold:
+                    print("  (too quick to catch? add --io-delay 2 --hold: a slower batch, and "
+                          "the dashboard stays up after it)")
             if url:
                 print(f"Its workflow in the Temporal Web UI: {url}")
             else:
