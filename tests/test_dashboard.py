@@ -431,3 +431,10 @@ def test_cross_site_check(headers: dict[str, str], allowed: bool) -> None:
     request = Request({"type": "http", "method": "POST", "path": "/actions/pause",
                        "headers": raw, "scheme": "http", "query_string": b""})
     assert same_origin(request) is allowed
+
+
+def test_dashboard_exports() -> None:
+    import batch_orchestra.dashboard as dashboard
+
+    assert dashboard.__all__ == ["DashboardServer", "create_app", "serve"]
+    assert all(getattr(dashboard, name).__doc__ for name in dashboard.__all__)

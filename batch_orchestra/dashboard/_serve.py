@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
@@ -92,7 +92,7 @@ class DashboardServer:
 
 async def serve(
     *, host: str = "127.0.0.1", port: int = 8234, token: str | None = None,
-    on_ready: Any = None, **app_kwargs: Any,
+    on_ready: Callable[[str], None] | None = None, **app_kwargs: Any,
 ) -> None:
     """Serve the dashboard until SIGINT/SIGTERM (what ``batch-orchestra dashboard`` runs).
 
