@@ -171,6 +171,11 @@ async def test_list_batch_page_controls_and_metrics(
         bad = await app_client.post(
             "/actions/set-parallelism", data={"batch_id": wid, "csrf_token": csrf, "n": "-1"})
         assert bad.status_code == 400
+        resumed = await app_client.post(
+            "/actions/resume", data={"batch_id": wid, "csrf_token": csrf})
+        assert resumed.status_code == 303
+        assert resumed.headers["location"] == page_path(wid) + "?done=resumed"
+        assert not (await handle.get_progress()).is_paused
         changed = await app_client.post(
             "/actions/set-parallelism", data={"batch_id": wid, "csrf_token": csrf, "n": "5"})
         assert changed.status_code == 303
