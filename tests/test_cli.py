@@ -116,7 +116,7 @@ async def test_start_watch_follows_the_batch_to_the_end(
             "--watch", "--interval", "0.2",
         ))
     assert f"batch {wid}  COMPLETED" in out
-    assert "4 done · 0 running · 0 pending · 0 stuck · 0 failed" in out
+    assert "4 done · 0 running · 0 pending (0 retrying) · 0 stuck · 0 failed" in out
 
 
 async def test_pause_resume_set_parallelism(
@@ -224,7 +224,7 @@ async def test_failures_table_shows_the_error_message(
         out = assert_ok(await run_cli(temporal, "status", wid))
         data = await status_json(temporal, wid)
     assert "failed pages" in out
-    row = next(line for line in out.splitlines() if "boom: page 2 is broken" in line)
+    row = next(line for line in out.splitlines() if "boom: page 2 is broken" in line and "'2'" in line)
     assert "RuntimeError" in row and "'2'" in row
     assert data["num_failed_pages"] == 1 and data["num_completed_pages"] == 4
     assert data["failed_pages"][0]["error_message"] == "boom: page 2 is broken"
