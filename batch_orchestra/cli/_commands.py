@@ -6,7 +6,7 @@
     batch-orchestra worker MODULE... --task-queue Q
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
-    batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID
+    batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID | terminate ID
     batch-orchestra list [--limit N] [--running]
     batch-orchestra dashboard [--host 127.0.0.1] [--port 8234] [--token T] [--read-only]
 
@@ -229,6 +229,8 @@ def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -
               show_default=True, help="Seconds one page attempt may run.")
 @click.option("--task-queue", "-q", required=True, help="Task queue of the workers.")
 @click.option("--watch", is_flag=True, help="Show live progress until the batch ends.")
+@click.option("--reuse-id", is_flag=True,
+              help="Start even if a finished batch already used --id.")
 @click.option("--confirm-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds to wait for a worker to pick the batch up (0: do not wait).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
@@ -237,7 +239,8 @@ def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -
 def start(
     processor: str, page_size: int, max_parallelism: int, args_json: str | None,
     first_cursor: str, total_items: int | None, batch_id: str | None, page_timeout: float,
-    task_queue: str, watch: bool, confirm_timeout: float, interval: float, target: Target,
+    task_queue: str, watch: bool, reuse_id: bool, confirm_timeout: float, interval: float,
+    target: Target,
 ) -> None:
     """Start a batch of the registered page processor PROCESSOR.
 
@@ -257,6 +260,7 @@ def start(
     wid = batch_id or f"{processor}-{uuid.uuid4().hex[:12]}"
     _run(target, actions.start_batch(
         target, inp, wid, task_queue, watch=watch, confirm_timeout=confirm_timeout,
+        reuse_id=reuse_id,
         interval=interval,
     ))
 
@@ -316,6 +320,19 @@ def cancel(batch_id: str, wait: float, target: Target) -> None:
     results are discarded.
     """
     _run(target, actions.cancel_batch(target, batch_id, wait))
+
+
+@cli.command()
+@_batch_id_argument
+@click.option("--reason", default="terminated from the command line", show_default=True,
+              help="Why (kept in the workflow's history).")
+@_connection_options
+def terminate(batch_id: str, reason: str, target: Target) -> None:
+    """Terminate a batch at once, without a worker (e.g. one no worker ever picked up).
+
+    Unlike cancel, running pages are not told and the tracker is not called.
+    """
+    _run(target, actions.terminate_batch(target, batch_id, reason))
 
 
 @cli.command("list")
