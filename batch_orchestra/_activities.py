@@ -11,9 +11,9 @@ import contextlib
 import inspect
 import logging
 import numbers
-from collections.abc import MutableMapping
+from collections.abc import Coroutine, MutableMapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -39,6 +39,7 @@ from ._messages import (
     LIFECYCLE_QUERY,
     NOTIFY,
     PAGE_FINISHED_SIGNAL,
+    PAGE_RUNNING_SIGNAL,
     PROCESS_PAGE,
     RUN_TRACKER,
     DescribeBatchInput,
@@ -55,6 +56,7 @@ from ._types import ProcessorSettings
 
 __all__ = ["BatchActivities"]
 
+T = TypeVar("T")
 _page_logger = logging.getLogger("batch_orchestra.page")
 _tracker_logger = logging.getLogger("batch_orchestra.tracker")
 _MAX_REPORTED_MESSAGE = 2000
@@ -172,7 +174,8 @@ class BatchActivities:
             return await processor.run(context)
 
         try:
-            returned = await _through_handovers(asyncio.ensure_future(run()))
+            running = PageOutcome(context.page_num, context.attempt, execution=enqueue.execution)
+            returned = await _through_handovers(asyncio.ensure_future(run()), running)
         except BaseException:
             await enqueue.page_failed()
             raise
@@ -216,17 +219,19 @@ class BatchActivities:
         ))
 
 
-async def _through_handovers(work: asyncio.Future[Any]) -> Any:
+async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) -> Any:
     """Await the page's work. Once its run has handed over, the attempt's heartbeats find no
     workflow run and Temporal cancels it ("not found"): the page goes on and reports its
     outcome to the next run by signal. It stops when the batch itself was cancelled or ended,
     and on worker shutdown (then as a retryable error: it may have done part of its work)."""
+    said_running = False
     while True:
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
-            if work.done():
-                raise
+            _uncancel()
+            if work.done():  # finished as the cancellation came: its outcome stands
+                return work.result()
             details = activity.cancellation_details()
             if details is not None and details.worker_shutdown:
                 work.cancel()
@@ -234,9 +239,42 @@ async def _through_handovers(work: asyncio.Future[Any]) -> Any:
                 raise ApplicationError(
                     "the worker shut down while the page ran", type="WorkerShutdown"
                 ) from None
-            if not await _batch_goes_on():
+            if not await _uncancellable(_batch_goes_on()):
                 work.cancel()
                 raise
+            if not said_running:
+                said_running = True
+                await _uncancellable(_say_running(running))
+
+
+def _uncancel() -> None:
+    """Forget a cancellation this task has handled (so later waits are not cut short)."""
+    task = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel"):
+        while task.cancelling():
+            task.uncancel()
+
+
+async def _uncancellable(aw: Coroutine[Any, Any, T]) -> T:
+    """Await ``aw`` to its end even if this task is cancelled again meanwhile."""
+    fut = asyncio.ensure_future(aw)
+    while True:
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            _uncancel()
+            if fut.done():
+                return fut.result()
+
+
+async def _say_running(running: PageOutcome) -> None:
+    """Tell the batch's current run that this attempt, handed over, had started and runs."""
+    info = activity.info()
+    handle = activity.client().get_workflow_handle(info.workflow_id or "")
+    try:
+        await asyncio.wait_for(handle.signal(PAGE_RUNNING_SIGNAL, running), _REPORT_TIMEOUT)
+    except Exception as err:
+        activity.logger.warning("could not say page %d runs: %s", running.page_num, err)
 
 
 async def _batch_goes_on() -> bool:

@@ -147,6 +147,7 @@ def _columns(pages: list[PageState], base: float) -> dict[str, list[Any]]:
         "error": [p.error for p in pages],
         "failed": _delta([_ms(p.failed_at, base) for p in pages]),
         "deadline": [_ms(p.report_deadline, base) for p in pages],
+        "confirm": [_ms(p.confirm_by, base) for p in pages],
     }
 
 
@@ -163,6 +164,7 @@ def _pages_of(cols: dict[str, list[Any]], base: float) -> list[PageState]:
             successor_enqueued=bool(cols["flags"][i] & 1), stuck=bool(cols["flags"][i] & 2),
             ready_at=_at(ready[i], base), error=cols["error"][i], failed_at=_at(failed[i], base),
             report_deadline=_at(cols["deadline"][i], base),
+            confirm_by=_at(cols["confirm"][i], base) if "confirm" in cols else None,
         )
         for i in range(len(nums))
     ]
@@ -178,14 +180,20 @@ def unpack_pages(text: str) -> Any:
     return json.loads(zlib.decompress(base64.b64decode(text))) if text else {}
 
 
-def scheduler_to_state(s: Scheduler, report_deadline: float | None) -> SchedulerState:
+def scheduler_to_state(
+    s: Scheduler, report_deadline: float | None, confirm_by: float | None = None
+) -> SchedulerState:
     """The state to carry into the next run. Pages still running are handed over: their
-    attempts report to the next run by ``report_deadline``, or count as timed out."""
+    attempts report to the next run by ``report_deadline``, or count as timed out; with
+    ``confirm_by``, an attempt that has not said it started by then never did (it was waiting
+    for a worker slot) and runs again."""
     if s.running and report_deadline is None:
         raise RuntimeError(f"pages running at a hand-over need a deadline: {s.running}")
     for n in s.running:
         state = s.pages[n]
         state.report_deadline = max(state.report_deadline or 0.0, report_deadline or 0.0)
+        if confirm_by is not None and n not in s.handed_over:
+            state.confirm_by = confirm_by
     base = s.start_time
     table = {
         "pages": _columns(sorted(s.pages.values(), key=lambda p: p.page_num), base),

@@ -159,7 +159,8 @@ class PageEnqueue:
     ) -> None:
         self._transport = transport
         self._workflow_id, self._page_num, self._processor = workflow_id, page_num, processor
-        self._execution = execution
+        self.execution = execution
+        """The batch execution that started this attempt."""
         self._request: EnqueueRequest | None = None
         self._handle: WorkflowHandle[Any, Any] | None = None
         self._enqueued_at = 0.0
@@ -169,7 +170,7 @@ class PageEnqueue:
 
     def __call__(self, pages: list[BatchPage]) -> asyncio.Future[None]:
         """Enqueue now (on the event loop); the future resolves once the batch has the pages."""
-        self._request = EnqueueRequest(self._page_num, pages, self._execution)
+        self._request = EnqueueRequest(self._page_num, pages, self.execution)
         self._handle = activity.client().get_workflow_handle(self._workflow_id)
         self._enqueued_at = time.monotonic()
         if self._transport.is_quick(self._processor):

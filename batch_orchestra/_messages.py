@@ -22,6 +22,7 @@ __all__ = [
     "LIFECYCLE_QUERY",
     "NOTIFY",
     "PAGE_FINISHED_SIGNAL",
+    "PAGE_RUNNING_SIGNAL",
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
     "RUN_TRACKER",
@@ -46,6 +47,7 @@ ENQUEUE_UPDATE = "batch_orchestra.enqueue"
 ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
 ENQUEUE_SIGNAL = "batch_orchestra.enqueue_pages"
 PAGE_FINISHED_SIGNAL = "batch_orchestra.page_finished"
+PAGE_RUNNING_SIGNAL = "batch_orchestra.page_running"
 
 
 @dataclass

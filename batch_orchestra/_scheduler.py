@@ -73,6 +73,7 @@ class PageState:
     error: int = -1  # index into the batch's ErrorTable
     failed_at: float | None = None
     report_deadline: float | None = None  # running at a hand-over: must report by then
+    confirm_by: float | None = None  # handed over: must say it started by then, or never did
 
     @property
     def held_bytes(self) -> int:
@@ -390,8 +391,18 @@ class Scheduler:
         """When the earliest waiting retry, or the deadline of a page handed over while
         running, is due, if any."""
         due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
-        due += [d for d in (self.pages[n].report_deadline for n in self.handed_over) if d]
+        for n in self.handed_over:
+            p = self.pages[n]
+            due += [d for d in (p.report_deadline, p.confirm_by) if d]
         return min(due) if due else None
+
+    def confirm_started(self, page_num: int, attempt: int) -> bool:
+        """An attempt handed over at a hand-over says it had started (it heartbeated into the
+        closed run): it is running, and must report by its deadline."""
+        if not self.is_current(page_num, attempt):
+            return False
+        self.pages[page_num].confirm_by = None
+        return True
 
     @property
     def has_due(self) -> bool:
@@ -401,6 +412,21 @@ class Scheduler:
     def release_due(self, now: float) -> int:
         """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
         attempts handed over while running that never reported; returns how many pages."""
+        # A handed-over attempt that never said it started by then never did: Temporal drops
+        # the activity tasks of a closed run that no worker had taken. It runs again, uncounted.
+        unstarted = [
+            n for n in self.handed_over
+            if self.pages[n].confirm_by is not None and (self.pages[n].confirm_by or 0.0) <= now
+        ]
+        for n in unstarted:
+            page = self.pages[n]
+            self.running.discard(n)
+            self.handed_over.discard(n)
+            page.unrun += 1
+            page.confirm_by = page.report_deadline = None
+            self.ready.appendleft(n)
+            if page.attempts == page.unrun:
+                self._fresh += 1
         overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
         for n in overdue:
             self.fail(n, "Timeout", "the attempt was running or waiting for a worker at a "
@@ -415,7 +441,7 @@ class Scheduler:
             p.ready_at = None
             self.waiting.discard(p.page_num)
             self.ready.appendleft(p.page_num)
-        return len(due) + len(overdue)
+        return len(due) + len(overdue) + len(unstarted)
 
     def running_time(self, now: float) -> float:
         """Seconds the batch has spent unpaused since it started."""

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         LIFECYCLE_QUERY,
         NOTIFY,
         PAGE_FINISHED_SIGNAL,
+        PAGE_RUNNING_SIGNAL,
         PROCESS_PAGE,
         PROGRESS_QUERY,
         RUN_TRACKER,
@@ -71,6 +72,9 @@ UPDATES_PER_RUN = 1_500
 HANDOVER_REPORT_GRACE_SECONDS = 10.0
 """How long past ``page_timeout`` a run waits for an attempt handed over while running to
 report, before counting it as timed out."""
+HANDOVER_CONFIRM_GRACE_SECONDS = 15.0
+"""How long past ``heartbeat_timeout`` an attempt handed over at a hand-over has to say it had
+started before the next run counts it as never started."""
 STARTS_PER_TASK = 500
 """The most attempts one workflow task starts; more wait a moment for the next task."""
 START_BYTES_PER_TASK = 1_000_000
@@ -409,6 +413,13 @@ class BatchOrchestrator:
                 outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable
             )
 
+    @workflow.signal(name=PAGE_RUNNING_SIGNAL)
+    def page_running(self, outcome: PageOutcome) -> None:
+        """An attempt handed over at a hand-over says it had started and still runs."""
+        sched = self._sched
+        if sched is not None and self._ours(outcome.execution, "page_running", outcome.page_num):
+            sched.confirm_started(outcome.page_num, outcome.attempt)
+
     def _ours(self, execution: str, what: str, page_num: int) -> bool:
         """Whether a message comes from an attempt this batch execution started."""
         if not execution or execution == self._execution:
@@ -512,9 +523,19 @@ class BatchOrchestrator:
             workflow.now().timestamp() + self._inp.page_timeout.total_seconds()
             + HANDOVER_REPORT_GRACE_SECONDS
         )
+        # An attempt that had started heartbeats into this closed run and says so by signal
+        # within (the SDK sends a heartbeat at most every 0.8 heartbeat timeout); one that does
+        # not never started, since Temporal drops the tasks of a closed run.
+        # At-most-once pages are never run again on that guess (a late start would run them
+        # twice): theirs count as timed out at the report deadline, visibly.
+        beat = self._inp.heartbeat_timeout
+        confirm_by = (
+            workflow.now().timestamp() + beat.total_seconds() + HANDOVER_CONFIRM_GRACE_SECONDS
+            if beat is not None and not self._settings.at_most_once else None
+        )
         nxt["continuation"] = continuation_to_wire(BatchContinuation(
             settings=self._settings,
-            scheduler=scheduler_to_state(self._scheduler, deadline),
+            scheduler=scheduler_to_state(self._scheduler, deadline, confirm_by),
             tracker_next=self._tracker_next,
         ))
         return nxt

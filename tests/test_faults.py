@@ -145,30 +145,52 @@ async def test_parallelism_past_temporals_limits_never_wedges(
     assert sorted(RECORDS[bid].items) == list(range(2_500))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: attempts scheduled but not started when their run continues as new are "
-    "dropped by the server; they count as timed out in the next run (at-most-once: failed, "
-    "visibly, with a message saying it may not have run)"
-))
-async def test_attempts_waiting_for_slots_at_hand_overs_run_exactly_once(
-    orchestra, task_queue, new_worker
-) -> None:
-    """Parallelism 200 on a worker with Temporal's default 100 activity slots, at-most-once
-    pages, hand-overs every 150 attempts: scheduled-but-not-started attempts are handed over
-    and each page runs exactly once."""
-    bid = batch_id()
-    inp = BatchOrchestratorInput(
-        page_processor="ScriptedAtMostOnce", page_size=10, max_parallelism=200, batch_id=bid,
+def _slot_shortage(bid: str, processor: str, timeout: float = 120) -> BatchOrchestratorInput:
+    """Parallelism 200 on a worker with Temporal's default 100 activity slots, 2-second pages,
+    a hand-over every 150 attempts: at each, about 50 attempts wait for a slot."""
+    return BatchOrchestratorInput(
+        page_processor=processor, page_size=10, max_parallelism=200, batch_id=bid,
         args=json.dumps({"chain_len": 20, "sleep": 2.0}),
         first_cursor_strs=[str(k * 20) for k in range(200)], pages_per_run=150,
-        handover_wait=timedelta(milliseconds=500), page_timeout=timedelta(seconds=15),
+        handover_wait=timedelta(milliseconds=500), page_timeout=timedelta(seconds=timeout),
+        heartbeat_timeout=timedelta(seconds=5),
     )
+
+
+async def test_attempts_waiting_for_slots_at_hand_overs_are_not_lost(
+    orchestra, task_queue, new_worker
+) -> None:
+    """Temporal drops the attempts still waiting for a slot when their run closes. The next run
+    learns which had started (they say so when their heartbeat finds the run closed) and runs
+    the others again soon, uncounted: every page completes, none fails."""
+    bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
-        result = await asyncio.wait_for(handle.result(), 240)
+        handle = await orchestra.start(
+            _slot_shortage(bid, "Scripted"), id=bid, task_queue=task_queue
+        )
+        # Well before page_timeout (120 s), after which a dropped attempt would time out.
+        result = await asyncio.wait_for(handle.result(), 100)
     assert result.num_failed_pages == 0, result.failed_pages[:3]
-    assert result.num_completed_pages == 400
-    assert result.num_runs >= 3
+    assert result.num_completed_pages == 400 and result.num_runs >= 3
+    assert set(RECORDS[bid].pages) == set(range(400))
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known limit: an at-most-once attempt still waiting for a worker slot when its run hands "
+    "over is dropped by Temporal; it is not run again on a guess (a late start would run it "
+    "twice), so it fails as timed out, saying it may not have run. Give workers at least "
+    "max_parallelism activity slots."
+))
+async def test_at_most_once_attempts_waiting_for_slots_at_hand_overs_run_exactly_once(
+    orchestra, task_queue, new_worker
+) -> None:
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            _slot_shortage(bid, "ScriptedAtMostOnce", 15), id=bid, task_queue=task_queue
+        )
+        result = await asyncio.wait_for(handle.result(), 180)
+    assert result.num_failed_pages == 0, result.failed_pages[:3]
     assert sorted(RECORDS[bid].pages) == list(range(400)), "each page exactly once"
 
 
