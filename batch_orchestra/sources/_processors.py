@@ -33,8 +33,7 @@ async def _read_and_enqueue(source: _Source, context: BatchProcessorContext) -> 
 
 
 def _check_source(cls: type, expected: type) -> None:
-    process = getattr(cls, "process", None)
-    if getattr(process, "__isabstractmethod__", True):
+    if getattr(cls.process, "__isabstractmethod__", False):  # type: ignore[attr-defined]
         return  # an intermediate base; the concrete class is checked
     source = getattr(cls, "source", None)
     if not isinstance(source, expected):
