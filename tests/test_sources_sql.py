@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.common import RetryPolicy
 
 from batch_orchestra import (
     BatchOrchestratorClient,
@@ -215,21 +216,19 @@ def _url_of(args: str | None) -> str:
 
 async def _record(source: SqlSource, context: BatchProcessorContext, rows: list[Any]) -> None:
     values = [{"tenant_id": r.tenant_id, "id": r.id, "page_num": context.page_num} for r in rows]
-    if not values:
-        return
-    engine = source.engine(context.args_str)
-    if isinstance(engine, AsyncEngine):
-        async with engine.begin() as conn:
-            await conn.execute(processed.insert(), values)
-    else:
-        def insert() -> None:
-            with engine.begin() as conn:
-                conn.execute(processed.insert(), values)
-        await asyncio.to_thread(insert)
+    if values:
+        await source.write(processed.insert().values(values), args=context.args_str)
+
+
+class _FailFast:
+    """A failing page fails the batch at once instead of retrying until the test times out."""
+
+    initial_retry_policy = RetryPolicy(maximum_attempts=1)
+    use_extended_retries = False
 
 
 @page_processor
-class SqlSourceGated(SqlPageProcessor):
+class SqlSourceGated(_FailFast, SqlPageProcessor):
     """Records each row; pages from ``gate_page`` on wait for the test's gate after enqueueing."""
 
     source = SqlSource(orders, key=("tenant_id", "id"), engine=_url_of)
@@ -244,7 +243,7 @@ class SqlSourceGated(SqlPageProcessor):
 
 
 @page_processor
-class SqlSourceLookahead(SqlPageProcessor):
+class SqlSourceLookahead(_FailFast, SqlPageProcessor):
     """Records each row; enqueues two pages at a time."""
 
     source = SqlSource(orders, key=("tenant_id", "id"), engine=_url_of, lookahead=2)
@@ -287,6 +286,7 @@ async def test_rows_inserted_or_deleted_during_a_batch(db: Db, new_worker: Any, 
                 conn.execute(orders.delete().where(orders.c.tenant_id == t, orders.c.id == i))
         _gates[handle.id].set()
         progress = await handle.result()
+    assert progress.num_failed_pages == 0
     expected = sorted(set(original) - set(deleted_ahead) | set(ahead))
     got = db.processed_keys()
     assert sorted(got) == expected  # each once; nothing behind the cursor, nothing deleted ahead
@@ -303,6 +303,6 @@ async def test_split_batch_with_lookahead_on_the_dev_server(db: Db, new_worker: 
         handle = await started(SqlSourceLookahead, {"url": url}, first_cursor_strs=cursors,
                                page_size=7, max_parallelism=6)
         progress = await handle.result()
+    assert progress.num_failed_pages == 0
     assert sorted(db.processed_keys()) == sorted(keys)
     assert progress.num_completed_items == len(keys)
-    assert progress.num_failed_pages == 0

@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Executable,
     FromClause,
     Row,
     Select,
@@ -185,6 +186,21 @@ class SqlSource:
             else:
                 await asyncio.to_thread(engine.dispose)
 
+    async def write(self, statement: Executable, *, args: str | None = None) -> int:
+        """Run a write (INSERT, UPDATE, DELETE) in a transaction of its own on this source's
+        engine, awaited for an async engine or in a thread for a sync one; the number of rows
+        it affected as the driver reports it (-1 when the driver cannot tell, e.g. for some
+        multi-row INSERTs).
+
+        For a processor's writes to the same database, so that one engine (and pool) serves
+        both the reads and the writes: ``await self.source.write(update(...), args=...)``.
+        """
+        engine = self.engine(args)
+        if isinstance(engine, AsyncEngine):
+            async with engine.begin() as conn:
+                return (await conn.execute(statement)).rowcount
+        return await asyncio.to_thread(_write_sync, engine, statement)
+
     async def read(
         self, cursor_str: str, size: int, *, args: str | None = None
     ) -> SourcePage[Row[Any]]:
@@ -327,6 +343,11 @@ async def _fetch(engine: Engine | AsyncEngine, stmt: Select[Any]) -> Sequence[Ro
             rows: Sequence[Row[Any]] = result.all()
             return rows
     return await asyncio.to_thread(_fetch_sync, engine, stmt)
+
+
+def _write_sync(engine: Engine, statement: Executable) -> int:
+    with engine.begin() as conn:
+        return conn.execute(statement).rowcount
 
 
 def _fetch_sync(engine: Engine, stmt: Select[Any]) -> Sequence[Row[Any]]:
