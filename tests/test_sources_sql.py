@@ -306,3 +306,26 @@ async def test_split_batch_with_lookahead_on_the_dev_server(db: Db, new_worker: 
     assert progress.num_failed_pages == 0
     assert sorted(db.processed_keys()) == sorted(keys)
     assert progress.num_completed_items == len(keys)
+
+
+async def test_sample_migrates_a_postgres_table(postgres_url: str, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any) -> None:  # noqa: F811
+    from samples.migrate_postgres.db import create_customers, customers
+    from samples.migrate_postgres.processor import NormalizeEmails
+
+    create_customers(postgres_url, 500)
+    args = json.dumps({"database_url": postgres_url})
+    totals = []
+    async with new_worker():
+        for _ in range(2):  # the second run finds nothing left to migrate
+            bid = batch_id()
+            handle = await orchestra.start(BatchOrchestratorInput(
+                page_processor=NormalizeEmails, args=args, batch_id=bid, page_size=40, max_parallelism=4,
+                first_cursor_strs=await NormalizeEmails.source.split(3, args=args)), id=bid, task_queue=task_queue)
+            totals.append((await handle.result()).num_completed_items)
+    await NormalizeEmails.source.dispose()
+    assert totals == [500, 0]
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(customers.c.id, customers.c.email_normalized, customers.c.schema_version)).all()
+    engine.dispose()
+    assert {(r.email_normalized, r.schema_version) == (f"user.{r.id}@example.com", 2) for r in rows} == {True}
