@@ -184,3 +184,20 @@ async def test_csv_batch_in_four_chains_on_the_dev_server(
     assert sorted(ids, key=int) == [r["id"] for r in rows]  # every record once
     assert progress.num_completed_items == len(rows)
     assert progress.num_completed_pages == len({p for p, _ in _seen[bid]})
+
+
+def test_sources_exports_and_file_source_without_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    import batch_orchestra.sources as sources
+
+    assert sources.__all__ == sorted(sources.__all__)
+    for name in sources.__all__:
+        assert getattr(sources, name) is not None, name
+    # FileSource must not need the sql extra: importing it leaves SQLAlchemy unimported.
+    code = (
+        "import sys; from batch_orchestra.sources import FileSource, FilePageProcessor; "
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
