@@ -206,7 +206,7 @@ async def test_lookahead_enqueues_several_pages_from_a_keys_only_query(db: Db) -
 # --- whole batches on the dev server ---------------------------------------------------------
 
 _gates: dict[str, asyncio.Event] = {}
-_blocked: dict[str, int] = {}
+_events: dict[str, int] = {}  # per batch: pages that waited at the gate, or failed on purpose
 
 
 def _url_of(args: str | None) -> str:
@@ -237,19 +237,25 @@ class SqlSourceGated(_FailFast, SqlPageProcessor):
     async def process(self, context: BatchProcessorContext, rows: list[Any]) -> None:
         args = json.loads(context.args_str)
         if context.page_num >= args["gate_page"]:
-            _blocked[context.batch_id] = _blocked.get(context.batch_id, 0) + 1
+            _events[context.batch_id] = _events.get(context.batch_id, 0) + 1
             await _gates[context.batch_id].wait()
         await _record(self.source, context, rows)
 
 
 @page_processor
-class SqlSourceLookahead(_FailFast, SqlPageProcessor):
-    """Records each row; enqueues two pages at a time."""
+class SqlSourceLookahead(SqlPageProcessor):
+    """Records each row; enqueues two pages at a time; the first attempt at page 1 fails after
+    enqueueing (its retry must not enqueue again nor record twice)."""
 
     source = SqlSource(orders, key=("tenant_id", "id"), engine=_url_of, lookahead=2)
     retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+    initial_retry_policy = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=50))
+    use_extended_retries = False
 
     async def process(self, context: BatchProcessorContext, rows: list[Any]) -> None:
+        if context.page_num == 1 and context.attempt == 1:
+            _events[context.batch_id] = _events.get(context.batch_id, 0) + 1
+            raise RuntimeError("first attempt at page 1 fails after enqueueing")
         await _record(self.source, context, rows)
 
 
@@ -275,7 +281,7 @@ async def test_rows_inserted_or_deleted_during_a_batch(db: Db, new_worker: Any, 
         _gates[handle.id] = asyncio.Event()
 
         async def pages_3_and_4_wait() -> None:
-            assert _blocked.get(handle.id) == 2
+            assert _events.get(handle.id) == 2
         await assert_eventually(pages_3_and_4_wait)
         # Pages 0-4 have read their rows (up to (1, 50)); page 5 is enqueued, not yet read.
         behind, ahead = [(1, 1), (1, 15), (1, 33)], [(1, 51), (1, 77), (1, 123), (1, 125)]
@@ -304,7 +310,8 @@ async def test_split_batch_with_lookahead_on_the_dev_server(db: Db, new_worker: 
                                page_size=7, max_parallelism=6)
         progress = await handle.result()
     assert progress.num_failed_pages == 0
-    assert sorted(db.processed_keys()) == sorted(keys)
+    assert _events[handle.id] == 1  # page 1 failed once ...
+    assert sorted(db.processed_keys()) == sorted(keys)  # ... and yet no row is read twice
     assert progress.num_completed_items == len(keys)
 
 
