@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million clean
+.PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million bench-sources clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench-hops: $(STAMP)
 
 bench-million: $(STAMP)
 	$(BIN)/python -m bench.million --pages 1000000 --parallelism 20 --lookahead 10
+
+# 200,000 rows by default (a few minutes on 2 shared cores); ROWS=1000000 for the full run.
+bench-sources: $(STAMP)
+	$(BIN)/python -m bench.sources --rows $(or $(ROWS),200000)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,355 @@
+"""``SqlSource``: a table or a SELECT read as a batch by keyset pagination (SQLAlchemy 2 Core)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Executable,
+    FromClause,
+    Row,
+    Select,
+    and_,
+    create_engine,
+    func,
+    literal,
+    make_url,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError
+from ._common import SourcePage, decode_value, dump_cursor, encode_value, load_cursor
+
+__all__ = ["EngineFactory", "SqlSource"]
+
+EngineLike: TypeAlias = "Engine | AsyncEngine | str"
+EngineFactory: TypeAlias = "Callable[[str | None], Engine | AsyncEngine | str]"
+"""A callable that gets the batch's args string (None without args) and returns an engine or a
+database URL."""
+
+# Dialects known to compare row values, (a, b) > (x, y), the way keyset pagination needs.
+_ROW_VALUE_DIALECTS = frozenset({"postgresql", "sqlite", "mysql", "mariadb", "duckdb"})
+
+
+class SqlSource:
+    """The rows of a table (or of a SELECT), read page by page in key order.
+
+    A page's cursor is a small JSON string: the key of the row before the page (``"a"``,
+    exclusive) and, for a chain made by ``split`` or lookahead, the last key the chain may read
+    (``"u"``, inclusive). The first cursor ``""`` is the whole table. Every query is
+    ``WHERE key > a AND key <= u ORDER BY key LIMIT size + 1``: never OFFSET, so a page costs the
+    same at the end of a large table as at its start, and the extra row says whether a next page
+    exists without a second query.
+
+    What that guarantees while a batch runs: a row inserted behind a chain's cursor is not read,
+    a row inserted ahead of it is read once, a deleted row not yet read is skipped, and every
+    row present at the start and not deleted is in exactly one page.
+
+    **The engine** is created lazily, on the first page a process reads, and then kept on this
+    object, which is a class attribute of your processor and so lives once per worker process:
+    one connection pool per process, never one per page, and nothing is connected at import
+    time (a pool inherited through ``fork`` would be shared by two processes). Pass an
+    ``Engine``/``AsyncEngine``, a URL, or a callable that takes the batch's args string (None
+    without args) and returns either; the callable runs once per distinct args in a process,
+    so a batch can name its database in its args while the same processor serves several
+    databases. A sync engine's queries run in a thread (``asyncio.to_thread``) so the worker's
+    event loop stays free; an async engine (or a URL with an async driver such as
+    ``postgresql+psycopg_async``) is awaited directly.
+
+    Args:
+        table_or_select: A ``Table`` (or any FROM clause) or a ``Select`` whose selected
+            columns include the key columns.
+        key: The key column name, or several for a composite key (e.g.
+            ``("tenant_id", "id")``); together they must be unique and NOT NULL.
+        engine: The engine, URL or engine factory (see above).
+        where: An extra filter on the table's columns, e.g. ``orders.c.status == "open"``.
+        lookahead: How many successor pages a page enqueues when more rows follow (1: the next
+            page only). With more, a page reads only the key columns of the following
+            ``lookahead - 1`` pages to find their boundaries and enqueues them all at once;
+            chains then discover pages ``lookahead`` times faster.
+        row_values: Compare composite keys as row values (``(a, b) > (x, y)``) or in the
+            expanded form (``a > x OR (a = x AND b > y)``). None (default) chooses by dialect:
+            row values where they are known to work.
+        allow_nullable_key: Accept a key column declared nullable, when the where clause or
+            the data guarantees it holds no NULL. A NULL key met while reading still raises.
+
+    Raises:
+        ProcessorDefinitionError: a key column is missing or declared nullable, or
+            ``lookahead`` is not an int >= 1.
+    """
+
+    def __init__(
+        self,
+        table_or_select: FromClause | Select[Any],
+        *,
+        key: str | Sequence[str],
+        engine: EngineLike | EngineFactory,
+        where: ColumnElement[bool] | None = None,
+        lookahead: int = 1,
+        row_values: bool | None = None,
+        allow_nullable_key: bool = False,
+    ) -> None:
+        names = (key,) if isinstance(key, str) else tuple(key)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ProcessorDefinitionError(
+                f"SqlSource key must be a column name or a sequence of them, got {key!r}"
+            )
+        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 1:
+            raise ProcessorDefinitionError(
+                f"SqlSource lookahead must be an int >= 1, got {lookahead!r}"
+            )
+        if isinstance(table_or_select, Select):
+            base: Select[Any] = table_or_select
+            columns = base.selected_columns
+            what = "the select"
+        else:
+            base = select(table_or_select)
+            columns = table_or_select.c
+            what = str(getattr(table_or_select, "name", None) or "the table")
+        if where is not None:
+            base = base.where(where)
+        key_cols: list[ColumnElement[Any]] = []
+        for name in names:
+            if name not in columns:
+                raise ProcessorDefinitionError(
+                    f"SqlSource key column {name!r} is not a column of {what} "
+                    f"(columns: {', '.join(columns.keys())})"
+                )
+            col = columns[name]
+            if getattr(col, "nullable", False) and not allow_nullable_key:
+                raise ProcessorDefinitionError(
+                    f"SqlSource key column {what}.{name} is nullable; keyset pagination cannot "
+                    "place NULL keys, so rows with one would be skipped silently. Declare the "
+                    "column NOT NULL (nullable=False), or pass allow_nullable_key=True if your "
+                    "where clause excludes NULLs"
+                )
+            key_cols.append(col)
+        self._base = base
+        self._names = names
+        self._key_cols = key_cols
+        self._what = what
+        self._engine_spec = engine
+        self._lookahead = lookahead
+        self._row_values = row_values
+        self._engines: dict[str | None, Engine | AsyncEngine] = {}
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The key column names, in order."""
+        return self._names
+
+    @property
+    def lookahead(self) -> int:
+        """How many successor pages a page enqueues when more rows follow."""
+        return self._lookahead
+
+    def engine(self, args: str | None = None) -> Engine | AsyncEngine:
+        """The engine for a batch with these args, created on first use in this process.
+
+        Raises:
+            ProcessorDefinitionError: the engine factory returned something else than an
+                engine or a URL.
+        """
+        cached = self._engines.get(args)
+        if cached is not None:
+            return cached
+        spec = self._engine_spec
+        made: Any = spec(args) if callable(spec) else spec
+        if isinstance(made, str):
+            made = (
+                create_async_engine(made)
+                if make_url(made).get_dialect().is_async
+                else create_engine(made)
+            )
+        if not isinstance(made, (Engine, AsyncEngine)):
+            raise ProcessorDefinitionError(
+                f"SqlSource engine must be an Engine, an AsyncEngine, a URL, or a callable "
+                f"returning one, got {made!r}"
+            )
+        self._engines[args] = made
+        return made
+
+    async def dispose(self) -> None:
+        """Close the connection pools this source created (the engines are created again on
+        next use). Engines passed in ready-made are disposed too."""
+        engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            if isinstance(engine, AsyncEngine):
+                await engine.dispose()
+            else:
+                await asyncio.to_thread(engine.dispose)
+
+    async def write(self, statement: Executable, *, args: str | None = None) -> int:
+        """Run a write (INSERT, UPDATE, DELETE) in a transaction of its own on this source's
+        engine, awaited for an async engine or in a thread for a sync one; the number of rows
+        it affected as the driver reports it (-1 when the driver cannot tell, e.g. for some
+        multi-row INSERTs).
+
+        For a processor's writes to the same database, so that one engine (and pool) serves
+        both the reads and the writes: ``await self.source.write(update(...), args=...)``.
+        """
+        engine = self.engine(args)
+        if isinstance(engine, AsyncEngine):
+            async with engine.begin() as conn:
+                return (await conn.execute(statement)).rowcount
+        return await asyncio.to_thread(_write_sync, engine, statement)
+
+    async def read(
+        self, cursor_str: str, size: int, *, args: str | None = None
+    ) -> SourcePage[Row[Any]]:
+        """Read the page at ``cursor_str`` (at most ``size`` rows) and its successors' cursors.
+
+        Raises:
+            InvalidBatchInputError: the cursor is not one of this source's, or a row's key is
+                NULL or of a type a cursor cannot carry.
+        """
+        cur = load_cursor(cursor_str, source="SqlSource", keys=("a", "u"))
+        after = self._decode_key(cur.get("a"))
+        upto = self._decode_key(cur.get("u"))
+        engine = self.engine(args)
+        row_values = self._use_row_values(engine)
+        stmt = self._range(self._base, after, upto, row_values).limit(size + 1)
+        rows = await _fetch(engine, stmt)
+        self._check_no_null_key(rows)
+        if len(rows) <= size:
+            return SourcePage(list(rows))
+        rows = rows[:size]
+        last = self._key_of(rows[-1])
+        if self._lookahead == 1:
+            return SourcePage(list(rows), [self._cursor(last, upto)])
+        # Keys only: where the next lookahead - 1 pages end, and whether a page follows them.
+        keys_stmt = self._range(
+            self._base.with_only_columns(*self._key_cols), last, upto, row_values
+        ).limit((self._lookahead - 1) * size + 1)
+        keys = [self._key_of(k) for k in await _fetch(engine, keys_stmt)]
+        lows = [last] + [
+            keys[i * size - 1] for i in range(1, self._lookahead) if len(keys) > i * size
+        ]
+        highs: list[list[Any] | None] = [*lows[1:], upto]
+        cursors = [self._cursor(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
+        return SourcePage(list(rows), cursors)
+
+    async def split(self, k: int, *, args: str | None = None) -> list[str]:
+        """Up to ``k`` first cursors whose key ranges cover the rows once, with near-equal row
+        counts as the table stands now (pass them as ``first_cursor_strs``: one chain each).
+
+        One query counts the rows and one numbers them in key order (a window function) to
+        take the key at every ``n / k``-th row as a boundary. Each cursor carries its range's
+        upper bound, so its chain stops there; the last range has none, so rows appended
+        during the batch are read by the last chain.
+
+        Raises:
+            InvalidBatchInputError: ``k`` is not an int >= 1.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidBatchInputError(f"split(k) needs an int k >= 1, got {k!r}")
+        engine = self.engine(args)
+        count_stmt = select(func.count()).select_from(self._base.subquery())
+        total = int((await _fetch(engine, count_stmt))[0][0])
+        positions = sorted({total * i // k for i in range(1, k)} - {0, total})
+        if not positions:
+            return [""]
+        rn = func.row_number().over(order_by=self._key_cols).label("_bo_rn")
+        numbered = self._base.with_only_columns(*self._key_cols, rn).subquery()
+        bounds_stmt = (
+            select(*[numbered.c[n] for n in self._names])
+            .where(numbered.c["_bo_rn"].in_(positions))
+            .order_by(*[numbered.c[n] for n in self._names])
+        )
+        bounds = [self._key_of(r) for r in await _fetch(engine, bounds_stmt)]
+        lows: list[list[Any] | None] = [None, *bounds]
+        highs: list[list[Any] | None] = [*bounds, None]
+        return [self._cursor(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
+
+    def _use_row_values(self, engine: Engine | AsyncEngine) -> bool:
+        if self._row_values is not None:
+            return self._row_values
+        return engine.dialect.name in _ROW_VALUE_DIALECTS
+
+    def _range(
+        self,
+        stmt: Select[Any],
+        after: list[Any] | None,
+        upto: list[Any] | None,
+        row_values: bool,
+    ) -> Select[Any]:
+        if after is not None:
+            stmt = stmt.where(self._compare(after, ">", row_values))
+        if upto is not None:
+            stmt = stmt.where(self._compare(upto, "<=", row_values))
+        return stmt.order_by(*self._key_cols)
+
+    def _compare(self, values: list[Any], op: str, row_values: bool) -> ColumnElement[bool]:
+        cols = self._key_cols
+        binds = [literal(v, type_=c.type) for c, v in zip(cols, values, strict=True)]
+        if len(cols) == 1:
+            return cols[0] > binds[0] if op == ">" else cols[0] <= binds[0]
+        if row_values:
+            left, right = tuple_(*cols), tuple_(*binds)
+            return left > right if op == ">" else left <= right
+        # (c0, c1, ...) > (v0, v1, ...) expanded: c0 > v0 OR (c0 = v0 AND c1 > v1) OR ...;
+        # the leading c0 >= v0 (or <=) lets an index on the key narrow the scan.
+        terms: list[ColumnElement[bool]] = []
+        for i, col in enumerate(cols):
+            equal = [cols[j] == binds[j] for j in range(i)]
+            strict = col > binds[i] if op == ">" else col < binds[i]
+            terms.append(and_(*equal, strict))
+        if op == "<=":
+            terms.append(and_(*[c == b for c, b in zip(cols, binds, strict=True)]))
+        lead = cols[0] >= binds[0] if op == ">" else cols[0] <= binds[0]
+        return and_(lead, or_(*terms))
+
+    def _check_no_null_key(self, rows: Sequence[Row[Any]]) -> None:
+        for row in rows:
+            mapping = row._mapping
+            for name in self._names:
+                if mapping[name] is None:
+                    encode_value(None, column=f"{self._what}.{name}")  # raises, naming it
+
+    def _key_of(self, row: Row[Any]) -> list[Any]:
+        mapping = row._mapping
+        return [mapping[n] for n in self._names]
+
+    def _cursor(self, after: list[Any] | None, upto: list[Any] | None) -> str:
+        cur: dict[str, Any] = {}
+        if after is not None:
+            cur["a"] = [encode_value(v, column=n) for n, v in zip(self._names, after, strict=True)]
+        if upto is not None:
+            cur["u"] = [encode_value(v, column=n) for n, v in zip(self._names, upto, strict=True)]
+        return dump_cursor(cur)
+
+    def _decode_key(self, values: Any) -> list[Any] | None:
+        if values is None:
+            return None
+        if not isinstance(values, list) or len(values) != len(self._names):
+            raise InvalidBatchInputError(
+                f"SqlSource cursor key {values!r} does not match the key columns "
+                f"{list(self._names)}; was the batch started for another source?"
+            )
+        return [decode_value(v) for v in values]
+
+
+async def _fetch(engine: Engine | AsyncEngine, stmt: Select[Any]) -> Sequence[Row[Any]]:
+    if isinstance(engine, AsyncEngine):
+        async with engine.connect() as conn:
+            result = await conn.execute(stmt)
+            rows: Sequence[Row[Any]] = result.all()
+            return rows
+    return await asyncio.to_thread(_fetch_sync, engine, stmt)
+
+
+def _write_sync(engine: Engine, statement: Executable) -> int:
+    with engine.begin() as conn:
+        return conn.execute(statement).rowcount
+
+
+def _fetch_sync(engine: Engine, stmt: Select[Any]) -> Sequence[Row[Any]]:
+    with engine.connect() as conn:
+        return conn.execute(stmt).all()
