@@ -44,21 +44,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--percent", type=int, default=10)
     parser.add_argument(
-        "--io-delay", type=float, default=0.2,
-        help="simulated seconds of downstream I/O per page (default: %(default)s)",
+        "--io-delay", type=float, default=None,
+        help="simulated seconds of downstream I/O per page (default: 2 in a terminal, so there "
+        "is time to pause it from the dashboard; 0.2 otherwise)",
     )
     parser.add_argument(
         "--db", type=Path, help="SQLite file to (re)create (default: one in a temp directory)"
     )
     parser.add_argument(
-        "--hold", action="store_true",
-        help="keep the dev server, its Web UI and the dashboard up after the batch, until Ctrl-C",
+        "--hold", action=argparse.BooleanOptionalAction, default=None,
+        help="keep the dev server, its Web UI and the dashboard up after the batch, until Ctrl-C "
+        "(default: in a terminal)",
     )
     parser.add_argument(
         "--dashboard-port", type=int, default=8234,
         help="port of the Batch Orchestra dashboard (0: do not serve it; default: %(default)s)",
     )
-    return parser.parse_args(argv)
+    opts = parser.parse_args(argv)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if opts.hold is None:
+        opts.hold = interactive
+    if opts.io_delay is None:
+        opts.io_delay = 2.0 if interactive else 0.2
+    return opts
 
 
 def check(
@@ -163,6 +171,13 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
         if opts.hold and (url or dashboard_url):
             where = " and ".join(u for u in (dashboard_url, url) if u)
             print(f"\nStaying up at {where}; Ctrl-C to stop.", flush=True)
+            print(
+                "Next, in another terminal (.venv/bin/ on your PATH):\n"
+                f"  batch-orchestra status {handle.id} --address {temporal.address}\n"
+                f"  batch-orchestra list --address {temporal.address}\n"
+                "  batch-orchestra start InflateProductPrices -q ... --help   "
+                "(your own batch: see the README)", flush=True,
+            )
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
