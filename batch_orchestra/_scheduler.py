@@ -297,9 +297,10 @@ class Scheduler:
 
     def fail(
         self, page_num: int, error_type: str, message: str, *, non_retryable: bool,
-        did_not_run: bool = False, now: float,
+        did_not_run: bool = False, worker_lost: bool = False, now: float,
     ) -> Outcome:
-        """An attempt at ``page_num`` failed; what becomes of the page."""
+        """An attempt at ``page_num`` failed; what becomes of the page. ``worker_lost``: its
+        worker died or shut down, which the failure policy does not count."""
         self.running.discard(page_num)
         self.handed_over.discard(page_num)
         state = self.pages.get(page_num)
@@ -315,7 +316,8 @@ class Scheduler:
             state.ready_at = now + min(s.maximum_interval_seconds, 10.0 * min(state.unrun, 6))
             self.waiting.add(page_num)
             return Outcome.NOT_RUN
-        self._record_outcome(True)
+        if not worker_lost:
+            self._record_outcome(True)
         counted = state.attempts - state.unrun
         permanent = non_retryable or s.at_most_once or error_type in s.non_retryable_error_types
         exhausted = state.stuck or (0 < s.maximum_attempts <= counted)

@@ -361,7 +361,12 @@ class BatchOrchestrator:
         if isinstance(cause, ApplicationError):
             kind, message, non_retryable = cause.type or "Error", cause.message, cause.non_retryable
         elif isinstance(cause, TimeoutError):
-            kind, message, non_retryable = "Timeout", f"page timed out ({cause.type})", False
+            name = cause.type.name.lower() if cause.type is not None else "unknown"
+            kind, message, non_retryable = "Timeout", f"page timed out ({name})", False
+            if name == "heartbeat":
+                message = (
+                    "the page's worker stopped heartbeating (it died or its event loop blocked)"
+                )
         else:
             kind, message, non_retryable = type(cause).__name__, str(cause), False
         self._fail_page(page_num, kind, message, non_retryable)
@@ -377,9 +382,11 @@ class BatchOrchestrator:
 
     def _fail_page(self, page_num: int, kind: str, message: str, non_retryable: bool) -> None:
         sched, now = self._scheduler, workflow.now().timestamp()
+        # A lost worker is not a failing downstream: the failure policy does not count it.
+        worker_lost = kind == "WorkerShutdown" or message.startswith("the page's worker stopped")
         outcome = sched.fail(
             page_num, kind, message, non_retryable=non_retryable,
-            did_not_run=kind == UNKNOWN_PROCESSOR_ERROR_TYPE, now=now,
+            did_not_run=kind == UNKNOWN_PROCESSOR_ERROR_TYPE, worker_lost=worker_lost, now=now,
         )
         log = workflow.logger.warning if outcome in (Outcome.RETRY, Outcome.NOT_RUN) else (
             workflow.logger.error

@@ -317,3 +317,13 @@ def test_first_release_continuation_is_read() -> None:
     t = scheduler_from_state(cont.settings, FailurePolicy.disabled(), cont.scheduler)
     assert t.next_page_num == raw["continuation"]["scheduler"]["next_page_num"]
     assert len(t.pages) == len(raw["continuation"]["scheduler"]["pages"])
+
+
+def test_lost_workers_do_not_count_against_the_failure_policy() -> None:
+    s = Scheduler(settings(maximum_attempts=5), 50, 0.0, FailurePolicy())
+    s.enqueue(None, [(str(i), 1) for i in range(60)])
+    for att in s.take_runnable():
+        s.fail(att.page_num, "Timeout", "the page's worker stopped heartbeating",
+               non_retryable=False, worker_lost=True, now=1.0)
+    assert s.check_policy(1.0) is None and not s.paused
+    assert build_progress(s, 1.0).num_retrying_pages == 50
