@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million clean
+.PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench-hops: $(STAMP)
 
 bench-million: $(STAMP)
 	$(BIN)/python -m bench.million --pages 1000000 --parallelism 20 --lookahead 10
+
+# Not part of `make test`: several minutes. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--seed 7".
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -147,11 +147,20 @@ async def main() -> None:
     parser.add_argument("--address", required=True)
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--task-queue", required=True)
+    parser.add_argument(
+        "--sticky-timeout", type=float, default=None,
+        help="the Worker's sticky_queue_schedule_to_start_timeout in seconds (SDK default: 10)",
+    )
     opts = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
     client = await _connect(opts.address, opts.namespace)
-    worker = Worker(client, task_queue=opts.task_queue, plugins=[BatchOrchestraPlugin()])
+    extra = {}
+    if opts.sticky_timeout is not None:
+        extra["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=opts.sticky_timeout)
+    worker = Worker(
+        client, task_queue=opts.task_queue, plugins=[BatchOrchestraPlugin()], **extra
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

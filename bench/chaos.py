@@ -73,6 +73,13 @@ class ChaosConfig:
     kill_every: float = 5.0
     """Mean seconds between SIGKILLs of worker 0 (0: never)."""
     max_kills: int | None = None
+    kill_at: float | None = None
+    """Kill as soon as this fraction of pages has completed, then every ``kill_every`` s
+    (default: the first kill ``kill_every`` s after the first page completes)."""
+    sticky_timeout: float | None = None
+    """The workers' ``sticky_queue_schedule_to_start_timeout`` in seconds (None: the SDK's
+    10 s). A SIGKILLed worker that held the batch's workflow in its cache stalls the batch
+    this long: its sticky queue is not drained to another worker before then."""
     restart_delay: float = 0.5
     """Seconds a killed worker stays down before it is restarted."""
     server_restart_at: float | None = 0.35
@@ -137,7 +144,8 @@ class ChaosReport:
         rate = self.pages_completed / self.wall_seconds if self.wall_seconds else 0.0
         out = [
             f"chaos: {c['pages']} pages x {c['page_size']} items, parallelism {c['parallelism']}, "
-            f"{c['workers']} workers, page_timeout {c['page_timeout']} s, seed {self.seed}",
+            f"{c['workers']} workers, page_timeout {c['page_timeout']} s, page_ms {c['page_ms']}, "
+            f"sticky timeout {c['sticky_timeout'] or 'SDK default 10'} s, seed {self.seed}",
             f"pages completed        {self.pages_completed} / {c['pages']} "
             f"(failed {self.pages_failed}, stuck {self.pages_stuck}, runs {self.runs})",
             f"items written          {self.items_written} rows, {self.items_distinct} distinct "
@@ -166,12 +174,17 @@ class ChaosReport:
 class _Worker:
     """One worker process slot; its process may be killed and started again."""
 
-    def __init__(self, slot: int, address: str, namespace: str, task_queue: str, log: Path):
+    def __init__(
+        self, slot: int, address: str, namespace: str, task_queue: str, log: Path,
+        sticky_timeout: float | None,
+    ) -> None:
         self.slot = slot
         self._args = [
             sys.executable, "-m", "bench._chaos_worker", "--address", address,
             "--namespace", namespace, "--task-queue", task_queue,
         ]
+        if sticky_timeout is not None:
+            self._args += ["--sticky-timeout", str(sticky_timeout)]
         self._log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.lock = asyncio.Lock()
@@ -284,7 +297,7 @@ class _Chaos:
             create_table(str(self.items_db))
             self.workers = [
                 _Worker(i, self.server.address, self.server.namespace, self.task_queue,
-                        self.workdir / f"worker-{i}.log")
+                        self.workdir / f"worker-{i}.log", cfg.sticky_timeout)
                 for i in range(cfg.workers)
             ]
             ready = await asyncio.gather(*(w.start() for w in self.workers))
@@ -464,8 +477,12 @@ class _Chaos:
         cfg, rep = self.cfg, self.report
         victim = self.workers[0]
         await self.started.wait()
+        if cfg.kill_at is not None:
+            while self.completed < cfg.kill_at * cfg.pages:
+                await asyncio.sleep(0.05)
         while cfg.max_kills is None or rep.worker_kills < cfg.max_kills:
-            await asyncio.sleep(cfg.kill_every * self.rng.uniform(0.5, 1.5))
+            if rep.worker_kills or cfg.kill_at is None:
+                await asyncio.sleep(cfg.kill_every * self.rng.uniform(0.5, 1.5))
             async with victim.lock:
                 if not victim.alive():
                     continue  # the supervisor will bring it back
@@ -578,6 +595,10 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     p.add_argument("--kill-every", type=float, default=d.kill_every,
                    help="mean seconds between SIGKILLs of worker 0 (0: none)")
     p.add_argument("--max-kills", type=int, default=None)
+    p.add_argument("--kill-at", type=float, default=None,
+                   help="fraction of pages completed at which the first kill happens")
+    p.add_argument("--sticky-timeout", type=float, default=None,
+                   help="workers' sticky_queue_schedule_to_start_timeout, s (SDK default 10)")
     p.add_argument("--server-restart-at", type=float, default=d.server_restart_at,
                    help="fraction of pages completed at which the server is killed (<0: never)")
     p.add_argument("--server-down", type=float, default=d.server_down_seconds)
@@ -586,6 +607,7 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     p.add_argument("--pause-seconds", type=float, default=d.pause_seconds)
     p.add_argument("--page-timeout", type=float, default=d.page_timeout)
     p.add_argument("--page-ms", type=float, default=d.page_ms)
+    p.add_argument("--poll-seconds", type=float, default=d.poll_seconds)
     p.add_argument("--timeout", type=float, default=d.timeout)
     p.add_argument("--stall-timeout", type=float, default=d.stall_timeout)
     p.add_argument("--seed", type=int, default=None)
@@ -595,11 +617,13 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     o = p.parse_args(argv)
     cfg = ChaosConfig(
         pages=o.pages, page_size=o.page_size, parallelism=o.parallelism, chains=o.chains,
-        workers=o.workers, kill_every=o.kill_every, max_kills=o.max_kills,
+        workers=o.workers, kill_every=o.kill_every, max_kills=o.max_kills, kill_at=o.kill_at,
+        sticky_timeout=o.sticky_timeout,
         server_restart_at=o.server_restart_at if o.server_restart_at >= 0 else None,
         server_down_seconds=o.server_down, pause_at=o.pause_at if o.pause_at >= 0 else None,
         pause_seconds=o.pause_seconds, page_timeout=o.page_timeout, page_ms=o.page_ms,
-        timeout=o.timeout, stall_timeout=o.stall_timeout, seed=o.seed, workdir=o.workdir,
+        poll_seconds=o.poll_seconds, timeout=o.timeout, stall_timeout=o.stall_timeout,
+        seed=o.seed, workdir=o.workdir,
         keep=o.keep,
     )
     return cfg, o.json

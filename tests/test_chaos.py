@@ -1,0 +1,24 @@
+"""The short chaos run (``bench.chaos``; ``make chaos`` is the long one): two worker processes,
+one SIGKILLed mid-batch, a pause and resume, at-least-once pages writing to SQLite. Nothing may
+be missing, no page may fail, the batch must complete."""
+
+from __future__ import annotations
+
+from bench.chaos import ChaosConfig, run_chaos
+
+
+async def test_chaos_worker_killed_and_batch_paused_mid_batch(temporal, tmp_path) -> None:
+    cfg = ChaosConfig(
+        pages=300, page_size=5, parallelism=8, workers=2, kill_every=2.0, max_kills=1, kill_at=0.25,
+        server_restart_at=None, pause_at=0.6, pause_seconds=1.0, page_timeout=3.0,
+        page_ms=100.0, poll_seconds=0.25, timeout=120.0, stall_timeout=60.0, workdir=str(tmp_path),
+    )
+    lines: list[str] = []
+    report = await run_chaos(cfg, temporal, say=lines.append)
+    summary = "\n".join(lines + report.lines())
+    assert report.ok, summary
+    assert report.worker_kills == 1 and report.pages_at_kills[0] < cfg.pages, summary
+    assert report.pauses == 1 and report.completed_while_paused == 0, summary
+    assert report.items_missing == 0 and report.items_distinct == cfg.pages * cfg.page_size
+    assert report.pages_completed == cfg.pages and report.pages_failed == 0
+    assert report.progress_items == cfg.pages * cfg.page_size, summary
