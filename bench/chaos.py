@@ -44,6 +44,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from batch_orchestra import (
@@ -80,12 +81,18 @@ class ChaosConfig:
     """The workers' ``sticky_queue_schedule_to_start_timeout`` in seconds (None: the SDK's
     10 s). A SIGKILLed worker that held the batch's workflow in its cache stalls the batch
     this long: its sticky queue is not drained to another worker before then."""
+    task_timeout: float | None = None
+    """The batch's workflow task timeout in seconds (None: Temporal's 10 s). A workflow task
+    that a SIGKILLed worker had taken is retried only after it."""
     restart_delay: float = 0.5
     """Seconds a killed worker stays down before it is restarted."""
     server_restart_at: float | None = 0.35
     server_down_seconds: float = 2.0
     pause_at: float | None = 0.65
     pause_seconds: float = 3.0
+    pause_in_outage: bool = False
+    """Ask for the pause just after the server is killed (retried until it is back), instead
+    of at ``pause_at``."""
     page_timeout: float = 5.0
     page_ms: float = 50.0
     """How long each page sleeps between its enqueue and its write."""
@@ -130,6 +137,12 @@ class ChaosReport:
     completed_while_paused: int = 0
     auto_pauses: int = 0
     rpc_errors_retried: int = 0
+    activity_timeouts: int = 0
+    """Page attempts that timed out (mostly those a killed worker held), from history."""
+    workflow_task_timeouts: dict[str, int] = field(default_factory=dict)
+    """Workflow tasks that timed out, by timeout type, from history: START_TO_CLOSE for a task
+    a killed worker had taken, SCHEDULE_TO_START for one left on its sticky queue."""
+    workflow_task_failures: int = 0
     problems: list[str] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
 
@@ -145,7 +158,8 @@ class ChaosReport:
         out = [
             f"chaos: {c['pages']} pages x {c['page_size']} items, parallelism {c['parallelism']}, "
             f"{c['workers']} workers, page_timeout {c['page_timeout']} s, page_ms {c['page_ms']}, "
-            f"sticky timeout {c['sticky_timeout'] or 'SDK default 10'} s, seed {self.seed}",
+            f"sticky timeout {c['sticky_timeout'] or 'SDK default 10'} s, "
+            f"workflow task timeout {c['task_timeout'] or 'default 10'} s, seed {self.seed}",
             f"pages completed        {self.pages_completed} / {c['pages']} "
             f"(failed {self.pages_failed}, stuck {self.pages_stuck}, runs {self.runs})",
             f"items written          {self.items_written} rows, {self.items_distinct} distinct "
@@ -164,6 +178,9 @@ class ChaosReport:
             f"{self.completed_while_paused} pages completed while paused and drained)",
             f"auto-pauses resumed    {self.auto_pauses}",
             f"RPC errors retried     {self.rpc_errors_retried}",
+            f"from history           {self.activity_timeouts} page attempts timed out, "
+            f"workflow tasks timed out {self.workflow_task_timeouts or 0}, "
+            f"{self.workflow_task_failures} failed",
         ]
         out += [f"PROBLEM: {p}" for p in self.problems]
         out += [f"  {d}" for d in self.diagnosis]
@@ -259,6 +276,7 @@ class _Chaos:
         )
         self.workers: list[_Worker] = []
         self.handle: BatchOrchestratorHandle | None = None
+        self.first_run_id: str | None = None
         self.completed = 0
         self.started = asyncio.Event()
         self.t0 = time.monotonic()
@@ -278,11 +296,11 @@ class _Chaos:
                     raise RuntimeError(f"{what} kept failing for {within:.0f}s: {err!r}") from err
                 await asyncio.sleep(1.0)
 
-    async def progress(self) -> BatchOrchestratorProgress | None:
+    async def progress(self, timeout: float = 10.0) -> BatchOrchestratorProgress | None:
         assert self.handle is not None
         try:
             return await asyncio.wait_for(
-                self.handle.get_progress(rpc_timeout=timedelta(seconds=5)), 10
+                self.handle.get_progress(rpc_timeout=timedelta(seconds=timeout / 2)), timeout
             )
         except Exception:
             self.report.rpc_errors_retried += 1
@@ -307,6 +325,9 @@ class _Chaos:
                 db=str(self.items_db), pages=cfg.pages, chains=cfg.chains or cfg.parallelism,
                 page_ms=cfg.page_ms,
             )
+            task_timeout: dict[str, Any] = {}
+            if cfg.task_timeout is not None:
+                task_timeout["task_timeout"] = timedelta(seconds=cfg.task_timeout)
             self.t0 = time.monotonic()
             self.handle = await BatchOrchestratorClient(self.server.client).start(
                 BatchOrchestratorInput(
@@ -316,7 +337,10 @@ class _Chaos:
                     page_timeout=timedelta(seconds=cfg.page_timeout),
                 ),
                 id=self.batch_id, task_queue=self.task_queue,
+                **task_timeout,
             )
+            wf = self.handle.workflow_handle
+            self.first_run_id = wf.first_execution_run_id or wf.result_run_id or wf.run_id
             self.say(f"started {self.batch_id} (seed {self.seed}, workdir {self.workdir})")
             tasks.append(asyncio.create_task(self._supervise()))
             if cfg.kill_every > 0 and cfg.workers > 1:
@@ -332,6 +356,8 @@ class _Chaos:
                 rep.progress_items = final.num_completed_items
             if not rep.completed:
                 await self._diagnose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._history_stats(), 120)
         except Exception as err:
             rep.problems.append(f"the run itself failed: {err!r}")
             rep.wall_seconds = time.monotonic() - self.t0
@@ -357,7 +383,7 @@ class _Chaos:
         deadline = self.t0 + cfg.timeout
         last_change, last_completed = time.monotonic(), -1
         restart_done = cfg.server_restart_at is None
-        pause_done = cfg.pause_at is None
+        pause_done = cfg.pause_at is None or cfg.pause_in_outage
         next_log = 0.0
         while time.monotonic() < deadline:
             await asyncio.sleep(cfg.poll_seconds)
@@ -424,6 +450,10 @@ class _Chaos:
         """The batch's latest run."""
         return self.server.client.get_workflow_handle(self.batch_id)
 
+    async def _pause(self) -> Any:
+        assert self.handle is not None  # the latest, replaced when the server restarts
+        return await self.handle.pause(rpc_timeout=timedelta(seconds=10))
+
     async def _resume(self) -> Any:
         assert self.handle is not None
         return await self.handle.resume(rpc_timeout=timedelta(seconds=10))
@@ -432,19 +462,22 @@ class _Chaos:
         self.say(f"SIGKILL the dev server at {self.completed} completed pages")
         down = time.monotonic()
         self.server.kill()
-        await asyncio.sleep(self.cfg.server_down_seconds)
+        pause = asyncio.create_task(self._pause_resume()) if self.cfg.pause_in_outage else None
+        while (left := self.cfg.server_down_seconds - (time.monotonic() - down)) > 0:
+            await self.progress(timeout=max(0.1, min(1.0, left)))  # fails: counted
+            await asyncio.sleep(min(0.5, max(0.0, left - 1.0)))
         await self.server.start()
         self.report.server_down_seconds = time.monotonic() - down
         self.report.server_restarts += 1
         self.handle = BatchOrchestratorClient(self.server.client).get_handle(self.batch_id)
         self.say(f"dev server back after {self.report.server_down_seconds:.1f}s")
+        if pause is not None:
+            await pause
 
     async def _pause_resume(self) -> None:
         cfg, rep = self.cfg, self.report
-        assert self.handle is not None
-        handle = self.handle
         self.say(f"pause at {self.completed} completed pages")
-        await self.retry("pause", lambda: handle.pause(rpc_timeout=timedelta(seconds=10)))
+        await self.retry("pause", self._pause)
         rep.pauses += 1
         t = time.monotonic()
         drain_limit = cfg.page_timeout + 30.0
@@ -535,6 +568,26 @@ class _Chaos:
                 f"temporal workflow show -w {self.batch_id} --address {self.server.address}"
             )
 
+    async def _history_stats(self) -> None:
+        """Timeouts and workflow task failures over every run of the batch."""
+        rep, client = self.report, self.server.client
+        run_id = self.first_run_id
+        while run_id:
+            history = await client.get_workflow_handle(self.batch_id, run_id=run_id).fetch_history()
+            run_id = None
+            for e in history.events:
+                if e.HasField("activity_task_timed_out_event_attributes"):
+                    rep.activity_timeouts += 1
+                elif e.HasField("workflow_task_timed_out_event_attributes"):
+                    kind = TimeoutType.Name(e.workflow_task_timed_out_event_attributes.timeout_type)
+                    kind = kind.removeprefix("TIMEOUT_TYPE_")
+                    rep.workflow_task_timeouts[kind] = rep.workflow_task_timeouts.get(kind, 0) + 1
+                elif e.HasField("workflow_task_failed_event_attributes"):
+                    rep.workflow_task_failures += 1
+                elif e.HasField("workflow_execution_continued_as_new_event_attributes"):
+                    attrs = e.workflow_execution_continued_as_new_event_attributes
+                    run_id = attrs.new_execution_run_id
+
     def _count_items(self) -> None:
         rep, cfg = self.report, self.cfg
         expected = rep.items_expected
@@ -599,12 +652,16 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
                    help="fraction of pages completed at which the first kill happens")
     p.add_argument("--sticky-timeout", type=float, default=None,
                    help="workers' sticky_queue_schedule_to_start_timeout, s (SDK default 10)")
+    p.add_argument("--task-timeout", type=float, default=None,
+                   help="the batch's workflow task timeout, s (Temporal's default 10)")
     p.add_argument("--server-restart-at", type=float, default=d.server_restart_at,
                    help="fraction of pages completed at which the server is killed (<0: never)")
     p.add_argument("--server-down", type=float, default=d.server_down_seconds)
     p.add_argument("--pause-at", type=float, default=d.pause_at,
                    help="fraction of pages completed at which the batch is paused (<0: never)")
     p.add_argument("--pause-seconds", type=float, default=d.pause_seconds)
+    p.add_argument("--pause-in-outage", action="store_true",
+                   help="pause just after the server is killed (retried until it is back)")
     p.add_argument("--page-timeout", type=float, default=d.page_timeout)
     p.add_argument("--page-ms", type=float, default=d.page_ms)
     p.add_argument("--poll-seconds", type=float, default=d.poll_seconds)
@@ -618,10 +675,11 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     cfg = ChaosConfig(
         pages=o.pages, page_size=o.page_size, parallelism=o.parallelism, chains=o.chains,
         workers=o.workers, kill_every=o.kill_every, max_kills=o.max_kills, kill_at=o.kill_at,
-        sticky_timeout=o.sticky_timeout,
+        sticky_timeout=o.sticky_timeout, task_timeout=o.task_timeout,
         server_restart_at=o.server_restart_at if o.server_restart_at >= 0 else None,
         server_down_seconds=o.server_down, pause_at=o.pause_at if o.pause_at >= 0 else None,
-        pause_seconds=o.pause_seconds, page_timeout=o.page_timeout, page_ms=o.page_ms,
+        pause_seconds=o.pause_seconds, pause_in_outage=o.pause_in_outage,
+        page_timeout=o.page_timeout, page_ms=o.page_ms,
         poll_seconds=o.poll_seconds, timeout=o.timeout, stall_timeout=o.stall_timeout,
         seed=o.seed, workdir=o.workdir,
         keep=o.keep,
