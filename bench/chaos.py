@@ -87,6 +87,9 @@ class ChaosConfig:
     restart_delay: float = 0.5
     """Seconds a killed worker stays down before it is restarted."""
     server_restart_at: float | None = 0.35
+    server_restarts: int = 1
+    server_restart_every: float = 0.1
+    """Further restarts (``server_restarts`` > 1) come this fraction of pages apart."""
     server_down_seconds: float = 2.0
     pause_at: float | None = 0.65
     pause_seconds: float = 3.0
@@ -94,6 +97,9 @@ class ChaosConfig:
     """Ask for the pause just after the server is killed (retried until it is back), instead
     of at ``pause_at``."""
     page_timeout: float = 5.0
+    pages_per_run: int | None = None
+    """Continue as new after this many pages (None: the library's own rule); small values
+    put many hand-overs among the kills."""
     page_ms: float = 50.0
     """How long each page sleeps between its enqueue and its write."""
     poll_seconds: float = 1.0
@@ -173,7 +179,7 @@ class ChaosReport:
             f"mean every {c['kill_every']} s)",
             f"unexpected exits       {self.unexpected_worker_exits}",
             f"server restarts        {self.server_restarts} "
-            f"(down {self.server_down_seconds:.1f} s)",
+            f"(down {self.server_down_seconds:.1f} s in all)",
             f"pause/resume           {self.pauses} (drained in {self.pause_drain_seconds:.1f} s, "
             f"{self.completed_while_paused} pages completed while paused and drained)",
             f"auto-pauses resumed    {self.auto_pauses}",
@@ -335,6 +341,7 @@ class _Chaos:
                     max_parallelism=cfg.parallelism, args=args.to_json(),
                     first_cursor_strs=args.first_cursors(), batch_id=self.batch_id,
                     page_timeout=timedelta(seconds=cfg.page_timeout),
+                    pages_per_run=cfg.pages_per_run,
                 ),
                 id=self.batch_id, task_queue=self.task_queue,
                 **task_timeout,
@@ -382,7 +389,10 @@ class _Chaos:
         cfg, rep = self.cfg, self.report
         deadline = self.t0 + cfg.timeout
         last_change, last_completed = time.monotonic(), -1
-        restart_done = cfg.server_restart_at is None
+        restarts_at = [] if cfg.server_restart_at is None else [
+            cfg.server_restart_at + k * cfg.server_restart_every
+            for k in range(cfg.server_restarts)
+        ]
         pause_done = cfg.pause_at is None or cfg.pause_in_outage
         next_log = 0.0
         while time.monotonic() < deadline:
@@ -423,8 +433,8 @@ class _Chaos:
                 await self.retry("resume", self._resume)
                 last_change = time.monotonic()
                 continue
-            if not restart_done and self.completed >= cfg.server_restart_at * cfg.pages:
-                restart_done = True
+            if restarts_at and self.completed >= restarts_at[0] * cfg.pages:
+                restarts_at.pop(0)
                 await self._restart_server()
                 last_change = time.monotonic()
             elif not pause_done and self.completed >= cfg.pause_at * cfg.pages:
@@ -462,15 +472,18 @@ class _Chaos:
         self.say(f"SIGKILL the dev server at {self.completed} completed pages")
         down = time.monotonic()
         self.server.kill()
-        pause = asyncio.create_task(self._pause_resume()) if self.cfg.pause_in_outage else None
+        pause = None
+        if self.cfg.pause_in_outage and self.report.server_restarts == 0:
+            pause = asyncio.create_task(self._pause_resume())
         while (left := self.cfg.server_down_seconds - (time.monotonic() - down)) > 0:
             await self.progress(timeout=max(0.1, min(1.0, left)))  # fails: counted
             await asyncio.sleep(min(0.5, max(0.0, left - 1.0)))
         await self.server.start()
-        self.report.server_down_seconds = time.monotonic() - down
+        this_down = time.monotonic() - down
+        self.report.server_down_seconds += this_down
         self.report.server_restarts += 1
         self.handle = BatchOrchestratorClient(self.server.client).get_handle(self.batch_id)
-        self.say(f"dev server back after {self.report.server_down_seconds:.1f}s")
+        self.say(f"dev server back after {this_down:.1f}s")
         if pause is not None:
             await pause
 
@@ -494,7 +507,7 @@ class _Chaos:
         else:
             await asyncio.sleep(cfg.pause_seconds)
             after = await self.retry("progress", self._progress_or_raise)
-            rep.completed_while_paused = after.num_completed_pages - drained.num_completed_pages
+            rep.completed_while_paused += after.num_completed_pages - drained.num_completed_pages
             self.say(f"paused and drained in {rep.pause_drain_seconds:.1f}s; "
                      f"{rep.completed_while_paused} pages completed while paused")
         await self.retry("resume", self._resume)
@@ -656,6 +669,9 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
                    help="the batch's workflow task timeout, s (Temporal's default 10)")
     p.add_argument("--server-restart-at", type=float, default=d.server_restart_at,
                    help="fraction of pages completed at which the server is killed (<0: never)")
+    p.add_argument("--server-restarts", type=int, default=d.server_restarts)
+    p.add_argument("--server-restart-every", type=float, default=d.server_restart_every,
+                   help="fraction of pages between server restarts")
     p.add_argument("--server-down", type=float, default=d.server_down_seconds)
     p.add_argument("--pause-at", type=float, default=d.pause_at,
                    help="fraction of pages completed at which the batch is paused (<0: never)")
@@ -663,6 +679,7 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     p.add_argument("--pause-in-outage", action="store_true",
                    help="pause just after the server is killed (retried until it is back)")
     p.add_argument("--page-timeout", type=float, default=d.page_timeout)
+    p.add_argument("--pages-per-run", type=int, default=None)
     p.add_argument("--page-ms", type=float, default=d.page_ms)
     p.add_argument("--poll-seconds", type=float, default=d.poll_seconds)
     p.add_argument("--timeout", type=float, default=d.timeout)
@@ -677,9 +694,10 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
         workers=o.workers, kill_every=o.kill_every, max_kills=o.max_kills, kill_at=o.kill_at,
         sticky_timeout=o.sticky_timeout, task_timeout=o.task_timeout,
         server_restart_at=o.server_restart_at if o.server_restart_at >= 0 else None,
+        server_restarts=o.server_restarts, server_restart_every=o.server_restart_every,
         server_down_seconds=o.server_down, pause_at=o.pause_at if o.pause_at >= 0 else None,
         pause_seconds=o.pause_seconds, pause_in_outage=o.pause_in_outage,
-        page_timeout=o.page_timeout, page_ms=o.page_ms,
+        page_timeout=o.page_timeout, page_ms=o.page_ms, pages_per_run=o.pages_per_run,
         poll_seconds=o.poll_seconds, timeout=o.timeout, stall_timeout=o.stall_timeout,
         seed=o.seed, workdir=o.workdir,
         keep=o.keep,
