@@ -8,18 +8,26 @@ from __future__ import annotations
 
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
 from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
+from ._enqueue import WorkerSettings
 from ._exceptions import (
     BatchOrchestraError,
     InvalidBatchInputError,
     ProcessorDefinitionError,
     ProcessorUsageError,
+    UnknownBatchNotifierError,
     UnknownBatchTrackerError,
     UnknownPageProcessorError,
+)
+from ._notifier import (
+    BatchNotifierContext,
+    batch_notifier,
+    registered_batch_notifiers,
 )
 from ._plugin import BatchOrchestraPlugin
 from ._processor import (
     BatchPage,
     BatchProcessorContext,
+    EnqueuedPages,
     PageProcessor,
     RetryMode,
     page_processor,
@@ -28,9 +36,12 @@ from ._processor import (
 from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
 from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
 from ._types import (
+    BatchNotifierConfig,
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
     BatchTrackerConfig,
+    ErrorCount,
+    FailurePolicy,
     PageFailure,
 )
 from ._workflow import BatchOrchestrator
@@ -38,6 +49,8 @@ from ._workflow import BatchOrchestrator
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchNotifierConfig",
+    "BatchNotifierContext",
     "BatchOrchestraError",
     "BatchOrchestraPlugin",
     "BatchOrchestrator",
@@ -51,6 +64,9 @@ __all__ = [
     "BatchTrackerContext",
     "DEV_SERVER_DYNAMIC_CONFIG",
     "EmbeddedTemporal",
+    "EnqueuedPages",
+    "ErrorCount",
+    "FailurePolicy",
     "InvalidBatchInputError",
     "KeyRange",
     "PageFailure",
@@ -58,10 +74,14 @@ __all__ = [
     "ProcessorDefinitionError",
     "ProcessorUsageError",
     "RetryMode",
+    "UnknownBatchNotifierError",
     "UnknownBatchTrackerError",
     "UnknownPageProcessorError",
+    "WorkerSettings",
+    "batch_notifier",
     "batch_tracker",
     "page_processor",
+    "registered_batch_notifiers",
     "registered_batch_trackers",
     "registered_page_processors",
     "split_hex_range",

@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from ._exceptions import InvalidBatchInputError
+from ._messages import BATCH_WORKFLOW_TYPE, PROGRESS_QUERY
 from ._processor import PageProcessor, _is_registered
 from ._types import (
     BatchOrchestratorInput,
@@ -19,7 +20,6 @@ from ._types import (
     input_to_wire,
     validate_input,
 )
-from ._workflow import BatchOrchestrator
 
 __all__ = ["BatchOrchestratorClient", "BatchOrchestratorHandle"]
 
@@ -56,7 +56,10 @@ class BatchOrchestratorHandle:
         """
         latest = self._latest()
         try:
-            return await latest.query(BatchOrchestrator.progress, rpc_timeout=rpc_timeout)
+            progress: BatchOrchestratorProgress = await latest.query(
+                PROGRESS_QUERY, result_type=BatchOrchestratorProgress, rpc_timeout=rpc_timeout
+            )
+            return progress
         except RPCError:
             desc = await latest.describe()
             if desc.status == WorkflowExecutionStatus.COMPLETED:
@@ -87,21 +90,25 @@ class BatchOrchestratorHandle:
             return result
         return await self.get_progress()
 
+    async def _update(
+        self, name: str, *args: Any, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
+        progress: BatchOrchestratorProgress = await self._latest().execute_update(
+            name, args=args, result_type=BatchOrchestratorProgress, rpc_timeout=rpc_timeout
+        )
+        return progress
+
     async def pause(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Set parallelism to 0: running pages finish, no new page starts."""
-        return await self._latest().execute_update(
-            BatchOrchestrator.pause, rpc_timeout=rpc_timeout
-        )
+        return await self._update("pause", rpc_timeout=rpc_timeout)
 
     async def resume(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Return to the parallelism the batch had before it was paused."""
-        return await self._latest().execute_update(
-            BatchOrchestrator.resume, rpc_timeout=rpc_timeout
-        )
+        return await self._update("resume", rpc_timeout=rpc_timeout)
 
     async def set_max_parallelism(
         self, n: int, *, rpc_timeout: timedelta | None = None
@@ -109,17 +116,13 @@ class BatchOrchestratorHandle:
         """Set the parallelism cap (0 pauses), remembering the old value."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidBatchInputError(f"max_parallelism must be an int >= 0, got {n!r}")
-        return await self._latest().execute_update(
-            BatchOrchestrator.set_max_parallelism, n, rpc_timeout=rpc_timeout
-        )
+        return await self._update("set_max_parallelism", n, rpc_timeout=rpc_timeout)
 
     async def restore_max_parallelism(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last ``set_max_parallelism``."""
-        return await self._latest().execute_update(
-            BatchOrchestrator.restore_max_parallelism, rpc_timeout=rpc_timeout
-        )
+        return await self._update("restore_max_parallelism", rpc_timeout=rpc_timeout)
 
 
 class BatchOrchestratorClient:
@@ -149,8 +152,9 @@ class BatchOrchestratorClient:
                 "with @page_processor, or pass the registered name"
             )
         validate_input(input)
-        handle = await self._client.start_workflow(
-            BatchOrchestrator.run, input_to_wire(input), id=id, task_queue=task_queue, **kwargs,
+        handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
+            BATCH_WORKFLOW_TYPE, input_to_wire(input), id=id, task_queue=task_queue,
+            result_type=BatchOrchestratorProgress, **kwargs,
         )
         return BatchOrchestratorHandle(handle, self._client)
 

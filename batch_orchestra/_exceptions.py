@@ -7,6 +7,7 @@
     ├── ProcessorDefinitionError (also TypeError)  @page_processor misuse, bad retry settings
     ├── UnknownPageProcessorError (also LookupError)
     ├── UnknownBatchTrackerError (also LookupError)
+    ├── UnknownBatchNotifierError (also LookupError)
     └── ProcessorUsageError                         misuse inside run(): second enqueue, no args
 
 Failures that cross Temporal (workflow or page failures) are ``ApplicationError``s whose
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidBatchInputError",
     "ProcessorDefinitionError",
     "ProcessorUsageError",
+    "UnknownBatchNotifierError",
     "UnknownBatchTrackerError",
     "UnknownPageProcessorError",
     "INVALID_INPUT_ERROR_TYPE",
@@ -27,6 +29,7 @@ __all__ = [
     "UNKNOWN_PROCESSOR_ERROR_TYPE",
     "UNKNOWN_TRACKER_ERROR_TYPE",
     "PROCESSOR_DEFINITION_ERROR_TYPE",
+    "UNKNOWN_NOTIFIER_ERROR_TYPE",
 ]
 
 INVALID_INPUT_ERROR_TYPE = "BatchOrchestraInvalidInput"
@@ -37,6 +40,8 @@ UNKNOWN_PROCESSOR_ERROR_TYPE = "BatchOrchestraUnknownPageProcessor"
 """``ApplicationError.type`` of a batch whose processor is not registered on the worker."""
 UNKNOWN_TRACKER_ERROR_TYPE = "BatchOrchestraUnknownBatchTracker"
 """``ApplicationError.type`` of a batch whose tracker is not registered on the worker."""
+UNKNOWN_NOTIFIER_ERROR_TYPE = "BatchOrchestraUnknownBatchNotifier"
+"""``ApplicationError.type`` of a batch whose notifier is not registered on the worker."""
 PROCESSOR_DEFINITION_ERROR_TYPE = "BatchOrchestraProcessorDefinition"
 """``ApplicationError.type`` of a batch whose processor has contradictory retry settings."""
 
@@ -59,6 +64,10 @@ class UnknownPageProcessorError(BatchOrchestraError, LookupError):
 
 class UnknownBatchTrackerError(BatchOrchestraError, LookupError):
     """No batch tracker is registered under the requested name."""
+
+
+class UnknownBatchNotifierError(BatchOrchestraError, LookupError):
+    """No batch notifier is registered under the requested name."""
 
 
 class ProcessorUsageError(BatchOrchestraError):

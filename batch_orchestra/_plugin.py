@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from temporalio.plugin import SimplePlugin
 
-from ._activities import describe_batch, process_page, run_batch_tracker
+from ._activities import BatchActivities
+from ._enqueue import EnqueueTransport, WorkerSettings
 from ._workflow import BatchOrchestrator
 
 __all__ = ["BatchOrchestraPlugin"]
@@ -13,13 +14,22 @@ __all__ = ["BatchOrchestraPlugin"]
 class BatchOrchestraPlugin(SimplePlugin):
     """Registers the ``BatchOrchestrator`` workflow and its activities on a worker.
 
-    ``Worker(client, task_queue="q", plugins=[BatchOrchestraPlugin()])``. The processors and
-    trackers the worker runs are those registered (imported) in the worker's process.
+    ``Worker(client, task_queue="q", plugins=[BatchOrchestraPlugin()])``. The processors,
+    trackers and notifiers the worker runs are those registered (imported) in its process. Each
+    plugin holds its worker's page transport (in-flight enqueues, per-processor timing), so two
+    workers in one process share nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, settings: WorkerSettings | None = None) -> None:
+        """Args:
+        settings: tuning of how pages hand their successors over (defaults suit most).
+        """
+        self.settings = settings or WorkerSettings()
+        self.transport = EnqueueTransport(self.settings)
+        """This worker's page transport (what it learned of each processor's timing)."""
+        activities = BatchActivities(self.transport)
         super().__init__(
             "batch_orchestra.BatchOrchestraPlugin",
             workflows=[BatchOrchestrator],
-            activities=[describe_batch, process_page, run_batch_tracker],
+            activities=activities.all(),
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
@@ -19,10 +21,12 @@ from ._exceptions import (
     ProcessorUsageError,
     UnknownPageProcessorError,
 )
-from ._types import ProcessorSettings
+from ._types import ProcessorSettings, check_cursor
 
 __all__ = [
+    "MAX_PAGES_PER_ENQUEUE",
     "BatchPage",
+    "EnqueuedPages",
     "BatchProcessorContext",
     "PageProcessor",
     "RetryMode",
@@ -56,11 +60,7 @@ class BatchPage:
     """How many items the page holds at most."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.cursor_str, str):
-            raise InvalidBatchInputError(
-                f"BatchPage.cursor_str must be a str, got {type(self.cursor_str).__name__} "
-                f"{self.cursor_str!r}; serialize the cursor first, e.g. with json.dumps()"
-            )
+        check_cursor(self.cursor_str, "BatchPage.cursor_str")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
             raise InvalidBatchInputError(
                 f"BatchPage.size must be an int >= 1, got {self.size!r}"
@@ -95,6 +95,9 @@ class PageProcessor(abc.ABC):
         Fetch the page, call ``await context.enqueue_next_page(...)`` with the next cursor as
         early as possible (that is what lets the next page run in parallel), then process the
         items. Return the number of items processed (optional; used for progress).
+
+        ``run`` may also be a plain ``def`` (for synchronous database drivers): it then runs in
+        a worker thread, and ``context.enqueue_next_page(...)`` is called without ``await``.
         """
 
     @property
@@ -228,6 +231,27 @@ def processor_settings(cls: type[PageProcessor]) -> ProcessorSettings:
     )
 
 
+MAX_PAGES_PER_ENQUEUE = 1_000
+"""The most successor pages one ``enqueue_next_pages`` call may hand over."""
+
+
+class EnqueuedPages:
+    """What ``enqueue_next_page(s)`` returns. The enqueue has already taken effect when the call
+    returns; awaiting this gives the event loop one turn to put it on the wire before your code
+    goes on (so ``await`` it in an ``async def run``). The attempt does not end before the
+    orchestrator has the pages, awaited or not; a delivery error fails the attempt then.
+    """
+
+    def __init__(self, delivered: asyncio.Future[None] | None) -> None:
+        self.delivered = delivered
+        """Resolves once the orchestrator has the pages (None: nothing was sent)."""
+        self.awaited = False
+
+    def __await__(self) -> Generator[Any, None, None]:
+        self.awaited = True
+        yield from asyncio.sleep(0).__await__()
+
+
 class BatchProcessorContext:
     """What a page processor's ``run`` gets: the page, the batch's args and the means to
     enqueue the next page."""
@@ -241,7 +265,7 @@ class BatchProcessorContext:
         args: str | None,
         batch_id: str,
         successor_enqueued: bool,
-        enqueue: Callable[[list[BatchPage]], Awaitable[None]],
+        enqueue: Callable[[list[BatchPage]], asyncio.Future[None]],
         logger: logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self._page = page
@@ -250,11 +274,12 @@ class BatchProcessorContext:
         self._args = args
         self._batch_id = batch_id
         self._enqueued = successor_enqueued
-        self._already_enqueued_before = successor_enqueued
-        self._called = False
+        self._called: EnqueuedPages | None = None
         self._enqueue = enqueue
         self._logger = logger
         self._items = 0
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
 
     @property
     def page(self) -> BatchPage:
@@ -308,15 +333,19 @@ class BatchProcessorContext:
         from ``run``)."""
         self._items += count
 
-    async def enqueue_next_page(self, page: BatchPage) -> None:
+    def enqueue_next_page(self, page: BatchPage) -> EnqueuedPages:
         """Hand the next page of this chain to the orchestrator. At most once per ``run``.
+
+        The enqueue takes effect when this is called; ``await`` it (``await
+        context.enqueue_next_page(...)``) to wait until the orchestrator has the page. From a
+        plain ``def run`` (which runs in a worker thread) just call it.
 
         Raises:
             ProcessorUsageError: called a second time in the same run.
         """
-        await self.enqueue_next_pages([page])
+        return self.enqueue_next_pages([page])
 
-    async def enqueue_next_pages(self, pages: Sequence[BatchPage]) -> None:
+    def enqueue_next_pages(self, pages: Sequence[BatchPage]) -> EnqueuedPages:
         """Hand several successor pages (lookahead) to the orchestrator in one call.
 
         One call of this or ``enqueue_next_page`` per run. A retried attempt whose earlier
@@ -324,14 +353,14 @@ class BatchProcessorContext:
 
         Raises:
             ProcessorUsageError: called a second time in the same run.
-            InvalidBatchInputError: an element is not a ``BatchPage``.
+            InvalidBatchInputError: an element is not a ``BatchPage``, or there are more than
+                ``MAX_PAGES_PER_ENQUEUE``.
         """
-        if self._called:
+        if self._called is not None:
             raise ProcessorUsageError(
                 f"page {self._page_num} called enqueue_next_page(s) a second time; a page "
                 "enqueues its successors once, in one call (use enqueue_next_pages for several)"
             )
-        self._called = True
         pages = list(pages)
         for p in pages:
             if not isinstance(p, BatchPage):
@@ -339,23 +368,30 @@ class BatchProcessorContext:
                     f"enqueue_next_page(s) takes BatchPage objects, got {p!r}; "
                     "wrap the cursor: BatchPage(next_cursor, page.size)"
                 )
+        if len(pages) > MAX_PAGES_PER_ENQUEUE:
+            raise InvalidBatchInputError(
+                f"page {self._page_num} enqueued {len(pages):,} pages in one call; at most "
+                f"{MAX_PAGES_PER_ENQUEUE:,} (enqueue fewer, and let the last one look further)"
+            )
         if self._enqueued or not pages:
-            return
-        await self._enqueue(pages)
+            self._called = EnqueuedPages(None)
+            return self._called
+        if threading.get_ident() == self._loop_thread:
+            delivered = self._enqueue(pages)
+        else:  # a plain `def run` in a worker thread: hand the pages to the event loop
+            future = asyncio.run_coroutine_threadsafe(self._submit(pages), self._loop)
+            delivered = asyncio.wrap_future(future.result(), loop=self._loop)
         self._enqueued = True
+        self._called = EnqueuedPages(delivered)
+        return self._called
+
+    async def _submit(self, pages: list[BatchPage]) -> asyncio.Future[None]:
+        return self._enqueue(pages)
 
     @property
     def enqueued_successor(self) -> bool:
         """Whether this page's successors have been enqueued (by this or an earlier attempt)."""
         return self._enqueued
-
-
-def _settings_for_name(name: str) -> ProcessorSettings:
-    return processor_settings(get_page_processor(name))
-
-
-def _instantiate(name: str) -> PageProcessor:
-    return get_page_processor(name)()
 
 
 def _is_registered(cls: Any) -> bool:

@@ -1,30 +1,60 @@
 """Pure bookkeeping of a batch's pages and parallelism. No Temporal imports.
 
 The workflow is a thin shell around ``Scheduler``: it feeds it events (pages enqueued, attempts
-finished, time passing, control operations) and starts the attempts it hands out. Everything
-here is bounded by max_parallelism + pending + stuck pages + fixed-size windows, never by the
-number of pages processed, and round-trips through ``to_dict``/``from_dict`` for continue-as-new.
+finished, time passing, control operations) and starts the attempts it hands out. State is
+bounded by max_parallelism + pending + stuck pages + fixed-size windows, never by the number of
+pages processed; errors are kept once per distinct error; and a batch whose failing pages pile
+up stops starting new pages before its state could outgrow what Temporal carries across
+continue-as-new (``MAX_HELD_BYTES``). ``to_state``/``from_state`` carry it into the next run.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
-from ._types import BatchOrchestratorProgress, PageFailure, ProcessorSettings
+from ._errors_table import ErrorTable
+from ._types import (
+    FailurePolicy,
+    ProcessorSettings,
+)
 
-__all__ = ["Attempt", "EnqueueResult", "PageState", "Scheduler"]
+__all__ = ["Attempt", "EnqueueResult", "Outcome", "PageState", "Scheduler"]
 
 RECENT_CURSOR_WINDOW = 64
 """How many recently enqueued cursors are remembered (besides those of every unfinished page)
 to catch a processor that loops."""
 FAILURE_LIST_LIMIT = 100
-"""How many failed (and listed stuck) pages progress shows in detail; counts stay exact."""
-MAX_ERROR_MESSAGE = 500
+"""How many failed, stuck and retrying pages progress shows in detail; counts stay exact."""
 RATE_WINDOW_SECONDS = 60.0
-"""Rates in progress are measured over about this long."""
+"""Rates in progress are measured over about this much running (not paused) time."""
+MAX_RUNNING_PAGES = 1_900
+"""The most attempts that run at once, whatever ``max_parallelism`` says: Temporal fails every
+workflow task of a run with more than 2,000 pending activities (its default limit), and the
+batch keeps a few for its tracker and notifier."""
+MAX_HELD_BYTES = 1_000_000
+"""Budget for the unfinished pages a batch holds (cursor bytes plus a fixed overhead each):
+while pages are failing and the held pages pass it, no new page starts (retries go on), so the
+state carried across continue-as-new stays far below Temporal's 2 MB payload limit."""
+PAGE_OVERHEAD_BYTES = 48
+"""The estimated cost of one held page besides its cursor."""
+
+
+class Outcome(enum.Enum):
+    """What becomes of a page after a failed attempt."""
+
+    RETRY = "retry"
+    """It waits for its next initial retry."""
+    STUCK = "stuck"
+    """Its initial retries are exhausted: it waits for its next extended retry."""
+    FAILED = "failed"
+    """It will not be retried again."""
+    NOT_RUN = "not_run"
+    """The attempt did no work (no worker knew the processor): retried, attempt not counted."""
+    STALE = "stale"
+    """The report was about an attempt that is not the page's running one: ignored."""
 
 
 @dataclass
@@ -34,31 +64,20 @@ class PageState:
     page_num: int
     cursor: str
     size: int
+    chain: int = 0
     attempts: int = 0
+    unrun: int = 0  # attempts that did no work (not counted against the retry policy)
     successor_enqueued: bool = False
     stuck: bool = False
     ready_at: float | None = None
-    error_type: str = ""
-    error_message: str = ""
+    error: int = -1  # index into the batch's ErrorTable
     failed_at: float | None = None
     report_deadline: float | None = None  # running at a hand-over: must report by then
 
-    def to_list(self) -> list[Any]:
-        return [self.page_num, self.cursor, self.size, self.attempts, self.successor_enqueued,
-                self.stuck, self.ready_at, self.error_type, self.error_message, self.failed_at,
-                self.report_deadline]
-
-    @classmethod
-    def from_list(cls, v: list[Any]) -> PageState:
-        return cls(*v)
-
-    def failure(self) -> PageFailure:
-        return PageFailure(
-            page_num=self.page_num, cursor_str=self.cursor, attempts=self.attempts,
-            error_type=self.error_type, error_message=self.error_message,
-            failed_at=_dt(self.failed_at or 0.0),
-            next_retry_at=_dt(self.ready_at) if self.stuck and self.ready_at else None,
-        )
+    @property
+    def held_bytes(self) -> int:
+        """This page's share of the batch's held-state budget."""
+        return len(self.cursor) + PAGE_OVERHEAD_BYTES
 
 
 @dataclass
@@ -76,8 +95,8 @@ class Attempt:
 class EnqueueResult:
     """What became of an enqueue: the page numbers added and the cursors ignored (and why)."""
 
-    added: list[int]
-    ignored: list[tuple[str, str]]
+    added: list[int] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _dt(ts: float) -> datetime:
@@ -88,12 +107,22 @@ class Scheduler:
     """Pending, running, waiting (retry backoff), stuck and failed pages of one batch."""
 
     def __init__(
-        self, settings: ProcessorSettings, max_parallelism: int, start_time: float
+        self,
+        settings: ProcessorSettings,
+        max_parallelism: int,
+        start_time: float,
+        policy: FailurePolicy | None = None,
     ) -> None:
         self.settings = settings
+        self.policy = policy or FailurePolicy.disabled()
         self.max_parallelism = max_parallelism
         self.previous_parallelism = max_parallelism
+        self.paused = max_parallelism == 0
+        self.pause_reason: str | None = "started with max_parallelism=0" if self.paused else None
+        self.paused_by_zero = self.paused  # a pause that a non-zero parallelism lifts
         self.start_time = start_time
+        self.paused_seconds = 0.0
+        self.paused_since: float | None = start_time if self.paused else None
         self.next_page_num = 0
         self.num_completed = 0
         self.num_completed_items = 0
@@ -104,31 +133,39 @@ class Scheduler:
         self.ready: deque[int] = deque()
         self.running: set[int] = set()
         self.waiting: set[int] = set()
-        self._handed_over: set[int] = set()
-        self.failed: deque[PageState] = deque(maxlen=FAILURE_LIST_LIMIT)
+        self.handed_over: set[int] = set()
+        self.errors = ErrorTable()
+        self.failed: deque[PageState] = deque()
+        self.held_bytes = 0
+        self.chains: dict[int, int] = {}  # chain -> unfinished pages
+        self.recent_outcomes: deque[bool] = deque()  # True: a failed attempt
+        self._recent_failures = 0
+        self._fresh = 0  # ready pages never attempted
         self._recent: deque[str] = deque()
-        self._live_cursors: dict[str, int] = {}  # cursor -> page_num of unfinished pages
-        # (time, completed pages, completed items), at most one a second over the rate window
-        self._samples: deque[tuple[float, int, int]] = deque([(start_time, 0, 0)])
         self._recent_count: dict[str, int] = {}
+        self._live_cursors: dict[str, int] = {}  # cursor -> page_num of unfinished pages
+        # (running time, completed pages, completed items), at most one a second
+        self.samples: deque[tuple[float, int, int]] = deque([(0.0, 0, 0)])
+
+    # -- discovery ---------------------------------------------------------------------------
 
     def enqueue(self, parent: int | None, pages: list[tuple[str, int]]) -> EnqueueResult:
-        """Add pages discovered by ``parent`` (None for the first pages).
+        """Add pages discovered by ``parent`` (None for the first pages, one chain each).
 
         A parent that already enqueued its successors, or that is no longer in flight, is a
         re-delivery: its pages are ignored. A cursor equal to an unfinished page's or to one of
         the last RECENT_CURSOR_WINDOW enqueued is ignored (a looping processor); the check is
         exact, so it never drops a new cursor.
         """
-        result = EnqueueResult([], [])
-        parent_cursor = None
+        result = EnqueueResult()
+        parent_cursor, chain = None, None
         if parent is not None:
             state = self.pages.get(parent)
             if state is None or state.successor_enqueued:
                 result.ignored = [(c, "its page already enqueued its successors") for c, _ in pages]
                 return result
             state.successor_enqueued = True
-            parent_cursor = state.cursor
+            parent_cursor, chain = state.cursor, state.chain
         for cursor, size in pages:
             if cursor == parent_cursor or cursor in self._recent_count or (
                 cursor in self._live_cursors
@@ -137,12 +174,29 @@ class Scheduler:
                 continue
             num = self.next_page_num
             self.next_page_num += 1
-            self.pages[num] = PageState(num, cursor, size)
-            self._live_cursors[cursor] = num
+            page = PageState(num, cursor, size, chain=num if chain is None else chain)
+            self._hold(page)
             self.ready.append(num)
+            self._fresh += 1
             self._remember(cursor)
             result.added.append(num)
         return result
+
+    def _hold(self, page: PageState) -> None:
+        self.pages[page.page_num] = page
+        self._live_cursors[page.cursor] = page.page_num
+        self.held_bytes += page.held_bytes
+        self.chains[page.chain] = self.chains.get(page.chain, 0) + 1
+
+    def _release(self, page: PageState) -> None:
+        del self.pages[page.page_num]
+        self._live_cursors.pop(page.cursor, None)
+        self.held_bytes -= page.held_bytes
+        left = self.chains.get(page.chain, 1) - 1
+        if left > 0:
+            self.chains[page.chain] = left
+        else:
+            self.chains.pop(page.chain, None)
 
     def _remember(self, cursor: str) -> None:
         self._recent.append(cursor)
@@ -155,20 +209,61 @@ class Scheduler:
             else:
                 del self._recent_count[old]
 
+    # -- starting attempts -------------------------------------------------------------------
+
+    @property
+    def effective_parallelism(self) -> int:
+        """How many attempts may run now."""
+        if self.paused:
+            return 0
+        return min(self.max_parallelism, MAX_RUNNING_PAGES)
+
+    @property
+    def holding_new_pages(self) -> bool:
+        """Whether new (never attempted) pages are held back: pages are failing and the held
+        pages have reached ``MAX_HELD_BYTES``."""
+        return self.held_bytes > MAX_HELD_BYTES and bool(self.waiting)
+
+    @property
+    def hold_reason(self) -> str | None:
+        """Why fewer pages start than the cap allows, if they do."""
+        if self.paused:
+            return None
+        if self.holding_new_pages:
+            return (
+                f"{len(self.pages):,} unfinished pages ({self.held_bytes // 1024:,} KB) are as "
+                "many as the batch keeps while pages fail: new pages wait until retrying and "
+                "stuck pages finish (fix the cause, or skip them)"
+            )
+        if self.max_parallelism > MAX_RUNNING_PAGES:
+            return (
+                f"max_parallelism {self.max_parallelism:,} is above the {MAX_RUNNING_PAGES:,} "
+                "attempts a batch runs at once (Temporal's pending-activity limit)"
+            )
+        return None
+
     def take_runnable(self, limit: int | None = None) -> list[Attempt]:
         """Attempts to start now: as many ready pages as the parallelism cap allows."""
-        free = self.max_parallelism - len(self.running)
+        free = self.effective_parallelism - len(self.running)
         if limit is not None:
             free = min(free, limit)
         out: list[Attempt] = []
+        skipped: list[int] = []
+        holding = self.holding_new_pages
         while free > 0 and self.ready:
             num = self.ready.popleft()
             state = self.pages[num]
+            if state.attempts == 0:
+                if holding:
+                    skipped.append(num)
+                    continue
+                self._fresh -= 1
             state.attempts += 1
             self.running.add(num)
             out.append(Attempt(num, state.cursor, state.size, state.attempts,
                                state.successor_enqueued))
             free -= 1
+        self.ready.extendleft(reversed(skipped))
         if len(self.running) > self.max_parallelism_achieved:
             self.max_parallelism_achieved = len(self.running)
         return out
@@ -179,81 +274,137 @@ class Scheduler:
         state = self.pages.get(page_num)
         return page_num in self.running and state is not None and state.attempts == attempt
 
+    # -- outcomes ----------------------------------------------------------------------------
+
     def complete(self, page_num: int, items: int, now: float) -> None:
         """An attempt at ``page_num`` succeeded."""
         self.running.discard(page_num)
-        self._handed_over.discard(page_num)
-        state = self.pages.pop(page_num, None)
-        if state is not None:
-            state.report_deadline = None
-            self._live_cursors.pop(state.cursor, None)
-            self.num_completed += 1
-            self.num_completed_items += max(0, items)
-            if now - self._samples[-1][0] >= 1.0:
-                self._samples.append((now, self.num_completed, self.num_completed_items))
-                while now - self._samples[0][0] > RATE_WINDOW_SECONDS:
-                    self._samples.popleft()
-
-    def rates(self, now: float) -> tuple[float, float]:
-        """Pages and items completed per second over the rate window."""
-        t0, pages0, items0 = self._samples[0]
-        elapsed = now - t0
-        if elapsed <= 0:
-            return 0.0, 0.0
-        pages = (self.num_completed - pages0) / elapsed
-        return pages, (self.num_completed_items - items0) / elapsed
-
-    def fail(
-        self, page_num: int, error_type: str, message: str, non_retryable: bool, now: float
-    ) -> str:
-        """An attempt at ``page_num`` failed. Returns what happens next: "retry", "stuck" or
-        "failed"."""
-        self.running.discard(page_num)
-        self._handed_over.discard(page_num)
+        self.handed_over.discard(page_num)
         state = self.pages.get(page_num)
         if state is None:
-            return "failed"
+            return
+        self.errors.release(state.error)
+        self._release(state)
+        self.num_completed += 1
+        self.num_completed_items += max(0, items)
+        self._record_outcome(False)
+        clock = self.running_time(now)
+        if clock - self.samples[-1][0] >= 1.0:
+            self.samples.append((clock, self.num_completed, self.num_completed_items))
+            while clock - self.samples[0][0] > RATE_WINDOW_SECONDS:
+                self.samples.popleft()
+
+    def fail(
+        self, page_num: int, error_type: str, message: str, *, non_retryable: bool,
+        did_not_run: bool = False, now: float,
+    ) -> Outcome:
+        """An attempt at ``page_num`` failed; what becomes of the page."""
+        self.running.discard(page_num)
+        self.handed_over.discard(page_num)
+        state = self.pages.get(page_num)
+        if state is None:
+            return Outcome.STALE
         s = self.settings
         state.report_deadline = None
-        state.error_type = error_type
-        state.error_message = message[:MAX_ERROR_MESSAGE]
+        self.errors.release(state.error)
+        state.error = self.errors.acquire(error_type, message)
         state.failed_at = now
+        if did_not_run:
+            state.unrun += 1
+            state.ready_at = now + min(s.maximum_interval_seconds, 10.0 * min(state.unrun, 6))
+            self.waiting.add(page_num)
+            return Outcome.NOT_RUN
+        self._record_outcome(True)
+        counted = state.attempts - state.unrun
         permanent = non_retryable or s.at_most_once or error_type in s.non_retryable_error_types
-        exhausted = state.stuck or (0 < s.maximum_attempts <= state.attempts)
+        exhausted = state.stuck or (0 < s.maximum_attempts <= counted)
         if permanent or (exhausted and not s.use_extended_retries):
-            del self.pages[page_num]
-            self._live_cursors.pop(state.cursor, None)
+            self._release(state)
             self.num_failed += 1
             state.stuck = False
             self.failed.append(state)
-            return "failed"
+            if len(self.failed) > FAILURE_LIST_LIMIT:
+                self.errors.release(self.failed.popleft().error)
+            return Outcome.FAILED
         self.waiting.add(page_num)
         if exhausted:
             state.stuck = True
             state.ready_at = now + s.extended_retry_interval_seconds
-            return "stuck"
-        state.ready_at = now + s.retry_delay(state.attempts)
-        return "retry"
+            return Outcome.STUCK
+        state.ready_at = now + s.retry_delay(counted)
+        return Outcome.RETRY
+
+    def _record_outcome(self, failed: bool) -> None:
+        self.recent_outcomes.append(failed)
+        self._recent_failures += failed
+        while len(self.recent_outcomes) > self.policy.window:
+            self._recent_failures -= self.recent_outcomes.popleft()
+
+    def check_policy(self, now: float) -> str | None:
+        """Pause the batch if the failure policy says so; returns the reason when it just did.
+
+        A batch with no new page left to start is never paused (its stuck pages keep their
+        extended retries)."""
+        if self.paused or self._fresh == 0:
+            return None
+        p = self.policy
+        n = len(self.recent_outcomes)
+        reason = None
+        if p.max_failure_rate is not None and n >= p.min_attempts and (
+            self._recent_failures > p.max_failure_rate * n
+        ):
+            reason = (
+                f"{self._recent_failures} of the last {n} page attempts failed (more than "
+                f"{p.max_failure_rate:.0%}, the failure policy's max_failure_rate)"
+            )
+        stuck = sum(1 for n_ in self.waiting if self.pages[n_].stuck)
+        if reason is None and p.max_failed_pages is not None and (
+            self.num_failed + stuck > p.max_failed_pages
+        ):
+            reason = (
+                f"{self.num_failed} failed and {stuck} stuck pages (more than "
+                f"{p.max_failed_pages}, the failure policy's max_failed_pages)"
+            )
+        if reason is None:
+            return None
+        error = self._latest_error()
+        if error:
+            reason += f"; latest error: {error}"
+        self.pause(reason, now)
+        return self.pause_reason
+
+    def _latest_error(self) -> str:
+        latest = max(
+            (self.pages[n] for n in self.waiting), key=lambda p: p.failed_at or 0.0, default=None
+        )
+        if latest is None and self.failed:
+            latest = self.failed[-1]
+        if latest is None:
+            return ""
+        error_type, message = self.errors.get(latest.error)
+        return f"{error_type}: {message[:200]}"
+
+    # -- time --------------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
         """When the earliest waiting retry, or the deadline of a page handed over while
         running, is due, if any."""
         due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
-        due += [d for d in (self.pages[n].report_deadline for n in self._handed_over) if d]
+        due += [d for d in (self.pages[n].report_deadline for n in self.handed_over) if d]
         return min(due) if due else None
 
     @property
     def has_due(self) -> bool:
         """Whether anything will come due (cheap: checked on every workflow activation)."""
-        return bool(self.waiting or self._handed_over)
+        return bool(self.waiting or self.handed_over)
 
     def release_due(self, now: float) -> int:
         """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
         attempts handed over while running that never reported; returns how many pages."""
-        overdue = [n for n in self._handed_over if (self.pages[n].report_deadline or 0.0) <= now]
+        overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
         for n in overdue:
             self.fail(n, "Timeout", "the attempt was running at a hand-over and never reported "
-                      "its outcome (its worker may have died)", False, now)
+                      "its outcome (its worker may have died)", non_retryable=False, now=now)
         due = sorted(
             (self.pages[n] for n in self.waiting if (self.pages[n].ready_at or 0.0) <= now),
             key=lambda p: (p.ready_at, p.page_num), reverse=True,
@@ -264,111 +415,57 @@ class Scheduler:
             self.ready.appendleft(p.page_num)
         return len(due) + len(overdue)
 
-    @property
-    def handed_over(self) -> list[int]:
-        """Running pages whose attempt was started by an earlier run (they leave the set when
-        they complete or fail)."""
-        return sorted(self._handed_over)
+    def running_time(self, now: float) -> float:
+        """Seconds the batch has spent unpaused since it started."""
+        paused = self.paused_seconds
+        if self.paused_since is not None:
+            paused += max(0.0, now - self.paused_since)
+        return max(0.0, now - self.start_time - paused)
 
-    def set_parallelism(self, n: int) -> int:
-        """Set the cap, remembering the old one; returns the old one."""
+    # -- control -----------------------------------------------------------------------------
+
+    def pause(self, reason: str, now: float, *, by_zero: bool = False) -> bool:
+        """Pause (running pages finish, none start); False if it already was."""
+        if self.paused:
+            return False
+        self.paused, self.pause_reason, self.paused_since = True, reason, now
+        self.paused_by_zero = by_zero
+        return True
+
+    def resume(self, now: float) -> bool:
+        """Resume a paused batch at its cap; False if it was not paused. The failure policy
+        judges afresh from here."""
+        if not self.paused:
+            return False
+        if self.paused_since is not None:
+            self.paused_seconds += max(0.0, now - self.paused_since)
+        self.paused, self.pause_reason, self.paused_since = False, None, None
+        self.paused_by_zero = False
+        self.recent_outcomes.clear()
+        self._recent_failures = 0
+        return True
+
+    def set_parallelism(self, n: int, now: float) -> int:
+        """Set the cap, remembering the old one; 0 pauses (keeping the cap to resume to).
+        A batch paused by ``pause()`` or the failure policy stays paused (the new cap is what
+        ``resume`` returns to); a pause made by parallelism 0 is lifted. Returns the old cap."""
         old = self.max_parallelism
+        if n == 0:
+            self.pause("max_parallelism set to 0", now, by_zero=True)
+            return old
         if n != old:
             self.previous_parallelism = old
             self.max_parallelism = n
+        if self.paused and self.paused_by_zero:
+            self.resume(now)
         return old
-
-    def restore_parallelism(self) -> int:
-        """Return to the cap before the last change; returns the new cap."""
-        self.set_parallelism(self.previous_parallelism)
-        return self.max_parallelism
 
     @property
     def is_finished(self) -> bool:
         """No page is pending, waiting, running or stuck."""
         return not self.pages
 
-    def progress(self, now: float, total_items: int | None = None) -> BatchOrchestratorProgress:
-        """A snapshot for queries, trackers and the result."""
-        pages_rate, items_rate = self.rates(now)
-        percent = eta = None
-        if total_items is not None:
-            done = self.num_completed_items
-            percent = min(100.0, 100.0 * done / total_items) if total_items else 100.0
-            if items_rate > 0:
-                eta = max(0.0, (total_items - done) / items_rate)
-        stuck = [p for p in self.pages.values() if p.stuck]
-        idle_stuck = sum(1 for n in self.waiting if self.pages[n].stuck)
-        recent_stuck = sorted(stuck, key=lambda p: p.failed_at or 0.0)[-FAILURE_LIST_LIMIT:]
-        return BatchOrchestratorProgress(
-            num_completed_pages=self.num_completed,
-            num_processing_pages=len(self.running),
-            num_pending_pages=len(self.pages) - len(self.running) - idle_stuck,
-            num_stuck_pages=len(stuck),
-            num_failed_pages=self.num_failed,
-            num_completed_items=self.num_completed_items,
-            num_open_chains=sum(1 for p in self.pages.values() if not p.successor_enqueued),
-            is_finished=self.is_finished,
-            is_paused=self.max_parallelism == 0,
-            max_parallelism=self.max_parallelism,
-            max_parallelism_achieved=self.max_parallelism_achieved,
-            start_time=_dt(self.start_time),
-            num_runs=self.num_runs,
-            total_items=total_items,
-            pages_per_second=pages_rate,
-            items_per_second=items_rate,
-            percent_complete=percent,
-            eta_seconds=eta,
-            stuck_pages=[p.failure() for p in recent_stuck],
-            failed_pages=[p.failure() for p in self.failed],
-        )
-
-    def to_dict(self, report_deadline: float | None = None) -> dict[str, Any]:
-        """The state to carry into the next run. Pages still running are handed over: their
-        attempts report to the next run by ``report_deadline``, or count as timed out."""
-        if self.running and report_deadline is None:
-            raise RuntimeError(f"pages running at a hand-over need a deadline: {self.running}")
-        for n in self.running:
-            state = self.pages[n]
-            state.report_deadline = max(state.report_deadline or 0.0, report_deadline or 0.0)
-        return {
-            "running": sorted(self.running),
-            "max_parallelism": self.max_parallelism,
-            "previous_parallelism": self.previous_parallelism,
-            "start_time": self.start_time,
-            "next_page_num": self.next_page_num,
-            "num_completed": self.num_completed,
-            "num_completed_items": self.num_completed_items,
-            "num_failed": self.num_failed,
-            "max_parallelism_achieved": self.max_parallelism_achieved,
-            "num_runs": self.num_runs,
-            "ready": list(self.ready),
-            "pages": [p.to_list() for p in self.pages.values()],
-            "failed": [p.to_list() for p in self.failed],
-            "recent": list(self._recent),
-            # the oldest and newest rate samples are enough to keep rates going; a constant size
-            "samples": [list(x) for x in list(self._samples)[:1] + list(self._samples)[1:][-1:]],
-        }
-
-    @classmethod
-    def from_dict(cls, settings: ProcessorSettings, d: dict[str, Any]) -> Scheduler:
-        """Rebuild a scheduler from ``to_dict`` output (the next run)."""
-        s = cls(settings, d["max_parallelism"], d["start_time"])
-        s.previous_parallelism = d["previous_parallelism"]
-        s.next_page_num = d["next_page_num"]
-        s.num_completed = d["num_completed"]
-        s.num_completed_items = d["num_completed_items"]
-        s.num_failed = d["num_failed"]
-        s.max_parallelism_achieved = d["max_parallelism_achieved"]
-        s.num_runs = d["num_runs"] + 1
-        s.pages = {v[0]: PageState.from_list(v) for v in d["pages"]}
-        s.ready = deque(d["ready"])
-        s.running = set(d.get("running", []))
-        s._handed_over = set(s.running)
-        s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}
-        s._live_cursors = {p.cursor: n for n, p in s.pages.items()}
-        s.failed = deque((PageState.from_list(v) for v in d["failed"]), maxlen=FAILURE_LIST_LIMIT)
-        for c in d["recent"]:
-            s._remember(c)
-        s._samples = deque((t, p, i) for t, p, i in d.get("samples") or [(s.start_time, 0, 0)])
-        return s
+    @property
+    def fresh_pages(self) -> int:
+        """Ready pages never attempted."""
+        return self._fresh

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from ._exceptions import ProcessorDefinitionError, ProcessorUsageError, UnknownBatchTrackerError
+from ._exceptions import ProcessorUsageError, UnknownBatchTrackerError
+from ._registry import FunctionRegistry
 from ._types import BatchOrchestratorProgress
 
 __all__ = [
@@ -73,7 +73,9 @@ class BatchTrackerContext:
 
 TrackerFn = Callable[[BatchTrackerContext], Awaitable[None]]
 _F = TypeVar("_F", bound=TrackerFn)
-_registry: dict[str, TrackerFn] = {}
+_registry: FunctionRegistry[TrackerFn] = FunctionRegistry(
+    "@batch_tracker", "batch tracker", UnknownBatchTrackerError
+)
 
 
 def batch_tracker(fn: _F) -> _F:
@@ -82,18 +84,13 @@ def batch_tracker(fn: _F) -> _F:
     Raises:
         ProcessorDefinitionError: ``fn`` is not an ``async def`` function.
     """
-    candidate: Any = fn  # keep mypy from narrowing fn through iscoroutinefunction's TypeGuard
-    if not inspect.iscoroutinefunction(candidate):
-        raise ProcessorDefinitionError(
-            f"@batch_tracker decorates `async def tracker(context)` functions, got {fn!r}"
-        )
-    _registry[fn.__name__] = fn
+    _registry.register(fn)
     return fn
 
 
 def registered_batch_trackers() -> list[str]:
     """The names of every registered tracker, sorted."""
-    return sorted(_registry)
+    return _registry.names()
 
 
 def get_batch_tracker(name: str) -> TrackerFn:
@@ -102,12 +99,4 @@ def get_batch_tracker(name: str) -> TrackerFn:
     Raises:
         UnknownBatchTrackerError: nothing is registered under that name.
     """
-    try:
-        return _registry[name]
-    except KeyError:
-        known = ", ".join(registered_batch_trackers()) or "none"
-        raise UnknownBatchTrackerError(
-            f"no batch tracker named {name!r} is registered on this worker (registered: "
-            f"{known}); import the module that defines it in the worker and decorate the "
-            "function with @batch_tracker"
-        ) from None
+    return _registry.get(name)

@@ -7,15 +7,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ._exceptions import InvalidBatchInputError
+from ._wire import WireError, from_wire, to_wire
 
 __all__ = [
+    "MAX_ARGS_BYTES",
+    "MAX_CURSOR_BYTES",
+    "BatchNotifierConfig",
     "BatchOrchestratorInput",
     "BatchOrchestratorProgress",
     "BatchTrackerConfig",
+    "ErrorCount",
+    "FailurePolicy",
     "PageFailure",
     "ProcessorSettings",
+    "check_cursor",
     "input_from_wire",
     "input_to_wire",
+    "validate_input",
 ]
 
 
@@ -29,6 +37,42 @@ class BatchTrackerConfig:
     """An opaque string handed to the tracker as ``context.args_str``."""
     interval: timedelta = timedelta(minutes=1)
     """How often the tracker is called while the batch runs (once more at the end)."""
+
+
+@dataclass(kw_only=True)
+class FailurePolicy:
+    """When a batch pauses itself because too much is failing (to protect the downstream).
+
+    Past a threshold the batch **pauses**: running pages finish, no page starts, progress says
+    why (``pause_reason``) and the notifier, if any, is called. Fix the cause, then ``resume()``.
+    A batch with nothing left to start never pauses: its stuck pages keep their extended retries.
+    """
+
+    max_failure_rate: float | None = 0.5
+    """Pause when more than this fraction of the last ``window`` page attempts failed (judged
+    only once ``min_attempts`` attempts were made in the window); None: no rate threshold."""
+    window: int = 100
+    """How many recent attempts the rate is judged over."""
+    min_attempts: int = 20
+    """The rate is not judged over fewer attempts than this (so a small batch with one bad page
+    finishes as usual, with that page counted as failed or stuck)."""
+    max_failed_pages: int | None = None
+    """Pause when more than this many pages are failed or stuck at once; None: no count."""
+
+    @classmethod
+    def disabled(cls) -> FailurePolicy:
+        """A policy that never pauses the batch."""
+        return cls(max_failure_rate=None, max_failed_pages=None)
+
+
+@dataclass(kw_only=True)
+class BatchNotifierConfig:
+    """Which registered ``@batch_notifier`` to call about a batch's events."""
+
+    name: str
+    """The notifier's registered name (its function name)."""
+    args: str | None = None
+    """An opaque string handed to the notifier as ``context.args_str``."""
 
 
 @dataclass(kw_only=True)
@@ -61,6 +105,17 @@ class BatchOrchestratorInput:
     handover_wait: timedelta = timedelta(seconds=10)
     """At a continue-as-new hand-over, how long a run waits for its running pages before it
     hands them, still running, to the next run (which learns their outcome by signal)."""
+    failure_policy: FailurePolicy | None = None
+    """When the batch pauses itself because too much fails. None: the default policy
+    (``FailurePolicy()``: over half of the last 100 attempts, once 20 were made); pass
+    ``FailurePolicy.disabled()`` to never pause."""
+    notifier: BatchNotifierConfig | None = None
+    """A registered ``@batch_notifier`` called when the batch pauses itself, when pages fail for
+    good (in groups), and when the batch ends."""
+    heartbeat_timeout: timedelta | None = timedelta(seconds=30)
+    """The library heartbeats every running page; a page whose worker stops heartbeating this
+    long (a crashed worker, or a page blocking the event loop) is retried without waiting for
+    ``page_timeout``. None: no heartbeats (a dead worker's pages wait for ``page_timeout``)."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -85,7 +140,19 @@ class PageFailure:
     failed_at: datetime
     """When the last attempt failed."""
     next_retry_at: datetime | None = None
-    """For a stuck page: when its next extended retry is due."""
+    """For a stuck or retrying page: when its next retry is due."""
+
+
+@dataclass(kw_only=True)
+class ErrorCount:
+    """One distinct error of a batch's held pages, with how many pages last failed with it."""
+
+    error_type: str
+    """The error's type (exception class name, or "Timeout")."""
+    error_message: str
+    """Its message, truncated."""
+    pages: int
+    """Pages (retrying, stuck or among the listed failed) whose last error this is."""
 
 
 @dataclass(kw_only=True)
@@ -97,23 +164,36 @@ class BatchOrchestratorProgress:
     num_processing_pages: int = 0
     """Pages with an attempt running now."""
     num_pending_pages: int = 0
-    """Pages discovered but not running: waiting for a slot or for a retry."""
+    """Pages discovered but not running: waiting for a slot or for a retry (retrying pages are
+    counted here too)."""
+    num_retrying_pages: int = 0
+    """Pending pages that failed at least once and wait for their next initial retry."""
     num_stuck_pages: int = 0
-    """Pages whose initial retries are exhausted, waiting for extended retries."""
+    """Pages whose initial retries are exhausted, waiting for extended retries (a stuck page
+    whose retry is running counts as processing)."""
     num_failed_pages: int = 0
     """Pages that will not be retried again."""
     num_completed_items: int = 0
     """Items reported by completed pages."""
+    num_discovered_pages: int = 0
+    """Pages discovered so far: completed + processing + pending + stuck + failed."""
     num_open_chains: int = 0
-    """Chains that may still discover pages."""
+    """Chains (one per first cursor) with a page not yet finished, so they may discover more."""
     is_finished: bool = False
     """No page is pending, running or stuck: the batch is over."""
     is_cancelled: bool = False
     """The batch was cancelled: no page starts any more."""
     is_paused: bool = False
-    """Parallelism is 0: running pages finish, no new page starts."""
+    """The batch is paused: running pages finish, no new page starts until ``resume()``."""
+    pause_reason: str | None = None
+    """Why the batch is paused (an operator, the failure policy, ...); None when running."""
     max_parallelism: int = 0
-    """The current parallelism cap."""
+    """The configured parallelism cap (kept while paused: ``resume()`` returns to it)."""
+    effective_parallelism: int = 0
+    """How many pages may run now: 0 while paused, else the cap, lowered when Temporal's limits
+    or the batch's held-state budget require it (``hold_reason`` says why)."""
+    hold_reason: str | None = None
+    """Why fewer pages start than the cap allows, if they do."""
     max_parallelism_achieved: int = 0
     """The most pages that ever ran at once."""
     start_time: datetime | None = None
@@ -134,6 +214,10 @@ class BatchOrchestratorProgress:
     """The most recent stuck pages (at most 100)."""
     failed_pages: list[PageFailure] = field(default_factory=list)
     """The most recent failed pages (at most 100)."""
+    retrying_pages: list[PageFailure] = field(default_factory=list)
+    """The most recently failed pages still in their initial retries (at most 100)."""
+    errors: list[ErrorCount] = field(default_factory=list)
+    """The distinct last errors of retrying, stuck and listed failed pages, most pages first."""
 
 
 @dataclass(kw_only=True)
@@ -151,17 +235,22 @@ class ProcessorSettings:
     extended_retry_interval_seconds: float
 
     def retry_delay(self, failed_attempts: int) -> float:
-        """Seconds to wait before the next initial retry after ``failed_attempts`` failures."""
-        delay = self.initial_interval_seconds * self.backoff_coefficient ** (failed_attempts - 1)
-        return float(min(delay, self.maximum_interval_seconds))
+        """Seconds to wait before the next initial retry after ``failed_attempts`` failures
+        (never overflows: the exponent stops growing once the delay reaches its maximum)."""
+        cap = self.maximum_interval_seconds
+        try:
+            delay = self.initial_interval_seconds * self.backoff_coefficient ** min(
+                max(0, failed_attempts - 1), 1024
+            )
+        except OverflowError:
+            delay = cap
+        return float(min(delay, cap))
 
 
-_DURATION_FIELDS = ("page_timeout", "handover_wait")
-_FIELDS = (
-    "page_processor", "page_size", "max_parallelism", "args", "first_cursor_str",
-    "first_cursor_strs", "page_timeout", "batch_id", "batch_tracker", "pages_per_run",
-    "total_items", "handover_wait",
-)
+MAX_ARGS_BYTES = 256 * 1024
+"""The most ``args`` may hold: every page attempt carries a copy in its input."""
+MAX_CURSOR_BYTES = 16 * 1024
+"""The most one cursor may hold: the batch keeps cursors of its unfinished pages in its state."""
 
 
 def _is_int(v: Any) -> bool:
@@ -170,6 +259,46 @@ def _is_int(v: Any) -> bool:
 
 def _fail(msg: str) -> InvalidBatchInputError:
     return InvalidBatchInputError(msg)
+
+
+def check_cursor(cursor: Any, what: str) -> None:
+    """Raise ``InvalidBatchInputError`` unless ``cursor`` is a str of a size the batch can keep."""
+    if not isinstance(cursor, str):
+        raise _fail(
+            f"{what} must be a str, got {type(cursor).__name__} {cursor!r}; serialize the "
+            "cursor first, e.g. json.dumps(cursor)"
+        )
+    if len(cursor) > MAX_CURSOR_BYTES:
+        raise _fail(
+            f"{what} is {len(cursor):,} characters ({cursor[:40]!r}...); a cursor may hold at "
+            f"most {MAX_CURSOR_BYTES:,}: keep a key or offset in it, not the page's data"
+        )
+
+
+def _validate_policy(p: Any) -> None:
+    if not isinstance(p, FailurePolicy):
+        raise _fail(f"failure_policy must be a FailurePolicy or None, got {p!r}")
+    rate = p.max_failure_rate
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1
+    ):
+        raise _fail(
+            f"failure_policy.max_failure_rate must be None or a fraction in (0, 1], got {rate!r}"
+        )
+    if not _is_int(p.window) or p.window < 1 or p.window > 10_000:
+        raise _fail(f"failure_policy.window must be an int in [1, 10000], got {p.window!r}")
+    if not _is_int(p.min_attempts) or not 1 <= p.min_attempts <= p.window:
+        raise _fail(
+            f"failure_policy.min_attempts must be an int in [1, window={p.window}], "
+            f"got {p.min_attempts!r}"
+        )
+    if p.max_failed_pages is not None and (
+        not _is_int(p.max_failed_pages) or p.max_failed_pages < 0
+    ):
+        raise _fail(
+            f"failure_policy.max_failed_pages must be None or an int >= 0, "
+            f"got {p.max_failed_pages!r}"
+        )
 
 
 def validate_input(inp: BatchOrchestratorInput) -> None:
@@ -190,11 +319,13 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
             f"args must be a str or None, got {type(inp.args).__name__} {inp.args!r}; "
             "serialize it first, e.g. json.dumps(args)"
         )
-    if not isinstance(inp.first_cursor_str, str):
+    if inp.args is not None and len(inp.args.encode()) > MAX_ARGS_BYTES:
         raise _fail(
-            f"first_cursor_str must be a str, got {type(inp.first_cursor_str).__name__} "
-            f"{inp.first_cursor_str!r}; serialize the cursor first, e.g. json.dumps(cursor)"
+            f"args is {len(inp.args.encode()):,} bytes ({inp.args[:40]!r}...); every page "
+            f"attempt carries a copy, so it may hold at most {MAX_ARGS_BYTES:,}: keep large data "
+            "in your database or a file and put its location in args"
         )
+    check_cursor(inp.first_cursor_str, "first_cursor_str")
     if inp.first_cursor_strs is not None:
         cursors = inp.first_cursor_strs
         if not isinstance(cursors, list) or not cursors:
@@ -202,8 +333,7 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
                 f"first_cursor_strs must be a non-empty list of str or None, got {cursors!r}"
             )
         for c in cursors:
-            if not isinstance(c, str):
-                raise _fail(f"first_cursor_strs holds a non-str cursor {c!r}; serialize it first")
+            check_cursor(c, "a cursor in first_cursor_strs")
         if inp.first_cursor_str:
             raise _fail(
                 "give either first_cursor_str or first_cursor_strs, not both "
@@ -219,6 +349,23 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
         raise _fail(f"pages_per_run must be None or an int >= 1, got {inp.pages_per_run!r}")
     if inp.total_items is not None and (not _is_int(inp.total_items) or inp.total_items < 0):
         raise _fail(f"total_items must be None or an int >= 0, got {inp.total_items!r}")
+    if inp.heartbeat_timeout is not None and (
+        not isinstance(inp.heartbeat_timeout, timedelta) or inp.heartbeat_timeout <= timedelta(0)
+    ):
+        raise _fail(
+            f"heartbeat_timeout must be None or a positive timedelta, got {inp.heartbeat_timeout!r}"
+        )
+    if inp.failure_policy is not None:
+        _validate_policy(inp.failure_policy)
+    n = inp.notifier
+    if n is not None:
+        if not isinstance(n, BatchNotifierConfig) or not isinstance(n.name, str) or not n.name:
+            raise _fail(
+                f"notifier must be None or a BatchNotifierConfig with a registered notifier's "
+                f"name, got {n!r}"
+            )
+        if n.args is not None and not isinstance(n.args, str):
+            raise _fail(f"notifier.args must be a str or None, got {n.args!r}")
     t = inp.batch_tracker
     if t is not None:
         if not isinstance(t, BatchTrackerConfig):
@@ -232,58 +379,25 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
 
 
 def input_to_wire(inp: BatchOrchestratorInput) -> dict[str, Any]:
-    """The JSON-friendly dict the workflow takes (durations as seconds)."""
-    tracker = inp.batch_tracker
-    return {
-        "page_processor": inp.processor_name(),
-        "page_size": inp.page_size,
-        "max_parallelism": inp.max_parallelism,
-        "args": inp.args,
-        "first_cursor_str": inp.first_cursor_str,
-        "first_cursor_strs": inp.first_cursor_strs,
-        "page_timeout": inp.page_timeout.total_seconds(),
-        "batch_id": inp.batch_id,
-        "batch_tracker": None if tracker is None else {
-            "name": tracker.name, "args": tracker.args,
-            "interval": tracker.interval.total_seconds(),
-        },
-        "pages_per_run": inp.pages_per_run,
-        "total_items": inp.total_items,
-        "handover_wait": inp.handover_wait.total_seconds(),
-    }
-
-
-def _seconds(key: str, value: Any) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(f"{key} must be a number of seconds on the wire, got {value!r}")
-    return timedelta(seconds=value)
+    """The JSON-friendly dict the workflow takes (durations as seconds, the processor by name)."""
+    wire: dict[str, Any] = to_wire(inp)
+    wire["page_processor"] = inp.processor_name()
+    return wire
 
 
 def input_from_wire(raw: Any) -> BatchOrchestratorInput:
-    """Parse and validate the workflow's wire input (from any client, SDK or the CLI)."""
-    if not isinstance(raw, dict):
-        raise _fail(f"the BatchOrchestrator input must be a JSON object, got {raw!r}")
-    unknown = sorted(set(raw) - set(_FIELDS) - {"continuation"})
-    if unknown:
-        raise _fail(f"unknown BatchOrchestrator input field(s) {unknown}; known: {list(_FIELDS)}")
-    for key in ("page_processor", "page_size", "max_parallelism"):
-        if key not in raw:
-            raise _fail(f"the BatchOrchestrator input needs {key!r}")
-    kwargs = {k: raw[k] for k in _FIELDS if k in raw and raw[k] is not None}
-    if "args" in raw:
-        kwargs["args"] = raw["args"]
-    for key in _DURATION_FIELDS:
-        if key in kwargs:
-            kwargs[key] = _seconds(key, kwargs[key])
-    tracker = kwargs.get("batch_tracker")
-    if tracker is not None:
-        if not isinstance(tracker, dict) or "name" not in tracker:
-            raise _fail(f"batch_tracker must be an object with a 'name', got {tracker!r}")
-        kwargs["batch_tracker"] = BatchTrackerConfig(
-            name=tracker["name"],
-            args=tracker.get("args"),
-            interval=_seconds("batch_tracker.interval", tracker.get("interval", 60)),
-        )
-    inp = BatchOrchestratorInput(**kwargs)
+    """Parse and validate the workflow's wire input (from any client, SDK or the CLI); a
+    ``continuation`` key (the state carried by continue-as-new) is skipped here."""
+    if isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items() if k != "continuation"}
+        for key in ("page_processor", "page_size", "max_parallelism"):
+            if key not in raw:
+                raise _fail(f"the BatchOrchestrator input needs {key!r}")
+        if isinstance(raw.get("batch_tracker"), dict):
+            raw["batch_tracker"] = {"interval": 60, **raw["batch_tracker"]}
+    try:
+        inp = from_wire(BatchOrchestratorInput, raw, "", "BatchOrchestrator input")
+    except WireError as err:
+        raise _fail(str(err)) from None
     validate_input(inp)
     return inp

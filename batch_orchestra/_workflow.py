@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -12,28 +14,51 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from ._activities import (
+    from ._continuation import (
+        BatchContinuation,
+        continuation_from_wire,
+        continuation_to_wire,
+        scheduler_from_state,
+        scheduler_to_state,
+    )
+    from ._exceptions import (
+        INVALID_INPUT_ERROR_TYPE,
+        UNKNOWN_PROCESSOR_ERROR_TYPE,
+        InvalidBatchInputError,
+    )
+    from ._messages import (
+        BATCH_WORKFLOW_TYPE,
+        DESCRIBE_BATCH,
+        ENQUEUE_MANY_UPDATE,
+        ENQUEUE_SIGNAL,
+        ENQUEUE_UPDATE,
+        NOTIFY,
+        PAGE_FINISHED_SIGNAL,
+        PROCESS_PAGE,
+        PROGRESS_QUERY,
+        RUN_TRACKER,
         DescribeBatchInput,
         EnqueueRequest,
+        NotifyInput,
         PageOutcome,
         PageResult,
         ProcessPageInput,
         TrackerInput,
-        describe_batch,
-        process_page,
-        run_batch_tracker,
     )
-    from ._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
     from ._processor import BatchPage
-    from ._scheduler import Attempt, Scheduler
+    from ._progress import build_progress, page_failure
+    from ._scheduler import Attempt, Outcome, Scheduler
     from ._types import (
         BatchOrchestratorInput,
         BatchOrchestratorProgress,
+        FailurePolicy,
+        PageFailure,
         ProcessorSettings,
         input_from_wire,
     )
+    from ._wire import WireError
 
-__all__ = ["BatchOrchestrator"]
+__all__ = ["BatchOrchestrator", "Lifecycle"]
 
 HISTORY_EVENTS_PER_RUN = 10_000
 """A run continues as new at this many history events (Temporal's hard limit is 51,200)."""
@@ -45,81 +70,109 @@ UPDATES_PER_RUN = 1_500
 HANDOVER_REPORT_GRACE_SECONDS = 10.0
 """How long past ``page_timeout`` a run waits for an attempt handed over while running to
 report, before counting it as timed out."""
+STARTS_PER_TASK = 500
+"""The most attempts one workflow task starts; more wait a moment for the next task."""
+START_BYTES_PER_TASK = 1_000_000
+"""... and the most bytes of attempt inputs one task sends (Temporal refuses a workflow task
+completion over 4 MB; every attempt carries the batch's args and its page's cursor)."""
+FAILED_OUTBOX_LIMIT = 1_000
+"""Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
-_NO_SETTINGS = ProcessorSettings(
-    name="", at_most_once=True, maximum_attempts=1, initial_interval_seconds=1.0,
-    backoff_coefficient=1.0, maximum_interval_seconds=1.0, non_retryable_error_types=[],
-    use_extended_retries=False, extended_retry_interval_seconds=1.0,
-)
+_DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
+
+
+class Lifecycle(enum.Enum):
+    """Where one run of a batch is."""
+
+    STARTING = "starting"
+    """The processor's settings are being read; no page has started."""
+    RUNNING = "running"
+    """Pages start as slots free up."""
+    HANDING_OVER = "handing_over"
+    """No page starts; the run waits (briefly) for running pages, then continues as new."""
+    FINISHED = "finished"
+    """No page is left: the batch is over."""
+    CANCELLED = "cancelled"
+    """The batch was cancelled: no page starts any more."""
 
 
 # Not sandboxed: the sandbox's work on every activation (its restricted environment, proxied
 # module access) was a third of the worker's CPU per page, with a workflow task per page or two
 # (BENCHMARKS.md, Hops). This code is the library's own and deterministic by construction: time
 # only from workflow.now(), no I/O, no randomness, no mutable module state; tests replay its
-# histories (test_replay.py).
-@workflow.defn(name="BatchOrchestrator", sandboxed=False)
+# histories, including those recorded from released versions (test_replay.py).
+@workflow.defn(name=BATCH_WORKFLOW_TYPE, sandboxed=False)
 class BatchOrchestrator:
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
 
     @workflow.init
     def __init__(self, raw: dict[str, Any]) -> None:
+        self._state = Lifecycle.STARTING
         self._dirty = False
-        self._draining = False
-        self._finished = False
         self._tracker_busy = False
         self._started_this_run = 0
-        self._cancelled = False
         self._updates_this_run = 0
         self._drain_timed_out = False
         self._drain_timer: asyncio.Future[None] | None = None
-        self._attempts: dict[int, workflow.ActivityHandle[PageResult]] = {}
-        self._settings: ProcessorSettings | None = None
+        self._attempts: dict[tuple[int, int], workflow.ActivityHandle[PageResult]] = {}
+        self._execution = workflow.info().first_execution_run_id
         self._input_error: str | None = None
-        self._inp: BatchOrchestratorInput | None = None
         self._tracker_next: float | None = None
+        self._sched: Scheduler | None = None
+        self._settings: ProcessorSettings | None = None
+        self._cont: BatchContinuation | None = None
+        self._notices: deque[tuple[str, str | None, list[PageFailure]]] = deque()
+        self._failed_outbox: list[PageFailure] = []
+        self._notifying = False
         cont = raw.get("continuation") if isinstance(raw, dict) else None
         try:
             self._inp = input_from_wire(raw)
-        except InvalidBatchInputError as err:
+            if cont:
+                self._cont = continuation_from_wire(cont)
+        except (InvalidBatchInputError, WireError) as err:
             self._input_error = str(err)
-        if cont:
-            self._settings = ProcessorSettings(**cont["settings"])
-            self._sched = Scheduler.from_dict(self._settings, cont["scheduler"])
-            self._tracker_next = cont.get("tracker_next")
-        else:
-            # The processor's settings arrive in run(); no page can fail before that.
-            parallelism = self._inp.max_parallelism if self._inp else 0
-            self._sched = Scheduler(_NO_SETTINGS, parallelism, workflow.now().timestamp())
+            self._inp = BatchOrchestratorInput(page_processor="?", page_size=1, max_parallelism=0)
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> BatchOrchestratorProgress:
         """Run (this run of) the batch. ``raw`` is ``input_to_wire(BatchOrchestratorInput)``."""
-        if self._input_error is not None or self._inp is None:
+        if self._input_error is not None:
             raise ApplicationError(
-                self._input_error or "invalid input", type=INVALID_INPUT_ERROR_TYPE,
-                non_retryable=True,
+                self._input_error, type=INVALID_INPUT_ERROR_TYPE, non_retryable=True
             )
-        inp, sched = self._inp, self._sched
-        if self._settings is None:
-            self._settings = sched.settings = await self._describe(inp)
+        inp = self._inp
+        policy = inp.failure_policy or (
+            FailurePolicy() if workflow.patched(_DEFAULT_POLICY_PATCH)
+            else FailurePolicy.disabled()
+        )
+        if self._cont is not None:
+            self._settings = self._cont.settings
+            self._sched = scheduler_from_state(self._settings, policy, self._cont.scheduler)
+            self._tracker_next = self._cont.tracker_next
+        else:
+            self._settings = await self._describe(inp)
+            self._sched = Scheduler(
+                self._settings, inp.max_parallelism, workflow.now().timestamp(), policy
+            )
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
-            sched.enqueue(None, [(c, inp.page_size) for c in cursors])
+            self._sched.enqueue(None, [(c, inp.page_size) for c in cursors])
             workflow.logger.info(
                 "batch started: %s, page_size %d, max_parallelism %d, %d chain(s)",
                 self._settings.name, inp.page_size, inp.max_parallelism, len(cursors),
                 extra=self._extra(),
             )
-        settings = self._settings
+        self._state = Lifecycle.RUNNING
+        self._dirty = True
 
         background: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._retry_timer())]
         if inp.batch_tracker is not None:
             background.append(asyncio.ensure_future(self._tracker_loop()))
+        if inp.notifier is not None:
+            background.append(asyncio.ensure_future(self._notifier_loop()))
 
         try:
             await self._drive()
-            if self._finished:
-                await workflow.wait_condition(lambda: not self._tracker_busy)
+            await workflow.wait_condition(self._quiet)
         except asyncio.CancelledError:
             await self._cancel(background)
             raise
@@ -127,11 +180,13 @@ class BatchOrchestrator:
             background.append(self._drain_timer)
         for task in background:
             task.cancel()
-        if not self._finished:
+        if self._state is not Lifecycle.FINISHED:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            workflow.continue_as_new(self._continuation(raw, settings))
+            workflow.continue_as_new(self._continuation(raw))
         if inp.batch_tracker is not None:
             await self._call_tracker(is_final=True)
+        if inp.notifier is not None:
+            await self._notify("finished", None, [])
         await workflow.wait_condition(workflow.all_handlers_finished)
         progress = self._progress()
         workflow.logger.info(
@@ -140,38 +195,51 @@ class BatchOrchestrator:
         )
         return progress
 
+    def _quiet(self) -> bool:
+        """No tracker or notifier call is in flight or waiting (before a hand-over or the end)."""
+        return not self._tracker_busy and not self._notifying and not self._notices
+
     async def _drive(self) -> None:
         """Start pages as slots free up until the batch is finished or must hand over."""
-        sched = self._sched
+        sched = self._scheduler
         while True:
-            self._start_runnable()
+            more = self._start_runnable()
             if sched.is_finished:
                 break
-            if not self._draining and self._should_continue_as_new():
-                self._draining = True
+            if self._state is Lifecycle.RUNNING and self._should_continue_as_new():
+                self._state = Lifecycle.HANDING_OVER
                 self._drain_timer = asyncio.ensure_future(self._drain_deadline())
                 workflow.logger.info(
                     "handing over to a new run after %d page attempts; waiting for %d running",
                     self._started_this_run, len(sched.running), extra=self._extra(),
                 )
-            if self._draining and not self._tracker_busy and (
+            if self._state is Lifecycle.HANDING_OVER and self._quiet() and (
                 not sched.running or self._drain_timed_out
             ):
                 break
+            if more:  # the rest start in the next workflow task
+                await workflow.sleep(timedelta(milliseconds=10))
+                continue
             await workflow.wait_condition(lambda: self._dirty)
             self._dirty = False
-        self._finished = sched.is_finished
+        if sched.is_finished:
+            self._state = Lifecycle.FINISHED
         self._dirty = True
 
+    @property
+    def _scheduler(self) -> Scheduler:
+        if self._sched is None:
+            raise ApplicationError("the batch's scheduler is not built yet")
+        return self._sched
+
     async def _drain_deadline(self) -> None:
-        assert self._inp is not None
         await workflow.sleep(self._inp.handover_wait)
         self._drain_timed_out = self._dirty = True
 
     async def _cancel(self, background: list[asyncio.Future[Any]]) -> None:
         """The batch was cancelled: start nothing more, cancel running attempts, tell the
         tracker, then let the cancellation close the workflow."""
-        self._cancelled = True
+        self._state = Lifecycle.CANCELLED
         for task in background:
             task.cancel()
         running = list(self._attempts.values())
@@ -181,19 +249,21 @@ class BatchOrchestrator:
             "batch cancelled with %d page(s) running; they were asked to stop", len(running),
             extra=self._extra(),
         )
-        inp = self._inp
-        if inp is not None and inp.batch_tracker is not None:
+        if self._inp.batch_tracker is not None and self._sched is not None:
             await self._call_tracker(is_final=True)
 
     async def _describe(self, inp: BatchOrchestratorInput) -> ProcessorSettings:
         tracker = inp.batch_tracker.name if inp.batch_tracker is not None else None
+        notifier = inp.notifier.name if inp.notifier is not None else None
         try:
-            return await workflow.execute_local_activity(
-                describe_batch,
-                DescribeBatchInput(inp.processor_name(), tracker),
+            settings: ProcessorSettings = await workflow.execute_local_activity(
+                DESCRIBE_BATCH,
+                DescribeBatchInput(inp.processor_name(), tracker, notifier),
+                result_type=ProcessorSettings,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
+            return settings
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
@@ -203,13 +273,12 @@ class BatchOrchestrator:
             raise
 
     def _extra(self, page_num: int | None = None) -> dict[str, Any]:
-        extra: dict[str, Any] = {"batch_id": self._inp.batch_id if self._inp else ""}
+        extra: dict[str, Any] = {"batch_id": self._inp.batch_id}
         if page_num is not None:
             extra["page_num"] = page_num
         return extra
 
     def _should_continue_as_new(self) -> bool:
-        assert self._inp is not None
         per_run = self._inp.pages_per_run
         if per_run is not None and self._started_this_run >= per_run:
             return True
@@ -224,21 +293,27 @@ class BatchOrchestrator:
             or info.get_current_history_size() >= HISTORY_BYTES_PER_RUN
         )
 
-    def _start_runnable(self) -> None:
-        sched, inp = self._sched, self._inp
-        assert inp is not None
-        if self._draining:
-            return
-        limit = None
+    def _start_runnable(self) -> bool:
+        """Start what may start now; True if more would have, past this task's budget."""
+        if self._state is not Lifecycle.RUNNING:
+            return False
+        inp, sched = self._inp, self._scheduler
+        per_attempt = 600 + len(inp.args or "") + len(inp.batch_id) + len(inp.processor_name())
+        budget = min(STARTS_PER_TASK, max(1, START_BYTES_PER_TASK // per_attempt))
+        limit = budget
         if inp.pages_per_run is not None:
-            limit = max(0, inp.pages_per_run - self._started_this_run)
-        for att in sched.take_runnable(limit):
+            limit = min(limit, max(0, inp.pages_per_run - self._started_this_run))
+        attempts = sched.take_runnable(limit)
+        for att in attempts:
             self._started_this_run += 1
             self._start_attempt(att, inp)
+        return len(attempts) == budget and bool(sched.ready) and (
+            len(sched.running) < sched.effective_parallelism
+        )
 
     def _start_attempt(self, att: Attempt, inp: BatchOrchestratorInput) -> None:
         handle = workflow.start_activity(
-            process_page,
+            PROCESS_PAGE,
             ProcessPageInput(
                 processor=inp.processor_name(),
                 page=BatchPage(att.cursor, att.size),
@@ -248,24 +323,25 @@ class BatchOrchestrator:
                 batch_id=inp.batch_id,
                 successor_enqueued=att.successor_enqueued,
                 report_after_seconds=inp.handover_wait.total_seconds() / 2,
+                execution=self._execution,
             ),
+            result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,
+            heartbeat_timeout=inp.heartbeat_timeout,
             retry_policy=_PAGE_RETRY,
             activity_id=f"page-{att.page_num}-attempt-{att.attempt}",
             summary=f"page {att.page_num}",
         )
-        self._attempts[att.page_num] = handle
-        handle.add_done_callback(
-            lambda fut: self._on_attempt_done(att.page_num, att.attempt, fut)
-        )
+        key = (att.page_num, att.attempt)
+        self._attempts[key] = handle
+        handle.add_done_callback(lambda fut: self._on_attempt_done(key, fut))
 
-    def _on_attempt_done(
-        self, page_num: int, attempt: int, fut: asyncio.Future[PageResult]
-    ) -> None:
-        sched = self._sched
+    def _on_attempt_done(self, key: tuple[int, int], fut: asyncio.Future[PageResult]) -> None:
+        sched = self._scheduler
+        page_num, attempt = key
         self._dirty = True
-        self._attempts.pop(page_num, None)
-        if self._cancelled or fut.cancelled():
+        self._attempts.pop(key, None)
+        if self._state is Lifecycle.CANCELLED or fut.cancelled():
             sched.running.discard(page_num)
             return
         if not sched.is_current(page_num, attempt):
@@ -290,21 +366,38 @@ class BatchOrchestrator:
         """A page succeeded; successors it carried in its outcome are enqueued first (a page
         only enqueues while it is in flight)."""
         if successors:
-            self._apply_enqueue(EnqueueRequest(page_num, successors))
-        self._sched.complete(page_num, items, workflow.now().timestamp())
+            self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
+        self._scheduler.complete(page_num, items, workflow.now().timestamp())
 
     def _fail_page(self, page_num: int, kind: str, message: str, non_retryable: bool) -> None:
-        outcome = self._sched.fail(
-            page_num, kind, message, non_retryable, workflow.now().timestamp()
+        sched, now = self._scheduler, workflow.now().timestamp()
+        outcome = sched.fail(
+            page_num, kind, message, non_retryable=non_retryable,
+            did_not_run=kind == UNKNOWN_PROCESSOR_ERROR_TYPE, now=now,
         )
-        log = workflow.logger.error if outcome != "retry" else workflow.logger.warning
-        log("page %s: %s: %s", outcome, kind, message, extra=self._extra(page_num))
+        log = workflow.logger.warning if outcome in (Outcome.RETRY, Outcome.NOT_RUN) else (
+            workflow.logger.error
+        )
+        log("page %s: %s: %s", outcome.value, kind, message, extra=self._extra(page_num))
+        if outcome is Outcome.FAILED and self._inp.notifier is not None:
+            if len(self._failed_outbox) >= FAILED_OUTBOX_LIMIT:
+                self._failed_outbox.pop(0)
+            self._failed_outbox.append(page_failure(sched, sched.failed[-1]))
+        reason = sched.check_policy(now)
+        if reason is not None:
+            workflow.logger.error("batch paused itself: %s", reason, extra=self._extra())
+            if self._inp.notifier is not None:
+                self._notices.append(("paused", reason, []))
 
-    @workflow.signal(name="batch_orchestra.page_finished")
+    @workflow.signal(name=PAGE_FINISHED_SIGNAL)
     def page_finished(self, outcome: PageOutcome) -> None:
         """A long attempt reports how it ended (it may have been started by an earlier run)."""
         sched = self._sched
-        if self._cancelled or not sched.is_current(outcome.page_num, outcome.attempt):
+        if sched is None or self._state is Lifecycle.CANCELLED or not self._ours(
+            outcome.execution, "page_finished", outcome.page_num
+        ):
+            return
+        if not sched.is_current(outcome.page_num, outcome.attempt):
             return
         self._dirty = True
         if outcome.error_type is None:
@@ -314,8 +407,18 @@ class BatchOrchestrator:
                 outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable
             )
 
+    def _ours(self, execution: str, what: str, page_num: int) -> bool:
+        """Whether a message comes from an attempt this batch execution started."""
+        if not execution or execution == self._execution:
+            return True
+        workflow.logger.warning(
+            "ignored %s from page %d of another batch execution (%s) that used this workflow "
+            "ID", what, page_num, execution, extra=self._extra(page_num),
+        )
+        return False
+
     async def _retry_timer(self) -> None:
-        sched = self._sched
+        sched = self._scheduler
         while True:
             due = sched.next_due()
             if due is None:
@@ -333,9 +436,8 @@ class BatchOrchestrator:
                 self._dirty = True
 
     async def _tracker_loop(self) -> None:
-        inp = self._inp
-        assert inp is not None and inp.batch_tracker is not None
-        interval = inp.batch_tracker.interval.total_seconds()
+        assert self._inp.batch_tracker is not None
+        interval = self._inp.batch_tracker.interval.total_seconds()
         while True:
             now = workflow.now().timestamp()
             if self._tracker_next is None:
@@ -343,21 +445,20 @@ class BatchOrchestrator:
             delay = self._tracker_next - now
             if delay > 0:
                 await workflow.sleep(timedelta(seconds=delay))
-            if self._draining or self._finished:
+            if self._state is not Lifecycle.RUNNING:
                 return
             self._tracker_next = workflow.now().timestamp() + interval
             await self._call_tracker(is_final=False)
 
     async def _call_tracker(self, *, is_final: bool) -> None:
-        inp = self._inp
-        assert inp is not None and inp.batch_tracker is not None
+        tracker = self._inp.batch_tracker
+        assert tracker is not None
         self._tracker_busy = True
         try:
             await workflow.execute_activity(
-                run_batch_tracker,
+                RUN_TRACKER,
                 TrackerInput(
-                    inp.batch_tracker.name, inp.batch_tracker.args, inp.batch_id,
-                    self._progress(), is_final,
+                    tracker.name, tracker.args, self._inp.batch_id, self._progress(), is_final,
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -368,31 +469,69 @@ class BatchOrchestrator:
             self._tracker_busy = False
             self._dirty = True
 
-    def _continuation(self, raw: dict[str, Any], settings: ProcessorSettings) -> dict[str, Any]:
-        assert self._inp is not None
+    async def _notifier_loop(self) -> None:
+        """Hand events to the notifier one call at a time; failed pages go in groups."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._notices or self._failed_outbox))
+            if self._failed_outbox:
+                failed, self._failed_outbox = self._failed_outbox, []
+                self._notices.appendleft(("pages_failed", None, failed))
+            event, reason, pages = self._notices.popleft()
+            await self._notify(event, reason, pages)
+
+    async def _notify(self, event: str, reason: str | None, pages: list[PageFailure]) -> None:
+        notifier = self._inp.notifier
+        assert notifier is not None
+        self._notifying = True
+        try:
+            await workflow.execute_activity(
+                NOTIFY,
+                NotifyInput(
+                    notifier.name, notifier.args, self._inp.batch_id, workflow.info().workflow_id,
+                    event, reason, pages, self._progress(),
+                ),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:
+            workflow.logger.warning(
+                "batch notifier failed on %s: %s", event, err.cause, extra=self._extra()
+            )
+        finally:
+            self._notifying = False
+            self._dirty = True
+
+    def _continuation(self, raw: dict[str, Any]) -> dict[str, Any]:
+        assert self._settings is not None
         nxt = {k: v for k, v in raw.items() if k != "continuation"}
         nxt["first_cursor_str"], nxt["first_cursor_strs"] = "", None
-        nxt["continuation"] = {
-            "settings": settings.__dict__,
-            # Attempts still running report by signal; past this they count as timed out.
-            "scheduler": self._sched.to_dict(
-                workflow.now().timestamp() + self._inp.page_timeout.total_seconds()
-                + HANDOVER_REPORT_GRACE_SECONDS
-            ),
-            "tracker_next": self._tracker_next,
-        }
+        # Attempts still running report by signal; past this they count as timed out.
+        deadline = (
+            workflow.now().timestamp() + self._inp.page_timeout.total_seconds()
+            + HANDOVER_REPORT_GRACE_SECONDS
+        )
+        nxt["continuation"] = continuation_to_wire(BatchContinuation(
+            settings=self._settings,
+            scheduler=scheduler_to_state(self._scheduler, deadline),
+            tracker_next=self._tracker_next,
+        ))
         return nxt
 
     def _progress(self) -> BatchOrchestratorProgress:
-        p = self._sched.progress(
-            workflow.now().timestamp(), self._inp.total_items if self._inp else None
+        if self._sched is None:
+            return BatchOrchestratorProgress(max_parallelism=self._inp.max_parallelism)
+        ended = self._state in (Lifecycle.FINISHED, Lifecycle.CANCELLED)
+        p = build_progress(
+            self._sched, workflow.now().timestamp(), self._inp.total_items, ended=ended
         )
-        p.is_finished = self._finished
-        p.is_cancelled = self._cancelled
+        p.is_finished = self._state is Lifecycle.FINISHED
+        p.is_cancelled = self._state is Lifecycle.CANCELLED
         return p
 
     def _apply_enqueue(self, req: EnqueueRequest) -> int:
         sched = self._sched
+        if sched is None or not self._ours(req.execution, "an enqueue", req.parent_page_num):
+            return 0
         result = sched.enqueue(req.parent_page_num, [(p.cursor_str, p.size) for p in req.pages])
         for cursor, why in result.ignored:
             workflow.logger.warning(
@@ -403,12 +542,12 @@ class BatchOrchestrator:
             self._dirty = True
         return len(result.added)
 
-    @workflow.signal(name="batch_orchestra.enqueue_pages")
+    @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue_pages(self, req: EnqueueRequest) -> None:
         """A running page hands over its successor page(s) (fire-and-forget form)."""
         self._apply_enqueue(req)
 
-    @workflow.update(name="batch_orchestra.enqueue")
+    @workflow.update(name=ENQUEUE_UPDATE)
     def enqueue(self, req: EnqueueRequest) -> int:
         """A running page hands over its successor page(s); returns how many were added.
 
@@ -419,49 +558,69 @@ class BatchOrchestrator:
         self._updates_this_run += 1
         return self._apply_enqueue(req)
 
-    @workflow.update(name="batch_orchestra.enqueue_many")
+    @workflow.update(name=ENQUEUE_MANY_UPDATE)
     def enqueue_many(self, reqs: list[EnqueueRequest]) -> int:
         """Several pages' enqueues in one update (a worker coalesces them under load)."""
         self._updates_this_run += 1
         return sum(self._apply_enqueue(req) for req in reqs)
 
-    @workflow.query(name="progress")
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> BatchOrchestratorProgress:
         """The batch's progress now."""
         return self._progress()
 
-    def _set_parallelism(self, sched: Scheduler, n: int) -> BatchOrchestratorProgress:
-        sched.set_parallelism(n)
+    async def _control(self) -> Scheduler:
+        """The scheduler, once the batch has started (a control made while the processor's
+        settings are read waits for them)."""
+        await workflow.wait_condition(lambda: self._sched is not None)
         self._dirty = True
+        return self._scheduler
+
+    async def _pause(self) -> BatchOrchestratorProgress:
+        sched = await self._control()
+        if sched.pause("paused by an operator", workflow.now().timestamp()):
+            workflow.logger.info("batch paused by an operator", extra=self._extra())
+        return self._progress()
+
+    async def _resume(self) -> BatchOrchestratorProgress:
+        sched = await self._control()
+        if sched.resume(workflow.now().timestamp()):
+            workflow.logger.info(
+                "batch resumed at max_parallelism %d", sched.max_parallelism, extra=self._extra()
+            )
+        return self._progress()
+
+    async def _set_parallelism(self, n: int) -> BatchOrchestratorProgress:
+        sched = await self._control()
+        sched.set_parallelism(n, workflow.now().timestamp())
         workflow.logger.info("max_parallelism set to %d", n, extra=self._extra())
         return self._progress()
 
     @workflow.update(name="pause")
-    def pause(self) -> BatchOrchestratorProgress:
-        """Set parallelism to 0: running pages finish, no page starts. Returns the progress."""
-        sched = self._sched
-        return self._set_parallelism(sched, 0) if sched.max_parallelism else self._progress()
+    async def pause(self) -> BatchOrchestratorProgress:
+        """Pause: running pages finish, no page starts until ``resume``. Returns the progress."""
+        return await self._pause()
 
     @workflow.update(name="resume")
-    def resume(self) -> BatchOrchestratorProgress:
-        """Return to the parallelism before the pause. Returns the progress."""
-        sched = self._sched
-        if sched.max_parallelism == 0:
-            self._set_parallelism(sched, sched.previous_parallelism)
-        return self._progress()
+    async def resume(self) -> BatchOrchestratorProgress:
+        """Resume a paused batch at its parallelism cap. Returns the progress."""
+        return await self._resume()
 
     @resume.validator
     def _validate_resume(self) -> None:
-        if self._sched.max_parallelism == 0 and self._sched.previous_parallelism == 0:
+        sched = self._sched
+        if sched is not None and sched.paused and sched.max_parallelism == 0:
             raise ValueError(
-                "the batch was started with max_parallelism=0 and has no earlier parallelism "
-                "to resume to; use set_max_parallelism(n)"
+                "the batch was started with max_parallelism=0 and has no parallelism to resume "
+                "to; use set_max_parallelism(n)"
             )
 
     @workflow.update(name="set_max_parallelism")
-    def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
-        """Set the parallelism cap (0 pauses), remembering the old one. Returns the progress."""
-        return self._set_parallelism(self._sched, n)
+    async def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
+        """Set the parallelism cap (0 pauses), remembering the old one. A batch paused by
+        ``pause`` or by its failure policy stays paused; ``resume`` then returns to ``n``.
+        Returns the progress."""
+        return await self._set_parallelism(n)
 
     @set_max_parallelism.validator
     def _validate_set_max_parallelism(self, n: int) -> None:
@@ -469,33 +628,33 @@ class BatchOrchestrator:
             raise ValueError(f"max_parallelism must be an int >= 0 (0 pauses), got {n!r}")
 
     @workflow.update(name="restore_max_parallelism")
-    def restore_max_parallelism(self) -> BatchOrchestratorProgress:
+    async def restore_max_parallelism(self) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last change. Returns the progress."""
-        sched = self._sched
-        return self._set_parallelism(sched, sched.previous_parallelism)
+        sched = await self._control()
+        sched.set_parallelism(sched.previous_parallelism, workflow.now().timestamp())
+        return self._progress()
 
     @workflow.signal(name="pause_signal")
-    def pause_signal(self) -> None:
+    async def pause_signal(self) -> None:
         """Fire-and-forget ``pause``."""
-        if self._sched.max_parallelism:
-            self._set_parallelism(self._sched, 0)
+        await self._pause()
 
     @workflow.signal(name="resume_signal")
-    def resume_signal(self) -> None:
+    async def resume_signal(self) -> None:
         """Fire-and-forget ``resume`` (ignored when there is nothing to resume to)."""
-        sched = self._sched
-        if sched.max_parallelism == 0 and sched.previous_parallelism > 0:
-            self._set_parallelism(sched, sched.previous_parallelism)
+        sched = await self._control()
+        if sched.max_parallelism > 0:
+            await self._resume()
 
     @workflow.signal(name="set_max_parallelism_signal")
-    def set_max_parallelism_signal(self, n: int) -> None:
+    async def set_max_parallelism_signal(self, n: int) -> None:
         """Fire-and-forget ``set_max_parallelism`` (an invalid value is logged and ignored)."""
         try:
             self._validate_set_max_parallelism(n)
         except ValueError as err:
             workflow.logger.warning("ignored set_max_parallelism_signal: %s", err)
             return
-        self._set_parallelism(self._sched, n)
+        await self._set_parallelism(n)
 
 
 def _earlier_due(sched: Scheduler, due: float) -> bool:

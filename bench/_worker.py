@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import bench._noop  # noqa: F401  (registers BenchNoopPages)
-from batch_orchestra import BatchOrchestraPlugin
+from batch_orchestra import BatchOrchestraPlugin, WorkerSettings
 from bench._baseline import PlainChain, RawBaseline, plain_chain_page, raw_noop, raw_noop_signal
 
 
@@ -36,7 +36,9 @@ async def main() -> None:
     worker = Worker(
         client,
         task_queue=opts.task_queue,
-        plugins=[BatchOrchestraPlugin()],
+        plugins=[BatchOrchestraPlugin(settings=WorkerSettings(
+            enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1"
+        ))],
         workflows=[RawBaseline, PlainChain],
         activities=[raw_noop, raw_noop_signal, plain_chain_page],
         max_concurrent_activities=opts.max_concurrent_activities,

@@ -42,15 +42,20 @@ def task_queue() -> str:
 
 
 @asynccontextmanager
-async def _worker(client: Client, task_queue: str, **kwargs: Any) -> AsyncIterator[Worker]:
-    worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()], **kwargs)
+async def _worker(
+    client: Client, task_queue: str, plugin: BatchOrchestraPlugin | None = None, **kwargs: Any
+) -> AsyncIterator[Worker]:
+    worker = Worker(
+        client, task_queue=task_queue, plugins=[plugin or BatchOrchestraPlugin()], **kwargs
+    )
     async with worker:
         yield worker
 
 
 @pytest.fixture
 def new_worker(client: Client, task_queue: str) -> Callable[..., Any]:
-    """``async with new_worker(): ...`` runs a worker with the plugin on this test's queue."""
+    """``async with new_worker(): ...`` runs a worker with the plugin on this test's queue
+    (``plugin=`` a ``BatchOrchestraPlugin`` of the test's own)."""
 
     def factory(**kwargs: Any) -> Any:
         return _worker(client, kwargs.pop("task_queue", task_queue), **kwargs)

@@ -16,10 +16,12 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from batch_orchestra import (
+    BatchNotifierContext,
     BatchPage,
     BatchProcessorContext,
     BatchTrackerContext,
     PageProcessor,
+    batch_notifier,
     batch_tracker,
     page_processor,
 )
@@ -231,3 +233,105 @@ class Lookahead(PageProcessor):
     @property
     def initial_retry_policy(self) -> RetryPolicy:
         return _FAST
+
+
+OUTAGE: dict[str, bool] = {}
+"""batch_id -> whether the downstream of `Outage` pages is down."""
+
+
+@page_processor
+class Outage(PageProcessor):
+    """Enqueues its successor, then fails while OUTAGE[batch_id] (args: n)."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        args = script(context)
+        start, size = int(context.page.cursor_str or 0), context.page.size
+        end = min(start + size, args["n"])
+        if end < args["n"]:
+            await context.enqueue_next_page(BatchPage(str(end), size))
+        if OUTAGE.get(context.batch_id):
+            raise ConnectionError(f"could not connect to the database (page {context.page_num})")
+        RECORDS[context.batch_id].items.extend(range(start, end))
+        RECORDS[context.batch_id].pages.append(context.page_num)
+        return end - start
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    @property
+    def initial_retry_policy(self) -> RetryPolicy:
+        return _FAST
+
+    @property
+    def extended_retry_interval_seconds(self) -> int:
+        return 1
+
+
+@page_processor
+class SyncSqlite(PageProcessor):
+    """A plain `def run` over a synchronous driver, enqueueing without await (args: db, n)."""
+
+    def run(self, context: BatchProcessorContext) -> int:  # type: ignore[override]
+        args = json.loads(context.args_str)
+        start, size = int(context.page.cursor_str or 0), context.page.size
+        end = min(start + size, args["n"])
+        if end < args["n"]:
+            context.enqueue_next_page(BatchPage(str(end), size))
+        _record_items(args["db"], context.page_num, start, end)
+        return end - start  # type: ignore[no-any-return]
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+@page_processor
+class ForgetsAwait(PageProcessor):
+    """Calls enqueue_next_page without await (args: n); returns a float item count."""
+
+    async def run(self, context: BatchProcessorContext) -> float:  # type: ignore[override]
+        args = script(context)
+        start, size = int(context.page.cursor_str or 0), context.page.size
+        end = min(start + size, args["n"])
+        if end < args["n"]:
+            context.enqueue_next_page(BatchPage(str(end), size))  # no await
+        await asyncio.sleep(0.01)
+        RECORDS[context.batch_id].items.extend(range(start, end))
+        return float(end - start)
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+@page_processor
+class LateEnqueue(PageProcessor):
+    """Sleeps, then enqueues its successor (args: n, sleep, tag): its messages arrive late."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        args = script(context)
+        start, size = int(context.page.cursor_str.rsplit(":", 1)[-1]), context.page.size
+        RECORDS[args["tag"]].attempts.append((context.page_num, context.attempt))
+        try:
+            await asyncio.sleep(args.get("sleep", 0))
+        finally:
+            end = min(start + size, args["n"])
+            if end < args["n"]:
+                await context.enqueue_next_page(BatchPage(f"{args['tag']}:{end}", size))
+        RECORDS[args["tag"]].pages.append(context.page_num)
+        return end - start
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+NOTICES: dict[str, list[tuple[str, str | None, list[int]]]] = defaultdict(list)
+
+
+@batch_notifier
+async def record_notifier(context: BatchNotifierContext) -> None:
+    NOTICES[context.batch_id].append(
+        (context.event, context.reason, [p.page_num for p in context.failed_pages])
+    )

@@ -135,7 +135,7 @@ async def test_pause_resume_set_parallelism(
 
         await assert_eventually(some_done)
         out = assert_ok(await run_cli(temporal, "pause", wid))
-        assert f"paused batch {wid!r}: parallelism 2 -> 0" in out
+        assert f"paused batch {wid!r} (resume returns to parallelism 2)" in out
         at_pause = await handle.get_progress()
 
         async def drained() -> BatchOrchestratorProgress:
@@ -151,20 +151,27 @@ async def test_pause_resume_set_parallelism(
         await asyncio.sleep(1.0)
         assert len(STARTS[wid]) == starts
         data = await status_json(temporal, wid)
-        assert data["is_paused"] is True and data["max_parallelism"] == 0
+        assert data["is_paused"] is True and data["effective_parallelism"] == 0
+        assert data["max_parallelism"] == 2 and data["pause_reason"] == "paused by an operator"
         assert data["num_processing_pages"] == 0
         assert data["num_completed_pages"] == p.num_completed_pages
         assert "PAUSED" in assert_ok(await run_cli(temporal, "status", wid))
 
+        # The README's sequence: a paused batch keeps its pause; set-parallelism changes what
+        # resume returns to.
+        out = assert_ok(await run_cli(temporal, "set-parallelism", wid, "4"))
+        assert f"batch {wid!r}: parallelism 2 -> 4; it stays paused until resume" in out
+        await asyncio.sleep(0.5)
+        assert len(STARTS[wid]) == starts, "set-parallelism unpaused the batch"
         out = assert_ok(await run_cli(temporal, "resume", wid))
-        assert f"resumed batch {wid!r}: parallelism 0 -> 2" in out
+        assert f"resumed batch {wid!r} at parallelism 4" in out
 
         async def restarted() -> None:
             assert len(STARTS[wid]) > starts
 
         await assert_eventually(restarted)
-        out = assert_ok(await run_cli(temporal, "set-parallelism", wid, "4"))
-        assert f"batch {wid!r}: parallelism 2 -> 4" in out
+        out = assert_ok(await run_cli(temporal, "resume", wid))
+        assert f"batch {wid!r} was not paused; parallelism stays 4" in out
         assert (await status_json(temporal, wid))["max_parallelism"] == 4
 
         final = await handle.result()

@@ -86,7 +86,8 @@ async def test_pause_stops_new_pages_and_resume_finishes(orchestra, task_queue, 
 
         await assert_eventually(some_done)
         paused = await handle.pause()
-        assert paused.is_paused and paused.max_parallelism == 0
+        assert paused.is_paused and paused.effective_parallelism == 0
+        assert paused.max_parallelism == 3 and paused.pause_reason == "paused by an operator"
 
         async def drained() -> BatchOrchestratorProgress:
             p = await handle.get_progress()

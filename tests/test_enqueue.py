@@ -9,21 +9,28 @@ from typing import Any
 
 import pytest
 
-from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, _activities
+from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorClient, BatchOrchestratorInput
 from tests.helpers import batch_id, enqueue_counts, enqueue_update_events
 from tests.processors import RECORDS
 
 
-@pytest.fixture
-def quick_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This worker process believes Scripted pages finish right after they enqueue."""
-    monkeypatch.setattr(_activities, "_quick_pages", {"Scripted": 1.0})
+def _plugin(quick: bool) -> BatchOrchestraPlugin:
+    plugin = BatchOrchestraPlugin()
+    for _ in range(40):
+        plugin.transport.learn("Scripted", quick)
+    return plugin
 
 
 @pytest.fixture
-def slow_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This worker process believes Scripted pages work after they enqueue."""
-    monkeypatch.setattr(_activities, "_quick_pages", {"Scripted": 0.0})
+def quick_mode() -> BatchOrchestraPlugin:
+    """A worker plugin that believes Scripted pages finish right after they enqueue."""
+    return _plugin(True)
+
+
+@pytest.fixture
+def slow_mode() -> BatchOrchestraPlugin:
+    """A worker plugin that believes Scripted pages work after they enqueue."""
+    return _plugin(False)
 
 
 def _input(bid: str, **args: Any) -> BatchOrchestratorInput:
@@ -42,7 +49,7 @@ async def test_quick_pages_hand_successors_over_in_their_results(
     orchestra, task_queue, new_worker, quick_mode
 ) -> None:
     bid = batch_id()
-    async with new_worker():
+    async with new_worker(plugin=quick_mode):
         handle, result = await _run(orchestra, task_queue, _input(bid, n=300))
     assert result.num_completed_pages == 30 and result.num_completed_items == 300
     assert sorted(RECORDS[bid].pages) == list(range(30))
@@ -55,7 +62,7 @@ async def test_pages_that_work_after_enqueueing_send_successors_at_once(
     orchestra, task_queue, new_worker, slow_mode
 ) -> None:
     bid = batch_id()
-    async with new_worker():
+    async with new_worker(plugin=slow_mode):
         handle, result = await _run(orchestra, task_queue, _input(bid, n=40, sleep=0.5))
     assert result.num_completed_pages == 4
     assert await enqueue_counts(handle) == (3, 0)
@@ -68,7 +75,7 @@ async def test_a_quick_process_still_pipelines_a_page_that_works(
 ) -> None:
     """A process that holds enqueues back sends one anyway once its page goes on working."""
     bid = batch_id()
-    async with new_worker():
+    async with new_worker(plugin=quick_mode):
         handle, result = await _run(orchestra, task_queue, _input(bid, n=40, sleep=1.0))
     assert result.num_completed_pages == 4
     messages, carried = await enqueue_counts(handle)
@@ -80,7 +87,7 @@ async def test_quick_page_failing_after_enqueue_sends_its_successor_once(
     orchestra, task_queue, new_worker, quick_mode
 ) -> None:
     bid = batch_id()
-    async with new_worker():
+    async with new_worker(plugin=quick_mode):
         handle, result = await _run(
             orchestra, task_queue, _input(bid, n=40, fail={"0": {"attempts": 2}})
         )
@@ -95,11 +102,11 @@ async def test_quick_page_failing_after_enqueue_sends_its_successor_once(
 async def test_processes_learn_which_pages_are_quick(
     orchestra, task_queue, new_worker, slow_mode
 ) -> None:
-    async with new_worker():
+    async with new_worker(plugin=slow_mode):
         await _run(orchestra, task_queue, _input(batch_id(), n=300))
-        assert _activities._quick_pages["Scripted"] > 0.5
+        assert slow_mode.transport.is_quick("Scripted")
         await _run(orchestra, task_queue, _input(batch_id(), n=100, sleep=0.05))
-        assert _activities._quick_pages["Scripted"] < 0.5
+        assert not slow_mode.transport.is_quick("Scripted")
 
 
 async def test_concurrent_enqueues_share_updates(
@@ -113,7 +120,7 @@ async def test_concurrent_enqueues_share_updates(
         args=json.dumps({"chain_len": 100, "sleep": 0.2}),
         first_cursor_strs=[str(k * 100) for k in range(16)],
     )
-    async with new_worker():
+    async with new_worker(plugin=slow_mode):
         handle, result = await _run(orchestra, task_queue, inp)
     rec = RECORDS[bid]
     assert result.num_completed_pages == 160 and result.num_failed_pages == 0

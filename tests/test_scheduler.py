@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
-from batch_orchestra._scheduler import RECENT_CURSOR_WINDOW, Scheduler
-from batch_orchestra._types import ProcessorSettings
+from batch_orchestra import _scheduler
+from batch_orchestra._continuation import SchedulerState, scheduler_from_state, scheduler_to_state
+from batch_orchestra._progress import build_progress
+from batch_orchestra._scheduler import RECENT_CURSOR_WINDOW, Outcome, Scheduler
+from batch_orchestra._types import FailurePolicy, ProcessorSettings
+from batch_orchestra._wire import from_wire, to_wire
 
 
 def settings(**kw: object) -> ProcessorSettings:
@@ -43,21 +47,21 @@ def test_successors_enqueued_once_per_page() -> None:
 def test_retry_then_stuck_then_recovered() -> None:
     s = Scheduler(settings(), 5, 0.0)
     s.enqueue(None, [("0", 1)])
-    for attempt, outcome in [(1, "retry"), (2, "retry"), (3, "stuck")]:
+    for attempt, outcome in [(1, Outcome.RETRY), (2, Outcome.RETRY), (3, Outcome.STUCK)]:
         [att] = s.take_runnable()
         assert att.attempt == attempt
-        assert s.fail(0, "ValueError", "x", False, 100.0) == outcome
-        if outcome == "retry":
+        assert s.fail(0, "ValueError", "x", non_retryable=False, now=100.0) == outcome
+        if outcome == Outcome.RETRY:
             assert s.next_due() == 100.0 + 2.0 ** (attempt - 1)
             assert s.take_runnable() == [], "a page waiting for its retry holds no slot"
             s.release_due(1000.0)
-    p = s.progress(100.0)
+    p = build_progress(s, 100.0)
     assert p.num_stuck_pages == 1 and p.stuck_pages[0].next_retry_at is not None
     assert s.next_due() == 160.0
     assert s.release_due(159.0) == 0 and s.release_due(160.0) == 1
     [att] = s.take_runnable()
     assert att.attempt == 4
-    assert s.fail(0, "ValueError", "x", False, 170.0) == "stuck"
+    assert s.fail(0, "ValueError", "x", non_retryable=False, now=170.0) == Outcome.STUCK
     s.release_due(230.0)
     s.take_runnable()
     s.complete(0, 1, 231.0)
@@ -68,22 +72,22 @@ def test_permanent_failures() -> None:
     s = Scheduler(settings(), 5, 0.0)
     s.enqueue(None, [("0", 1), ("1", 1)])
     s.take_runnable()
-    assert s.fail(0, "Fatal", "listed type", False, 1.0) == "failed"
-    assert s.fail(1, "Other", "flagged", True, 1.0) == "failed"
-    p = s.progress(1.0)
+    assert s.fail(0, "Fatal", "listed type", non_retryable=False, now=1.0) == Outcome.FAILED
+    assert s.fail(1, "Other", "flagged", non_retryable=True, now=1.0) == Outcome.FAILED
+    p = build_progress(s, 1.0)
     assert p.num_failed_pages == 2 and p.is_finished
     assert [f.cursor_str for f in p.failed_pages] == ["0", "1"]
     nx = Scheduler(settings(use_extended_retries=False, maximum_attempts=1), 1, 0.0)
     nx.enqueue(None, [("0", 1)])
     nx.take_runnable()
-    assert nx.fail(0, "E", "m", False, 0.0) == "failed"
+    assert nx.fail(0, "E", "m", non_retryable=False, now=0.0) == Outcome.FAILED
 
 
 def test_at_most_once_never_retries() -> None:
     s = Scheduler(settings(at_most_once=True, maximum_attempts=1, use_extended_retries=False), 1, 0)
     s.enqueue(None, [("0", 1)])
     s.take_runnable()
-    assert s.fail(0, "Timeout", "", False, 0.0) == "failed"
+    assert s.fail(0, "Timeout", "", non_retryable=False, now=0.0) == Outcome.FAILED
 
 
 def test_looping_cursors_are_caught_but_new_ones_never_dropped() -> None:
@@ -108,6 +112,15 @@ def test_looping_cursors_are_caught_but_new_ones_never_dropped() -> None:
     assert s.enqueue(parent, [(f"c{10_000 - 5}", 1)]).added == [], "a short cycle"
 
 
+def roundtrip(s: Scheduler, deadline: float | None = None) -> Scheduler:
+    wire = json.loads(json.dumps(to_wire(scheduler_to_state(s, deadline))))
+    return scheduler_from_state(s.settings, s.policy, from_wire(SchedulerState, wire))
+
+
+def state_size(s: Scheduler) -> int:
+    return len(json.dumps(to_wire(scheduler_to_state(s, None))))
+
+
 def test_handover_state_is_bounded_and_round_trips() -> None:
     s = Scheduler(settings(), 4, 0.0)
     s.enqueue(None, [("0", 1)])
@@ -117,28 +130,28 @@ def test_handover_state_is_bounded_and_round_trips() -> None:
         s.enqueue(att.page_num, [(f"{i + 1:06d}", 1)])
         s.complete(att.page_num, 1, float(i))
         if i % 500 == 499:
-            sizes.append(len(json.dumps(s.to_dict())))
-    assert max(sizes) - min(sizes) <= 16, sizes  # only the digits of counters and times vary
-    t = Scheduler.from_dict(settings(), json.loads(json.dumps(s.to_dict())))
+            sizes.append(state_size(s))
+    assert max(sizes) - min(sizes) <= 40, sizes  # only the digits of counters and times vary
+    t = roundtrip(s)
     assert (t.num_completed, t.next_page_num, t.num_runs) == (5_000, 5_001, 2)
     assert len(t._recent) == RECENT_CURSOR_WINDOW
     assert [a.page_num for a in t.take_runnable()] == [5_000]
-    assert t.progress(5_000.0).pages_per_second > 0
+    assert build_progress(t, 5_000.0).pages_per_second > 0
 
 
 def test_pause_restore_and_eta() -> None:
     s = Scheduler(settings(), 3, 0.0)
-    assert s.set_parallelism(0) == 3
+    assert s.set_parallelism(0, 0.0) == 3
     s.enqueue(None, [("0", 1)])
     assert s.take_runnable() == []
-    assert s.progress(0.0).is_paused
-    assert s.restore_parallelism() == 3
+    assert build_progress(s, 0.0).is_paused
+    s.set_parallelism(3, 0.0)  # a non-zero parallelism lifts a pause made by 0
     [att] = s.take_runnable()
     s.enqueue(att.page_num, [("1", 1)])
     s.complete(att.page_num, 10, 10.0)
     [att] = s.take_runnable()
     s.complete(att.page_num, 10, 20.0)
-    p = s.progress(20.0, total_items=100)
+    p = build_progress(s, 20.0, total_items=100)
     assert p.percent_complete == 20.0
     assert p.items_per_second == 1.0  # 10 items from t=10 to t=20
     assert p.eta_seconds == 80.0
@@ -148,20 +161,159 @@ def test_pages_running_at_a_handover_report_or_time_out() -> None:
     s = Scheduler(settings(), 4, 0.0)
     s.enqueue(None, [("a", 1), ("b", 1)])
     [a, b] = s.take_runnable()
-    t = Scheduler.from_dict(settings(), json.loads(json.dumps(s.to_dict(report_deadline=50.0))))
+    t = roundtrip(s, 50.0)
     assert t.running == {0, 1} and sorted(t.handed_over) == [0, 1]
-    t.set_parallelism(2)
+    t.set_parallelism(2, 0.0)
     t.enqueue(None, [("c", 1)])
     assert t.take_runnable() == [], "handed-over pages still hold their slots"
-    t.set_parallelism(4)
+    t.set_parallelism(4, 0.0)
     assert t.is_current(0, a.attempt) and not t.is_current(0, a.attempt + 1)
     t.complete(0, 3, 10.0)  # page 0 reported by signal
-    assert t.handed_over == [1] and t.next_due() == 50.0
+    assert t.handed_over == {1} and t.next_due() == 50.0
     assert t.release_due(49.0) == 0
     assert t.release_due(50.0) == 1  # page 1 never reported: a timeout, retried
-    p = t.progress(50.0)
+    p = build_progress(t, 50.0)
     assert p.num_completed_pages == 1 and p.num_processing_pages == 0
     t.release_due(1000.0)
     retry = next(x for x in t.take_runnable() if x.page_num == 1)
     assert retry.attempt == 2
     assert not t.is_current(1, b.attempt), "the lost attempt's late report is stale"
+
+
+def outage(n: int, policy: FailurePolicy | None = None) -> Scheduler:
+    """n pages that each enqueue their successor, then fail until they are stuck."""
+    s = Scheduler(settings(maximum_attempts=1), 50, 0.0, policy)
+    s.enqueue(None, [(f"{0:08d}", 100)])
+    budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, 10**9  # no backpressure
+    try:
+        _fail_all(s, n)
+    finally:
+        _scheduler.MAX_HELD_BYTES = budget
+    return s
+
+
+def _fail_all(s: Scheduler, n: int) -> None:
+    t = 0.0
+    for i in range(n):
+        [att] = s.take_runnable(1)
+        s.enqueue(att.page_num, [(f"{(i + 1) * 100:08d}", 100)])
+        t += 0.05
+        assert s.fail(att.page_num, "OperationalError", "could not connect to server: "
+                      "Connection refused\n\tIs the server running on host db:5432?",
+                      non_retryable=False, now=t) is Outcome.STUCK
+
+
+def test_an_outage_keeps_the_handover_state_small() -> None:
+    """100,000 stuck pages (a long outage, no failure policy) hand over in well under 256 KB:
+    errors are kept once, and the page table is compressed."""
+    s = outage(100_000)
+    p = build_progress(s, 10_000.0)
+    assert p.num_stuck_pages == 100_000 and p.num_pending_pages == 1
+    assert len(p.stuck_pages) == 100 and len(p.errors) == 1 and p.errors[0].pages == 100_000
+    size = state_size(s)
+    assert size < 256 * 1024, size
+    t = roundtrip(s)
+    assert build_progress(t, 10_000.0).num_stuck_pages == 100_000
+    assert t.errors.get(t.pages[5].error)[0] == "OperationalError"
+
+
+def test_failing_pages_past_the_budget_hold_new_pages_back() -> None:
+    s = outage(100)
+    budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, s.held_bytes - 1
+    try:
+        assert s.holding_new_pages and s.hold_reason and "new pages wait" in s.hold_reason
+        assert s.take_runnable() == [], "the fresh page must wait"
+        s.release_due(1e9)
+        retries = s.take_runnable()
+        assert retries and all(a.attempt == 2 for a in retries), "retries still run"
+    finally:
+        _scheduler.MAX_HELD_BYTES = budget
+
+
+def test_the_default_policy_pauses_an_outage_but_not_one_bad_page() -> None:
+    s = outage(19, FailurePolicy())
+    assert not s.paused and s.check_policy(1.0) is None, "fewer than min_attempts"
+    [att] = s.take_runnable(1)
+    s.enqueue(att.page_num, [("next", 100)])
+    s.fail(att.page_num, "OperationalError", "down", non_retryable=False, now=2.0)
+    reason = s.check_policy(2.0)
+    assert reason and "20 of the last 20 page attempts failed" in reason and "down" in reason
+    assert s.paused and s.take_runnable() == [] and build_progress(s, 2.0).pause_reason == reason
+    s.resume(3.0)
+    assert not s.paused and s.take_runnable(), "resume judges afresh"
+    # a small batch with one bad page: never paused, the page just ends stuck
+    b = Scheduler(settings(maximum_attempts=30), 5, 0.0, FailurePolicy())
+    b.enqueue(None, [("bad", 1)])
+    for i in range(40):
+        b.release_due(1e9)
+        [att] = b.take_runnable()
+        b.fail(att.page_num, "E", "m", non_retryable=False, now=float(i))
+        assert b.check_policy(float(i)) is None, "no new page to protect: never paused"
+
+
+def test_retry_delay_never_overflows() -> None:
+    st = settings(maximum_attempts=0, backoff_coefficient=2.0, maximum_interval_seconds=100.0)
+    assert st.retry_delay(1) == 1.0 and st.retry_delay(8) == 100.0
+    assert st.retry_delay(1_025) == 100.0 and st.retry_delay(10**6) == 100.0
+    assert settings(backoff_coefficient=3.5).retry_delay(5_000) == 10.0
+
+
+def test_progress_adds_up_and_chains_are_chains() -> None:
+    s = Scheduler(settings(maximum_attempts=1), 10, 0.0)
+    s.enqueue(None, [("a", 1), ("b", 1)])  # two chains
+    a, b = s.take_runnable()
+    s.enqueue(a.page_num, [("a1", 1), ("a2", 1), ("a3", 1)])  # lookahead: still one chain
+    s.fail(b.page_num, "E", "m", non_retryable=False, now=1.0)  # chain b's only page: stuck
+    s.release_due(1e9)
+    running = s.take_runnable()  # the stuck page's extended retry runs too
+    assert any(x.page_num == b.page_num for x in running)
+    p = build_progress(s, 2.0)
+    assert p.num_open_chains == 2 and p.num_stuck_pages == 0, "a running stuck page is processing"
+    total = (p.num_completed_pages + p.num_processing_pages + p.num_pending_pages
+             + p.num_stuck_pages + p.num_failed_pages)
+    assert total == p.num_discovered_pages == 5
+    s.complete(b.page_num, 1, 3.0)
+    assert build_progress(s, 3.0).num_open_chains == 1
+
+
+def test_an_attempt_that_did_no_work_is_retried_even_at_most_once() -> None:
+    s = Scheduler(settings(at_most_once=True, maximum_attempts=1, use_extended_retries=False),
+                  2, 0.0)
+    s.enqueue(None, [("0", 1)])
+    [att] = s.take_runnable()
+    assert s.fail(0, "BatchOrchestraUnknownPageProcessor", "stale worker", non_retryable=False,
+                  did_not_run=True, now=1.0) is Outcome.NOT_RUN
+    s.release_due(1e9)
+    [retry] = s.take_runnable()
+    assert retry.attempt == 2
+    s.complete(0, 1, 2.0)
+    assert s.num_failed == 0 and s.is_finished
+
+
+def test_parallelism_stays_inside_temporals_pending_activity_limit() -> None:
+    s = Scheduler(settings(), 3_000, 0.0)
+    s.enqueue(None, [(str(i), 1) for i in range(2_500)])
+    assert len(s.take_runnable()) == 1_900
+    p = build_progress(s, 0.0)
+    assert p.effective_parallelism == 1_900 and "pending-activity limit" in (p.hold_reason or "")
+
+
+def test_first_release_continuation_is_read() -> None:
+    """A batch handed over by the first release continues on this code."""
+    from pathlib import Path
+
+    from batch_orchestra._continuation import continuation_from_wire
+
+    path = Path(__file__).parent / "histories" / "v0.1.0" / "chains_retry_handover-0.json"
+    history = json.loads(path.read_text())
+    event = next(e for e in history["events"]
+                 if "workflowExecutionContinuedAsNewEventAttributes" in e)
+    import base64
+
+    payload = event["workflowExecutionContinuedAsNewEventAttributes"]["input"]["payloads"][0]
+    raw = json.loads(base64.b64decode(payload["data"]))
+    cont = continuation_from_wire(raw["continuation"])
+    assert cont.version == 1 and cont.settings.name == "Scripted"
+    t = scheduler_from_state(cont.settings, FailurePolicy.disabled(), cont.scheduler)
+    assert t.next_page_num == raw["continuation"]["scheduler"]["next_page_num"]
+    assert len(t.pages) == len(raw["continuation"]["scheduler"]["pages"])

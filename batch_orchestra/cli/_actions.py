@@ -188,7 +188,7 @@ async def pause_batch(target: Target, batch_id: str) -> None:
     before = view.progress.max_parallelism if view.progress else 0
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
     view.progress = p = await _acknowledged(view, "pause", handle.pause())
-    msg = f"paused batch {batch_id!r}: parallelism {before} -> 0"
+    msg = f"paused batch {batch_id!r} (resume returns to parallelism {before})"
     if p.num_processing_pages:
         msg += f"; {p.num_processing_pages} running page(s) will finish, no new page starts"
     _ack(view, msg)
@@ -197,13 +197,13 @@ async def pause_batch(target: Target, batch_id: str) -> None:
 async def resume_batch(target: Target, batch_id: str) -> None:
     """Resume a paused batch through its acknowledged ``resume`` update."""
     client, view = await _steerable(target, batch_id)
-    before = view.progress.max_parallelism if view.progress else 0
+    was_paused = view.progress is not None and view.progress.is_paused
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
     view.progress = p = await _acknowledged(view, "resume", handle.resume())
-    if before != 0:
+    if not was_paused:
         msg = f"batch {batch_id!r} was not paused; parallelism stays {p.max_parallelism}"
     else:
-        msg = f"resumed batch {batch_id!r}: parallelism 0 -> {p.max_parallelism}"
+        msg = f"resumed batch {batch_id!r} at parallelism {p.max_parallelism}"
     _ack(view, msg)
 
 
@@ -215,7 +215,10 @@ async def set_parallelism(target: Target, batch_id: str, n: int) -> None:
     view.progress = p = await _acknowledged(
         view, "set-parallelism", handle.set_max_parallelism(n)
     )
-    _ack(view, f"batch {batch_id!r}: parallelism {before} -> {p.max_parallelism}")
+    msg = f"batch {batch_id!r}: parallelism {before} -> {p.max_parallelism}"
+    if p.is_paused and n > 0:
+        msg += "; it stays paused until resume"
+    _ack(view, msg)
 
 
 async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:

@@ -171,20 +171,15 @@ async def cancelled(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 
 async def signal_enqueue(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
-    from batch_orchestra import _activities
+    from batch_orchestra import WorkerSettings
 
-    flag = getattr(_activities, "_ENQUEUE_BY_SIGNAL", None)
-    if flag is None:
-        return None
-    _activities._ENQUEUE_BY_SIGNAL = True  # type: ignore[attr-defined]
-    try:
+    plugin = BatchOrchestraPlugin(settings=WorkerSettings(enqueue_by_signal=True))
+    async with Worker(o.client, task_queue=f"{tq}-signal", plugins=[plugin]):
         h = await _start(
-            o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=3,
+            o, bid, f"{tq}-signal", page_processor="Scripted", page_size=10, max_parallelism=3,
             args=json.dumps({"n": 80, "sleep": 0.05}),
         )
         await h.result()
-    finally:
-        _activities._ENQUEUE_BY_SIGNAL = flag  # type: ignore[attr-defined]
     return h
 
 

@@ -1,0 +1,298 @@
+"""What one run of a batch hands the next at continue-as-new: typed, versioned, compact.
+
+``BatchContinuation`` is the ``continuation`` key of the workflow's input. Its ``version`` says
+how to read it; version 1 is the untyped dict of the first release (positional page lists),
+still read so that a batch started on that release goes on after a deploy. The held pages travel
+as one zlib-compressed JSON table (``SchedulerState.pages``): cursors of neighbouring pages share
+most of their text, and errors are kept once each, so even a large backlog of stuck pages stays
+far below Temporal's 2 MB payload limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors_table import ErrorTable
+from ._scheduler import PageState, Scheduler
+from ._types import FailurePolicy, ProcessorSettings
+from ._wire import from_wire, to_wire
+
+__all__ = [
+    "CONTINUATION_VERSION",
+    "BatchContinuation",
+    "SchedulerState",
+    "continuation_from_wire",
+    "continuation_to_wire",
+    "scheduler_from_state",
+    "scheduler_to_state",
+    "unpack_pages",
+]
+
+CONTINUATION_VERSION = 2
+"""The version this code writes; it reads every version up to it."""
+
+
+@dataclass(kw_only=True)
+class SchedulerState:
+    """A ``Scheduler`` at a hand-over."""
+
+    max_parallelism: int
+    previous_parallelism: int
+    paused: bool = False
+    pause_reason: str | None = None
+    paused_by_zero: bool = False
+    paused_seconds: float = 0.0
+    paused_since: float | None = None
+    start_time: float
+    next_page_num: int
+    num_completed: int
+    num_completed_items: int
+    num_failed: int
+    max_parallelism_achieved: int
+    num_runs: int
+    running: list[int] = field(default_factory=list)
+    pages: str = ""
+    """zlib + base64 of the JSON ``{"pages": {column: [...]}, "ready": [...], "failed": {...}}``:
+    held and listed failed pages as delta-encoded columns, the ready queue as deltas."""
+    errors: list[list[str]] = field(default_factory=list)
+    recent: list[str] = field(default_factory=list)
+    samples: list[list[float]] = field(default_factory=list)
+    recent_outcomes: str = ""
+    """The failure policy's window: "1" for a failed attempt, "0" for a success."""
+
+
+@dataclass(kw_only=True)
+class BatchContinuation:
+    """The state a run hands to the next, beside the batch's unchanged input."""
+
+    version: int = CONTINUATION_VERSION
+    settings: ProcessorSettings
+    scheduler: SchedulerState
+    tracker_next: float | None = None
+
+
+def _ms(t: float | None, base: float) -> int | None:
+    return None if t is None else round((t - base) * 1000)
+
+
+def _at(ms: int | None, base: float) -> float | None:
+    return None if ms is None else base + ms / 1000
+
+
+def _delta(xs: list[int | None]) -> list[int | None]:
+    out: list[int | None] = []
+    prev = 0
+    for x in xs:
+        if x is None:
+            out.append(None)
+        else:
+            out.append(x - prev)
+            prev = x
+    return out
+
+
+def _undelta(ds: list[int | None]) -> list[int | None]:
+    out: list[int | None] = []
+    prev = 0
+    for d in ds:
+        if d is None:
+            out.append(None)
+        else:
+            prev += d
+            out.append(prev)
+    return out
+
+
+def _front_code(cursors: list[str]) -> list[Any]:
+    """Each cursor as [length shared with the previous one, the rest]: neighbouring pages'
+    cursors (keys, offsets) share most of their text."""
+    out: list[Any] = []
+    prev = ""
+    for c in cursors:
+        n = 0
+        limit = min(len(c), len(prev))
+        while n < limit and c[n] == prev[n]:
+            n += 1
+        out.append(c[n:] if n == 0 else [n, c[n:]])
+        prev = c
+    return out
+
+
+def _front_decode(coded: list[Any]) -> list[str]:
+    out: list[str] = []
+    prev = ""
+    for v in coded:
+        c = v if isinstance(v, str) else prev[: v[0]] + v[1]
+        out.append(c)
+        prev = c
+    return out
+
+
+def _columns(pages: list[PageState], base: float) -> dict[str, list[Any]]:
+    """Pages as delta-encoded columns (times in ms since the batch started)."""
+    return {
+        "num": _delta([p.page_num for p in pages]),
+        "cursor": _front_code([p.cursor for p in pages]),
+        "size": [p.size for p in pages],
+        "chain": _delta([p.chain for p in pages]),
+        "attempts": [p.attempts for p in pages],
+        "unrun": [p.unrun for p in pages],
+        "flags": [int(p.successor_enqueued) | int(p.stuck) << 1 for p in pages],
+        "ready": _delta([_ms(p.ready_at, base) for p in pages]),
+        "error": [p.error for p in pages],
+        "failed": _delta([_ms(p.failed_at, base) for p in pages]),
+        "deadline": [_ms(p.report_deadline, base) for p in pages],
+    }
+
+
+def _pages_of(cols: dict[str, list[Any]], base: float) -> list[PageState]:
+    if not cols:
+        return []
+    nums, cursors = _undelta(cols["num"]), _front_decode(cols["cursor"])
+    chains, ready = _undelta(cols["chain"]), _undelta(cols["ready"])
+    failed = _undelta(cols["failed"])
+    return [
+        PageState(
+            page_num=nums[i] or 0, cursor=cursors[i], size=cols["size"][i], chain=chains[i] or 0,
+            attempts=cols["attempts"][i], unrun=cols["unrun"][i],
+            successor_enqueued=bool(cols["flags"][i] & 1), stuck=bool(cols["flags"][i] & 2),
+            ready_at=_at(ready[i], base), error=cols["error"][i], failed_at=_at(failed[i], base),
+            report_deadline=_at(cols["deadline"][i], base),
+        )
+        for i in range(len(nums))
+    ]
+
+
+def _pack(obj: Any) -> str:
+    raw = json.dumps(obj, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(raw, 6)).decode()
+
+
+def unpack_pages(text: str) -> Any:
+    """The page table of a ``SchedulerState`` (for inspection and tests)."""
+    return json.loads(zlib.decompress(base64.b64decode(text))) if text else {}
+
+
+def scheduler_to_state(s: Scheduler, report_deadline: float | None) -> SchedulerState:
+    """The state to carry into the next run. Pages still running are handed over: their
+    attempts report to the next run by ``report_deadline``, or count as timed out."""
+    if s.running and report_deadline is None:
+        raise RuntimeError(f"pages running at a hand-over need a deadline: {s.running}")
+    for n in s.running:
+        state = s.pages[n]
+        state.report_deadline = max(state.report_deadline or 0.0, report_deadline or 0.0)
+    base = s.start_time
+    table = {
+        "pages": _columns(sorted(s.pages.values(), key=lambda p: p.page_num), base),
+        "ready": _delta(list(s.ready)),
+        "failed": _columns(list(s.failed), base),
+    }
+    samples = list(s.samples)
+    return SchedulerState(
+        max_parallelism=s.max_parallelism, previous_parallelism=s.previous_parallelism,
+        paused=s.paused, pause_reason=s.pause_reason, paused_by_zero=s.paused_by_zero,
+        paused_seconds=s.paused_seconds, paused_since=s.paused_since, start_time=s.start_time,
+        next_page_num=s.next_page_num, num_completed=s.num_completed,
+        num_completed_items=s.num_completed_items, num_failed=s.num_failed,
+        max_parallelism_achieved=s.max_parallelism_achieved, num_runs=s.num_runs,
+        running=sorted(s.running), pages=_pack(table),
+        errors=[[t, m] for t, m in s.errors.entries],
+        recent=list(s._recent),
+        # the oldest and newest rate samples keep rates going at a constant size
+        samples=[list(x) for x in samples[:1] + samples[1:][-1:]],
+        recent_outcomes="".join("1" if f else "0" for f in s.recent_outcomes),
+    )
+
+
+def scheduler_from_state(
+    settings: ProcessorSettings, policy: FailurePolicy, st: SchedulerState
+) -> Scheduler:
+    """Rebuild the scheduler in the next run."""
+    s = Scheduler(settings, st.max_parallelism, st.start_time, policy)
+    s.previous_parallelism = st.previous_parallelism
+    s.paused, s.pause_reason, s.paused_by_zero = st.paused, st.pause_reason, st.paused_by_zero
+    s.paused_seconds, s.paused_since = st.paused_seconds, st.paused_since
+    s.next_page_num = st.next_page_num
+    s.num_completed, s.num_completed_items = st.num_completed, st.num_completed_items
+    s.num_failed = st.num_failed
+    s.max_parallelism_achieved = st.max_parallelism_achieved
+    s.num_runs = st.num_runs + 1
+    table = unpack_pages(st.pages)
+    s.errors.restore([(t, m) for t, m in st.errors])
+    for page in _pages_of(table.get("pages", {}), st.start_time):
+        s._hold(page)
+        s.errors.acquire_index(page.error)
+    for page in _pages_of(table.get("failed", {}), st.start_time):
+        s.failed.append(page)
+        s.errors.acquire_index(page.error)
+    s.errors.rebuild_free()
+    s.ready = deque(n for n in _undelta(table.get("ready", [])) if n is not None)
+    s._fresh = sum(1 for n in s.ready if s.pages[n].attempts == 0)
+    s.running = set(st.running)
+    s.handed_over = set(s.running)
+    s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}
+    for c in st.recent:
+        s._remember(c)
+    s.samples = deque(
+        (float(t), int(p), int(i)) for t, p, i in (st.samples or [[0.0, 0, 0]])
+    )
+    for ch in st.recent_outcomes:
+        s._record_outcome(ch == "1")
+    return s
+
+
+def continuation_from_wire(raw: Any) -> BatchContinuation:
+    """Read the continuation of any released version."""
+    if isinstance(raw, dict) and "version" not in raw:
+        return _from_v1(raw)
+    return from_wire(BatchContinuation, raw, "continuation")
+
+
+def _from_v1(raw: dict[str, Any]) -> BatchContinuation:
+    """The first release's continuation: settings as a dict, the scheduler as positional
+    page lists ``[page_num, cursor, size, attempts, successor_enqueued, stuck, ready_at,
+    error_type, error_message, failed_at, report_deadline]``."""
+    settings = from_wire(ProcessorSettings, raw["settings"], "continuation.settings")
+    d = raw["scheduler"]
+    errors = ErrorTable()
+
+    def page(v: list[Any]) -> PageState:
+        num, cursor, size, attempts, enq, stuck, ready_at, etype, emsg, failed_at, deadline = v
+        error = errors.acquire(etype, emsg) if etype else -1
+        return PageState(num, cursor, size, 0, attempts, 0, enq, stuck, ready_at, error,
+                         failed_at, deadline)
+
+    base = d["start_time"]
+    table = {
+        "pages": _columns([page(v) for v in d["pages"]], base),
+        "ready": _delta(d["ready"]),
+        "failed": _columns([page(v) for v in d["failed"]], base),
+    }
+    state = SchedulerState(
+        max_parallelism=d["max_parallelism"], previous_parallelism=d["previous_parallelism"],
+        paused=d["max_parallelism"] == 0, paused_by_zero=d["max_parallelism"] == 0,
+        pause_reason="max_parallelism set to 0" if d["max_parallelism"] == 0 else None,
+        start_time=d["start_time"], next_page_num=d["next_page_num"],
+        num_completed=d["num_completed"], num_completed_items=d["num_completed_items"],
+        num_failed=d["num_failed"], max_parallelism_achieved=d["max_parallelism_achieved"],
+        num_runs=d["num_runs"], running=d.get("running", []), pages=_pack(table),
+        errors=[[t, m] for t, m in errors.entries], recent=d["recent"],
+        samples=[[0.0, 0, 0]],
+    )
+    if state.paused:  # a paused v1 batch kept its cap in previous_parallelism
+        state.max_parallelism = state.previous_parallelism
+    return BatchContinuation(
+        version=1, settings=settings, scheduler=state, tracker_next=raw.get("tracker_next")
+    )
+
+
+def continuation_to_wire(c: BatchContinuation) -> dict[str, Any]:
+    """The continuation as the workflow input's ``continuation`` value."""
+    wire: dict[str, Any] = to_wire(c)
+    wire["version"] = CONTINUATION_VERSION
+    return wire

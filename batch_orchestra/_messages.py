@@ -1,0 +1,135 @@
+"""What crosses between the workflow and its activities: names and wire dataclasses.
+
+Both sides refer to handlers and activities by these registered names, so neither imports the
+other. Every message an attempt sends carries ``execution``, the first run ID of the batch
+execution that started it: a batch ignores messages from another execution that shares its
+workflow ID (a batch cancelled while its pages ran, then started again under the same ID).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._processor import BatchPage
+from ._types import BatchOrchestratorProgress, PageFailure
+
+__all__ = [
+    "BATCH_WORKFLOW_TYPE",
+    "DESCRIBE_BATCH",
+    "ENQUEUE_MANY_UPDATE",
+    "ENQUEUE_SIGNAL",
+    "ENQUEUE_UPDATE",
+    "NOTIFY",
+    "PAGE_FINISHED_SIGNAL",
+    "PROCESS_PAGE",
+    "PROGRESS_QUERY",
+    "RUN_TRACKER",
+    "DescribeBatchInput",
+    "EnqueueRequest",
+    "NotifyInput",
+    "PageOutcome",
+    "PageResult",
+    "ProcessPageInput",
+    "TrackerInput",
+]
+
+BATCH_WORKFLOW_TYPE = "BatchOrchestrator"
+"""The workflow type of every batch (as the Temporal UI and ``temporal workflow list`` show)."""
+PROGRESS_QUERY = "progress"
+DESCRIBE_BATCH = "batch_orchestra.describe_batch"
+PROCESS_PAGE = "batch_orchestra.process_page"
+RUN_TRACKER = "batch_orchestra.run_batch_tracker"
+NOTIFY = "batch_orchestra.notify"
+ENQUEUE_UPDATE = "batch_orchestra.enqueue"
+ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
+ENQUEUE_SIGNAL = "batch_orchestra.enqueue_pages"
+PAGE_FINISHED_SIGNAL = "batch_orchestra.page_finished"
+
+
+@dataclass
+class DescribeBatchInput:
+    """What ``describe_batch`` checks: the processor and, optionally, tracker and notifier."""
+
+    processor: str
+    tracker: str | None = None
+    notifier: str | None = None
+
+
+@dataclass
+class ProcessPageInput:
+    """One attempt at one page."""
+
+    processor: str
+    page: BatchPage
+    page_num: int
+    attempt: int
+    args: str | None
+    batch_id: str
+    successor_enqueued: bool
+    report_after_seconds: float | None = None
+    """An attempt that has run this long also reports its outcome to the batch by signal, in
+    case the run that started it has handed over in the meantime."""
+    execution: str = ""
+    """The batch execution (its first run ID) that started this attempt."""
+
+
+@dataclass
+class PageOutcome:
+    """How an attempt ended, reported by signal to whichever run the batch is in now."""
+
+    page_num: int
+    attempt: int
+    items: int = 0
+    error_type: str | None = None
+    error_message: str = ""
+    non_retryable: bool = False
+    successors: list[BatchPage] | None = None
+    """Successors the page enqueued but that were not sent on their own (see PageResult)."""
+    execution: str = ""
+    """The batch execution that started the attempt ("" from the first release: accepted)."""
+
+
+@dataclass
+class PageResult:
+    """What a page attempt reports back."""
+
+    items: int = 0
+    successors: list[BatchPage] | None = None
+    """Successors the page enqueued just before it finished: they travel with the result
+    instead of in an enqueue message of their own."""
+
+
+@dataclass
+class EnqueueRequest:
+    """A page hands its successor page(s) to the orchestrator."""
+
+    parent_page_num: int
+    pages: list[BatchPage] = field(default_factory=list)
+    execution: str = ""
+    """The batch execution that started the parent's attempt ("" from the first release)."""
+
+
+@dataclass
+class TrackerInput:
+    """One call of a batch tracker."""
+
+    name: str
+    args: str | None
+    batch_id: str
+    progress: BatchOrchestratorProgress
+    is_final: bool = False
+
+
+@dataclass
+class NotifyInput:
+    """One call of a batch notifier."""
+
+    name: str
+    args: str | None
+    batch_id: str
+    workflow_id: str
+    event: str
+    """"paused", "pages_failed" or "finished"."""
+    reason: str | None
+    failed_pages: list[PageFailure]
+    progress: BatchOrchestratorProgress

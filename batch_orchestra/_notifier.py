@@ -1,0 +1,113 @@
+"""Batch notifiers: user functions told when a batch pauses itself, pages fail, or it ends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ._exceptions import ProcessorUsageError, UnknownBatchNotifierError
+from ._registry import FunctionRegistry
+from ._types import BatchOrchestratorProgress, PageFailure
+
+__all__ = [
+    "BatchNotifierContext",
+    "batch_notifier",
+    "get_batch_notifier",
+    "registered_batch_notifiers",
+]
+
+
+class BatchNotifierContext:
+    """What a notifier gets: what happened, to which batch, and the batch's progress."""
+
+    def __init__(
+        self, *, event: str, reason: str | None, failed_pages: list[PageFailure],
+        progress: BatchOrchestratorProgress, batch_id: str, workflow_id: str, args: str | None,
+        logger: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self._event, self._reason, self._failed = event, reason, failed_pages
+        self._progress, self._batch_id, self._workflow_id = progress, batch_id, workflow_id
+        self._args, self._logger = args, logger
+
+    @property
+    def event(self) -> str:
+        """"paused" (the failure policy paused the batch), "pages_failed" (pages failed for
+        good: ``failed_pages``) or "finished" (the batch ended)."""
+        return self._event
+
+    @property
+    def reason(self) -> str | None:
+        """Why the batch paused itself (for "paused")."""
+        return self._reason
+
+    @property
+    def failed_pages(self) -> list[PageFailure]:
+        """Pages that failed for good since the last call (for "pages_failed"); each page is
+        delivered at least once."""
+        return self._failed
+
+    @property
+    def progress(self) -> BatchOrchestratorProgress:
+        """The batch's progress when the event happened."""
+        return self._progress
+
+    @property
+    def batch_id(self) -> str:
+        """The batch's ``batch_id`` ("" when none was given)."""
+        return self._batch_id
+
+    @property
+    def workflow_id(self) -> str:
+        """The batch's workflow ID (what ``get_handle`` and the CLI take)."""
+        return self._workflow_id
+
+    @property
+    def args_str(self) -> str:
+        """The ``BatchNotifierConfig.args`` string.
+
+        Raises:
+            ProcessorUsageError: the notifier was configured without args.
+        """
+        if self._args is None:
+            raise ProcessorUsageError(
+                "context.args_str was read but BatchNotifierConfig.args is None; "
+                "pass args=... in BatchNotifierConfig"
+            )
+        return self._args
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``batch_id``."""
+        return self._logger
+
+
+NotifierFn = Callable[[BatchNotifierContext], Awaitable[None]]
+_F = TypeVar("_F", bound=NotifierFn)
+_registry: FunctionRegistry[NotifierFn] = FunctionRegistry(
+    "@batch_notifier", "batch notifier", UnknownBatchNotifierError
+)
+
+
+def batch_notifier(fn: _F) -> _F:
+    """Decorator: register ``async def notifier(context: BatchNotifierContext)`` by its name.
+
+    Raises:
+        ProcessorDefinitionError: ``fn`` is not an ``async def`` function.
+    """
+    _registry.register(fn)
+    return fn
+
+
+def registered_batch_notifiers() -> list[str]:
+    """The names of every registered notifier, sorted."""
+    return _registry.names()
+
+
+def get_batch_notifier(name: str) -> NotifierFn:
+    """The notifier registered under ``name``.
+
+    Raises:
+        UnknownBatchNotifierError: nothing is registered under that name.
+    """
+    return _registry.get(name)

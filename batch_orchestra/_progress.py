@@ -1,0 +1,87 @@
+"""A ``BatchOrchestratorProgress`` snapshot of a ``Scheduler`` (pure; no Temporal imports)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from ._scheduler import FAILURE_LIST_LIMIT, PageState, Scheduler
+from ._types import BatchOrchestratorProgress, ErrorCount, PageFailure
+
+__all__ = ["build_progress", "page_failure"]
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def page_failure(s: Scheduler, p: PageState) -> PageFailure:
+    """A held or failed page as shown in progress."""
+    error_type, message = s.errors.get(p.error)
+    return PageFailure(
+        page_num=p.page_num, cursor_str=p.cursor, attempts=p.attempts,
+        error_type=error_type, error_message=message, failed_at=_dt(p.failed_at or 0.0),
+        next_retry_at=_dt(p.ready_at) if p.ready_at else None,
+    )
+
+
+def _rates(s: Scheduler, now: float) -> tuple[float, float]:
+    if s.paused:
+        return 0.0, 0.0  # nothing starts: a rate from before the pause would mislead
+    t0, pages0, items0 = s.samples[0]
+    elapsed = s.running_time(now) - t0
+    if elapsed <= 0:
+        return 0.0, 0.0
+    return (s.num_completed - pages0) / elapsed, (s.num_completed_items - items0) / elapsed
+
+
+def build_progress(
+    s: Scheduler, now: float, total_items: int | None = None, *, ended: bool = False
+) -> BatchOrchestratorProgress:
+    """A snapshot for queries, trackers and the result; ``ended``: the batch is over (finished
+    or cancelled), so it has no rate or ETA."""
+    pages_rate, items_rate = (0.0, 0.0) if ended else _rates(s, now)
+    percent = eta = None
+    if total_items is not None:
+        done = s.num_completed_items
+        percent = min(100.0, 100.0 * done / total_items) if total_items else 100.0
+        if items_rate > 0:
+            eta = max(0.0, (total_items - done) / items_rate)
+    waiting = [s.pages[n] for n in s.waiting]
+    stuck = [p for p in waiting if p.stuck]
+    retrying = [p for p in waiting if not p.stuck]
+
+    def recent(pages: list[PageState]) -> list[PageFailure]:
+        pages = sorted(pages, key=lambda p: (p.failed_at or 0.0, p.page_num))
+        return [page_failure(s, p) for p in pages[-FAILURE_LIST_LIMIT:]]
+
+    return BatchOrchestratorProgress(
+        num_completed_pages=s.num_completed,
+        num_processing_pages=len(s.running),
+        num_pending_pages=len(s.pages) - len(s.running) - len(stuck),
+        num_retrying_pages=len(retrying),
+        num_stuck_pages=len(stuck),
+        num_failed_pages=s.num_failed,
+        num_completed_items=s.num_completed_items,
+        num_discovered_pages=s.next_page_num,
+        num_open_chains=len(s.chains),
+        is_finished=s.is_finished,
+        is_paused=s.paused,
+        pause_reason=s.pause_reason,
+        max_parallelism=s.max_parallelism,
+        effective_parallelism=s.effective_parallelism,
+        hold_reason=s.hold_reason,
+        max_parallelism_achieved=s.max_parallelism_achieved,
+        start_time=_dt(s.start_time),
+        num_runs=s.num_runs,
+        total_items=total_items,
+        pages_per_second=pages_rate,
+        items_per_second=items_rate,
+        percent_complete=percent,
+        eta_seconds=None if ended or s.paused else eta,
+        stuck_pages=recent(stuck),
+        failed_pages=[page_failure(s, p) for p in s.failed],
+        retrying_pages=recent(retrying),
+        errors=[
+            ErrorCount(error_type=t, error_message=m, pages=n) for t, m, n in s.errors.counts()
+        ],
+    )
