@@ -91,6 +91,10 @@ class ChaosConfig:
     server_restart_every: float = 0.1
     """Further restarts (``server_restarts`` > 1) come this fraction of pages apart."""
     server_down_seconds: float = 2.0
+    all_workers_down_at: float | None = None
+    """SIGKILL every worker at once at this fraction of pages (None: never), like losing the
+    whole fleet; they come back ``all_workers_down_seconds`` later."""
+    all_workers_down_seconds: float = 8.0
     pause_at: float | None = 0.65
     pause_seconds: float = 3.0
     pause_in_outage: bool = False
@@ -138,6 +142,7 @@ class ChaosReport:
     unexpected_worker_exits: int = 0
     server_restarts: int = 0
     server_down_seconds: float = 0.0
+    fleet_kills: int = 0
     pauses: int = 0
     pause_drain_seconds: float = 0.0
     completed_while_paused: int = 0
@@ -178,6 +183,8 @@ class ChaosReport:
             f"worker kills           {self.worker_kills} (SIGKILL of worker 0, "
             f"mean every {c['kill_every']} s)",
             f"unexpected exits       {self.unexpected_worker_exits}",
+            f"all workers killed     {self.fleet_kills} times "
+            f"(down {c['all_workers_down_seconds']} s each)",
             f"server restarts        {self.server_restarts} "
             f"(down {self.server_down_seconds:.1f} s in all)",
             f"pause/resume           {self.pauses} (drained in {self.pause_drain_seconds:.1f} s, "
@@ -394,6 +401,7 @@ class _Chaos:
             for k in range(cfg.server_restarts)
         ]
         pause_done = cfg.pause_at is None or cfg.pause_in_outage
+        fleet_done = cfg.all_workers_down_at is None
         next_log = 0.0
         while time.monotonic() < deadline:
             await asyncio.sleep(cfg.poll_seconds)
@@ -433,7 +441,11 @@ class _Chaos:
                 await self.retry("resume", self._resume)
                 last_change = time.monotonic()
                 continue
-            if restarts_at and self.completed >= restarts_at[0] * cfg.pages:
+            if not fleet_done and self.completed >= cfg.all_workers_down_at * cfg.pages:
+                fleet_done = True
+                await self._kill_all_workers()
+                last_change = time.monotonic()
+            elif restarts_at and self.completed >= restarts_at[0] * cfg.pages:
                 restarts_at.pop(0)
                 await self._restart_server()
                 last_change = time.monotonic()
@@ -486,6 +498,18 @@ class _Chaos:
         self.say(f"dev server back after {this_down:.1f}s")
         if pause is not None:
             await pause
+
+    async def _kill_all_workers(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in self.workers:
+                await stack.enter_async_context(w.lock)
+            self.say(f"SIGKILL all {len(self.workers)} workers at {self.completed} completed pages")
+            for w in self.workers:
+                w.kill()
+            self.report.fleet_kills += 1
+            await asyncio.sleep(self.cfg.all_workers_down_seconds)
+            ready = await asyncio.gather(*(w.start() for w in self.workers))
+            self.say(f"workers back ({sum(ready)} of {len(ready)} ready)")
 
     async def _pause_resume(self) -> None:
         cfg, rep = self.cfg, self.report
@@ -672,6 +696,10 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     p.add_argument("--server-restarts", type=int, default=d.server_restarts)
     p.add_argument("--server-restart-every", type=float, default=d.server_restart_every,
                    help="fraction of pages between server restarts")
+    p.add_argument("--all-workers-down-at", type=float, default=-1.0,
+                   help="fraction of pages at which every worker is SIGKILLed (<0: never)")
+    p.add_argument("--all-workers-down", type=float, default=d.all_workers_down_seconds,
+                   help="seconds every worker stays down")
     p.add_argument("--server-down", type=float, default=d.server_down_seconds)
     p.add_argument("--pause-at", type=float, default=d.pause_at,
                    help="fraction of pages completed at which the batch is paused (<0: never)")
@@ -694,6 +722,8 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
         workers=o.workers, kill_every=o.kill_every, max_kills=o.max_kills, kill_at=o.kill_at,
         sticky_timeout=o.sticky_timeout, task_timeout=o.task_timeout,
         server_restart_at=o.server_restart_at if o.server_restart_at >= 0 else None,
+        all_workers_down_at=o.all_workers_down_at if o.all_workers_down_at >= 0 else None,
+        all_workers_down_seconds=o.all_workers_down,
         server_restarts=o.server_restarts, server_restart_every=o.server_restart_every,
         server_down_seconds=o.server_down, pause_at=o.pause_at if o.pause_at >= 0 else None,
         pause_seconds=o.pause_seconds, pause_in_outage=o.pause_in_outage,
