@@ -12,10 +12,11 @@ import inspect
 import logging
 import numbers
 from collections.abc import MutableMapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
 from ._enqueue import EnqueueTransport, PageEnqueue
@@ -35,6 +36,7 @@ from ._exceptions import (
 )
 from ._messages import (
     DESCRIBE_BATCH,
+    LIFECYCLE_QUERY,
     NOTIFY,
     PAGE_FINISHED_SIGNAL,
     PROCESS_PAGE,
@@ -160,13 +162,17 @@ class BatchActivities:
         retried, so its chain would end there)."""
         processor = cls()
         sync = not inspect.iscoroutinefunction(processor.run)
-        try:
+
+        async def run() -> Any:
             if sync:
                 returned = await asyncio.to_thread(processor.run, context)
                 if inspect.isawaitable(returned):  # run returned an awaitable after all
                     returned = await returned
-            else:
-                returned = await processor.run(context)
+                return returned
+            return await processor.run(context)
+
+        try:
+            returned = await _through_handovers(asyncio.ensure_future(run()))
         except BaseException:
             await enqueue.page_failed()
             raise
@@ -208,6 +214,46 @@ class BatchActivities:
             progress=inp.progress, batch_id=inp.batch_id, workflow_id=inp.workflow_id,
             args=inp.args, logger=logger,
         ))
+
+
+async def _through_handovers(work: asyncio.Future[Any]) -> Any:
+    """Await the page's work. Temporal cancels an attempt when its run hands over (a cancel
+    request at the hand-over, or "not found" once the run has closed): the page goes on and
+    reports its outcome to the next run by signal. It stops only when the batch itself was
+    cancelled or ended, and on worker shutdown (then as a retryable error: it may have done
+    part of its work)."""
+    while True:
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if work.done():
+                raise
+            details = activity.cancellation_details()
+            if details is not None and details.worker_shutdown:
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                raise ApplicationError(
+                    "the worker shut down while the page ran", type="WorkerShutdown"
+                ) from None
+            if not await _batch_goes_on():
+                work.cancel()
+                raise
+
+
+async def _batch_goes_on() -> bool:
+    """Whether the batch of this attempt is still running (a hand-over, not a cancellation)."""
+    info = activity.info()
+    handle = activity.client().get_workflow_handle(info.workflow_id or "")
+    try:
+        desc = await asyncio.wait_for(handle.describe(), _REPORT_TIMEOUT)
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        state = await handle.query(LIFECYCLE_QUERY, rpc_timeout=timedelta(seconds=_REPORT_TIMEOUT))
+        return bool(state != "cancelled")
+    except Exception as err:  # cannot tell: finishing the page loses nothing
+        activity.logger.warning("could not check whether the batch goes on (%s); the page goes on",
+                                err)
+        return True
 
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:

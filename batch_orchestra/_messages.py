@@ -19,6 +19,7 @@ __all__ = [
     "ENQUEUE_MANY_UPDATE",
     "ENQUEUE_SIGNAL",
     "ENQUEUE_UPDATE",
+    "LIFECYCLE_QUERY",
     "NOTIFY",
     "PAGE_FINISHED_SIGNAL",
     "PROCESS_PAGE",
@@ -36,6 +37,7 @@ __all__ = [
 BATCH_WORKFLOW_TYPE = "BatchOrchestrator"
 """The workflow type of every batch (as the Temporal UI and ``temporal workflow list`` show)."""
 PROGRESS_QUERY = "progress"
+LIFECYCLE_QUERY = "batch_orchestra.lifecycle"
 DESCRIBE_BATCH = "batch_orchestra.describe_batch"
 PROCESS_PAGE = "batch_orchestra.process_page"
 RUN_TRACKER = "batch_orchestra.run_batch_tracker"

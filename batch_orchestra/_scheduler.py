@@ -274,6 +274,20 @@ class Scheduler:
         state = self.pages.get(page_num)
         return page_num in self.running and state is not None and state.attempts == attempt
 
+    def unstart(self, page_num: int, attempt: int) -> bool:
+        """An attempt was cancelled before any worker started it (at a hand-over): the page
+        is ready again, first in line, and the attempt does not count. False if stale."""
+        if not self.is_current(page_num, attempt):
+            return False
+        self.running.discard(page_num)
+        self.handed_over.discard(page_num)
+        state = self.pages[page_num]
+        state.unrun += 1
+        self.ready.appendleft(page_num)
+        if state.attempts == state.unrun:  # never ran at all: it is new again
+            self._fresh += 1
+        return True
+
     # -- outcomes ----------------------------------------------------------------------------
 
     def complete(self, page_num: int, items: int, now: float) -> None:

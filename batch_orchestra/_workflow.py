@@ -11,7 +11,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from ._continuation import (
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_MANY_UPDATE,
         ENQUEUE_SIGNAL,
         ENQUEUE_UPDATE,
+        LIFECYCLE_QUERY,
         NOTIFY,
         PAGE_FINISHED_SIGNAL,
         PROCESS_PAGE,
@@ -79,6 +81,7 @@ FAILED_OUTBOX_LIMIT = 1_000
 """Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
+_HANDOVER_CANCEL_PATCH = "batch-orchestra-handover-cancels-queued-attempts"
 
 
 class Lifecycle(enum.Enum):
@@ -213,6 +216,12 @@ class BatchOrchestrator:
                     "handing over to a new run after %d page attempts; waiting for %d running",
                     self._started_this_run, len(sched.running), extra=self._extra(),
                 )
+                if workflow.patched(_HANDOVER_CANCEL_PATCH):
+                    # An attempt no worker has started would be dropped with this run: cancel
+                    # them all. Those not started end at once and run again in the next run;
+                    # started ones ignore the request (a hand-over) and report by signal.
+                    for handle in self._attempts.values():
+                        handle.cancel()
             if self._state is Lifecycle.HANDING_OVER and self._quiet() and (
                 not sched.running or self._drain_timed_out
             ):
@@ -329,6 +338,7 @@ class BatchOrchestrator:
             start_to_close_timeout=inp.page_timeout,
             heartbeat_timeout=inp.heartbeat_timeout,
             retry_policy=_PAGE_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             activity_id=f"page-{att.page_num}-attempt-{att.attempt}",
             summary=f"page {att.page_num}",
         )
@@ -352,6 +362,11 @@ class BatchOrchestrator:
             self._complete_page(page_num, result.items, result.successors)
             return
         cause = err.cause if isinstance(err, ActivityError) else err
+        if isinstance(cause, CancelledError):
+            # Cancelled at a hand-over before any worker started it (a started attempt
+            # ignores the request): it runs again, and the attempt does not count.
+            sched.unstart(page_num, attempt)
+            return
         if isinstance(cause, ApplicationError):
             kind, message, non_retryable = cause.type or "Error", cause.message, cause.non_retryable
         elif isinstance(cause, TimeoutError):
@@ -568,6 +583,12 @@ class BatchOrchestrator:
     def progress(self) -> BatchOrchestratorProgress:
         """The batch's progress now."""
         return self._progress()
+
+    @workflow.query(name=LIFECYCLE_QUERY)
+    def lifecycle(self) -> str:
+        """Where this run is ("running", "handing_over", "cancelled", ...): a page whose
+        attempt is cancelled asks, to tell a hand-over from a cancelled batch."""
+        return self._state.value
 
     async def _control(self) -> Scheduler:
         """The scheduler, once the batch has started (a control made while the processor's

@@ -154,16 +154,17 @@ async def test_attempts_waiting_for_slots_at_hand_overs_run_exactly_once(
     bid = batch_id()
     inp = BatchOrchestratorInput(
         page_processor="ScriptedAtMostOnce", page_size=10, max_parallelism=200, batch_id=bid,
-        args=json.dumps({"chain_len": 30, "sleep": 0.5}),
-        first_cursor_strs=[str(k * 30) for k in range(200)], pages_per_run=150,
-        handover_wait=timedelta(seconds=2),
+        args=json.dumps({"chain_len": 20, "sleep": 2.0}),
+        first_cursor_strs=[str(k * 20) for k in range(200)], pages_per_run=150,
+        handover_wait=timedelta(milliseconds=500), page_timeout=timedelta(seconds=15),
     )
     async with new_worker():
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
         result = await asyncio.wait_for(handle.result(), 240)
-    assert result.num_failed_pages == 0 and result.num_completed_pages == 600
-    assert result.num_runs >= 4
-    assert sorted(RECORDS[bid].pages) == list(range(600)), "each page exactly once"
+    assert result.num_failed_pages == 0, result.failed_pages[:3]
+    assert result.num_completed_pages == 400
+    assert result.num_runs >= 3
+    assert sorted(RECORDS[bid].pages) == list(range(400)), "each page exactly once"
 
 
 async def test_a_plain_def_run_with_a_sync_driver_works(

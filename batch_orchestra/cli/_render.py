@@ -92,8 +92,8 @@ def _percent(p: BatchOrchestratorProgress) -> float | None:
 
 
 def _rate(p: BatchOrchestratorProgress) -> str | None:
-    if p.is_finished:
-        return None  # a recent rate means little once nothing runs
+    if p.is_finished or p.is_cancelled or p.is_paused:
+        return None  # a recent rate means little once nothing starts
     parts = []
     if p.pages_per_second:
         parts.append(f"{p.pages_per_second:,.1f} pages/s")
@@ -103,7 +103,11 @@ def _rate(p: BatchOrchestratorProgress) -> str | None:
 
 
 def _eta(p: BatchOrchestratorProgress) -> str | None:
-    if p.eta_seconds is None or p.is_finished or p.is_paused:
+    if p.is_finished or p.is_cancelled:
+        return None
+    if p.is_paused:
+        return "paused"
+    if p.eta_seconds is None:
         return None
     return f"ETA {format_duration(p.eta_seconds)}"
 
@@ -119,6 +123,7 @@ def progress_line(p: BatchOrchestratorProgress) -> str:
         f"{n:,} {label}"
         for n, label in (
             (p.num_processing_pages, "running"),
+            (getattr(p, "num_retrying_pages", 0), "retrying"),
             (p.num_stuck_pages, "stuck"),
             (p.num_failed_pages, "failed"),
         )
@@ -157,8 +162,8 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     grid.add_row(
         "pages",
         f"{p.num_completed_pages:,} done · {p.num_processing_pages:,} running · "
-        f"{p.num_pending_pages:,} pending · {p.num_stuck_pages:,} stuck · "
-        f"{p.num_failed_pages:,} failed",
+        f"{p.num_pending_pages:,} pending ({p.num_retrying_pages:,} retrying) · "
+        f"{p.num_stuck_pages:,} stuck · {p.num_failed_pages:,} failed",
     )
     items = f"{p.num_completed_items:,}"
     if p.total_items is not None:
@@ -167,9 +172,17 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     rate = _rate(p)
     if rate:
         grid.add_row("rate", rate)
-    parallelism = f"{p.max_parallelism}" + (" (paused)" if p.is_paused else "")
+    parallelism = f"{p.max_parallelism}"
+    if p.is_paused:
+        parallelism += " (paused: resume returns to it)"
+    elif p.effective_parallelism != p.max_parallelism:
+        parallelism += f" (now {p.effective_parallelism})"
     parallelism += f", highest reached {p.max_parallelism_achieved}"
     grid.add_row("parallelism", parallelism)
+    if p.is_paused and p.pause_reason:
+        grid.add_row("paused", Text(p.pause_reason, style="yellow"))
+    if p.hold_reason:
+        grid.add_row("held", Text(p.hold_reason, style="yellow"))
     if p.start_time is not None:
         start = p.start_time.astimezone(timezone.utc)
         end = view.close_time or datetime.now(timezone.utc)
@@ -198,6 +211,17 @@ def _failures_table(title: str, failures: list[PageFailure], total: int, stuck: 
     return table
 
 
+def _errors_table(p: BatchOrchestratorProgress) -> Table:
+    table = Table(title="errors (last error of each retrying, stuck or listed failed page)",
+                  title_justify="left", expand=False)
+    table.add_column("pages", justify="right")
+    table.add_column("error")
+    table.add_column("message", overflow="fold")
+    for e in p.errors[:10]:
+        table.add_row(f"{e.pages:,}", e.error_type, e.error_message)
+    return table
+
+
 def render_status(view: BatchView) -> RenderableType:
     """The full status of a batch: header, bar, counts, stuck and failed pages, UI link."""
     p = view.progress
@@ -213,6 +237,12 @@ def render_status(view: BatchView) -> RenderableType:
         if view.status in ("RUNNING", "COMPLETED"):
             parts.append(_bar(p, running=view.status == "RUNNING"))
         parts.append(_stats(view, p))
+        if p.errors:
+            parts.append(_errors_table(p))
+        if p.retrying_pages:
+            parts.append(_failures_table(
+                "retrying pages", p.retrying_pages, p.num_retrying_pages, True
+            ))
         if p.stuck_pages:
             parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
         if p.failed_pages:
