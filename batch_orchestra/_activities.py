@@ -217,11 +217,10 @@ class BatchActivities:
 
 
 async def _through_handovers(work: asyncio.Future[Any]) -> Any:
-    """Await the page's work. Temporal cancels an attempt when its run hands over (a cancel
-    request at the hand-over, or "not found" once the run has closed): the page goes on and
-    reports its outcome to the next run by signal. It stops only when the batch itself was
-    cancelled or ended, and on worker shutdown (then as a retryable error: it may have done
-    part of its work)."""
+    """Await the page's work. Once its run has handed over, the attempt's heartbeats find no
+    workflow run and Temporal cancels it ("not found"): the page goes on and reports its
+    outcome to the next run by signal. It stops when the batch itself was cancelled or ended,
+    and on worker shutdown (then as a retryable error: it may have done part of its work)."""
     while True:
         try:
             return await asyncio.shield(work)

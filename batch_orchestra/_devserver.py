@@ -19,6 +19,7 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from ._connect import resolve_connection
 from ._exceptions import BatchOrchestraError
 
 __all__ = ["DEV_SERVER_DYNAMIC_CONFIG", "EmbeddedTemporal", "find_temporal_cli", "free_port"]
@@ -66,7 +67,9 @@ class EmbeddedTemporal:
 
     ``async with EmbeddedTemporal() as temporal: client = temporal.client``. When
     ``TEMPORAL_ADDRESS`` is set (and ``use_env`` is true), nothing is started: the client
-    connects to that server (namespace ``TEMPORAL_NAMESPACE``, default "default").
+    connects to that server (namespace ``TEMPORAL_NAMESPACE``, default "default"), with the API
+    key and TLS settings of Temporal's environment configuration (``TEMPORAL_API_KEY``,
+    ``TEMPORAL_TLS_*``, ``TEMPORAL_PROFILE`` in the config file).
     """
 
     def __init__(
@@ -103,6 +106,13 @@ class EmbeddedTemporal:
         self._db = db_filename
         self.namespace = os.environ.get("TEMPORAL_NAMESPACE", namespace) if use_env else namespace
         self._external = os.environ.get("TEMPORAL_ADDRESS") if use_env else None
+        # An external server gets the API key, TLS and headers of Temporal's environment
+        # configuration (TEMPORAL_API_KEY, TEMPORAL_TLS_*, the config file's profile).
+        self._connect_options: dict[str, Any] = {}
+        if self._external:
+            options = resolve_connection(address=self._external, namespace=self.namespace)
+            self._connect_options = options.connect_kwargs()
+            del self._connect_options["namespace"]
         self._log_file = log_file
         self._extra = extra_args or []
         config = {**DEV_SERVER_DYNAMIC_CONFIG, **(dynamic_config or {})}
@@ -182,7 +192,9 @@ class EmbeddedTemporal:
                     f"see its log {self._log_file}"
                 )
             try:
-                client = await Client.connect(self.address, namespace=self.namespace)
+                client = await Client.connect(
+                    self.address, namespace=self.namespace, **self._connect_options
+                )
                 await client.workflow_service.get_system_info(GetSystemInfoRequest())
                 return client
             except Exception as err:  # not up yet

@@ -274,20 +274,6 @@ class Scheduler:
         state = self.pages.get(page_num)
         return page_num in self.running and state is not None and state.attempts == attempt
 
-    def unstart(self, page_num: int, attempt: int) -> bool:
-        """An attempt was cancelled before any worker started it (at a hand-over): the page
-        is ready again, first in line, and the attempt does not count. False if stale."""
-        if not self.is_current(page_num, attempt):
-            return False
-        self.running.discard(page_num)
-        self.handed_over.discard(page_num)
-        state = self.pages[page_num]
-        state.unrun += 1
-        self.ready.appendleft(page_num)
-        if state.attempts == state.unrun:  # never ran at all: it is new again
-            self._fresh += 1
-        return True
-
     # -- outcomes ----------------------------------------------------------------------------
 
     def complete(self, page_num: int, items: int, now: float) -> None:
@@ -417,8 +403,10 @@ class Scheduler:
         attempts handed over while running that never reported; returns how many pages."""
         overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
         for n in overdue:
-            self.fail(n, "Timeout", "the attempt was running at a hand-over and never reported "
-                      "its outcome (its worker may have died)", non_retryable=False, now=now)
+            self.fail(n, "Timeout", "the attempt was running or waiting for a worker at a "
+                      "hand-over and never reported its outcome: its worker may have died, or no "
+                      "worker slot took it before its run closed (parallelism above the workers' "
+                      "activity slots); it may not have run", non_retryable=False, now=now)
         due = sorted(
             (self.pages[n] for n in self.waiting if (self.pages[n].ready_at or 0.0) <= now),
             key=lambda p: (p.ready_at, p.page_num), reverse=True,

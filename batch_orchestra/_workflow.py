@@ -11,8 +11,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from ._continuation import (
@@ -81,7 +80,6 @@ FAILED_OUTBOX_LIMIT = 1_000
 """Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
-_HANDOVER_CANCEL_PATCH = "batch-orchestra-handover-cancels-queued-attempts"
 
 
 class Lifecycle(enum.Enum):
@@ -216,12 +214,7 @@ class BatchOrchestrator:
                     "handing over to a new run after %d page attempts; waiting for %d running",
                     self._started_this_run, len(sched.running), extra=self._extra(),
                 )
-                if workflow.patched(_HANDOVER_CANCEL_PATCH):
-                    # An attempt no worker has started would be dropped with this run: cancel
-                    # them all. Those not started end at once and run again in the next run;
-                    # started ones ignore the request (a hand-over) and report by signal.
-                    for handle in self._attempts.values():
-                        handle.cancel()
+
             if self._state is Lifecycle.HANDING_OVER and self._quiet() and (
                 not sched.running or self._drain_timed_out
             ):
@@ -338,7 +331,6 @@ class BatchOrchestrator:
             start_to_close_timeout=inp.page_timeout,
             heartbeat_timeout=inp.heartbeat_timeout,
             retry_policy=_PAGE_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             activity_id=f"page-{att.page_num}-attempt-{att.attempt}",
             summary=f"page {att.page_num}",
         )
@@ -362,11 +354,6 @@ class BatchOrchestrator:
             self._complete_page(page_num, result.items, result.successors)
             return
         cause = err.cause if isinstance(err, ActivityError) else err
-        if isinstance(cause, CancelledError):
-            # Cancelled at a hand-over before any worker started it (a started attempt
-            # ignores the request): it runs again, and the attempt does not count.
-            sched.unstart(page_num, attempt)
-            return
         if isinstance(cause, ApplicationError):
             kind, message, non_retryable = cause.type or "Error", cause.message, cause.non_retryable
         elif isinstance(cause, TimeoutError):

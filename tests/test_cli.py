@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_FIELDS = {f.name for f in dataclasses.fields(BatchOrchestratorProgress)}
 
 
-async def run_cli(temporal: EmbeddedTemporal | None, *args: str) -> Result:
+async def run_cli(temporal: EmbeddedTemporal | None, *args: str, columns: int = 200) -> Result:
     """Invoke the CLI; with ``temporal``, pointed at the test server."""
     argv = list(args)
     if temporal is not None:
         argv += ["--address", temporal.address, "--namespace", temporal.namespace]
     # COLUMNS: rich wraps at 80 columns off a terminal; wide rows keep assertions simple.
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"COLUMNS": str(columns)})
     return await asyncio.to_thread(runner.invoke, cli, argv)
 
 
@@ -116,7 +116,7 @@ async def test_start_watch_follows_the_batch_to_the_end(
             "--watch", "--interval", "0.2",
         ))
     assert f"batch {wid}  COMPLETED" in out
-    assert "4 done · 0 running · 0 pending · 0 stuck · 0 failed" in out
+    assert "4 done · 0 running · 0 pending (0 retrying) · 0 stuck · 0 failed" in out
 
 
 async def test_pause_resume_set_parallelism(
@@ -224,7 +224,7 @@ async def test_failures_table_shows_the_error_message(
         out = assert_ok(await run_cli(temporal, "status", wid))
         data = await status_json(temporal, wid)
     assert "failed pages" in out
-    row = next(line for line in out.splitlines() if "boom: page 2 is broken" in line)
+    row = next(line for line in out.splitlines() if "boom: page 2 is broken" in line and "'2'" in line)
     assert "RuntimeError" in row and "'2'" in row
     assert data["num_failed_pages"] == 1 and data["num_completed_pages"] == 4
     assert data["failed_pages"][0]["error_message"] == "boom: page 2 is broken"
@@ -302,14 +302,24 @@ async def test_unknown_processor_is_one_line(
     assert "CliSleepy" in result.stderr  # the registered ones are listed
 
 
-async def test_start_without_a_worker_warns(temporal: EmbeddedTemporal, task_queue: str) -> None:
+async def test_start_without_a_worker_fails_and_terminate_removes_the_batch(
+    temporal: EmbeddedTemporal, task_queue: str
+) -> None:
     wid = batch_id()
     result = await run_cli(
         temporal, *start_args("CliSleepy", wid, task_queue), "--confirm-timeout", "0.5"
     )
-    assert_ok(result)
-    assert f"no worker picked batch {wid!r} up within 0.5s" in result.stderr
-    await temporal.client.get_workflow_handle(wid).terminate()
+    assert_error(result, f"no worker picked batch {wid!r} up within 0.5s")
+    assert f"batch-orchestra terminate {wid}" in result.stderr
+    out = assert_ok(await run_cli(temporal, "terminate", wid, "--reason", "no worker"))
+    assert f"terminated batch {wid!r}: no worker" in out
+    desc = await temporal.client.get_workflow_handle(wid).describe()
+    assert desc.status is not None and desc.status.name == "TERMINATED"
+    assert_error(await run_cli(temporal, "terminate", wid), "is already TERMINATED")
+    # its ID is not reused by accident
+    again = await run_cli(temporal, *start_args("CliSleepy", wid, task_queue))
+    assert_error(again, "already ran")
+    assert "--reuse-id" in again.stderr
 
 
 @pytest.mark.parametrize(
@@ -401,3 +411,15 @@ async def test_python_dash_m_help() -> None:
     for command in ("server", "worker", "start", "status", "pause", "resume", "set-parallelism",
                     "cancel", "list"):
         assert command in out.decode()
+
+
+async def test_list_keeps_ids_whole_at_80_columns(
+    temporal: EmbeddedTemporal, new_worker: Callable[..., Any], task_queue: str,
+) -> None:
+    wid = f"{batch_id()}-with-a-long-descriptive-suffix"
+    async with new_worker():
+        assert_ok(await run_cli(
+            temporal, *start_args("CliSleepy", wid, task_queue, pages=2), "--watch"
+        ))
+    out = assert_ok(await run_cli(temporal, "list", "--limit", "100", columns=80))
+    assert wid in out, out

@@ -20,6 +20,7 @@ from rich.table import Table
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from .._client import BatchOrchestratorClient
@@ -49,6 +50,7 @@ __all__ = [
     "set_parallelism",
     "show_status",
     "start_batch",
+    "terminate_batch",
 ]
 
 UPDATE_TIMEOUT = 20.0
@@ -64,10 +66,24 @@ def _console() -> Console:
 
 async def start_batch(
     target: Target, inp: BatchOrchestratorInput, wid: str, task_queue: str, *, watch: bool,
-    confirm_timeout: float, interval: float,
+    confirm_timeout: float, interval: float, reuse_id: bool = False,
 ) -> None:
     """Start a batch, then watch it or wait for a worker to pick it up."""
     client = await target.connect()
+    if not reuse_id:
+        try:
+            desc = await client.get_workflow_handle(wid).describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            status = desc.status.name if desc.status else "UNKNOWN"
+            if status not in _OPEN:
+                raise CliError(
+                    f"a batch with ID {wid!r} already ran in namespace {target.namespace!r} "
+                    f"({status}); pass --reuse-id to start a new batch under the same ID, or "
+                    "pick another --id"
+                )
     try:
         await BatchOrchestratorClient(client).start(inp, id=wid, task_queue=task_queue)
     except WorkflowAlreadyStartedError:
@@ -85,10 +101,11 @@ async def start_batch(
     elif confirm_timeout > 0:
         picked = await wait_picked_up(client, target, wid, confirm_timeout)
         if picked is None:
-            click.echo(
-                f"warning: no worker picked batch {wid!r} up within {confirm_timeout:g}s; is one "
+            raise CliError(
+                f"no worker picked batch {wid!r} up within {confirm_timeout:g}s; is one "
                 f"running on task queue {task_queue!r}? Start one with: "
-                f"batch-orchestra worker MODULE --task-queue {task_queue}", err=True,
+                f"batch-orchestra worker MODULE --task-queue {task_queue} (the batch waits for "
+                f"it; `batch-orchestra terminate {wid}` removes it)"
             )
         else:
             click.echo(f"picked up by a worker: {progress_line(picked)}")
@@ -114,10 +131,23 @@ async def show_status(
 async def _watch(
     client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
 ) -> None:
-    """Refresh until the batch closes; ``CliError`` unless it completed.
+    """Refresh until the batch closes; ``CliError`` unless it completed. Ctrl-C stops watching
+    (the batch goes on) and says how to follow it again."""
+    try:
+        await _watch_until_closed(client, target, batch_id, as_json=as_json, interval=interval)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        click.echo(
+            f"\nstopped watching; batch {batch_id!r} keeps running. Follow it again with: "
+            f"batch-orchestra status {batch_id} --watch", err=True,
+        )
+        raise SystemExit(130) from None
 
-    A terminal gets a live display; a pipe or log gets one line per refresh, then the status.
-    """
+
+async def _watch_until_closed(
+    client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
+) -> None:
+    """A terminal gets a live display; a pipe or log gets one line per refresh, then the
+    status."""
     console = _console()
     view = await load_view(client, target, batch_id)
 
@@ -243,6 +273,18 @@ async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
     _ack(view, msg)
 
 
+async def terminate_batch(target: Target, batch_id: str, reason: str) -> None:
+    """Terminate a batch at once (no worker needed), e.g. one that no worker ever picked up."""
+    client = await target.connect()
+    desc = await find_batch(client, target, batch_id)
+    status = desc.status.name if desc.status else "UNKNOWN"
+    if status not in _OPEN:
+        raise CliError(f"batch {batch_id!r} is already {status}; nothing to terminate")
+    await client.get_workflow_handle(batch_id).terminate(reason=reason)
+    click.echo(f"terminated batch {batch_id!r}: {reason}")
+    click.echo(f"UI {target.url(batch_id)}")
+
+
 async def list_command(target: Target, *, limit: int, running_only: bool) -> None:
     """Print the most recent batches, one row each."""
     client = await target.connect()
@@ -252,10 +294,10 @@ async def list_command(target: Target, *, limit: int, running_only: bool) -> Non
         console.print(f"no batches in namespace {target.namespace!r}", markup=False)
         return
     table = Table(box=None, pad_edge=False)
-    table.add_column("ID", overflow="fold")
-    table.add_column("STATUS")
-    table.add_column("STARTED (UTC)")
-    table.add_column("PROGRESS", overflow="fold")
+    table.add_column("ID", no_wrap=True, min_width=max(len(v.id) for v, _ in rows))
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("STARTED (UTC)", overflow="ellipsis", no_wrap=True)
+    table.add_column("PROGRESS", overflow="ellipsis", no_wrap=True, ratio=1)
     for view, started in rows:
         summary = progress_line(view.progress) if view.progress else view.failure or view.note
         table.add_row(

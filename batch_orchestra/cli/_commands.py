@@ -6,8 +6,9 @@
     batch-orchestra worker MODULE... --task-queue Q
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
-    batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID
+    batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID | terminate ID
     batch-orchestra list [--limit N] [--running]
+    batch-orchestra dashboard [--host 127.0.0.1] [--port 8234] [--token T] [--read-only]
 
 Commands that talk to Temporal take ``--address`` and ``--namespace`` (env ``TEMPORAL_ADDRESS``,
 ``TEMPORAL_NAMESPACE``) and ``--ui-url`` (env ``TEMPORAL_UI_URL``) for the Web UI links. Expected
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 import click
 from temporalio.service import RPCError
 
+from .._connect import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, resolve_connection
 from .._exceptions import InvalidBatchInputError
 from .._processor import registered_page_processors
 from .._tracker import registered_batch_trackers
@@ -45,21 +47,65 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _connection_options(fn: F) -> F:
-    """Add ``--address``, ``--namespace`` and ``--ui-url``, handed to the command as ``target``."""
+    """Add the options that say how to reach Temporal (as Temporal's own CLI names them) and
+    ``--ui-url``; the command gets them resolved as ``target``."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, address: str, namespace: str, ui_url: str, **kwargs: Any) -> Any:
-        return fn(*args, target=Target(address, namespace, ui_url), **kwargs)
+    def wrapper(
+        *args: Any, profile: str | None, config_file: str | None, address: str | None,
+        namespace: str | None, api_key: str | None, tls: bool | None,
+        tls_cert_path: str | None, tls_key_path: str | None, tls_ca_path: str | None,
+        tls_server_name: str | None, ui_url: str, **kwargs: Any,
+    ) -> Any:
+        try:
+            connection = resolve_connection(
+                profile=profile, config_file=config_file, address=address, namespace=namespace,
+                api_key=api_key, tls=tls, tls_cert_path=tls_cert_path,
+                tls_key_path=tls_key_path, tls_ca_path=tls_ca_path,
+                tls_server_name=tls_server_name,
+            )
+        except ValueError as err:
+            raise CliError(str(err)) from None
+        return fn(*args, target=Target.from_connection(connection, ui_url), **kwargs)
 
+    path = click.Path(dir_okay=False)
     options = [
         click.option(
-            "--address", envvar="TEMPORAL_ADDRESS", default="localhost:7233", show_default=True,
-            help="host:port of the Temporal server [env TEMPORAL_ADDRESS].",
+            "--address", default=None,
+            help="host:port of the Temporal server [env TEMPORAL_ADDRESS; default "
+            f"{DEFAULT_ADDRESS}].",
         ),
         click.option(
-            "--namespace", envvar="TEMPORAL_NAMESPACE", default="default", show_default=True,
-            help="Temporal namespace [env TEMPORAL_NAMESPACE].",
+            "--namespace", default=None,
+            help=f"Temporal namespace [env TEMPORAL_NAMESPACE; default {DEFAULT_NAMESPACE}].",
         ),
+        click.option(
+            "--profile", default=None,
+            help="Profile of the Temporal config file [env TEMPORAL_PROFILE; default 'default'].",
+        ),
+        click.option(
+            "--config-file", type=path, default=None,
+            help="Temporal config file (TOML) [env TEMPORAL_CONFIG_FILE; default "
+            "~/.config/temporalio/temporal.toml].",
+        ),
+        click.option(
+            "--api-key", default=None,
+            help="API key, e.g. for Temporal Cloud; turns TLS on [env TEMPORAL_API_KEY].",
+        ),
+        click.option(
+            "--tls/--no-tls", default=None,
+            help="Connect with TLS, or force plain text [env TEMPORAL_TLS].",
+        ),
+        click.option(
+            "--tls-cert-path", type=path, default=None,
+            help="Client certificate (PEM) for mutual TLS [env TEMPORAL_TLS_CLIENT_CERT_PATH].",
+        ),
+        click.option("--tls-key-path", type=path, default=None,
+                     help="Client certificate's key (PEM) [env TEMPORAL_TLS_CLIENT_KEY_PATH]."),
+        click.option("--tls-ca-path", type=path, default=None,
+                     help="CA certificate (PEM) to trust [env TEMPORAL_TLS_SERVER_CA_CERT_PATH]."),
+        click.option("--tls-server-name", default=None,
+                     help="Server name to verify [env TEMPORAL_TLS_SERVER_NAME]."),
         click.option(
             "--ui-url", envvar="TEMPORAL_UI_URL", default="http://localhost:8233",
             show_default=True,
@@ -183,6 +229,8 @@ def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -
               show_default=True, help="Seconds one page attempt may run.")
 @click.option("--task-queue", "-q", required=True, help="Task queue of the workers.")
 @click.option("--watch", is_flag=True, help="Show live progress until the batch ends.")
+@click.option("--reuse-id", is_flag=True,
+              help="Start even if a finished batch already used --id.")
 @click.option("--confirm-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds to wait for a worker to pick the batch up (0: do not wait).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
@@ -191,7 +239,8 @@ def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -
 def start(
     processor: str, page_size: int, max_parallelism: int, args_json: str | None,
     first_cursor: str, total_items: int | None, batch_id: str | None, page_timeout: float,
-    task_queue: str, watch: bool, confirm_timeout: float, interval: float, target: Target,
+    task_queue: str, watch: bool, reuse_id: bool, confirm_timeout: float, interval: float,
+    target: Target,
 ) -> None:
     """Start a batch of the registered page processor PROCESSOR.
 
@@ -211,6 +260,7 @@ def start(
     wid = batch_id or f"{processor}-{uuid.uuid4().hex[:12]}"
     _run(target, actions.start_batch(
         target, inp, wid, task_queue, watch=watch, confirm_timeout=confirm_timeout,
+        reuse_id=reuse_id,
         interval=interval,
     ))
 
@@ -272,6 +322,19 @@ def cancel(batch_id: str, wait: float, target: Target) -> None:
     _run(target, actions.cancel_batch(target, batch_id, wait))
 
 
+@cli.command()
+@_batch_id_argument
+@click.option("--reason", default="terminated from the command line", show_default=True,
+              help="Why (kept in the workflow's history).")
+@_connection_options
+def terminate(batch_id: str, reason: str, target: Target) -> None:
+    """Terminate a batch at once, without a worker (e.g. one no worker ever picked up).
+
+    Unlike cancel, running pages are not told and the tracker is not called.
+    """
+    _run(target, actions.terminate_batch(target, batch_id, reason))
+
+
 @cli.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="Most batches to show, most recent first.")
@@ -280,6 +343,36 @@ def cancel(batch_id: str, wait: float, target: Target) -> None:
 def list_(limit: int, running_only: bool, target: Target) -> None:
     """List running and recent batches with their status and progress."""
     _run(target, actions.list_command(target, limit=limit, running_only=running_only))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; anything but loopback needs --token.")
+@click.option("--port", default=8234, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port of the dashboard.")
+@click.option("--token", envvar="BATCH_ORCHESTRA_DASHBOARD_TOKEN", default=None,
+              help="Access token every request must carry [env BATCH_ORCHESTRA_DASHBOARD_TOKEN].")
+@click.option("--read-only", is_flag=True, help="Show batches only: no pause, resume, cancel, "
+              "parallelism or start.")
+@click.option("--max-metrics-batches", type=click.IntRange(min=1), default=100,
+              show_default=True, help="Most running batches /metrics exports.")
+@_connection_options
+def dashboard(
+    host: str, port: int, token: str | None, read_only: bool, max_metrics_batches: int,
+    target: Target,
+) -> None:
+    """Serve the web dashboard: batches, live progress, controls, and /metrics."""
+    try:
+        from ..dashboard._serve import run_from_cli
+    except ImportError as err:
+        raise CliError(
+            f"the dashboard needs extra packages ({err.name} is missing): "
+            "pip install 'batch-orchestra[dashboard]'"
+        ) from None
+    _run(target, run_from_cli(
+        target, host=host, port=port, token=token, read_only=read_only,
+        max_metrics_batches=max_metrics_batches,
+    ))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ raises ``CliError`` with one line that says what to do.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -25,6 +26,7 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._connect import Connection
 from .._types import BatchOrchestratorProgress
 from .._workflow import BatchOrchestrator
 from ._render import BatchView
@@ -33,8 +35,10 @@ __all__ = [
     "BATCH_WORKFLOW_TYPE",
     "CliError",
     "Target",
+    "batches_query",
     "cause_text",
     "find_batch",
+    "list_batch_page",
     "list_batches",
     "load_view",
     "query_progress",
@@ -66,6 +70,13 @@ class Target:
     address: str
     namespace: str
     ui_url: str
+    connection: Connection | None = None
+    """API key, TLS and headers for the server, when there are any (see ``_connect``)."""
+
+    @classmethod
+    def from_connection(cls, connection: Connection, ui_url: str) -> Target:
+        """The target of a resolved connection."""
+        return cls(connection.address, connection.namespace, ui_url, connection)
 
     def url(self, batch_id: str) -> str:
         """The Web UI page of a batch."""
@@ -95,9 +106,11 @@ class Target:
     async def connect(self) -> Client:
         """A client connected to the server, or ``CliError`` when it cannot be reached."""
         try:
-            return await asyncio.wait_for(
-                Client.connect(self.address, namespace=self.namespace), CONNECT_TIMEOUT
+            kwargs = (
+                self.connection.connect_kwargs() if self.connection is not None
+                else {"namespace": self.namespace}
             )
+            return await asyncio.wait_for(Client.connect(self.address, **kwargs), CONNECT_TIMEOUT)
         except (RuntimeError, OSError, RPCError, asyncio.TimeoutError, ValueError):
             raise self.unreachable() from None
 
@@ -188,7 +201,9 @@ async def _view(
             pass
     elif execution.status not in _OPEN:
         view.failure = await _failure(handle)
-    timeout = query_timeout if execution.status in _OPEN else timedelta(seconds=2)
+    timeout = query_timeout if execution.status in _OPEN else min(
+        query_timeout, timedelta(seconds=2)
+    )
     view.progress = await query_progress(client, execution.id, execution.run_id, timeout)
     if view.progress is None:
         if execution.status in _OPEN:
@@ -203,22 +218,60 @@ async def _view(
     return view
 
 
+def batches_query(status: str | None = None) -> str:
+    """The visibility query for batches (latest run of each), optionally of one workflow
+    status as Temporal spells it in queries (``Running``, ``Completed``, ``Failed``, ...)."""
+    query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
+    if status is None:
+        return query + 'ExecutionStatus!="ContinuedAsNew"'
+    return query + f'ExecutionStatus="{status}"'
+
+
+async def _list_row(
+    client: Client, target: Target, e: WorkflowExecution,
+    query_timeout: timedelta = timedelta(seconds=2),
+) -> tuple[BatchView, datetime | None]:
+    view = await _view(client, target, e, query_timeout)
+    if view.note and e.status in _OPEN:
+        view.note = "no worker answered"
+    started = view.progress.start_time if view.progress else None
+    return view, started or e.start_time
+
+
 async def list_batches(
     client: Client, target: Target, *, limit: int, running_only: bool
 ) -> list[tuple[BatchView, datetime | None]]:
     """The most recent batches (latest run of each) with their progress, and their start time."""
-    query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
-    query += 'ExecutionStatus="Running"' if running_only else 'ExecutionStatus!="ContinuedAsNew"'
+    query = batches_query("Running" if running_only else None)
     executions = [e async for e in client.list_workflows(query, limit=limit)]
+    return list(await asyncio.gather(*(_list_row(client, target, e) for e in executions)))
 
-    async def one(e: WorkflowExecution) -> tuple[BatchView, datetime | None]:
-        view = await _view(client, target, e, timedelta(seconds=2))
-        if view.note and e.status in _OPEN:
-            view.note = "no worker answered"
-        started = view.progress.start_time if view.progress else None
-        return view, started or e.start_time
 
-    return list(await asyncio.gather(*(one(e) for e in executions)))
+async def list_batch_page(
+    client: Client, target: Target, *, query: str, page_size: int,
+    next_page_token: bytes | None = None, query_timeout: timedelta = timedelta(seconds=2),
+    closed: MutableMapping[str, tuple[BatchView, datetime | None]] | None = None,
+) -> tuple[list[tuple[WorkflowExecution, BatchView, datetime | None]], bytes | None]:
+    """One page of batches matching a visibility ``query`` (see ``batches_query``), most recent
+    first, with their progress and start time; and the token of the next page (None at the
+    end). ``closed``, when given, keeps the rows of closed runs whose progress was read, by run
+    ID: a closed run never changes, so it is read once."""
+    it = client.list_workflows(query, page_size=page_size, next_page_token=next_page_token)
+    await it.fetch_next_page()
+    executions = list(it.current_page or [])
+
+    async def row(e: WorkflowExecution) -> tuple[BatchView, datetime | None]:
+        key = e.run_id or ""
+        if closed is not None and key in closed:
+            return closed[key]
+        found = await _list_row(client, target, e, query_timeout)
+        if closed is not None and e.status not in _OPEN and found[0].progress is not None:
+            closed[key] = found
+        return found
+
+    rows = await asyncio.gather(*(row(e) for e in executions))
+    found = [(e, view, started) for e, (view, started) in zip(executions, rows, strict=True)]
+    return found, it.next_page_token
 
 
 async def wait_picked_up(

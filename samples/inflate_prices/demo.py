@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 from temporalio.worker import Worker
 
@@ -27,6 +30,7 @@ from batch_orchestra import (
     BatchOrchestratorProgress,
     EmbeddedTemporal,
 )
+from batch_orchestra.testing import free_port
 
 from .db import MyDB, ProductDBCursor, create_products
 from .processor import ConfigArgs, InflateProductPrices
@@ -48,7 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--hold", action="store_true",
-        help="keep the dev server and its Web UI up after the batch, until Ctrl-C",
+        help="keep the dev server, its Web UI and the dashboard up after the batch, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--dashboard-port", type=int, default=8234,
+        help="port of the Batch Orchestra dashboard (0: do not serve it; default: %(default)s)",
     )
     return parser.parse_args(argv)
 
@@ -88,12 +96,13 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
     before = (await asyncio.to_thread(db.query_page, ProductDBCursor(), 1))[0]
 
     print("Starting Temporal ...")
-    async with EmbeddedTemporal(ui=True) as temporal:
+    async with EmbeddedTemporal(ui=True) as temporal, contextlib.AsyncExitStack() as stack:
         if temporal.is_embedded:
             print(f"Temporal dev server at {temporal.address}, Web UI at {temporal.ui_url}")
         else:
             print(f"Using the Temporal server at TEMPORAL_ADDRESS={temporal.address}")
         task_queue = f"inflate-prices-demo-{uuid.uuid4().hex[:8]}"
+        dashboard_url = await start_dashboard(stack, temporal, opts.dashboard_port)
         async with Worker(temporal.client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()]):
             handle = await BatchOrchestratorClient(temporal.client).start(
                 BatchOrchestratorInput(
@@ -112,8 +121,14 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
                 f"max parallelism {opts.parallelism}, +{opts.percent}%"
             )
             url = temporal.workflow_url(handle.id)
+            if dashboard_url:
+                print(f"Watch, pause and resume it in the dashboard: "
+                      f"{dashboard_url}batches/{quote(handle.id, safe='')}")
+                if not opts.hold:
+                    print("  (too quick to catch? add --io-delay 2 --hold: a slower batch, and "
+                          "the dashboard stays up after it)")
             if url:
-                print(f"Watch it in the Temporal Web UI: {url}")
+                print(f"Its workflow in the Temporal Web UI: {url}")
             else:
                 print(f"Find workflow {handle.id} in your Temporal server's Web UI")
             started = time.monotonic()
@@ -145,13 +160,35 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
                     f"    e.g. product {after[0].id} {after[0].name!r}: {before[0].price_cents}"
                     f" -> {after[0].price_cents} cents"
                 )
-        if opts.hold and url:
-            print(f"\nThe Web UI stays up at {url}; Ctrl-C to stop.", flush=True)
+        if opts.hold and (url or dashboard_url):
+            where = " and ".join(u for u in (dashboard_url, url) if u)
+            print(f"\nStaying up at {where}; Ctrl-C to stop.", flush=True)
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
                 print("\nstopping")
     return 1 if problems else 0
+
+
+async def start_dashboard(
+    stack: contextlib.AsyncExitStack, temporal: EmbeddedTemporal, port: int
+) -> str | None:
+    """Serve the dashboard in this process (when its extra is installed); its URL, or None."""
+    if port == 0:
+        return None
+    try:
+        from batch_orchestra.dashboard import DashboardServer, create_app
+    except ImportError:
+        print("(pip install 'batch-orchestra[dashboard]' to watch the batch in the dashboard)")
+        return None
+    ui_url = temporal.ui_url or os.environ.get("TEMPORAL_UI_URL", "http://localhost:8233")
+    app = create_app(temporal.client, ui_url=ui_url)
+    try:
+        server = await stack.enter_async_context(DashboardServer(app, port=port))
+    except OSError:  # the port is taken: any free one will do
+        server = await stack.enter_async_context(DashboardServer(app, port=free_port()))
+    print(f"Batch Orchestra dashboard at {server.url}")
+    return server.url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,326 @@
+"""``create_app``: the dashboard as a Starlette ASGI app, standalone or mounted in your own.
+
+Routes (relative to where the app is mounted)::
+
+    GET  /                      batch list (?status=running|paused|completed|..., ?page=TOKEN)
+    GET  /batches/{id}          one batch: live progress, chart, stuck/failed pages, controls
+    GET  /api/batches/{id}      that batch's state as JSON (the page polls it)
+    GET  /start                 the start-a-batch form;  POST /start starts it
+    POST /actions/{action}      pause | resume | set-parallelism | cancel (form: batch_id, n)
+    GET  /metrics               Prometheus metrics of the running batches
+    GET  /static/...            the page's CSS and script (no CDN)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from .._client import BatchOrchestratorClient
+from .._exceptions import InvalidBatchInputError
+from ..cli._lookup import (
+    CliError,
+    Target,
+    batches_query,
+    find_batch,
+    list_batch_page,
+    load_view,
+)
+from ..cli._render import BatchView
+from . import _html as html
+from ._data import STATUS_FILTERS, Backend, BatchRow, view_json
+from ._forms import START_FIELDS, decode_token, encode_token, read_form, start_input
+from ._metrics import collect, render
+from ._security import Guard, csrf_token, same_origin
+
+__all__ = ["create_app"]
+
+_LIST_QUERY_TIMEOUT = timedelta(seconds=1)
+"""How long the list waits for each batch's progress (they are asked at once)."""
+_STATIC = Path(__file__).parent / "static"
+_MESSAGES = {
+    "paused": "Paused: running pages finish, no new page starts.",
+    "resumed": "Resumed.",
+    "parallelism": "Parallelism changed.",
+    "canceled": "Cancellation requested.",
+    "started": "Batch started.",
+}
+_ACTIONS = ("pause", "resume", "set-parallelism", "cancel")
+
+
+class _Dashboard:
+    """The route handlers and what they share: the backend, the settings, the CSRF token."""
+
+    def __init__(
+        self, backend: Backend, *, read_only: bool, csrf: str, max_metrics_batches: int,
+        page_size: int,
+        poll_interval: timedelta,
+    ) -> None:
+        self.backend = backend
+        self.read_only = read_only
+        self.csrf = csrf
+        self.max_metrics_batches = max_metrics_batches
+        self.page_size = page_size
+        self.poll_ms = int(poll_interval.total_seconds() * 1000)
+
+    def chrome(self, request: Request) -> html.Chrome:
+        t = self.backend.target
+        return html.Chrome(
+            base=request.scope.get("root_path", "").rstrip("/"), namespace=t.namespace,
+            address=t.address, read_only=self.read_only, csrf=self.csrf, poll_ms=self.poll_ms,
+        )
+
+    def _error(self, request: Request, status: int, title: str, message: str,
+               back: str | None = None) -> HTMLResponse:
+        page = html.error_page(self.chrome(request), title, message, back)
+        return HTMLResponse(page, status_code=status)
+
+    async def _client(self) -> Client:
+        return await self.backend.client()
+
+    async def batch_list(self, request: Request) -> Response:
+        status = request.query_params.get("status", "all")
+        if status not in STATUS_FILTERS:
+            return self._error(request, 400, "Unknown status filter",
+                               f"status {status!r} is not one of {', '.join(STATUS_FILTERS)}")
+        token = decode_token(request.query_params.get("page"))
+        try:
+            client = await self._client()
+            found, next_token = await list_batch_page(
+                client, self.backend.target, query=batches_query(STATUS_FILTERS[status]),
+                page_size=self.page_size, next_page_token=token, query_timeout=_LIST_QUERY_TIMEOUT,
+                closed=self.backend.closed_rows,
+            )
+            processors = await asyncio.gather(*(self.backend.processor(e) for e, _, _ in found))
+        except CliError as err:
+            return self._error(request, 503, "Temporal is unreachable", err.message)
+        except RPCError as err:
+            return self._error(request, 502, "Temporal refused the list",
+                               self.backend.target.rpc_error(err).message)
+        rows = [BatchRow(view, proc, started)
+                for (_, view, started), proc in zip(found, processors, strict=True)]
+        if status == "paused":
+            rows = [r for r in rows if r.view.progress is not None and r.view.progress.is_paused]
+        page = html.list_page(
+            self.chrome(request), rows, status=status,
+            next_token=encode_token(next_token), first_page=token is None,
+        )
+        return HTMLResponse(page)
+
+    async def _load(self, batch_id: str) -> tuple[BatchView, str | None]:
+        client = await self._client()
+        desc = await find_batch(client, self.backend.target, batch_id)
+        view, processor = await asyncio.gather(
+            load_view(client, self.backend.target, batch_id, desc=desc),
+            self.backend.processor(desc),
+        )
+        return view, processor
+
+    async def batch_page(self, request: Request) -> Response:
+        batch_id = request.path_params["batch_id"]
+        try:
+            view, processor = await self._load(batch_id)
+        except CliError as err:
+            code = 404 if err.message.startswith("no batch") else 503
+            return self._error(request, code, "Batch not found" if code == 404 else "Error",
+                               err.message, back=self.chrome(request).base + "/")
+        message = _MESSAGES.get(request.query_params.get("done", ""), "")
+        page = html.batch_page(self.chrome(request), view, processor, message)
+        return HTMLResponse(page)
+
+    async def batch_json(self, request: Request) -> Response:
+        batch_id = request.path_params["batch_id"]
+        try:
+            view, processor = await self._load(batch_id)
+        except CliError as err:
+            code = 404 if err.message.startswith("no batch") else 503
+            return JSONResponse({"error": err.message}, status_code=code)
+        return JSONResponse(view_json(view, processor))
+
+    async def action(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        refused = await self._check_post(request)
+        if refused is not None:
+            return refused
+        form = await read_form(request)
+        batch_id = str(form.get("batch_id", ""))
+        base = self.chrome(request).base
+        back = html.batch_path(base, batch_id)
+        if action not in _ACTIONS:
+            return self._error(request, 404, "Unknown action",
+                               f"{action!r} is not one of {', '.join(_ACTIONS)}", back)
+        n: int | None = None
+        if action == "set-parallelism":
+            try:
+                n = int(str(form.get("n", "")))
+                if n < 0:
+                    raise ValueError
+            except ValueError:
+                return self._error(request, 400, "Bad parallelism",
+                                   f"parallelism must be a whole number >= 0, got "
+                                   f"{form.get('n')!r}", back)
+        try:
+            done = await self.backend.steer(action, batch_id, n)
+        except (CliError, RPCError) as err:
+            message = (err.message if isinstance(err, CliError)
+                       else self.backend.target.rpc_error(err).message)
+            return self._error(request, 409, f"Could not {action.replace('-', ' ')}",
+                               message, back)
+        return RedirectResponse(f"{back}?done={done}", status_code=303)
+
+    async def _check_post(self, request: Request) -> Response | None:
+        if self.read_only:
+            return self._error(request, 403, "Read-only dashboard",
+                               "this dashboard was started with --read-only; controls are off")
+        if not same_origin(request):
+            return self._error(request, 403, "Cross-site request refused",
+                               "this request came from another site's page; use the dashboard's "
+                               "own buttons")
+        form = await read_form(request)
+        given = str(form.get("csrf_token", ""))
+        if not secrets.compare_digest(given.encode(), self.csrf.encode()):
+            return self._error(request, 403, "Form expired",
+                               "the form's security token is missing or stale (the dashboard "
+                               "restarted?); reload the page and try again")
+        return None
+
+    async def _suggestions(self) -> tuple[list[str], list[str]]:
+        """Processor names and task queues of recent batches, for the start form."""
+        queues: set[str] = set()
+        try:
+            client = await self._client()
+            recent = [e async for e in client.list_workflows(batches_query(), limit=50)]
+            await asyncio.gather(*(self.backend.processor(e) for e in recent))
+            queues = {e.task_queue for e in recent}
+        except (CliError, RPCError):
+            pass
+        return self.backend.known_processors(), sorted(queues)
+
+    async def start_form(self, request: Request) -> Response:
+        if self.read_only:
+            return self._error(request, 403, "Read-only dashboard",
+                               "this dashboard was started with --read-only; it cannot start "
+                               "batches")
+        processors, queues = await self._suggestions()
+        values = {"page_size": "100", "max_parallelism": "4"}
+        values.update({k: v for k, v in request.query_params.items() if k in START_FIELDS})
+        page = html.start_page(self.chrome(request), processors=processors, task_queues=queues,
+                               values=values)
+        return HTMLResponse(page)
+
+    async def start(self, request: Request) -> Response:
+        refused = await self._check_post(request)
+        if refused is not None:
+            return refused
+        form = await read_form(request)
+        values = {k: str(form.get(k, "")).strip() for k in START_FIELDS}
+        try:
+            inp, wid, queue = start_input(values)
+            client = await self._client()
+            await BatchOrchestratorClient(client).start(inp, id=wid, task_queue=queue)
+        except (ValueError, InvalidBatchInputError, CliError) as err:
+            return await self._start_error(request, values, str(getattr(err, "message", err)))
+        except RPCError as err:
+            message = self.backend.target.rpc_error(err).message
+            return await self._start_error(request, values, message)
+        except WorkflowAlreadyStartedError:
+            return await self._start_error(
+                request, values, f"a batch with ID {values['batch_id']!r} is already running; "
+                "pick another ID")
+        path = html.batch_path(self.chrome(request).base, wid)
+        return RedirectResponse(f"{path}?done=started", status_code=303)
+
+    async def _start_error(self, request: Request, values: dict[str, str], error: str
+                           ) -> Response:
+        processors, queues = await self._suggestions()
+        page = html.start_page(self.chrome(request), processors=processors, task_queues=queues,
+                               values=values, error=error)
+        return HTMLResponse(page, status_code=400)
+
+    async def metrics(self, request: Request) -> Response:
+        try:
+            samples, running = await collect(self.backend, self.max_metrics_batches)
+        except CliError as err:
+            return Response(f"# {err.message}\n", status_code=503, media_type="text/plain")
+        body = render(samples, running, self.max_metrics_batches)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def create_app(
+    client: Client | None = None,
+    *,
+    address: str = "localhost:7233",
+    namespace: str = "default",
+    ui_url: str = "http://localhost:8233",
+    token: str | None = None,
+    read_only: bool = False,
+    max_metrics_batches: int = 100,
+    page_size: int = 25,
+    trusted_hosts: Sequence[str] | None = None,
+    poll_interval: timedelta = timedelta(seconds=1),
+) -> Starlette:
+    """The dashboard as an ASGI app: serve it with uvicorn or mount it in your own app.
+
+    ``app.mount("/batches", create_app(client))`` in a Starlette or FastAPI app serves it under
+    ``/batches``.
+
+    Args:
+        client: a connected Temporal client; when None, one is connected to ``address`` and
+            ``namespace`` on the first request.
+        address: the Temporal server's host:port (when ``client`` is None).
+        namespace: the namespace (when ``client`` is None; otherwise the client's).
+        ui_url: the base URL of the Temporal Web UI, for links to a batch's workflow.
+        token: when set, every request must carry it (``Authorization: Bearer``, or a cookie
+            set by opening any page once with ``?token=``).
+        read_only: hide every control and refuse control requests (403).
+        max_metrics_batches: the most running batches ``/metrics`` exports (most recent first).
+        page_size: batches per page of the list.
+        trusted_hosts: when set, requests whose ``Host`` is not one of these names get 400
+            (``batch-orchestra dashboard`` sets the loopback names when it runs without a token).
+        poll_interval: how often a batch's page refreshes its progress.
+
+    Raises:
+        ValueError: a setting out of range; the message names it.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size!r}")
+    if max_metrics_batches < 1:
+        raise ValueError(f"max_metrics_batches must be >= 1, got {max_metrics_batches!r}")
+    if poll_interval < timedelta(milliseconds=100):
+        raise ValueError(f"poll_interval must be at least 100 ms, got {poll_interval!r}")
+    if token is not None and not token:
+        raise ValueError("token must not be empty; pass None for no token")
+    if client is not None:
+        namespace = client.namespace
+        address = getattr(client.service_client.config, "target_host", address)
+    backend = Backend(Target(address, namespace, ui_url), client)
+    secret = token or secrets.token_urlsafe(32)
+    dash = _Dashboard(backend, read_only=read_only, csrf=csrf_token(secret),
+                      max_metrics_batches=max_metrics_batches, page_size=page_size,
+                      poll_interval=poll_interval)
+    routes = [
+        Route("/", dash.batch_list, methods=["GET"]),
+        Route("/batches/{batch_id:path}", dash.batch_page, methods=["GET"]),
+        Route("/api/batches/{batch_id:path}", dash.batch_json, methods=["GET"]),
+        Route("/start", dash.start_form, methods=["GET"]),
+        Route("/start", dash.start, methods=["POST"]),
+        Route("/actions/{action}", dash.action, methods=["POST"]),
+        Route("/metrics", dash.metrics, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=_STATIC), name="static"),
+    ]
+    middleware = [Middleware(Guard, token=token, secret=secret, trusted_hosts=trusted_hosts)]
+    return Starlette(routes=routes, middleware=middleware)
+
