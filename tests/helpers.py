@@ -96,3 +96,27 @@ async def enqueue_signals_only(client: Any, workflow_id: str) -> int:
         e.workflow_execution_signaled_event_attributes.signal_name == "batch_orchestra.enqueue_pages"
         for e in history.events
     )
+
+
+async def run_histories(client: Any, workflow_id: str) -> list[Any]:
+    """The history of every run of a batch, first to last (following continue-as-new)."""
+    desc = await client.get_workflow_handle(workflow_id).describe()
+    run_id = desc.raw_description.workflow_execution_info.first_run_id or None
+    histories = []
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        run_id = None
+        for event in history.events:
+            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return histories
+
+
+def continue_as_new_payloads(histories: list[Any]) -> list[Any]:
+    """The input payloads of every hand-over (continue-as-new) in ``histories``."""
+    return [
+        e.workflow_execution_continued_as_new_event_attributes.input.payloads
+        for h in histories for e in h.events
+        if e.HasField("workflow_execution_continued_as_new_event_attributes")
+    ]

@@ -23,25 +23,15 @@ from batch_orchestra import (
     PageProcessor,
     page_processor,
 )
-from tests.helpers import assert_eventually, batch_id
+from tests.helpers import assert_eventually, batch_id, continue_as_new_payloads, run_histories
 from tests.processors import NOTICES, OUTAGE, RECORDS
 
 OUTAGE_PAGES = int(os.environ.get("BATCH_ORCHESTRA_OUTAGE_PAGES", "600"))
 
 
 async def _continue_as_new_sizes(client, wid: str) -> list[int]:
-    sizes, run_id = [], None
-    handle = client.get_workflow_handle(wid)
-    run_id = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
-    while run_id:
-        history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
-        run_id = None
-        for e in history.events:
-            if e.HasField("workflow_execution_continued_as_new_event_attributes"):
-                attrs = e.workflow_execution_continued_as_new_event_attributes
-                sizes.append(sum(len(p.data) for p in attrs.input.payloads))
-                run_id = attrs.new_execution_run_id
-    return sizes
+    payloads = continue_as_new_payloads(await run_histories(client, wid))
+    return [sum(len(p.data) for p in ps) for ps in payloads]
 
 
 async def test_an_outage_pauses_the_batch_and_every_page_completes_after_it(

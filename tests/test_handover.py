@@ -9,26 +9,14 @@ from datetime import timedelta
 
 from batch_orchestra import BatchOrchestratorInput
 from batch_orchestra._continuation import unpack_pages
-from tests.helpers import batch_id
+from tests.helpers import batch_id, continue_as_new_payloads, run_histories
 from tests.processors import RECORDS
 
 
 async def _continue_as_new_inputs(client, workflow_id: str) -> list[dict]:
     """The continue-as-new input of every hand-over, in order."""
-    inputs = []
-    run_id = None
-    handle = client.get_workflow_handle(workflow_id)
-    desc = await handle.describe()
-    run_id = desc.raw_description.workflow_execution_info.first_run_id or None
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        run_id = None
-        for event in history.events:
-            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
-                attrs = event.workflow_execution_continued_as_new_event_attributes
-                inputs.append(json.loads(attrs.input.payloads[0].data))
-                run_id = attrs.new_execution_run_id
-    return inputs
+    histories = await run_histories(client, workflow_id)
+    return [json.loads(p[0].data) for p in continue_as_new_payloads(histories)]
 
 
 async def test_dozens_of_handovers_exact_counts_bounded_state(

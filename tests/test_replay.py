@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from batch_orchestra import BatchOrchestrator, BatchOrchestratorInput
-from tests.helpers import batch_id
+from tests.helpers import batch_id, run_histories
 
 
 async def test_histories_replay_without_nondeterminism(orchestra, task_queue, new_worker) -> None:
@@ -25,16 +25,7 @@ async def test_histories_replay_without_nondeterminism(orchestra, task_queue, ne
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
         result = await asyncio.wait_for(handle.result(), 120)
     assert result.num_completed_pages == 20 and result.num_runs >= 3
-    client = orchestra.client
-    run_id: str | None = handle.workflow_handle.first_execution_run_id
-    histories = []
-    while run_id:
-        history = await client.get_workflow_handle(bid, run_id=run_id).fetch_history()
-        histories.append(history)
-        run_id = None
-        for event in history.events:
-            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
-                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    histories = await run_histories(orchestra.client, bid)
     assert len(histories) == result.num_runs
     replayer = Replayer(workflows=[BatchOrchestrator])
     for history in histories:

@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
 import tests.processors  # noqa: F401  (registers the test processors)
@@ -33,6 +33,7 @@ from batch_orchestra import (
     BatchTrackerConfig,
     EmbeddedTemporal,
 )
+from tests.helpers import run_histories
 
 Scenario = Callable[[BatchOrchestratorClient, str, str], Awaitable[BatchOrchestratorHandle]]
 
@@ -203,19 +204,6 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-async def _histories(client: Client, wid: str, first_run: str | None) -> list[Any]:
-    out, run_id = [], first_run
-    while run_id:
-        history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
-        out.append(history)
-        run_id = None
-        for event in history.events:
-            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
-                attrs = event.workflow_execution_continued_as_new_event_attributes
-                run_id = attrs.new_execution_run_id
-    return out
-
-
 async def record(out_dir: Path, names: list[str]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     async with EmbeddedTemporal(use_env=False) as temporal:
@@ -229,8 +217,7 @@ async def record(out_dir: Path, names: list[str]) -> None:
                 if handle is None:
                     print(f"{name}: not applicable to this release")
                     continue
-                wh = handle.workflow_handle
-                histories = await _histories(client, bid, wh.first_execution_run_id or wh.run_id)
+                histories = await run_histories(client, bid)
                 for i, history in enumerate(histories):
                     path = out_dir / f"{name}-{i}.json"
                     path.write_text(history.to_json())
