@@ -313,6 +313,12 @@ class Scheduler:
         state.failed_at = now
         if did_not_run:
             state.unrun += 1
+            if error_type == "NotStarted":  # it waited for a worker slot: first in line again
+                state.ready_at = None
+                self.ready.appendleft(page_num)
+                if state.attempts == state.unrun:
+                    self._fresh += 1
+                return Outcome.NOT_RUN
             state.ready_at = now + min(s.maximum_interval_seconds, 10.0 * min(state.unrun, 6))
             self.waiting.add(page_num)
             return Outcome.NOT_RUN

@@ -75,6 +75,11 @@ report, before counting it as timed out."""
 HANDOVER_CONFIRM_GRACE_SECONDS = 15.0
 """How long past ``heartbeat_timeout`` an attempt handed over at a hand-over has to say it had
 started before the next run counts it as never started."""
+AT_MOST_ONCE_MIN_START_WAIT = timedelta(seconds=10)
+"""An at-most-once attempt waits at least this long (or ``handover_wait``) for a worker slot."""
+AT_MOST_ONCE_START_GRACE = timedelta(seconds=2)
+"""At a hand-over of an at-most-once batch, how long past the attempts' schedule-to-start
+timeout the run waits, so that no attempt it hands over is still waiting for a slot."""
 STARTS_PER_TASK = 500
 """The most attempts one workflow task starts; more wait a moment for the next task."""
 START_BYTES_PER_TASK = 1_000_000
@@ -239,7 +244,12 @@ class BatchOrchestrator:
         return self._sched
 
     async def _drain_deadline(self) -> None:
-        await workflow.sleep(self._inp.handover_wait)
+        wait = self._inp.handover_wait
+        if self._settings is not None and self._settings.at_most_once:
+            # Every attempt still waiting for a worker slot by now has timed out
+            # (schedule-to-start) and is ready again: those still pending have started.
+            wait = max(wait, self._start_timeout() + AT_MOST_ONCE_START_GRACE)
+        await workflow.sleep(wait)
         self._drain_timed_out = self._dirty = True
 
     async def _cancel(self, background: list[asyncio.Future[Any]]) -> None:
@@ -317,6 +327,11 @@ class BatchOrchestrator:
             len(sched.running) < sched.effective_parallelism
         )
 
+    def _start_timeout(self) -> timedelta:
+        """How long an at-most-once attempt may wait for a worker slot before it is taken back
+        (and started again): a hand-over waits this long, so it never leaves one waiting."""
+        return max(self._inp.handover_wait, AT_MOST_ONCE_MIN_START_WAIT)
+
     def _start_attempt(self, att: Attempt, inp: BatchOrchestratorInput) -> None:
         handle = workflow.start_activity(
             PROCESS_PAGE,
@@ -333,6 +348,11 @@ class BatchOrchestrator:
             ),
             result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,
+            # At most once: an attempt a hand-over might leave waiting for a slot must end
+            # first, so that one never runs after Temporal dropped it with its closed run.
+            schedule_to_start_timeout=(
+                self._start_timeout() if self._settings and self._settings.at_most_once else None
+            ),
             heartbeat_timeout=inp.heartbeat_timeout,
             retry_policy=_PAGE_RETRY,
             activity_id=f"page-{att.page_num}-attempt-{att.attempt}",
@@ -363,6 +383,12 @@ class BatchOrchestrator:
         elif isinstance(cause, TimeoutError):
             name = cause.type.name.lower() if cause.type is not None else "unknown"
             kind, message, non_retryable = "Timeout", f"page timed out ({name})", False
+            if name == "schedule_to_start":  # no worker took it: it did no work
+                self._scheduler.fail(
+                    page_num, "NotStarted", "no worker slot took the attempt in time",
+                    non_retryable=False, did_not_run=True, now=workflow.now().timestamp(),
+                )
+                return
             if name == "heartbeat":
                 message = (
                     "the page's worker stopped heartbeating (it died or its event loop blocked)"

@@ -165,15 +165,12 @@ async def test_attempts_waiting_for_slots_at_hand_overs_are_not_lost(
     assert set(RECORDS[bid].pages) == set(range(400))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known limit: an at-most-once attempt still waiting for a worker slot when its run hands "
-    "over is dropped by Temporal; it is not run again on a guess (a late start would run it "
-    "twice), so it fails as timed out, saying it may not have run. Give workers at least "
-    "max_parallelism activity slots."
-))
 async def test_at_most_once_attempts_waiting_for_slots_at_hand_overs_run_exactly_once(
     orchestra, task_queue, new_worker
 ) -> None:
+    """At most once, an attempt waits for a slot at most 10 s (schedule-to-start), then is
+    taken back and started again; a hand-over waits past that, so it never leaves an attempt
+    waiting: each page runs exactly once and none fails."""
     bid = batch_id()
     async with new_worker():
         handle = await orchestra.start(
