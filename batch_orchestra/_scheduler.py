@@ -352,9 +352,9 @@ class Scheduler:
     def check_policy(self, now: float) -> str | None:
         """Pause the batch if the failure policy says so; returns the reason when it just did.
 
-        A batch with no new page left to start is never paused (its stuck pages keep their
-        extended retries)."""
-        if self.paused or self._fresh == 0:
+        A batch with nothing left to start now or later (no new page, nothing running that
+        could discover one) is never paused: its stuck pages keep their extended retries."""
+        if self.paused or (self._fresh == 0 and not self.running):
             return None
         p = self.policy
         n = len(self.recent_outcomes)
