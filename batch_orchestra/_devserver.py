@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -22,7 +23,13 @@ from temporalio.client import Client
 from ._connect import resolve_connection
 from ._exceptions import BatchOrchestraError
 
-__all__ = ["DEV_SERVER_DYNAMIC_CONFIG", "EmbeddedTemporal", "find_temporal_cli", "free_port"]
+__all__ = [
+    "DEV_SERVER_DYNAMIC_CONFIG",
+    "EmbeddedTemporal",
+    "find_temporal_cli",
+    "free_port",
+    "workflow_ui_url",
+]
 
 DEV_SERVER_DYNAMIC_CONFIG: dict[str, Any] = {
     "history.transferProcessorMaxPollRPS": 1000,
@@ -35,6 +42,14 @@ activity's completion or a signal reaches the worker. The dev server has one sha
 default a batch whose workflow tasks come one at a time (a single chain) gets at most about 20
 workflow tasks a second, one every 50 ms, whatever the work. Measured in ``BENCHMARKS.md``
 (Hops); see the README for the same setting on your own cluster."""
+
+
+def workflow_ui_url(ui_url: str, namespace: str, workflow_id: str) -> str:
+    """A workflow's page in the Temporal Web UI at ``ui_url`` (namespace and ID escaped)."""
+    return (
+        f"{ui_url.rstrip('/')}/namespaces/{quote(namespace, safe='')}"
+        f"/workflows/{quote(workflow_id, safe='')}"
+    )
 
 
 def free_port() -> int:
@@ -138,7 +153,7 @@ class EmbeddedTemporal:
     def workflow_url(self, workflow_id: str) -> str | None:
         """The Web UI page of a workflow, when there is a UI."""
         base = self.ui_url
-        return f"{base}/namespaces/{self.namespace}/workflows/{workflow_id}" if base else None
+        return workflow_ui_url(base, self.namespace, workflow_id) if base else None
 
     @property
     def is_embedded(self) -> bool:

@@ -11,7 +11,6 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
-from urllib.parse import quote
 
 import click
 from temporalio.client import (
@@ -27,6 +26,7 @@ from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._connect import Connection
+from .._devserver import workflow_ui_url
 from .._types import BatchOrchestratorProgress
 from .._workflow import BatchOrchestrator
 from ._render import BatchView
@@ -80,10 +80,7 @@ class Target:
 
     def url(self, batch_id: str) -> str:
         """The Web UI page of a batch."""
-        return (
-            f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}"
-            f"/workflows/{quote(batch_id, safe='')}"
-        )
+        return workflow_ui_url(self.ui_url, self.namespace, batch_id)
 
     def unreachable(self) -> CliError:
         """The error for a server that does not answer."""
