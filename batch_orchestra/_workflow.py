@@ -33,19 +33,15 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_SIGNAL,
         ENQUEUE_UPDATE,
         LIFECYCLE_QUERY,
-        NOTIFY,
         PAGE_FINISHED_SIGNAL,
         PAGE_RUNNING_SIGNAL,
         PROCESS_PAGE,
         PROGRESS_QUERY,
-        RUN_TRACKER,
         DescribeBatchInput,
         EnqueueRequest,
-        NotifyInput,
         PageOutcome,
         PageResult,
         ProcessPageInput,
-        TrackerInput,
     )
     from ._processor import BatchPage
     from ._progress import build_progress, page_failure
@@ -59,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         input_from_wire,
     )
     from ._wire import WireError
+    from ._workflow_side import SideCalls
 
 __all__ = ["BatchOrchestrator", "Lifecycle"]
 
@@ -112,7 +109,7 @@ class Lifecycle(enum.Enum):
 # only from workflow.now(), no I/O, no randomness, no mutable module state; tests replay its
 # histories, including those recorded from released versions (test_replay.py).
 @workflow.defn(name=BATCH_WORKFLOW_TYPE, sandboxed=False)
-class BatchOrchestrator:
+class BatchOrchestrator(SideCalls):
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
 
     @workflow.init
@@ -204,10 +201,6 @@ class BatchOrchestrator:
             progress.num_completed_pages, progress.num_failed_pages, extra=self._extra(),
         )
         return progress
-
-    def _quiet(self) -> bool:
-        """No tracker or notifier call is in flight or waiting (before a hand-over or the end)."""
-        return not self._tracker_busy and not self._notifying and not self._notices
 
     async def _drive(self) -> None:
         """Start pages as slots free up until the batch is finished or must hand over."""
@@ -480,72 +473,6 @@ class BatchOrchestrator:
                     pass
             if sched.release_due(workflow.now().timestamp()):
                 self._dirty = True
-
-    async def _tracker_loop(self) -> None:
-        assert self._inp.batch_tracker is not None
-        interval = self._inp.batch_tracker.interval.total_seconds()
-        while True:
-            now = workflow.now().timestamp()
-            if self._tracker_next is None:
-                self._tracker_next = now + interval
-            delay = self._tracker_next - now
-            if delay > 0:
-                await workflow.sleep(timedelta(seconds=delay))
-            if self._state is not Lifecycle.RUNNING:
-                return
-            self._tracker_next = workflow.now().timestamp() + interval
-            await self._call_tracker(is_final=False)
-
-    async def _call_tracker(self, *, is_final: bool) -> None:
-        tracker = self._inp.batch_tracker
-        assert tracker is not None
-        self._tracker_busy = True
-        try:
-            await workflow.execute_activity(
-                RUN_TRACKER,
-                TrackerInput(
-                    tracker.name, tracker.args, self._inp.batch_id, self._progress(), is_final,
-                ),
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
-        except ActivityError as err:
-            workflow.logger.warning("batch tracker failed: %s", err.cause, extra=self._extra())
-        finally:
-            self._tracker_busy = False
-            self._dirty = True
-
-    async def _notifier_loop(self) -> None:
-        """Hand events to the notifier one call at a time; failed pages go in groups."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._notices or self._failed_outbox))
-            if self._failed_outbox:
-                failed, self._failed_outbox = self._failed_outbox, []
-                self._notices.appendleft(("pages_failed", None, failed))
-            event, reason, pages = self._notices.popleft()
-            await self._notify(event, reason, pages)
-
-    async def _notify(self, event: str, reason: str | None, pages: list[PageFailure]) -> None:
-        notifier = self._inp.notifier
-        assert notifier is not None
-        self._notifying = True
-        try:
-            await workflow.execute_activity(
-                NOTIFY,
-                NotifyInput(
-                    notifier.name, notifier.args, self._inp.batch_id, workflow.info().workflow_id,
-                    event, reason, pages, self._progress(),
-                ),
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
-        except ActivityError as err:
-            workflow.logger.warning(
-                "batch notifier failed on %s: %s", event, err.cause, extra=self._extra()
-            )
-        finally:
-            self._notifying = False
-            self._dirty = True
 
     def _continuation(self, raw: dict[str, Any]) -> dict[str, Any]:
         assert self._settings is not None
