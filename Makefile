@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million bench-sources \
-	chaos clean
+	bench-recovery chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-million: $(STAMP)
 # 200,000 rows by default (a few minutes on 2 shared cores); ROWS=1000000 for the full run.
 bench-sources: $(STAMP)
 	$(BIN)/python -m bench.sources --rows $(or $(ROWS),200000)
+
+# A SIGKILLed worker's pages: how long they wait with and without heartbeats (about 5 minutes).
+bench-recovery: $(STAMP)
+	$(BIN)/python -m bench.recovery
 
 # Not part of `make test`: several minutes. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--seed 7".
 chaos: $(STAMP)
