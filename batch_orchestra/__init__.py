@@ -6,6 +6,9 @@ with retries, stuck-page handling, pause and resume, progress and continue-as-ne
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
 from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
 from ._enqueue import WorkerSettings
@@ -46,7 +49,10 @@ from ._types import (
 )
 from ._workflow import BatchOrchestrator
 
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only
+    __version__ = _version("batch-orchestra")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BatchNotifierConfig",

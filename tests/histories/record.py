@@ -184,6 +184,25 @@ async def signal_enqueue(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     return h
 
 
+async def outage_pause(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
+    """The failure policy pauses the batch, a notifier hears it; fixed and resumed, it ends."""
+    from batch_orchestra import BatchNotifierConfig
+    from tests.processors import OUTAGE
+
+    OUTAGE[bid] = True
+    h = await _start(
+        o, bid, tq, page_processor="Outage", page_size=10, max_parallelism=4,
+        args=json.dumps({"n": 600}), pages_per_run=25,
+        notifier=BatchNotifierConfig(name="record_notifier"),
+    )
+    while not (await h.get_progress()).is_paused:
+        await asyncio.sleep(0.2)
+    OUTAGE[bid] = False
+    await h.resume()
+    await h.result()
+    return h
+
+
 async def invalid_input(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(o, bid, tq, page_processor="NoSuchProcessor", page_size=10,
                      max_parallelism=2)
@@ -199,7 +218,7 @@ SCENARIOS: dict[str, Scenario] = {
     for f in (
         chains_retry_handover, controls, stuck_then_recovers, failures, non_retryable,
         no_extended, double_enqueue, lookahead, looping, timeout, handover_running, cancelled,
-        signal_enqueue, invalid_input,
+        signal_enqueue, invalid_input, outage_pause,
     )
 }
 
