@@ -20,6 +20,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
 from ._enqueue import EnqueueTransport, PageEnqueue
+from ._errors_table import MAX_ERROR_MESSAGE
 from ._exceptions import (
     INVALID_INPUT_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
@@ -27,6 +28,7 @@ from ._exceptions import (
     UNKNOWN_NOTIFIER_ERROR_TYPE,
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     UNKNOWN_TRACKER_ERROR_TYPE,
+    WORKER_SHUTDOWN_ERROR_TYPE,
     InvalidBatchInputError,
     ProcessorDefinitionError,
     ProcessorUsageError,
@@ -59,7 +61,6 @@ __all__ = ["BatchActivities"]
 T = TypeVar("T")
 _page_logger = logging.getLogger("batch_orchestra.page")
 _tracker_logger = logging.getLogger("batch_orchestra.tracker")
-_MAX_REPORTED_MESSAGE = 2000
 _REPORT_TIMEOUT = 10.0
 
 
@@ -237,7 +238,7 @@ async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) ->
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
                 raise ApplicationError(
-                    "the worker shut down while the page ran", type="WorkerShutdown"
+                    "the worker shut down while the page ran", type=WORKER_SHUTDOWN_ERROR_TYPE
                 ) from None
             if not await _uncancellable(_batch_goes_on()):
                 work.cancel()
@@ -333,7 +334,7 @@ def _outcome_of_error(inp: ProcessPageInput, err: BaseException) -> PageOutcome:
     else:
         kind, non_retryable, message = type(err).__name__, False, str(err)
     return PageOutcome(
-        inp.page_num, inp.attempt, 0, kind, message[:_MAX_REPORTED_MESSAGE], non_retryable,
+        inp.page_num, inp.attempt, 0, kind, message[:MAX_ERROR_MESSAGE], non_retryable,
         execution=inp.execution,
     )
 

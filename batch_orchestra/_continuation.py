@@ -240,7 +240,7 @@ def scheduler_from_state(
         s.errors.acquire_index(page.error)
     s.errors.rebuild_free()
     s.ready = deque(n for n in _undelta(table.get("ready", [])) if n is not None)
-    s._fresh = sum(1 for n in s.ready if s.pages[n].attempts == 0)
+    s._fresh = sum(1 for n in s.ready if s.pages[n].attempts == s.pages[n].unrun)
     s.running = set(st.running)
     s.handed_over = set(s.running)
     s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}

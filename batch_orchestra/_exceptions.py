@@ -30,6 +30,7 @@ __all__ = [
     "UNKNOWN_TRACKER_ERROR_TYPE",
     "PROCESSOR_DEFINITION_ERROR_TYPE",
     "UNKNOWN_NOTIFIER_ERROR_TYPE",
+    "WORKER_SHUTDOWN_ERROR_TYPE",
 ]
 
 INVALID_INPUT_ERROR_TYPE = "BatchOrchestraInvalidInput"
@@ -42,6 +43,9 @@ UNKNOWN_TRACKER_ERROR_TYPE = "BatchOrchestraUnknownBatchTracker"
 """``ApplicationError.type`` of a batch whose tracker is not registered on the worker."""
 UNKNOWN_NOTIFIER_ERROR_TYPE = "BatchOrchestraUnknownBatchNotifier"
 """``ApplicationError.type`` of a batch whose notifier is not registered on the worker."""
+WORKER_SHUTDOWN_ERROR_TYPE = "WorkerShutdown"
+"""``ApplicationError.type`` of a page cut off by its worker's shutdown (retried; not counted by
+the failure policy)."""
 PROCESSOR_DEFINITION_ERROR_TYPE = "BatchOrchestraProcessorDefinition"
 """``ApplicationError.type`` of a batch whose processor has contradictory retry settings."""
 

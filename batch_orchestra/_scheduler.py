@@ -254,7 +254,7 @@ class Scheduler:
         while free > 0 and self.ready:
             num = self.ready.popleft()
             state = self.pages[num]
-            if state.attempts == 0:
+            if state.attempts == state.unrun:  # never ran: a new page
                 if holding:
                     skipped.append(num)
                     continue
@@ -313,12 +313,6 @@ class Scheduler:
         state.failed_at = now
         if did_not_run:
             state.unrun += 1
-            if error_type == "NotStarted":  # it waited for a worker slot: first in line again
-                state.ready_at = None
-                self.ready.appendleft(page_num)
-                if state.attempts == state.unrun:
-                    self._fresh += 1
-                return Outcome.NOT_RUN
             state.ready_at = now + min(s.maximum_interval_seconds, 10.0 * min(state.unrun, 6))
             self.waiting.add(page_num)
             return Outcome.NOT_RUN
@@ -343,6 +337,24 @@ class Scheduler:
         state.ready_at = now + s.retry_delay(counted)
         return Outcome.RETRY
 
+    def not_started(self, page_num: int, attempt: int) -> bool:
+        """No worker took the attempt in time (schedule-to-start): it did no work, so the page
+        is first in line again and the attempt does not count. False if stale."""
+        if not self.is_current(page_num, attempt):
+            return False
+        self._take_back(self.pages[page_num])
+        return True
+
+    def _take_back(self, page: PageState) -> None:
+        """An attempt that never started: the page is ready again, first in line, uncounted."""
+        self.running.discard(page.page_num)
+        self.handed_over.discard(page.page_num)
+        page.unrun += 1
+        page.confirm_by = page.report_deadline = None
+        self.ready.appendleft(page.page_num)
+        if page.attempts == page.unrun:
+            self._fresh += 1
+
     def _record_outcome(self, failed: bool) -> None:
         self.recent_outcomes.append(failed)
         self._recent_failures += failed
@@ -366,7 +378,10 @@ class Scheduler:
                 f"{self._recent_failures} of the last {n} page attempts failed (more than "
                 f"{p.max_failure_rate:.0%}, the failure policy's max_failure_rate)"
             )
-        stuck = sum(1 for n_ in self.waiting if self.pages[n_].stuck)
+        # counted only when the policy has a count: failures are on the workflow's hot path
+        stuck = 0
+        if reason is None and p.max_failed_pages is not None:
+            stuck = sum(1 for n_ in self.waiting if self.pages[n_].stuck)
         if reason is None and p.max_failed_pages is not None and (
             self.num_failed + stuck > p.max_failed_pages
         ):
@@ -427,14 +442,7 @@ class Scheduler:
             if self.pages[n].confirm_by is not None and (self.pages[n].confirm_by or 0.0) <= now
         ]
         for n in unstarted:
-            page = self.pages[n]
-            self.running.discard(n)
-            self.handed_over.discard(n)
-            page.unrun += 1
-            page.confirm_by = page.report_deadline = None
-            self.ready.appendleft(n)
-            if page.attempts == page.unrun:
-                self._fresh += 1
+            self._take_back(self.pages[n])
         overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
         for n in overdue:
             self.fail(n, "Timeout", "the attempt was running or waiting for a worker at a "
@@ -501,7 +509,3 @@ class Scheduler:
         """No page is pending, waiting, running or stuck."""
         return not self.pages
 
-    @property
-    def fresh_pages(self) -> int:
-        """Ready pages never attempted."""
-        return self._fresh

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ._exceptions import (
         INVALID_INPUT_ERROR_TYPE,
         UNKNOWN_PROCESSOR_ERROR_TYPE,
+        WORKER_SHUTDOWN_ERROR_TYPE,
         InvalidBatchInputError,
     )
     from ._messages import (
@@ -377,15 +378,14 @@ class BatchOrchestrator(SideCalls):
             name = cause.type.name.lower() if cause.type is not None else "unknown"
             kind, message, non_retryable = "Timeout", f"page timed out ({name})", False
             if name == "schedule_to_start":  # no worker took it: it did no work
-                self._scheduler.fail(
-                    page_num, "NotStarted", "no worker slot took the attempt in time",
-                    non_retryable=False, did_not_run=True, now=workflow.now().timestamp(),
-                )
+                sched.not_started(page_num, attempt)
                 return
             if name == "heartbeat":
                 message = (
                     "the page's worker stopped heartbeating (it died or its event loop blocked)"
                 )
+                self._fail_page(page_num, kind, message, non_retryable, worker_lost=True)
+                return
         else:
             kind, message, non_retryable = type(cause).__name__, str(cause), False
         self._fail_page(page_num, kind, message, non_retryable)
@@ -399,10 +399,13 @@ class BatchOrchestrator(SideCalls):
             self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
         self._scheduler.complete(page_num, items, workflow.now().timestamp())
 
-    def _fail_page(self, page_num: int, kind: str, message: str, non_retryable: bool) -> None:
+    def _fail_page(
+        self, page_num: int, kind: str, message: str, non_retryable: bool,
+        worker_lost: bool = False,
+    ) -> None:
         sched, now = self._scheduler, workflow.now().timestamp()
         # A lost worker is not a failing downstream: the failure policy does not count it.
-        worker_lost = kind == "WorkerShutdown" or message.startswith("the page's worker stopped")
+        worker_lost = worker_lost or kind == WORKER_SHUTDOWN_ERROR_TYPE
         outcome = sched.fail(
             page_num, kind, message, non_retryable=non_retryable,
             did_not_run=kind == UNKNOWN_PROCESSOR_ERROR_TYPE, worker_lost=worker_lost, now=now,

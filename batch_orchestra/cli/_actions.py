@@ -251,13 +251,20 @@ async def set_parallelism(target: Target, batch_id: str, n: int) -> None:
     _ack(view, msg)
 
 
-async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
-    """Request cancellation and report the state the batch reaches within ``wait`` seconds."""
+async def _open_batch(target: Target, batch_id: str, verb: str) -> Client:
+    """A client to a batch that is still open, or ``CliError`` saying there is nothing to
+    ``verb``."""
     client = await target.connect()
     desc = await find_batch(client, target, batch_id)
     status = desc.status.name if desc.status else "UNKNOWN"
     if status not in _OPEN:
-        raise CliError(f"batch {batch_id!r} is already {status}; nothing to cancel")
+        raise CliError(f"batch {batch_id!r} is already {status}; nothing to {verb}")
+    return client
+
+
+async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
+    """Request cancellation and report the state the batch reaches within ``wait`` seconds."""
+    client = await _open_batch(target, batch_id, "cancel")
     await BatchOrchestratorClient(client).get_handle(batch_id).workflow_handle.cancel()
     view = await wait_closed(client, target, batch_id, wait)
     if view.status in _OPEN:
@@ -275,11 +282,7 @@ async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
 
 async def terminate_batch(target: Target, batch_id: str, reason: str) -> None:
     """Terminate a batch at once (no worker needed), e.g. one that no worker ever picked up."""
-    client = await target.connect()
-    desc = await find_batch(client, target, batch_id)
-    status = desc.status.name if desc.status else "UNKNOWN"
-    if status not in _OPEN:
-        raise CliError(f"batch {batch_id!r} is already {status}; nothing to terminate")
+    client = await _open_batch(target, batch_id, "terminate")
     await client.get_workflow_handle(batch_id).terminate(reason=reason)
     click.echo(f"terminated batch {batch_id!r}: {reason}")
     click.echo(f"UI {target.url(batch_id)}")
