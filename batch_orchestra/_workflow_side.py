@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ._flow import FlowControl
@@ -153,7 +153,8 @@ class SideCalls:
             )
         except ActivityError as err:
             cause = err.cause if err.cause is not None else err
-            error = f"{type(cause).__name__}: {cause}"
+            kind = getattr(cause, "type", None) if isinstance(cause, ApplicationError) else None
+            error = f"{kind or type(cause).__name__}: {getattr(cause, 'message', str(cause))}"
             workflow.logger.warning("health check failed: %s", error, extra=self._extra())
             line = flow.health_failed(
                 error, check.failures_before_unhealthy, current=self._current(sched),

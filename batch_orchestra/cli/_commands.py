@@ -340,6 +340,33 @@ def set_parallelism(batch_id: str, n: int, target: Target) -> None:
     _run(target, actions.set_parallelism(target, batch_id, n))
 
 
+def _rate_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """A rate: a positive number, or "none" to lift the limit; False when not given."""
+    if value is None:
+        return False
+    if value.strip().lower() == "none":
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not rate > 0 or rate == float("inf"):
+        raise click.BadParameter(f"{value!r}: give a positive number, or none to lift the limit")
+    return rate
+
+
+@cli.command("set-rate")
+@_batch_id_argument
+@click.option("--pages-per-second", "pages", callback=_rate_option, metavar="X|none",
+              help="At most X page attempts start per second (none lifts the limit).")
+@click.option("--items-per-second", "items", callback=_rate_option, metavar="X|none",
+              help="At most about X items per second (none lifts the limit).")
+@_connection_options
+def set_rate(batch_id: str, pages: Any, items: Any, target: Target) -> None:
+    """Set or lift a running batch's rate limits (a limit not given stays as it is)."""
+    _run(target, actions.set_rate(target, batch_id, pages, items))
+
+
 @cli.command()
 @_batch_id_argument
 @click.option("--wait", type=click.FloatRange(min=0), default=10.0, show_default=True,
