@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ._enqueue import EnqueueTransport, PageEnqueue
 from ._errors_table import MAX_ERROR_MESSAGE
@@ -79,6 +79,10 @@ class _ContextLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         kwargs["extra"] = extra
         fields = ", ".join(f"{k}={v!r}" for k, v in (self.extra or {}).items())
         return f"{msg} ({fields})", kwargs
+
+
+_BATCH_CLOSED_ERROR_TYPE = "BatchClosed"
+"""The error type of an attempt stopped because its batch was cancelled or has ended."""
 
 
 def _as_application_error(err: Exception, kind: str, retryable: bool = False) -> ApplicationError:
@@ -158,8 +162,9 @@ class BatchActivities:
                 raise ApplicationError(str(err), type=kind, non_retryable=True) from err
         except BaseException as err:
             # Also CancelledError (worker shutdown, batch cancelled): a run that took over the
-            # attempt must hear how it ended.
-            await asyncio.shield(_report(inp, info, _outcome_of_error(inp, err)))
+            # attempt must hear how it ended; a batch that was cancelled or ended need not.
+            if not (isinstance(err, ApplicationError) and err.type == _BATCH_CLOSED_ERROR_TYPE):
+                await asyncio.shield(_report(inp, info, _outcome_of_error(inp, err)))
             raise
         finally:
             if heartbeat is not None:
@@ -277,7 +282,12 @@ async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) ->
                 ) from None
             if not await _uncancellable(_batch_goes_on()):
                 work.cancel()
-                raise
+                # Nobody waits for this outcome any more. A benign error ends the attempt with
+                # a debug line; a bare CancelledError here made the SDK log a traceback per page.
+                raise ApplicationError(
+                    "the batch was cancelled or ended while the page ran",
+                    type=_BATCH_CLOSED_ERROR_TYPE, category=ApplicationErrorCategory.BENIGN,
+                ) from None
             if not said_running:
                 said_running = True
                 await _uncancellable(_say_running(running))
