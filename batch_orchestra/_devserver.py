@@ -41,7 +41,7 @@ shard reads its transfer queue, the queue through which a workflow task schedule
 activity's completion or a signal reaches the worker. The dev server has one shard, so with the
 default a batch whose workflow tasks come one at a time (a single chain) gets at most about 20
 workflow tasks a second, one every 50 ms, whatever the work. Measured in ``BENCHMARKS.md``
-(Hops); see the README for the same setting on your own cluster."""
+(Hops); see docs/tuning.md for the same setting on your own cluster."""
 
 
 def workflow_ui_url(ui_url: str, namespace: str, workflow_id: str) -> str:
