@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import logging
 import numbers
+import time
 from collections.abc import Coroutine, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -150,6 +151,7 @@ class BatchActivities:
             logger=_ContextLogger(_page_logger, extra),
         )
         heartbeat = _start_heartbeats(info)
+        began = time.monotonic()
         try:
             try:
                 returned, successors = await self._run_attempt(cls, context, enqueue)
@@ -170,11 +172,12 @@ class BatchActivities:
             if heartbeat is not None:
                 heartbeat.cancel()
         items = _item_count(returned, context, inp.processor) + context._items
+        seconds = time.monotonic() - began
         await _report(inp, info, PageOutcome(
             inp.page_num, inp.attempt, items=items, successors=successors,
-            execution=inp.execution,
+            execution=inp.execution, seconds=seconds,
         ))
-        return PageResult(items=items, successors=successors)
+        return PageResult(items=items, successors=successors, seconds=seconds)
 
     async def _run_attempt(
         self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue

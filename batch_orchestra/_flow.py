@@ -222,15 +222,18 @@ class FlowControl:
         return None if base is None else base * LATENCY_FACTOR
 
     def finished(self, page_num: int, now: float, *, ok: bool, in_use: int,
-                 max_parallelism: int, congestion: bool = True) -> None:
+                 max_parallelism: int, congestion: bool = True,
+                 latency: float | None = None) -> None:
         """An attempt at ``page_num`` ended (``ok``: it succeeded). ``in_use``: attempts that
         were running with it; ``congestion``: whether a failure says the downstream struggles
-        (a lost worker does not)."""
+        (a lost worker does not); ``latency``: how long the processor ran, as its worker
+        measured it (else the time from start to outcome as the batch saw it)."""
         started = self._started.pop(page_num, None)
         s = self.state
         if not self.adaptive or s.adaptive_cap is None:
             return
-        latency = None if started is None else now - started
+        if latency is None and started is not None:
+            latency = now - started
         if ok and latency is not None:
             s.base_latency = latency if s.base_latency is None else min(
                 s.base_latency * (1 + BASE_LATENCY_DRIFT), latency

@@ -97,6 +97,8 @@ class PageOutcome:
     """Successors the page enqueued but that were not sent on their own (see PageResult)."""
     execution: str = ""
     """The batch execution that started the attempt ("" from the first release: accepted)."""
+    seconds: float | None = None
+    """How long the processor ran (adaptive parallelism's latency; None from older workers)."""
 
 
 @dataclass
@@ -107,6 +109,8 @@ class PageResult:
     successors: list[BatchPage] | None = None
     """Successors the page enqueued just before it finished: they travel with the result
     instead of in an enqueue message of their own."""
+    seconds: float | None = None
+    """How long the processor ran (adaptive parallelism's latency; None from older workers)."""
 
 
 @dataclass

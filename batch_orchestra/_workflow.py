@@ -450,7 +450,7 @@ class BatchOrchestrator(SideCalls):
         err = fut.exception()
         if err is None:
             result = fut.result()
-            self._complete_page(page_num, result.items, result.successors)
+            self._complete_page(page_num, result.items, result.successors, result.seconds)
             return
         cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, ApplicationError):
@@ -473,7 +473,8 @@ class BatchOrchestrator(SideCalls):
         self._fail_page(page_num, kind, message, non_retryable)
 
     def _complete_page(
-        self, page_num: int, items: int, successors: list[BatchPage] | None
+        self, page_num: int, items: int, successors: list[BatchPage] | None,
+        seconds: float | None = None,
     ) -> None:
         """A page succeeded; successors it carried in its outcome are enqueued first (a page
         only enqueues while it is in flight)."""
@@ -481,7 +482,7 @@ class BatchOrchestrator(SideCalls):
             self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
         sched, flow, now = self._scheduler, self._flow_control, workflow.now().timestamp()
         flow.finished(page_num, now, ok=True, in_use=len(sched.running),
-                      max_parallelism=sched.max_parallelism)
+                      max_parallelism=sched.max_parallelism, latency=seconds)
         sched.complete(page_num, items, now)
         if flow.canary_due(sched.num_completed) and sched.pause(
             f"canary: {sched.num_completed} pages completed (canary_pages="
@@ -535,7 +536,9 @@ class BatchOrchestrator(SideCalls):
             return
         self._dirty = True
         if outcome.error_type is None:
-            self._complete_page(outcome.page_num, outcome.items, outcome.successors)
+            self._complete_page(
+                outcome.page_num, outcome.items, outcome.successors, outcome.seconds
+            )
         else:
             self._fail_page(
                 outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable

@@ -184,7 +184,8 @@ def _empty_state(chrome: Chrome) -> str:
 <p>A batch runs on workers that know its page processor. To start your first one:</p>
 <ol>
 <li>Run a worker that imports your processors:
-<pre>batch-orchestra worker samples.inflate_prices.processor --task-queue prices --address {address}</pre></li>
+<pre>batch-orchestra worker samples.inflate_prices.processor -q prices \\
+  --address {address}</pre></li>
 <li>Start a batch of one of them:
 <pre>batch-orchestra start InflateProductPrices --task-queue prices --page-size 200 \\
     --max-parallelism 8 --address {address}</pre></li>
