@@ -154,8 +154,9 @@ class BatchOrchestratorInput:
     """Find the parallelism by itself (with ``max_parallelism`` as the ceiling): grow it while
     pages succeed within ``target_page_latency``, cut it on failures, timeouts or slow pages."""
     target_page_latency: timedelta | None = None
-    """With ``adaptive``: the page latency (start to finish) to stay under. None: twice the
-    fastest latency seen (so the lowest parallelism's latency sets the target)."""
+    """With ``adaptive``: how long the processor may take on a page (as its worker measures
+    ``run``) before the page counts as slow. None: twice the fastest page seen (which it sees at
+    low parallelism, where it starts)."""
     canary_pages: int | None = None
     """Pause the batch after this many pages have completed, for a person to check the first
     results before ``resume()``; None: no canary."""
