@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,7 @@ from batch_orchestra.testing import (
     run_locally,
     snapshot_diff,
 )
+from tests.processors import Scripted
 
 _FAST = RetryPolicy(initial_interval=timedelta(milliseconds=50), maximum_attempts=5)
 
@@ -177,3 +179,10 @@ def test_snapshot_diff_is_compact() -> None:
     )
     assert snapshot_diff([1, 2], [2, 1]) == "the same elements in another order: [2, 1]"
     assert snapshot_diff("x", "y").splitlines()[-2:] == ["  -'x'", "  +'y'"]
+
+
+async def test_run_locally_gives_up_on_a_stuck_batch(client: Any) -> None:
+    args = json.dumps({"n": 10, "fail": {"0": {"attempts": 1000}}})
+    with pytest.raises(TimeoutError, match=r"did not finish within 0:00:03: 0 pages completed.*1 stuck"):
+        await run_locally(Scripted, args=args, page_size=10, client=client,
+                          timeout=timedelta(seconds=3))

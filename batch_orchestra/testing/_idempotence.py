@@ -9,22 +9,51 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import pprint
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from .._processor import PageProcessor, get_page_processor, processor_settings
 from .._types import FailurePolicy
-from ._local import LocalRun, PageRun, _client_for, _Faults, _run
+from ._local import FAULT_ERROR_TYPE, LocalRun, PageRun, SimulatedCrash, _client_for, _Faults, _run
 
 __all__ = ["check_idempotent"]
 
 _MAX_DIFF_LINES = 30
 _SHOWN_CURSOR = 80
+
+
+class _QuietFaults(logging.Filter):
+    """Drops the SDK's and the workflow's warnings about the faults the check injects."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        if isinstance(err, SimulatedCrash) or (
+            isinstance(err, ApplicationError) and err.type == FAULT_ERROR_TYPE
+        ):
+            return False
+        message = record.getMessage()
+        return "SimulatedCrash: check_idempotent" not in message and FAULT_ERROR_TYPE not in message
+
+
+@contextmanager
+def _quiet_faults() -> Iterator[None]:
+    quiet = _QuietFaults()
+    loggers = [logging.getLogger(n) for n in ("temporalio.activity", "temporalio.workflow")]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 async def _call(fn: Callable[[], Any]) -> Any:
@@ -154,31 +183,39 @@ async def check_idempotent(
     fields.setdefault("failure_policy", FailurePolicy.disabled())
 
     async with _client_for(client) as c:
+        with _quiet_faults():
+            return await _check_all(c, cls, state, reset, fields, timeout,
+                                    max_interruption_points)
 
-        async def run(faults: _Faults | None) -> tuple[LocalRun, Any]:
-            await _call(reset)
-            result = await _run(c, cls, faults, timeout, fields)
-            return result, await _call(state)
 
-        reference, expected = await run(None)
-        _check_complete(reference, "the reference run")
-        again, second = await run(None)
-        if second != expected:
-            raise AssertionError(
-                f"two plain runs of {cls.__name__} ended in different states, so reruns "
-                "cannot be judged: leave out of state() what changes from run to run "
-                "(timestamps, generated ids), or make the outcome independent of page order:\n"
-                + snapshot_diff(expected, second)
-            )
-        pages = reference.pages
-        await _check(run, cls.__name__, pages, expected, "run twice", lambda s: _Faults(rerun=s))
-        points = max((p.interruption_points for p in reference.attempts), default=0)
-        for at in range(1, min(points, max_interruption_points) + 1):
-            candidates = [p for p in pages if p.interruption_points >= at]
-            await _check(
-                run, cls.__name__, candidates, expected,
-                f"interrupted at interruption_point() #{at} and run again", _interrupting(at),
-            )
+async def _check_all(
+    c: Client, cls: type[PageProcessor], state: Callable[[], Any], reset: Callable[[], Any],
+    fields: dict[str, Any], timeout: timedelta | None, max_interruption_points: int,
+) -> LocalRun:
+    async def run(faults: _Faults | None) -> tuple[LocalRun, Any]:
+        await _call(reset)
+        result = await _run(c, cls, faults, timeout, fields)
+        return result, await _call(state)
+
+    reference, expected = await run(None)
+    _check_complete(reference, "the reference run")
+    _, second = await run(None)
+    if second != expected:
+        raise AssertionError(
+            f"two plain runs of {cls.__name__} ended in different states, so reruns "
+            "cannot be judged: leave out of state() what changes from run to run "
+            "(timestamps, generated ids), or make the outcome independent of page order:\n"
+            + snapshot_diff(expected, second)
+        )
+    pages = reference.pages
+    await _check(run, cls.__name__, pages, expected, "run twice", lambda s: _Faults(rerun=s))
+    points = max((p.interruption_points for p in reference.attempts), default=0)
+    for at in range(1, min(points, max_interruption_points) + 1):
+        candidates = [p for p in pages if p.interruption_points >= at]
+        await _check(
+            run, cls.__name__, candidates, expected,
+            f"interrupted at interruption_point() #{at} and run again", _interrupting(at),
+        )
     return reference
 
 
