@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadConverter
 
-from ._exceptions import InvalidArgsError, InvalidBatchInputError, InvalidCursorError
+from ._exceptions import (
+    InvalidArgsError,
+    InvalidBatchInputError,
+    InvalidCursorError,
+    ProcessorUsageError,
+)
 from ._types import check_cursor
 
 if TYPE_CHECKING:
@@ -107,19 +112,25 @@ def args_str(obj: object) -> str:
     return _to_json(obj, "args_str")
 
 
+def _check_model(model: object, method: str) -> str:
+    """The model's name; raises ProcessorUsageError unless it is a dataclass or pydantic
+    model class."""
+    if not (_is_pydantic(model) or (isinstance(model, type) and dataclasses.is_dataclass(model))):
+        raise ProcessorUsageError(
+            f"context.{method}() takes a dataclass or pydantic model class, got {model!r}; "
+            "read other values from the string (context.page.cursor_str, context.args_str)"
+        )
+    return getattr(model, "__name__", repr(model))
+
+
 def parse_typed(model: type[T], text: str) -> T:
-    """Parse ``text`` (JSON made by ``cursor_str`` or ``args_str``) into ``model``.
+    """Parse ``text`` (JSON made by ``cursor_str`` or ``args_str``) into ``model``, a
+    dataclass or pydantic model class.
 
     Raises:
-        TypeError: ``model`` is not a dataclass or pydantic model class.
         Exception: whatever the converter raised for text that does not fit ``model``.
     """
     pydantic = _is_pydantic(model)
-    if not pydantic and not (isinstance(model, type) and dataclasses.is_dataclass(model)):
-        raise TypeError(
-            f"typed cursors and args are dataclasses or pydantic models, got {model!r}; "
-            "read other values from the string (context.page.cursor_str, context.args_str)"
-        )
     payload = Payload(metadata={"encoding": b"json/plain"}, data=text.encode())
     value = _converter(pydantic).from_payloads([payload], [model])[0]
     if not isinstance(value, model):  # e.g. JSON null
@@ -190,9 +201,10 @@ class TypedContextMixin:
         Raises:
             InvalidCursorError: the cursor does not parse into ``model``, or is empty and no
                 ``default`` was given. The page fails and is not retried.
+            ProcessorUsageError: ``model`` is not a dataclass or pydantic model class.
         """
+        name = _check_model(model, "cursor")
         text = self.page.cursor_str
-        name = getattr(model, "__name__", repr(model))
         if text == "":
             if not isinstance(default, _Missing):
                 return default
@@ -225,14 +237,15 @@ class TypedContextMixin:
         A batch started without args (``args=None``) returns ``default`` when one is given.
 
         Raises:
-            ProcessorUsageError: the batch has no args and no ``default`` was given.
+            ProcessorUsageError: the batch has no args and no ``default`` was given, or
+                ``model`` is not a dataclass or pydantic model class.
             InvalidArgsError: the args do not parse into ``model`` (the page fails and is not
                 retried).
         """
+        name = _check_model(model, "args")
         if not self.has_args() and not isinstance(default, _Missing):
             return default
         text = self.args_str
-        name = getattr(model, "__name__", repr(model))
         try:
             return parse_typed(model, text)
         except Exception as err:

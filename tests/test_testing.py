@@ -186,3 +186,13 @@ async def test_run_locally_gives_up_on_a_stuck_batch(client: Any) -> None:
     with pytest.raises(TimeoutError, match=r"did not finish within 0:00:03: 0 pages completed.*1 stuck"):
         await run_locally(Scripted, args=args, page_size=10, client=client,
                           timeout=timedelta(seconds=3))
+
+
+def test_testing_exports_are_pinned() -> None:
+    import batch_orchestra.testing as testing
+
+    assert testing.__all__ == [
+        "EmbeddedTemporal", "LocalRun", "PageRun", "SimulatedCrash", "check_idempotent",
+        "free_port", "interruption_point", "run_locally", "snapshot_diff",
+    ]
+    interruption_point()  # a no-op outside check_idempotent

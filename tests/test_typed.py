@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,14 +13,18 @@ from typing import Any
 import pytest
 from temporalio.common import RetryPolicy
 
+import batch_orchestra
 from batch_orchestra import (
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     BatchPage,
     BatchProcessorContext,
     FailurePolicy,
+    InvalidArgsError,
     InvalidBatchInputError,
+    InvalidCursorError,
     PageProcessor,
+    ProcessorUsageError,
     args_str,
     cursor_str,
     page_processor,
@@ -119,6 +124,39 @@ def test_cursor_str_rejects_what_it_cannot_carry() -> None:
         cursor_str(Cursor(after=object()))  # type: ignore[arg-type]
 
 
+def test_typed_names_are_exported() -> None:
+    assert {"args_str", "cursor_str", "InvalidArgsError", "InvalidCursorError"} <= set(
+        batch_orchestra.__all__
+    )
+    assert issubclass(InvalidCursorError, InvalidBatchInputError)  # never retried
+
+
+async def make_context(cursor: str, args: str | None) -> BatchProcessorContext:
+    return BatchProcessorContext(
+        page=BatchPage(cursor, 10), page_num=4, attempt=1, args=args, batch_id="b",
+        successor_enqueued=False, enqueue=lambda pages: asyncio.get_running_loop().create_future(),
+        logger=logging.LoggerAdapter(logging.getLogger("test")),
+    )
+
+
+async def test_context_reads_typed_values_and_defaults() -> None:
+    ctx = await make_context(cursor_str(Cursor(after=3)), args_str(Args(n=7)))
+    assert ctx.cursor(Cursor) == Cursor(after=3) and ctx.args(Args) == Args(n=7)
+    empty = await make_context("", None)
+    assert empty.cursor(Cursor, default=None) is None
+    assert empty.args(Args, default=Args(n=1)) == Args(n=1)
+    with pytest.raises(ProcessorUsageError, match="started with args=None"):
+        empty.args(Args)
+    with pytest.raises(ProcessorUsageError, match=r"context.cursor\(\) takes a dataclass"):
+        ctx.cursor(int)
+    long = await make_context("x" * 500, "[1]")
+    with pytest.raises(InvalidCursorError, match=r"'x{120}'\.\.\. \(500 chars\)") as err:
+        long.cursor(Cursor)
+    assert err.value.page_num == 4 and err.value.model is Cursor and err.value.text == "x" * 500
+    with pytest.raises(InvalidArgsError, match="page 4: the batch's args do not parse as Args"):
+        long.args(Args)
+
+
 async def run_batch(orchestra: BatchOrchestratorClient, task_queue: str, **kw: Any) -> Any:
     bid = batch_id()
     handle = await orchestra.start(
@@ -158,6 +196,9 @@ async def test_pydantic_cursors_and_args_round_trip(
     assert progress.num_completed_pages == 5 and progress.num_completed_items == 21
     assert sorted(c.after for _, c in SEEN[bid]) == [0, 10, 20, 30, 40]
     assert all(isinstance(c, PCursor) for _, c in SEEN[bid])
+    ctx = await make_context('{"after": "x"}', None)
+    with pytest.raises(InvalidCursorError, match="does not parse as PCursor.*ValidationError"):
+        ctx.cursor(PCursor)
 
 
 async def test_a_bad_cursor_or_args_fails_the_page_once_with_a_clear_message(
