@@ -134,7 +134,8 @@ async def check_idempotent(
     1. twice plainly: the reference end state (the two must agree, or ``state()`` holds
        something that changes from run to run, like a timestamp);
     2. with every page run twice: each page's first attempt finishes, then is failed, so the
-       orchestrator retries the page for real (the retry knows its successors were enqueued);
+       orchestrator retries the page for real (as in production, the retry enqueues the
+       page's successors only if the orchestrator does not have them yet);
     3. for each ``interruption_point()`` your processor passes (up to
        ``max_interruption_points``): every page's first attempt crashes at that point, and the
        retry runs the page from the start.
@@ -143,9 +144,9 @@ async def check_idempotent(
     (or interrupted): about log2(pages) more runs.
 
     What it cannot see: side effects outside ``state()`` (an email sent twice), crashes
-    between two writes with no ``interruption_point()`` between them, concurrency between
-    two attempts of one page running at once, and retries of a page whose attempt reported
-    success. Keep the batch small (a few to a few dozen pages): it runs several times.
+    between two writes with no ``interruption_point()`` between them, and two attempts of
+    one page running at the same time. Keep the batch small (a few to a few dozen pages): it
+    runs several times.
 
     Args:
         processor: the processor class, or its registered name (at-least-once).
