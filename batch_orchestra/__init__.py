@@ -14,7 +14,9 @@ from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
 from ._enqueue import WorkerSettings
 from ._exceptions import (
     BatchOrchestraError,
+    InvalidArgsError,
     InvalidBatchInputError,
+    InvalidCursorError,
     ProcessorDefinitionError,
     ProcessorUsageError,
     UnknownBatchNotifierError,
@@ -40,6 +42,7 @@ from ._processor import (
 )
 from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
 from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
+from ._typed import args_str, cursor_str
 from ._types import (
     BatchNotifierConfig,
     BatchOrchestratorInput,
@@ -81,7 +84,9 @@ __all__ = [
     "Health",
     "HealthCheckConfig",
     "HealthCheckContext",
+    "InvalidArgsError",
     "InvalidBatchInputError",
+    "InvalidCursorError",
     "KeyRange",
     "PageFailure",
     "PageProcessor",
@@ -93,8 +98,10 @@ __all__ = [
     "UnknownHealthCheckError",
     "UnknownPageProcessorError",
     "WorkerSettings",
+    "args_str",
     "batch_notifier",
     "batch_tracker",
+    "cursor_str",
     "health_check",
     "page_processor",
     "registered_batch_notifiers",

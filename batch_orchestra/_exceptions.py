@@ -4,6 +4,8 @@
 
     BatchOrchestraError
     ├── InvalidBatchInputError (also ValueError)   bad BatchOrchestratorInput, bad page
+    │   ├── InvalidCursorError                      context.cursor(Model) cannot parse it
+    │   └── InvalidArgsError                        context.args(Model) cannot parse them
     ├── ProcessorDefinitionError (also TypeError)  @page_processor misuse, bad retry settings
     ├── UnknownPageProcessorError (also LookupError)
     ├── UnknownBatchTrackerError (also LookupError)
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 __all__ = [
     "BatchOrchestraError",
+    "InvalidArgsError",
     "InvalidBatchInputError",
+    "InvalidCursorError",
     "ProcessorDefinitionError",
     "ProcessorUsageError",
     "UnknownBatchNotifierError",
@@ -60,6 +64,39 @@ class BatchOrchestraError(Exception):
 
 class InvalidBatchInputError(BatchOrchestraError, ValueError):
     """A ``BatchOrchestratorInput`` field or a ``BatchPage`` holds a value that cannot work."""
+
+
+class InvalidCursorError(InvalidBatchInputError):
+    """A page's cursor does not parse into the model given to ``context.cursor(Model)``.
+
+    Raised inside ``run()``, it fails the page without retries (a retry would read the same
+    cursor), with this message in progress.
+    """
+
+    def __init__(self, message: str, *, model: object, text: str, page_num: int) -> None:
+        super().__init__(message)
+        self.model = model
+        """The class the cursor was parsed into."""
+        self.text = text
+        """The cursor string that did not parse."""
+        self.page_num = page_num
+        """The page whose cursor it is."""
+
+
+class InvalidArgsError(InvalidBatchInputError):
+    """The batch's args do not parse into the model given to ``context.args(Model)``.
+
+    Raised inside ``run()``, it fails the page without retries.
+    """
+
+    def __init__(self, message: str, *, model: object, text: str, page_num: int) -> None:
+        super().__init__(message)
+        self.model = model
+        """The class the args were parsed into."""
+        self.text = text
+        """The args string that did not parse."""
+        self.page_num = page_num
+        """The page that read them."""
 
 
 class ProcessorDefinitionError(BatchOrchestraError, TypeError):

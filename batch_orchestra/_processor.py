@@ -21,6 +21,7 @@ from ._exceptions import (
     ProcessorUsageError,
     UnknownPageProcessorError,
 )
+from ._typed import TypedContextMixin, TypedPageMixin
 from ._types import ProcessorSettings, check_cursor
 
 __all__ = [
@@ -48,7 +49,7 @@ class RetryMode(enum.Enum):
 
 
 @dataclass(frozen=True)
-class BatchPage:
+class BatchPage(TypedPageMixin):
     """A page to process: an opaque cursor and how many items to fetch from it.
 
     Args are positional as in the seed: ``BatchPage(next_cursor, page.size)``.
@@ -252,7 +253,7 @@ class EnqueuedPages:
         yield from asyncio.sleep(0).__await__()
 
 
-class BatchProcessorContext:
+class BatchProcessorContext(TypedContextMixin):
     """What a page processor's ``run`` gets: the page, the batch's args and the means to
     enqueue the next page."""
 
