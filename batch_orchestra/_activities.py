@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import numbers
 import time
@@ -49,6 +50,7 @@ from ._messages import (
     PAGE_FINISHED_SIGNAL,
     PAGE_RUNNING_SIGNAL,
     PROCESS_PAGE,
+    REDUCE_RESULTS,
     RUN_TRACKER,
     DescribeBatchInput,
     HealthCheckInput,
@@ -56,12 +58,19 @@ from ._messages import (
     PageOutcome,
     PageResult,
     ProcessPageInput,
+    ReduceInput,
     TrackerInput,
 )
 from ._notifier import BatchNotifierContext, get_batch_notifier
-from ._processor import BatchPage, BatchProcessorContext, get_page_processor, processor_settings
+from ._processor import (
+    BatchPage,
+    BatchProcessorContext,
+    get_page_processor,
+    has_reduce,
+    processor_settings,
+)
 from ._tracker import BatchTrackerContext, get_batch_tracker
-from ._types import ProcessorSettings
+from ._types import MAX_PAGE_VALUE_BYTES, MAX_RESULT_BYTES, ProcessorSettings
 
 __all__ = ["BatchActivities"]
 
@@ -101,7 +110,7 @@ class BatchActivities:
         """Every activity, for the worker."""
         return [
             self.describe_batch, self.process_page, self.run_batch_tracker, self.notify,
-            self.check_health,
+            self.check_health, self.reduce_results,
         ]
 
     @activity.defn(name=DESCRIBE_BATCH)
@@ -171,13 +180,18 @@ class BatchActivities:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
-        items = _item_count(returned, context, inp.processor) + context._items
         seconds = time.monotonic() - began
+        value = None
+        if has_reduce(cls):  # run returned the page's value, not its item count
+            value = _page_value(returned, inp.processor)
+            items = context._items
+        else:
+            items = _item_count(returned, context, inp.processor) + context._items
         await _report(inp, info, PageOutcome(
             inp.page_num, inp.attempt, items=items, successors=successors,
-            execution=inp.execution, seconds=seconds,
+            execution=inp.execution, seconds=seconds, value=value,
         ))
-        return PageResult(items=items, successors=successors, seconds=seconds)
+        return PageResult(items=items, successors=successors, seconds=seconds, value=value)
 
     async def _run_attempt(
         self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue
@@ -226,6 +240,40 @@ class BatchActivities:
             progress=inp.progress, batch_id=inp.batch_id, args=inp.args, is_final=inp.is_final,
             logger=logger,
         ))
+
+    @activity.defn(name=REDUCE_RESULTS)
+    async def reduce_results(self, inp: ReduceInput) -> Any:
+        """Fold pages' values into the batch result with the processor's ``reduce``."""
+        try:
+            cls = get_page_processor(inp.processor)
+        except UnknownPageProcessorError as err:
+            raise _as_application_error(err, UNKNOWN_PROCESSOR_ERROR_TYPE, True) from None
+        proc = cls()
+        acc = inp.result
+        if not inp.started:
+            initial = getattr(proc, "initial_result", None)
+            acc = initial() if callable(initial) else None
+            if inspect.isawaitable(acc):
+                acc = await acc
+        reduce: Any = getattr(proc, "reduce", None)
+        if not callable(reduce):
+            raise ApplicationError(
+                f"{inp.processor} has no reduce method on this worker", non_retryable=True
+            )
+        for value in inp.values:
+            acc = reduce(acc, value)
+            if inspect.isawaitable(acc):
+                acc = await acc
+        size = _json_size(acc)
+        if size is None or size > MAX_RESULT_BYTES:
+            what = "is not JSON-friendly" if size is None else f"is {size:,} bytes as JSON"
+            raise ApplicationError(
+                f"{inp.processor}.reduce returned a result that {what} ({_short(acc)}); a batch "
+                f"result may hold at most {MAX_RESULT_BYTES:,} bytes of JSON: keep counts, "
+                "sums or a bounded sample, not every value",
+                type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
+            )
+        return acc
 
     @activity.defn(name=CHECK_HEALTH)
     async def check_health(self, inp: HealthCheckInput) -> Health:
@@ -340,6 +388,36 @@ async def _batch_goes_on() -> bool:
         activity.logger.warning("could not check whether the batch goes on (%s); the page goes on",
                                 err)
         return True
+
+
+def _json_size(value: Any) -> int | None:
+    try:
+        return len(json.dumps(value, separators=(",", ":"), default=_no_default))
+    except (TypeError, ValueError):
+        return None
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _page_value(returned: Any, processor: str) -> Any:
+    """A page's value for ``reduce``: JSON-friendly and at most ``MAX_PAGE_VALUE_BYTES``."""
+    size = _json_size(returned)
+    if size is None or size > MAX_PAGE_VALUE_BYTES:
+        what = "is not JSON-friendly" if size is None else f"is {size:,} bytes as JSON"
+        raise ApplicationError(
+            f"{processor}.run returned a page value that {what} ({_short(returned)}); with "
+            f"reduce, run returns a JSON-friendly value of at most {MAX_PAGE_VALUE_BYTES:,} "
+            "bytes (counts, sums, a few keys)",
+            type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
+        )
+    return returned
 
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:

@@ -77,6 +77,12 @@ class BatchContinuation:
     tracker_next: float | None = None
     flow: FlowState | None = None
     """Flow control's state (rate limits set at runtime, tokens, adaptive parallelism, ...)."""
+    result: Any = None
+    """The batch result folded so far (a processor with ``reduce``)."""
+    result_started: bool = False
+    """Whether ``result`` has been started (``initial_result()`` applied)."""
+    unreduced: list[Any] = field(default_factory=list)
+    """Completed pages' values not yet folded into ``result``."""
 
 
 def _ms(t: float | None, base: float) -> int | None:

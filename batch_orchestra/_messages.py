@@ -9,6 +9,7 @@ workflow ID (a batch cancelled while its pages ran, then started again under the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._processor import BatchPage
 from ._types import BatchOrchestratorProgress, PageFailure
@@ -26,6 +27,7 @@ __all__ = [
     "PAGE_RUNNING_SIGNAL",
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
+    "REDUCE_RESULTS",
     "RUN_TRACKER",
     "SET_RATE_LIMIT_UPDATE",
     "DescribeBatchInput",
@@ -35,6 +37,7 @@ __all__ = [
     "PageOutcome",
     "PageResult",
     "ProcessPageInput",
+    "ReduceInput",
     "TrackerInput",
 ]
 
@@ -47,6 +50,7 @@ PROCESS_PAGE = "batch_orchestra.process_page"
 RUN_TRACKER = "batch_orchestra.run_batch_tracker"
 NOTIFY = "batch_orchestra.notify"
 CHECK_HEALTH = "batch_orchestra.check_health"
+REDUCE_RESULTS = "batch_orchestra.reduce_results"
 SET_RATE_LIMIT_UPDATE = "set_rate_limit"
 ENQUEUE_UPDATE = "batch_orchestra.enqueue"
 ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
@@ -99,6 +103,8 @@ class PageOutcome:
     """The batch execution that started the attempt ("" from the first release: accepted)."""
     seconds: float | None = None
     """How long the processor ran (adaptive parallelism's latency; None from older workers)."""
+    value: Any = None
+    """What ``run`` returned, for a processor that defines ``reduce`` (else None)."""
 
 
 @dataclass
@@ -111,6 +117,8 @@ class PageResult:
     instead of in an enqueue message of their own."""
     seconds: float | None = None
     """How long the processor ran (adaptive parallelism's latency; None from older workers)."""
+    value: Any = None
+    """What ``run`` returned, for a processor that defines ``reduce`` (else None)."""
 
 
 @dataclass
@@ -132,6 +140,17 @@ class TrackerInput:
     batch_id: str
     progress: BatchOrchestratorProgress
     is_final: bool = False
+
+
+@dataclass
+class ReduceInput:
+    """One fold of pages' values into the batch result."""
+
+    processor: str
+    result: Any
+    values: list[Any]
+    started: bool = True
+    """False for the first fold: ``result`` is then the processor's ``initial_result()``."""
 
 
 @dataclass

@@ -83,6 +83,15 @@ class PageProcessor(abc.ABC):
     and register the class with ``@page_processor``.
 
     A new instance is created for every page attempt, so instances may keep per-page state.
+
+    **A batch result (optional).** Define ``reduce(self, acc, value)`` (and optionally
+    ``initial_result(self)``, default None) and ``run``'s return value becomes the page's
+    *value* instead of its item count (report items with ``context.add_completed_items``): the
+    batch folds every completed page's value into one result, exactly once per page (a retried
+    page's value is folded once), carried across continue-as-new and returned as
+    ``progress.result``. Values and results must be JSON-friendly and small (a page's value at
+    most 16 KB, the result at most 256 KB): counts per category, sums, min/max, a bounded
+    sample. ``reduce`` runs in an activity, in batches of values, and may be sync or async.
     """
 
     # An alias of the module-level enum, so the seed's `PageProcessor.RetryMode` works both at
@@ -229,7 +238,13 @@ def processor_settings(cls: type[PageProcessor]) -> ProcessorSettings:
         non_retryable_error_types=list(policy.non_retryable_error_types or []),
         use_extended_retries=extended,
         extended_retry_interval_seconds=float(interval),
+        has_reduce=has_reduce(cls),
     )
+
+
+def has_reduce(cls: type[Any]) -> bool:
+    """Whether a processor class folds its pages' values into a batch result."""
+    return callable(getattr(cls, "reduce", None))
 
 
 MAX_PAGES_PER_ENQUEUE = 1_000

@@ -12,6 +12,8 @@ from ._wire import WireError, from_wire, to_wire
 __all__ = [
     "MAX_ARGS_BYTES",
     "MAX_CURSOR_BYTES",
+    "MAX_PAGE_VALUE_BYTES",
+    "MAX_RESULT_BYTES",
     "BatchNotifierConfig",
     "BatchOrchestratorInput",
     "BatchOrchestratorProgress",
@@ -294,6 +296,13 @@ class BatchOrchestratorProgress:
     """While ramping up: when the cap reaches ``max_parallelism``."""
     control_changes: list[ControlChange] = field(default_factory=list)
     """The most recent changes made to the batch (at most 20), oldest first."""
+    result: Any = None
+    """With a processor that defines ``reduce``: the pages' values folded so far (the batch
+    result once it has finished)."""
+    num_unreduced_pages: int = 0
+    """Completed pages whose values are not folded into ``result`` yet."""
+    result_error: str | None = None
+    """Why folding pages' values fails, if it does (the values wait; nothing is dropped)."""
 
 
 @dataclass(kw_only=True)
@@ -309,6 +318,8 @@ class ProcessorSettings:
     non_retryable_error_types: list[str]
     use_extended_retries: bool
     extended_retry_interval_seconds: float
+    has_reduce: bool = False
+    """The processor folds its pages' values into a batch result (it defines ``reduce``)."""
 
     def retry_delay(self, failed_attempts: int) -> float:
         """Seconds to wait before the next initial retry after ``failed_attempts`` failures
@@ -327,6 +338,10 @@ MAX_ARGS_BYTES = 256 * 1024
 """The most ``args`` may hold: every page attempt carries a copy in its input."""
 MAX_CURSOR_BYTES = 16 * 1024
 """The most one cursor may hold: the batch keeps cursors of its unfinished pages in its state."""
+MAX_PAGE_VALUE_BYTES = 16 * 1024
+"""The most a page's value (for ``reduce``) may hold, as JSON."""
+MAX_RESULT_BYTES = 256 * 1024
+"""The most a batch result (``reduce``'s accumulator) may hold, as JSON."""
 
 
 def _is_int(v: Any) -> bool:

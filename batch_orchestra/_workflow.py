@@ -139,6 +139,12 @@ class BatchOrchestrator(SideCalls):
         self._flow_wake: float | None = None
         self._throttle: str | None = None
         self._health_busy = False
+        self._result: Any = None
+        self._result_started = False
+        self._unreduced: list[Any] = []
+        self._unreduced_bytes = 0
+        self._result_error: str | None = None
+        self._reducing = False
         cont = raw.get("continuation") if isinstance(raw, dict) else None
         try:
             self._inp = input_from_wire(raw)
@@ -178,6 +184,9 @@ class BatchOrchestrator(SideCalls):
             self._settings = self._cont.settings
             self._sched = scheduler_from_state(self._settings, policy, self._cont.scheduler)
             self._tracker_next = self._cont.tracker_next
+            self._result, self._result_started = self._cont.result, self._cont.result_started
+            for value in self._cont.unreduced:
+                self._add_value(value)
         else:
             self._settings = await self._describe(inp)
             self._sched = Scheduler(
@@ -201,6 +210,8 @@ class BatchOrchestrator(SideCalls):
         ]
         if inp.health_check is not None:
             background.append(asyncio.ensure_future(self._health_loop()))
+        if self._settings.has_reduce:
+            background.append(asyncio.ensure_future(self._reduce_loop()))
         if inp.batch_tracker is not None:
             background.append(asyncio.ensure_future(self._tracker_loop()))
         if inp.notifier is not None:
@@ -219,6 +230,8 @@ class BatchOrchestrator(SideCalls):
         if self._state is not Lifecycle.FINISHED:
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._continuation(raw))
+        if self._settings.has_reduce:
+            await self._fold_all()
         if inp.batch_tracker is not None:
             await self._call_tracker(is_final=True)
         if inp.notifier is not None:
@@ -450,7 +463,9 @@ class BatchOrchestrator(SideCalls):
         err = fut.exception()
         if err is None:
             result = fut.result()
-            self._complete_page(page_num, result.items, result.successors, result.seconds)
+            self._complete_page(
+                page_num, result.items, result.successors, result.seconds, result.value
+            )
             return
         cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, ApplicationError):
@@ -474,7 +489,7 @@ class BatchOrchestrator(SideCalls):
 
     def _complete_page(
         self, page_num: int, items: int, successors: list[BatchPage] | None,
-        seconds: float | None = None,
+        seconds: float | None = None, value: Any = None,
     ) -> None:
         """A page succeeded; successors it carried in its outcome are enqueued first (a page
         only enqueues while it is in flight)."""
@@ -484,6 +499,8 @@ class BatchOrchestrator(SideCalls):
         flow.finished(page_num, now, ok=True, in_use=len(sched.running),
                       max_parallelism=sched.max_parallelism, latency=seconds)
         sched.complete(page_num, items, now)
+        if self._settings is not None and self._settings.has_reduce:
+            self._add_value(value)
         if flow.canary_due(sched.num_completed) and sched.pause(
             f"canary: {sched.num_completed} pages completed (canary_pages="
             f"{flow.canary_pages}); check their results, then resume the batch", now,
@@ -537,7 +554,8 @@ class BatchOrchestrator(SideCalls):
         self._dirty = True
         if outcome.error_type is None:
             self._complete_page(
-                outcome.page_num, outcome.items, outcome.successors, outcome.seconds
+                outcome.page_num, outcome.items, outcome.successors, outcome.seconds,
+                outcome.value,
             )
         else:
             self._fail_page(
@@ -603,6 +621,9 @@ class BatchOrchestrator(SideCalls):
             scheduler=scheduler_to_state(self._scheduler, deadline, confirm_by),
             tracker_next=self._tracker_next,
             flow=self._flow_control.state,
+            result=self._result,
+            result_started=self._result_started,
+            unreduced=list(self._unreduced),
         ))
         return nxt
 
@@ -617,6 +638,8 @@ class BatchOrchestrator(SideCalls):
         p.is_cancelled = self._state is Lifecycle.CANCELLED
         if self._flow is not None:
             flow_progress(p, self._flow, None if ended else self._throttle)
+        p.result, p.num_unreduced_pages = self._result, len(self._unreduced)
+        p.result_error = self._result_error
         return p
 
     def _apply_enqueue(self, req: EnqueueRequest) -> int:

@@ -1,4 +1,5 @@
-"""The batch workflow's calls out besides pages: its tracker, its notifier and its health check.
+"""The batch workflow's calls out besides pages: its tracker, its notifier, its health check,
+and the folding of pages' values into the batch result.
 
 A mixin of ``BatchOrchestrator`` (``_workflow.py``), kept apart so that the workflow reads in one
 sitting; it shares the workflow's state and runs in its event loop.
@@ -6,6 +7,8 @@ sitting; it shares the workflow's state and runs in its event loop.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import deque
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from ._flow import FlowControl
@@ -20,9 +24,11 @@ with workflow.unsafe.imports_passed_through():
     from ._messages import (
         CHECK_HEALTH,
         NOTIFY,
+        REDUCE_RESULTS,
         RUN_TRACKER,
         HealthCheckInput,
         NotifyInput,
+        ReduceInput,
         TrackerInput,
     )
     from ._scheduler import Scheduler
@@ -32,6 +38,18 @@ if TYPE_CHECKING:
     from ._workflow import Lifecycle
 
 __all__ = ["SideCalls"]
+
+REDUCE_BATCH = 200
+"""Fold pages' values into the result once this many wait ..."""
+REDUCE_BATCH_BYTES = 128 * 1024
+"""... or this many bytes of them ..."""
+REDUCE_EVERY = timedelta(seconds=2)
+"""... or they have waited this long."""
+REDUCE_RETRY_EVERY = timedelta(seconds=30)
+"""After a fold failed (its own retries spent), how long until the next try."""
+MAX_UNREDUCED_BYTES = 512 * 1024
+"""Values waiting for a failing ``reduce`` past this pause the batch (so none is dropped and
+the state carried across continue-as-new stays small)."""
 
 
 class SideCalls:
@@ -48,6 +66,12 @@ class SideCalls:
     _flow: FlowControl | None
     _sched: Scheduler | None
     _health_busy: bool
+    _result: Any
+    _result_started: bool
+    _unreduced: list[Any]
+    _unreduced_bytes: int
+    _result_error: str | None
+    _reducing: bool
 
     def _progress(self) -> BatchOrchestratorProgress:
         raise NotImplementedError
@@ -171,3 +195,80 @@ class SideCalls:
     def _current(sched: Scheduler) -> int:
         """The parallelism in force, which "slow down" halves."""
         return sched.effective_parallelism if not sched.paused else sched.max_parallelism
+
+    # -- the batch result ----------------------------------------------------------------------
+
+    def _add_value(self, value: Any) -> None:
+        """A completed page's value, to fold into the result (exactly once: only the page's
+        current attempt reports here)."""
+        if value is None:
+            return
+        self._unreduced.append(value)
+        self._unreduced_bytes += len(json.dumps(value, separators=(",", ":")))
+        self._dirty = True
+
+    def _fold_due(self) -> bool:
+        return len(self._unreduced) >= REDUCE_BATCH or (
+            self._unreduced_bytes >= REDUCE_BATCH_BYTES or self._state.value != "running"
+        )
+
+    async def _reduce_loop(self) -> None:
+        """Fold waiting values into the result in batches while the batch runs."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._unreduced))
+            if not self._fold_due():
+                try:
+                    await workflow.wait_condition(self._fold_due, timeout=REDUCE_EVERY)
+                except asyncio.TimeoutError:
+                    pass
+            if not await self._fold():
+                await workflow.sleep(REDUCE_RETRY_EVERY)
+
+    async def _fold(self) -> bool:
+        """Fold the values waiting now into the result; False if it failed (they wait)."""
+        sched = self._sched
+        assert sched is not None
+        values = list(self._unreduced)
+        if not values:
+            return True
+        self._reducing = True
+        try:
+            result = await workflow.execute_activity(
+                REDUCE_RESULTS,
+                ReduceInput(self._inp.processor_name(), self._result, values,
+                            self._result_started),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:
+            if isinstance(err.cause, TemporalCancelledError):
+                raise asyncio.CancelledError() from None  # a hand-over: the values wait
+            cause = err.cause if err.cause is not None else err
+            self._result_error = f"{getattr(cause, 'message', None) or cause}"
+            workflow.logger.error(
+                "folding %d page values into the batch result failed: %s", len(values),
+                self._result_error, extra=self._extra(),
+            )
+            if self._unreduced_bytes > MAX_UNREDUCED_BYTES and sched.pause(
+                f"page values cannot be folded into the batch result ({self._result_error}); "
+                "fix reduce, deploy the workers, then resume", workflow.now().timestamp(),
+            ):
+                workflow.logger.error("batch paused itself: %s", sched.pause_reason,
+                                      extra=self._extra())
+            return False
+        finally:
+            self._reducing = False
+            self._dirty = True
+        self._result, self._result_started, self._result_error = result, True, None
+        del self._unreduced[:len(values)]
+        self._unreduced_bytes = sum(
+            len(json.dumps(v, separators=(",", ":"))) for v in self._unreduced
+        )
+        return True
+
+    async def _fold_all(self) -> None:
+        """At the end: fold every value left (retrying until ``reduce`` works)."""
+        await workflow.wait_condition(lambda: not self._reducing)
+        while self._unreduced:
+            if not await self._fold():
+                await workflow.sleep(REDUCE_RETRY_EVERY)
