@@ -18,7 +18,9 @@ import pytest
 import batch_orchestra
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDES = ["docs/writing-processors.md", "docs/failures.md", "docs/operating.md"]
+GUIDES = [
+    "docs/writing-processors.md", "docs/failures.md", "docs/operating.md", "docs/flow-control.md",
+]
 PRELUDE = (
     "import asyncio\nfrom datetime import timedelta\nfrom temporalio.common import RetryPolicy\n"
     "from batch_orchestra import *\n"
@@ -52,5 +54,6 @@ def test_guide_definitions_register(guide: str) -> None:
             batch_orchestra.registered_page_processors()
             + batch_orchestra.registered_batch_notifiers()
             + batch_orchestra.registered_batch_trackers()
+            + batch_orchestra.registered_health_checks()
         )
         assert name in registered, f"{guide}: {name} did not register"
