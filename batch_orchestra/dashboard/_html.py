@@ -228,11 +228,14 @@ def _reasons(p: BatchOrchestratorProgress | None) -> str:
     """Why the batch is paused or held back, when its progress says."""
     pause = getattr(p, "pause_reason", None) if p is not None and p.is_paused else None
     hold = getattr(p, "hold_reason", None) if p is not None else None
+    throttle = getattr(p, "throttle_reason", None) if p is not None and not p.is_paused else None
     return (
         f'<p class="note" data-field="pause_reason"{"" if pause else " hidden"}>'
         f"{esc(f'paused: {pause}' if pause else '')}</p>"
         f'<p class="note" data-field="hold_reason"{"" if hold else " hidden"}>'
         f"{esc(f'held back: {hold}' if hold else '')}</p>"
+        f'<p class="note" data-field="throttle_reason"{"" if throttle else " hidden"}>'
+        f"{esc(f'throttled: {throttle}' if throttle else '')}</p>"
     )
 
 

@@ -167,6 +167,8 @@
       showReason(root, "pause_reason", p.is_paused && p.pause_reason ?
         "paused: " + p.pause_reason : "");
       showReason(root, "hold_reason", p.hold_reason ? "held back: " + p.hold_reason : "");
+      showReason(root, "throttle_reason", p.throttle_reason && !p.is_paused ?
+        "throttled: " + p.throttle_reason : "");
       setField(root, "items_per_second", fmt(p.items_per_second, 1));
       setField(root, "pages_per_second", fmt(p.pages_per_second, 1));
       var eta = (p.eta_seconds === null || p.is_finished || p.is_paused) ? "-" :
