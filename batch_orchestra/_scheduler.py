@@ -11,6 +11,7 @@ continue-as-new (``MAX_HELD_BYTES``). ``to_state``/``from_state`` carry it into 
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -100,6 +101,14 @@ class EnqueueResult:
     ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _recent_key(cursor: str) -> str:
+    """How the recent-cursor window keeps a cursor: itself if short, else a digest (the window
+    travels across continue-as-new, and 64 cursors of 16 KB would be a megabyte)."""
+    if len(cursor) <= 64:
+        return cursor
+    return "#" + hashlib.blake2b(cursor.encode(), digest_size=12).hexdigest()
+
+
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
@@ -169,7 +178,7 @@ class Scheduler:
             state.successor_enqueued = True
             parent_cursor, chain = state.cursor, state.chain
         for cursor, size in pages:
-            if cursor == parent_cursor or cursor in self._recent_count or (
+            if cursor == parent_cursor or _recent_key(cursor) in self._recent_count or (
                 cursor in self._live_cursors
             ):
                 result.ignored.append((cursor, "it equals a cursor enqueued recently"))
@@ -201,6 +210,7 @@ class Scheduler:
             self.chains.pop(page.chain, None)
 
     def _remember(self, cursor: str) -> None:
+        cursor = _recent_key(cursor)
         self._recent.append(cursor)
         self._recent_count[cursor] = self._recent_count.get(cursor, 0) + 1
         if len(self._recent) > RECENT_CURSOR_WINDOW:

@@ -86,6 +86,9 @@ STARTS_PER_TASK = 500
 START_BYTES_PER_TASK = 1_000_000
 """... and the most bytes of attempt inputs one task sends (Temporal refuses a workflow task
 completion over 4 MB; every attempt carries the batch's args and its page's cursor)."""
+MAX_HANDOVER_BYTES = 1_500_000
+"""A hand-over is put off while the state it would carry may be bigger than this (Temporal
+refuses a continue-as-new input over 2 MB, which would fail every workflow task)."""
 FAILED_OUTBOX_LIMIT = 1_000
 """Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
@@ -125,6 +128,7 @@ class BatchOrchestrator(SideCalls):
         self._updates_this_run = 0
         self._drain_timed_out = False
         self._drain_timer: asyncio.Future[None] | None = None
+        self._handover_put_off = False
         self._attempts: dict[tuple[int, int], workflow.ActivityHandle[PageResult]] = {}
         self._execution = workflow.info().first_execution_run_id
         self._input_error: str | None = None
@@ -251,13 +255,31 @@ class BatchOrchestrator(SideCalls):
             more = self._start_runnable()
             if sched.is_finished:
                 break
+            if self._state is Lifecycle.HANDING_OVER and self._too_big_to_hand_over():
+                # Pages enqueued while the run drained made its state too big to carry: run
+                # on (pages run and release their cursors) until it fits.
+                self._state = Lifecycle.RUNNING
+                if self._drain_timer is not None:
+                    self._drain_timer.cancel()
+                self._drain_timer, self._drain_timed_out = None, False
             if self._state is Lifecycle.RUNNING and self._should_continue_as_new():
-                self._state = Lifecycle.HANDING_OVER
-                self._drain_timer = asyncio.ensure_future(self._drain_deadline())
-                workflow.logger.info(
-                    "handing over to a new run after %d page attempts; waiting for %d running",
-                    self._started_this_run, len(sched.running), extra=self._extra(),
-                )
+                if self._too_big_to_hand_over():
+                    if not self._handover_put_off:
+                        self._handover_put_off = True
+                        workflow.logger.warning(
+                            "hand-over put off: the unfinished pages' cursors (%d KB) are more "
+                            "than a new run's input can carry; pages run on until they fit",
+                            self._held_bytes() // 1024, extra=self._extra(),
+                        )
+                else:
+                    self._handover_put_off = False
+                    self._state = Lifecycle.HANDING_OVER
+                    self._drain_timer = asyncio.ensure_future(self._drain_deadline())
+                    workflow.logger.info(
+                        "handing over to a new run after %d page attempts; waiting for %d "
+                        "running", self._started_this_run, len(sched.running),
+                        extra=self._extra(),
+                    )
 
             if self._state is Lifecycle.HANDING_OVER and self._quiet() and (
                 not sched.running or self._drain_timed_out
@@ -330,6 +352,14 @@ class BatchOrchestrator(SideCalls):
             extra["page_num"] = page_num
         return extra
 
+    def _held_bytes(self) -> int:
+        """About what the next run's input would carry: held pages' cursors and values
+        waiting for ``reduce`` (an upper bound: the page table is compressed)."""
+        return self._scheduler.held_bytes + self._unreduced_bytes
+
+    def _too_big_to_hand_over(self) -> bool:
+        return self._held_bytes() > MAX_HANDOVER_BYTES
+
     def _should_continue_as_new(self) -> bool:
         per_run = self._inp.pages_per_run
         if per_run is not None and self._started_this_run >= per_run:
@@ -354,7 +384,7 @@ class BatchOrchestrator(SideCalls):
         per_attempt = 600 + len(inp.args or "") + len(inp.batch_id) + len(inp.processor_name())
         budget = min(STARTS_PER_TASK, max(1, START_BYTES_PER_TASK // per_attempt))
         limit = budget
-        if inp.pages_per_run is not None:
+        if inp.pages_per_run is not None and not self._handover_put_off:
             limit = min(limit, max(0, inp.pages_per_run - self._started_this_run))
         sched.flow_cap, cap_reason = flow.cap(sched.max_parallelism, now)
         per_page = self._items_per_page()

@@ -5,6 +5,7 @@ unusual processors, and a deploy that fixes a bug mid-batch."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sqlite3
@@ -375,3 +376,40 @@ async def test_fire_and_forget_control_signals(orchestra, task_queue, new_worker
         await wh.signal("resume_signal")
         result = await asyncio.wait_for(handle.result(), 60)
     assert result.num_completed_pages == 40 and result.max_parallelism == 4
+
+
+@page_processor
+class BigCursors(PageProcessor):
+    """Pages "root<n>" each enqueue 40 pages whose cursors are 15 KB of incompressible text
+    (2.4 MB from four roots, more than Temporal carries across continue-as-new)."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        cursor = context.page.cursor_str
+        if cursor.startswith("root") and "-" not in cursor:
+            await context.enqueue_next_pages([
+                BatchPage(f"{cursor}-{k:02d}-" + base64.b64encode(os.urandom(11_000)).decode(), 1)
+                for k in range(40)
+            ])
+        await asyncio.sleep(0.05)
+        return 1
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+async def test_a_backlog_too_big_to_hand_over_waits_until_it_fits(
+    orchestra, task_queue, new_worker
+) -> None:
+    """A hand-over due while the unfinished pages' cursors would not fit in Temporal's 2 MB
+    input is put off until enough of them have run (it used to fail every workflow task)."""
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(BatchOrchestratorInput(
+            page_processor="BigCursors", page_size=1, max_parallelism=4, batch_id=bid,
+            first_cursor_strs=[f"root{n}" for n in range(4)], pages_per_run=4,
+        ), id=bid, task_queue=task_queue)
+        p = await asyncio.wait_for(handle.result(), 120)
+    assert p.num_completed_pages == 164 and p.num_failed_pages == 0
+    assert p.num_runs > 2
+    assert max(await _continue_as_new_sizes(orchestra.client, bid)) < 2_000_000

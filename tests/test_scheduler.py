@@ -327,3 +327,18 @@ def test_lost_workers_do_not_count_against_the_failure_policy() -> None:
                non_retryable=False, worker_lost=True, now=1.0)
     assert s.check_policy(1.0) is None and not s.paused
     assert build_progress(s, 1.0).num_retrying_pages == 50
+
+
+def test_the_recent_cursor_window_stays_small_with_long_cursors() -> None:
+    """It once carried 64 whole cursors across continue-as-new: a megabyte at 16 KB each."""
+    s = Scheduler(settings(), 5, 0.0)
+    cursors = [f"{i:03d}" + "x" * 16_000 for i in range(100)]
+    for c in cursors:
+        assert s.enqueue(None, [(c, 1)]).added
+    for num in list(s.pages):
+        s.running.add(num)
+        s.complete(num, 1, 1.0)
+    state = scheduler_to_state(s, None)
+    assert len(json.dumps(state.recent)) < 3_000
+    again = scheduler_from_state(settings(), FailurePolicy.disabled(), state)
+    assert again.enqueue(None, [(cursors[-1], 1)]).ignored  # a loop is still caught
