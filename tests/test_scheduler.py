@@ -335,9 +335,9 @@ def test_the_recent_cursor_window_stays_small_with_long_cursors() -> None:
     cursors = [f"{i:03d}" + "x" * 16_000 for i in range(100)]
     for c in cursors:
         assert s.enqueue(None, [(c, 1)]).added
-    for num in list(s.pages):
-        s.running.add(num)
-        s.complete(num, 1, 1.0)
+    while s.pages:
+        for att in s.take_runnable():
+            s.complete(att.page_num, 1, 1.0)
     state = scheduler_to_state(s, None)
     assert len(json.dumps(state.recent)) < 3_000
     again = scheduler_from_state(settings(), FailurePolicy.disabled(), state)
