@@ -184,6 +184,7 @@ def _discovery_columns(ds: list[Discovery], base: float) -> dict[str, list[Any]]
         "cursor": _front_code([d.cursor for d in ds]),
         "size": [d.size for d in ds],
         "chain": [d.chain for d in ds],
+        "attempts": [d.attempts for d in ds],
         "failures": [d.failures for d in ds],
         "error": [d.error for d in ds],
         "ready": [_ms(d.ready_at, base) for d in ds],
@@ -198,7 +199,7 @@ def _discoveries_of(cols: dict[str, list[Any]], base: float) -> list[Discovery]:
     return [
         Discovery(
             page_num=nums[i] or 0, cursor=cursors[i], size=cols["size"][i],
-            chain=cols["chain"][i], attempts=cols["failures"][i], failures=cols["failures"][i],
+            chain=cols["chain"][i], attempts=cols["attempts"][i], failures=cols["failures"][i],
             error=cols["error"][i], ready_at=_at(cols["ready"][i], base),
             failed_at=_at(cols["failed"][i], base),
         )

@@ -168,6 +168,10 @@ class Scheduler(DiscoveryBook):
             if state is None or state.successor_enqueued:
                 result.ignored = [(c, "its page already enqueued its successors") for c, _ in pages]
                 return result
+            if parent in self.discovering:
+                why = "its page's successors are found by next_page"
+                result.ignored = [(c, why) for c, _ in pages]
+                return result
             state.successor_enqueued = True
             parent_cursor, chain = state.cursor, state.chain
         self._add_pages(pages, parent_cursor, chain, result)
