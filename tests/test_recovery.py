@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.worker import Replayer
 
 import tests.recovery_processors  # noqa: F401  (registers the processors)
 from batch_orchestra import (
+    BatchOrchestrator,
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
@@ -37,6 +39,13 @@ def _input(processor: str, bid: str, inp: dict[str, Any] | None = None, **args: 
         "page_processor": processor, "page_size": 10, "batch_id": bid, "args": json.dumps(args),
         "max_parallelism": 4, **(inp or {}),
     })
+
+
+async def _replays(histories: list[Any]) -> None:
+    """The workflow runs outside the sandbox: its new paths must replay deterministically."""
+    replayer = Replayer(workflows=[BatchOrchestrator])
+    for history in histories:
+        await replayer.replay_workflow(history)
 
 
 def _assert_exact(bid: str, p: BatchOrchestratorProgress, pages: int, items: int) -> None:
@@ -130,9 +139,9 @@ async def test_discovery_survives_continue_as_new(
         p = await asyncio.wait_for(handle.result(), 90)
     _assert_exact(bid, p, 15, 150)
     assert p.num_runs >= 5 and p.num_failed_pages == 0 and p.num_discovered_pages == 15
-    inputs = [json.loads(x[0].data) for x in continue_as_new_payloads(
-        await run_histories(client, bid)
-    )]
+    histories = await run_histories(client, bid)
+    await _replays(histories)
+    inputs = [json.loads(x[0].data) for x in continue_as_new_payloads(histories)]
     handed = [unpack_pages(i["continuation"]["scheduler"]["pages"]).get("discovering")
               for i in inputs]
     assert sum(1 for d in handed if d) >= 2, "no hand-over carried a discovery"
@@ -184,6 +193,7 @@ async def test_retry_page_and_skip_page(
     assert p.num_skipped_pages == 1 and p.num_failed_pages == 0
     assert p.num_discovered_pages == 6 and p.errors == []
     assert sorted(RECORDS[bid].done) == [0, 1, 2, 4, 5]
+    await _replays(await run_histories(client, bid))
 
 
 async def test_skipping_a_page_that_never_ran_finds_its_successors_apart(
