@@ -354,7 +354,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         for att in attempts:
             self._started_this_run += 1
             self._start_attempt(att, inp)
-        self._start_discoveries()
+        more_discoveries = self._start_discoveries(budget - len(attempts))
         # Is flow control (not a lack of pages or slots) what holds pages back now?
         waiting = bool(sched.ready) and not sched.paused
         room = len(sched.running) < sched.effective_parallelism
@@ -365,7 +365,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         )
         if by_rate or by_cap:
             self._flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
-        return len(attempts) == budget and bool(sched.ready) and (
+        return more_discoveries or len(attempts) == budget and bool(sched.ready) and (
             len(sched.running) < sched.effective_parallelism
         )
 

@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from ._discovery import Discovery
+    from ._discovery import MAX_RUNNING_DISCOVERIES, Discovery
     from ._messages import (
         DISCOVER_PAGE,
         RETRY_PAGE_UPDATE,
@@ -59,13 +59,19 @@ class Recovery:
 
     # -- discovery apart ---------------------------------------------------------------------
 
-    def _start_discoveries(self) -> None:
-        """Start the discoveries that may start now (called while the run is running)."""
+    def _start_discoveries(self, budget: int) -> bool:
+        """Start the discoveries that may start now, at most ``budget`` (what is left of this
+        workflow task's budget: each carries the batch's args); True if more would have."""
         sched = self._sched
         if sched is None or not sched.discovery_ready:
-            return
-        for d in sched.take_discoveries():
+            return False
+        budget = max(0, budget)
+        taken = sched.take_discoveries(budget)
+        for d in taken:
             self._start_discovery(d)
+        return len(taken) == budget and bool(sched.discovery_ready) and not sched.paused and (
+            len(sched.discovery_running) < MAX_RUNNING_DISCOVERIES
+        )
 
     def _start_discovery(self, d: Discovery) -> None:
         inp = self._inp
