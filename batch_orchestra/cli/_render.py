@@ -126,6 +126,7 @@ def progress_line(p: BatchOrchestratorProgress) -> str:
             (getattr(p, "num_retrying_pages", 0), "retrying"),
             (p.num_stuck_pages, "stuck"),
             (p.num_failed_pages, "failed"),
+            (p.num_skipped_pages, "skipped"),
         )
         if n
     ]
