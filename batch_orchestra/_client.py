@@ -164,10 +164,11 @@ class BatchOrchestratorHandle:
         return await self._update(SET_RATE_LIMIT_UPDATE, limits, self._by, rpc_timeout=rpc_timeout)
 
     async def retry_page(
-        self, page_num: int, *, rpc_timeout: timedelta | None = None
+        self, page_num: int, *, reason: str | None = None, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Start a pending, retrying or stuck page now, first in line, instead of at its next
-        scheduled retry (the attempt counts as usual).
+        scheduled retry (the attempt counts as usual). ``reason``, if given, is logged with
+        who asked.
 
         Raises:
             InvalidBatchInputError: ``page_num`` is not an int >= 0.
@@ -175,7 +176,9 @@ class BatchOrchestratorHandle:
                 running, finished, failed for good or unknown (the cause says which).
         """
         _check_page_num(page_num)
-        return await self._update(RETRY_PAGE_UPDATE, page_num, self._by, rpc_timeout=rpc_timeout)
+        return await self._update(
+            RETRY_PAGE_UPDATE, page_num, reason, self._by, rpc_timeout=rpc_timeout
+        )
 
     async def skip_page(
         self, page_num: int, reason: str, *, rpc_timeout: timedelta | None = None

@@ -151,17 +151,23 @@ class Recovery:
         return self._sched
 
     @workflow.update(name=RETRY_PAGE_UPDATE)
-    def retry_page(self, page_num: int, by: str | None = None) -> BatchOrchestratorProgress:
+    def retry_page(
+        self, page_num: int, reason: str | None = None, by: str | None = None
+    ) -> BatchOrchestratorProgress:
         """Start a pending, retrying or stuck page now, first in line, instead of at its next
-        scheduled retry. ``by``: who asks (for the log). Returns the progress."""
+        scheduled retry. ``reason`` and ``by`` (who asks) go to the log. Returns the
+        progress."""
         sched = self._page_action_scheduler(page_num, "retry")
         was = sched.retry_now(page_num)
         note = "; the batch is paused: it starts when the batch resumes" if sched.paused else ""
-        self._changed(f"page {page_num} retried now (it was {was}){note}", by)
+        why = f": {reason}" if reason else ""
+        self._changed(f"page {page_num} retried now (it was {was}){why}{note}", by)
         return self._progress()
 
     @retry_page.validator
-    def _validate_retry_page(self, page_num: int, by: str | None = None) -> None:
+    def _validate_retry_page(
+        self, page_num: int, reason: str | None = None, by: str | None = None
+    ) -> None:
         why = self._refuse_page_action(page_num, "retry")
         if why is not None:
             raise ValueError(why)

@@ -186,8 +186,10 @@ async def test_retry_page_and_skip_page(
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await handle.skip_page(3, "again")
         assert "page 3 is not pending, retrying or stuck" in str(err.value.cause)
-        p = await handle.retry_page(1)  # the last page left: the batch ends with it
-        assert "page 1 retried now (it was retrying)" in p.control_changes[-1].change
+        p = await handle.retry_page(1, reason="the API is back")  # the last page left
+        assert "page 1 retried now (it was retrying): the API is back" in (
+            p.control_changes[-1].change
+        )
         p = await asyncio.wait_for(handle.result(), 30)
     assert p.num_completed_pages == 5 and p.num_completed_items == 50
     assert p.num_skipped_pages == 1 and p.num_failed_pages == 0
@@ -239,10 +241,11 @@ async def test_cli_retry_page_and_skip_page(
 
         assert_error(await run_cli(temporal, "retry-page", bid, "7"),
                      "page 7 is not pending, retrying or stuck")
-        out = assert_ok(await run_cli(temporal, "retry-page", bid, "1"))
+        out = assert_ok(await run_cli(temporal, "retry-page", bid, "1", "--reason", "fixed"))
         assert f"batch {bid!r}: page 1 starts now, first in line" in out
         p = await asyncio.wait_for(h1.result(), 30)
         assert p.num_completed_pages == 4 and p.num_completed_items == 40
+        assert "page 1 retried now (it was retrying): fixed" in p.control_changes[-1].change
 
         out = assert_ok(await run_cli(
             temporal, "skip-page", bid2, "1", "--reason", "bad data in rows 10-19"

@@ -7,7 +7,7 @@
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
     batch-orchestra pause ID | resume ID | set-parallelism ID N | set-rate ID ... | cancel ID
-    batch-orchestra retry-page ID N | skip-page ID N --reason TEXT
+    batch-orchestra retry-page ID N [--reason TEXT] | skip-page ID N --reason TEXT
     batch-orchestra terminate ID
     batch-orchestra list [--limit N] [--running]
     batch-orchestra dashboard [--host 127.0.0.1] [--port 8234] [--token T] [--read-only]
@@ -372,11 +372,12 @@ def set_rate(batch_id: str, pages: Any, items: Any, target: Target) -> None:
 @cli.command("retry-page")
 @_batch_id_argument
 @click.argument("page_num", metavar="N", type=click.IntRange(min=0))
+@click.option("--reason", help="Why (logged with who asked).")
 @_connection_options
-def retry_page(batch_id: str, page_num: int, target: Target) -> None:
+def retry_page(batch_id: str, page_num: int, reason: str | None, target: Target) -> None:
     """Retry page N of a batch now (a pending, retrying or stuck page), not at its next
     scheduled retry."""
-    _run(target, page_actions.retry_page(target, batch_id, page_num))
+    _run(target, page_actions.retry_page(target, batch_id, page_num, reason))
 
 
 @cli.command("skip-page")

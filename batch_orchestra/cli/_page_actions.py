@@ -9,12 +9,14 @@ from ._lookup import Target
 __all__ = ["retry_page", "skip_page"]
 
 
-async def retry_page(target: Target, batch_id: str, page_num: int) -> None:
+async def retry_page(
+    target: Target, batch_id: str, page_num: int, reason: str | None = None
+) -> None:
     """Retry one pending, retrying or stuck page now, through the acknowledged update."""
     client, view = await _steerable(target, batch_id)
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
     view.progress = p = await _acknowledged(
-        view, f"retry-page {page_num}", handle.retry_page(page_num)
+        view, f"retry-page {page_num}", handle.retry_page(page_num, reason=reason)
     )
     msg = f"batch {batch_id!r}: page {page_num} starts now, first in line"
     if p.is_paused:
