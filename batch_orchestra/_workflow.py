@@ -365,8 +365,9 @@ class BatchOrchestrator(SideCalls, Recovery):
         )
         if by_rate or by_cap:
             self._flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
-        return more_discoveries or len(attempts) == budget and bool(sched.ready) and (
-            len(sched.running) < sched.effective_parallelism
+        return more_discoveries or (
+            len(attempts) == budget and bool(sched.ready)
+            and len(sched.running) < sched.effective_parallelism
         )
 
     @property

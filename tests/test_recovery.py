@@ -59,12 +59,12 @@ def _assert_exact(bid: str, p: BatchOrchestratorProgress, pages: int, items: int
 async def test_a_failing_page_does_not_hold_back_the_pages_after_it(
     orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any], task_queue: str
 ) -> None:
-    """Page 2 fails its first 2 attempts (1 s apart) before it could enqueue anything; its
+    """Page 2 fails its first 3 attempts (1 s apart) before it could enqueue anything; its
     successor was found apart, so the 17 pages after it complete while it waits."""
     bid = batch_id()
     async with new_worker():
         handle = await orchestra.start(
-            _input("ApartOneSecond", bid, n=200, fail={"2": 2}), id=bid, task_queue=task_queue
+            _input("ApartOneSecond", bid, n=200, fail={"2": 3}), id=bid, task_queue=task_queue
         )
         p = await asyncio.wait_for(handle.result(), 60)
     _assert_exact(bid, p, 20, 200)
