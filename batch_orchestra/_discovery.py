@@ -236,7 +236,7 @@ class DiscoveryBook:
         if status in ("retrying", "stuck"):
             self.waiting.discard(page_num)
             page.ready_at = None
-        else:
+        elif page_num in self.ready:
             self.ready.remove(page_num)
         self.ready.appendleft(page_num)
         return status
@@ -249,7 +249,7 @@ class DiscoveryBook:
         page = self.pages[page_num]
         if status in ("retrying", "stuck"):
             self.waiting.discard(page_num)
-        else:
+        elif page_num in self.ready:
             self.ready.remove(page_num)
             if page.attempts == page.unrun:
                 self._fresh -= 1
