@@ -45,6 +45,7 @@ from ._health import Health, HealthCheckContext, get_health_check
 from ._messages import (
     CHECK_HEALTH,
     DESCRIBE_BATCH,
+    DISCOVER_PAGE,
     LIFECYCLE_QUERY,
     NOTIFY,
     PAGE_FINISHED_SIGNAL,
@@ -53,6 +54,8 @@ from ._messages import (
     REDUCE_RESULTS,
     RUN_TRACKER,
     DescribeBatchInput,
+    DiscoverPageInput,
+    DiscoverPageResult,
     HealthCheckInput,
     NotifyInput,
     PageOutcome,
@@ -63,6 +66,7 @@ from ._messages import (
 )
 from ._notifier import BatchNotifierContext, get_batch_notifier
 from ._processor import (
+    MAX_PAGES_PER_ENQUEUE,
     BatchPage,
     BatchProcessorContext,
     get_page_processor,
@@ -110,7 +114,7 @@ class BatchActivities:
         """Every activity, for the worker."""
         return [
             self.describe_batch, self.process_page, self.run_batch_tracker, self.notify,
-            self.check_health, self.reduce_results,
+            self.check_health, self.reduce_results, self.discover_page,
         ]
 
     @activity.defn(name=DESCRIBE_BATCH)
@@ -156,8 +160,9 @@ class BatchActivities:
         extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
         context = BatchProcessorContext(
             page=inp.page, page_num=inp.page_num, attempt=inp.attempt, args=inp.args,
-            batch_id=inp.batch_id, successor_enqueued=inp.successor_enqueued, enqueue=enqueue,
-            logger=_ContextLogger(_page_logger, extra),
+            batch_id=inp.batch_id, enqueue=enqueue, logger=_ContextLogger(_page_logger, extra),
+            successor_enqueued=inp.successor_enqueued or inp.discovered_apart,
+            discovered_apart=inp.discovered_apart,
         )
         heartbeat = _start_heartbeats(info)
         began = time.monotonic()
@@ -227,6 +232,49 @@ class BatchActivities:
                 cls.__name__,
             )
         return returned, await enqueue.page_finished()
+
+    @activity.defn(name=DISCOVER_PAGE)
+    async def discover_page(self, inp: DiscoverPageInput) -> DiscoverPageResult:
+        """Find a page's successors with the processor's ``next_page`` (retried by the
+        workflow, so every failure shows in the batch's progress)."""
+        try:
+            cls = get_page_processor(inp.processor)
+        except UnknownPageProcessorError as err:
+            raise _as_application_error(err, UNKNOWN_PROCESSOR_ERROR_TYPE, True) from None
+        processor = cls()
+        next_page = getattr(processor, "next_page", None)
+        if not callable(next_page):
+            raise ApplicationError(
+                f"page processor {inp.processor} has no next_page method on this worker, but "
+                "the batch was started with one; deploy a version that has it",
+                type=PROCESSOR_DEFINITION_ERROR_TYPE,
+            )
+
+        def refuse(pages: list[BatchPage]) -> asyncio.Future[None]:
+            raise ProcessorUsageError(
+                f"{inp.processor}.next_page called enqueue_next_page(s); return the successor "
+                "page(s) from next_page instead"
+            )
+
+        context = BatchProcessorContext(
+            page=inp.page, page_num=inp.page_num, attempt=inp.attempt, args=inp.args,
+            batch_id=inp.batch_id, successor_enqueued=False, enqueue=refuse,
+            logger=_ContextLogger(
+                _page_logger, {"batch_id": inp.batch_id, "page_num": inp.page_num}
+            ),
+        )
+        heartbeat = _start_heartbeats(activity.info())
+        try:
+            if inspect.iscoroutinefunction(next_page):
+                found = await next_page(context)
+            else:
+                found = await asyncio.to_thread(next_page, context)
+                if inspect.isawaitable(found):
+                    found = await found
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+        return DiscoverPageResult(_successors(found, inp.processor))
 
     @activity.defn(name=RUN_TRACKER)
     async def run_batch_tracker(self, inp: TrackerInput) -> None:
@@ -418,6 +466,26 @@ def _page_value(returned: Any, processor: str) -> Any:
             type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
         )
     return returned
+
+
+def _successors(found: Any, processor: str) -> list[BatchPage]:
+    """What ``next_page`` returned, as a list of pages (None: none; the chain ends)."""
+    if found is None:
+        return []
+    pages = [found] if isinstance(found, BatchPage) else found
+    if not isinstance(pages, (list, tuple)) or not all(isinstance(p, BatchPage) for p in pages):
+        raise ApplicationError(
+            f"{processor}.next_page returned {found!r}; return a BatchPage, a list of "
+            "BatchPage, or None at the end of the chain",
+            type=PROCESSOR_USAGE_ERROR_TYPE,
+        )
+    if len(pages) > MAX_PAGES_PER_ENQUEUE:
+        raise ApplicationError(
+            f"{processor}.next_page returned {len(pages):,} pages; at most "
+            f"{MAX_PAGES_PER_ENQUEUE:,} (return fewer, and let the last one look further)",
+            type=PROCESSOR_USAGE_ERROR_TYPE,
+        )
+    return list(pages)
 
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:

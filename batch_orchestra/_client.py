@@ -12,7 +12,13 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from ._exceptions import InvalidBatchInputError
-from ._messages import BATCH_WORKFLOW_TYPE, PROGRESS_QUERY, SET_RATE_LIMIT_UPDATE
+from ._messages import (
+    BATCH_WORKFLOW_TYPE,
+    PROGRESS_QUERY,
+    RETRY_PAGE_UPDATE,
+    SET_RATE_LIMIT_UPDATE,
+    SKIP_PAGE_UPDATE,
+)
 from ._processor import PageProcessor, _is_registered
 from ._types import (
     BatchOrchestratorInput,
@@ -157,10 +163,54 @@ class BatchOrchestratorHandle:
                 limits[key] = None if value is None else float(value)
         return await self._update(SET_RATE_LIMIT_UPDATE, limits, self._by, rpc_timeout=rpc_timeout)
 
+    async def retry_page(
+        self, page_num: int, *, reason: str | None = None, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
+        """Start a pending, retrying or stuck page now, first in line, instead of at its next
+        scheduled retry (the attempt counts as usual). ``reason``, if given, is logged with
+        who asked.
+
+        Raises:
+            InvalidBatchInputError: ``page_num`` is not an int >= 0.
+            temporalio.client.WorkflowUpdateFailedError: the batch refused: the page is
+                running, finished, failed for good or unknown (the cause says which).
+        """
+        _check_page_num(page_num)
+        return await self._update(
+            RETRY_PAGE_UPDATE, page_num, reason, self._by, rpc_timeout=rpc_timeout
+        )
+
+    async def skip_page(
+        self, page_num: int, reason: str, *, rpc_timeout: timedelta | None = None
+    ) -> BatchOrchestratorProgress:
+        """Let a pending, retrying or stuck page go without processing it: it counts in
+        ``num_skipped_pages``, not as failed. Its chain goes on if its successors were
+        enqueued, or if its processor finds them apart (``next_page``, then run for it now).
+        ``reason`` is logged with who asked.
+
+        Raises:
+            InvalidBatchInputError: ``page_num`` is not an int >= 0, or ``reason`` is empty.
+            temporalio.client.WorkflowUpdateFailedError: the batch refused: the page is
+                running, finished, failed for good or unknown (the cause says which).
+        """
+        _check_page_num(page_num)
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidBatchInputError(
+                f"skip_page needs a reason (it is logged with who asked), got {reason!r}"
+            )
+        return await self._update(
+            SKIP_PAGE_UPDATE, page_num, reason, self._by, rpc_timeout=rpc_timeout
+        )
+
     @property
     def _by(self) -> str:
         """Who asks, as control changes record it: the client's identity."""
         return self._client.identity
+
+
+def _check_page_num(page_num: int) -> None:
+    if isinstance(page_num, bool) or not isinstance(page_num, int) or page_num < 0:
+        raise InvalidBatchInputError(f"page_num must be an int >= 0, got {page_num!r}")
 
 
 class BatchOrchestratorClient:

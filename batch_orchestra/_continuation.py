@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._discovery import Discovery
 from ._errors_table import ErrorTable
 from ._flow import FlowState
 from ._scheduler import PageState, Scheduler
@@ -58,13 +59,17 @@ class SchedulerState:
     num_runs: int
     running: list[int] = field(default_factory=list)
     pages: str = ""
-    """zlib + base64 of the JSON ``{"pages": {column: [...]}, "ready": [...], "failed": {...}}``:
-    held and listed failed pages as delta-encoded columns, the ready queue as deltas."""
+    """zlib + base64 of the JSON ``{"pages": {column: [...]}, "ready": [...], "failed": {...},
+    "discovering": {...}}``: held and listed failed pages as delta-encoded columns, the ready
+    queue as deltas, and the pages whose successors are still to be found apart (each is found
+    again in the next run, or retried when its backoff ends)."""
     errors: list[list[str]] = field(default_factory=list)
     recent: list[str] = field(default_factory=list)
     samples: list[list[float]] = field(default_factory=list)
     recent_outcomes: str = ""
     """The failure policy's window: "1" for a failed attempt, "0" for a success."""
+    num_skipped: int = 0
+    """Pages an operator skipped."""
 
 
 @dataclass(kw_only=True)
@@ -179,6 +184,35 @@ def _pages_of(cols: dict[str, list[Any]], base: float) -> list[PageState]:
     ]
 
 
+def _discovery_columns(ds: list[Discovery], base: float) -> dict[str, list[Any]]:
+    return {
+        "num": _delta([d.page_num for d in ds]),
+        "cursor": _front_code([d.cursor for d in ds]),
+        "size": [d.size for d in ds],
+        "chain": [d.chain for d in ds],
+        "attempts": [d.attempts for d in ds],
+        "failures": [d.failures for d in ds],
+        "error": [d.error for d in ds],
+        "ready": [_ms(d.ready_at, base) for d in ds],
+        "failed": [_ms(d.failed_at, base) for d in ds],
+    }
+
+
+def _discoveries_of(cols: dict[str, list[Any]], base: float) -> list[Discovery]:
+    if not cols:
+        return []
+    nums, cursors = _undelta(cols["num"]), _front_decode(cols["cursor"])
+    return [
+        Discovery(
+            page_num=nums[i] or 0, cursor=cursors[i], size=cols["size"][i],
+            chain=cols["chain"][i], attempts=cols["attempts"][i], failures=cols["failures"][i],
+            error=cols["error"][i], ready_at=_at(cols["ready"][i], base),
+            failed_at=_at(cols["failed"][i], base),
+        )
+        for i in range(len(nums))
+    ]
+
+
 def _pack(obj: Any) -> str:
     raw = json.dumps(obj, separators=(",", ":")).encode()
     return base64.b64encode(zlib.compress(raw, 6)).decode()
@@ -209,6 +243,10 @@ def scheduler_to_state(
         "ready": _delta(list(s.ready)),
         "failed": _columns(list(s.failed), base),
     }
+    if s.discovering:
+        table["discovering"] = _discovery_columns(
+            sorted(s.discovering.values(), key=lambda d: d.page_num), base
+        )
     samples = list(s.samples)
     return SchedulerState(
         max_parallelism=s.max_parallelism, previous_parallelism=s.previous_parallelism,
@@ -223,6 +261,7 @@ def scheduler_to_state(
         # the oldest and newest rate samples keep rates going at a constant size
         samples=[list(x) for x in samples[:1] + samples[1:][-1:]],
         recent_outcomes="".join("1" if f else "0" for f in s.recent_outcomes),
+        num_skipped=s.num_skipped,
     )
 
 
@@ -247,6 +286,7 @@ def scheduler_from_state(
     for page in _pages_of(table.get("failed", {}), st.start_time):
         s.failed.append(page)
         s.errors.acquire_index(page.error)
+    _restore_discoveries(s, st, table)
     s.errors.rebuild_free()
     s.ready = deque(n for n in _undelta(table.get("ready", [])) if n is not None)
     s._fresh = sum(1 for n in s.ready if s.pages[n].attempts == s.pages[n].unrun)
@@ -261,6 +301,20 @@ def scheduler_from_state(
     for ch in st.recent_outcomes:
         s._record_outcome(ch == "1")
     return s
+
+
+def _restore_discoveries(s: Scheduler, st: SchedulerState, table: Any) -> None:
+    """Skipped pages, and discoveries apart: one running at the hand-over is found again now
+    (it only reads), one waiting for its retry keeps its time."""
+    s.num_skipped = st.num_skipped
+    for d in _discoveries_of(table.get("discovering", {}), st.start_time):
+        s.discovering[d.page_num] = d
+        s.chains[d.chain] = s.chains.get(d.chain, 0) + 1
+        s.errors.acquire_index(d.error)
+        if d.ready_at is not None:
+            s.discovery_waiting.add(d.page_num)
+        else:
+            s.discovery_ready.append(d.page_num)
 
 
 def continuation_from_wire(raw: Any) -> BatchContinuation:

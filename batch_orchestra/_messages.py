@@ -18,6 +18,7 @@ __all__ = [
     "BATCH_WORKFLOW_TYPE",
     "CHECK_HEALTH",
     "DESCRIBE_BATCH",
+    "DISCOVER_PAGE",
     "ENQUEUE_MANY_UPDATE",
     "ENQUEUE_SIGNAL",
     "ENQUEUE_UPDATE",
@@ -28,9 +29,13 @@ __all__ = [
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
     "REDUCE_RESULTS",
+    "RETRY_PAGE_UPDATE",
     "RUN_TRACKER",
     "SET_RATE_LIMIT_UPDATE",
+    "SKIP_PAGE_UPDATE",
     "DescribeBatchInput",
+    "DiscoverPageInput",
+    "DiscoverPageResult",
     "EnqueueRequest",
     "HealthCheckInput",
     "NotifyInput",
@@ -57,6 +62,9 @@ ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
 ENQUEUE_SIGNAL = "batch_orchestra.enqueue_pages"
 PAGE_FINISHED_SIGNAL = "batch_orchestra.page_finished"
 PAGE_RUNNING_SIGNAL = "batch_orchestra.page_running"
+DISCOVER_PAGE = "batch_orchestra.discover_page"
+RETRY_PAGE_UPDATE = "retry_page"
+SKIP_PAGE_UPDATE = "skip_page"
 
 
 @dataclass
@@ -85,6 +93,9 @@ class ProcessPageInput:
     case the run that started it has handed over in the meantime."""
     execution: str = ""
     """The batch execution (its first run ID) that started this attempt."""
+    discovered_apart: bool = False
+    """The page's successors are found by ``next_page`` in a step of their own: an enqueue
+    from ``run`` is ignored (with a warning)."""
 
 
 @dataclass
@@ -176,3 +187,22 @@ class NotifyInput:
     reason: str | None
     failed_pages: list[PageFailure]
     progress: BatchOrchestratorProgress
+
+
+@dataclass
+class DiscoverPageInput:
+    """One attempt at finding a page's successors with the processor's ``next_page``."""
+
+    processor: str
+    page: BatchPage
+    page_num: int
+    attempt: int
+    args: str | None
+    batch_id: str
+
+
+@dataclass
+class DiscoverPageResult:
+    """The successors ``next_page`` found (empty: the chain ends at this page)."""
+
+    pages: list[BatchPage] = field(default_factory=list)

@@ -92,6 +92,12 @@ class PageProcessor(abc.ABC):
     ``progress.result``. Values and results must be JSON-friendly and small (a page's value at
     most 16 KB, the result at most 256 KB): counts per category, sums, min/max, a bounded
     sample. ``reduce`` runs in an activity, in batches of values, and may be sync or async.
+
+    Optionally, define ``next_page(self, context)`` (``async def`` or plain ``def``) returning
+    the page's successor(s) (a ``BatchPage``, a list of them, or None at the end of the chain),
+    e.g. from a keys-only query. The batch then finds successors in a step of their own,
+    retried on its own, alongside ``run``: a page whose processing fails never holds back the
+    pages after it, and ``run`` does not enqueue (docs/recovery.md).
     """
 
     # An alias of the module-level enum, so the seed's `PageProcessor.RetryMode` works both at
@@ -224,6 +230,12 @@ def processor_settings(cls: type[PageProcessor]) -> ProcessorSettings:
                 f"{cls.__name__} is EXECUTE_AT_MOST_ONCE but use_extended_retries is True; "
                 "at-most-once pages are never retried: return False or use EXECUTE_AT_LEAST_ONCE"
             )
+    next_page = getattr(cls, "next_page", None)
+    if next_page is not None and not callable(next_page):
+        raise ProcessorDefinitionError(
+            f"{cls.__name__}.next_page must be a method (async def next_page(self, context)), "
+            f"got {next_page!r}"
+        )
     return ProcessorSettings(
         name=cls.__name__,
         at_most_once=mode is RetryMode.EXECUTE_AT_MOST_ONCE,
@@ -239,6 +251,7 @@ def processor_settings(cls: type[PageProcessor]) -> ProcessorSettings:
         use_extended_retries=extended,
         extended_retry_interval_seconds=float(interval),
         has_reduce=has_reduce(cls),
+        discovers_apart=next_page is not None,
     )
 
 
@@ -283,8 +296,10 @@ class BatchProcessorContext(TypedContextMixin):
         successor_enqueued: bool,
         enqueue: Callable[[list[BatchPage]], asyncio.Future[None]],
         logger: logging.LoggerAdapter[logging.Logger],
+        discovered_apart: bool = False,
     ) -> None:
         self._page = page
+        self._discovered_apart = discovered_apart
         self._page_num = page_num
         self._attempt = attempt
         self._args = args
@@ -389,6 +404,14 @@ class BatchProcessorContext(TypedContextMixin):
                 f"page {self._page_num} enqueued {len(pages):,} pages in one call; at most "
                 f"{MAX_PAGES_PER_ENQUEUE:,} (enqueue fewer, and let the last one look further)"
             )
+        if self._discovered_apart and pages:
+            self._logger.warning(
+                "page %d's run enqueued %d page(s); ignored: this processor has next_page, so "
+                "the batch finds successors with it (remove the enqueue from run)",
+                self._page_num, len(pages),
+            )
+            self._called = EnqueuedPages(None)
+            return self._called
         if self._enqueued or not pages:
             self._called = EnqueuedPages(None)
             return self._called

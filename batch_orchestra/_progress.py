@@ -55,7 +55,7 @@ def build_progress(
         pages = sorted(pages, key=lambda p: (p.failed_at or 0.0, p.page_num))
         return [page_failure(s, p) for p in pages[-FAILURE_LIST_LIMIT:]]
 
-    return BatchOrchestratorProgress(
+    p = BatchOrchestratorProgress(
         num_completed_pages=s.num_completed,
         num_processing_pages=len(s.running),
         num_pending_pages=len(s.pages) - len(s.running) - len(stuck),
@@ -86,6 +86,22 @@ def build_progress(
             ErrorCount(error_type=t, error_message=m, pages=n) for t, m, n in s.errors.counts()
         ],
     )
+    _discovery_progress(p, s)
+    return p
+
+
+def _discovery_progress(p: BatchOrchestratorProgress, s: Scheduler) -> None:
+    """Skipped pages and discovery apart (a processor with ``next_page``)."""
+    p.num_skipped_pages = s.num_skipped
+    p.num_discovering_pages = len(s.discovering)
+    failing = sorted(s.failing_discoveries, key=lambda d: (d.failed_at or 0.0, d.page_num))
+    for d in failing[-FAILURE_LIST_LIMIT:]:
+        error_type, message = s.errors.get(d.error)
+        p.failing_discoveries.append(PageFailure(
+            page_num=d.page_num, cursor_str=d.cursor, attempts=d.failures,
+            error_type=error_type, error_message=message, failed_at=_dt(d.failed_at or 0.0),
+            next_retry_at=_dt(d.ready_at) if d.ready_at else None,
+        ))
 
 
 def flow_progress(p: BatchOrchestratorProgress, flow: FlowControl, throttle: str | None) -> None:

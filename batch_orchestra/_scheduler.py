@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ._discovery import DiscoveryBook
 from ._errors_table import ErrorTable
 from ._types import (
     FailurePolicy,
@@ -113,7 +114,7 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-class Scheduler:
+class Scheduler(DiscoveryBook):
     """Pending, running, waiting (retry backoff), stuck and failed pages of one batch."""
 
     def __init__(
@@ -157,6 +158,7 @@ class Scheduler:
         self._live_cursors: dict[str, int] = {}  # cursor -> page_num of unfinished pages
         # (running time, completed pages, completed items), at most one a second
         self.samples: deque[tuple[float, int, int]] = deque([(0.0, 0, 0)])
+        self._init_discovery()
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -175,8 +177,19 @@ class Scheduler:
             if state is None or state.successor_enqueued:
                 result.ignored = [(c, "its page already enqueued its successors") for c, _ in pages]
                 return result
+            if parent in self.discovering:
+                why = "its page's successors are found by next_page"
+                result.ignored = [(c, why) for c, _ in pages]
+                return result
             state.successor_enqueued = True
             parent_cursor, chain = state.cursor, state.chain
+        self._add_pages(pages, parent_cursor, chain, result)
+        return result
+
+    def _add_pages(
+        self, pages: list[tuple[str, int]], parent_cursor: str | None, chain: int | None,
+        result: EnqueueResult,
+    ) -> None:
         for cursor, size in pages:
             if cursor == parent_cursor or _recent_key(cursor) in self._recent_count or (
                 cursor in self._live_cursors
@@ -191,7 +204,6 @@ class Scheduler:
             self._fresh += 1
             self._remember(cursor)
             result.added.append(num)
-        return result
 
     def _hold(self, page: PageState) -> None:
         self.pages[page.page_num] = page
@@ -273,6 +285,7 @@ class Scheduler:
                 self._fresh -= 1
             state.attempts += 1
             self.running.add(num)
+            self.want_discovery(state)
             out.append(Attempt(num, state.cursor, state.size, state.attempts,
                                state.successor_enqueued))
             free -= 1
@@ -378,7 +391,7 @@ class Scheduler:
 
         A batch with nothing left to start now or later (no new page, nothing running that
         could discover one) is never paused: its stuck pages keep their extended retries."""
-        if self.paused or (self._fresh == 0 and not self.running):
+        if self.paused or (self._fresh == 0 and not self.running and not self.discovering):
             return None
         p = self.policy
         n = len(self.recent_outcomes)
@@ -429,6 +442,8 @@ class Scheduler:
         for n in self.handed_over:
             p = self.pages[n]
             due += [d for d in (p.report_deadline, p.confirm_by) if d]
+        if self.discovery_waiting:
+            due += self._discovery_due()
         return min(due) if due else None
 
     def confirm_started(self, page_num: int, attempt: int) -> bool:
@@ -442,7 +457,7 @@ class Scheduler:
     @property
     def has_due(self) -> bool:
         """Whether anything will come due (cheap: checked on every workflow activation)."""
-        return bool(self.waiting or self.handed_over)
+        return bool(self.waiting or self.handed_over or self.discovery_waiting)
 
     def release_due(self, now: float) -> int:
         """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
@@ -469,7 +484,8 @@ class Scheduler:
             p.ready_at = None
             self.waiting.discard(p.page_num)
             self.ready.appendleft(p.page_num)
-        return len(due) + len(overdue) + len(unstarted)
+        discoveries = self._release_due_discoveries(now) if self.discovery_waiting else 0
+        return len(due) + len(overdue) + len(unstarted) + discoveries
 
     def running_time(self, now: float) -> float:
         """Seconds the batch has spent unpaused since it started."""
@@ -518,6 +534,6 @@ class Scheduler:
 
     @property
     def is_finished(self) -> bool:
-        """No page is pending, waiting, running or stuck."""
-        return not self.pages
+        """No page is pending, waiting, running or stuck, and no successor is being found."""
+        return not self.pages and not self.discovering
 

@@ -234,7 +234,7 @@ class BatchOrchestratorProgress:
     num_completed_items: int = 0
     """Items reported by completed pages."""
     num_discovered_pages: int = 0
-    """Pages discovered so far: completed + processing + pending + stuck + failed."""
+    """Pages discovered so far: completed + processing + pending + stuck + failed + skipped."""
     num_open_chains: int = 0
     """Chains (one per first cursor) with a page not yet finished, so they may discover more."""
     is_finished: bool = False
@@ -303,6 +303,15 @@ class BatchOrchestratorProgress:
     """Completed pages whose values are not folded into ``result`` yet."""
     result_error: str | None = None
     """Why folding pages' values fails, if it does (the values wait; nothing is dropped)."""
+    num_skipped_pages: int = 0
+    """Pages an operator skipped (``skip_page``): let go without being processed, and counted
+    neither completed nor failed."""
+    num_discovering_pages: int = 0
+    """Pages whose successors are being found apart (a processor with ``next_page``)."""
+    failing_discoveries: list[PageFailure] = field(default_factory=list)
+    """Pages whose discovery apart (``next_page``) failed and waits for its next retry (at
+    most 100): cursor, failed attempts, last error and next retry. Their errors are counted in
+    ``errors`` too."""
 
 
 @dataclass(kw_only=True)
@@ -320,6 +329,10 @@ class ProcessorSettings:
     extended_retry_interval_seconds: float
     has_reduce: bool = False
     """The processor folds its pages' values into a batch result (it defines ``reduce``)."""
+    discovers_apart: bool = False
+    """The processor has a ``next_page`` method: the batch finds each page's successors in a
+    step of their own, retried on its own, alongside the page's processing (False in histories
+    recorded before it existed)."""
 
     def retry_delay(self, failed_attempts: int) -> float:
         """Seconds to wait before the next initial retry after ``failed_attempts`` failures

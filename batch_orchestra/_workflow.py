@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         input_from_wire,
     )
     from ._wire import WireError
+    from ._workflow_recovery import Recovery
     from ._workflow_side import SideCalls
 
 __all__ = ["BatchOrchestrator", "Lifecycle"]
@@ -116,7 +117,7 @@ class Lifecycle(enum.Enum):
 # only from workflow.now(), no I/O, no randomness, no mutable module state; tests replay its
 # histories, including those recorded from released versions (test_replay.py).
 @workflow.defn(name=BATCH_WORKFLOW_TYPE, sandboxed=False)
-class BatchOrchestrator(SideCalls):
+class BatchOrchestrator(SideCalls, Recovery):
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
 
     @workflow.init
@@ -282,7 +283,7 @@ class BatchOrchestrator(SideCalls):
                     )
 
             if self._state is Lifecycle.HANDING_OVER and self._quiet() and (
-                not sched.running or self._drain_timed_out
+                not (sched.running or sched.discovery_running) or self._drain_timed_out
             ):
                 break
             if more:  # the rest start in the next workflow task
@@ -396,6 +397,7 @@ class BatchOrchestrator(SideCalls):
         for att in attempts:
             self._started_this_run += 1
             self._start_attempt(att, inp)
+        more_discoveries = self._start_discoveries(budget - len(attempts))
         # Is flow control (not a lack of pages or slots) what holds pages back now?
         waiting = bool(sched.ready) and not sched.paused
         room = len(sched.running) < sched.effective_parallelism
@@ -406,8 +408,9 @@ class BatchOrchestrator(SideCalls):
         )
         if by_rate or by_cap:
             self._flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
-        return len(attempts) == budget and bool(sched.ready) and (
-            len(sched.running) < sched.effective_parallelism
+        return more_discoveries or (
+            len(attempts) == budget and bool(sched.ready)
+            and len(sched.running) < sched.effective_parallelism
         )
 
     @property
@@ -462,6 +465,7 @@ class BatchOrchestrator(SideCalls):
                 successor_enqueued=att.successor_enqueued,
                 report_after_seconds=inp.handover_wait.total_seconds() / 2,
                 execution=self._execution,
+                discovered_apart=bool(self._settings and self._settings.discovers_apart),
             ),
             result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,

@@ -7,6 +7,7 @@
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
     batch-orchestra pause ID | resume ID | set-parallelism ID N | set-rate ID ... | cancel ID
+    batch-orchestra retry-page ID N [--reason TEXT] | skip-page ID N --reason TEXT
     batch-orchestra terminate ID
     batch-orchestra list [--limit N] [--running]
     batch-orchestra dashboard [--host 127.0.0.1] [--port 8234] [--token T] [--read-only]
@@ -41,6 +42,7 @@ from .._processor import registered_page_processors
 from .._tracker import registered_batch_trackers
 from .._types import BatchOrchestratorInput, HealthCheckConfig, validate_input
 from . import _actions as actions
+from . import _page_actions as page_actions
 from ._lookup import CliError, Target
 
 __all__ = ["cli", "main"]
@@ -365,6 +367,29 @@ def _rate_option(ctx: click.Context, param: click.Parameter, value: str | None) 
 def set_rate(batch_id: str, pages: Any, items: Any, target: Target) -> None:
     """Set or lift a running batch's rate limits (a limit not given stays as it is)."""
     _run(target, actions.set_rate(target, batch_id, pages, items))
+
+
+@cli.command("retry-page")
+@_batch_id_argument
+@click.argument("page_num", metavar="N", type=click.IntRange(min=0))
+@click.option("--reason", help="Why (logged with who asked).")
+@_connection_options
+def retry_page(batch_id: str, page_num: int, reason: str | None, target: Target) -> None:
+    """Retry page N of a batch now (a pending, retrying or stuck page), not at its next
+    scheduled retry."""
+    _run(target, page_actions.retry_page(target, batch_id, page_num, reason))
+
+
+@cli.command("skip-page")
+@_batch_id_argument
+@click.argument("page_num", metavar="N", type=click.IntRange(min=0))
+@click.option("--reason", required=True, help="Why (logged with who asked).")
+@_connection_options
+def skip_page(batch_id: str, page_num: int, reason: str, target: Target) -> None:
+    """Skip page N of a batch (a pending, retrying or stuck page): it is let go, counted as
+    skipped, not failed. Its chain goes on if its successors are known or its processor has
+    next_page."""
+    _run(target, page_actions.skip_page(target, batch_id, page_num, reason))
 
 
 @cli.command()

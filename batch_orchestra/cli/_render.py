@@ -126,6 +126,7 @@ def progress_line(p: BatchOrchestratorProgress) -> str:
             (getattr(p, "num_retrying_pages", 0), "retrying"),
             (p.num_stuck_pages, "stuck"),
             (p.num_failed_pages, "failed"),
+            (p.num_skipped_pages, "skipped"),
         )
         if n
     ]
@@ -173,7 +174,8 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         "pages",
         f"{p.num_completed_pages:,} done · {p.num_processing_pages:,} running · "
         f"{p.num_pending_pages:,} pending ({p.num_retrying_pages:,} retrying) · "
-        f"{p.num_stuck_pages:,} stuck · {p.num_failed_pages:,} failed",
+        f"{p.num_stuck_pages:,} stuck · {p.num_failed_pages:,} failed"
+        + (f" · {p.num_skipped_pages:,} skipped" if p.num_skipped_pages else ""),
     )
     items = f"{p.num_completed_items:,}"
     if p.total_items is not None:
@@ -273,6 +275,11 @@ def render_status(view: BatchView) -> RenderableType:
             parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
         if p.failed_pages:
             parts.append(_failures_table("failed pages", p.failed_pages, p.num_failed_pages, False))
+        if p.failing_discoveries:
+            parts.append(_failures_table(
+                "failing discoveries (next_page; retried until they succeed)",
+                p.failing_discoveries, len(p.failing_discoveries), True,
+            ))
     if view.note:
         parts.append(Text(view.note, style="yellow"))
     parts.append(Text.assemble(("UI ", "dim"), (view.url, f"link {view.url}")))

@@ -90,6 +90,9 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
     yield counter("items_completed", "Items the batch's pages reported.", "num_completed_items")
     yield gauge("pages_failed", "Pages that failed for good.", "num_failed_pages")
     yield gauge("pages_stuck", "Pages waiting for extended retries.", "num_stuck_pages")
+    yield gauge("pages_skipped", "Pages an operator skipped.", "num_skipped_pages")
+    yield gauge("pages_discovering", "Pages whose successors are being found apart (next_page).",
+                "num_discovering_pages")
     yield gauge("pages_processing", "Pages running now.", "num_processing_pages")
     yield gauge("pages_pending", "Pages waiting for a slot.", "num_pending_pages")
     yield gauge("items_per_second", "Recent items per second.", "items_per_second")

@@ -25,6 +25,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
 import tests.processors  # noqa: F401  (registers the test processors)
+import tests.recovery_processors  # noqa: F401
 from batch_orchestra import (
     BatchOrchestraPlugin,
     BatchOrchestratorClient,
@@ -213,12 +214,30 @@ async def invalid_input(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     return h
 
 
+async def recovery(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
+    """Discovery apart (a failing discovery, hand-overs), retry_page and skip_page."""
+    h = await _start(
+        o, bid, tq, page_processor="ApartSlowRetry", page_size=10, max_parallelism=3,
+        pages_per_run=4, args=json.dumps({"n": 100, "fail": {"2": 1, "5": 99},
+                                          "discovery_fail": {"3": 1}}),
+    )
+    for _ in range(600):
+        p = await h.get_progress()
+        if {f.page_num for f in p.retrying_pages} == {2, 5} and p.num_completed_pages == 8:
+            break
+        await asyncio.sleep(0.1)
+    await h.skip_page(5, "recorded skip")
+    await h.retry_page(2)
+    await h.result()
+    return h
+
+
 SCENARIOS: dict[str, Scenario] = {
     f.__name__: f
     for f in (
         chains_retry_handover, controls, stuck_then_recovers, failures, non_retryable,
         no_extended, double_enqueue, lookahead, looping, timeout, handover_running, cancelled,
-        signal_enqueue, invalid_input, outage_pause,
+        signal_enqueue, invalid_input, outage_pause, recovery,
     )
 }
 

@@ -1,0 +1,37 @@
+"""``retry-page`` and ``skip-page``: the operator's actions on one page of a running batch."""
+
+from __future__ import annotations
+
+from .._client import BatchOrchestratorClient
+from ._actions import _ack, _acknowledged, _steerable
+from ._lookup import Target
+
+__all__ = ["retry_page", "skip_page"]
+
+
+async def retry_page(
+    target: Target, batch_id: str, page_num: int, reason: str | None = None
+) -> None:
+    """Retry one pending, retrying or stuck page now, through the acknowledged update."""
+    client, view = await _steerable(target, batch_id)
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    view.progress = p = await _acknowledged(
+        view, f"retry-page {page_num}", handle.retry_page(page_num, reason=reason)
+    )
+    msg = f"batch {batch_id!r}: page {page_num} starts now, first in line"
+    if p.is_paused:
+        msg += " once the batch is resumed (it is paused)"
+    _ack(view, msg)
+
+
+async def skip_page(target: Target, batch_id: str, page_num: int, reason: str) -> None:
+    """Skip one pending, retrying or stuck page, through the acknowledged update."""
+    client, view = await _steerable(target, batch_id)
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    view.progress = p = await _acknowledged(
+        view, f"skip-page {page_num}", handle.skip_page(page_num, reason)
+    )
+    _ack(view, (
+        f"batch {batch_id!r}: page {page_num} skipped ({reason}); "
+        f"{p.num_skipped_pages} page(s) skipped so far"
+    ))
