@@ -49,7 +49,9 @@ from ._types import (
     ErrorCount,
     FailurePolicy,
     HealthCheckConfig,
+    ItemFailure,
     PageFailure,
+    RedrivePage,
 )
 from ._workflow import BatchOrchestrator
 
@@ -82,11 +84,13 @@ __all__ = [
     "HealthCheckConfig",
     "HealthCheckContext",
     "InvalidBatchInputError",
+    "ItemFailure",
     "KeyRange",
     "PageFailure",
     "PageProcessor",
     "ProcessorDefinitionError",
     "ProcessorUsageError",
+    "RedrivePage",
     "RetryMode",
     "UnknownBatchNotifierError",
     "UnknownBatchTrackerError",

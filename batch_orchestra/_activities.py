@@ -165,11 +165,14 @@ class BatchActivities:
             if heartbeat is not None:
                 heartbeat.cancel()
         items = _item_count(returned, context, inp.processor) + context._items
+        num_failed, failed = context._num_failures, context._failures or None
         await _report(inp, info, PageOutcome(
             inp.page_num, inp.attempt, items=items, successors=successors,
-            execution=inp.execution,
+            execution=inp.execution, num_failed_items=num_failed, failed_items=failed,
         ))
-        return PageResult(items=items, successors=successors)
+        return PageResult(
+            items=items, successors=successors, num_failed_items=num_failed, failed_items=failed
+        )
 
     async def _run_attempt(
         self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue
@@ -251,7 +254,7 @@ class BatchActivities:
         await fn(BatchNotifierContext(
             event=inp.event, reason=inp.reason, failed_pages=inp.failed_pages,
             progress=inp.progress, batch_id=inp.batch_id, workflow_id=inp.workflow_id,
-            args=inp.args, logger=logger,
+            args=inp.args, logger=logger, failed_items=inp.failed_items,
         ))
 
 

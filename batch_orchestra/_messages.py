@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._processor import BatchPage
-from ._types import BatchOrchestratorProgress, PageFailure
+from ._types import BatchOrchestratorProgress, ItemFailure, PageFailure
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",
@@ -26,6 +26,7 @@ __all__ = [
     "PAGE_RUNNING_SIGNAL",
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
+    "REDRIVE_UPDATE",
     "RUN_TRACKER",
     "SET_RATE_LIMIT_UPDATE",
     "DescribeBatchInput",
@@ -48,6 +49,7 @@ RUN_TRACKER = "batch_orchestra.run_batch_tracker"
 NOTIFY = "batch_orchestra.notify"
 CHECK_HEALTH = "batch_orchestra.check_health"
 SET_RATE_LIMIT_UPDATE = "set_rate_limit"
+REDRIVE_UPDATE = "redrive"
 ENQUEUE_UPDATE = "batch_orchestra.enqueue"
 ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
 ENQUEUE_SIGNAL = "batch_orchestra.enqueue_pages"
@@ -97,6 +99,10 @@ class PageOutcome:
     """Successors the page enqueued but that were not sent on their own (see PageResult)."""
     execution: str = ""
     """The batch execution that started the attempt ("" from the first release: accepted)."""
+    num_failed_items: int = 0
+    """Items the attempt recorded as failed (see PageResult)."""
+    failed_items: list[ItemFailure] | None = None
+    """The first of them in detail (see PageResult)."""
 
 
 @dataclass
@@ -107,6 +113,10 @@ class PageResult:
     successors: list[BatchPage] | None = None
     """Successors the page enqueued just before it finished: they travel with the result
     instead of in an enqueue message of their own."""
+    num_failed_items: int = 0
+    """Items the page recorded as failed (``context.record_failure``)."""
+    failed_items: list[ItemFailure] | None = None
+    """The first ``MAX_ITEM_FAILURES_PER_PAGE`` of them in detail."""
 
 
 @dataclass
@@ -149,7 +159,9 @@ class NotifyInput:
     batch_id: str
     workflow_id: str
     event: str
-    """"paused", "pages_failed" or "finished"."""
+    """"paused", "pages_failed", "items_failed" or "finished"."""
     reason: str | None
     failed_pages: list[PageFailure]
     progress: BatchOrchestratorProgress
+    failed_items: list[ItemFailure] = field(default_factory=list)
+    """For "items_failed": the item failures recorded since the last call."""
