@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import numbers
 from collections.abc import Coroutine, MutableMapping
@@ -148,7 +149,8 @@ class BatchActivities:
         heartbeat = _start_heartbeats(info)
         try:
             try:
-                returned, successors = await self._run_attempt(cls, context, enqueue)
+                keys = _item_keys(inp) if inp.run_items else None
+                returned, successors = await self._run_attempt(cls, context, enqueue, keys)
             except (ProcessorUsageError, InvalidBatchInputError) as err:
                 kind = (
                     PROCESSOR_USAGE_ERROR_TYPE
@@ -175,7 +177,8 @@ class BatchActivities:
         )
 
     async def _run_attempt(
-        self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue
+        self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue,
+        keys: list[str] | None = None,
     ) -> tuple[Any, list[BatchPage] | None]:
         """Run the processor, then see its enqueue through: the successor must be handed over
         before the attempt ends, failed or not (an at-most-once page that fails is never
@@ -184,6 +187,8 @@ class BatchActivities:
         sync = not inspect.iscoroutinefunction(processor.run)
 
         async def run() -> Any:
+            if keys is not None:
+                return await processor.run_items(context, keys)
             if sync:
                 returned = await asyncio.to_thread(processor.run, context)
                 if inspect.isawaitable(returned):  # run returned an awaitable after all
@@ -330,6 +335,20 @@ async def _batch_goes_on() -> bool:
         activity.logger.warning("could not check whether the batch goes on (%s); the page goes on",
                                 err)
         return True
+
+
+def _item_keys(inp: ProcessPageInput) -> list[str]:
+    """The keys of a page of a batch of item keys (its cursor is a JSON list of them)."""
+    try:
+        keys = json.loads(inp.page.cursor_str)
+    except ValueError:
+        keys = None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise InvalidBatchInputError(
+            f"page {inp.page_num} of a batch of item keys has cursor {inp.page.cursor_str!r:.80}, "
+            "not a JSON list of keys"
+        )
+    return keys
 
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:

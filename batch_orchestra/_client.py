@@ -275,9 +275,45 @@ class BatchOrchestratorClient:
         for page in pages:
             if not page.size or page.size < 1:
                 page.size = inp.page_size
-        inp.first_cursor_str, inp.first_cursor_strs = "", None
+        inp.first_cursor_str, inp.first_cursor_strs, inp.item_keys = "", None, None
         inp.redrive_of, inp.redrive_pages = workflow_id, pages
         new_id = id or await self._free_redrive_id(workflow_id)
+        return await self.start(
+            inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
+        )
+
+    async def redrive_items(
+        self, workflow_id: str, keys: list[str] | None = None, *, id: str | None = None,
+        task_queue: str | None = None, **kwargs: Any,
+    ) -> BatchOrchestratorHandle:
+        """Run failed items again by key, in a NEW batch (ID ``id``, default
+        ``<workflow_id>-items-<n>``) with the old batch's input, whose pages hand up to
+        ``page_size`` keys each to the processor's ``run_items(context, keys)``.
+
+        Args:
+            workflow_id: the batch whose items to run again (running or finished).
+            keys: the item keys; default: those in its progress' ``failed_items`` (the most
+                recent 100). Pass the keys from your dead-letter store to reach them all.
+            id: the new batch's workflow ID.
+            task_queue: the new batch's task queue (default: the old batch's).
+            **kwargs: passed to ``Client.start_workflow``.
+
+        Raises:
+            InvalidBatchInputError: there is no key to run, or too many for one batch.
+        """
+        desc = await self._client.get_workflow_handle(workflow_id).describe()
+        if keys is None:
+            progress = await self.get_handle(workflow_id).get_progress()
+            keys = [f.key for f in progress.failed_items]
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            raise InvalidBatchInputError(
+                f"batch {workflow_id!r} lists no failed item to run again; pass keys=[...]"
+            )
+        inp = await self._first_input(workflow_id)
+        inp.first_cursor_str, inp.first_cursor_strs, inp.redrive_pages = "", None, None
+        inp.redrive_of, inp.item_keys = workflow_id, keys
+        new_id = id or await self._free_redrive_id(workflow_id, "items")
         return await self.start(
             inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
         )
@@ -292,9 +328,9 @@ class BatchOrchestratorClient:
             return input_from_wire(raw)
         raise InvalidBatchInputError(f"batch {workflow_id!r} has no history to read its input")
 
-    async def _free_redrive_id(self, workflow_id: str) -> str:
+    async def _free_redrive_id(self, workflow_id: str, kind: str = "redrive") -> str:
         for n in range(1, 1000):
-            candidate = f"{workflow_id}-redrive-{n}"
+            candidate = f"{workflow_id}-{kind}-{n}"
             try:
                 await self._client.get_workflow_handle(candidate).describe()
             except RPCError as err:

@@ -83,6 +83,8 @@ class ProcessPageInput:
     case the run that started it has handed over in the meantime."""
     execution: str = ""
     """The batch execution (its first run ID) that started this attempt."""
+    run_items: bool = False
+    """The page's cursor is a JSON list of item keys for the processor's ``run_items``."""
 
 
 @dataclass

@@ -107,6 +107,19 @@ class PageProcessor(abc.ABC):
         a worker thread, and ``context.enqueue_next_page(...)`` is called without ``await``.
         """
 
+    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int | None:
+        """Optional: process these items by key (``BatchOrchestratorClient.redrive_items`` runs
+        recorded failed items through it). ``context.page.cursor_str`` is the keys as a JSON
+        list; there is no next page to enqueue. Return the number of items processed.
+
+        Raises:
+            ProcessorUsageError: the processor does not implement it (the default).
+        """
+        raise ProcessorUsageError(
+            f"{type(self).__name__} does not implement run_items(context, keys); define "
+            "`async def run_items(self, context, keys)` to redrive items by key"
+        )
+
     @property
     @abc.abstractmethod
     def retry_mode(self) -> RetryMode:

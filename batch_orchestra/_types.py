@@ -12,6 +12,7 @@ from ._wire import WireError, from_wire, to_wire
 __all__ = [
     "MAX_ARGS_BYTES",
     "MAX_CURSOR_BYTES",
+    "MAX_ITEM_KEYS_BYTES",
     "BatchNotifierConfig",
     "BatchOrchestratorInput",
     "BatchOrchestratorProgress",
@@ -170,6 +171,10 @@ class BatchOrchestratorInput:
     redrive_pages: list[RedrivePage] | None = None
     """The pages this batch starts with instead of ``first_cursor_str(s)``: the failed pages of
     the batch it redrives (set by ``BatchOrchestratorClient.redrive``)."""
+    item_keys: list[str] | None = None
+    """Run these item keys through the processor's ``run_items(context, keys)`` instead of
+    paging from a cursor: pages of up to ``page_size`` keys, no chains (set by
+    ``BatchOrchestratorClient.redrive_items``)."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -481,6 +486,32 @@ def _validate_flow(inp: BatchOrchestratorInput) -> None:
         raise _fail(f"health_check.failures_before_unhealthy must be an int >= 1, got {n!r}")
 
 
+MAX_ITEM_KEYS_BYTES = 256 * 1024
+"""The most ``item_keys`` may hold in all (the batch's input carries them)."""
+
+
+def _validate_item_keys(inp: BatchOrchestratorInput) -> None:
+    keys = inp.item_keys
+    if keys is None:
+        return
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise _fail(f"item_keys must be a non-empty list of str or None, got {keys!r:.200}")
+    size = sum(len(k) + 3 for k in keys)
+    if size > MAX_ITEM_KEYS_BYTES:
+        raise _fail(
+            f"item_keys hold {len(keys):,} keys ({size:,} bytes); at most "
+            f"{MAX_ITEM_KEYS_BYTES:,} bytes: redrive them in several batches"
+        )
+    long = next((k for k in keys if len(k) > 1_000), None)
+    if long is not None:
+        raise _fail(f"an item key is {len(long):,} characters ({long[:40]!r}...); at most 1,000")
+    if inp.first_cursor_str or inp.first_cursor_strs or inp.redrive_pages:
+        raise _fail(
+            "give either item_keys or first_cursor_str(s)/redrive_pages, not both: a batch of "
+            "item keys does not page from a cursor"
+        )
+
+
 def _validate_redrive(inp: BatchOrchestratorInput) -> None:
     if inp.redrive_of is not None and not isinstance(inp.redrive_of, str):
         raise _fail(f"redrive_of must be a workflow ID (str) or None, got {inp.redrive_of!r}")
@@ -528,6 +559,7 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
         )
     check_cursor(inp.first_cursor_str, "first_cursor_str")
     _validate_redrive(inp)
+    _validate_item_keys(inp)
     if inp.first_cursor_strs is not None:
         cursors = inp.first_cursor_strs
         if not isinstance(cursors, list) or not cursors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import json
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -88,6 +89,8 @@ STARTS_PER_TASK = 500
 START_BYTES_PER_TASK = 1_000_000
 """... and the most bytes of attempt inputs one task sends (Temporal refuses a workflow task
 completion over 4 MB; every attempt carries the batch's args and its page's cursor)."""
+ITEM_PAGE_BYTES = 12_000
+"""The most bytes of keys one page of a batch of item keys holds (a cursor holds 16 KB)."""
 FAILED_OUTBOX_LIMIT = 1_000
 """Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
@@ -189,6 +192,8 @@ class BatchOrchestrator(SideCalls):
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
             if inp.redrive_pages:
                 cursors = self._enqueue_redrive_pages(self._sched, inp)
+            elif inp.item_keys:
+                cursors = self._enqueue_item_pages(self._sched, inp)
             else:
                 self._sched.enqueue(None, [(c, inp.page_size) for c in cursors])
             if not self._sched.paused:
@@ -425,6 +430,7 @@ class BatchOrchestrator(SideCalls):
                 successor_enqueued=att.successor_enqueued,
                 report_after_seconds=inp.handover_wait.total_seconds() / 2,
                 execution=self._execution,
+                run_items=bool(inp.item_keys),
             ),
             result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,
@@ -526,6 +532,24 @@ class BatchOrchestrator(SideCalls):
             state = sched.pages[num]
             state.successor_enqueued = by_cursor[state.cursor].successor_enqueued
         return [p.cursor_str for p in pages]
+
+    @staticmethod
+    def _enqueue_item_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
+        """A batch of item keys: pages of up to ``page_size`` keys (a cursor of at most
+        ``ITEM_PAGE_BYTES``), each a JSON list, none with a successor."""
+        chunks: list[list[str]] = [[]]
+        size = 2
+        for key in dict.fromkeys(inp.item_keys or []):  # each key once, in order
+            cost = len(json.dumps(key)) + 1
+            if len(chunks[-1]) >= inp.page_size or (chunks[-1] and size + cost > ITEM_PAGE_BYTES):
+                chunks.append([])
+                size = 2
+            chunks[-1].append(key)
+            size += cost
+        cursors = [json.dumps(c) for c in chunks if c]
+        for num in sched.enqueue(None, [(c, inp.page_size) for c in cursors]).added:
+            sched.pages[num].successor_enqueued = True
+        return cursors
 
     def _fail_page(
         self, page_num: int, kind: str, message: str, non_retryable: bool,

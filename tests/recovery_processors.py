@@ -133,6 +133,10 @@ class Redrivable(PageProcessor):
         runs.completed.append(context.page.cursor_str)
         return context.page.size
 
+    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int:
+        RUNS[_wid()].completed.extend(f"item:{k}" for k in keys)
+        return len(keys)
+
     @property
     def retry_mode(self) -> PageProcessor.RetryMode:
         return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE

@@ -220,6 +220,44 @@ async def test_cli_failures_and_redrive(
     assert sorted(c for c, _ in RUNS[new_id].attempts) == ["3", "4", "5"]
     assert result.num_failed_items == 3  # the redriven chain's pages 3, 4, 5 record one each
 
+    # the old batch's failed items, by key, through the processor's run_items
+    items_id = f"{bid}-items"
+    async with new_worker():
+        out = assert_ok(await run_cli(temporal, "redrive", bid, "--items", "--id", items_id))
+        assert f"started batch {items_id!r}" in out
+        result = await asyncio.wait_for(orchestra.get_handle(items_id).result(), 30)
+    assert sorted(RUNS[items_id].completed) == ["item:key-0", "item:key-1", "item:key-2"]
+    assert result.num_completed_items == 3 and result.redrive_of == bid
+
+
+async def test_redrive_items_by_key_in_pages_of_page_size(
+    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+) -> None:
+    bid = batch_id()
+    async with new_worker():
+        old = await orchestra.start(
+            _input(bid, "Redrivable", {"pages": 1}, page_size=2), id=bid, task_queue=task_queue
+        )
+        await asyncio.wait_for(old.result(), 30)
+        keys = ["a", "b", "c", "a", "d", "e"]
+        handle = await orchestra.redrive_items(bid, keys)
+        assert handle.id == f"{bid}-items-1"
+        result = await asyncio.wait_for(handle.result(), 30)
+        # each key once, two per page; no page enqueues a successor
+        assert sorted(RUNS[handle.id].completed) == [f"item:{k}" for k in "abcde"]
+        assert result.num_completed_pages == 3 == result.num_discovered_pages
+        # a processor without run_items fails the page for good, saying what to do
+        sync_id = batch_id()
+        await orchestra.start(
+            _input(sync_id, "ItemsSync", {"pages": 1, "bad": 0}), id=sync_id,
+            task_queue=task_queue,
+        )
+        await asyncio.wait_for(orchestra.get_handle(sync_id).result(), 30)
+        handle = await orchestra.redrive_items(sync_id, ["x"])
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert result.num_failed_pages == 1 and result.num_completed_pages == 0
+    assert "does not implement run_items" in result.failed_pages[0].error_message
+
 
 async def test_cli_redrive_of_a_running_batch(
     temporal: Any, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,

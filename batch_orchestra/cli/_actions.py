@@ -55,6 +55,7 @@ __all__ = [
     "list_command",
     "pause_batch",
     "redrive_batch",
+    "redrive_items",
     "resume_batch",
     "run_worker",
     "serve",
@@ -236,6 +237,19 @@ async def redrive_batch(target: Target, batch_id: str, new_id: str | None) -> No
         raise CliError(f"a batch with ID {new_id!r} already exists; pick another --id") from None
     n = len(view.progress.failed_pages) if view.progress else 0
     click.echo(f"started batch {handle.id!r} to redrive {n} failed page(s) of {batch_id!r}")
+    click.echo(f"UI {target.url(handle.id)}")
+
+
+async def redrive_items(target: Target, batch_id: str, new_id: str | None) -> None:
+    """Run a batch's listed failed items again in a new batch, through ``run_items``."""
+    client = await target.connect()
+    try:
+        handle = await BatchOrchestratorClient(client).redrive_items(batch_id, id=new_id)
+    except BatchOrchestraError as err:
+        raise CliError(str(err)) from None
+    except WorkflowAlreadyStartedError:
+        raise CliError(f"a batch with ID {new_id!r} already exists; pick another --id") from None
+    click.echo(f"started batch {handle.id!r} to run the failed items of {batch_id!r} again")
     click.echo(f"UI {target.url(handle.id)}")
 
 

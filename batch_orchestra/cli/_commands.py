@@ -334,15 +334,21 @@ def failures(batch_id: str, fmt: str | None, target: Target) -> None:
 @_batch_id_argument
 @click.option("--id", "new_id", default=None,
               help="Workflow ID of the new batch, for a finished one (default: ID-redrive-N).")
+@click.option("--items", "items", is_flag=True,
+              help="Run the listed failed items again instead, through the processor's "
+              "run_items, in a new batch (default ID: ID-items-N).")
 @_connection_options
-def redrive(batch_id: str, new_id: str | None, target: Target) -> None:
+def redrive(batch_id: str, new_id: str | None, items: bool, target: Target) -> None:
     """Run a batch's failed pages again, each with a fresh retry budget.
 
     A running or paused batch queues its listed failed pages (the most recent 100) again. For a
     completed batch, a new batch (--id, default ID-redrive-N) runs them, linked to the old one;
     a page that had enqueued its successor before failing does not enqueue it again.
     """
-    _run(target, actions.redrive_batch(target, batch_id, new_id))
+    if items:
+        _run(target, actions.redrive_items(target, batch_id, new_id))
+    else:
+        _run(target, actions.redrive_batch(target, batch_id, new_id))
 
 
 @cli.command()
