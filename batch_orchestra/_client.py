@@ -277,6 +277,7 @@ class BatchOrchestratorClient:
                 page.size = inp.page_size
         inp.first_cursor_str, inp.first_cursor_strs, inp.item_keys = "", None, None
         inp.redrive_of, inp.redrive_pages = workflow_id, pages
+        inp.total_items = None  # the old estimate would make percent done and ETA wrong
         new_id = id or await self._free_redrive_id(workflow_id)
         return await self.start(
             inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
@@ -313,6 +314,7 @@ class BatchOrchestratorClient:
         inp = await self._first_input(workflow_id)
         inp.first_cursor_str, inp.first_cursor_strs, inp.redrive_pages = "", None, None
         inp.redrive_of, inp.item_keys = workflow_id, keys
+        inp.total_items = len(keys)
         new_id = id or await self._free_redrive_id(workflow_id, "items")
         return await self.start(
             inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs

@@ -71,6 +71,7 @@ class ItemsFlaky(PageProcessor):
                 context.record_failure(f"item-{key}", ValueError(f"bad item {key}"))
             else:
                 ok += 1
+        await asyncio.sleep(args.get("sleep", 0))
         if num == args.get("flaky_page") and context.attempt == 1:
             context.record_failure("ghost", "recorded by an attempt that then failed")
             raise RuntimeError("flaky page")

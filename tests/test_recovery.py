@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,34 @@ async def test_item_failures_counted_exactly_across_continue_as_new_and_delivere
     assert delivered >= len(bad)
     assert NOTIFIER_CALLS[bid][-1][0] == "finished"
     assert RUNS[bid].attempts.count(("4", 2)) == 1  # the flaky page was retried
+    await _replays(orchestra, bid)
+
+
+async def test_item_failures_of_pages_reporting_by_signal_count_once(
+    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+) -> None:
+    """Pages longer than handover_wait / 2 report by signal as well as by result, and some run
+    across hand-overs: their failures still count exactly once."""
+    bid = batch_id()
+    pages, size, every = 12, 10, 3
+    inp = _input(
+        bid, "ItemsFlaky", {"pages": pages, "every": every, "sleep": 0.6}, page_size=size,
+        pages_per_run=4, handover_wait=timedelta(seconds=1),
+    )
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.num_runs > 2 and result.num_completed_pages == pages
+    assert result.num_failed_items == len([k for k in range(pages * size) if k % every == 0])
+    assert sorted(f.key for f in result.failed_items) == sorted(
+        f"item-{k}" for k in range(pages * size) if k % every == 0
+    )
+    signals = [
+        e for h in await run_histories(orchestra.client, bid) for e in h.events
+        if e.workflow_execution_signaled_event_attributes.signal_name
+        == "batch_orchestra.page_finished"
+    ]
+    assert len(signals) >= pages  # every page also reported by signal
     await _replays(orchestra, bid)
 
 
