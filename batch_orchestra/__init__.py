@@ -52,7 +52,9 @@ from ._types import (
     ErrorCount,
     FailurePolicy,
     HealthCheckConfig,
+    ItemFailure,
     PageFailure,
+    RedrivePage,
 )
 from ._workflow import BatchOrchestrator
 
@@ -87,11 +89,13 @@ __all__ = [
     "InvalidArgsError",
     "InvalidBatchInputError",
     "InvalidCursorError",
+    "ItemFailure",
     "KeyRange",
     "PageFailure",
     "PageProcessor",
     "ProcessorDefinitionError",
     "ProcessorUsageError",
+    "RedrivePage",
     "RetryMode",
     "UnknownBatchNotifierError",
     "UnknownBatchTrackerError",

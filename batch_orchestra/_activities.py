@@ -168,7 +168,8 @@ class BatchActivities:
         began = time.monotonic()
         try:
             try:
-                returned, successors = await self._run_attempt(cls, context, enqueue)
+                keys = _item_keys(inp) if inp.run_items else None
+                returned, successors = await self._run_attempt(cls, context, enqueue, keys)
             except (ProcessorUsageError, InvalidBatchInputError) as err:
                 kind = (
                     PROCESSOR_USAGE_ERROR_TYPE
@@ -192,14 +193,20 @@ class BatchActivities:
             items = context._items
         else:
             items = _item_count(returned, context, inp.processor) + context._items
+        num_failed, failed = context._num_failures, context._failures or None
         await _report(inp, info, PageOutcome(
             inp.page_num, inp.attempt, items=items, successors=successors,
             execution=inp.execution, seconds=seconds, value=value,
+            num_failed_items=num_failed, failed_items=failed,
         ))
-        return PageResult(items=items, successors=successors, seconds=seconds, value=value)
+        return PageResult(
+            items=items, successors=successors, seconds=seconds, value=value,
+            num_failed_items=num_failed, failed_items=failed,
+        )
 
     async def _run_attempt(
-        self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue
+        self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue,
+        keys: list[str] | None = None,
     ) -> tuple[Any, list[BatchPage] | None]:
         """Run the processor, then see its enqueue through: the successor must be handed over
         before the attempt ends, failed or not (an at-most-once page that fails is never
@@ -208,6 +215,8 @@ class BatchActivities:
         sync = not inspect.iscoroutinefunction(processor.run)
 
         async def run() -> Any:
+            if keys is not None:
+                return await processor.run_items(context, keys)
             if sync:
                 returned = await asyncio.to_thread(processor.run, context)
                 if inspect.isawaitable(returned):  # run returned an awaitable after all
@@ -355,7 +364,7 @@ class BatchActivities:
         await fn(BatchNotifierContext(
             event=inp.event, reason=inp.reason, failed_pages=inp.failed_pages,
             progress=inp.progress, batch_id=inp.batch_id, workflow_id=inp.workflow_id,
-            args=inp.args, logger=logger,
+            args=inp.args, logger=logger, failed_items=inp.failed_items,
         ))
 
 
@@ -486,6 +495,20 @@ def _successors(found: Any, processor: str) -> list[BatchPage]:
             type=PROCESSOR_USAGE_ERROR_TYPE,
         )
     return list(pages)
+
+
+def _item_keys(inp: ProcessPageInput) -> list[str]:
+    """The keys of a page of a batch of item keys (its cursor is a JSON list of them)."""
+    try:
+        keys = json.loads(inp.page.cursor_str)
+    except ValueError:
+        keys = None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise InvalidBatchInputError(
+            f"page {inp.page_num} of a batch of item keys has cursor {inp.page.cursor_str!r:.80}, "
+            "not a JSON list of keys"
+        )
+    return keys
 
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:

@@ -9,12 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ._exceptions import InvalidBatchInputError
 from ._messages import (
     BATCH_WORKFLOW_TYPE,
     PROGRESS_QUERY,
+    REDRIVE_UPDATE,
     RETRY_PAGE_UPDATE,
     SET_RATE_LIMIT_UPDATE,
     SKIP_PAGE_UPDATE,
@@ -23,7 +24,9 @@ from ._processor import PageProcessor, _is_registered
 from ._types import (
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
+    RedrivePage,
     check_rate,
+    input_from_wire,
     input_to_wire,
     validate_input,
 )
@@ -202,6 +205,18 @@ class BatchOrchestratorHandle:
             SKIP_PAGE_UPDATE, page_num, reason, self._by, rpc_timeout=rpc_timeout
         )
 
+    async def redrive(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
+        """Queue the failed pages of this running (or paused) batch again, each with a fresh
+        retry budget; ``num_failed_pages`` goes down by as many. It reaches the pages listed in
+        ``progress.failed_pages`` (the most recent 100); call it again once they are done for
+        more. A paused batch stays paused: ``resume()`` runs them. A finished batch is redriven
+        by ``BatchOrchestratorClient.redrive`` (a new batch).
+
+        Raises:
+            temporalio.client.WorkflowUpdateFailedError: the batch is not running.
+        """
+        return await self._update(REDRIVE_UPDATE, self._by, rpc_timeout=rpc_timeout)
+
     @property
     def _by(self) -> str:
         """Who asks, as control changes record it: the client's identity."""
@@ -253,4 +268,123 @@ class BatchOrchestratorClient:
                 workflow_id, run_id=run_id, result_type=BatchOrchestratorProgress
             ),
             self._client,
+        )
+
+    async def redrive(
+        self, workflow_id: str, *, id: str | None = None, task_queue: str | None = None,
+        **kwargs: Any,
+    ) -> BatchOrchestratorHandle:
+        """Run a batch's failed pages again.
+
+        A running (or paused) batch queues them again itself (``handle.redrive()``), and the
+        handle to it is returned. A finished batch gets a NEW batch (ID ``id``, default
+        ``<workflow_id>-redrive-<n>``) with the same input, over the failed pages listed in the
+        old batch's result (its most recent 100, with their cursors), linked to it by
+        ``redrive_of``. A redriven page that had already enqueued its successor before it
+        failed does not enqueue it again (its chain went on in the old batch); the others
+        continue their chains.
+
+        Args:
+            workflow_id: the batch to redrive.
+            id: the new batch's workflow ID (finished batches only).
+            task_queue: the new batch's task queue (default: the old batch's).
+            **kwargs: passed to ``Client.start_workflow`` for the new batch.
+
+        Raises:
+            InvalidBatchInputError: the batch ended without a result (failed, cancelled,
+                terminated), or it has no failed page to redrive.
+        """
+        handle = self.get_handle(workflow_id)
+        desc = await self._client.get_workflow_handle(workflow_id).describe()
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            await handle.redrive()
+            return handle
+        if desc.status != WorkflowExecutionStatus.COMPLETED:
+            status = desc.status.name if desc.status else "UNKNOWN"
+            raise InvalidBatchInputError(
+                f"batch {workflow_id!r} is {status}, without a result to read its failed pages "
+                "from; only a running or completed batch can be redriven"
+            )
+        old = await handle.result()
+        pages = [
+            RedrivePage(
+                cursor_str=f.cursor_str, size=f.size or 1, successor_enqueued=f.successor_enqueued
+            )
+            for f in old.failed_pages
+        ]
+        if not pages:
+            raise InvalidBatchInputError(
+                f"batch {workflow_id!r} has no failed page listed to redrive "
+                f"(num_failed_pages={old.num_failed_pages})"
+            )
+        inp = await self._first_input(workflow_id)
+        for page in pages:
+            if not page.size or page.size < 1:
+                page.size = inp.page_size
+        inp.first_cursor_str, inp.first_cursor_strs, inp.item_keys = "", None, None
+        inp.redrive_of, inp.redrive_pages = workflow_id, pages
+        inp.total_items = None  # the old estimate would make percent done and ETA wrong
+        new_id = id or await self._free_redrive_id(workflow_id)
+        return await self.start(
+            inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
+        )
+
+    async def redrive_items(
+        self, workflow_id: str, keys: list[str] | None = None, *, id: str | None = None,
+        task_queue: str | None = None, **kwargs: Any,
+    ) -> BatchOrchestratorHandle:
+        """Run failed items again by key, in a NEW batch (ID ``id``, default
+        ``<workflow_id>-items-<n>``) with the old batch's input, whose pages hand up to
+        ``page_size`` keys each to the processor's ``run_items(context, keys)``.
+
+        Args:
+            workflow_id: the batch whose items to run again (running or finished).
+            keys: the item keys; default: those in its progress' ``failed_items`` (the most
+                recent 100). Pass the keys from your dead-letter store to reach them all.
+            id: the new batch's workflow ID.
+            task_queue: the new batch's task queue (default: the old batch's).
+            **kwargs: passed to ``Client.start_workflow``.
+
+        Raises:
+            InvalidBatchInputError: there is no key to run, or too many for one batch.
+        """
+        desc = await self._client.get_workflow_handle(workflow_id).describe()
+        if keys is None:
+            progress = await self.get_handle(workflow_id).get_progress()
+            keys = [f.key for f in progress.failed_items]
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            raise InvalidBatchInputError(
+                f"batch {workflow_id!r} lists no failed item to run again; pass keys=[...]"
+            )
+        inp = await self._first_input(workflow_id)
+        inp.first_cursor_str, inp.first_cursor_strs, inp.redrive_pages = "", None, None
+        inp.redrive_of, inp.item_keys = workflow_id, keys
+        inp.total_items = len(keys)
+        new_id = id or await self._free_redrive_id(workflow_id, "items")
+        return await self.start(
+            inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
+        )
+
+    async def _first_input(self, workflow_id: str) -> BatchOrchestratorInput:
+        """The input a batch was started with (from its last run's first event, without the
+        state carried across continue-as-new)."""
+        wf = self._client.get_workflow_handle(workflow_id)
+        async for event in wf.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            (raw,) = await self._client.data_converter.decode(payloads, [dict])
+            return input_from_wire(raw)
+        raise InvalidBatchInputError(f"batch {workflow_id!r} has no history to read its input")
+
+    async def _free_redrive_id(self, workflow_id: str, kind: str = "redrive") -> str:
+        for n in range(1, 1000):
+            candidate = f"{workflow_id}-{kind}-{n}"
+            try:
+                await self._client.get_workflow_handle(candidate).describe()
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return candidate
+                raise
+        raise InvalidBatchInputError(
+            f"batch {workflow_id!r} was redriven 999 times; pass id=... for the next redrive"
         )

@@ -15,13 +15,14 @@ import json
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from ._discovery import Discovery
 from ._errors_table import ErrorTable
 from ._flow import FlowState
 from ._scheduler import PageState, Scheduler
-from ._types import FailurePolicy, ProcessorSettings
+from ._types import FailurePolicy, ItemFailure, ProcessorSettings
 from ._wire import from_wire, to_wire
 
 __all__ = [
@@ -70,6 +71,12 @@ class SchedulerState:
     """The failure policy's window: "1" for a failed attempt, "0" for a success."""
     num_skipped: int = 0
     """Pages an operator skipped."""
+    num_failed_items: int = 0
+    """Items recorded as failed by completed pages."""
+    failed_items: list[list[Any]] = field(default_factory=list)
+    """The most recent item failures: ``[key, page_num, error_type, message, failed_at]``."""
+    num_redriven: int = 0
+    """Failed pages queued again by ``redrive()``."""
 
 
 @dataclass(kw_only=True)
@@ -262,6 +269,12 @@ def scheduler_to_state(
         samples=[list(x) for x in samples[:1] + samples[1:][-1:]],
         recent_outcomes="".join("1" if f else "0" for f in s.recent_outcomes),
         num_skipped=s.num_skipped,
+        num_failed_items=s.num_failed_items,
+        failed_items=[
+            [f.key, f.page_num, f.error_type, f.error_message, f.failed_at.timestamp()]
+            for f in s.failed_items
+        ],
+        num_redriven=s.num_redriven,
     )
 
 
@@ -300,6 +313,14 @@ def scheduler_from_state(
     )
     for ch in st.recent_outcomes:
         s._record_outcome(ch == "1")
+    s.num_failed_items, s.num_redriven = st.num_failed_items, st.num_redriven
+    s.failed_items.extend(
+        ItemFailure(
+            key=str(key), page_num=int(num), error_type=str(kind), error_message=str(msg),
+            failed_at=datetime.fromtimestamp(float(at), tz=timezone.utc),
+        )
+        for key, num, kind, msg, at in st.failed_items
+    )
     return s
 
 

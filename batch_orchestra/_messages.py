@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._processor import BatchPage
-from ._types import BatchOrchestratorProgress, PageFailure
+from ._types import BatchOrchestratorProgress, ItemFailure, PageFailure
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",
@@ -28,6 +28,7 @@ __all__ = [
     "PAGE_RUNNING_SIGNAL",
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
+    "REDRIVE_UPDATE",
     "REDUCE_RESULTS",
     "RETRY_PAGE_UPDATE",
     "RUN_TRACKER",
@@ -57,6 +58,7 @@ NOTIFY = "batch_orchestra.notify"
 CHECK_HEALTH = "batch_orchestra.check_health"
 REDUCE_RESULTS = "batch_orchestra.reduce_results"
 SET_RATE_LIMIT_UPDATE = "set_rate_limit"
+REDRIVE_UPDATE = "redrive"
 ENQUEUE_UPDATE = "batch_orchestra.enqueue"
 ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
 ENQUEUE_SIGNAL = "batch_orchestra.enqueue_pages"
@@ -96,6 +98,8 @@ class ProcessPageInput:
     discovered_apart: bool = False
     """The page's successors are found by ``next_page`` in a step of their own: an enqueue
     from ``run`` is ignored (with a warning)."""
+    run_items: bool = False
+    """The page's cursor is a JSON list of item keys for the processor's ``run_items``."""
 
 
 @dataclass
@@ -116,6 +120,10 @@ class PageOutcome:
     """How long the processor ran (adaptive parallelism's latency; None from older workers)."""
     value: Any = None
     """What ``run`` returned, for a processor that defines ``reduce`` (else None)."""
+    num_failed_items: int = 0
+    """Items the attempt recorded as failed (see PageResult)."""
+    failed_items: list[ItemFailure] | None = None
+    """The first of them in detail (see PageResult)."""
 
 
 @dataclass
@@ -130,6 +138,10 @@ class PageResult:
     """How long the processor ran (adaptive parallelism's latency; None from older workers)."""
     value: Any = None
     """What ``run`` returned, for a processor that defines ``reduce`` (else None)."""
+    num_failed_items: int = 0
+    """Items the page recorded as failed (``context.record_failure``)."""
+    failed_items: list[ItemFailure] | None = None
+    """The first ``MAX_ITEM_FAILURES_PER_PAGE`` of them in detail."""
 
 
 @dataclass
@@ -183,10 +195,12 @@ class NotifyInput:
     batch_id: str
     workflow_id: str
     event: str
-    """"paused", "pages_failed" or "finished"."""
+    """"paused", "pages_failed", "items_failed" or "finished"."""
     reason: str | None
     failed_pages: list[PageFailure]
     progress: BatchOrchestratorProgress
+    failed_items: list[ItemFailure] = field(default_factory=list)
+    """For "items_failed": the item failures recorded since the last call."""
 
 
 @dataclass

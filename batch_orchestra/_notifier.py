@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from ._exceptions import ProcessorUsageError, UnknownBatchNotifierError
 from ._registry import FunctionRegistry
-from ._types import BatchOrchestratorProgress, PageFailure
+from ._types import BatchOrchestratorProgress, ItemFailure, PageFailure
 
 __all__ = [
     "BatchNotifierContext",
@@ -25,15 +25,18 @@ class BatchNotifierContext:
         self, *, event: str, reason: str | None, failed_pages: list[PageFailure],
         progress: BatchOrchestratorProgress, batch_id: str, workflow_id: str, args: str | None,
         logger: logging.LoggerAdapter[logging.Logger],
+        failed_items: list[ItemFailure] | None = None,
     ) -> None:
         self._event, self._reason, self._failed = event, reason, failed_pages
+        self._failed_items = failed_items or []
         self._progress, self._batch_id, self._workflow_id = progress, batch_id, workflow_id
         self._args, self._logger = args, logger
 
     @property
     def event(self) -> str:
         """"paused" (the failure policy paused the batch), "pages_failed" (pages failed for
-        good: ``failed_pages``) or "finished" (the batch ended)."""
+        good: ``failed_pages``), "items_failed" (pages recorded failed items:
+        ``failed_items``) or "finished" (the batch ended)."""
         return self._event
 
     @property
@@ -46,6 +49,18 @@ class BatchNotifierContext:
         """Pages that failed for good since the last call (for "pages_failed"); each page is
         delivered at least once."""
         return self._failed
+
+    @property
+    def failed_items(self) -> list[ItemFailure]:
+        """Items recorded as failed since the last call (for "items_failed"), oldest first.
+
+        Delivered at least once: a notifier call that fails is retried (three attempts), so
+        the same items may arrive twice; store them keyed by (``workflow_id``, ``page_num``,
+        ``key``) to keep each once. A notifier that fails three times in a row is skipped (the
+        items stay counted in progress), and if the notifier falls behind by more than 10,000
+        items the oldest waiting ones are dropped from delivery (counted, with a warning in
+        the workflow's log)."""
+        return self._failed_items
 
     @property
     def progress(self) -> BatchOrchestratorProgress:

@@ -8,9 +8,9 @@ import enum
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias, TypeVar
 
 from temporalio.common import RetryPolicy
@@ -22,9 +22,16 @@ from ._exceptions import (
     UnknownPageProcessorError,
 )
 from ._typed import TypedContextMixin, TypedPageMixin
-from ._types import ProcessorSettings, check_cursor
+from ._types import (
+    MAX_ITEM_KEY,
+    MAX_ITEM_MESSAGE,
+    ItemFailure,
+    ProcessorSettings,
+    check_cursor,
+)
 
 __all__ = [
+    "MAX_ITEM_FAILURES_PER_PAGE",
     "MAX_PAGES_PER_ENQUEUE",
     "BatchPage",
     "EnqueuedPages",
@@ -115,6 +122,19 @@ class PageProcessor(abc.ABC):
         ``run`` may also be a plain ``def`` (for synchronous database drivers): it then runs in
         a worker thread, and ``context.enqueue_next_page(...)`` is called without ``await``.
         """
+
+    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int | None:
+        """Optional: process these items by key (``BatchOrchestratorClient.redrive_items`` runs
+        recorded failed items through it). ``context.page.cursor_str`` is the keys as a JSON
+        list; there is no next page to enqueue. Return the number of items processed.
+
+        Raises:
+            ProcessorUsageError: the processor does not implement it (the default).
+        """
+        raise ProcessorUsageError(
+            f"{type(self).__name__} does not implement run_items(context, keys); define "
+            "`async def run_items(self, context, keys)` to redrive items by key"
+        )
 
     @property
     @abc.abstractmethod
@@ -264,6 +284,10 @@ MAX_PAGES_PER_ENQUEUE = 1_000
 """The most successor pages one ``enqueue_next_pages`` call may hand over."""
 
 
+MAX_ITEM_FAILURES_PER_PAGE = 1_000
+"""The most item failures one page reports in detail; past it they are only counted."""
+
+
 class EnqueuedPages:
     """What ``enqueue_next_page(s)`` returns. The enqueue has already taken effect when the call
     returns; awaiting this gives the event loop one turn to put it on the wire before your code
@@ -309,6 +333,9 @@ class BatchProcessorContext(TypedContextMixin):
         self._enqueue = enqueue
         self._logger = logger
         self._items = 0
+        self._failures: list[ItemFailure] = []
+        self._num_failures = 0
+        self._failures_lock = threading.Lock()  # a plain `def run` records from its thread
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
 
@@ -363,6 +390,47 @@ class BatchProcessorContext(TypedContextMixin):
         """Report ``count`` more items processed by this page (alternative to returning a count
         from ``run``)."""
         self._items += count
+
+    def record_failure(self, item_key: object, error: BaseException | str) -> None:
+        """Record that one item of this page failed, and go on with the others: the page still
+        succeeds. Usable from ``async def run`` and from a plain ``def run`` (no ``await``).
+
+        The failures travel with the page's result and count only once the page completes: the
+        failures recorded by an attempt that then fails (and is retried) are not counted, only
+        those of the attempt that completes. A page reports at most
+        ``MAX_ITEM_FAILURES_PER_PAGE`` (1,000) in detail (key truncated to 200 characters,
+        message to 500); the rest are counted only. They show in progress
+        (``num_failed_items``, ``failed_items``) and go to the batch's notifier, if any (event
+        "items_failed").
+
+        Args:
+            item_key: the item's key (anything; stored as ``str(item_key)``).
+            error: the exception the item raised, or a message.
+        """
+        self.record_failures([(item_key, error)])
+
+    def record_failures(self, failures: Iterable[tuple[object, BaseException | str]]) -> None:
+        """Record several failed items at once: ``[(item_key, error), ...]`` (see
+        ``record_failure``)."""
+        now = datetime.now(timezone.utc)
+        with self._failures_lock:
+            for key, error in failures:
+                self._num_failures += 1
+                if len(self._failures) >= MAX_ITEM_FAILURES_PER_PAGE:
+                    continue
+                if isinstance(error, BaseException):
+                    kind, message = type(error).__name__, str(error)
+                else:
+                    kind, message = "Error", str(error)
+                self._failures.append(ItemFailure(
+                    key=str(key)[:MAX_ITEM_KEY], page_num=self._page_num, error_type=kind,
+                    error_message=message[:MAX_ITEM_MESSAGE], failed_at=now,
+                ))
+
+    @property
+    def num_recorded_failures(self) -> int:
+        """Items this attempt has recorded as failed so far."""
+        return self._num_failures
 
     def enqueue_next_page(self, page: BatchPage) -> EnqueuedPages:
         """Hand the next page of this chain to the orchestrator. At most once per ``run``.

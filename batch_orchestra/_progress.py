@@ -22,6 +22,7 @@ def page_failure(s: Scheduler, p: PageState) -> PageFailure:
         page_num=p.page_num, cursor_str=p.cursor, attempts=p.attempts,
         error_type=error_type, error_message=message, failed_at=_dt(p.failed_at or 0.0),
         next_retry_at=_dt(p.ready_at) if p.ready_at else None,
+        size=p.size, successor_enqueued=p.successor_enqueued,
     )
 
 
@@ -85,6 +86,9 @@ def build_progress(
         errors=[
             ErrorCount(error_type=t, error_message=m, pages=n) for t, m, n in s.errors.counts()
         ],
+        num_failed_items=s.num_failed_items,
+        failed_items=list(s.failed_items),
+        num_redriven_pages=s.num_redriven,
     )
     _discovery_progress(p, s)
     return p

@@ -20,6 +20,7 @@ from ._discovery import DiscoveryBook
 from ._errors_table import ErrorTable
 from ._types import (
     FailurePolicy,
+    ItemFailure,
     ProcessorSettings,
 )
 
@@ -30,6 +31,8 @@ RECENT_CURSOR_WINDOW = 64
 to catch a processor that loops."""
 FAILURE_LIST_LIMIT = 100
 """How many failed, stuck and retrying pages progress shows in detail; counts stay exact."""
+ITEM_FAILURE_LIST_LIMIT = 100
+"""How many recorded item failures progress shows in detail; the count stays exact."""
 RATE_WINDOW_SECONDS = 60.0
 """Rates in progress are measured over about this much running (not paused) time."""
 MAX_RUNNING_PAGES = 1_900
@@ -138,6 +141,9 @@ class Scheduler(DiscoveryBook):
         self.num_completed = 0
         self.num_completed_items = 0
         self.num_failed = 0
+        self.num_failed_items = 0
+        self.failed_items: deque[ItemFailure] = deque(maxlen=ITEM_FAILURE_LIST_LIMIT)
+        self.num_redriven = 0
         self.max_parallelism_achieved = 0
         self.num_runs = 1
         self.pages: dict[int, PageState] = {}
@@ -320,6 +326,32 @@ class Scheduler(DiscoveryBook):
             while clock - self.samples[0][0] > RATE_WINDOW_SECONDS:
                 self.samples.popleft()
 
+    def record_item_failures(self, count: int, details: list[ItemFailure] | None) -> None:
+        """A completed page recorded ``count`` failed items (``details``: the first of them)."""
+        self.num_failed_items += max(0, count)
+        for item in (details or [])[-ITEM_FAILURE_LIST_LIMIT:]:
+            self.failed_items.append(item)
+
+    def redrive_failed(self) -> list[int]:
+        """Queue the listed failed pages (the most recent ``FAILURE_LIST_LIMIT``) again with a
+        fresh retry budget; returns their page numbers. Attempt numbers go on (earlier attempts
+        count as not run, so the retry policy starts afresh), and a page that had enqueued its
+        successor keeps that mark, so it does not enqueue it again."""
+        redriven: list[int] = []
+        while self.failed:
+            page = self.failed.popleft()
+            self.errors.release(page.error)
+            page.error, page.failed_at, page.ready_at, page.stuck = -1, None, None, False
+            page.unrun = page.attempts  # a fresh retry budget
+            page.report_deadline = page.confirm_by = None
+            self._hold(page)
+            self.ready.append(page.page_num)
+            self._fresh += 1
+            self.num_failed -= 1
+            redriven.append(page.page_num)
+        self.num_redriven += len(redriven)
+        return redriven
+
     def fail(
         self, page_num: int, error_type: str, message: str, *, non_retryable: bool,
         did_not_run: bool = False, worker_lost: bool = False, now: float,
@@ -414,6 +446,18 @@ class Scheduler(DiscoveryBook):
                 f"{self.num_failed} failed and {stuck} stuck pages (more than "
                 f"{p.max_failed_pages}, the failure policy's max_failed_pages)"
             )
+        if reason is None and p.max_failed_items is not None and (
+            self.num_failed_items > p.max_failed_items
+        ):
+            reason = (
+                f"{self.num_failed_items} items recorded as failed (more than "
+                f"{p.max_failed_items}, the failure policy's max_failed_items)"
+            )
+            latest = self.failed_items[-1] if self.failed_items else None
+            if latest is not None:
+                reason += f"; latest: {latest.error_type}: {latest.error_message[:200]}"
+            self.pause(reason, now)
+            return self.pause_reason
         if reason is None:
             return None
         error = self._latest_error()

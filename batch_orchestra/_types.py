@@ -12,6 +12,7 @@ from ._wire import WireError, from_wire, to_wire
 __all__ = [
     "MAX_ARGS_BYTES",
     "MAX_CURSOR_BYTES",
+    "MAX_ITEM_KEYS_BYTES",
     "MAX_PAGE_VALUE_BYTES",
     "MAX_RESULT_BYTES",
     "BatchNotifierConfig",
@@ -22,7 +23,9 @@ __all__ = [
     "ErrorCount",
     "FailurePolicy",
     "HealthCheckConfig",
+    "ItemFailure",
     "PageFailure",
+    "RedrivePage",
     "ProcessorSettings",
     "check_cursor",
     "check_rate",
@@ -63,6 +66,9 @@ class FailurePolicy:
     finishes as usual, with that page counted as failed or stuck)."""
     max_failed_pages: int | None = None
     """Pause when more than this many pages are failed or stuck at once; None: no count."""
+    max_failed_items: int | None = None
+    """Pause when more than this many items were recorded as failed
+    (``context.record_failure``) in the whole batch; None: no count."""
 
     @classmethod
     def disabled(cls) -> FailurePolicy:
@@ -162,6 +168,16 @@ class BatchOrchestratorInput:
     canary_pages: int | None = None
     """Pause the batch after this many pages have completed, for a person to check the first
     results before ``resume()``; None: no canary."""
+    redrive_of: str | None = None
+    """The workflow ID of the finished batch this one redrives (set by
+    ``BatchOrchestratorClient.redrive``); shown in progress."""
+    redrive_pages: list[RedrivePage] | None = None
+    """The pages this batch starts with instead of ``first_cursor_str(s)``: the failed pages of
+    the batch it redrives (set by ``BatchOrchestratorClient.redrive``)."""
+    item_keys: list[str] | None = None
+    """Run these item keys through the processor's ``run_items(context, keys)`` instead of
+    paging from a cursor: pages of up to ``page_size`` keys, no chains (set by
+    ``BatchOrchestratorClient.redrive_items``)."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -187,6 +203,46 @@ class PageFailure:
     """When the last attempt failed."""
     next_retry_at: datetime | None = None
     """For a stuck or retrying page: when its next retry is due."""
+    size: int = 0
+    """The page's size (0 when unknown: recorded by an older version)."""
+    successor_enqueued: bool = False
+    """Whether the page had already enqueued its successor(s): a redrive of it must not
+    enqueue them again."""
+
+
+@dataclass(kw_only=True)
+class RedrivePage:
+    """A failed page that a redrive batch starts with."""
+
+    cursor_str: str
+    """The page's cursor."""
+    size: int
+    """The page's size."""
+    successor_enqueued: bool = False
+    """The page had enqueued its successor(s) before it failed: its chain goes on elsewhere,
+    so the redriven page's ``enqueue_next_page`` does nothing."""
+
+
+MAX_ITEM_KEY = 200
+"""Characters of an item key kept in an ``ItemFailure``."""
+MAX_ITEM_MESSAGE = 500
+"""Characters of an item failure's message kept."""
+
+
+@dataclass(kw_only=True)
+class ItemFailure:
+    """One item a page recorded as failed (``context.record_failure``) and went on without."""
+
+    key: str
+    """The item's key, as the processor gave it (truncated to 200 characters)."""
+    page_num: int
+    """The page that recorded it."""
+    error_type: str
+    """The exception's class name, or "Error" for a message given as a string."""
+    error_message: str
+    """The error's message (truncated to 500 characters)."""
+    failed_at: datetime
+    """When the page recorded it."""
 
 
 @dataclass(kw_only=True)
@@ -312,6 +368,16 @@ class BatchOrchestratorProgress:
     """Pages whose discovery apart (``next_page``) failed and waits for its next retry (at
     most 100): cursor, failed attempts, last error and next retry. Their errors are counted in
     ``errors`` too."""
+    num_failed_items: int = 0
+    """Items recorded as failed (``context.record_failure``) by completed pages, exactly, across
+    continue-as-new. A page that fails and is retried counts only the failures its completing
+    attempt recorded."""
+    failed_items: list[ItemFailure] = field(default_factory=list)
+    """The most recent recorded item failures (at most 100), oldest first."""
+    redrive_of: str | None = None
+    """The workflow ID of the batch this one redrives, if it does."""
+    num_redriven_pages: int = 0
+    """Failed pages queued again by ``redrive()`` in this batch."""
 
 
 @dataclass(kw_only=True)
@@ -396,13 +462,10 @@ def _validate_policy(p: Any) -> None:
             f"failure_policy.min_attempts must be an int in [1, window={p.window}], "
             f"got {p.min_attempts!r}"
         )
-    if p.max_failed_pages is not None and (
-        not _is_int(p.max_failed_pages) or p.max_failed_pages < 0
-    ):
-        raise _fail(
-            f"failure_policy.max_failed_pages must be None or an int >= 0, "
-            f"got {p.max_failed_pages!r}"
-        )
+    for name in ("max_failed_pages", "max_failed_items"):
+        v = getattr(p, name)
+        if v is not None and (not _is_int(v) or v < 0):
+            raise _fail(f"failure_policy.{name} must be None or an int >= 0, got {v!r}")
 
 
 def check_rate(value: Any, what: str) -> None:
@@ -452,6 +515,53 @@ def _validate_flow(inp: BatchOrchestratorInput) -> None:
         raise _fail(f"health_check.failures_before_unhealthy must be an int >= 1, got {n!r}")
 
 
+MAX_ITEM_KEYS_BYTES = 256 * 1024
+"""The most ``item_keys`` may hold in all (the batch's input carries them)."""
+
+
+def _validate_item_keys(inp: BatchOrchestratorInput) -> None:
+    keys = inp.item_keys
+    if keys is None:
+        return
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise _fail(f"item_keys must be a non-empty list of str or None, got {keys!r:.200}")
+    size = sum(len(k) + 3 for k in keys)
+    if size > MAX_ITEM_KEYS_BYTES:
+        raise _fail(
+            f"item_keys hold {len(keys):,} keys ({size:,} bytes); at most "
+            f"{MAX_ITEM_KEYS_BYTES:,} bytes: redrive them in several batches"
+        )
+    long = next((k for k in keys if len(k) > 1_000), None)
+    if long is not None:
+        raise _fail(f"an item key is {len(long):,} characters ({long[:40]!r}...); at most 1,000")
+    if inp.first_cursor_str or inp.first_cursor_strs or inp.redrive_pages:
+        raise _fail(
+            "give either item_keys or first_cursor_str(s)/redrive_pages, not both: a batch of "
+            "item keys does not page from a cursor"
+        )
+
+
+def _validate_redrive(inp: BatchOrchestratorInput) -> None:
+    if inp.redrive_of is not None and not isinstance(inp.redrive_of, str):
+        raise _fail(f"redrive_of must be a workflow ID (str) or None, got {inp.redrive_of!r}")
+    pages = inp.redrive_pages
+    if pages is None:
+        return
+    if not isinstance(pages, list) or not pages:
+        raise _fail(f"redrive_pages must be a non-empty list of RedrivePage or None, got {pages!r}")
+    for page in pages:
+        if not isinstance(page, RedrivePage):
+            raise _fail(f"redrive_pages holds RedrivePage objects, got {page!r}")
+        check_cursor(page.cursor_str, "a cursor in redrive_pages")
+        if not _is_int(page.size) or page.size < 1:
+            raise _fail(f"a page in redrive_pages has size {page.size!r}; it must be an int >= 1")
+    if inp.first_cursor_str or inp.first_cursor_strs:
+        raise _fail(
+            "give either redrive_pages or first_cursor_str(s), not both: a redrive starts from "
+            "the failed pages only"
+        )
+
+
 def validate_input(inp: BatchOrchestratorInput) -> None:
     """Raise ``InvalidBatchInputError`` naming the first bad field of ``inp``."""
     name = inp.processor_name() if isinstance(inp.page_processor, (str, type)) else None
@@ -477,6 +587,8 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
             "in your database or a file and put its location in args"
         )
     check_cursor(inp.first_cursor_str, "first_cursor_str")
+    _validate_redrive(inp)
+    _validate_item_keys(inp)
     if inp.first_cursor_strs is not None:
         cursors = inp.first_cursor_strs
         if not isinstance(cursors, list) or not cursors:

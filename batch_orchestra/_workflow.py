@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import json
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         PAGE_RUNNING_SIGNAL,
         PROCESS_PAGE,
         PROGRESS_QUERY,
+        REDRIVE_UPDATE,
         SET_RATE_LIMIT_UPDATE,
         DescribeBatchInput,
         EnqueueRequest,
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         BatchOrchestratorInput,
         BatchOrchestratorProgress,
         FailurePolicy,
+        ItemFailure,
         PageFailure,
         ProcessorSettings,
         check_rate,
@@ -90,6 +93,8 @@ completion over 4 MB; every attempt carries the batch's args and its page's curs
 MAX_HANDOVER_BYTES = 1_500_000
 """A hand-over is put off while the state it would carry may be bigger than this (Temporal
 refuses a continue-as-new input over 2 MB, which would fail every workflow task)."""
+ITEM_PAGE_BYTES = 12_000
+"""The most bytes of keys one page of a batch of item keys holds (a cursor holds 16 KB)."""
 FAILED_OUTBOX_LIMIT = 1_000
 """Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
@@ -139,6 +144,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._cont: BatchContinuation | None = None
         self._notices: deque[tuple[str, str | None, list[PageFailure]]] = deque()
         self._failed_outbox: list[PageFailure] = []
+        self._items_outbox: deque[ItemFailure] = deque()
         self._notifying = False
         self._flow: FlowControl | None = None
         self._flow_wake: float | None = None
@@ -198,7 +204,12 @@ class BatchOrchestrator(SideCalls, Recovery):
                 self._settings, inp.max_parallelism, workflow.now().timestamp(), policy
             )
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
-            self._sched.enqueue(None, [(c, inp.page_size) for c in cursors])
+            if inp.redrive_pages:
+                cursors = self._enqueue_redrive_pages(self._sched, inp)
+            elif inp.item_keys:
+                cursors = self._enqueue_item_pages(self._sched, inp)
+            else:
+                self._sched.enqueue(None, [(c, inp.page_size) for c in cursors])
             if not self._sched.paused:
                 self._flow.start(workflow.now().timestamp())
             workflow.logger.info(
@@ -466,6 +477,7 @@ class BatchOrchestrator(SideCalls, Recovery):
                 report_after_seconds=inp.handover_wait.total_seconds() / 2,
                 execution=self._execution,
                 discovered_apart=bool(self._settings and self._settings.discovers_apart),
+                run_items=bool(inp.item_keys),
             ),
             result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,
@@ -500,6 +512,7 @@ class BatchOrchestrator(SideCalls, Recovery):
             self._complete_page(
                 page_num, result.items, result.successors, result.seconds, result.value
             )
+            self._record_items(result.num_failed_items, result.failed_items)
             return
         cause = err.cause if isinstance(err, ActivityError) else err
         if isinstance(cause, ApplicationError):
@@ -544,6 +557,51 @@ class BatchOrchestrator(SideCalls, Recovery):
             flow.log_change("paused: canary", None, now)
             if self._inp.notifier is not None:
                 self._notices.append(("paused", sched.pause_reason, []))
+
+    def _record_items(self, count: int, items: list[ItemFailure] | None) -> None:
+        """A completed page recorded failed items: count them, hand them to the notifier and
+        let the failure policy judge."""
+        if not count:
+            return
+        sched = self._scheduler
+        sched.record_item_failures(count, items)
+        if items and self._inp.notifier is not None:
+            self._queue_item_failures(items)
+        reason = sched.check_policy(workflow.now().timestamp())
+        if reason is not None:
+            workflow.logger.error("batch paused itself: %s", reason, extra=self._extra())
+            if self._inp.notifier is not None:
+                self._notices.append(("paused", reason, []))
+
+    @staticmethod
+    def _enqueue_redrive_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
+        """A redrive batch starts with the failed pages of the batch it redrives; those that
+        had enqueued their successors keep that mark, so they do not enqueue them again."""
+        pages = inp.redrive_pages or []
+        added = sched.enqueue(None, [(p.cursor_str, p.size) for p in pages]).added
+        by_cursor = {p.cursor_str: p for p in pages}
+        for num in added:
+            state = sched.pages[num]
+            state.successor_enqueued = by_cursor[state.cursor].successor_enqueued
+        return [p.cursor_str for p in pages]
+
+    @staticmethod
+    def _enqueue_item_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
+        """A batch of item keys: pages of up to ``page_size`` keys (a cursor of at most
+        ``ITEM_PAGE_BYTES``), each a JSON list, none with a successor."""
+        chunks: list[list[str]] = [[]]
+        size = 2
+        for key in dict.fromkeys(inp.item_keys or []):  # each key once, in order
+            cost = len(json.dumps(key)) + 1
+            if len(chunks[-1]) >= inp.page_size or (chunks[-1] and size + cost > ITEM_PAGE_BYTES):
+                chunks.append([])
+                size = 2
+            chunks[-1].append(key)
+            size += cost
+        cursors = [json.dumps(c) for c in chunks if c]
+        for num in sched.enqueue(None, [(c, inp.page_size) for c in cursors]).added:
+            sched.pages[num].successor_enqueued = True
+        return cursors
 
     def _fail_page(
         self, page_num: int, kind: str, message: str, non_retryable: bool,
@@ -591,6 +649,7 @@ class BatchOrchestrator(SideCalls, Recovery):
                 outcome.page_num, outcome.items, outcome.successors, outcome.seconds,
                 outcome.value,
             )
+            self._record_items(outcome.num_failed_items, outcome.failed_items)
         else:
             self._fail_page(
                 outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable
@@ -670,6 +729,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         )
         p.is_finished = self._state is Lifecycle.FINISHED
         p.is_cancelled = self._state is Lifecycle.CANCELLED
+        p.redrive_of = self._inp.redrive_of
         if self._flow is not None:
             flow_progress(p, self._flow, None if ended else self._throttle)
         p.result, p.num_unreduced_pages = self._result, len(self._unreduced)
@@ -840,6 +900,34 @@ class BatchOrchestrator(SideCalls, Recovery):
                 check_rate(value, key)
             except InvalidBatchInputError as err:
                 raise ValueError(str(err)) from None
+
+    @workflow.update(name=REDRIVE_UPDATE)
+    async def redrive(self, by: str | None = None) -> BatchOrchestratorProgress:
+        """Queue the listed failed pages (``progress.failed_pages``, the most recent 100) again
+        with a fresh retry budget; ``num_failed_pages`` goes down by as many. A paused batch
+        stays paused (resume it to run them). Returns the progress."""
+        sched = await self._control()
+        refusal = self._redrive_refusal()
+        if refusal is not None:  # it finished while the update waited for the scheduler
+            raise ApplicationError(refusal, non_retryable=True)
+        pages = sched.redrive_failed()
+        if pages:
+            self._changed(f"redrive: {len(pages)} failed page(s) queued again", by)
+        return self._progress()
+
+    @redrive.validator
+    def _validate_redrive(self, by: str | None = None) -> None:
+        refusal = self._redrive_refusal()
+        if refusal is not None:
+            raise ValueError(refusal)
+
+    def _redrive_refusal(self) -> str | None:
+        if self._state in (Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.HANDING_OVER):
+            return None
+        return (
+            f"the batch is {self._state.value}: only a running batch takes a redrive; redrive "
+            "a finished batch with BatchOrchestratorClient.redrive (it starts a new batch)"
+        )
 
     @workflow.signal(name="pause_signal")
     async def pause_signal(self) -> None:

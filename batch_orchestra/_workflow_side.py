@@ -32,12 +32,17 @@ with workflow.unsafe.imports_passed_through():
         TrackerInput,
     )
     from ._scheduler import Scheduler
-    from ._types import BatchOrchestratorInput, BatchOrchestratorProgress, PageFailure
+    from ._types import BatchOrchestratorInput, BatchOrchestratorProgress, ItemFailure, PageFailure
 
 if TYPE_CHECKING:
     from ._workflow import Lifecycle
 
-__all__ = ["SideCalls"]
+__all__ = ["ITEMS_OUTBOX_LIMIT", "ITEMS_PER_NOTICE", "SideCalls"]
+
+ITEMS_OUTBOX_LIMIT = 10_000
+"""Item failures waiting for the notifier; past it, the oldest are dropped from delivery."""
+ITEMS_PER_NOTICE = 500
+"""The most item failures one notifier call carries (a call's input stays well under 2 MB)."""
 
 REDUCE_BATCH = 200
 """Fold pages' values into the result once this many wait ..."""
@@ -63,6 +68,7 @@ class SideCalls:
     _notifying: bool
     _notices: deque[tuple[str, str | None, list[PageFailure]]]
     _failed_outbox: list[PageFailure]
+    _items_outbox: deque[ItemFailure]
     _flow: FlowControl | None
     _sched: Scheduler | None
     _health_busy: bool
@@ -81,7 +87,20 @@ class SideCalls:
 
     def _quiet(self) -> bool:
         """No tracker or notifier call is in flight or waiting (before a hand-over or the end)."""
-        return not self._tracker_busy and not self._notifying and not self._notices
+        return (
+            not self._tracker_busy and not self._notifying and not self._notices
+            and not self._items_outbox
+        )
+
+    def _queue_item_failures(self, items: list[ItemFailure]) -> None:
+        """Hand item failures to the notifier loop (bounded: the oldest waiting are dropped)."""
+        dropped = max(0, len(self._items_outbox) + len(items) - ITEMS_OUTBOX_LIMIT)
+        self._items_outbox.extend(items)
+        if dropped:
+            workflow.logger.warning(
+                "the notifier is %d item failures behind; the oldest %d are not delivered (they "
+                "stay counted in progress)", ITEMS_OUTBOX_LIMIT, dropped, extra=self._extra(),
+            )
 
     async def _tracker_loop(self) -> None:
         assert self._inp.batch_tracker is not None
@@ -120,14 +139,24 @@ class SideCalls:
     async def _notifier_loop(self) -> None:
         """Hand events to the notifier one call at a time; failed pages go in groups."""
         while True:
-            await workflow.wait_condition(lambda: bool(self._notices or self._failed_outbox))
+            await workflow.wait_condition(
+                lambda: bool(self._notices or self._failed_outbox or self._items_outbox)
+            )
+            if self._items_outbox and not self._failed_outbox and not self._notices:
+                n = min(ITEMS_PER_NOTICE, len(self._items_outbox))
+                items = [self._items_outbox.popleft() for _ in range(n)]
+                await self._notify("items_failed", None, [], items)
+                continue
             if self._failed_outbox:
                 failed, self._failed_outbox = self._failed_outbox, []
                 self._notices.appendleft(("pages_failed", None, failed))
             event, reason, pages = self._notices.popleft()
             await self._notify(event, reason, pages)
 
-    async def _notify(self, event: str, reason: str | None, pages: list[PageFailure]) -> None:
+    async def _notify(
+        self, event: str, reason: str | None, pages: list[PageFailure],
+        items: list[ItemFailure] | None = None,
+    ) -> None:
         notifier = self._inp.notifier
         assert notifier is not None
         self._notifying = True
@@ -136,7 +165,7 @@ class SideCalls:
                 NOTIFY,
                 NotifyInput(
                     notifier.name, notifier.args, self._inp.batch_id, workflow.info().workflow_id,
-                    event, reason, pages, self._progress(),
+                    event, reason, pages, self._progress(), items or [],
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),

@@ -40,9 +40,12 @@ from ._lookup import (
 )
 from ._render import (
     BatchView,
+    failures_csv,
+    failures_json,
     progress_json,
     progress_line,
     rate_text,
+    render_failures,
     render_status,
     status_label,
 )
@@ -51,10 +54,13 @@ __all__ = [
     "cancel_batch",
     "list_command",
     "pause_batch",
+    "redrive_batch",
+    "redrive_items",
     "resume_batch",
     "run_worker",
     "serve",
     "set_parallelism",
+    "show_failures",
     "show_status",
     "start_batch",
     "terminate_batch",
@@ -183,6 +189,68 @@ async def _watch_until_closed(
     if view.status != "COMPLETED":
         reason = view.failure or "no reason given"
         raise CliError(f"batch {batch_id!r} {view.status.lower()}: {reason}")
+
+
+async def show_failures(target: Target, batch_id: str, *, fmt: str) -> None:
+    """Print a batch's failed, stuck and retrying pages and its recorded item failures, as a
+    table, JSON (``fmt="json"``) or CSV (``fmt="csv"``)."""
+    client = await target.connect()
+    view = await load_view(client, target, batch_id)
+    if view.progress is None and fmt != "table":
+        raise CliError(view.note or f"no progress for batch {batch_id!r}")
+    if fmt == "json" and view.progress is not None:
+        click.echo(failures_json(view.progress))
+    elif fmt == "csv" and view.progress is not None:
+        click.echo(failures_csv(view.progress), nl=False)
+    else:
+        _console().print(render_failures(view))
+
+
+async def redrive_batch(target: Target, batch_id: str, new_id: str | None) -> None:
+    """Run a batch's failed pages again: in the batch itself while it runs, else in a new
+    batch linked to it."""
+    client = await target.connect()
+    view = await load_view(client, target, batch_id)
+    orchestra = BatchOrchestratorClient(client)
+    if view.status in _OPEN:
+        if view.progress is None:
+            raise CliError(view.note or "no worker answered")
+        before = view.progress.num_failed_pages
+        handle = orchestra.get_handle(batch_id)
+        view.progress = p = await _acknowledged(view, "redrive", handle.redrive())
+        queued = before - p.num_failed_pages
+        msg = f"batch {batch_id!r}: {queued} failed page(s) queued again"
+        if p.is_paused:
+            msg += "; the batch is paused: resume it to run them"
+        _ack(view, msg)
+        return
+    if view.status != "COMPLETED":
+        raise CliError(
+            f"batch {batch_id!r} is {view.status}, without a result to read its failed pages "
+            "from; only a running or completed batch can be redriven"
+        )
+    try:
+        handle = await orchestra.redrive(batch_id, id=new_id)
+    except BatchOrchestraError as err:
+        raise CliError(str(err)) from None
+    except WorkflowAlreadyStartedError:
+        raise CliError(f"a batch with ID {new_id!r} already exists; pick another --id") from None
+    n = len(view.progress.failed_pages) if view.progress else 0
+    click.echo(f"started batch {handle.id!r} to redrive {n} failed page(s) of {batch_id!r}")
+    click.echo(f"UI {target.url(handle.id)}")
+
+
+async def redrive_items(target: Target, batch_id: str, new_id: str | None) -> None:
+    """Run a batch's listed failed items again in a new batch, through ``run_items``."""
+    client = await target.connect()
+    try:
+        handle = await BatchOrchestratorClient(client).redrive_items(batch_id, id=new_id)
+    except BatchOrchestraError as err:
+        raise CliError(str(err)) from None
+    except WorkflowAlreadyStartedError:
+        raise CliError(f"a batch with ID {new_id!r} already exists; pick another --id") from None
+    click.echo(f"started batch {handle.id!r} to run the failed items of {batch_id!r} again")
+    click.echo(f"UI {target.url(handle.id)}")
 
 
 def _ack(view: BatchView, message: str) -> None:

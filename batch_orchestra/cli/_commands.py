@@ -6,6 +6,8 @@
     batch-orchestra worker MODULE... --task-queue Q
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
+    batch-orchestra failures ID [--json | --csv]
+    batch-orchestra redrive ID [--id NEW_ID]
     batch-orchestra pause ID | resume ID | set-parallelism ID N | set-rate ID ... | cancel ID
     batch-orchestra retry-page ID N [--reason TEXT] | skip-page ID N --reason TEXT
     batch-orchestra terminate ID
@@ -315,6 +317,40 @@ def status(batch_id: str, watch: bool, as_json: bool, interval: float, target: T
     _run(target, actions.show_status(
         target, batch_id, watch=watch, as_json=as_json, interval=interval
     ))
+
+
+@cli.command()
+@_batch_id_argument
+@click.option("--json", "fmt", flag_value="json", help="Print one JSON object.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per page or item.")
+@_connection_options
+def failures(batch_id: str, fmt: str | None, target: Target) -> None:
+    """Show a batch's failed, stuck and retrying pages and its recorded failed items.
+
+    Pages are the most recent 100 of each kind, items the most recent 100; counts are exact.
+    """
+    _run(target, actions.show_failures(target, batch_id, fmt=fmt or "table"))
+
+
+@cli.command()
+@_batch_id_argument
+@click.option("--id", "new_id", default=None,
+              help="Workflow ID of the new batch, for a finished one (default: ID-redrive-N).")
+@click.option("--items", "items", is_flag=True,
+              help="Run the listed failed items again instead, through the processor's "
+              "run_items, in a new batch (default ID: ID-items-N).")
+@_connection_options
+def redrive(batch_id: str, new_id: str | None, items: bool, target: Target) -> None:
+    """Run a batch's failed pages again, each with a fresh retry budget.
+
+    A running or paused batch queues its listed failed pages (the most recent 100) again. For a
+    completed batch, a new batch (--id, default ID-redrive-N) runs them, linked to the old one;
+    a page that had enqueued its successor before failing does not enqueue it again.
+    """
+    if items:
+        _run(target, actions.redrive_items(target, batch_id, new_id))
+    else:
+        _run(target, actions.redrive_batch(target, batch_id, new_id))
 
 
 @cli.command()

@@ -6,7 +6,9 @@ keep in step with the progress fields.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,8 +22,12 @@ from rich.text import Text
 from .._types import BatchOrchestratorProgress, PageFailure
 
 __all__ = [
+    "FAILURE_COLUMNS",
     "BatchView",
+    "failures_csv",
+    "failures_json",
     "format_duration",
+    "render_failures",
     "progress_json",
     "progress_line",
     "render_status",
@@ -135,6 +141,8 @@ def progress_line(p: BatchOrchestratorProgress) -> str:
     if p.total_items is not None:
         items += f"/{p.total_items:,}"
     parts.append(f"{items} items")
+    if getattr(p, "num_failed_items", 0):
+        parts[-1] += f" ({p.num_failed_items:,} failed)"
     for piece in (_rate(p), _eta(p)):
         if piece:
             parts.append(piece)
@@ -180,7 +188,12 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     items = f"{p.num_completed_items:,}"
     if p.total_items is not None:
         items += f" of {p.total_items:,}"
+    failed_items = getattr(p, "num_failed_items", 0)
+    if failed_items:
+        items += f" · {failed_items:,} failed (see: batch-orchestra failures {view.id})"
     grid.add_row("items", items)
+    if getattr(p, "redrive_of", None):
+        grid.add_row("redrives", f"{p.redrive_of}")
     rate = _rate(p)
     if rate:
         grid.add_row("rate", rate)
@@ -299,3 +312,103 @@ def _jsonable(value: Any) -> Any:
 def progress_json(p: BatchOrchestratorProgress) -> str:
     """The progress as one JSON object, keyed by the ``BatchOrchestratorProgress`` field names."""
     return json.dumps(_jsonable(dataclasses.asdict(p)))
+
+
+_PAGE_KINDS = ("failed", "stuck", "retrying")
+FAILURE_COLUMNS = [
+    "kind", "page_num", "key", "cursor_str", "attempts", "error_type", "error_message", "at",
+    "successor_enqueued",
+]
+"""The columns of ``failures --csv``: one row per failed, stuck or retrying page (kind
+"failed_page", "stuck_page", "retrying_page") and per recorded item failure ("item")."""
+
+
+def _page_lists(p: BatchOrchestratorProgress) -> list[tuple[str, list[PageFailure]]]:
+    return [
+        ("failed", p.failed_pages), ("stuck", p.stuck_pages), ("retrying", p.retrying_pages)
+    ]
+
+
+def failures_json(p: BatchOrchestratorProgress) -> str:
+    """Failed, stuck and retrying pages and recorded item failures, with their counts, as one
+    JSON object."""
+    data = {
+        "num_failed_pages": p.num_failed_pages,
+        "num_stuck_pages": p.num_stuck_pages,
+        "num_retrying_pages": p.num_retrying_pages,
+        "num_failed_items": getattr(p, "num_failed_items", 0),
+        **{f"{kind}_pages": [dataclasses.asdict(f) for f in pages]
+           for kind, pages in _page_lists(p)},
+        "failed_items": [dataclasses.asdict(f) for f in getattr(p, "failed_items", [])],
+    }
+    return json.dumps(_jsonable(data))
+
+
+def failures_csv(p: BatchOrchestratorProgress) -> str:
+    """The same as CSV, one row per page or item (``FAILURE_COLUMNS``)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FAILURE_COLUMNS)
+    for kind, pages in _page_lists(p):
+        for f in pages:
+            when = f.failed_at if kind == "failed" else f.next_retry_at or f.failed_at
+            writer.writerow([
+                f"{kind}_page", f.page_num, "", f.cursor_str, f.attempts, f.error_type,
+                f.error_message, when.isoformat(), f.successor_enqueued,
+            ])
+    for item in getattr(p, "failed_items", []):
+        writer.writerow([
+            "item", item.page_num, item.key, "", "", item.error_type, item.error_message,
+            item.failed_at.isoformat(), "",
+        ])
+    return out.getvalue()
+
+
+def _items_table(p: BatchOrchestratorProgress) -> Table:
+    items = p.failed_items
+    shown = f" (latest {len(items)} of {p.num_failed_items:,})" if (
+        p.num_failed_items > len(items)
+    ) else ""
+    table = Table(title=f"failed items{shown}", title_justify="left", expand=False)
+    table.add_column("page", justify="right")
+    table.add_column("key", overflow="fold", max_width=32)
+    table.add_column("error")
+    table.add_column("message", overflow="fold")
+    table.add_column("at")
+    for f in items:
+        table.add_row(
+            str(f.page_num), f.key, f.error_type, f.error_message,
+            f"{f.failed_at.astimezone(timezone.utc):%H:%M:%S} UTC",
+        )
+    return table
+
+
+def render_failures(view: BatchView) -> RenderableType:
+    """What went wrong in a batch: its failed, stuck and retrying pages and failed items."""
+    p = view.progress
+    parts: list[RenderableType] = [Text.assemble(
+        ("batch ", "bold"), (view.id, "bold"), "  ",
+        (status_label(view.status, p), _STATUS_STYLES.get(view.status, "bold")),
+    )]
+    if p is None:
+        parts.append(Text(view.note or "no progress", style="yellow"))
+        return Group(*parts)
+    parts.append(Text(
+        f"{p.num_failed_pages:,} failed, {p.num_stuck_pages:,} stuck and "
+        f"{p.num_retrying_pages:,} retrying pages; {p.num_failed_items:,} failed items"
+    ))
+    if p.failed_pages:
+        parts.append(_failures_table("failed pages", p.failed_pages, p.num_failed_pages, False))
+    if p.stuck_pages:
+        parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
+    if p.retrying_pages:
+        parts.append(_failures_table(
+            "retrying pages", p.retrying_pages, p.num_retrying_pages, True
+        ))
+    if p.failed_items:
+        parts.append(_items_table(p))
+    if p.failed_pages:
+        parts.append(Text(
+            f"run the failed pages again: batch-orchestra redrive {view.id}", style="dim"
+        ))
+    return Group(*parts)
