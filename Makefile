@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million bench-sources \
-	bench-recovery chaos clean
+	bench-recovery bench-flow chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-sources: $(STAMP)
 # A SIGKILLed worker's pages: how long they wait with and without heartbeats (about 5 minutes).
 bench-recovery: $(STAMP)
 	$(BIN)/python -m bench.recovery
+
+# Flow control against a simulated downstream (about 15 minutes; FLOW_ARGS=--quick: about 5).
+bench-flow: $(STAMP)
+	$(BIN)/python -m bench.flow $(FLOW_ARGS)
 
 # Not part of `make test`: several minutes. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--seed 7".
 chaos: $(STAMP)
