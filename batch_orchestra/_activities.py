@@ -1,4 +1,5 @@
-"""The activities: describe a batch, run one page attempt, call a tracker or a notifier.
+"""The activities: describe a batch, run one page attempt, call a tracker, a notifier or a
+health check.
 
 They are methods of ``BatchActivities``, which the plugin creates once per worker with the
 worker's ``EnqueueTransport``: no state lives in module globals.
@@ -25,6 +26,7 @@ from ._exceptions import (
     INVALID_INPUT_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
     PROCESSOR_USAGE_ERROR_TYPE,
+    UNKNOWN_HEALTH_CHECK_ERROR_TYPE,
     UNKNOWN_NOTIFIER_ERROR_TYPE,
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     UNKNOWN_TRACKER_ERROR_TYPE,
@@ -34,9 +36,12 @@ from ._exceptions import (
     ProcessorUsageError,
     UnknownBatchNotifierError,
     UnknownBatchTrackerError,
+    UnknownHealthCheckError,
     UnknownPageProcessorError,
 )
+from ._health import Health, HealthCheckContext, get_health_check
 from ._messages import (
+    CHECK_HEALTH,
     DESCRIBE_BATCH,
     LIFECYCLE_QUERY,
     NOTIFY,
@@ -45,6 +50,7 @@ from ._messages import (
     PROCESS_PAGE,
     RUN_TRACKER,
     DescribeBatchInput,
+    HealthCheckInput,
     NotifyInput,
     PageOutcome,
     PageResult,
@@ -88,7 +94,10 @@ class BatchActivities:
 
     def all(self) -> list[Any]:
         """Every activity, for the worker."""
-        return [self.describe_batch, self.process_page, self.run_batch_tracker, self.notify]
+        return [
+            self.describe_batch, self.process_page, self.run_batch_tracker, self.notify,
+            self.check_health,
+        ]
 
     @activity.defn(name=DESCRIBE_BATCH)
     async def describe_batch(self, inp: DescribeBatchInput) -> ProcessorSettings:
@@ -110,6 +119,11 @@ class BatchActivities:
                 get_batch_notifier(inp.notifier)
         except UnknownBatchNotifierError as err:
             raise _as_application_error(err, UNKNOWN_NOTIFIER_ERROR_TYPE) from None
+        try:
+            if inp.health_check is not None:
+                get_health_check(inp.health_check)
+        except UnknownHealthCheckError as err:
+            raise _as_application_error(err, UNKNOWN_HEALTH_CHECK_ERROR_TYPE) from None
         return settings
 
     @activity.defn(name=PROCESS_PAGE)
@@ -204,6 +218,27 @@ class BatchActivities:
             progress=inp.progress, batch_id=inp.batch_id, args=inp.args, is_final=inp.is_final,
             logger=logger,
         ))
+
+    @activity.defn(name=CHECK_HEALTH)
+    async def check_health(self, inp: HealthCheckInput) -> Health:
+        """Call a registered health check; anything but a ``Health`` verdict is an error."""
+        try:
+            fn = get_health_check(inp.name)
+        except UnknownHealthCheckError as err:
+            raise _as_application_error(err, UNKNOWN_HEALTH_CHECK_ERROR_TYPE, True) from None
+        logger = _ContextLogger(_tracker_logger, {"batch_id": inp.batch_id})
+        verdict = await fn(HealthCheckContext(
+            progress=inp.progress, batch_id=inp.batch_id, args=inp.args, logger=logger,
+        ))
+        if not isinstance(verdict, Health) or verdict.state not in (
+            "healthy", "slow_down", "stop"
+        ):
+            raise ApplicationError(
+                f"health check {inp.name!r} returned {verdict!r}; return Health.healthy(), "
+                "Health.slow_down(reason) or Health.stop(reason)",
+                type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
+            )
+        return verdict
 
     @activity.defn(name=NOTIFY)
     async def notify(self, inp: NotifyInput) -> None:

@@ -12,16 +12,27 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from ._exceptions import InvalidBatchInputError
-from ._messages import BATCH_WORKFLOW_TYPE, PROGRESS_QUERY
+from ._messages import BATCH_WORKFLOW_TYPE, PROGRESS_QUERY, SET_RATE_LIMIT_UPDATE
 from ._processor import PageProcessor, _is_registered
 from ._types import (
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
+    check_rate,
     input_to_wire,
     validate_input,
 )
 
 __all__ = ["BatchOrchestratorClient", "BatchOrchestratorHandle"]
+
+
+class _Unset:
+    """The default of a ``set_rate_limit`` argument: leave that limit as it is."""
+
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+
+_UNSET = _Unset()
 
 
 class BatchOrchestratorHandle:
@@ -102,13 +113,14 @@ class BatchOrchestratorHandle:
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Set parallelism to 0: running pages finish, no new page starts."""
-        return await self._update("pause", rpc_timeout=rpc_timeout)
+        return await self._update("pause", self._by, rpc_timeout=rpc_timeout)
 
     async def resume(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
-        """Return to the parallelism the batch had before it was paused."""
-        return await self._update("resume", rpc_timeout=rpc_timeout)
+        """Resume a paused batch at its parallelism cap (ramping up again if it has a
+        ``ramp_up``)."""
+        return await self._update("resume", self._by, rpc_timeout=rpc_timeout)
 
     async def set_max_parallelism(
         self, n: int, *, rpc_timeout: timedelta | None = None
@@ -116,13 +128,39 @@ class BatchOrchestratorHandle:
         """Set the parallelism cap (0 pauses), remembering the old value."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidBatchInputError(f"max_parallelism must be an int >= 0, got {n!r}")
-        return await self._update("set_max_parallelism", n, rpc_timeout=rpc_timeout)
+        return await self._update("set_max_parallelism", n, self._by, rpc_timeout=rpc_timeout)
 
     async def restore_max_parallelism(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last ``set_max_parallelism``."""
-        return await self._update("restore_max_parallelism", rpc_timeout=rpc_timeout)
+        return await self._update("restore_max_parallelism", self._by, rpc_timeout=rpc_timeout)
+
+    async def set_rate_limit(
+        self, *, max_pages_per_second: float | None | _Unset = _UNSET,
+        max_items_per_second: float | None | _Unset = _UNSET,
+        rpc_timeout: timedelta | None = None,
+    ) -> BatchOrchestratorProgress:
+        """Set the batch's rate limits while it runs; None lifts a limit, and a limit left out
+        stays as it is. Applies across all chains and workers from now on.
+
+        Raises:
+            InvalidBatchInputError: a limit is not None or a positive number.
+        """
+        limits: dict[str, float | None] = {}
+        for key, value in (
+            ("max_pages_per_second", max_pages_per_second),
+            ("max_items_per_second", max_items_per_second),
+        ):
+            if not isinstance(value, _Unset):
+                check_rate(value, key)
+                limits[key] = None if value is None else float(value)
+        return await self._update(SET_RATE_LIMIT_UPDATE, limits, self._by, rpc_timeout=rpc_timeout)
+
+    @property
+    def _by(self) -> str:
+        """Who asks, as control changes record it: the client's identity."""
+        return self._client.identity
 
 
 class BatchOrchestratorClient:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors_table import ErrorTable
+from ._flow import FlowState
 from ._scheduler import PageState, Scheduler
 from ._types import FailurePolicy, ProcessorSettings
 from ._wire import from_wire, to_wire
@@ -74,6 +75,8 @@ class BatchContinuation:
     settings: ProcessorSettings
     scheduler: SchedulerState
     tracker_next: float | None = None
+    flow: FlowState | None = None
+    """Flow control's state (rate limits set at runtime, tokens, adaptive parallelism, ...)."""
 
 
 def _ms(t: float | None, base: float) -> int | None:

@@ -23,6 +23,7 @@ __all__ = [
     "ProcessorUsageError",
     "UnknownBatchNotifierError",
     "UnknownBatchTrackerError",
+    "UnknownHealthCheckError",
     "UnknownPageProcessorError",
     "INVALID_INPUT_ERROR_TYPE",
     "PROCESSOR_USAGE_ERROR_TYPE",
@@ -30,6 +31,7 @@ __all__ = [
     "UNKNOWN_TRACKER_ERROR_TYPE",
     "PROCESSOR_DEFINITION_ERROR_TYPE",
     "UNKNOWN_NOTIFIER_ERROR_TYPE",
+    "UNKNOWN_HEALTH_CHECK_ERROR_TYPE",
     "WORKER_SHUTDOWN_ERROR_TYPE",
 ]
 
@@ -43,6 +45,8 @@ UNKNOWN_TRACKER_ERROR_TYPE = "BatchOrchestraUnknownBatchTracker"
 """``ApplicationError.type`` of a batch whose tracker is not registered on the worker."""
 UNKNOWN_NOTIFIER_ERROR_TYPE = "BatchOrchestraUnknownBatchNotifier"
 """``ApplicationError.type`` of a batch whose notifier is not registered on the worker."""
+UNKNOWN_HEALTH_CHECK_ERROR_TYPE = "BatchOrchestraUnknownHealthCheck"
+"""The batch's ``health_check`` is not registered on the worker (the batch fails to start)."""
 WORKER_SHUTDOWN_ERROR_TYPE = "WorkerShutdown"
 """``ApplicationError.type`` of a page cut off by its worker's shutdown (retried; not counted by
 the failure policy)."""
@@ -72,6 +76,10 @@ class UnknownBatchTrackerError(BatchOrchestraError, LookupError):
 
 class UnknownBatchNotifierError(BatchOrchestraError, LookupError):
     """No batch notifier is registered under the requested name."""
+
+
+class UnknownHealthCheckError(BatchOrchestraError, LookupError):
+    """No health check is registered under the requested name."""
 
 
 class ProcessorUsageError(BatchOrchestraError):

@@ -15,6 +15,7 @@ from ._types import BatchOrchestratorProgress, PageFailure
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",
+    "CHECK_HEALTH",
     "DESCRIBE_BATCH",
     "ENQUEUE_MANY_UPDATE",
     "ENQUEUE_SIGNAL",
@@ -26,8 +27,10 @@ __all__ = [
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
     "RUN_TRACKER",
+    "SET_RATE_LIMIT_UPDATE",
     "DescribeBatchInput",
     "EnqueueRequest",
+    "HealthCheckInput",
     "NotifyInput",
     "PageOutcome",
     "PageResult",
@@ -43,6 +46,8 @@ DESCRIBE_BATCH = "batch_orchestra.describe_batch"
 PROCESS_PAGE = "batch_orchestra.process_page"
 RUN_TRACKER = "batch_orchestra.run_batch_tracker"
 NOTIFY = "batch_orchestra.notify"
+CHECK_HEALTH = "batch_orchestra.check_health"
+SET_RATE_LIMIT_UPDATE = "set_rate_limit"
 ENQUEUE_UPDATE = "batch_orchestra.enqueue"
 ENQUEUE_MANY_UPDATE = "batch_orchestra.enqueue_many"
 ENQUEUE_SIGNAL = "batch_orchestra.enqueue_pages"
@@ -57,6 +62,7 @@ class DescribeBatchInput:
     processor: str
     tracker: str | None = None
     notifier: str | None = None
+    health_check: str | None = None
 
 
 @dataclass
@@ -122,6 +128,16 @@ class TrackerInput:
     batch_id: str
     progress: BatchOrchestratorProgress
     is_final: bool = False
+
+
+@dataclass
+class HealthCheckInput:
+    """One call of a health check."""
+
+    name: str
+    args: str | None
+    batch_id: str
+    progress: BatchOrchestratorProgress
 
 
 @dataclass

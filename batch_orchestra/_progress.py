@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ._flow import FlowControl
 from ._scheduler import FAILURE_LIST_LIMIT, PageState, Scheduler
-from ._types import BatchOrchestratorProgress, ErrorCount, PageFailure
+from ._types import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 
-__all__ = ["build_progress", "page_failure"]
+__all__ = ["build_progress", "flow_progress", "page_failure"]
 
 
 def _dt(ts: float) -> datetime:
@@ -85,3 +86,22 @@ def build_progress(
             ErrorCount(error_type=t, error_message=m, pages=n) for t, m, n in s.errors.counts()
         ],
     )
+
+
+def flow_progress(p: BatchOrchestratorProgress, flow: FlowControl, throttle: str | None) -> None:
+    """Add flow control's part to ``p``: limits, throttle state and reason, the change log."""
+    s = flow.state
+    p.throttle_reason = throttle
+    p.max_pages_per_second = s.max_pages_per_second
+    p.max_items_per_second = s.max_items_per_second
+    p.health, p.health_reason = s.health, s.health_reason
+    p.adaptive_parallelism = flow.adaptive_parallelism()
+    p.target_page_latency = flow.target() if flow.adaptive else None
+    until = flow.ramp_until()
+    p.ramp_up_until = _dt(until) if until is not None and not p.is_paused else None
+    p.control_changes = [
+        ControlChange(
+            at=_dt(float(at or 0.0)), change=str(change), by=None if by is None else str(by)
+        )
+        for at, change, by in s.changes
+    ]

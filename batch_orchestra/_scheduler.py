@@ -135,6 +135,7 @@ class Scheduler:
         self.running: set[int] = set()
         self.waiting: set[int] = set()
         self.handed_over: set[int] = set()
+        self.flow_cap: int | None = None  # flow control's cap now (set by the workflow)
         self.errors = ErrorTable()
         self.failed: deque[PageState] = deque()
         self.held_bytes = 0
@@ -217,7 +218,8 @@ class Scheduler:
         """How many attempts may run now."""
         if self.paused:
             return 0
-        return min(self.max_parallelism, MAX_RUNNING_PAGES)
+        n = min(self.max_parallelism, MAX_RUNNING_PAGES)
+        return n if self.flow_cap is None else min(n, self.flow_cap)
 
     @property
     def holding_new_pages(self) -> bool:

@@ -16,11 +16,14 @@ __all__ = [
     "BatchOrchestratorInput",
     "BatchOrchestratorProgress",
     "BatchTrackerConfig",
+    "ControlChange",
     "ErrorCount",
     "FailurePolicy",
+    "HealthCheckConfig",
     "PageFailure",
     "ProcessorSettings",
     "check_cursor",
+    "check_rate",
     "input_from_wire",
     "input_to_wire",
     "validate_input",
@@ -63,6 +66,23 @@ class FailurePolicy:
     def disabled(cls) -> FailurePolicy:
         """A policy that never pauses the batch."""
         return cls(max_failure_rate=None, max_failed_pages=None)
+
+
+@dataclass(kw_only=True)
+class HealthCheckConfig:
+    """Which registered ``@health_check`` the batch calls, how often, and how it reacts."""
+
+    name: str
+    """The health check's registered name (its function name)."""
+    args: str | None = None
+    """An opaque string handed to the check as ``context.args_str``."""
+    interval: timedelta = timedelta(seconds=30)
+    """How often the check is called while the batch runs."""
+    timeout: timedelta = timedelta(seconds=10)
+    """How long one call may take before it counts as a failed check."""
+    failures_before_unhealthy: int = 3
+    """A check that itself fails (raises or times out) this many times in a row holds the batch
+    as if it had said stop, until a call succeeds again; it never fails the batch."""
 
 
 @dataclass(kw_only=True)
@@ -116,6 +136,29 @@ class BatchOrchestratorInput:
     """The library heartbeats every running page; a page whose worker stops heartbeating this
     long (a crashed worker, or a page blocking the event loop) is retried without waiting for
     ``page_timeout``. None: no heartbeats (a dead worker's pages wait for ``page_timeout``)."""
+    ramp_up: timedelta | None = None
+    """Grow the parallelism cap linearly from 1 to ``max_parallelism`` over this long, at the
+    start and again after every resume; None: start at the cap."""
+    max_pages_per_second: float | None = None
+    """At most this many page attempts start per second, across all chains and workers (a token
+    bucket kept by the workflow); None: no limit. Change it while the batch runs with
+    ``set_rate_limit``."""
+    max_items_per_second: float | None = None
+    """At most about this many items per second: pages start as if each held the average items
+    of the pages completed so far (``page_size`` until one reports); None: no limit."""
+    health_check: HealthCheckConfig | None = None
+    """A registered ``@health_check`` (replica lag, an API's 429 rate, ...) called every
+    ``interval``: "slow down" halves the parallelism, "stop" holds the batch until it is healthy
+    again; then parallelism grows back step by step."""
+    adaptive: bool = False
+    """Find the parallelism by itself (with ``max_parallelism`` as the ceiling): grow it while
+    pages succeed within ``target_page_latency``, cut it on failures, timeouts or slow pages."""
+    target_page_latency: timedelta | None = None
+    """With ``adaptive``: the page latency (start to finish) to stay under. None: twice the
+    fastest latency seen (so the lowest parallelism's latency sets the target)."""
+    canary_pages: int | None = None
+    """Pause the batch after this many pages have completed, for a person to check the first
+    results before ``resume()``; None: no canary."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -153,6 +196,18 @@ class ErrorCount:
     """Its message, truncated."""
     pages: int
     """Pages (retrying, stuck or among the listed failed) whose last error this is."""
+
+
+@dataclass(kw_only=True)
+class ControlChange:
+    """A change made to a running batch (parallelism, rate limit, pause, ...)."""
+
+    at: datetime
+    """When the batch applied it."""
+    change: str
+    """What changed, e.g. "max_parallelism 20 -> 5"."""
+    by: str | None = None
+    """Who asked: the client's identity (the CLI's is user@host), or None for the batch itself."""
 
 
 @dataclass(kw_only=True)
@@ -218,6 +273,26 @@ class BatchOrchestratorProgress:
     """The most recently failed pages still in their initial retries (at most 100)."""
     errors: list[ErrorCount] = field(default_factory=list)
     """The distinct last errors of retrying, stuck and listed failed pages, most pages first."""
+    throttle_reason: str | None = None
+    """Why flow control holds pages back now, if it does (ramp-up, a rate limit, the health
+    check, adaptive parallelism)."""
+    max_pages_per_second: float | None = None
+    """The page rate limit in force (None: none)."""
+    max_items_per_second: float | None = None
+    """The item rate limit in force (None: none)."""
+    health: str | None = None
+    """The health check's last verdict: "healthy", "slow_down", "stop" or "failing" (the check
+    itself fails); None without a health check or before its first call."""
+    health_reason: str | None = None
+    """The reason the health check gave with its verdict (or its error)."""
+    adaptive_parallelism: int | None = None
+    """With ``adaptive``: the parallelism the batch has found so far."""
+    target_page_latency: float | None = None
+    """With ``adaptive``: the page latency in seconds it keeps under (given or learned)."""
+    ramp_up_until: datetime | None = None
+    """While ramping up: when the cap reaches ``max_parallelism``."""
+    control_changes: list[ControlChange] = field(default_factory=list)
+    """The most recent changes made to the batch (at most 20), oldest first."""
 
 
 @dataclass(kw_only=True)
@@ -301,6 +376,53 @@ def _validate_policy(p: Any) -> None:
         )
 
 
+def check_rate(value: Any, what: str) -> None:
+    """Raise ``InvalidBatchInputError`` unless ``value`` is None or a positive number."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        or value == float("inf")
+    ):
+        raise _fail(f"{what} must be None (no limit) or a positive number, got {value!r}")
+
+
+def _validate_flow(inp: BatchOrchestratorInput) -> None:
+    if inp.ramp_up is not None and (
+        not isinstance(inp.ramp_up, timedelta) or inp.ramp_up <= timedelta(0)
+    ):
+        raise _fail(f"ramp_up must be None or a positive timedelta, got {inp.ramp_up!r}")
+    check_rate(inp.max_pages_per_second, "max_pages_per_second")
+    check_rate(inp.max_items_per_second, "max_items_per_second")
+    if not isinstance(inp.adaptive, bool):
+        raise _fail(f"adaptive must be True or False, got {inp.adaptive!r}")
+    t = inp.target_page_latency
+    if t is not None and (not isinstance(t, timedelta) or t <= timedelta(0)):
+        raise _fail(f"target_page_latency must be None or a positive timedelta, got {t!r}")
+    if t is not None and not inp.adaptive:
+        raise _fail(
+            f"target_page_latency={t!r} only steers adaptive parallelism; pass adaptive=True "
+            "too, or leave it out"
+        )
+    if inp.canary_pages is not None and (not _is_int(inp.canary_pages) or inp.canary_pages < 1):
+        raise _fail(f"canary_pages must be None or an int >= 1, got {inp.canary_pages!r}")
+    h = inp.health_check
+    if h is None:
+        return
+    if not isinstance(h, HealthCheckConfig) or not isinstance(h.name, str) or not h.name:
+        raise _fail(
+            f"health_check must be None or a HealthCheckConfig with a registered check's name, "
+            f"got {h!r}"
+        )
+    if h.args is not None and not isinstance(h.args, str):
+        raise _fail(f"health_check.args must be a str or None, got {h.args!r}")
+    for name in ("interval", "timeout"):
+        v = getattr(h, name)
+        if not isinstance(v, timedelta) or v <= timedelta(0):
+            raise _fail(f"health_check.{name} must be a positive timedelta, got {v!r}")
+    n = h.failures_before_unhealthy
+    if not _is_int(n) or n < 1:
+        raise _fail(f"health_check.failures_before_unhealthy must be an int >= 1, got {n!r}")
+
+
 def validate_input(inp: BatchOrchestratorInput) -> None:
     """Raise ``InvalidBatchInputError`` naming the first bad field of ``inp``."""
     name = inp.processor_name() if isinstance(inp.page_processor, (str, type)) else None
@@ -357,6 +479,7 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
         )
     if inp.failure_policy is not None:
         _validate_policy(inp.failure_policy)
+    _validate_flow(inp)
     n = inp.notifier
     if n is not None:
         if not isinstance(n, BatchNotifierConfig) or not isinstance(n.name, str) or not n.name:
@@ -395,6 +518,8 @@ def input_from_wire(raw: Any) -> BatchOrchestratorInput:
                 raise _fail(f"the BatchOrchestrator input needs {key!r}")
         if isinstance(raw.get("batch_tracker"), dict):
             raw["batch_tracker"] = {"interval": 60, **raw["batch_tracker"]}
+        if isinstance(raw.get("health_check"), dict):
+            raw["health_check"] = {"interval": 30, "timeout": 10, **raw["health_check"]}
     try:
         inp = from_wire(BatchOrchestratorInput, raw, "", "BatchOrchestrator input")
     except WireError as err:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         WORKER_SHUTDOWN_ERROR_TYPE,
         InvalidBatchInputError,
     )
+    from ._flow import FlowControl, FlowState
     from ._messages import (
         BATCH_WORKFLOW_TYPE,
         DESCRIBE_BATCH,
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PAGE_RUNNING_SIGNAL,
         PROCESS_PAGE,
         PROGRESS_QUERY,
+        SET_RATE_LIMIT_UPDATE,
         DescribeBatchInput,
         EnqueueRequest,
         PageOutcome,
@@ -45,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ProcessPageInput,
     )
     from ._processor import BatchPage
-    from ._progress import build_progress, page_failure
+    from ._progress import build_progress, flow_progress, page_failure
     from ._scheduler import Attempt, Outcome, Scheduler
     from ._types import (
         BatchOrchestratorInput,
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         FailurePolicy,
         PageFailure,
         ProcessorSettings,
+        check_rate,
         input_from_wire,
     )
     from ._wire import WireError
@@ -132,6 +135,10 @@ class BatchOrchestrator(SideCalls):
         self._notices: deque[tuple[str, str | None, list[PageFailure]]] = deque()
         self._failed_outbox: list[PageFailure] = []
         self._notifying = False
+        self._flow: FlowControl | None = None
+        self._flow_wake: float | None = None
+        self._throttle: str | None = None
+        self._health_busy = False
         cont = raw.get("continuation") if isinstance(raw, dict) else None
         try:
             self._inp = input_from_wire(raw)
@@ -153,6 +160,20 @@ class BatchOrchestrator(SideCalls):
             FailurePolicy() if workflow.patched(_DEFAULT_POLICY_PATCH)
             else FailurePolicy.disabled()
         )
+        flow_state = self._cont.flow if self._cont is not None else None
+        self._flow = FlowControl(
+            flow_state or FlowState(
+                max_pages_per_second=inp.max_pages_per_second,
+                max_items_per_second=inp.max_items_per_second,
+            ),
+            ramp_up=inp.ramp_up.total_seconds() if inp.ramp_up is not None else None,
+            adaptive=inp.adaptive,
+            target_latency=(
+                inp.target_page_latency.total_seconds()
+                if inp.target_page_latency is not None else None
+            ),
+            canary_pages=inp.canary_pages,
+        )
         if self._cont is not None:
             self._settings = self._cont.settings
             self._sched = scheduler_from_state(self._settings, policy, self._cont.scheduler)
@@ -164,6 +185,8 @@ class BatchOrchestrator(SideCalls):
             )
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
             self._sched.enqueue(None, [(c, inp.page_size) for c in cursors])
+            if not self._sched.paused:
+                self._flow.start(workflow.now().timestamp())
             workflow.logger.info(
                 "batch started: %s, page_size %d, max_parallelism %d, %d chain(s)",
                 self._settings.name, inp.page_size, inp.max_parallelism, len(cursors),
@@ -172,7 +195,12 @@ class BatchOrchestrator(SideCalls):
         self._state = Lifecycle.RUNNING
         self._dirty = True
 
-        background: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._retry_timer())]
+        background: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._retry_timer()),
+            asyncio.ensure_future(self._flow_timer()),
+        ]
+        if inp.health_check is not None:
+            background.append(asyncio.ensure_future(self._health_loop()))
         if inp.batch_tracker is not None:
             background.append(asyncio.ensure_future(self._tracker_loop()))
         if inp.notifier is not None:
@@ -265,10 +293,11 @@ class BatchOrchestrator(SideCalls):
     async def _describe(self, inp: BatchOrchestratorInput) -> ProcessorSettings:
         tracker = inp.batch_tracker.name if inp.batch_tracker is not None else None
         notifier = inp.notifier.name if inp.notifier is not None else None
+        health = inp.health_check.name if inp.health_check is not None else None
         try:
             settings: ProcessorSettings = await workflow.execute_local_activity(
                 DESCRIBE_BATCH,
-                DescribeBatchInput(inp.processor_name(), tracker, notifier),
+                DescribeBatchInput(inp.processor_name(), tracker, notifier, health),
                 result_type=ProcessorSettings,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -307,19 +336,70 @@ class BatchOrchestrator(SideCalls):
         """Start what may start now; True if more would have, past this task's budget."""
         if self._state is not Lifecycle.RUNNING:
             return False
-        inp, sched = self._inp, self._scheduler
+        inp, sched, flow = self._inp, self._scheduler, self._flow_control
+        now = workflow.now().timestamp()
         per_attempt = 600 + len(inp.args or "") + len(inp.batch_id) + len(inp.processor_name())
         budget = min(STARTS_PER_TASK, max(1, START_BYTES_PER_TASK // per_attempt))
         limit = budget
         if inp.pages_per_run is not None:
             limit = min(limit, max(0, inp.pages_per_run - self._started_this_run))
+        sched.flow_cap, cap_reason = flow.cap(sched.max_parallelism, now)
+        per_page = self._items_per_page()
+        allowance = flow.allowance(now, per_page)
+        if allowance is not None:
+            limit = min(limit, allowance)
         attempts = sched.take_runnable(limit)
+        flow.started([a.page_num for a in attempts], now, per_page)
         for att in attempts:
             self._started_this_run += 1
             self._start_attempt(att, inp)
+        # Is flow control (not a lack of pages or slots) what holds pages back now?
+        waiting = bool(sched.ready) and not sched.paused
+        room = len(sched.running) < sched.effective_parallelism
+        by_rate = waiting and room and allowance is not None and len(attempts) == allowance
+        by_cap = waiting and not room and sched.flow_cap is not None
+        self._throttle = (
+            self._rate_reason() if by_rate else cap_reason if by_cap else None
+        )
+        if by_rate or by_cap:
+            self._flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
         return len(attempts) == budget and bool(sched.ready) and (
             len(sched.running) < sched.effective_parallelism
         )
+
+    @property
+    def _flow_control(self) -> FlowControl:
+        if self._flow is None:
+            raise ApplicationError("the batch's flow control is not built yet")
+        return self._flow
+
+    def _items_per_page(self) -> float:
+        """Items one page is expected to hold: the average of the completed pages' reports,
+        or the page size until pages report."""
+        sched = self._scheduler
+        if sched.num_completed and sched.num_completed_items:
+            return max(1.0, sched.num_completed_items / sched.num_completed)
+        return float(self._inp.page_size)
+
+    def _rate_reason(self) -> str:
+        s = self._flow_control.state
+        limits = []
+        if s.max_pages_per_second is not None:
+            limits.append(f"{s.max_pages_per_second:g} pages/s")
+        if s.max_items_per_second is not None:
+            limits.append(f"{s.max_items_per_second:g} items/s")
+        return "rate limit: " + ", ".join(limits)
+
+    async def _flow_timer(self) -> None:
+        """Wake the batch when flow control may let more pages start (one timer at a time)."""
+        while True:
+            await workflow.wait_condition(lambda: self._flow_wake is not None)
+            assert self._flow_wake is not None
+            delay = self._flow_wake - workflow.now().timestamp()
+            self._flow_wake = None
+            if delay > 0:
+                await workflow.sleep(timedelta(seconds=delay))
+            self._dirty = True
 
     def _start_timeout(self) -> timedelta:
         """How long an at-most-once attempt may wait for a worker slot before it is taken back
@@ -363,6 +443,7 @@ class BatchOrchestrator(SideCalls):
         self._attempts.pop(key, None)
         if self._state is Lifecycle.CANCELLED or fut.cancelled():
             sched.running.discard(page_num)
+            self._flow_control.forget(page_num)
             return
         if not sched.is_current(page_num, attempt):
             return  # its outcome already arrived by signal
@@ -379,6 +460,7 @@ class BatchOrchestrator(SideCalls):
             kind, message, non_retryable = "Timeout", f"page timed out ({name})", False
             if name == "schedule_to_start":  # no worker took it: it did no work
                 sched.not_started(page_num, attempt)
+                self._flow_control.forget(page_num)
                 return
             if name == "heartbeat":
                 message = (
@@ -397,7 +479,19 @@ class BatchOrchestrator(SideCalls):
         only enqueues while it is in flight)."""
         if successors:
             self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
-        self._scheduler.complete(page_num, items, workflow.now().timestamp())
+        sched, flow, now = self._scheduler, self._flow_control, workflow.now().timestamp()
+        flow.finished(page_num, now, ok=True, in_use=len(sched.running),
+                      max_parallelism=sched.max_parallelism)
+        sched.complete(page_num, items, now)
+        if flow.canary_due(sched.num_completed) and sched.pause(
+            f"canary: {sched.num_completed} pages completed (canary_pages="
+            f"{flow.canary_pages}); check their results, then resume the batch", now,
+        ):
+            workflow.logger.warning("batch paused itself: %s", sched.pause_reason,
+                                    extra=self._extra())
+            flow.log_change("paused: canary", None, now)
+            if self._inp.notifier is not None:
+                self._notices.append(("paused", sched.pause_reason, []))
 
     def _fail_page(
         self, page_num: int, kind: str, message: str, non_retryable: bool,
@@ -406,9 +500,14 @@ class BatchOrchestrator(SideCalls):
         sched, now = self._scheduler, workflow.now().timestamp()
         # A lost worker is not a failing downstream: the failure policy does not count it.
         worker_lost = worker_lost or kind == WORKER_SHUTDOWN_ERROR_TYPE
+        unrun = kind == UNKNOWN_PROCESSOR_ERROR_TYPE
+        self._flow_control.finished(
+            page_num, now, ok=False, in_use=len(sched.running),
+            max_parallelism=sched.max_parallelism, congestion=not (worker_lost or unrun),
+        )
         outcome = sched.fail(
             page_num, kind, message, non_retryable=non_retryable,
-            did_not_run=kind == UNKNOWN_PROCESSOR_ERROR_TYPE, worker_lost=worker_lost, now=now,
+            did_not_run=unrun, worker_lost=worker_lost, now=now,
         )
         log = workflow.logger.warning if outcome in (Outcome.RETRY, Outcome.NOT_RUN) else (
             workflow.logger.error
@@ -500,6 +599,7 @@ class BatchOrchestrator(SideCalls):
             settings=self._settings,
             scheduler=scheduler_to_state(self._scheduler, deadline, confirm_by),
             tracker_next=self._tracker_next,
+            flow=self._flow_control.state,
         ))
         return nxt
 
@@ -512,6 +612,8 @@ class BatchOrchestrator(SideCalls):
         )
         p.is_finished = self._state is Lifecycle.FINISHED
         p.is_cancelled = self._state is Lifecycle.CANCELLED
+        if self._flow is not None:
+            flow_progress(p, self._flow, None if ended else self._throttle)
         return p
 
     def _apply_enqueue(self, req: EnqueueRequest) -> int:
@@ -568,38 +670,51 @@ class BatchOrchestrator(SideCalls):
         self._dirty = True
         return self._scheduler
 
-    async def _pause(self) -> BatchOrchestratorProgress:
+    def _changed(self, change: str, by: str | None) -> None:
+        """Log a control change with who asked, and keep it for progress."""
+        now = workflow.now().timestamp()
+        self._flow_control.log_change(change, by, now)
+        workflow.logger.info("%s (asked by %s)", change, by or "unknown", extra=self._extra())
+
+    def _resumed(self, sched: Scheduler, was_paused: bool) -> None:
+        if was_paused and not sched.paused:
+            self._flow_control.start(workflow.now().timestamp())  # ramp up again
+
+    async def _pause(self, by: str | None = None) -> BatchOrchestratorProgress:
         sched = await self._control()
         if sched.pause("paused by an operator", workflow.now().timestamp()):
-            workflow.logger.info("batch paused by an operator", extra=self._extra())
+            self._changed("paused", by)
         return self._progress()
 
-    async def _resume(self) -> BatchOrchestratorProgress:
+    async def _resume(self, by: str | None = None) -> BatchOrchestratorProgress:
         sched = await self._control()
         if sched.resume(workflow.now().timestamp()):
-            workflow.logger.info(
-                "batch resumed at max_parallelism %d", sched.max_parallelism, extra=self._extra()
-            )
+            self._resumed(sched, True)
+            self._changed(f"resumed at max_parallelism {sched.max_parallelism}", by)
         return self._progress()
 
-    async def _set_parallelism(self, n: int) -> BatchOrchestratorProgress:
+    async def _set_parallelism(self, n: int, by: str | None = None) -> BatchOrchestratorProgress:
         sched = await self._control()
-        sched.set_parallelism(n, workflow.now().timestamp())
-        workflow.logger.info("max_parallelism set to %d", n, extra=self._extra())
+        was_paused = sched.paused
+        old = sched.set_parallelism(n, workflow.now().timestamp())
+        self._resumed(sched, was_paused)
+        self._changed(f"max_parallelism {old} -> {n}", by)
         return self._progress()
 
     @workflow.update(name="pause")
-    async def pause(self) -> BatchOrchestratorProgress:
-        """Pause: running pages finish, no page starts until ``resume``. Returns the progress."""
-        return await self._pause()
+    async def pause(self, by: str | None = None) -> BatchOrchestratorProgress:
+        """Pause: running pages finish, no page starts until ``resume``. ``by``: who asks (for
+        the log). Returns the progress."""
+        return await self._pause(by)
 
     @workflow.update(name="resume")
-    async def resume(self) -> BatchOrchestratorProgress:
-        """Resume a paused batch at its parallelism cap. Returns the progress."""
-        return await self._resume()
+    async def resume(self, by: str | None = None) -> BatchOrchestratorProgress:
+        """Resume a paused batch at its parallelism cap (ramping up again if it has a
+        ``ramp_up``). Returns the progress."""
+        return await self._resume(by)
 
     @resume.validator
-    def _validate_resume(self) -> None:
+    def _validate_resume(self, by: str | None = None) -> None:
         sched = self._sched
         if sched is not None and sched.paused and sched.max_parallelism == 0:
             raise ValueError(
@@ -608,23 +723,63 @@ class BatchOrchestrator(SideCalls):
             )
 
     @workflow.update(name="set_max_parallelism")
-    async def set_max_parallelism(self, n: int) -> BatchOrchestratorProgress:
+    async def set_max_parallelism(
+        self, n: int, by: str | None = None
+    ) -> BatchOrchestratorProgress:
         """Set the parallelism cap (0 pauses), remembering the old one. A batch paused by
         ``pause`` or by its failure policy stays paused; ``resume`` then returns to ``n``.
         Returns the progress."""
-        return await self._set_parallelism(n)
+        return await self._set_parallelism(n, by)
 
     @set_max_parallelism.validator
-    def _validate_set_max_parallelism(self, n: int) -> None:
+    def _validate_set_max_parallelism(self, n: int, by: str | None = None) -> None:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"max_parallelism must be an int >= 0 (0 pauses), got {n!r}")
 
     @workflow.update(name="restore_max_parallelism")
-    async def restore_max_parallelism(self) -> BatchOrchestratorProgress:
+    async def restore_max_parallelism(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last change. Returns the progress."""
         sched = await self._control()
-        sched.set_parallelism(sched.previous_parallelism, workflow.now().timestamp())
+        return await self._set_parallelism(sched.previous_parallelism, by)
+
+    @workflow.update(name=SET_RATE_LIMIT_UPDATE)
+    async def set_rate_limit(
+        self, limits: dict[str, float | None], by: str | None = None
+    ) -> BatchOrchestratorProgress:
+        """Set or lift (None) ``max_pages_per_second`` and ``max_items_per_second``; a key left
+        out keeps its limit. Returns the progress."""
+        return await self._set_rates(limits, by)
+
+    async def _set_rates(
+        self, limits: dict[str, float | None], by: str | None = None
+    ) -> BatchOrchestratorProgress:
+        await self._control()
+        flow, now = self._flow_control, workflow.now().timestamp()
+        s = flow.state
+        pages = limits.get("max_pages_per_second", s.max_pages_per_second)
+        items = limits.get("max_items_per_second", s.max_items_per_second)
+        old = (s.max_pages_per_second, s.max_items_per_second)
+        flow.set_rates(pages, items, now)
+        self._changed(f"rate limit {_rates(*old)} -> {_rates(pages, items)}", by)
         return self._progress()
+
+    @set_rate_limit.validator
+    def _validate_set_rate_limit(
+        self, limits: dict[str, float | None], by: str | None = None
+    ) -> None:
+        if not isinstance(limits, dict):
+            raise ValueError(f"set_rate_limit takes an object of limits, got {limits!r}")
+        unknown = sorted(set(limits) - {"max_pages_per_second", "max_items_per_second"})
+        if unknown:
+            raise ValueError(
+                f"unknown rate limit(s) {unknown}; known: max_pages_per_second, "
+                "max_items_per_second"
+            )
+        for key, value in limits.items():
+            try:
+                check_rate(value, key)
+            except InvalidBatchInputError as err:
+                raise ValueError(str(err)) from None
 
     @workflow.signal(name="pause_signal")
     async def pause_signal(self) -> None:
@@ -647,6 +802,22 @@ class BatchOrchestrator(SideCalls):
             workflow.logger.warning("ignored set_max_parallelism_signal: %s", err)
             return
         await self._set_parallelism(n)
+
+    @workflow.signal(name="set_rate_limit_signal")
+    async def set_rate_limit_signal(self, limits: dict[str, float | None]) -> None:
+        """Fire-and-forget ``set_rate_limit`` (an invalid value is logged and ignored)."""
+        try:
+            self._validate_set_rate_limit(limits)
+        except ValueError as err:
+            workflow.logger.warning("ignored set_rate_limit_signal: %s", err)
+            return
+        await self._set_rates(limits)
+
+
+def _rates(pages: float | None, items: float | None) -> str:
+    parts = [f"{v:g} {unit}/s" for v, unit in ((pages, "pages"), (items, "items"))
+             if v is not None]
+    return ", ".join(parts) or "none"
 
 
 def _earlier_due(sched: Scheduler, due: float) -> bool:

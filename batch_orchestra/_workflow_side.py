@@ -1,4 +1,4 @@
-"""The batch workflow's calls out besides pages: its tracker and its notifier.
+"""The batch workflow's calls out besides pages: its tracker, its notifier and its health check.
 
 A mixin of ``BatchOrchestrator`` (``_workflow.py``), kept apart so that the workflow reads in one
 sitting; it shares the workflow's state and runs in its event loop.
@@ -15,7 +15,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from ._messages import NOTIFY, RUN_TRACKER, NotifyInput, TrackerInput
+    from ._flow import FlowControl
+    from ._health import Health
+    from ._messages import (
+        CHECK_HEALTH,
+        NOTIFY,
+        RUN_TRACKER,
+        HealthCheckInput,
+        NotifyInput,
+        TrackerInput,
+    )
+    from ._scheduler import Scheduler
     from ._types import BatchOrchestratorInput, BatchOrchestratorProgress, PageFailure
 
 if TYPE_CHECKING:
@@ -25,7 +35,7 @@ __all__ = ["SideCalls"]
 
 
 class SideCalls:
-    """Tracker and notifier calls of one run of a batch."""
+    """Tracker, notifier and health-check calls of one run of a batch."""
 
     _inp: BatchOrchestratorInput
     _state: Lifecycle
@@ -35,6 +45,9 @@ class SideCalls:
     _notifying: bool
     _notices: deque[tuple[str, str | None, list[PageFailure]]]
     _failed_outbox: list[PageFailure]
+    _flow: FlowControl | None
+    _sched: Scheduler | None
+    _health_busy: bool
 
     def _progress(self) -> BatchOrchestratorProgress:
         raise NotImplementedError
@@ -111,3 +124,49 @@ class SideCalls:
         finally:
             self._notifying = False
             self._dirty = True
+
+    async def _health_loop(self) -> None:
+        """Call the health check every ``interval`` while the batch runs."""
+        check = self._inp.health_check
+        assert check is not None
+        while True:
+            if self._state.value == "running":
+                await self._check_health()
+            await workflow.sleep(check.interval)
+
+    async def _check_health(self) -> None:
+        check, flow, sched = self._inp.health_check, self._flow, self._sched
+        assert check is not None and flow is not None and sched is not None
+        self._health_busy = True
+        line = None
+        try:
+            verdict: Health = await workflow.execute_activity(
+                CHECK_HEALTH,
+                HealthCheckInput(check.name, check.args, self._inp.batch_id, self._progress()),
+                result_type=Health,
+                start_to_close_timeout=check.timeout,
+                retry_policy=RetryPolicy(maximum_attempts=1),  # the next call is the retry
+            )
+            line = flow.health_verdict(
+                verdict.state, verdict.reason, current=self._current(sched),
+                max_parallelism=sched.max_parallelism, now=workflow.now().timestamp(),
+            )
+        except ActivityError as err:
+            cause = err.cause if err.cause is not None else err
+            error = f"{type(cause).__name__}: {cause}"
+            workflow.logger.warning("health check failed: %s", error, extra=self._extra())
+            line = flow.health_failed(
+                error, check.failures_before_unhealthy, current=self._current(sched),
+                max_parallelism=sched.max_parallelism, now=workflow.now().timestamp(),
+            )
+        finally:
+            self._health_busy = False
+            self._dirty = True
+        if line is not None:
+            workflow.logger.warning(line, extra=self._extra())
+            flow.log_change(line, None, workflow.now().timestamp())
+
+    @staticmethod
+    def _current(sched: Scheduler) -> int:
+        """The parallelism in force, which "slow down" halves."""
+        return sched.effective_parallelism if not sched.paused else sched.max_parallelism

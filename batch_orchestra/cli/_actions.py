@@ -38,7 +38,14 @@ from ._lookup import (
     wait_closed,
     wait_picked_up,
 )
-from ._render import BatchView, progress_json, progress_line, render_status, status_label
+from ._render import (
+    BatchView,
+    progress_json,
+    progress_line,
+    rate_text,
+    render_status,
+    status_label,
+)
 
 __all__ = [
     "cancel_batch",
@@ -249,6 +256,24 @@ async def set_parallelism(target: Target, batch_id: str, n: int) -> None:
     if p.is_paused and n > 0:
         msg += "; it stays paused until resume"
     _ack(view, msg)
+
+
+async def set_rate(
+    target: Target, batch_id: str, pages: float | None | bool, items: float | None | bool
+) -> None:
+    """Change a batch's rate limits through its acknowledged update (False: leave one as it
+    is; None: lift it)."""
+    client, view = await _steerable(target, batch_id)
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    limits: dict[str, Any] = {}
+    if pages is not False:
+        limits["max_pages_per_second"] = pages
+    if items is not False:
+        limits["max_items_per_second"] = items
+    if not limits:
+        raise CliError("give --pages-per-second and/or --items-per-second (a number, or none)")
+    view.progress = p = await _acknowledged(view, "set-rate", handle.set_rate_limit(**limits))
+    _ack(view, f"batch {batch_id!r}: rate limit {rate_text(p)}")
 
 
 async def _open_batch(target: Target, batch_id: str, verb: str) -> Client:

@@ -6,7 +6,8 @@
     batch-orchestra worker MODULE... --task-queue Q
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
-    batch-orchestra pause ID | resume ID | set-parallelism ID N | cancel ID | terminate ID
+    batch-orchestra pause ID | resume ID | set-parallelism ID N | set-rate ID ... | cancel ID
+    batch-orchestra terminate ID
     batch-orchestra list [--limit N] [--running]
     batch-orchestra dashboard [--host 127.0.0.1] [--port 8234] [--token T] [--read-only]
 
@@ -35,9 +36,10 @@ from temporalio.service import RPCError
 
 from .._connect import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, resolve_connection
 from .._exceptions import InvalidBatchInputError
+from .._health import registered_health_checks
 from .._processor import registered_page_processors
 from .._tracker import registered_batch_trackers
-from .._types import BatchOrchestratorInput, validate_input
+from .._types import BatchOrchestratorInput, HealthCheckConfig, validate_input
 from . import _actions as actions
 from ._lookup import CliError, Target
 
@@ -179,6 +181,8 @@ def worker(
     click.echo(f"processors: {', '.join(processors) or 'none'}")
     if registered_batch_trackers():
         click.echo(f"trackers: {', '.join(registered_batch_trackers())}")
+    if registered_health_checks():
+        click.echo(f"health checks: {', '.join(registered_health_checks())}")
     if not processors:
         click.echo(
             f"warning: {', '.join(modules)} registered no page processor; "
@@ -235,12 +239,30 @@ def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Seconds to wait for a worker to pick the batch up (0: do not wait).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="Seconds between refreshes with --watch.")
+@click.option("--ramp-up", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Grow parallelism from 1 to the cap over this long.")
+@click.option("--pages-per-second", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="At most this many page attempts start per second.")
+@click.option("--items-per-second", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="At most about this many items per second.")
+@click.option("--adaptive", is_flag=True,
+              help="Find the parallelism by itself, with --max-parallelism as the ceiling.")
+@click.option("--target-latency", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="With --adaptive: the page latency to stay under.")
+@click.option("--canary-pages", type=click.IntRange(min=1), default=None,
+              help="Pause after this many pages completed, for a person to check them.")
+@click.option("--health-check", default=None, metavar="NAME",
+              help="A registered @health_check the batch calls while it runs.")
+@click.option("--health-interval", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds between health checks.")
 @_connection_options
 def start(
     processor: str, page_size: int, max_parallelism: int, args_json: str | None,
     first_cursor: str, total_items: int | None, batch_id: str | None, page_timeout: float,
     task_queue: str, watch: bool, reuse_id: bool, confirm_timeout: float, interval: float,
-    target: Target,
+    ramp_up: float | None, pages_per_second: float | None, items_per_second: float | None,
+    adaptive: bool, target_latency: float | None, canary_pages: int | None,
+    health_check: str | None, health_interval: float, target: Target,
 ) -> None:
     """Start a batch of the registered page processor PROCESSOR.
 
@@ -252,6 +274,16 @@ def start(
         page_processor=processor, page_size=page_size, max_parallelism=max_parallelism,
         args=args_json, first_cursor_str=first_cursor, total_items=total_items,
         page_timeout=timedelta(seconds=page_timeout),
+        ramp_up=timedelta(seconds=ramp_up) if ramp_up is not None else None,
+        max_pages_per_second=pages_per_second, max_items_per_second=items_per_second,
+        adaptive=adaptive, canary_pages=canary_pages,
+        target_page_latency=(
+            timedelta(seconds=target_latency) if target_latency is not None else None
+        ),
+        health_check=(
+            HealthCheckConfig(name=health_check, interval=timedelta(seconds=health_interval))
+            if health_check else None
+        ),
     )
     try:
         validate_input(inp)

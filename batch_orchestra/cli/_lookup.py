@@ -7,6 +7,8 @@ raises ``CliError`` with one line that says what to do.
 from __future__ import annotations
 
 import asyncio
+import getpass
+import socket
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -107,9 +109,19 @@ class Target:
                 self.connection.connect_kwargs() if self.connection is not None
                 else {"namespace": self.namespace}
             )
+            kwargs.setdefault("identity", cli_identity())
             return await asyncio.wait_for(Client.connect(self.address, **kwargs), CONNECT_TIMEOUT)
         except (RuntimeError, OSError, RPCError, asyncio.TimeoutError, ValueError):
             raise self.unreachable() from None
+
+
+def cli_identity() -> str:
+    """Who the CLI acts as in the batch's change log: user@host (batch-orchestra CLI)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()} (batch-orchestra CLI)"
 
 
 def cause_text(cause: BaseException | None) -> str:

@@ -155,6 +155,16 @@ def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
     return grid
 
 
+def rate_text(p: BatchOrchestratorProgress) -> str:
+    """The rate limits in force, e.g. "10 pages/s, 5,000 items/s" or "none"."""
+    parts = []
+    if p.max_pages_per_second is not None:
+        parts.append(f"{p.max_pages_per_second:,g} pages/s")
+    if p.max_items_per_second is not None:
+        parts.append(f"{p.max_items_per_second:,g} items/s")
+    return ", ".join(parts) or "none"
+
+
 def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", justify="right")
@@ -183,6 +193,22 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         grid.add_row("paused", Text(p.pause_reason, style="yellow"))
     if p.hold_reason:
         grid.add_row("held", Text(p.hold_reason, style="yellow"))
+    if p.max_pages_per_second is not None or p.max_items_per_second is not None:
+        grid.add_row("rate limit", rate_text(p))
+    if p.adaptive_parallelism is not None:
+        target = p.target_page_latency
+        grid.add_row("adaptive", f"{p.adaptive_parallelism}" + (
+            f" (target page latency {target:.3g} s)" if target is not None else ""
+        ))
+    if p.health is not None:
+        health = p.health + (f": {p.health_reason}" if p.health_reason else "")
+        grid.add_row("health", Text(health, style="" if p.health == "healthy" else "yellow"))
+    if p.throttle_reason and not p.is_paused:
+        grid.add_row("throttled", Text(p.throttle_reason, style="yellow"))
+    if p.control_changes:
+        last = p.control_changes[-1]
+        grid.add_row("last change", f"{last.change} at {last.at.astimezone(timezone.utc):%H:%M:%S}"
+                     f" UTC by {last.by or 'the batch'}")
     if p.start_time is not None:
         start = p.start_time.astimezone(timezone.utc)
         end = view.close_time or datetime.now(timezone.utc)

@@ -1,0 +1,119 @@
+"""Health checks: user functions that tell a batch to go on, slow down, or stop for a while."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ._exceptions import ProcessorUsageError, UnknownHealthCheckError
+from ._registry import FunctionRegistry
+from ._types import BatchOrchestratorProgress
+
+__all__ = [
+    "Health",
+    "HealthCheckContext",
+    "get_health_check",
+    "health_check",
+    "registered_health_checks",
+]
+
+
+@dataclass(frozen=True)
+class Health:
+    """A health check's verdict. Build it with ``Health.healthy()``, ``Health.slow_down(why)``
+    or ``Health.stop(why)``."""
+
+    state: str
+    """"healthy", "slow_down" or "stop"."""
+    reason: str | None = None
+    """Why, shown in the batch's progress and status (e.g. "replica lag 12 s")."""
+
+    @classmethod
+    def healthy(cls, reason: str | None = None) -> Health:
+        """All is well: parallelism grows back step by step if it was lowered."""
+        return cls("healthy", reason)
+
+    @classmethod
+    def slow_down(cls, reason: str) -> Health:
+        """The downstream struggles: halve the batch's parallelism (again at every call)."""
+        return cls("slow_down", reason)
+
+    @classmethod
+    def stop(cls, reason: str) -> Health:
+        """The downstream must rest: no page starts until a call says healthy again."""
+        return cls("stop", reason)
+
+
+class HealthCheckContext:
+    """What a health check gets: the batch's progress, its id and the check's args."""
+
+    def __init__(
+        self, *, progress: BatchOrchestratorProgress, batch_id: str, args: str | None,
+        logger: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self._progress, self._batch_id, self._args, self._logger = (
+            progress, batch_id, args, logger
+        )
+
+    @property
+    def progress(self) -> BatchOrchestratorProgress:
+        """The batch's progress when the check was called."""
+        return self._progress
+
+    @property
+    def batch_id(self) -> str:
+        """The batch's ``batch_id`` ("" when none was given)."""
+        return self._batch_id
+
+    @property
+    def args_str(self) -> str:
+        """The ``HealthCheckConfig.args`` string.
+
+        Raises:
+            ProcessorUsageError: the check was configured without args.
+        """
+        if self._args is None:
+            raise ProcessorUsageError(
+                "context.args_str was read but HealthCheckConfig.args is None; "
+                "pass args=... in HealthCheckConfig"
+            )
+        return self._args
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``batch_id``."""
+        return self._logger
+
+
+HealthCheckFn = Callable[[HealthCheckContext], Awaitable[Health]]
+_F = TypeVar("_F", bound=HealthCheckFn)
+_registry: FunctionRegistry[HealthCheckFn] = FunctionRegistry(
+    "@health_check", "health check", UnknownHealthCheckError
+)
+
+
+def health_check(fn: _F) -> _F:
+    """Decorator: register ``async def check(context: HealthCheckContext) -> Health`` under its
+    name, for ``HealthCheckConfig(name=...)``.
+
+    Raises:
+        ProcessorDefinitionError: ``fn`` is not an ``async def`` function.
+    """
+    _registry.register(fn)
+    return fn
+
+
+def registered_health_checks() -> list[str]:
+    """The names of every registered health check, sorted."""
+    return _registry.names()
+
+
+def get_health_check(name: str) -> HealthCheckFn:
+    """The health check registered under ``name``.
+
+    Raises:
+        UnknownHealthCheckError: nothing is registered under that name.
+    """
+    return _registry.get(name)
