@@ -618,7 +618,9 @@ def render_md(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, A
                       f"{r.in_flight_mean or 0:.1f} |")
         b = analysis["best_fixed"]
         md += ["", f"The best fixed setting is max_parallelism {b['parallelism']} "
-               f"({b['pages_per_s']:.1f} pages/s)."]
+               f"({b['pages_per_s']:.1f} pages/s). The downstream sees fewer requests in flight "
+               "than pages running: part of each page's time is its enqueue and its dispatch, "
+               "more so when the machine is busy. TODO(lead): a sentence on the shape."]
     else:
         md.append(todo)
     md += ["", "### Adaptive parallelism (AIMD)", ""]
@@ -660,8 +662,9 @@ def render_md(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, A
             return "-" if v is None else f"{v:.1f}"
         md += [f"`ramp_up={a['ramp_up_s']:g}s`, `max_parallelism={a['max_parallelism']}`, 1 s "
                "pages: `effective_parallelism` against the linear schedule: max |error| "
-               f"{f(a['effective_max_abs_error'])}, mean {f(a['effective_mean_error'])}; running "
-               f"pages trail it by {f(a['running_mean_error'])} on average; "
+               f"{f(a['effective_max_abs_error'])}, mean {f(a['effective_mean_error'])} (it "
+               "grows in whole steps); running pages minus the schedule: "
+               f"{f(a['running_mean_error'])} on average; "
                f"{a['max_parallelism']} reached at {f(a['effective_reached_max_at_s'])} s "
                "(plot: `bench/results/flow-ramp.png`)."]
     else:
@@ -726,9 +729,12 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
         a2.legend(fontsize=7)
         a1.set_title("Adaptive parallelism")
         save(fig, "adaptive")
-    rate_runs = [r for r in runs if r.section == "rate"]
+    rate_runs = [r for r in runs if r.section == "rate" and "ceiling" not in r.label]
     if rate_runs:
         fig, ax = plt.subplots(figsize=(8, 4))
+        if analysis.get("rate_ceiling"):
+            ax.axhline(analysis["rate_ceiling"], color="grey", ls=":",
+                       label="no limit (this machine's ceiling)")
         for r, a in zip(rate_runs, analysis.get("rate", []), strict=True):
             line = ax.plot(range(len(r.ok_per_second)),
                            smooth([float(x) for x in r.ok_per_second]), label=r.label)
@@ -767,6 +773,38 @@ def _commit() -> str:
         return "unknown"
 
 
+def load_runs(path: Path) -> tuple[dict[str, Any], dict[str, str], list[RunResult]]:
+    """(meta, skipped, runs) of a ``flow.json`` written by an earlier run."""
+    data = json.loads(path.read_text())
+    run_fields = {f.name for f in dataclasses.fields(RunResult)}
+    sample_fields = {f.name for f in dataclasses.fields(Sample)}
+    runs = []
+    for raw in data["runs"]:
+        kw = {k: v for k, v in raw.items() if k in run_fields}
+        kw["samples"] = [Sample(**{k: v for k, v in smp.items() if k in sample_fields})
+                         for smp in raw.get("samples", [])]
+        runs.append(RunResult(**kw))
+    return data["meta"], data.get("skipped", {}), runs
+
+
+def write_results(runs: list[RunResult], meta: dict[str, Any], skipped: dict[str, str],
+                  out: Path) -> None:
+    """Print the summary; write ``<out>.txt``, ``.md``, ``.json`` and the plots."""
+    analysis = analyse(runs, meta["capacity"])
+    text = render_text(runs, analysis, meta, skipped)
+    print()
+    print(text, end="")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.name + ".txt").write_text(text)
+    out.with_name(out.name + ".md").write_text(render_md(runs, analysis, meta, skipped))
+    out.with_name(out.name + ".json").write_text(json.dumps({
+        "meta": meta, "analysis": analysis, "skipped": skipped,
+        "runs": [dataclasses.asdict(r) for r in runs],
+    }, indent=1))
+    written = plot(runs, analysis, meta["capacity"], out)
+    print(f"written: {out}.txt, {out}.md, {out}.json" + "".join(f", {w}" for w in written))
+
+
 def _targets(text: str) -> list[float | None]:
     return [None if t.strip() == "none" else float(t) for t in text.split(",") if t.strip()]
 
@@ -791,7 +829,13 @@ async def main() -> None:
                          "no target; default 'none,<2 x base-ms>'")
     ap.add_argument("--out", type=Path, default=RESULTS / "flow",
                     help="prefix of the result files (default bench/results/flow)")
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="run nothing: summarise and plot the flow.json of an earlier run again")
     opts = ap.parse_args()
+    if opts.render is not None:
+        old_meta, skipped, runs = load_runs(opts.render)
+        write_results(runs, old_meta, skipped, opts.out)
+        return
     if opts.adaptive_targets is None:
         opts.adaptive_targets = [None, 2 * opts.base_ms]
     sections = [s.strip() for s in opts.only.split(",") if s.strip()]
@@ -820,21 +864,7 @@ async def main() -> None:
         finally:
             await bench.stop_worker()
             await ds.stop()
-    analysis = analyse(bench.runs, opts.capacity)
-    text = render_text(bench.runs, analysis, meta, bench.skipped)
-    print()
-    print(text, end="")
-    out: Path = opts.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(out.name + ".txt").write_text(text)
-    out.with_name(out.name + ".md").write_text(
-        render_md(bench.runs, analysis, meta, bench.skipped))
-    out.with_name(out.name + ".json").write_text(json.dumps({
-        "meta": meta, "analysis": analysis, "skipped": bench.skipped,
-        "runs": [dataclasses.asdict(r) for r in bench.runs],
-    }, indent=1))
-    written = plot(bench.runs, analysis, opts.capacity, out)
-    print(f"written: {out}.txt, {out}.md, {out}.json" + "".join(f", {w}" for w in written))
+    write_results(bench.runs, meta, bench.skipped, opts.out)
 
 
 if __name__ == "__main__":
