@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million bench-sources \
-	bench-recovery bench-hol chaos clean
+	bench-recovery bench-hol bench-flow chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-recovery: $(STAMP)
 
 bench-hol: $(STAMP)
 	$(BIN)/python -m bench.hol --out bench/results/hol.txt
+
+# Flow control against a simulated downstream (about 35 minutes on 2 shared cores; FLOW_ARGS=--quick: about 7).
+bench-flow: $(STAMP)
+	$(BIN)/python -m bench.flow $(FLOW_ARGS)
 
 # Not part of `make test`: several minutes. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--seed 7".
 chaos: $(STAMP)
