@@ -163,8 +163,8 @@ class BatchOrchestratorInput:
     pages succeed within ``target_page_latency``, cut it on failures, timeouts or slow pages."""
     target_page_latency: timedelta | None = None
     """With ``adaptive``: how long the processor may take on a page (as its worker measures
-    ``run``) before the page counts as slow. None: twice the fastest page seen (which it sees at
-    low parallelism, where it starts)."""
+    ``run``) before the page counts as slow. None: the fastest page seen (which it sees at
+    low parallelism, where it starts) times 1.5."""
     canary_pages: int | None = None
     """Pause the batch after this many pages have completed, for a person to check the first
     results before ``resume()``; None: no canary."""
