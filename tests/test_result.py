@@ -120,3 +120,15 @@ async def test_a_result_past_its_limit_is_an_error_in_progress_not_a_failed_batc
         p = await assert_eventually(failing, timeout=60)
         assert p.num_unreduced_pages > 0 and p.num_failed_pages == 0
         await handle.workflow_handle.terminate("test over")
+
+
+async def test_run_locally_shows_each_pages_value_and_the_result(client) -> None:
+    from batch_orchestra.testing import run_locally
+
+    run = await run_locally(
+        Tally, args=json.dumps({"n": 5}), first_cursor_str="0", page_size=10, client=client,
+    )
+    values = sorted((a.page_num, a.value["pages"]) for a in run.attempts if a.ok)
+    assert values == [(i, 1) for i in range(5)]
+    assert all(a.value is None for a in run.attempts if not a.ok)  # page 3's failed attempt
+    assert run.progress.result == {"even": 25, "odd": 25, "max": 49, "pages": 5}

@@ -58,6 +58,8 @@ class PageRun:
     """How long the attempt ran."""
     interruption_points: int = 0
     """How many times the attempt passed ``interruption_point()``."""
+    value: Any = None
+    """The page's value (what ``run`` returned, for a processor that defines ``reduce``)."""
 
     @property
     def ok(self) -> bool:
@@ -180,11 +182,12 @@ class _Inbound(ActivityInboundInterceptor):
         token = _INTERRUPTION.set(interruption)
         start = time.monotonic()
 
-        def record(items: int | None, error: str | None) -> None:
+        def record(items: int | None, error: str | None, result: Any = None) -> None:
             self._recorder.attempts.append(PageRun(
                 page_num=inp.page_num, cursor_str=cursor, size=page.size, attempt=inp.attempt,
                 items=items, error=error, seconds=time.monotonic() - start,
                 interruption_points=interruption.passed,
+                value=getattr(result, "value", None),
             ))
 
         try:
@@ -203,7 +206,7 @@ class _Inbound(ActivityInboundInterceptor):
             raise
         finally:
             _INTERRUPTION.reset(token)
-        record(result.items, None)
+        record(result.items, None, result)
         if faults is not None and fresh and cursor in faults.rerun:
             faults.done.add(cursor)
             raise ApplicationError(
