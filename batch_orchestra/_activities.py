@@ -120,7 +120,8 @@ class BatchActivities:
     @activity.defn(name=DESCRIBE_BATCH)
     async def describe_batch(self, inp: DescribeBatchInput) -> ProcessorSettings:
         """Read the processor's retry settings (recorded in history) and check that the tracker
-        and notifier exist."""
+        and notifier exist.
+        """
         try:
             settings = processor_settings(get_page_processor(inp.processor))
         except UnknownPageProcessorError as err:
@@ -210,7 +211,8 @@ class BatchActivities:
     ) -> tuple[Any, list[BatchPage] | None]:
         """Run the processor, then see its enqueue through: the successor must be handed over
         before the attempt ends, failed or not (an at-most-once page that fails is never
-        retried, so its chain would end there)."""
+        retried, so its chain would end there).
+        """
         processor = cls()
         sync = not inspect.iscoroutinefunction(processor.run)
 
@@ -245,7 +247,8 @@ class BatchActivities:
     @activity.defn(name=DISCOVER_PAGE)
     async def discover_page(self, inp: DiscoverPageInput) -> DiscoverPageResult:
         """Find a page's successors with the processor's ``next_page`` (retried by the
-        workflow, so every failure shows in the batch's progress)."""
+        workflow, so every failure shows in the batch's progress).
+        """
         try:
             cls = get_page_processor(inp.processor)
         except UnknownPageProcessorError as err:
@@ -372,7 +375,8 @@ async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) ->
     """Await the page's work. Once its run has handed over, the attempt's heartbeats find no
     workflow run and Temporal cancels it ("not found"): the page goes on and reports its
     outcome to the next run by signal. It stops when the batch itself was cancelled or ended,
-    and on worker shutdown (then as a retryable error: it may have done part of its work)."""
+    and on worker shutdown (then as a retryable error: it may have done part of its work).
+    """
     said_running = False
     while True:
         try:
@@ -513,7 +517,8 @@ def _item_keys(inp: ProcessPageInput) -> list[str]:
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:
     """What ``run`` returned as an item count: an int (numpy's too) or a whole float; None
-    is 0; anything else is 0 with a warning."""
+    is 0; anything else is 0 with a warning.
+    """
     if returned is None or isinstance(returned, bool):
         return 0
     if isinstance(returned, numbers.Integral):
@@ -529,7 +534,8 @@ def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -
 
 def _start_heartbeats(info: activity.Info) -> asyncio.Task[None] | None:
     """Heartbeat while the page runs, so a dead worker's page is retried after the heartbeat
-    timeout (not ``page_timeout``) and a cancelled batch's cancellation reaches the page."""
+    timeout (not ``page_timeout``) and a cancelled batch's cancellation reaches the page.
+    """
     timeout = info.heartbeat_timeout
     if not timeout:
         return None
@@ -559,7 +565,8 @@ def _outcome_of_error(inp: ProcessPageInput, err: BaseException) -> PageOutcome:
 async def _report(inp: ProcessPageInput, info: activity.Info, outcome: PageOutcome) -> None:
     """Report a long attempt's outcome by signal: the run that started it may have handed
     over to a new run, which then learns the outcome from this (the result itself goes to the
-    run that scheduled the attempt, and is dropped if that run has closed)."""
+    run that scheduled the attempt, and is dropped if that run has closed).
+    """
     if inp.report_after_seconds is None:
         return
     scheduled = info.current_attempt_scheduled_time

@@ -90,7 +90,8 @@ class BatchOrchestratorHandle:
         BatchOrchestratorProgress
     ]:
         """Yield the progress every ``interval`` until the batch finishes (the last value is the
-        result). Query errors while a run hands over to the next are retried."""
+        result). Query errors while a run hands over to the next are retried.
+        """
         done = asyncio.ensure_future(self.result())
         try:
             while not done.done():
@@ -128,7 +129,8 @@ class BatchOrchestratorHandle:
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Resume a paused batch at its parallelism cap (ramping up again if it has a
-        ``ramp_up``)."""
+        ``ramp_up``).
+        """
         return await self._update("resume", self._by, rpc_timeout=rpc_timeout)
 
     async def set_max_parallelism(
@@ -368,7 +370,8 @@ class BatchOrchestratorClient:
 
     async def _first_input(self, workflow_id: str) -> BatchOrchestratorInput:
         """The input a batch was started with (from its last run's first event, without the
-        state carried across continue-as-new)."""
+        state carried across continue-as-new).
+        """
         wf = self._client.get_workflow_handle(workflow_id)
         async for event in wf.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads

@@ -131,7 +131,8 @@ def _undelta(ds: list[int | None]) -> list[int | None]:
 
 def _front_code(cursors: list[str]) -> list[Any]:
     """Each cursor as [length shared with the previous one, the rest]: neighbouring pages'
-    cursors (keys, offsets) share most of their text."""
+    cursors (keys, offsets) share most of their text.
+    """
     out: list[Any] = []
     prev = ""
     for c in cursors:
@@ -236,7 +237,8 @@ def scheduler_to_state(
     """The state to carry into the next run. Pages still running are handed over: their
     attempts report to the next run by ``report_deadline``, or count as timed out; with
     ``confirm_by``, an attempt that has not said it started by then never did (it was waiting
-    for a worker slot) and runs again."""
+    for a worker slot) and runs again.
+    """
     if s.running and report_deadline is None:
         raise RuntimeError(f"pages running at a hand-over need a deadline: {s.running}")
     for n in s.running:
@@ -326,7 +328,8 @@ def scheduler_from_state(
 
 def _restore_discoveries(s: Scheduler, st: SchedulerState, table: Any) -> None:
     """Skipped pages, and discoveries apart: one running at the hand-over is found again now
-    (it only reads), one waiting for its retry keeps its time."""
+    (it only reads), one waiting for its retry keeps its time.
+    """
     s.num_skipped = st.num_skipped
     for d in _discoveries_of(table.get("discovering", {}), st.start_time):
         s.discovering[d.page_num] = d
@@ -348,7 +351,8 @@ def continuation_from_wire(raw: Any) -> BatchContinuation:
 def _from_v1(raw: dict[str, Any]) -> BatchContinuation:
     """The first release's continuation: settings as a dict, the scheduler as positional
     page lists ``[page_num, cursor, size, attempts, successor_enqueued, stuck, ready_at,
-    error_type, error_message, failed_at, report_deadline]``."""
+    error_type, error_message, failed_at, report_deadline]``.
+    """
     settings = from_wire(ProcessorSettings, raw["settings"], "continuation.settings")
     d = raw["scheduler"]
     errors = ErrorTable()

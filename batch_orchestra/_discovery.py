@@ -100,7 +100,8 @@ class DiscoveryBook:
 
     def want_discovery(self, page: PageState) -> bool:
         """Give ``page`` a discovery if its processor discovers apart and its successors are
-        not known yet (nor being found); True if it got one."""
+        not known yet (nor being found); True if it got one.
+        """
         num = page.page_num
         if not self.settings.discovers_apart or page.successor_enqueued or (
             num in self.discovering
@@ -152,7 +153,8 @@ class DiscoveryBook:
 
     def discovery_failed(self, page_num: int, error_type: str, message: str, now: float) -> float:
         """An attempt at ``page_num``'s discovery failed; returns the seconds until it is
-        retried (-1.0 if stale)."""
+        retried (-1.0 if stale).
+        """
         d = self.discovering.get(page_num)
         if d is None or page_num not in self.discovery_running:
             return -1.0
@@ -170,7 +172,8 @@ class DiscoveryBook:
 
     def discovery_not_run(self, page_num: int) -> None:
         """A discovery's attempt ended without an answer that counts (its run was cancelled):
-        it is ready again."""
+        it is ready again.
+        """
         if page_num in self.discovery_running:
             self.discovery_running.discard(page_num)
             self.discovery_ready.appendleft(page_num)
@@ -197,7 +200,8 @@ class DiscoveryBook:
 
     def page_status(self, page_num: int) -> str:
         """What ``page_num`` is now: "running", "pending", "retrying", "stuck", "failed" (one
-        of the listed failed pages), or "unknown" (finished, or never discovered)."""
+        of the listed failed pages), or "unknown" (finished, or never discovered).
+        """
         page = self.pages.get(page_num)
         if page is None:
             if any(p.page_num == page_num for p in self.failed):
@@ -230,7 +234,8 @@ class DiscoveryBook:
 
     def retry_now(self, page_num: int) -> str:
         """Start a pending, retrying or stuck page first, without waiting for its next retry.
-        Returns what it was ("pending", "retrying", "stuck")."""
+        Returns what it was ("pending", "retrying", "stuck").
+        """
         status = self.page_status(page_num)
         page = self.pages[page_num]
         if status in ("retrying", "stuck"):

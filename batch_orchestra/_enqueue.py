@@ -44,7 +44,8 @@ _MAX_TRACKED = 1_000
 
 class EnqueueTransport:
     """Per worker: enqueue senders per batch, batches preferring signals, and per processor
-    whether its pages are quick."""
+    whether its pages are quick.
+    """
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
@@ -81,7 +82,8 @@ class EnqueueTransport:
         """By update (its workflow task is dispatched at once, so the hop is short) or, when the
         server refuses updates (10 in flight, a few thousand per run) or a run closes under one,
         by signal. The workflow ignores a second enqueue from the same page, so a fallback after
-        an update that did land is harmless."""
+        an update that did land is harmless.
+        """
         now, key = time.monotonic(), (handle._client.namespace, handle.id)
         if not self.settings.enqueue_by_signal and now >= self._prefer_signal_until.get(key, 0.0):
             try:
@@ -106,7 +108,8 @@ class EnqueueTransport:
 
 class _Sender:
     """One batch's enqueues from this worker: at once while fewer than
-    ``max_updates_in_flight`` updates are in flight, otherwise coalesced into the next one."""
+    ``max_updates_in_flight`` updates are in flight, otherwise coalesced into the next one.
+    """
 
     def __init__(
         self, transport: EnqueueTransport, key: tuple[str, str, str],
@@ -151,7 +154,8 @@ class PageEnqueue:
     """One attempt's enqueue (a page enqueues once per run): sent at once, or, while this
     worker finds the processor's pages quick, held back for a moment. A page that finishes
     right after it enqueues hands its successors over in its result, one message instead of
-    two; if the page is still running after the grace, the enqueue goes out on its own."""
+    two; if the page is still running after the grace, the enqueue goes out on its own.
+    """
 
     def __init__(
         self, transport: EnqueueTransport, workflow_id: str, page_num: int, processor: str,
@@ -208,7 +212,8 @@ class PageEnqueue:
 
     async def page_finished(self) -> list[BatchPage] | None:
         """Learn how quick the page was; return the successors to carry in the result, if the
-        enqueue was still held, else wait for it to be delivered."""
+        enqueue was still held, else wait for it to be delivered.
+        """
         if self._request is None:
             return None
         self._transport.learn(

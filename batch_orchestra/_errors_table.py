@@ -68,7 +68,8 @@ class ErrorTable:
 
     def restore(self, entries: list[tuple[str, str]]) -> None:
         """Reload entries carried across continue-as-new (counts are rebuilt by the pages'
-        ``acquire_index`` calls, then ``rebuild_free``)."""
+        ``acquire_index`` calls, then ``rebuild_free``).
+        """
         self.entries = list(entries)
         self.refs = [0] * len(entries)
         self._index = {e: i for i, e in enumerate(self.entries)}

@@ -229,7 +229,8 @@ class FlowControl:
         """An attempt at ``page_num`` ended (``ok``: it succeeded). ``in_use``: attempts that
         were running with it; ``congestion``: whether a failure says the downstream struggles
         (a lost worker does not); ``latency``: how long the processor ran, as its worker
-        measured it (else the time from start to outcome as the batch saw it)."""
+        measured it (else the time from start to outcome as the batch saw it).
+        """
         started = self._started.pop(page_num, None)
         s = self.state
         if not self.adaptive or s.adaptive_cap is None:
@@ -272,7 +273,8 @@ class FlowControl:
                        max_parallelism: int, now: float) -> str | None:
         """The health check said ``verdict`` ("healthy", "slow_down" or "stop"; "failing":
         the check itself failed too often). ``current``: the parallelism in force. Returns a
-        line to log when the state changed."""
+        line to log when the state changed.
+        """
         s = self.state
         before = (s.health, math.floor(s.health_cap) if s.health_cap is not None else None)
         s.health, s.health_reason = verdict, reason

@@ -23,7 +23,8 @@ __all__ = [
 @dataclass(frozen=True)
 class Health:
     """A health check's verdict. Build it with ``Health.healthy()``, ``Health.slow_down(why)``
-    or ``Health.stop(why)``."""
+    or ``Health.stop(why)``.
+    """
 
     state: str
     """"healthy", "slow_down" or "stop"."""

@@ -36,7 +36,8 @@ class BatchNotifierContext:
     def event(self) -> str:
         """"paused" (the failure policy paused the batch), "pages_failed" (pages failed for
         good: ``failed_pages``), "items_failed" (pages recorded failed items:
-        ``failed_items``) or "finished" (the batch ended)."""
+        ``failed_items``) or "finished" (the batch ended).
+        """
         return self._event
 
     @property
@@ -47,7 +48,8 @@ class BatchNotifierContext:
     @property
     def failed_pages(self) -> list[PageFailure]:
         """Pages that failed for good since the last call (for "pages_failed"); each page is
-        delivered at least once."""
+        delivered at least once.
+        """
         return self._failed
 
     @property
@@ -59,7 +61,8 @@ class BatchNotifierContext:
         ``key``) to keep each once. A notifier that fails three times in a row is skipped (the
         items stay counted in progress), and if the notifier falls behind by more than 10,000
         items the oldest waiting ones are dropped from delivery (counted, with a warning in
-        the workflow's log)."""
+        the workflow's log).
+        """
         return self._failed_items
 
     @property

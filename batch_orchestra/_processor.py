@@ -144,7 +144,8 @@ class PageProcessor(abc.ABC):
     @property
     def initial_retry_policy(self) -> RetryPolicy:
         """Retries right after a failure. Default: 10 attempts, 1 s doubling up to 100 s;
-        one attempt for at-most-once processors."""
+        one attempt for at-most-once processors.
+        """
         if self.retry_mode is RetryMode.EXECUTE_AT_MOST_ONCE:
             return RetryPolicy(maximum_attempts=1)
         return _DEFAULT_AT_LEAST_ONCE_POLICY
@@ -153,7 +154,8 @@ class PageProcessor(abc.ABC):
     def use_extended_retries(self) -> bool:
         """Whether a page whose initial retries are exhausted becomes *stuck* and is retried
         every ``extended_retry_interval_seconds`` (True) or fails (False). Default: True for
-        at-least-once processors, False for at-most-once ones."""
+        at-least-once processors, False for at-most-once ones.
+        """
         return self.retry_mode is RetryMode.EXECUTE_AT_LEAST_ONCE
 
     @property
@@ -307,7 +309,8 @@ class EnqueuedPages:
 
 class BatchProcessorContext(TypedContextMixin):
     """What a page processor's ``run`` gets: the page, the batch's args and the means to
-    enqueue the next page."""
+    enqueue the next page.
+    """
 
     def __init__(
         self,
@@ -388,7 +391,8 @@ class BatchProcessorContext(TypedContextMixin):
 
     def add_completed_items(self, count: int) -> None:
         """Report ``count`` more items processed by this page (alternative to returning a count
-        from ``run``)."""
+        from ``run``).
+        """
         self._items += count
 
     def record_failure(self, item_key: object, error: BaseException | str) -> None:
@@ -411,7 +415,8 @@ class BatchProcessorContext(TypedContextMixin):
 
     def record_failures(self, failures: Iterable[tuple[object, BaseException | str]]) -> None:
         """Record several failed items at once: ``[(item_key, error), ...]`` (see
-        ``record_failure``)."""
+        ``record_failure``).
+        """
         now = datetime.now(timezone.utc)
         with self._failures_lock:
             for key, error in failures:

@@ -107,7 +107,8 @@ class EnqueueResult:
 
 def _recent_key(cursor: str) -> str:
     """How the recent-cursor window keeps a cursor: itself if short, else a digest (the window
-    travels across continue-as-new, and 64 cursors of 16 KB would be a megabyte)."""
+    travels across continue-as-new, and 64 cursors of 16 KB would be a megabyte).
+    """
     if len(cursor) <= 64:
         return cursor
     return "#" + hashlib.blake2b(cursor.encode(), digest_size=12).hexdigest()
@@ -252,7 +253,8 @@ class Scheduler(DiscoveryBook):
     @property
     def holding_new_pages(self) -> bool:
         """Whether new (never attempted) pages are held back: pages are failing and the held
-        pages have reached ``MAX_HELD_BYTES``."""
+        pages have reached ``MAX_HELD_BYTES``.
+        """
         return self.held_bytes > MAX_HELD_BYTES and bool(self.waiting)
 
     @property
@@ -302,7 +304,8 @@ class Scheduler(DiscoveryBook):
 
     def is_current(self, page_num: int, attempt: int) -> bool:
         """Whether ``attempt`` is the running attempt of ``page_num`` (else its outcome is stale:
-        already reported the other way, or superseded by a retry)."""
+        already reported the other way, or superseded by a retry).
+        """
         state = self.pages.get(page_num)
         return page_num in self.running and state is not None and state.attempts == attempt
 
@@ -336,7 +339,8 @@ class Scheduler(DiscoveryBook):
         """Queue the listed failed pages (the most recent ``FAILURE_LIST_LIMIT``) again with a
         fresh retry budget; returns their page numbers. Attempt numbers go on (earlier attempts
         count as not run, so the retry policy starts afresh), and a page that had enqueued its
-        successor keeps that mark, so it does not enqueue it again."""
+        successor keeps that mark, so it does not enqueue it again.
+        """
         redriven: list[int] = []
         while self.failed:
             page = self.failed.popleft()
@@ -357,7 +361,8 @@ class Scheduler(DiscoveryBook):
         did_not_run: bool = False, worker_lost: bool = False, now: float,
     ) -> Outcome:
         """An attempt at ``page_num`` failed; what becomes of the page. ``worker_lost``: its
-        worker died or shut down, which the failure policy does not count."""
+        worker died or shut down, which the failure policy does not count.
+        """
         self.running.discard(page_num)
         self.handed_over.discard(page_num)
         state = self.pages.get(page_num)
@@ -396,7 +401,8 @@ class Scheduler(DiscoveryBook):
 
     def not_started(self, page_num: int, attempt: int) -> bool:
         """No worker took the attempt in time (schedule-to-start): it did no work, so the page
-        is first in line again and the attempt does not count. False if stale."""
+        is first in line again and the attempt does not count. False if stale.
+        """
         if not self.is_current(page_num, attempt):
             return False
         self._take_back(self.pages[page_num])
@@ -422,7 +428,8 @@ class Scheduler(DiscoveryBook):
         """Pause the batch if the failure policy says so; returns the reason when it just did.
 
         A batch with nothing left to start now or later (no new page, nothing running that
-        could discover one) is never paused: its stuck pages keep their extended retries."""
+        could discover one) is never paused: its stuck pages keep their extended retries.
+        """
         if self.paused or (self._fresh == 0 and not self.running and not self.discovering):
             return None
         p = self.policy
@@ -481,7 +488,8 @@ class Scheduler(DiscoveryBook):
 
     def next_due(self) -> float | None:
         """When the earliest waiting retry, or the deadline of a page handed over while
-        running, is due, if any."""
+        running, is due, if any.
+        """
         due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
         for n in self.handed_over:
             p = self.pages[n]
@@ -492,7 +500,8 @@ class Scheduler(DiscoveryBook):
 
     def confirm_started(self, page_num: int, attempt: int) -> bool:
         """An attempt handed over at a hand-over says it had started (it heartbeated into the
-        closed run): it is running, and must report by its deadline."""
+        closed run): it is running, and must report by its deadline.
+        """
         if not self.is_current(page_num, attempt):
             return False
         self.pages[page_num].confirm_by = None
@@ -505,7 +514,8 @@ class Scheduler(DiscoveryBook):
 
     def release_due(self, now: float) -> int:
         """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
-        attempts handed over while running that never reported; returns how many pages."""
+        attempts handed over while running that never reported; returns how many pages.
+        """
         # A handed-over attempt that never said it started by then never did: Temporal drops
         # the activity tasks of a closed run that no worker had taken. It runs again, uncounted.
         unstarted = [
@@ -550,7 +560,8 @@ class Scheduler(DiscoveryBook):
 
     def resume(self, now: float) -> bool:
         """Resume a paused batch at its cap; False if it was not paused. The failure policy
-        judges afresh from here."""
+        judges afresh from here.
+        """
         if not self.paused:
             return False
         if self.paused_since is not None:
@@ -564,7 +575,8 @@ class Scheduler(DiscoveryBook):
     def set_parallelism(self, n: int, now: float) -> int:
         """Set the cap, remembering the old one; 0 pauses (keeping the cap to resume to).
         A batch paused by ``pause()`` or the failure policy stays paused (the new cap is what
-        ``resume`` returns to); a pause made by parallelism 0 is lifted. Returns the old cap."""
+        ``resume`` returns to); a pause made by parallelism 0 is lifted. Returns the old cap.
+        """
         old = self.max_parallelism
         if n == 0:
             self.pause("max_parallelism set to 0", now, by_zero=True)

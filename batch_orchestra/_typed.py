@@ -114,7 +114,8 @@ def args_str(obj: object) -> str:
 
 def _check_model(model: object, method: str) -> str:
     """The model's name; raises ProcessorUsageError unless it is a dataclass or pydantic
-    model class."""
+    model class.
+    """
     if not (_is_pydantic(model) or (isinstance(model, type) and dataclasses.is_dataclass(model))):
         raise ProcessorUsageError(
             f"context.{method}() takes a dataclass or pydantic model class, got {model!r}; "

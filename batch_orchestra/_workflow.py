@@ -323,7 +323,8 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     async def _cancel(self, background: list[asyncio.Future[Any]]) -> None:
         """The batch was cancelled: start nothing more, cancel running attempts, tell the
-        tracker, then let the cancellation close the workflow."""
+        tracker, then let the cancellation close the workflow.
+        """
         self._state = Lifecycle.CANCELLED
         for task in background:
             task.cancel()
@@ -366,7 +367,8 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     def _held_bytes(self) -> int:
         """About what the next run's input would carry: held pages' cursors and values
-        waiting for ``reduce`` (an upper bound: the page table is compressed)."""
+        waiting for ``reduce`` (an upper bound: the page table is compressed).
+        """
         return self._scheduler.held_bytes + self._unreduced_bytes
 
     def _too_big_to_hand_over(self) -> bool:
@@ -432,7 +434,8 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     def _items_per_page(self) -> float:
         """Items one page is expected to hold: the average of the completed pages' reports,
-        or the page size until pages report."""
+        or the page size until pages report.
+        """
         sched = self._scheduler
         if sched.num_completed and sched.num_completed_items:
             return max(1.0, sched.num_completed_items / sched.num_completed)
@@ -460,7 +463,8 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     def _start_timeout(self) -> timedelta:
         """How long an at-most-once attempt may wait for a worker slot before it is taken back
-        (and started again): a hand-over waits this long, so it never leaves one waiting."""
+        (and started again): a hand-over waits this long, so it never leaves one waiting.
+        """
         return max(self._inp.handover_wait, AT_MOST_ONCE_MIN_START_WAIT)
 
     def _start_attempt(self, att: Attempt, inp: BatchOrchestratorInput) -> None:
@@ -539,7 +543,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         seconds: float | None = None, value: Any = None,
     ) -> None:
         """A page succeeded; successors it carried in its outcome are enqueued first (a page
-        only enqueues while it is in flight)."""
+        only enqueues while it is in flight).
+        """
         if successors:
             self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
         sched, flow, now = self._scheduler, self._flow_control, workflow.now().timestamp()
@@ -560,7 +565,8 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     def _record_items(self, count: int, items: list[ItemFailure] | None) -> None:
         """A completed page recorded failed items: count them, hand them to the notifier and
-        let the failure policy judge."""
+        let the failure policy judge.
+        """
         if not count:
             return
         sched = self._scheduler
@@ -576,7 +582,8 @@ class BatchOrchestrator(SideCalls, Recovery):
     @staticmethod
     def _enqueue_redrive_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
         """A redrive batch starts with the failed pages of the batch it redrives; those that
-        had enqueued their successors keep that mark, so they do not enqueue them again."""
+        had enqueued their successors keep that mark, so they do not enqueue them again.
+        """
         pages = inp.redrive_pages or []
         added = sched.enqueue(None, [(p.cursor_str, p.size) for p in pages]).added
         by_cursor = {p.cursor_str: p for p in pages}
@@ -588,7 +595,8 @@ class BatchOrchestrator(SideCalls, Recovery):
     @staticmethod
     def _enqueue_item_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
         """A batch of item keys: pages of up to ``page_size`` keys (a cursor of at most
-        ``ITEM_PAGE_BYTES``), each a JSON list, none with a successor."""
+        ``ITEM_PAGE_BYTES``), each a JSON list, none with a successor.
+        """
         chunks: list[list[str]] = [[]]
         size = 2
         for key in dict.fromkeys(inp.item_keys or []):  # each key once, in order
@@ -762,7 +770,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         The update form is what pages use: an update's workflow task is dispatched with the
         update, while a signal's goes through the history service's transfer queue, which a
         server with Temporal's default config reads only 20 times a second (docs/architecture.md,
-        "Why an update and not a signal")."""
+        "Why an update and not a signal").
+        """
         self._updates_this_run += 1
         return self._apply_enqueue(req)
 
@@ -780,12 +789,14 @@ class BatchOrchestrator(SideCalls, Recovery):
     @workflow.query(name=LIFECYCLE_QUERY)
     def lifecycle(self) -> str:
         """Where this run is ("running", "handing_over", "cancelled", ...): a page whose
-        attempt is cancelled asks, to tell a hand-over from a cancelled batch."""
+        attempt is cancelled asks, to tell a hand-over from a cancelled batch.
+        """
         return self._state.value
 
     async def _control(self) -> Scheduler:
         """The scheduler, once the batch has started (a control made while the processor's
-        settings are read waits for them)."""
+        settings are read waits for them).
+        """
         await workflow.wait_condition(lambda: self._sched is not None)
         self._dirty = True
         return self._scheduler
@@ -824,13 +835,15 @@ class BatchOrchestrator(SideCalls, Recovery):
     @workflow.update(name="pause")
     async def pause(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Pause: running pages finish, no page starts until ``resume``. ``by``: who asks (for
-        the log). Returns the progress."""
+        the log). Returns the progress.
+        """
         return await self._pause(by)
 
     @workflow.update(name="resume")
     async def resume(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Resume a paused batch at its parallelism cap (ramping up again if it has a
-        ``ramp_up``). Returns the progress."""
+        ``ramp_up``). Returns the progress.
+        """
         return await self._resume(by)
 
     @resume.validator
@@ -848,7 +861,8 @@ class BatchOrchestrator(SideCalls, Recovery):
     ) -> BatchOrchestratorProgress:
         """Set the parallelism cap (0 pauses), remembering the old one. A batch paused by
         ``pause`` or by its failure policy stays paused; ``resume`` then returns to ``n``.
-        Returns the progress."""
+        Returns the progress.
+        """
         return await self._set_parallelism(n, by)
 
     @set_max_parallelism.validator
@@ -867,7 +881,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         self, limits: dict[str, float | None], by: str | None = None
     ) -> BatchOrchestratorProgress:
         """Set or lift (None) ``max_pages_per_second`` and ``max_items_per_second``; a key left
-        out keeps its limit. Returns the progress."""
+        out keeps its limit. Returns the progress.
+        """
         return await self._set_rates(limits, by)
 
     async def _set_rates(
@@ -905,7 +920,8 @@ class BatchOrchestrator(SideCalls, Recovery):
     async def redrive(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Queue the listed failed pages (``progress.failed_pages``, the most recent 100) again
         with a fresh retry budget; ``num_failed_pages`` goes down by as many. A paused batch
-        stays paused (resume it to run them). Returns the progress."""
+        stays paused (resume it to run them). Returns the progress.
+        """
         sched = await self._control()
         refusal = self._redrive_refusal()
         if refusal is not None:  # it finished while the update waited for the scheduler

@@ -61,7 +61,8 @@ class Recovery:
 
     def _start_discoveries(self, budget: int) -> bool:
         """Start the discoveries that may start now, at most ``budget`` (what is left of this
-        workflow task's budget: each carries the batch's args); True if more would have."""
+        workflow task's budget: each carries the batch's args); True if more would have.
+        """
         sched = self._sched
         if sched is None or not sched.discovery_ready:
             return False
@@ -156,7 +157,8 @@ class Recovery:
     ) -> BatchOrchestratorProgress:
         """Start a pending, retrying or stuck page now, first in line, instead of at its next
         scheduled retry. ``reason`` and ``by`` (who asks) go to the log. Returns the
-        progress."""
+        progress.
+        """
         sched = self._page_action_scheduler(page_num, "retry")
         was = sched.retry_now(page_num)
         note = "; the batch is paused: it starts when the batch resumes" if sched.paused else ""
@@ -178,7 +180,8 @@ class Recovery:
     ) -> BatchOrchestratorProgress:
         """Let a pending, retrying or stuck page go without processing it: it counts as
         skipped (not failed). Its chain goes on if its successors are known or its processor
-        finds them apart (``next_page``, then run for it now). Returns the progress."""
+        finds them apart (``next_page``, then run for it now). Returns the progress.
+        """
         sched = self._page_action_scheduler(page_num, "skip")
         was, goes_on = sched.skip(page_num)
         note = "" if goes_on else (

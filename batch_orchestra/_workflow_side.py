@@ -229,7 +229,8 @@ class SideCalls:
 
     def _add_value(self, value: Any) -> None:
         """A completed page's value, to fold into the result (exactly once: only the page's
-        current attempt reports here)."""
+        current attempt reports here).
+        """
         if value is None:
             return
         self._unreduced.append(value)

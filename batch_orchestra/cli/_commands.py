@@ -54,7 +54,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _connection_options(fn: F) -> F:
     """Add the options that say how to reach Temporal (as Temporal's own CLI names them) and
-    ``--ui-url``; the command gets them resolved as ``target``."""
+    ``--ui-url``; the command gets them resolved as ``target``.
+    """
 
     @functools.wraps(fn)
     def wrapper(
@@ -412,7 +413,8 @@ def set_rate(batch_id: str, pages: Any, items: Any, target: Target) -> None:
 @_connection_options
 def retry_page(batch_id: str, page_num: int, reason: str | None, target: Target) -> None:
     """Retry page N of a batch now (a pending, retrying or stuck page), not at its next
-    scheduled retry."""
+    scheduled retry.
+    """
     _run(target, page_actions.retry_page(target, batch_id, page_num, reason))
 
 
@@ -424,7 +426,8 @@ def retry_page(batch_id: str, page_num: int, reason: str | None, target: Target)
 def skip_page(batch_id: str, page_num: int, reason: str, target: Target) -> None:
     """Skip page N of a batch (a pending, retrying or stuck page): it is let go, counted as
     skipped, not failed. Its chain goes on if its successors are known or its processor has
-    next_page."""
+    next_page.
+    """
     _run(target, page_actions.skip_page(target, batch_id, page_num, reason))
 
 

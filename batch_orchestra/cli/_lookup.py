@@ -186,7 +186,8 @@ async def load_view(
     desc: WorkflowExecutionDescription | None = None,
 ) -> BatchView:
     """Everything about a batch now. A completed batch's progress comes from its result (no
-    worker needed); otherwise a worker answers the progress query."""
+    worker needed); otherwise a worker answers the progress query.
+    """
     if desc is None:
         desc = await find_batch(client, target, batch_id)
     return await _view(client, target, desc)
@@ -229,7 +230,8 @@ async def _view(
 
 def batches_query(status: str | None = None) -> str:
     """The visibility query for batches (latest run of each), optionally of one workflow
-    status as Temporal spells it in queries (``Running``, ``Completed``, ``Failed``, ...)."""
+    status as Temporal spells it in queries (``Running``, ``Completed``, ``Failed``, ...).
+    """
     query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
     if status is None:
         return query + 'ExecutionStatus!="ContinuedAsNew"'
@@ -264,7 +266,8 @@ async def list_batch_page(
     """One page of batches matching a visibility ``query`` (see ``batches_query``), most recent
     first, with their progress and start time; and the token of the next page (None at the
     end). ``closed``, when given, keeps the rows of closed runs whose progress was read, by run
-    ID: a closed run never changes, so it is read once."""
+    ID: a closed run never changes, so it is read once.
+    """
     it = client.list_workflows(query, page_size=page_size, next_page_token=next_page_token)
     await it.fetch_next_page()
     executions = list(it.current_page or [])
@@ -287,7 +290,8 @@ async def wait_picked_up(
     client: Client, target: Target, batch_id: str, timeout: float
 ) -> BatchOrchestratorProgress | None:
     """Wait until a worker has begun the batch (its first page is known) and return its progress;
-    None on timeout. ``CliError`` if the batch fails first (an unknown processor, say)."""
+    None on timeout. ``CliError`` if the batch fails first (an unknown processor, say).
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

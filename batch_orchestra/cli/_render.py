@@ -331,7 +331,8 @@ def _page_lists(p: BatchOrchestratorProgress) -> list[tuple[str, list[PageFailur
 
 def failures_json(p: BatchOrchestratorProgress) -> str:
     """Failed, stuck and retrying pages and recorded item failures, with their counts, as one
-    JSON object."""
+    JSON object.
+    """
     data = {
         "num_failed_pages": p.num_failed_pages,
         "num_stuck_pages": p.num_stuck_pages,

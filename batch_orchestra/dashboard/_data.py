@@ -127,7 +127,8 @@ class Backend:
     async def steer(self, action: str, batch_id: str, n: int | None = None) -> str:
         """Pause, resume, set the parallelism of (to ``n``) or cancel a running batch; the
         name of what was done. ``CliError`` when the batch is not running, no worker answers,
-        or the batch refuses."""
+        or the batch refuses.
+        """
         client = await self.client()
         view = await load_view(client, self.target, batch_id)
         if view.status != "RUNNING":
@@ -164,7 +165,8 @@ class Backend:
         """Processor names this process registered or has seen in batches, for the start form.
 
         Workers register processors in their own processes, which Temporal does not list, so
-        this is a suggestion, not a check."""
+        this is a suggestion, not a check.
+        """
         seen = {name for name in self._processors.values() if name}
         return sorted(seen | set(registered_page_processors()))
 

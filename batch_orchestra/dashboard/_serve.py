@@ -54,7 +54,8 @@ class _EmbeddedServer(uvicorn.Server):
 
 class DashboardServer:
     """``async with DashboardServer(app, port=p) as server:`` serves ``app`` in this event loop
-    (for demos and tests); ``server.url`` is its address."""
+    (for demos and tests); ``server.url`` is its address.
+    """
 
     def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8234) -> None:
         self.host = host

@@ -178,7 +178,8 @@ class SqlSource:
 
     async def dispose(self) -> None:
         """Close the connection pools this source created (the engines are created again on
-        next use). Engines passed in ready-made are disposed too."""
+        next use). Engines passed in ready-made are disposed too.
+        """
         engines, self._engines = list(self._engines.values()), {}
         for engine in engines:
             if isinstance(engine, AsyncEngine):
