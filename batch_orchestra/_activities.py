@@ -1,5 +1,4 @@
-"""The activities: describe a batch, run one page attempt, call a tracker, a notifier or a
-health check.
+"""The activities: describe a batch, run one page attempt, call a tracker, notifier or health check.
 
 They are methods of ``BatchActivities``, which the plugin creates once per worker with the
 worker's ``EnqueueTransport``: no state lives in module globals.
@@ -119,8 +118,9 @@ class BatchActivities:
 
     @activity.defn(name=DESCRIBE_BATCH)
     async def describe_batch(self, inp: DescribeBatchInput) -> ProcessorSettings:
-        """Read the processor's retry settings (recorded in history) and check that the tracker
-        and notifier exist.
+        """Read the processor's retry settings and check that the tracker and notifier exist.
+
+        The settings are recorded in history.
         """
         try:
             settings = processor_settings(get_page_processor(inp.processor))
@@ -209,9 +209,10 @@ class BatchActivities:
         self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue,
         keys: list[str] | None = None,
     ) -> tuple[Any, list[BatchPage] | None]:
-        """Run the processor, then see its enqueue through: the successor must be handed over
-        before the attempt ends, failed or not (an at-most-once page that fails is never
-        retried, so its chain would end there).
+        """Run the processor, then see its enqueue through.
+
+        The successor must be handed over before the attempt ends, failed or not (an at-most-once
+        page that fails is never retried, so its chain would end there).
         """
         processor = cls()
         sync = not inspect.iscoroutinefunction(processor.run)
@@ -246,8 +247,9 @@ class BatchActivities:
 
     @activity.defn(name=DISCOVER_PAGE)
     async def discover_page(self, inp: DiscoverPageInput) -> DiscoverPageResult:
-        """Find a page's successors with the processor's ``next_page`` (retried by the
-        workflow, so every failure shows in the batch's progress).
+        """Find a page's successors with the processor's ``next_page``.
+
+        Retried by the workflow, so every failure shows in the batch's progress.
         """
         try:
             cls = get_page_processor(inp.processor)
@@ -372,10 +374,12 @@ class BatchActivities:
 
 
 async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) -> Any:
-    """Await the page's work. Once its run has handed over, the attempt's heartbeats find no
-    workflow run and Temporal cancels it ("not found"): the page goes on and reports its
-    outcome to the next run by signal. It stops when the batch itself was cancelled or ended,
-    and on worker shutdown (then as a retryable error: it may have done part of its work).
+    """Await the page's work, through hand-overs of its run.
+
+    Once its run has handed over, the attempt's heartbeats find no workflow run and Temporal cancels
+    it ("not found"): the page goes on and reports its outcome to the next run by signal. It stops
+    when the batch itself was cancelled or ended, and on worker shutdown (then as a retryable error:
+    it may have done part of its work).
     """
     said_running = False
     while True:
@@ -516,8 +520,9 @@ def _item_keys(inp: ProcessPageInput) -> list[str]:
 
 
 def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -> int:
-    """What ``run`` returned as an item count: an int (numpy's too) or a whole float; None
-    is 0; anything else is 0 with a warning.
+    """What ``run`` returned as an item count.
+
+    An int (numpy's too) or a whole float; None is 0; anything else is 0 with a warning.
     """
     if returned is None or isinstance(returned, bool):
         return 0
@@ -533,8 +538,10 @@ def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -
 
 
 def _start_heartbeats(info: activity.Info) -> asyncio.Task[None] | None:
-    """Heartbeat while the page runs, so a dead worker's page is retried after the heartbeat
-    timeout (not ``page_timeout``) and a cancelled batch's cancellation reaches the page.
+    """Heartbeat while the page runs.
+
+    A dead worker's page is then retried after the heartbeat timeout (not ``page_timeout``), and a
+    cancelled batch's cancellation reaches the page.
     """
     timeout = info.heartbeat_timeout
     if not timeout:
@@ -563,9 +570,11 @@ def _outcome_of_error(inp: ProcessPageInput, err: BaseException) -> PageOutcome:
 
 
 async def _report(inp: ProcessPageInput, info: activity.Info, outcome: PageOutcome) -> None:
-    """Report a long attempt's outcome by signal: the run that started it may have handed
-    over to a new run, which then learns the outcome from this (the result itself goes to the
-    run that scheduled the attempt, and is dropped if that run has closed).
+    """Report a long attempt's outcome by signal.
+
+    The run that started it may have handed over to a new run, which then learns the outcome from
+    this (the result itself goes to the run that scheduled the attempt, and is dropped if that run
+    has closed).
     """
     if inp.report_after_seconds is None:
         return

@@ -68,8 +68,9 @@ class BatchOrchestratorHandle:
     async def get_progress(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
-        """The batch's progress now. A finished batch answers with its result, so no worker
-        is needed once it has completed.
+        """The batch's progress now.
+
+        A finished batch answers with its result, so no worker is needed once it has completed.
 
         Args:
             rpc_timeout: give up after this long (a running batch needs a worker to answer).
@@ -89,8 +90,9 @@ class BatchOrchestratorHandle:
     async def watch(self, interval: timedelta = timedelta(seconds=1)) -> AsyncIterator[
         BatchOrchestratorProgress
     ]:
-        """Yield the progress every ``interval`` until the batch finishes (the last value is the
-        result). Query errors while a run hands over to the next are retried.
+        """Yield the progress every ``interval`` until the batch finishes.
+
+        The last value is the result. Query errors while a run hands over to the next are retried.
         """
         done = asyncio.ensure_future(self.result())
         try:
@@ -128,9 +130,7 @@ class BatchOrchestratorHandle:
     async def resume(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
-        """Resume a paused batch at its parallelism cap (ramping up again if it has a
-        ``ramp_up``).
-        """
+        """Resume a paused batch at its parallelism cap (ramping up again if it has ``ramp_up``)."""
         return await self._update("resume", self._by, rpc_timeout=rpc_timeout)
 
     async def set_max_parallelism(
@@ -152,8 +152,10 @@ class BatchOrchestratorHandle:
         max_items_per_second: float | None | _Unset = _UNSET,
         rpc_timeout: timedelta | None = None,
     ) -> BatchOrchestratorProgress:
-        """Set the batch's rate limits while it runs; None lifts a limit, and a limit left out
-        stays as it is. Applies across all chains and workers from now on.
+        """Set the batch's rate limits while it runs.
+
+        None lifts a limit, and a limit left out stays as it is. Applies across all chains and
+        workers from now on.
 
         Raises:
             InvalidBatchInputError: a limit is not None or a positive number.
@@ -171,9 +173,10 @@ class BatchOrchestratorHandle:
     async def retry_page(
         self, page_num: int, *, reason: str | None = None, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
-        """Start a pending, retrying or stuck page now, first in line, instead of at its next
-        scheduled retry (the attempt counts as usual). ``reason``, if given, is logged with
-        who asked.
+        """Start a pending, retrying or stuck page now, first in line.
+
+        It does not wait for its next scheduled retry; the attempt counts as usual. ``reason``, if
+        given, is logged with who asked.
 
         Raises:
             InvalidBatchInputError: ``page_num`` is not an int >= 0.
@@ -188,8 +191,9 @@ class BatchOrchestratorHandle:
     async def skip_page(
         self, page_num: int, reason: str, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
-        """Let a pending, retrying or stuck page go without processing it: it counts in
-        ``num_skipped_pages``, not as failed. Its chain goes on if its successors were
+        """Let a pending, retrying or stuck page go without processing it.
+
+        It counts in ``num_skipped_pages``, not as failed. Its chain goes on if its successors were
         enqueued, or if its processor finds them apart (``next_page``, then run for it now).
         ``reason`` is logged with who asked.
 
@@ -208,11 +212,12 @@ class BatchOrchestratorHandle:
         )
 
     async def redrive(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
-        """Queue the failed pages of this running (or paused) batch again, each with a fresh
-        retry budget; ``num_failed_pages`` goes down by as many. It reaches the pages listed in
-        ``progress.failed_pages`` (the most recent 100); call it again once they are done for
-        more. A paused batch stays paused: ``resume()`` runs them. A finished batch is redriven
-        by ``BatchOrchestratorClient.redrive`` (a new batch).
+        """Queue the failed pages of this running (or paused) batch again.
+
+        Each gets a fresh retry budget; ``num_failed_pages`` goes down by as many. It reaches the
+        pages listed in ``progress.failed_pages`` (the most recent 100); call it again once they are
+        done for more. A paused batch stays paused: ``resume()`` runs them. A finished batch is
+        redriven by ``BatchOrchestratorClient.redrive`` (a new batch).
 
         Raises:
             temporalio.client.WorkflowUpdateFailedError: the batch is not running.
@@ -244,8 +249,9 @@ class BatchOrchestratorClient:
     async def start(
         self, input: BatchOrchestratorInput, *, id: str, task_queue: str, **kwargs: Any
     ) -> BatchOrchestratorHandle:
-        """Validate ``input`` and start a batch; extra keyword arguments go to
-        ``Client.start_workflow``.
+        """Validate ``input`` and start a batch.
+
+        Extra keyword arguments go to ``Client.start_workflow``.
 
         Raises:
             InvalidBatchInputError: a field of ``input`` cannot work; the message names it.
@@ -335,9 +341,11 @@ class BatchOrchestratorClient:
         self, workflow_id: str, keys: list[str] | None = None, *, id: str | None = None,
         task_queue: str | None = None, **kwargs: Any,
     ) -> BatchOrchestratorHandle:
-        """Run failed items again by key, in a NEW batch (ID ``id``, default
-        ``<workflow_id>-items-<n>``) with the old batch's input, whose pages hand up to
-        ``page_size`` keys each to the processor's ``run_items(context, keys)``.
+        """Run failed items again by key, in a NEW batch.
+
+        The new batch (ID ``id``, default ``<workflow_id>-items-<n>``) has the old batch's input;
+        its pages hand up to ``page_size`` keys each to the processor's
+        ``run_items(context, keys)``.
 
         Args:
             workflow_id: the batch whose items to run again (running or finished).
@@ -369,8 +377,9 @@ class BatchOrchestratorClient:
         )
 
     async def _first_input(self, workflow_id: str) -> BatchOrchestratorInput:
-        """The input a batch was started with (from its last run's first event, without the
-        state carried across continue-as-new).
+        """The input a batch was started with.
+
+        Read from its last run's first event, without the state carried across continue-as-new.
         """
         wf = self._client.get_workflow_handle(workflow_id)
         async for event in wf.fetch_history_events():

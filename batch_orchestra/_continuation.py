@@ -130,8 +130,9 @@ def _undelta(ds: list[int | None]) -> list[int | None]:
 
 
 def _front_code(cursors: list[str]) -> list[Any]:
-    """Each cursor as [length shared with the previous one, the rest]: neighbouring pages'
-    cursors (keys, offsets) share most of their text.
+    """Each cursor as [length shared with the previous one, the rest].
+
+    Neighbouring pages' cursors (keys, offsets) share most of their text.
     """
     out: list[Any] = []
     prev = ""
@@ -234,10 +235,11 @@ def unpack_pages(text: str) -> Any:
 def scheduler_to_state(
     s: Scheduler, report_deadline: float | None, confirm_by: float | None = None
 ) -> SchedulerState:
-    """The state to carry into the next run. Pages still running are handed over: their
-    attempts report to the next run by ``report_deadline``, or count as timed out; with
-    ``confirm_by``, an attempt that has not said it started by then never did (it was waiting
-    for a worker slot) and runs again.
+    """The state to carry into the next run.
+
+    Pages still running are handed over: their attempts report to the next run by
+    ``report_deadline``, or count as timed out; with ``confirm_by``, an attempt that has not said it
+    started by then never did (it was waiting for a worker slot) and runs again.
     """
     if s.running and report_deadline is None:
         raise RuntimeError(f"pages running at a hand-over need a deadline: {s.running}")
@@ -327,8 +329,10 @@ def scheduler_from_state(
 
 
 def _restore_discoveries(s: Scheduler, st: SchedulerState, table: Any) -> None:
-    """Skipped pages, and discoveries apart: one running at the hand-over is found again now
-    (it only reads), one waiting for its retry keeps its time.
+    """Restore skipped pages, and discoveries apart.
+
+    A discovery running at the hand-over is found again now (it only reads); one waiting for its
+    retry keeps its time.
     """
     s.num_skipped = st.num_skipped
     for d in _discoveries_of(table.get("discovering", {}), st.start_time):
@@ -349,9 +353,10 @@ def continuation_from_wire(raw: Any) -> BatchContinuation:
 
 
 def _from_v1(raw: dict[str, Any]) -> BatchContinuation:
-    """The first release's continuation: settings as a dict, the scheduler as positional
-    page lists ``[page_num, cursor, size, attempts, successor_enqueued, stuck, ready_at,
-    error_type, error_message, failed_at, report_deadline]``.
+    """The first release's continuation.
+
+    Settings as a dict, the scheduler as positional page lists ``[page_num, cursor, size, attempts,
+    successor_enqueued, stuck, ready_at, error_type, error_message, failed_at, report_deadline]``.
     """
     settings = from_wire(ProcessorSettings, raw["settings"], "continuation.settings")
     d = raw["scheduler"]

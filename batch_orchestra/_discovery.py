@@ -99,8 +99,10 @@ class DiscoveryBook:
     # -- discovery apart ---------------------------------------------------------------------
 
     def want_discovery(self, page: PageState) -> bool:
-        """Give ``page`` a discovery if its processor discovers apart and its successors are
-        not known yet (nor being found); True if it got one.
+        """Give ``page`` a discovery if it needs one; True if it got one.
+
+        It needs one if its processor discovers apart and its successors are not known yet (nor
+        being found).
         """
         num = page.page_num
         if not self.settings.discovers_apart or page.successor_enqueued or (
@@ -152,8 +154,9 @@ class DiscoveryBook:
         return result
 
     def discovery_failed(self, page_num: int, error_type: str, message: str, now: float) -> float:
-        """An attempt at ``page_num``'s discovery failed; returns the seconds until it is
-        retried (-1.0 if stale).
+        """An attempt at ``page_num``'s discovery failed.
+
+        Returns the seconds until it is retried (-1.0 if stale).
         """
         d = self.discovering.get(page_num)
         if d is None or page_num not in self.discovery_running:
@@ -171,8 +174,9 @@ class DiscoveryBook:
         return delay
 
     def discovery_not_run(self, page_num: int) -> None:
-        """A discovery's attempt ended without an answer that counts (its run was cancelled):
-        it is ready again.
+        """A discovery's attempt ended without an answer that counts (its run was cancelled).
+
+        It is ready again.
         """
         if page_num in self.discovery_running:
             self.discovery_running.discard(page_num)
@@ -199,8 +203,10 @@ class DiscoveryBook:
     # -- operator actions --------------------------------------------------------------------
 
     def page_status(self, page_num: int) -> str:
-        """What ``page_num`` is now: "running", "pending", "retrying", "stuck", "failed" (one
-        of the listed failed pages), or "unknown" (finished, or never discovered).
+        """What ``page_num`` is now.
+
+        One of "running", "pending", "retrying", "stuck", "failed" (one of the listed failed pages),
+        or "unknown" (finished, or never discovered).
         """
         page = self.pages.get(page_num)
         if page is None:
@@ -234,6 +240,7 @@ class DiscoveryBook:
 
     def retry_now(self, page_num: int) -> str:
         """Start a pending, retrying or stuck page first, without waiting for its next retry.
+
         Returns what it was ("pending", "retrying", "stuck").
         """
         status = self.page_status(page_num)
@@ -247,8 +254,10 @@ class DiscoveryBook:
         return status
 
     def skip(self, page_num: int) -> tuple[str, bool]:
-        """Count a pending, retrying or stuck page as skipped and let it go. Returns what it
-        was, and whether its chain goes on (its successors are known, or are being found apart).
+        """Count a pending, retrying or stuck page as skipped and let it go.
+
+        Returns what it was, and whether its chain goes on (its successors are known, or are being
+        found apart).
         """
         status = self.page_status(page_num)
         page = self.pages[page_num]

@@ -43,8 +43,10 @@ _MAX_TRACKED = 1_000
 
 
 class EnqueueTransport:
-    """Per worker: enqueue senders per batch, batches preferring signals, and per processor
-    whether its pages are quick.
+    """A worker's page transport.
+
+    Per worker: enqueue senders per batch, batches preferring signals, and per processor whether its
+    pages are quick.
     """
 
     def __init__(self, settings: WorkerSettings) -> None:
@@ -79,10 +81,12 @@ class EnqueueTransport:
     async def deliver(
         self, handle: WorkflowHandle[Any, Any], requests: list[EnqueueRequest]
     ) -> None:
-        """By update (its workflow task is dispatched at once, so the hop is short) or, when the
-        server refuses updates (10 in flight, a few thousand per run) or a run closes under one,
-        by signal. The workflow ignores a second enqueue from the same page, so a fallback after
-        an update that did land is harmless.
+        """Deliver by update, or by signal when an update cannot be used.
+
+        By update (its workflow task is dispatched at once, so the hop is short) or, when the server
+        refuses updates (10 in flight, a few thousand per run) or a run closes under one, by signal.
+        The workflow ignores a second enqueue from the same page, so a fallback after an update that
+        did land is harmless.
         """
         now, key = time.monotonic(), (handle._client.namespace, handle.id)
         if not self.settings.enqueue_by_signal and now >= self._prefer_signal_until.get(key, 0.0):
@@ -107,8 +111,10 @@ class EnqueueTransport:
 
 
 class _Sender:
-    """One batch's enqueues from this worker: at once while fewer than
-    ``max_updates_in_flight`` updates are in flight, otherwise coalesced into the next one.
+    """One batch's enqueues from this worker.
+
+    Sent at once while fewer than ``max_updates_in_flight`` updates are in flight, otherwise
+    coalesced into the next one.
     """
 
     def __init__(
@@ -151,10 +157,12 @@ class _Sender:
 
 
 class PageEnqueue:
-    """One attempt's enqueue (a page enqueues once per run): sent at once, or, while this
-    worker finds the processor's pages quick, held back for a moment. A page that finishes
-    right after it enqueues hands its successors over in its result, one message instead of
-    two; if the page is still running after the grace, the enqueue goes out on its own.
+    """One attempt's enqueue (a page enqueues once per run).
+
+    It is sent at once, or, while this worker finds the processor's pages quick, held back for a
+    moment. A page that finishes right after it enqueues hands its successors over in its result,
+    one message instead of two; if the page is still running after the grace, the enqueue goes out
+    on its own.
     """
 
     def __init__(
@@ -211,8 +219,10 @@ class PageEnqueue:
             await asyncio.gather(self._send, return_exceptions=True)
 
     async def page_finished(self) -> list[BatchPage] | None:
-        """Learn how quick the page was; return the successors to carry in the result, if the
-        enqueue was still held, else wait for it to be delivered.
+        """Learn how quick the page was, then settle the page's enqueue.
+
+        Returns the successors to carry in the result if the enqueue was still held; else waits for
+        it to be delivered.
         """
         if self._request is None:
             return None

@@ -67,8 +67,9 @@ class ErrorTable:
         return sorted(live, key=lambda e: -e[2])
 
     def restore(self, entries: list[tuple[str, str]]) -> None:
-        """Reload entries carried across continue-as-new (counts are rebuilt by the pages'
-        ``acquire_index`` calls, then ``rebuild_free``).
+        """Reload entries carried across continue-as-new.
+
+        Counts are rebuilt by the pages' ``acquire_index`` calls, then ``rebuild_free``.
         """
         self.entries = list(entries)
         self.refs = [0] * len(entries)

@@ -1,5 +1,6 @@
-"""Flow control of a batch: ramp-up, rate limits, health throttling, adaptive parallelism and
-the canary. Pure and deterministic (time comes in as workflow time); no Temporal imports.
+"""Flow control of a batch: ramp-up, rate limits, health throttling, adaptive parallelism, canary.
+
+Pure and deterministic (time comes in as workflow time); no Temporal imports.
 
 The workflow asks ``FlowControl`` two things before it starts attempts: the cap flow control
 puts on parallelism now (``cap``), and how many attempts the rate limits allow now
@@ -226,10 +227,11 @@ class FlowControl:
     def finished(self, page_num: int, now: float, *, ok: bool, in_use: int,
                  max_parallelism: int, congestion: bool = True,
                  latency: float | None = None) -> None:
-        """An attempt at ``page_num`` ended (``ok``: it succeeded). ``in_use``: attempts that
-        were running with it; ``congestion``: whether a failure says the downstream struggles
-        (a lost worker does not); ``latency``: how long the processor ran, as its worker
-        measured it (else the time from start to outcome as the batch saw it).
+        """An attempt at ``page_num`` ended (``ok``: it succeeded).
+
+        ``in_use``: attempts that were running with it; ``congestion``: whether a failure says the
+        downstream struggles (a lost worker does not); ``latency``: how long the processor ran, as
+        its worker measured it (else the time from start to outcome as the batch saw it).
         """
         started = self._started.pop(page_num, None)
         s = self.state
@@ -271,9 +273,10 @@ class FlowControl:
 
     def health_verdict(self, verdict: str, reason: str | None, *, current: int,
                        max_parallelism: int, now: float) -> str | None:
-        """The health check said ``verdict`` ("healthy", "slow_down" or "stop"; "failing":
-        the check itself failed too often). ``current``: the parallelism in force. Returns a
-        line to log when the state changed.
+        """The health check said ``verdict``; returns a line to log when the state changed.
+
+        ``verdict``: "healthy", "slow_down" or "stop" ("failing": the check itself failed too
+        often). ``current``: the parallelism in force.
         """
         s = self.state
         before = (s.health, math.floor(s.health_cap) if s.health_cap is not None else None)

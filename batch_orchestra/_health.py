@@ -22,8 +22,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Health:
-    """A health check's verdict. Build it with ``Health.healthy()``, ``Health.slow_down(why)``
-    or ``Health.stop(why)``.
+    """A health check's verdict.
+
+    Build it with ``Health.healthy()``, ``Health.slow_down(why)`` or ``Health.stop(why)``.
     """
 
     state: str
@@ -96,8 +97,9 @@ _registry: FunctionRegistry[HealthCheckFn] = FunctionRegistry(
 
 
 def health_check(fn: _F) -> _F:
-    """Decorator: register ``async def check(context: HealthCheckContext) -> Health`` under its
-    name, for ``HealthCheckConfig(name=...)``.
+    """Decorator: register a health check under its name, for ``HealthCheckConfig(name=...)``.
+
+    The check is ``async def check(context: HealthCheckContext) -> Health``.
 
     Raises:
         ProcessorDefinitionError: ``fn`` is not an ``async def`` function.

@@ -34,9 +34,11 @@ class BatchNotifierContext:
 
     @property
     def event(self) -> str:
-        """"paused" (the failure policy paused the batch), "pages_failed" (pages failed for
-        good: ``failed_pages``), "items_failed" (pages recorded failed items:
-        ``failed_items``) or "finished" (the batch ended).
+        """What happened: "paused", "pages_failed", "items_failed" or "finished".
+
+        "paused": the failure policy paused the batch; "pages_failed": pages failed for good
+        (``failed_pages``); "items_failed": pages recorded failed items (``failed_items``);
+        "finished": the batch ended.
         """
         return self._event
 
@@ -47,8 +49,9 @@ class BatchNotifierContext:
 
     @property
     def failed_pages(self) -> list[PageFailure]:
-        """Pages that failed for good since the last call (for "pages_failed"); each page is
-        delivered at least once.
+        """Pages that failed for good since the last call (for "pages_failed").
+
+        Each page is delivered at least once.
         """
         return self._failed
 

@@ -21,8 +21,10 @@ class BatchOrchestraPlugin(SimplePlugin):
     """
 
     def __init__(self, *, settings: WorkerSettings | None = None) -> None:
-        """Args:
-        settings: tuning of how pages hand their successors over (defaults suit most).
+        """Create the plugin.
+
+        Args:
+            settings: tuning of how pages hand their successors over (defaults suit most).
         """
         self.settings = settings or WorkerSettings()
         self.transport = EnqueueTransport(self.settings)

@@ -86,8 +86,10 @@ _DEFAULT_AT_LEAST_ONCE_POLICY = RetryPolicy(
 
 
 class PageProcessor(abc.ABC):
-    """Processes one page of a batch. Subclass it, implement ``run`` and ``retry_mode``,
-    and register the class with ``@page_processor``.
+    """Processes one page of a batch.
+
+    Subclass it, implement ``run`` and ``retry_mode``, and register the class with
+    ``@page_processor``.
 
     A new instance is created for every page attempt, so instances may keep per-page state.
 
@@ -124,9 +126,10 @@ class PageProcessor(abc.ABC):
         """
 
     async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int | None:
-        """Optional: process these items by key (``BatchOrchestratorClient.redrive_items`` runs
-        recorded failed items through it). ``context.page.cursor_str`` is the keys as a JSON
-        list; there is no next page to enqueue. Return the number of items processed.
+        """Optional: process these items by key; return the number of items processed.
+
+        ``BatchOrchestratorClient.redrive_items`` runs recorded failed items through it.
+        ``context.page.cursor_str`` is the keys as a JSON list; there is no next page to enqueue.
 
         Raises:
             ProcessorUsageError: the processor does not implement it (the default).
@@ -143,8 +146,9 @@ class PageProcessor(abc.ABC):
 
     @property
     def initial_retry_policy(self) -> RetryPolicy:
-        """Retries right after a failure. Default: 10 attempts, 1 s doubling up to 100 s;
-        one attempt for at-most-once processors.
+        """Retries right after a failure.
+
+        Default: 10 attempts, 1 s doubling up to 100 s; one attempt for at-most-once processors.
         """
         if self.retry_mode is RetryMode.EXECUTE_AT_MOST_ONCE:
             return RetryPolicy(maximum_attempts=1)
@@ -152,8 +156,9 @@ class PageProcessor(abc.ABC):
 
     @property
     def use_extended_retries(self) -> bool:
-        """Whether a page whose initial retries are exhausted becomes *stuck* and is retried
-        every ``extended_retry_interval_seconds`` (True) or fails (False). Default: True for
+        """Whether a page out of initial retries becomes *stuck* (True) or fails (False).
+
+        A stuck page is retried every ``extended_retry_interval_seconds``. Default: True for
         at-least-once processors, False for at-most-once ones.
         """
         return self.retry_mode is RetryMode.EXECUTE_AT_LEAST_ONCE
@@ -291,10 +296,12 @@ MAX_ITEM_FAILURES_PER_PAGE = 1_000
 
 
 class EnqueuedPages:
-    """What ``enqueue_next_page(s)`` returns. The enqueue has already taken effect when the call
-    returns; awaiting this gives the event loop one turn to put it on the wire before your code
-    goes on (so ``await`` it in an ``async def run``). The attempt does not end before the
-    orchestrator has the pages, awaited or not; a delivery error fails the attempt then.
+    """What ``enqueue_next_page(s)`` returns.
+
+    The enqueue has already taken effect when the call returns; awaiting this gives the event loop
+    one turn to put it on the wire before your code goes on (so ``await`` it in an
+    ``async def run``). The attempt does not end before the orchestrator has the pages, awaited or
+    not; a delivery error fails the attempt then.
     """
 
     def __init__(self, delivered: asyncio.Future[None] | None) -> None:
@@ -308,8 +315,9 @@ class EnqueuedPages:
 
 
 class BatchProcessorContext(TypedContextMixin):
-    """What a page processor's ``run`` gets: the page, the batch's args and the means to
-    enqueue the next page.
+    """What a page processor's ``run`` gets.
+
+    The page, the batch's args and the means to enqueue the next page.
     """
 
     def __init__(
@@ -390,14 +398,17 @@ class BatchProcessorContext(TypedContextMixin):
         return self._logger
 
     def add_completed_items(self, count: int) -> None:
-        """Report ``count`` more items processed by this page (alternative to returning a count
-        from ``run``).
+        """Report ``count`` more items processed by this page.
+
+        An alternative to returning a count from ``run``.
         """
         self._items += count
 
     def record_failure(self, item_key: object, error: BaseException | str) -> None:
-        """Record that one item of this page failed, and go on with the others: the page still
-        succeeds. Usable from ``async def run`` and from a plain ``def run`` (no ``await``).
+        """Record that one item of this page failed, and go on with the others.
+
+        The page still succeeds. Usable from ``async def run`` and from a plain ``def run`` (no
+        ``await``).
 
         The failures travel with the page's result and count only once the page completes: the
         failures recorded by an attempt that then fails (and is retried) are not counted, only
@@ -414,8 +425,9 @@ class BatchProcessorContext(TypedContextMixin):
         self.record_failures([(item_key, error)])
 
     def record_failures(self, failures: Iterable[tuple[object, BaseException | str]]) -> None:
-        """Record several failed items at once: ``[(item_key, error), ...]`` (see
-        ``record_failure``).
+        """Record several failed items at once: ``[(item_key, error), ...]``.
+
+        See ``record_failure``.
         """
         now = datetime.now(timezone.utc)
         with self._failures_lock:

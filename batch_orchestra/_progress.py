@@ -39,8 +39,9 @@ def _rates(s: Scheduler, now: float) -> tuple[float, float]:
 def build_progress(
     s: Scheduler, now: float, total_items: int | None = None, *, ended: bool = False
 ) -> BatchOrchestratorProgress:
-    """A snapshot for queries, trackers and the result; ``ended``: the batch is over (finished
-    or cancelled), so it has no rate or ETA.
+    """A snapshot for queries, trackers and the result.
+
+    ``ended``: the batch is over (finished or cancelled), so it has no rate or ETA.
     """
     pages_rate, items_rate = (0.0, 0.0) if ended else _rates(s, now)
     percent = eta = None

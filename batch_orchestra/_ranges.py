@@ -57,8 +57,10 @@ class KeyRange:
 
 
 def split_int_range(lo: int, hi: int, k: int) -> list[str]:
-    """``k`` cursors whose ranges cover the integers ``[lo, hi)`` once, in near-equal parts
-    (sizes differ by at most one; fewer than ``k`` when the range has fewer than ``k`` keys).
+    """``k`` cursors whose ranges cover the integers ``[lo, hi)`` once, in near-equal parts.
+
+    Sizes differ by at most one; there are fewer than ``k`` when the range has fewer than ``k``
+    keys.
 
     Raises:
         InvalidBatchInputError: ``k < 1`` or ``hi < lo``.

@@ -106,8 +106,9 @@ class EnqueueResult:
 
 
 def _recent_key(cursor: str) -> str:
-    """How the recent-cursor window keeps a cursor: itself if short, else a digest (the window
-    travels across continue-as-new, and 64 cursors of 16 KB would be a megabyte).
+    """How the recent-cursor window keeps a cursor: itself if short, else a digest.
+
+    The window travels across continue-as-new, and 64 cursors of 16 KB would be a megabyte.
     """
     if len(cursor) <= 64:
         return cursor
@@ -252,8 +253,9 @@ class Scheduler(DiscoveryBook):
 
     @property
     def holding_new_pages(self) -> bool:
-        """Whether new (never attempted) pages are held back: pages are failing and the held
-        pages have reached ``MAX_HELD_BYTES``.
+        """Whether new (never attempted) pages are held back.
+
+        They are when pages are failing and the held pages have reached ``MAX_HELD_BYTES``.
         """
         return self.held_bytes > MAX_HELD_BYTES and bool(self.waiting)
 
@@ -303,8 +305,9 @@ class Scheduler(DiscoveryBook):
         return out
 
     def is_current(self, page_num: int, attempt: int) -> bool:
-        """Whether ``attempt`` is the running attempt of ``page_num`` (else its outcome is stale:
-        already reported the other way, or superseded by a retry).
+        """Whether ``attempt`` is the running attempt of ``page_num``.
+
+        Else its outcome is stale: already reported the other way, or superseded by a retry.
         """
         state = self.pages.get(page_num)
         return page_num in self.running and state is not None and state.attempts == attempt
@@ -336,10 +339,11 @@ class Scheduler(DiscoveryBook):
             self.failed_items.append(item)
 
     def redrive_failed(self) -> list[int]:
-        """Queue the listed failed pages (the most recent ``FAILURE_LIST_LIMIT``) again with a
-        fresh retry budget; returns their page numbers. Attempt numbers go on (earlier attempts
-        count as not run, so the retry policy starts afresh), and a page that had enqueued its
-        successor keeps that mark, so it does not enqueue it again.
+        """Queue the listed failed pages again with fresh retry budgets; returns their page numbers.
+
+        The listed pages are the most recent ``FAILURE_LIST_LIMIT``. Attempt numbers go on (earlier
+        attempts count as not run, so the retry policy starts afresh), and a page that had enqueued
+        its successor keeps that mark, so it does not enqueue it again.
         """
         redriven: list[int] = []
         while self.failed:
@@ -360,8 +364,9 @@ class Scheduler(DiscoveryBook):
         self, page_num: int, error_type: str, message: str, *, non_retryable: bool,
         did_not_run: bool = False, worker_lost: bool = False, now: float,
     ) -> Outcome:
-        """An attempt at ``page_num`` failed; what becomes of the page. ``worker_lost``: its
-        worker died or shut down, which the failure policy does not count.
+        """An attempt at ``page_num`` failed; what becomes of the page.
+
+        ``worker_lost``: its worker died or shut down, which the failure policy does not count.
         """
         self.running.discard(page_num)
         self.handed_over.discard(page_num)
@@ -400,8 +405,9 @@ class Scheduler(DiscoveryBook):
         return Outcome.RETRY
 
     def not_started(self, page_num: int, attempt: int) -> bool:
-        """No worker took the attempt in time (schedule-to-start): it did no work, so the page
-        is first in line again and the attempt does not count. False if stale.
+        """No worker took the attempt in time (schedule-to-start); False if stale.
+
+        It did no work, so the page is first in line again and the attempt does not count.
         """
         if not self.is_current(page_num, attempt):
             return False
@@ -487,8 +493,9 @@ class Scheduler(DiscoveryBook):
     # -- time --------------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        """When the earliest waiting retry, or the deadline of a page handed over while
-        running, is due, if any.
+        """When the earliest waiting retry or hand-over deadline is due, if any.
+
+        A hand-over deadline is that of a page handed over while running.
         """
         due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
         for n in self.handed_over:
@@ -499,8 +506,9 @@ class Scheduler(DiscoveryBook):
         return min(due) if due else None
 
     def confirm_started(self, page_num: int, attempt: int) -> bool:
-        """An attempt handed over at a hand-over says it had started (it heartbeated into the
-        closed run): it is running, and must report by its deadline.
+        """An attempt handed over at a hand-over says it had started.
+
+        It heartbeated into the closed run: it is running, and must report by its deadline.
         """
         if not self.is_current(page_num, attempt):
             return False
@@ -513,8 +521,10 @@ class Scheduler(DiscoveryBook):
         return bool(self.waiting or self.handed_over or self.discovery_waiting)
 
     def release_due(self, now: float) -> int:
-        """Make every retry due by ``now`` ready to run (ahead of new pages), and fail the
-        attempts handed over while running that never reported; returns how many pages.
+        """Release what is due by ``now``; returns how many pages.
+
+        Every retry due by ``now`` becomes ready to run (ahead of new pages), and the attempts
+        handed over while running that never reported fail.
         """
         # A handed-over attempt that never said it started by then never did: Temporal drops
         # the activity tasks of a closed run that no worker had taken. It runs again, uncounted.
@@ -559,8 +569,9 @@ class Scheduler(DiscoveryBook):
         return True
 
     def resume(self, now: float) -> bool:
-        """Resume a paused batch at its cap; False if it was not paused. The failure policy
-        judges afresh from here.
+        """Resume a paused batch at its cap; False if it was not paused.
+
+        The failure policy judges afresh from here.
         """
         if not self.paused:
             return False
@@ -574,6 +585,7 @@ class Scheduler(DiscoveryBook):
 
     def set_parallelism(self, n: int, now: float) -> int:
         """Set the cap, remembering the old one; 0 pauses (keeping the cap to resume to).
+
         A batch paused by ``pause()`` or the failure policy stays paused (the new cap is what
         ``resume`` returns to); a pause made by parallelism 0 is lifted. Returns the old cap.
         """

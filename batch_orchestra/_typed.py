@@ -113,8 +113,9 @@ def args_str(obj: object) -> str:
 
 
 def _check_model(model: object, method: str) -> str:
-    """The model's name; raises ProcessorUsageError unless it is a dataclass or pydantic
-    model class.
+    """The model's name.
+
+    Raises ProcessorUsageError unless it is a dataclass or pydantic model class.
     """
     if not (_is_pydantic(model) or (isinstance(model, type) and dataclasses.is_dataclass(model))):
         raise ProcessorUsageError(
@@ -125,8 +126,9 @@ def _check_model(model: object, method: str) -> str:
 
 
 def parse_typed(model: type[T], text: str) -> T:
-    """Parse ``text`` (JSON made by ``cursor_str`` or ``args_str``) into ``model``, a
-    dataclass or pydantic model class.
+    """Parse ``text`` (JSON made by ``cursor_str`` or ``args_str``) into ``model``.
+
+    ``model`` is a dataclass or pydantic model class.
 
     Raises:
         Exception: whatever the converter raised for text that does not fit ``model``.
@@ -163,8 +165,10 @@ class TypedPageMixin:
 
     @classmethod
     def of(cls, cursor: object, size: int) -> Self:
-        """A page whose cursor is ``cursor`` (a dataclass or pydantic model instance),
-        serialized with ``cursor_str``: ``BatchPage.of(MyCursor(after=42), page.size)``.
+        """A page whose cursor is ``cursor`` (a dataclass or pydantic model instance).
+
+        The cursor is serialized with ``cursor_str``:
+        ``BatchPage.of(MyCursor(after=42), page.size)``.
 
         Raises:
             InvalidBatchInputError: as ``cursor_str``, or ``size`` < 1.

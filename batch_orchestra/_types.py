@@ -401,8 +401,9 @@ class ProcessorSettings:
     recorded before it existed)."""
 
     def retry_delay(self, failed_attempts: int) -> float:
-        """Seconds to wait before the next initial retry after ``failed_attempts`` failures
-        (never overflows: the exponent stops growing once the delay reaches its maximum).
+        """Seconds to wait before the next initial retry after ``failed_attempts`` failures.
+
+        Never overflows: the exponent stops growing once the delay reaches its maximum.
         """
         cap = self.maximum_interval_seconds
         try:
@@ -651,8 +652,9 @@ def input_to_wire(inp: BatchOrchestratorInput) -> dict[str, Any]:
 
 
 def input_from_wire(raw: Any) -> BatchOrchestratorInput:
-    """Parse and validate the workflow's wire input (from any client, SDK or the CLI); a
-    ``continuation`` key (the state carried by continue-as-new) is skipped here.
+    """Parse and validate the workflow's wire input (from any client, SDK or the CLI).
+
+    A ``continuation`` key (the state carried by continue-as-new) is skipped here.
     """
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "continuation"}

@@ -40,9 +40,10 @@ def to_wire(obj: Any) -> Any:
 
 
 def from_wire(cls: type[T], raw: Any, where: str = "", label: str | None = None) -> T:
-    """Build dataclass ``cls`` from ``to_wire`` output. Unknown keys and values of the wrong
-    kind raise ``WireError`` naming ``where`` (the field path) or ``label``; missing keys take
-    the field's default.
+    """Build dataclass ``cls`` from ``to_wire`` output.
+
+    Unknown keys and values of the wrong kind raise ``WireError`` naming ``where`` (the field path)
+    or ``label``; missing keys take the field's default.
     """
     name = label or where or cls.__name__
     if not isinstance(raw, dict):

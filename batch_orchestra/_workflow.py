@@ -322,8 +322,9 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._drain_timed_out = self._dirty = True
 
     async def _cancel(self, background: list[asyncio.Future[Any]]) -> None:
-        """The batch was cancelled: start nothing more, cancel running attempts, tell the
-        tracker, then let the cancellation close the workflow.
+        """The batch was cancelled: start nothing more, cancel running attempts, tell the tracker.
+
+        Then let the cancellation close the workflow.
         """
         self._state = Lifecycle.CANCELLED
         for task in background:
@@ -366,8 +367,10 @@ class BatchOrchestrator(SideCalls, Recovery):
         return extra
 
     def _held_bytes(self) -> int:
-        """About what the next run's input would carry: held pages' cursors and values
-        waiting for ``reduce`` (an upper bound: the page table is compressed).
+        """About what the next run's input would carry.
+
+        Held pages' cursors and values waiting for ``reduce`` (an upper bound: the page table is
+        compressed).
         """
         return self._scheduler.held_bytes + self._unreduced_bytes
 
@@ -433,8 +436,9 @@ class BatchOrchestrator(SideCalls, Recovery):
         return self._flow
 
     def _items_per_page(self) -> float:
-        """Items one page is expected to hold: the average of the completed pages' reports,
-        or the page size until pages report.
+        """Items one page is expected to hold.
+
+        The average of the completed pages' reports, or the page size until pages report.
         """
         sched = self._scheduler
         if sched.num_completed and sched.num_completed_items:
@@ -462,8 +466,9 @@ class BatchOrchestrator(SideCalls, Recovery):
             self._dirty = True
 
     def _start_timeout(self) -> timedelta:
-        """How long an at-most-once attempt may wait for a worker slot before it is taken back
-        (and started again): a hand-over waits this long, so it never leaves one waiting.
+        """How long an at-most-once attempt may wait for a worker slot before it is taken back.
+
+        It is then started again. A hand-over waits this long, so it never leaves one waiting.
         """
         return max(self._inp.handover_wait, AT_MOST_ONCE_MIN_START_WAIT)
 
@@ -542,8 +547,10 @@ class BatchOrchestrator(SideCalls, Recovery):
         self, page_num: int, items: int, successors: list[BatchPage] | None,
         seconds: float | None = None, value: Any = None,
     ) -> None:
-        """A page succeeded; successors it carried in its outcome are enqueued first (a page
-        only enqueues while it is in flight).
+        """A page succeeded.
+
+        Successors it carried in its outcome are enqueued first (a page only enqueues while it is in
+        flight).
         """
         if successors:
             self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
@@ -564,8 +571,9 @@ class BatchOrchestrator(SideCalls, Recovery):
                 self._notices.append(("paused", sched.pause_reason, []))
 
     def _record_items(self, count: int, items: list[ItemFailure] | None) -> None:
-        """A completed page recorded failed items: count them, hand them to the notifier and
-        let the failure policy judge.
+        """A completed page recorded failed items.
+
+        Count them, hand them to the notifier and let the failure policy judge.
         """
         if not count:
             return
@@ -581,8 +589,9 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     @staticmethod
     def _enqueue_redrive_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
-        """A redrive batch starts with the failed pages of the batch it redrives; those that
-        had enqueued their successors keep that mark, so they do not enqueue them again.
+        """A redrive batch starts with the failed pages of the batch it redrives.
+
+        Those that had enqueued their successors keep that mark, so they do not enqueue them again.
         """
         pages = inp.redrive_pages or []
         added = sched.enqueue(None, [(p.cursor_str, p.size) for p in pages]).added
@@ -594,8 +603,9 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     @staticmethod
     def _enqueue_item_pages(sched: Scheduler, inp: BatchOrchestratorInput) -> list[str]:
-        """A batch of item keys: pages of up to ``page_size`` keys (a cursor of at most
-        ``ITEM_PAGE_BYTES``), each a JSON list, none with a successor.
+        """A batch of item keys: pages of up to ``page_size`` keys, none with a successor.
+
+        Each page's cursor is a JSON list of its keys, of at most ``ITEM_PAGE_BYTES``.
         """
         chunks: list[list[str]] = [[]]
         size = 2
@@ -788,14 +798,16 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     @workflow.query(name=LIFECYCLE_QUERY)
     def lifecycle(self) -> str:
-        """Where this run is ("running", "handing_over", "cancelled", ...): a page whose
-        attempt is cancelled asks, to tell a hand-over from a cancelled batch.
+        """Where this run is ("running", "handing_over", "cancelled", ...).
+
+        A page whose attempt is cancelled asks, to tell a hand-over from a cancelled batch.
         """
         return self._state.value
 
     async def _control(self) -> Scheduler:
-        """The scheduler, once the batch has started (a control made while the processor's
-        settings are read waits for them).
+        """The scheduler, once the batch has started.
+
+        A control made while the processor's settings are read waits for them.
         """
         await workflow.wait_condition(lambda: self._sched is not None)
         self._dirty = True
@@ -834,15 +846,17 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     @workflow.update(name="pause")
     async def pause(self, by: str | None = None) -> BatchOrchestratorProgress:
-        """Pause: running pages finish, no page starts until ``resume``. ``by``: who asks (for
-        the log). Returns the progress.
+        """Pause: running pages finish, no page starts until ``resume``.
+
+        ``by``: who asks (for the log). Returns the progress.
         """
         return await self._pause(by)
 
     @workflow.update(name="resume")
     async def resume(self, by: str | None = None) -> BatchOrchestratorProgress:
-        """Resume a paused batch at its parallelism cap (ramping up again if it has a
-        ``ramp_up``). Returns the progress.
+        """Resume a paused batch at its parallelism cap (ramping up again if it has a ``ramp_up``).
+
+        Returns the progress.
         """
         return await self._resume(by)
 
@@ -859,9 +873,10 @@ class BatchOrchestrator(SideCalls, Recovery):
     async def set_max_parallelism(
         self, n: int, by: str | None = None
     ) -> BatchOrchestratorProgress:
-        """Set the parallelism cap (0 pauses), remembering the old one. A batch paused by
-        ``pause`` or by its failure policy stays paused; ``resume`` then returns to ``n``.
-        Returns the progress.
+        """Set the parallelism cap (0 pauses), remembering the old one.
+
+        A batch paused by ``pause`` or by its failure policy stays paused; ``resume`` then returns
+        to ``n``. Returns the progress.
         """
         return await self._set_parallelism(n, by)
 
@@ -880,8 +895,9 @@ class BatchOrchestrator(SideCalls, Recovery):
     async def set_rate_limit(
         self, limits: dict[str, float | None], by: str | None = None
     ) -> BatchOrchestratorProgress:
-        """Set or lift (None) ``max_pages_per_second`` and ``max_items_per_second``; a key left
-        out keeps its limit. Returns the progress.
+        """Set or lift (None) ``max_pages_per_second`` and ``max_items_per_second``.
+
+        A key left out keeps its limit. Returns the progress.
         """
         return await self._set_rates(limits, by)
 
@@ -918,9 +934,11 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     @workflow.update(name=REDRIVE_UPDATE)
     async def redrive(self, by: str | None = None) -> BatchOrchestratorProgress:
-        """Queue the listed failed pages (``progress.failed_pages``, the most recent 100) again
-        with a fresh retry budget; ``num_failed_pages`` goes down by as many. A paused batch
-        stays paused (resume it to run them). Returns the progress.
+        """Queue the listed failed pages again with a fresh retry budget.
+
+        The listed pages are ``progress.failed_pages``, the most recent 100; ``num_failed_pages``
+        goes down by as many. A paused batch stays paused (resume it to run them). Returns the
+        progress.
         """
         sched = await self._control()
         refusal = self._redrive_refusal()

@@ -1,5 +1,4 @@
-"""The batch workflow's recovery side: discovery apart, and the operator's retry and skip of
-one page.
+"""The batch workflow's recovery side: discovery apart, and the operator's retry and skip of a page.
 
 A mixin of ``BatchOrchestrator`` (``_workflow.py``), kept apart so that the workflow reads in one
 sitting; it shares the workflow's state and runs in its event loop. The bookkeeping is in
@@ -60,8 +59,10 @@ class Recovery:
     # -- discovery apart ---------------------------------------------------------------------
 
     def _start_discoveries(self, budget: int) -> bool:
-        """Start the discoveries that may start now, at most ``budget`` (what is left of this
-        workflow task's budget: each carries the batch's args); True if more would have.
+        """Start the discoveries that may start now, at most ``budget``; True if more would have.
+
+        ``budget`` is what is left of this workflow task's budget: each discovery carries the
+        batch's args.
         """
         sched = self._sched
         if sched is None or not sched.discovery_ready:
@@ -155,9 +156,10 @@ class Recovery:
     def retry_page(
         self, page_num: int, reason: str | None = None, by: str | None = None
     ) -> BatchOrchestratorProgress:
-        """Start a pending, retrying or stuck page now, first in line, instead of at its next
-        scheduled retry. ``reason`` and ``by`` (who asks) go to the log. Returns the
-        progress.
+        """Start a pending, retrying or stuck page now, first in line.
+
+        It does not wait for its next scheduled retry. ``reason`` and ``by`` (who asks) go to the
+        log. Returns the progress.
         """
         sched = self._page_action_scheduler(page_num, "retry")
         was = sched.retry_now(page_num)
@@ -178,9 +180,10 @@ class Recovery:
     def skip_page(
         self, page_num: int, reason: str, by: str | None = None
     ) -> BatchOrchestratorProgress:
-        """Let a pending, retrying or stuck page go without processing it: it counts as
-        skipped (not failed). Its chain goes on if its successors are known or its processor
-        finds them apart (``next_page``, then run for it now). Returns the progress.
+        """Let a pending, retrying or stuck page go without processing it.
+
+        It counts as skipped (not failed). Its chain goes on if its successors are known or its
+        processor finds them apart (``next_page``, then run for it now). Returns the progress.
         """
         sched = self._page_action_scheduler(page_num, "skip")
         was, goes_on = sched.skip(page_num)

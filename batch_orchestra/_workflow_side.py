@@ -1,5 +1,6 @@
-"""The batch workflow's calls out besides pages: its tracker, its notifier, its health check,
-and the folding of pages' values into the batch result.
+"""The batch workflow's calls out besides pages, and the folding of pages' values into the result.
+
+Its calls out are to its tracker, its notifier and its health check.
 
 A mixin of ``BatchOrchestrator`` (``_workflow.py``), kept apart so that the workflow reads in one
 sitting; it shares the workflow's state and runs in its event loop.
@@ -228,8 +229,9 @@ class SideCalls:
     # -- the batch result ----------------------------------------------------------------------
 
     def _add_value(self, value: Any) -> None:
-        """A completed page's value, to fold into the result (exactly once: only the page's
-        current attempt reports here).
+        """A completed page's value, to fold into the result.
+
+        Exactly once: only the page's current attempt reports here.
         """
         if value is None:
             return

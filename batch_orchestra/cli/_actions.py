@@ -144,8 +144,9 @@ async def show_status(
 async def _watch(
     client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
 ) -> None:
-    """Refresh until the batch closes; ``CliError`` unless it completed. Ctrl-C stops watching
-    (the batch goes on) and says how to follow it again.
+    """Refresh until the batch closes; ``CliError`` unless it completed.
+
+    Ctrl-C stops watching (the batch goes on) and says how to follow it again.
     """
     try:
         await _watch_until_closed(client, target, batch_id, as_json=as_json, interval=interval)
@@ -160,8 +161,9 @@ async def _watch(
 async def _watch_until_closed(
     client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
 ) -> None:
-    """A terminal gets a live display; a pipe or log gets one line per refresh, then the
-    status.
+    """Follow the batch until it closes.
+
+    A terminal gets a live display; a pipe or log gets one line per refresh, then the status.
     """
     console = _console()
     view = await load_view(client, target, batch_id)
@@ -194,8 +196,9 @@ async def _watch_until_closed(
 
 
 async def show_failures(target: Target, batch_id: str, *, fmt: str) -> None:
-    """Print a batch's failed, stuck and retrying pages and its recorded item failures, as a
-    table, JSON (``fmt="json"``) or CSV (``fmt="csv"``).
+    """Print a batch's failed, stuck and retrying pages and its recorded item failures.
+
+    As a table, JSON (``fmt="json"``) or CSV (``fmt="csv"``).
     """
     client = await target.connect()
     view = await load_view(client, target, batch_id)
@@ -210,8 +213,9 @@ async def show_failures(target: Target, batch_id: str, *, fmt: str) -> None:
 
 
 async def redrive_batch(target: Target, batch_id: str, new_id: str | None) -> None:
-    """Run a batch's failed pages again: in the batch itself while it runs, else in a new
-    batch linked to it.
+    """Run a batch's failed pages again.
+
+    In the batch itself while it runs, else in a new batch linked to it.
     """
     client = await target.connect()
     view = await load_view(client, target, batch_id)
@@ -333,8 +337,9 @@ async def set_parallelism(target: Target, batch_id: str, n: int) -> None:
 async def set_rate(
     target: Target, batch_id: str, pages: float | None | bool, items: float | None | bool
 ) -> None:
-    """Change a batch's rate limits through its acknowledged update (False: leave one as it
-    is; None: lift it).
+    """Change a batch's rate limits through its acknowledged update.
+
+    False leaves a limit as it is; None lifts it.
     """
     client, view = await _steerable(target, batch_id)
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
@@ -350,8 +355,9 @@ async def set_rate(
 
 
 async def _open_batch(target: Target, batch_id: str, verb: str) -> Client:
-    """A client to a batch that is still open, or ``CliError`` saying there is nothing to
-    ``verb``.
+    """A client to a batch that is still open.
+
+    Raises ``CliError`` saying there is nothing to ``verb`` if it is not.
     """
     client = await target.connect()
     desc = await find_batch(client, target, batch_id)

@@ -53,8 +53,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _connection_options(fn: F) -> F:
-    """Add the options that say how to reach Temporal (as Temporal's own CLI names them) and
-    ``--ui-url``; the command gets them resolved as ``target``.
+    """Add the options that say how to reach Temporal, and ``--ui-url``.
+
+    The options are named as Temporal's own CLI names them; the command gets them resolved as
+    ``target``.
     """
 
     @functools.wraps(fn)
@@ -412,8 +414,9 @@ def set_rate(batch_id: str, pages: Any, items: Any, target: Target) -> None:
 @click.option("--reason", help="Why (logged with who asked).")
 @_connection_options
 def retry_page(batch_id: str, page_num: int, reason: str | None, target: Target) -> None:
-    """Retry page N of a batch now (a pending, retrying or stuck page), not at its next
-    scheduled retry.
+    """Retry page N of a batch now, not at its next scheduled retry.
+
+    For a pending, retrying or stuck page.
     """
     _run(target, page_actions.retry_page(target, batch_id, page_num, reason))
 
@@ -424,9 +427,10 @@ def retry_page(batch_id: str, page_num: int, reason: str | None, target: Target)
 @click.option("--reason", required=True, help="Why (logged with who asked).")
 @_connection_options
 def skip_page(batch_id: str, page_num: int, reason: str, target: Target) -> None:
-    """Skip page N of a batch (a pending, retrying or stuck page): it is let go, counted as
-    skipped, not failed. Its chain goes on if its successors are known or its processor has
-    next_page.
+    """Skip page N of a batch: it is let go, counted as skipped, not failed.
+
+    For a pending, retrying or stuck page. Its chain goes on if its successors are known or its
+    processor has next_page.
     """
     _run(target, page_actions.skip_page(target, batch_id, page_num, reason))
 

@@ -185,8 +185,10 @@ async def load_view(
     client: Client, target: Target, batch_id: str, *,
     desc: WorkflowExecutionDescription | None = None,
 ) -> BatchView:
-    """Everything about a batch now. A completed batch's progress comes from its result (no
-    worker needed); otherwise a worker answers the progress query.
+    """Everything about a batch now.
+
+    A completed batch's progress comes from its result (no worker needed); otherwise a worker
+    answers the progress query.
     """
     if desc is None:
         desc = await find_batch(client, target, batch_id)
@@ -229,8 +231,10 @@ async def _view(
 
 
 def batches_query(status: str | None = None) -> str:
-    """The visibility query for batches (latest run of each), optionally of one workflow
-    status as Temporal spells it in queries (``Running``, ``Completed``, ``Failed``, ...).
+    """The visibility query for batches (latest run of each), optionally of one workflow status.
+
+    The status is spelled as Temporal spells it in queries (``Running``, ``Completed``, ``Failed``,
+    ...).
     """
     query = f'WorkflowType="{BATCH_WORKFLOW_TYPE}" AND '
     if status is None:
@@ -263,10 +267,11 @@ async def list_batch_page(
     next_page_token: bytes | None = None, query_timeout: timedelta = timedelta(seconds=2),
     closed: MutableMapping[str, tuple[BatchView, datetime | None]] | None = None,
 ) -> tuple[list[tuple[WorkflowExecution, BatchView, datetime | None]], bytes | None]:
-    """One page of batches matching a visibility ``query`` (see ``batches_query``), most recent
-    first, with their progress and start time; and the token of the next page (None at the
-    end). ``closed``, when given, keeps the rows of closed runs whose progress was read, by run
-    ID: a closed run never changes, so it is read once.
+    """One page of batches matching a visibility ``query``, and the token of the next page.
+
+    See ``batches_query``. The batches come most recent first, with their progress and start time;
+    the token is None at the end. ``closed``, when given, keeps the rows of closed runs whose
+    progress was read, by run ID: a closed run never changes, so it is read once.
     """
     it = client.list_workflows(query, page_size=page_size, next_page_token=next_page_token)
     await it.fetch_next_page()
@@ -289,8 +294,10 @@ async def list_batch_page(
 async def wait_picked_up(
     client: Client, target: Target, batch_id: str, timeout: float
 ) -> BatchOrchestratorProgress | None:
-    """Wait until a worker has begun the batch (its first page is known) and return its progress;
-    None on timeout. ``CliError`` if the batch fails first (an unknown processor, say).
+    """Wait until a worker has begun the batch and return its progress; None on timeout.
+
+    The batch has begun once its first page is known. ``CliError`` if the batch fails first (an
+    unknown processor, say).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -330,9 +330,7 @@ def _page_lists(p: BatchOrchestratorProgress) -> list[tuple[str, list[PageFailur
 
 
 def failures_json(p: BatchOrchestratorProgress) -> str:
-    """Failed, stuck and retrying pages and recorded item failures, with their counts, as one
-    JSON object.
-    """
+    """Failed, stuck, retrying pages and recorded item failures, with counts, as one JSON object."""
     data = {
         "num_failed_pages": p.num_failed_pages,
         "num_stuck_pages": p.num_stuck_pages,

@@ -125,9 +125,10 @@ class Backend:
         return name
 
     async def steer(self, action: str, batch_id: str, n: int | None = None) -> str:
-        """Pause, resume, set the parallelism of (to ``n``) or cancel a running batch; the
-        name of what was done. ``CliError`` when the batch is not running, no worker answers,
-        or the batch refuses.
+        """Pause, resume, set the parallelism of (to ``n``) or cancel a running batch.
+
+        Returns the name of what was done. ``CliError`` when the batch is not running, no worker
+        answers, or the batch refuses.
         """
         client = await self.client()
         view = await load_view(client, self.target, batch_id)

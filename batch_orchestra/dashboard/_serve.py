@@ -53,8 +53,10 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class DashboardServer:
-    """``async with DashboardServer(app, port=p) as server:`` serves ``app`` in this event loop
-    (for demos and tests); ``server.url`` is its address.
+    """Serves an ASGI app in this event loop (for demos and tests).
+
+    ``async with DashboardServer(app, port=p) as server:`` serves ``app``; ``server.url`` is its
+    address.
     """
 
     def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8234) -> None:

@@ -13,8 +13,9 @@ __all__ = ["FilePageProcessor"]
 
 
 class FilePageProcessor(PageProcessor):
-    """A page processor over a ``FileSource``: set ``source``, implement ``process`` and
-    ``retry_mode``, decorate with ``@page_processor``.
+    """A page processor over a ``FileSource``.
+
+    Set ``source``, implement ``process`` and ``retry_mode``, decorate with ``@page_processor``.
 
     ``run`` reads the page's records, enqueues the next page before anything else, then calls
     ``process(context, records)`` and returns its int, or the number of records when it
@@ -37,8 +38,10 @@ class FilePageProcessor(PageProcessor):
 
     @abc.abstractmethod
     async def process(self, context: BatchProcessorContext, records: list[Any]) -> int | None:
-        """Process one page's records: dicts keyed by the header for CSV (lists of strings
-        without one), parsed JSON values for JSON Lines.
+        """Process one page's records.
+
+        Records are dicts keyed by the header for CSV (lists of strings without one), parsed JSON
+        values for JSON Lines.
 
         Return how many items were processed, or None to count every record.
         """

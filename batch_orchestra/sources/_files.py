@@ -110,8 +110,9 @@ class FileSource:
         return await asyncio.to_thread(self._read, path, cur.get("o"), cur.get("e"), size)
 
     async def split(self, k: int, *, args: str | None = None) -> list[str]:
-        """Up to ``k`` first cursors covering the file once, in near-equal byte ranges aligned
-        to record starts (pass them as ``first_cursor_strs``: one chain each).
+        """Up to ``k`` first cursors covering the file once, in near-equal byte ranges.
+
+        The ranges are aligned to record starts. Pass them as ``first_cursor_strs``: one chain each.
 
         A JSON Lines split point is the line start after ``i * size / k``. A CSV split point
         needs the quote count before it, so this reads the file once, counting quotes (fast:

@@ -177,8 +177,9 @@ class SqlSource:
         return made
 
     async def dispose(self) -> None:
-        """Close the connection pools this source created (the engines are created again on
-        next use). Engines passed in ready-made are disposed too.
+        """Close the connection pools this source created.
+
+        The engines are created again on next use. Engines passed in ready-made are disposed too.
         """
         engines, self._engines = list(self._engines.values()), {}
         for engine in engines:
@@ -188,9 +189,10 @@ class SqlSource:
                 await asyncio.to_thread(engine.dispose)
 
     async def write(self, statement: Executable, *, args: str | None = None) -> int:
-        """Run a write (INSERT, UPDATE, DELETE) in a transaction of its own on this source's
-        engine, awaited for an async engine or in a thread for a sync one; the number of rows
-        it affected as the driver reports it (-1 when the driver cannot tell, e.g. for some
+        """Run a write (INSERT, UPDATE, DELETE) in a transaction of its own on this source's engine.
+
+        It is awaited for an async engine or run in a thread for a sync one. Returns the number of
+        rows it affected as the driver reports it (-1 when the driver cannot tell, e.g. for some
         multi-row INSERTs).
 
         For a processor's writes to the same database, so that one engine (and pool) serves
@@ -238,8 +240,10 @@ class SqlSource:
         return SourcePage(list(rows), cursors)
 
     async def split(self, k: int, *, args: str | None = None) -> list[str]:
-        """Up to ``k`` first cursors whose key ranges cover the rows once, with near-equal row
-        counts as the table stands now (pass them as ``first_cursor_strs``: one chain each).
+        """Up to ``k`` first cursors whose key ranges cover the rows once.
+
+        Their row counts are near-equal as the table stands now. Pass them as ``first_cursor_strs``:
+        one chain each.
 
         One query counts the rows and one numbers them in key order (a window function) to
         take the key at every ``n / k``-th row as a boundary. Each cursor carries its range's

@@ -15,8 +15,9 @@ __all__ = ["SqlPageProcessor"]
 
 
 class SqlPageProcessor(PageProcessor):
-    """A page processor over a ``SqlSource``: set ``source``, implement ``process`` and
-    ``retry_mode``, decorate with ``@page_processor``.
+    """A page processor over a ``SqlSource``.
+
+    Set ``source``, implement ``process`` and ``retry_mode``, decorate with ``@page_processor``.
 
     ``run`` reads the page's rows, enqueues the next page(s) before anything else, then calls
     ``process(context, rows)`` and returns its int, or the number of rows when it returns None.

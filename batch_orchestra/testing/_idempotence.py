@@ -125,8 +125,9 @@ async def check_idempotent(
     timeout: timedelta | None = timedelta(minutes=5),
     **input_fields: Any,
 ) -> LocalRun:
-    """Check that running a page again, after a full or a partial attempt, leaves the same
-    end state as running each page once.
+    """Check that running a page again leaves the same end state as running each page once.
+
+    Running again means after a full or a partial attempt.
 
     Runs the batch (as ``run_locally`` does) several times, calling ``reset()`` before and
     ``state()`` after each run:

@@ -122,8 +122,9 @@ _INTERRUPTION: contextvars.ContextVar[_Interruption | None] = contextvars.Contex
 
 
 def interruption_point() -> None:
-    """Mark a place in your processor where a crash would leave a page half done (e.g.
-    between two side effects).
+    """Mark a place in your processor where a crash would leave a page half done.
+
+    For example between two side effects.
 
     Outside ``check_idempotent`` this does nothing (it costs a context-variable lookup).
     ``check_idempotent`` raises ``SimulatedCrash`` here in the first attempt of each page, to
