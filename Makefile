@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m samples.inflate_prices.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov=batch_orchestra --cov-report=term:skip-covered
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
