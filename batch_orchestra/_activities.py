@@ -112,8 +112,13 @@ class BatchActivities:
     def all(self) -> list[Any]:
         """Every activity, for the worker."""
         return [
-            self.describe_batch, self.process_page, self.run_batch_tracker, self.notify,
-            self.check_health, self.reduce_results, self.discover_page,
+            self.describe_batch,
+            self.process_page,
+            self.run_batch_tracker,
+            self.notify,
+            self.check_health,
+            self.reduce_results,
+            self.discover_page,
         ]
 
     @activity.defn(name=DESCRIBE_BATCH)
@@ -160,8 +165,13 @@ class BatchActivities:
         )
         extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
         context = BatchProcessorContext(
-            page=inp.page, page_num=inp.page_num, attempt=inp.attempt, args=inp.args,
-            batch_id=inp.batch_id, enqueue=enqueue, logger=_ContextLogger(_page_logger, extra),
+            page=inp.page,
+            page_num=inp.page_num,
+            attempt=inp.attempt,
+            args=inp.args,
+            batch_id=inp.batch_id,
+            enqueue=enqueue,
+            logger=_ContextLogger(_page_logger, extra),
             successor_enqueued=inp.successor_enqueued or inp.discovered_apart,
             discovered_apart=inp.discovered_apart,
         )
@@ -195,18 +205,35 @@ class BatchActivities:
         else:
             items = _item_count(returned, context, inp.processor) + context._items
         num_failed, failed = context._num_failures, context._failures or None
-        await _report(inp, info, PageOutcome(
-            inp.page_num, inp.attempt, items=items, successors=successors,
-            execution=inp.execution, seconds=seconds, value=value,
-            num_failed_items=num_failed, failed_items=failed,
-        ))
+        await _report(
+            inp,
+            info,
+            PageOutcome(
+                inp.page_num,
+                inp.attempt,
+                items=items,
+                successors=successors,
+                execution=inp.execution,
+                seconds=seconds,
+                value=value,
+                num_failed_items=num_failed,
+                failed_items=failed,
+            ),
+        )
         return PageResult(
-            items=items, successors=successors, seconds=seconds, value=value,
-            num_failed_items=num_failed, failed_items=failed,
+            items=items,
+            successors=successors,
+            seconds=seconds,
+            value=value,
+            num_failed_items=num_failed,
+            failed_items=failed,
         )
 
     async def _run_attempt(
-        self, cls: type[Any], context: BatchProcessorContext, enqueue: PageEnqueue,
+        self,
+        cls: type[Any],
+        context: BatchProcessorContext,
+        enqueue: PageEnqueue,
         keys: list[str] | None = None,
     ) -> tuple[Any, list[BatchPage] | None]:
         """Run the processor, then see its enqueue through.
@@ -234,8 +261,11 @@ class BatchActivities:
             await enqueue.page_failed()
             raise
         called = context._called
-        if called is not None and not called.awaited and not sync and (
-            called.delivered is not None and cls.__name__ not in self._warned_unawaited
+        if (
+            called is not None
+            and not called.awaited
+            and not sync
+            and (called.delivered is not None and cls.__name__ not in self._warned_unawaited)
         ):
             self._warned_unawaited.add(cls.__name__)
             context.logger.warning(
@@ -271,8 +301,13 @@ class BatchActivities:
             )
 
         context = BatchProcessorContext(
-            page=inp.page, page_num=inp.page_num, attempt=inp.attempt, args=inp.args,
-            batch_id=inp.batch_id, successor_enqueued=False, enqueue=refuse,
+            page=inp.page,
+            page_num=inp.page_num,
+            attempt=inp.attempt,
+            args=inp.args,
+            batch_id=inp.batch_id,
+            successor_enqueued=False,
+            enqueue=refuse,
             logger=_ContextLogger(
                 _page_logger, {"batch_id": inp.batch_id, "page_num": inp.page_num}
             ),
@@ -298,10 +333,15 @@ class BatchActivities:
         except UnknownBatchTrackerError as err:
             raise _as_application_error(err, UNKNOWN_TRACKER_ERROR_TYPE, True) from None
         logger = _ContextLogger(_tracker_logger, {"batch_id": inp.batch_id})
-        await fn(BatchTrackerContext(
-            progress=inp.progress, batch_id=inp.batch_id, args=inp.args, is_final=inp.is_final,
-            logger=logger,
-        ))
+        await fn(
+            BatchTrackerContext(
+                progress=inp.progress,
+                batch_id=inp.batch_id,
+                args=inp.args,
+                is_final=inp.is_final,
+                logger=logger,
+            )
+        )
 
     @activity.defn(name=REDUCE_RESULTS)
     async def reduce_results(self, inp: ReduceInput) -> Any:
@@ -333,7 +373,8 @@ class BatchActivities:
                 f"{inp.processor}.reduce returned a result that {what} ({_short(acc)}); a batch "
                 f"result may hold at most {MAX_RESULT_BYTES:,} bytes of JSON: keep counts, "
                 "sums or a bounded sample, not every value",
-                type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
+                type=PROCESSOR_USAGE_ERROR_TYPE,
+                non_retryable=True,
             )
         return acc
 
@@ -345,16 +386,20 @@ class BatchActivities:
         except UnknownHealthCheckError as err:
             raise _as_application_error(err, UNKNOWN_HEALTH_CHECK_ERROR_TYPE, True) from None
         logger = _ContextLogger(_tracker_logger, {"batch_id": inp.batch_id})
-        verdict = await fn(HealthCheckContext(
-            progress=inp.progress, batch_id=inp.batch_id, args=inp.args, logger=logger,
-        ))
-        if not isinstance(verdict, Health) or verdict.state not in (
-            "healthy", "slow_down", "stop"
-        ):
+        verdict = await fn(
+            HealthCheckContext(
+                progress=inp.progress,
+                batch_id=inp.batch_id,
+                args=inp.args,
+                logger=logger,
+            )
+        )
+        if not isinstance(verdict, Health) or verdict.state not in ("healthy", "slow_down", "stop"):
             raise ApplicationError(
                 f"health check {inp.name!r} returned {verdict!r}; return Health.healthy(), "
                 "Health.slow_down(reason) or Health.stop(reason)",
-                type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
+                type=PROCESSOR_USAGE_ERROR_TYPE,
+                non_retryable=True,
             )
         return verdict
 
@@ -366,11 +411,19 @@ class BatchActivities:
         except UnknownBatchNotifierError as err:
             raise _as_application_error(err, UNKNOWN_NOTIFIER_ERROR_TYPE, True) from None
         logger = _ContextLogger(_tracker_logger, {"batch_id": inp.batch_id})
-        await fn(BatchNotifierContext(
-            event=inp.event, reason=inp.reason, failed_pages=inp.failed_pages,
-            progress=inp.progress, batch_id=inp.batch_id, workflow_id=inp.workflow_id,
-            args=inp.args, logger=logger, failed_items=inp.failed_items,
-        ))
+        await fn(
+            BatchNotifierContext(
+                event=inp.event,
+                reason=inp.reason,
+                failed_pages=inp.failed_pages,
+                progress=inp.progress,
+                batch_id=inp.batch_id,
+                workflow_id=inp.workflow_id,
+                args=inp.args,
+                logger=logger,
+                failed_items=inp.failed_items,
+            )
+        )
 
 
 async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) -> Any:
@@ -402,7 +455,8 @@ async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) ->
                 # a debug line; a bare CancelledError here made the SDK log a traceback per page.
                 raise ApplicationError(
                     "the batch was cancelled or ended while the page ran",
-                    type=_BATCH_CLOSED_ERROR_TYPE, category=ApplicationErrorCategory.BENIGN,
+                    type=_BATCH_CLOSED_ERROR_TYPE,
+                    category=ApplicationErrorCategory.BENIGN,
                 ) from None
             if not said_running:
                 said_running = True
@@ -450,8 +504,9 @@ async def _batch_goes_on() -> bool:
         state = await handle.query(LIFECYCLE_QUERY, rpc_timeout=timedelta(seconds=_REPORT_TIMEOUT))
         return bool(state != "cancelled")
     except Exception as err:  # cannot tell: finishing the page loses nothing
-        activity.logger.warning("could not check whether the batch goes on (%s); the page goes on",
-                                err)
+        activity.logger.warning(
+            "could not check whether the batch goes on (%s); the page goes on", err
+        )
         return True
 
 
@@ -480,7 +535,8 @@ def _page_value(returned: Any, processor: str) -> Any:
             f"{processor}.run returned a page value that {what} ({_short(returned)}); with "
             f"reduce, run returns a JSON-friendly value of at most {MAX_PAGE_VALUE_BYTES:,} "
             "bytes (counts, sums, a few keys)",
-            type=PROCESSOR_USAGE_ERROR_TYPE, non_retryable=True,
+            type=PROCESSOR_USAGE_ERROR_TYPE,
+            non_retryable=True,
         )
     return returned
 
@@ -532,7 +588,9 @@ def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -
         return int(float(returned))
     context.logger.warning(
         "%s.run returned %r (%s); return the number of items processed (an int) or None",
-        processor, returned, type(returned).__name__,
+        processor,
+        returned,
+        type(returned).__name__,
     )
     return 0
 
@@ -564,7 +622,12 @@ def _outcome_of_error(inp: ProcessPageInput, err: BaseException) -> PageOutcome:
     else:
         kind, non_retryable, message = type(err).__name__, False, str(err)
     return PageOutcome(
-        inp.page_num, inp.attempt, 0, kind, message[:MAX_ERROR_MESSAGE], non_retryable,
+        inp.page_num,
+        inp.attempt,
+        0,
+        kind,
+        message[:MAX_ERROR_MESSAGE],
+        non_retryable,
         execution=inp.execution,
     )
 

@@ -87,9 +87,9 @@ class BatchOrchestratorHandle:
                 return await self.result()
             raise
 
-    async def watch(self, interval: timedelta = timedelta(seconds=1)) -> AsyncIterator[
-        BatchOrchestratorProgress
-    ]:
+    async def watch(
+        self, interval: timedelta = timedelta(seconds=1)
+    ) -> AsyncIterator[BatchOrchestratorProgress]:
         """Yield the progress every ``interval`` until the batch finishes.
 
         The last value is the result. Query errors while a run hands over to the next are retried.
@@ -121,15 +121,11 @@ class BatchOrchestratorHandle:
         )
         return progress
 
-    async def pause(
-        self, *, rpc_timeout: timedelta | None = None
-    ) -> BatchOrchestratorProgress:
+    async def pause(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
         """Set parallelism to 0: running pages finish, no new page starts."""
         return await self._update("pause", self._by, rpc_timeout=rpc_timeout)
 
-    async def resume(
-        self, *, rpc_timeout: timedelta | None = None
-    ) -> BatchOrchestratorProgress:
+    async def resume(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
         """Resume a paused batch at its parallelism cap (ramping up again if it has ``ramp_up``)."""
         return await self._update("resume", self._by, rpc_timeout=rpc_timeout)
 
@@ -148,7 +144,9 @@ class BatchOrchestratorHandle:
         return await self._update("restore_max_parallelism", self._by, rpc_timeout=rpc_timeout)
 
     async def set_rate_limit(
-        self, *, max_pages_per_second: float | None | _Unset = _UNSET,
+        self,
+        *,
+        max_pages_per_second: float | None | _Unset = _UNSET,
         max_items_per_second: float | None | _Unset = _UNSET,
         rpc_timeout: timedelta | None = None,
     ) -> BatchOrchestratorProgress:
@@ -264,8 +262,12 @@ class BatchOrchestratorClient:
             )
         validate_input(input)
         handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
-            BATCH_WORKFLOW_TYPE, input_to_wire(input), id=id, task_queue=task_queue,
-            result_type=BatchOrchestratorProgress, **kwargs,
+            BATCH_WORKFLOW_TYPE,
+            input_to_wire(input),
+            id=id,
+            task_queue=task_queue,
+            result_type=BatchOrchestratorProgress,
+            **kwargs,
         )
         return BatchOrchestratorHandle(handle, self._client)
 
@@ -279,7 +281,11 @@ class BatchOrchestratorClient:
         )
 
     async def redrive(
-        self, workflow_id: str, *, id: str | None = None, task_queue: str | None = None,
+        self,
+        workflow_id: str,
+        *,
+        id: str | None = None,
+        task_queue: str | None = None,
         **kwargs: Any,
     ) -> BatchOrchestratorHandle:
         """Run a batch's failed pages again.
@@ -333,13 +339,16 @@ class BatchOrchestratorClient:
         inp.redrive_of, inp.redrive_pages = workflow_id, pages
         inp.total_items = None  # the old estimate would make percent done and ETA wrong
         new_id = id or await self._free_redrive_id(workflow_id)
-        return await self.start(
-            inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
-        )
+        return await self.start(inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs)
 
     async def redrive_items(
-        self, workflow_id: str, keys: list[str] | None = None, *, id: str | None = None,
-        task_queue: str | None = None, **kwargs: Any,
+        self,
+        workflow_id: str,
+        keys: list[str] | None = None,
+        *,
+        id: str | None = None,
+        task_queue: str | None = None,
+        **kwargs: Any,
     ) -> BatchOrchestratorHandle:
         """Run failed items again by key, in a NEW batch.
 
@@ -372,9 +381,7 @@ class BatchOrchestratorClient:
         inp.redrive_of, inp.item_keys = workflow_id, keys
         inp.total_items = len(keys)
         new_id = id or await self._free_redrive_id(workflow_id, "items")
-        return await self.start(
-            inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs
-        )
+        return await self.start(inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs)
 
     async def _first_input(self, workflow_id: str) -> BatchOrchestratorInput:
         """The input a batch was started with.

@@ -87,15 +87,19 @@ def resolve_connection(
     """
     if config_file is not None and not Path(config_file).is_file():
         raise ValueError(f"config file {config_file!r} does not exist (--config-file)")
-    for option, path in (("--tls-cert-path", tls_cert_path), ("--tls-key-path", tls_key_path),
-                         ("--tls-ca-path", tls_ca_path)):
+    for option, path in (
+        ("--tls-cert-path", tls_cert_path),
+        ("--tls-key-path", tls_key_path),
+        ("--tls-ca-path", tls_ca_path),
+    ):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{option} {path!r} does not exist")
     if (tls_cert_path is None) != (tls_key_path is None):
         raise ValueError("mutual TLS needs both --tls-cert-path and --tls-key-path")
     try:
         loaded = ClientConfigProfile.load(
-            profile, config_source=Path(config_file) if config_file else None,
+            profile,
+            config_source=Path(config_file) if config_file else None,
             override_env_vars=env,
         )
     except Exception as err:  # the SDK's ConfigError: a bad file or an unknown profile
@@ -107,15 +111,20 @@ def resolve_connection(
         address=address or cfg.get("target_host") or DEFAULT_ADDRESS,
         namespace=namespace or cfg.get("namespace") or DEFAULT_NAMESPACE,
         api_key=key,
-        tls=_tls(cfg.get("tls"), key, tls, tls_cert_path, tls_key_path, tls_ca_path,
-                 tls_server_name),
+        tls=_tls(
+            cfg.get("tls"), key, tls, tls_cert_path, tls_key_path, tls_ca_path, tls_server_name
+        ),
         rpc_metadata=tuple(sorted((cfg.get("rpc_metadata") or {}).items())),
     )
 
 
 def _tls(
     profile_value: bool | TLSConfig | None,
-    api_key: str | None, tls: bool | None, cert: str | None, key: str | None, ca: str | None,
+    api_key: str | None,
+    tls: bool | None,
+    cert: str | None,
+    key: str | None,
+    ca: str | None,
     server_name: str | None,
 ) -> bool | TLSConfig:
     if tls is False:

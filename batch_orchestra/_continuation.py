@@ -182,10 +182,17 @@ def _pages_of(cols: dict[str, list[Any]], base: float) -> list[PageState]:
     failed = _undelta(cols["failed"])
     return [
         PageState(
-            page_num=nums[i] or 0, cursor=cursors[i], size=cols["size"][i], chain=chains[i] or 0,
-            attempts=cols["attempts"][i], unrun=cols["unrun"][i],
-            successor_enqueued=bool(cols["flags"][i] & 1), stuck=bool(cols["flags"][i] & 2),
-            ready_at=_at(ready[i], base), error=cols["error"][i], failed_at=_at(failed[i], base),
+            page_num=nums[i] or 0,
+            cursor=cursors[i],
+            size=cols["size"][i],
+            chain=chains[i] or 0,
+            attempts=cols["attempts"][i],
+            unrun=cols["unrun"][i],
+            successor_enqueued=bool(cols["flags"][i] & 1),
+            stuck=bool(cols["flags"][i] & 2),
+            ready_at=_at(ready[i], base),
+            error=cols["error"][i],
+            failed_at=_at(failed[i], base),
             report_deadline=_at(cols["deadline"][i], base),
             confirm_by=_at(cols["confirm"][i], base) if "confirm" in cols else None,
         )
@@ -213,9 +220,14 @@ def _discoveries_of(cols: dict[str, list[Any]], base: float) -> list[Discovery]:
     nums, cursors = _undelta(cols["num"]), _front_decode(cols["cursor"])
     return [
         Discovery(
-            page_num=nums[i] or 0, cursor=cursors[i], size=cols["size"][i],
-            chain=cols["chain"][i], attempts=cols["attempts"][i], failures=cols["failures"][i],
-            error=cols["error"][i], ready_at=_at(cols["ready"][i], base),
+            page_num=nums[i] or 0,
+            cursor=cursors[i],
+            size=cols["size"][i],
+            chain=cols["chain"][i],
+            attempts=cols["attempts"][i],
+            failures=cols["failures"][i],
+            error=cols["error"][i],
+            ready_at=_at(cols["ready"][i], base),
             failed_at=_at(cols["failed"][i], base),
         )
         for i in range(len(nums))
@@ -260,13 +272,22 @@ def scheduler_to_state(
         )
     samples = list(s.samples)
     return SchedulerState(
-        max_parallelism=s.max_parallelism, previous_parallelism=s.previous_parallelism,
-        paused=s.paused, pause_reason=s.pause_reason, paused_by_zero=s.paused_by_zero,
-        paused_seconds=s.paused_seconds, paused_since=s.paused_since, start_time=s.start_time,
-        next_page_num=s.next_page_num, num_completed=s.num_completed,
-        num_completed_items=s.num_completed_items, num_failed=s.num_failed,
-        max_parallelism_achieved=s.max_parallelism_achieved, num_runs=s.num_runs,
-        running=sorted(s.running), pages=_pack(table),
+        max_parallelism=s.max_parallelism,
+        previous_parallelism=s.previous_parallelism,
+        paused=s.paused,
+        pause_reason=s.pause_reason,
+        paused_by_zero=s.paused_by_zero,
+        paused_seconds=s.paused_seconds,
+        paused_since=s.paused_since,
+        start_time=s.start_time,
+        next_page_num=s.next_page_num,
+        num_completed=s.num_completed,
+        num_completed_items=s.num_completed_items,
+        num_failed=s.num_failed,
+        max_parallelism_achieved=s.max_parallelism_achieved,
+        num_runs=s.num_runs,
+        running=sorted(s.running),
+        pages=_pack(table),
         errors=[[t, m] for t, m in s.errors.entries],
         recent=list(s._recent),
         # the oldest and newest rate samples keep rates going at a constant size
@@ -312,15 +333,16 @@ def scheduler_from_state(
     s.waiting = {n for n, p in s.pages.items() if p.ready_at is not None}
     for c in st.recent:
         s._remember(c)
-    s.samples = deque(
-        (float(t), int(p), int(i)) for t, p, i in (st.samples or [[0.0, 0, 0]])
-    )
+    s.samples = deque((float(t), int(p), int(i)) for t, p, i in (st.samples or [[0.0, 0, 0]]))
     for ch in st.recent_outcomes:
         s._record_outcome(ch == "1")
     s.num_failed_items, s.num_redriven = st.num_failed_items, st.num_redriven
     s.failed_items.extend(
         ItemFailure(
-            key=str(key), page_num=int(num), error_type=str(kind), error_message=str(msg),
+            key=str(key),
+            page_num=int(num),
+            error_type=str(kind),
+            error_message=str(msg),
             failed_at=datetime.fromtimestamp(float(at), tz=timezone.utc),
         )
         for key, num, kind, msg, at in st.failed_items
@@ -365,8 +387,9 @@ def _from_v1(raw: dict[str, Any]) -> BatchContinuation:
     def page(v: list[Any]) -> PageState:
         num, cursor, size, attempts, enq, stuck, ready_at, etype, emsg, failed_at, deadline = v
         error = errors.acquire(etype, emsg) if etype else -1
-        return PageState(num, cursor, size, 0, attempts, 0, enq, stuck, ready_at, error,
-                         failed_at, deadline)
+        return PageState(
+            num, cursor, size, 0, attempts, 0, enq, stuck, ready_at, error, failed_at, deadline
+        )
 
     base = d["start_time"]
     table = {
@@ -375,14 +398,22 @@ def _from_v1(raw: dict[str, Any]) -> BatchContinuation:
         "failed": _columns([page(v) for v in d["failed"]], base),
     }
     state = SchedulerState(
-        max_parallelism=d["max_parallelism"], previous_parallelism=d["previous_parallelism"],
-        paused=d["max_parallelism"] == 0, paused_by_zero=d["max_parallelism"] == 0,
+        max_parallelism=d["max_parallelism"],
+        previous_parallelism=d["previous_parallelism"],
+        paused=d["max_parallelism"] == 0,
+        paused_by_zero=d["max_parallelism"] == 0,
         pause_reason="max_parallelism set to 0" if d["max_parallelism"] == 0 else None,
-        start_time=d["start_time"], next_page_num=d["next_page_num"],
-        num_completed=d["num_completed"], num_completed_items=d["num_completed_items"],
-        num_failed=d["num_failed"], max_parallelism_achieved=d["max_parallelism_achieved"],
-        num_runs=d["num_runs"], running=d.get("running", []), pages=_pack(table),
-        errors=[[t, m] for t, m in errors.entries], recent=d["recent"],
+        start_time=d["start_time"],
+        next_page_num=d["next_page_num"],
+        num_completed=d["num_completed"],
+        num_completed_items=d["num_completed_items"],
+        num_failed=d["num_failed"],
+        max_parallelism_achieved=d["max_parallelism_achieved"],
+        num_runs=d["num_runs"],
+        running=d.get("running", []),
+        pages=_pack(table),
+        errors=[[t, m] for t, m in errors.entries],
+        recent=d["recent"],
         samples=[[0.0, 0, 0]],
     )
     if state.paused:  # a paused v1 batch kept its cap in previous_parallelism

@@ -173,10 +173,21 @@ class EmbeddedTemporal:
 
     def _spawn(self) -> None:
         args = [
-            find_temporal_cli(), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(self._port),
-            "--namespace", self.namespace, "--log-level", "warn",
-            "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+            find_temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self._port),
+            "--namespace",
+            self.namespace,
+            "--log-level",
+            "warn",
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
         ]
         if self._ui:
             args += ["--ui-port", str(self._ui_port), "--ui-ip", "127.0.0.1"]
@@ -192,7 +203,10 @@ class EmbeddedTemporal:
             os.close(fd)
         with open(self._log_file, "ab") as log:
             self._proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
 
@@ -248,4 +262,3 @@ class EmbeddedTemporal:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
-

@@ -91,7 +91,10 @@ class DiscoveryBook:
         raise NotImplementedError
 
     def _add_pages(
-        self, pages: list[tuple[str, int]], parent_cursor: str | None, chain: int | None,
+        self,
+        pages: list[tuple[str, int]],
+        parent_cursor: str | None,
+        chain: int | None,
         result: EnqueueResult,
     ) -> None:
         raise NotImplementedError
@@ -105,8 +108,10 @@ class DiscoveryBook:
         being found).
         """
         num = page.page_num
-        if not self.settings.discovers_apart or page.successor_enqueued or (
-            num in self.discovering
+        if (
+            not self.settings.discovers_apart
+            or page.successor_enqueued
+            or (num in self.discovering)
         ):
             return False
         self.discovering[num] = Discovery(num, page.cursor, page.size, page.chain)

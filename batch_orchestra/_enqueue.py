@@ -93,11 +93,14 @@ class EnqueueTransport:
             try:
                 if len(requests) == 1:
                     await handle.execute_update(
-                        ENQUEUE_UPDATE, requests[0], id=f"enqueue-{requests[0].parent_page_num}",
+                        ENQUEUE_UPDATE,
+                        requests[0],
+                        id=f"enqueue-{requests[0].parent_page_num}",
                     )
                 else:
                     await handle.execute_update(
-                        ENQUEUE_MANY_UPDATE, requests,
+                        ENQUEUE_MANY_UPDATE,
+                        requests,
                         id=f"enqueue-{requests[0].parent_page_num}-{uuid.uuid4().hex[:12]}",
                     )
                 return
@@ -118,7 +121,9 @@ class _Sender:
     """
 
     def __init__(
-        self, transport: EnqueueTransport, key: tuple[str, str, str],
+        self,
+        transport: EnqueueTransport,
+        key: tuple[str, str, str],
         handle: WorkflowHandle[Any, Any],
     ) -> None:
         self._transport, self._key, self._handle = transport, key, handle
@@ -166,7 +171,11 @@ class PageEnqueue:
     """
 
     def __init__(
-        self, transport: EnqueueTransport, workflow_id: str, page_num: int, processor: str,
+        self,
+        transport: EnqueueTransport,
+        workflow_id: str,
+        page_num: int,
+        processor: str,
         execution: str,
     ) -> None:
         self._transport = transport

@@ -70,8 +70,13 @@ class FlowControl:
     """The flow-control state of one batch and its decisions."""
 
     def __init__(
-        self, state: FlowState, *, ramp_up: float | None = None, adaptive: bool = False,
-        target_latency: float | None = None, canary_pages: int | None = None,
+        self,
+        state: FlowState,
+        *,
+        ramp_up: float | None = None,
+        adaptive: bool = False,
+        target_latency: float | None = None,
+        canary_pages: int | None = None,
     ) -> None:
         self.state = state
         self.ramp_up = ramp_up
@@ -113,17 +118,29 @@ class FlowControl:
                 what = "health check failing" if s.health == "failing" else "health check: stop"
                 caps.append((0, f"{what}: {s.health_reason or 'no reason given'}"))
             else:
-                caps.append((max(1, h), (
-                    f"health check: {s.health or 'recovering'}"
-                    + (f": {s.health_reason}" if s.health != "healthy" and s.health_reason
-                       else "; recovering step by step")
-                )))
+                caps.append(
+                    (
+                        max(1, h),
+                        (
+                            f"health check: {s.health or 'recovering'}"
+                            + (
+                                f": {s.health_reason}"
+                                if s.health != "healthy" and s.health_reason
+                                else "; recovering step by step"
+                            )
+                        ),
+                    )
+                )
         if self.adaptive and s.adaptive_cap is not None:
             a = max(1, math.floor(s.adaptive_cap))
             target = self.target()
-            caps.append((a, f"adaptive: {a}" + (
-                f" (target page latency {target:.3g} s)" if target is not None else ""
-            )))
+            caps.append(
+                (
+                    a,
+                    f"adaptive: {a}"
+                    + (f" (target page latency {target:.3g} s)" if target is not None else ""),
+                )
+            )
         if not caps:
             return None, None
         n, why = min(caps, key=lambda c: c[0])
@@ -191,15 +208,18 @@ class FlowControl:
             for n in page_nums:
                 self._started[n] = now
 
-    def wake_at(self, now: float, items_per_page: float, *, by_rate: bool,
-                by_cap: bool) -> float | None:
+    def wake_at(
+        self, now: float, items_per_page: float, *, by_rate: bool, by_cap: bool
+    ) -> float | None:
         """When flow control may let more start, if it is what holds pages back now."""
         s, due = self.state, []
         if by_rate:
             if s.max_pages_per_second is not None and s.page_tokens < 1.0:
                 due.append(now + (1.0 - s.page_tokens) / s.max_pages_per_second)
-            if s.max_items_per_second is not None and s.item_tokens is not None and (
-                s.item_tokens < items_per_page
+            if (
+                s.max_items_per_second is not None
+                and s.item_tokens is not None
+                and (s.item_tokens < items_per_page)
             ):
                 due.append(now + (items_per_page - s.item_tokens) / s.max_items_per_second)
         if by_cap and self.ramp_up is not None and s.ramp_from is not None:
@@ -224,9 +244,17 @@ class FlowControl:
         base = self.state.base_latency
         return None if base is None else base * LATENCY_FACTOR
 
-    def finished(self, page_num: int, now: float, *, ok: bool, in_use: int,
-                 max_parallelism: int, congestion: bool = True,
-                 latency: float | None = None) -> None:
+    def finished(
+        self,
+        page_num: int,
+        now: float,
+        *,
+        ok: bool,
+        in_use: int,
+        max_parallelism: int,
+        congestion: bool = True,
+        latency: float | None = None,
+    ) -> None:
         """An attempt at ``page_num`` ended (``ok``: it succeeded).
 
         ``in_use``: attempts that were running with it; ``congestion``: whether a failure says the
@@ -240,8 +268,10 @@ class FlowControl:
         if latency is None and started is not None:
             latency = now - started
         if ok and latency is not None:
-            s.base_latency = latency if s.base_latency is None else min(
-                s.base_latency * (1 + BASE_LATENCY_DRIFT), latency
+            s.base_latency = (
+                latency
+                if s.base_latency is None
+                else min(s.base_latency * (1 + BASE_LATENCY_DRIFT), latency)
             )
         target = self.target()
         slow = ok and latency is not None and target is not None and latency > target
@@ -271,8 +301,9 @@ class FlowControl:
 
     # -- health ------------------------------------------------------------------------------
 
-    def health_verdict(self, verdict: str, reason: str | None, *, current: int,
-                       max_parallelism: int, now: float) -> str | None:
+    def health_verdict(
+        self, verdict: str, reason: str | None, *, current: int, max_parallelism: int, now: float
+    ) -> str | None:
         """The health check said ``verdict``; returns a line to log when the state changed.
 
         ``verdict``: "healthy", "slow_down" or "stop" ("failing": the check itself failed too
@@ -299,16 +330,26 @@ class FlowControl:
         cap = "no cap" if s.health_cap is None else f"cap {math.floor(s.health_cap)}"
         return f"health check: {verdict}" + (f" ({reason})" if reason else "") + f"; {cap}"
 
-    def health_failed(self, error: str, failures_before_unhealthy: int, *, current: int,
-                      max_parallelism: int, now: float) -> str | None:
+    def health_failed(
+        self,
+        error: str,
+        failures_before_unhealthy: int,
+        *,
+        current: int,
+        max_parallelism: int,
+        now: float,
+    ) -> str | None:
         """A call of the health check failed; past the threshold it counts as unhealthy."""
         s = self.state
         s.health_failures += 1
         if s.health_failures < failures_before_unhealthy:
             return None
         return self.health_verdict(
-            "failing", f"{s.health_failures} calls in a row failed; last: {error}",
-            current=current, max_parallelism=max_parallelism, now=now,
+            "failing",
+            f"{s.health_failures} calls in a row failed; last: {error}",
+            current=current,
+            max_parallelism=max_parallelism,
+            now=now,
         )
 
     # -- the change log ----------------------------------------------------------------------

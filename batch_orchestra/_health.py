@@ -52,11 +52,18 @@ class HealthCheckContext:
     """What a health check gets: the batch's progress, its id and the check's args."""
 
     def __init__(
-        self, *, progress: BatchOrchestratorProgress, batch_id: str, args: str | None,
+        self,
+        *,
+        progress: BatchOrchestratorProgress,
+        batch_id: str,
+        args: str | None,
         logger: logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self._progress, self._batch_id, self._args, self._logger = (
-            progress, batch_id, args, logger
+            progress,
+            batch_id,
+            args,
+            logger,
         )
 
     @property

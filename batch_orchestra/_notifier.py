@@ -22,8 +22,15 @@ class BatchNotifierContext:
     """What a notifier gets: what happened, to which batch, and the batch's progress."""
 
     def __init__(
-        self, *, event: str, reason: str | None, failed_pages: list[PageFailure],
-        progress: BatchOrchestratorProgress, batch_id: str, workflow_id: str, args: str | None,
+        self,
+        *,
+        event: str,
+        reason: str | None,
+        failed_pages: list[PageFailure],
+        progress: BatchOrchestratorProgress,
+        batch_id: str,
+        workflow_id: str,
+        args: str | None,
         logger: logging.LoggerAdapter[logging.Logger],
         failed_items: list[ItemFailure] | None = None,
     ) -> None:

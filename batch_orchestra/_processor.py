@@ -70,9 +70,7 @@ class BatchPage(TypedPageMixin):
     def __post_init__(self) -> None:
         check_cursor(self.cursor_str, "BatchPage.cursor_str")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise InvalidBatchInputError(
-                f"BatchPage.size must be an int >= 1, got {self.size!r}"
-            )
+            raise InvalidBatchInputError(f"BatchPage.size must be an int >= 1, got {self.size!r}")
 
 
 _RetryModeAlias = RetryMode
@@ -439,10 +437,15 @@ class BatchProcessorContext(TypedContextMixin):
                     kind, message = type(error).__name__, str(error)
                 else:
                     kind, message = "Error", str(error)
-                self._failures.append(ItemFailure(
-                    key=str(key)[:MAX_ITEM_KEY], page_num=self._page_num, error_type=kind,
-                    error_message=message[:MAX_ITEM_MESSAGE], failed_at=now,
-                ))
+                self._failures.append(
+                    ItemFailure(
+                        key=str(key)[:MAX_ITEM_KEY],
+                        page_num=self._page_num,
+                        error_type=kind,
+                        error_message=message[:MAX_ITEM_MESSAGE],
+                        failed_at=now,
+                    )
+                )
 
     @property
     def num_recorded_failures(self) -> int:
@@ -493,7 +496,8 @@ class BatchProcessorContext(TypedContextMixin):
             self._logger.warning(
                 "page %d's run enqueued %d page(s); ignored: this processor has next_page, so "
                 "the batch finds successors with it (remove the enqueue from run)",
-                self._page_num, len(pages),
+                self._page_num,
+                len(pages),
             )
             self._called = EnqueuedPages(None)
             return self._called

@@ -19,10 +19,15 @@ def page_failure(s: Scheduler, p: PageState) -> PageFailure:
     """A held or failed page as shown in progress."""
     error_type, message = s.errors.get(p.error)
     return PageFailure(
-        page_num=p.page_num, cursor_str=p.cursor, attempts=p.attempts,
-        error_type=error_type, error_message=message, failed_at=_dt(p.failed_at or 0.0),
+        page_num=p.page_num,
+        cursor_str=p.cursor,
+        attempts=p.attempts,
+        error_type=error_type,
+        error_message=message,
+        failed_at=_dt(p.failed_at or 0.0),
         next_retry_at=_dt(p.ready_at) if p.ready_at else None,
-        size=p.size, successor_enqueued=p.successor_enqueued,
+        size=p.size,
+        successor_enqueued=p.successor_enqueued,
     )
 
 
@@ -103,11 +108,17 @@ def _discovery_progress(p: BatchOrchestratorProgress, s: Scheduler) -> None:
     failing = sorted(s.failing_discoveries, key=lambda d: (d.failed_at or 0.0, d.page_num))
     for d in failing[-FAILURE_LIST_LIMIT:]:
         error_type, message = s.errors.get(d.error)
-        p.failing_discoveries.append(PageFailure(
-            page_num=d.page_num, cursor_str=d.cursor, attempts=d.failures,
-            error_type=error_type, error_message=message, failed_at=_dt(d.failed_at or 0.0),
-            next_retry_at=_dt(d.ready_at) if d.ready_at else None,
-        ))
+        p.failing_discoveries.append(
+            PageFailure(
+                page_num=d.page_num,
+                cursor_str=d.cursor,
+                attempts=d.failures,
+                error_type=error_type,
+                error_message=message,
+                failed_at=_dt(d.failed_at or 0.0),
+                next_retry_at=_dt(d.ready_at) if d.ready_at else None,
+            )
+        )
 
 
 def flow_progress(p: BatchOrchestratorProgress, flow: FlowControl, throttle: str | None) -> None:

@@ -195,12 +195,17 @@ class Scheduler(DiscoveryBook):
         return result
 
     def _add_pages(
-        self, pages: list[tuple[str, int]], parent_cursor: str | None, chain: int | None,
+        self,
+        pages: list[tuple[str, int]],
+        parent_cursor: str | None,
+        chain: int | None,
         result: EnqueueResult,
     ) -> None:
         for cursor, size in pages:
-            if cursor == parent_cursor or _recent_key(cursor) in self._recent_count or (
-                cursor in self._live_cursors
+            if (
+                cursor == parent_cursor
+                or _recent_key(cursor) in self._recent_count
+                or (cursor in self._live_cursors)
             ):
                 result.ignored.append((cursor, "it equals a cursor enqueued recently"))
                 continue
@@ -296,8 +301,9 @@ class Scheduler(DiscoveryBook):
             state.attempts += 1
             self.running.add(num)
             self.want_discovery(state)
-            out.append(Attempt(num, state.cursor, state.size, state.attempts,
-                               state.successor_enqueued))
+            out.append(
+                Attempt(num, state.cursor, state.size, state.attempts, state.successor_enqueued)
+            )
             free -= 1
         self.ready.extendleft(reversed(skipped))
         if len(self.running) > self.max_parallelism_achieved:
@@ -361,8 +367,15 @@ class Scheduler(DiscoveryBook):
         return redriven
 
     def fail(
-        self, page_num: int, error_type: str, message: str, *, non_retryable: bool,
-        did_not_run: bool = False, worker_lost: bool = False, now: float,
+        self,
+        page_num: int,
+        error_type: str,
+        message: str,
+        *,
+        non_retryable: bool,
+        did_not_run: bool = False,
+        worker_lost: bool = False,
+        now: float,
     ) -> Outcome:
         """An attempt at ``page_num`` failed; what becomes of the page.
 
@@ -441,8 +454,10 @@ class Scheduler(DiscoveryBook):
         p = self.policy
         n = len(self.recent_outcomes)
         reason = None
-        if p.max_failure_rate is not None and n >= p.min_attempts and (
-            self._recent_failures > p.max_failure_rate * n
+        if (
+            p.max_failure_rate is not None
+            and n >= p.min_attempts
+            and (self._recent_failures > p.max_failure_rate * n)
         ):
             reason = (
                 f"{self._recent_failures} of the last {n} page attempts failed (more than "
@@ -452,15 +467,19 @@ class Scheduler(DiscoveryBook):
         stuck = 0
         if reason is None and p.max_failed_pages is not None:
             stuck = sum(1 for n_ in self.waiting if self.pages[n_].stuck)
-        if reason is None and p.max_failed_pages is not None and (
-            self.num_failed + stuck > p.max_failed_pages
+        if (
+            reason is None
+            and p.max_failed_pages is not None
+            and (self.num_failed + stuck > p.max_failed_pages)
         ):
             reason = (
                 f"{self.num_failed} failed and {stuck} stuck pages (more than "
                 f"{p.max_failed_pages}, the failure policy's max_failed_pages)"
             )
-        if reason is None and p.max_failed_items is not None and (
-            self.num_failed_items > p.max_failed_items
+        if (
+            reason is None
+            and p.max_failed_items is not None
+            and (self.num_failed_items > p.max_failed_items)
         ):
             reason = (
                 f"{self.num_failed_items} items recorded as failed (more than "
@@ -529,20 +548,28 @@ class Scheduler(DiscoveryBook):
         # A handed-over attempt that never said it started by then never did: Temporal drops
         # the activity tasks of a closed run that no worker had taken. It runs again, uncounted.
         unstarted = [
-            n for n in self.handed_over
+            n
+            for n in self.handed_over
             if self.pages[n].confirm_by is not None and (self.pages[n].confirm_by or 0.0) <= now
         ]
         for n in unstarted:
             self._take_back(self.pages[n])
         overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
         for n in overdue:
-            self.fail(n, "Timeout", "the attempt was running or waiting for a worker at a "
-                      "hand-over and never reported its outcome: its worker may have died, or no "
-                      "worker slot took it before its run closed (parallelism above the workers' "
-                      "activity slots); it may not have run", non_retryable=False, now=now)
+            self.fail(
+                n,
+                "Timeout",
+                "the attempt was running or waiting for a worker at a "
+                "hand-over and never reported its outcome: its worker may have died, or no "
+                "worker slot took it before its run closed (parallelism above the workers' "
+                "activity slots); it may not have run",
+                non_retryable=False,
+                now=now,
+            )
         due = sorted(
             (self.pages[n] for n in self.waiting if (self.pages[n].ready_at or 0.0) <= now),
-            key=lambda p: (p.ready_at, p.page_num), reverse=True,
+            key=lambda p: (p.ready_at, p.page_num),
+            reverse=True,
         )
         for p in due:
             p.ready_at = None
@@ -604,4 +631,3 @@ class Scheduler(DiscoveryBook):
     def is_finished(self) -> bool:
         """No page is pending, waiting, running or stuck, and no successor is being found."""
         return not self.pages and not self.discovering
-

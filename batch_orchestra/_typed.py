@@ -49,8 +49,9 @@ def _is_pydantic(obj_or_cls: Any) -> bool:
     if pydantic is None:
         return False
     base = pydantic.BaseModel
-    return isinstance(obj_or_cls, base) or (isinstance(obj_or_cls, type)
-                                            and issubclass(obj_or_cls, base))
+    return isinstance(obj_or_cls, base) or (
+        isinstance(obj_or_cls, type) and issubclass(obj_or_cls, base)
+    )
 
 
 def _converter(pydantic: bool) -> PayloadConverter:
@@ -66,7 +67,8 @@ def _to_json(obj: object, fn: str) -> str:
     if not pydantic and not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
         hint = (
             "; a str is already a cursor: pass it to BatchPage(cursor, size) as it is"
-            if isinstance(obj, str) else ""
+            if isinstance(obj, str)
+            else ""
         )
         raise InvalidBatchInputError(
             f"{fn}() takes a dataclass or pydantic model instance, got "
@@ -161,6 +163,7 @@ class TypedPageMixin:
     """``BatchPage.of``: a page whose cursor is a dataclass or pydantic model."""
 
     if TYPE_CHECKING:
+
         def __init__(self, cursor_str: str, size: int) -> None: ...
 
     @classmethod
@@ -180,6 +183,7 @@ class TypedContextMixin:
     """``context.cursor(Model)`` and ``context.args(Model)`` on ``BatchProcessorContext``."""
 
     if TYPE_CHECKING:
+
         @property
         def page(self) -> BatchPage: ...
 
@@ -217,7 +221,9 @@ class TypedContextMixin:
                 f"page {self.page_num}'s cursor is empty, so it cannot be read as {name}: "
                 f"start the batch with first_cursor_str=cursor_str({name}(...)), or read it "
                 f"with context.cursor({name}, default={name}(...)) to start from a default",
-                model=model, text=text, page_num=self.page_num,
+                model=model,
+                text=text,
+                page_num=self.page_num,
             )
         try:
             return parse_typed(model, text)
@@ -227,7 +233,9 @@ class TypedContextMixin:
                 f"was made by another version of {name} or not by cursor_str: let {name} "
                 "accept it (e.g. a default for a new field) and restart the batch from this "
                 f"cursor. Not retried. ({_reason(err)})",
-                model=model, text=text, page_num=self.page_num,
+                model=model,
+                text=text,
+                page_num=self.page_num,
             ) from err
 
     @overload
@@ -258,5 +266,7 @@ class TypedContextMixin:
                 f"page {self.page_num}: the batch's args do not parse as {name}: "
                 f"{_shown(text)}. Start the batch with args=args_str({name}(...)). Not "
                 f"retried. ({_reason(err)})",
-                model=model, text=text, page_num=self.page_num,
+                model=model,
+                text=text,
+                page_num=self.page_num,
             ) from err

@@ -473,7 +473,9 @@ def _validate_policy(p: Any) -> None:
 def check_rate(value: Any, what: str) -> None:
     """Raise ``InvalidBatchInputError`` unless ``value`` is None or a positive number."""
     if value is not None and (
-        isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0
         or value == float("inf")
     ):
         raise _fail(f"{what} must be None (no limit) or a positive number, got {value!r}")

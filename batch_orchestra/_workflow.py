@@ -174,12 +174,12 @@ class BatchOrchestrator(SideCalls, Recovery):
             )
         inp = self._inp
         policy = inp.failure_policy or (
-            FailurePolicy() if workflow.patched(_DEFAULT_POLICY_PATCH)
-            else FailurePolicy.disabled()
+            FailurePolicy() if workflow.patched(_DEFAULT_POLICY_PATCH) else FailurePolicy.disabled()
         )
         flow_state = self._cont.flow if self._cont is not None else None
         self._flow = FlowControl(
-            flow_state or FlowState(
+            flow_state
+            or FlowState(
                 max_pages_per_second=inp.max_pages_per_second,
                 max_items_per_second=inp.max_items_per_second,
             ),
@@ -187,7 +187,8 @@ class BatchOrchestrator(SideCalls, Recovery):
             adaptive=inp.adaptive,
             target_latency=(
                 inp.target_page_latency.total_seconds()
-                if inp.target_page_latency is not None else None
+                if inp.target_page_latency is not None
+                else None
             ),
             canary_pages=inp.canary_pages,
         )
@@ -214,7 +215,10 @@ class BatchOrchestrator(SideCalls, Recovery):
                 self._flow.start(workflow.now().timestamp())
             workflow.logger.info(
                 "batch started: %s, page_size %d, max_parallelism %d, %d chain(s)",
-                self._settings.name, inp.page_size, inp.max_parallelism, len(cursors),
+                self._settings.name,
+                inp.page_size,
+                inp.max_parallelism,
+                len(cursors),
                 extra=self._extra(),
             )
         self._state = Lifecycle.RUNNING
@@ -256,7 +260,9 @@ class BatchOrchestrator(SideCalls, Recovery):
         progress = self._progress()
         workflow.logger.info(
             "batch finished: %d pages completed, %d failed",
-            progress.num_completed_pages, progress.num_failed_pages, extra=self._extra(),
+            progress.num_completed_pages,
+            progress.num_failed_pages,
+            extra=self._extra(),
         )
         return progress
 
@@ -281,20 +287,24 @@ class BatchOrchestrator(SideCalls, Recovery):
                         workflow.logger.warning(
                             "hand-over put off: the unfinished pages' cursors (%d KB) are more "
                             "than a new run's input can carry; pages run on until they fit",
-                            self._held_bytes() // 1024, extra=self._extra(),
+                            self._held_bytes() // 1024,
+                            extra=self._extra(),
                         )
                 else:
                     self._handover_put_off = False
                     self._state = Lifecycle.HANDING_OVER
                     self._drain_timer = asyncio.ensure_future(self._drain_deadline())
                     workflow.logger.info(
-                        "handing over to a new run after %d page attempts; waiting for %d "
-                        "running", self._started_this_run, len(sched.running),
+                        "handing over to a new run after %d page attempts; waiting for %d running",
+                        self._started_this_run,
+                        len(sched.running),
                         extra=self._extra(),
                     )
 
-            if self._state is Lifecycle.HANDING_OVER and self._quiet() and (
-                not (sched.running or sched.discovery_running) or self._drain_timed_out
+            if (
+                self._state is Lifecycle.HANDING_OVER
+                and self._quiet()
+                and (not (sched.running or sched.discovery_running) or self._drain_timed_out)
             ):
                 break
             if more:  # the rest start in the next workflow task
@@ -333,7 +343,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         for handle in running:
             handle.cancel()
         workflow.logger.warning(
-            "batch cancelled with %d page(s) running; they were asked to stop", len(running),
+            "batch cancelled with %d page(s) running; they were asked to stop",
+            len(running),
             extra=self._extra(),
         )
         if self._inp.batch_tracker is not None and self._sched is not None:
@@ -355,9 +366,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
-                raise ApplicationError(
-                    cause.message, type=cause.type, non_retryable=True
-                ) from None
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
             raise
 
     def _extra(self, page_num: int | None = None) -> dict[str, Any]:
@@ -419,13 +428,12 @@ class BatchOrchestrator(SideCalls, Recovery):
         room = len(sched.running) < sched.effective_parallelism
         by_rate = waiting and room and allowance is not None and len(attempts) == allowance
         by_cap = waiting and not room and sched.flow_cap is not None
-        self._throttle = (
-            self._rate_reason() if by_rate else cap_reason if by_cap else None
-        )
+        self._throttle = self._rate_reason() if by_rate else cap_reason if by_cap else None
         if by_rate or by_cap:
             self._flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
         return more_discoveries or (
-            len(attempts) == budget and bool(sched.ready)
+            len(attempts) == budget
+            and bool(sched.ready)
             and len(sched.running) < sched.effective_parallelism
         )
 
@@ -544,8 +552,12 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._fail_page(page_num, kind, message, non_retryable)
 
     def _complete_page(
-        self, page_num: int, items: int, successors: list[BatchPage] | None,
-        seconds: float | None = None, value: Any = None,
+        self,
+        page_num: int,
+        items: int,
+        successors: list[BatchPage] | None,
+        seconds: float | None = None,
+        value: Any = None,
     ) -> None:
         """A page succeeded.
 
@@ -555,17 +567,25 @@ class BatchOrchestrator(SideCalls, Recovery):
         if successors:
             self._apply_enqueue(EnqueueRequest(page_num, successors, self._execution))
         sched, flow, now = self._scheduler, self._flow_control, workflow.now().timestamp()
-        flow.finished(page_num, now, ok=True, in_use=len(sched.running),
-                      max_parallelism=sched.max_parallelism, latency=seconds)
+        flow.finished(
+            page_num,
+            now,
+            ok=True,
+            in_use=len(sched.running),
+            max_parallelism=sched.max_parallelism,
+            latency=seconds,
+        )
         sched.complete(page_num, items, now)
         if self._settings is not None and self._settings.has_reduce:
             self._add_value(value)
         if flow.canary_due(sched.num_completed) and sched.pause(
             f"canary: {sched.num_completed} pages completed (canary_pages="
-            f"{flow.canary_pages}); check their results, then resume the batch", now,
+            f"{flow.canary_pages}); check their results, then resume the batch",
+            now,
         ):
-            workflow.logger.warning("batch paused itself: %s", sched.pause_reason,
-                                    extra=self._extra())
+            workflow.logger.warning(
+                "batch paused itself: %s", sched.pause_reason, extra=self._extra()
+            )
             flow.log_change("paused: canary", None, now)
             if self._inp.notifier is not None:
                 self._notices.append(("paused", sched.pause_reason, []))
@@ -622,7 +642,11 @@ class BatchOrchestrator(SideCalls, Recovery):
         return cursors
 
     def _fail_page(
-        self, page_num: int, kind: str, message: str, non_retryable: bool,
+        self,
+        page_num: int,
+        kind: str,
+        message: str,
+        non_retryable: bool,
         worker_lost: bool = False,
     ) -> None:
         sched, now = self._scheduler, workflow.now().timestamp()
@@ -630,15 +654,26 @@ class BatchOrchestrator(SideCalls, Recovery):
         worker_lost = worker_lost or kind == WORKER_SHUTDOWN_ERROR_TYPE
         unrun = kind == UNKNOWN_PROCESSOR_ERROR_TYPE
         self._flow_control.finished(
-            page_num, now, ok=False, in_use=len(sched.running),
-            max_parallelism=sched.max_parallelism, congestion=not (worker_lost or unrun),
+            page_num,
+            now,
+            ok=False,
+            in_use=len(sched.running),
+            max_parallelism=sched.max_parallelism,
+            congestion=not (worker_lost or unrun),
         )
         outcome = sched.fail(
-            page_num, kind, message, non_retryable=non_retryable,
-            did_not_run=unrun, worker_lost=worker_lost, now=now,
+            page_num,
+            kind,
+            message,
+            non_retryable=non_retryable,
+            did_not_run=unrun,
+            worker_lost=worker_lost,
+            now=now,
         )
-        log = workflow.logger.warning if outcome in (Outcome.RETRY, Outcome.NOT_RUN) else (
-            workflow.logger.error
+        log = (
+            workflow.logger.warning
+            if outcome in (Outcome.RETRY, Outcome.NOT_RUN)
+            else (workflow.logger.error)
         )
         log("page %s: %s: %s", outcome.value, kind, message, extra=self._extra(page_num))
         if outcome is Outcome.FAILED and self._inp.notifier is not None:
@@ -655,8 +690,10 @@ class BatchOrchestrator(SideCalls, Recovery):
     def page_finished(self, outcome: PageOutcome) -> None:
         """A long attempt reports how it ended (it may have been started by an earlier run)."""
         sched = self._sched
-        if sched is None or self._state is Lifecycle.CANCELLED or not self._ours(
-            outcome.execution, "page_finished", outcome.page_num
+        if (
+            sched is None
+            or self._state is Lifecycle.CANCELLED
+            or not self._ours(outcome.execution, "page_finished", outcome.page_num)
         ):
             return
         if not sched.is_current(outcome.page_num, outcome.attempt):
@@ -664,7 +701,10 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._dirty = True
         if outcome.error_type is None:
             self._complete_page(
-                outcome.page_num, outcome.items, outcome.successors, outcome.seconds,
+                outcome.page_num,
+                outcome.items,
+                outcome.successors,
+                outcome.seconds,
                 outcome.value,
             )
             self._record_items(outcome.num_failed_items, outcome.failed_items)
@@ -685,8 +725,11 @@ class BatchOrchestrator(SideCalls, Recovery):
         if not execution or execution == self._execution:
             return True
         workflow.logger.warning(
-            "ignored %s from page %d of another batch execution (%s) that used this workflow "
-            "ID", what, page_num, execution, extra=self._extra(page_num),
+            "ignored %s from page %d of another batch execution (%s) that used this workflow ID",
+            what,
+            page_num,
+            execution,
+            extra=self._extra(page_num),
         )
         return False
 
@@ -714,7 +757,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         nxt["first_cursor_str"], nxt["first_cursor_strs"] = "", None
         # Attempts still running report by signal; past this they count as timed out.
         deadline = (
-            workflow.now().timestamp() + self._inp.page_timeout.total_seconds()
+            workflow.now().timestamp()
+            + self._inp.page_timeout.total_seconds()
             + HANDOVER_REPORT_GRACE_SECONDS
         )
         # An attempt that had started heartbeats into this closed run and says so by signal
@@ -725,17 +769,20 @@ class BatchOrchestrator(SideCalls, Recovery):
         beat = self._inp.heartbeat_timeout
         confirm_by = (
             workflow.now().timestamp() + beat.total_seconds() + HANDOVER_CONFIRM_GRACE_SECONDS
-            if beat is not None and not self._settings.at_most_once else None
+            if beat is not None and not self._settings.at_most_once
+            else None
         )
-        nxt["continuation"] = continuation_to_wire(BatchContinuation(
-            settings=self._settings,
-            scheduler=scheduler_to_state(self._scheduler, deadline, confirm_by),
-            tracker_next=self._tracker_next,
-            flow=self._flow_control.state,
-            result=self._result,
-            result_started=self._result_started,
-            unreduced=list(self._unreduced),
-        ))
+        nxt["continuation"] = continuation_to_wire(
+            BatchContinuation(
+                settings=self._settings,
+                scheduler=scheduler_to_state(self._scheduler, deadline, confirm_by),
+                tracker_next=self._tracker_next,
+                flow=self._flow_control.state,
+                result=self._result,
+                result_started=self._result_started,
+                unreduced=list(self._unreduced),
+            )
+        )
         return nxt
 
     def _progress(self) -> BatchOrchestratorProgress:
@@ -761,7 +808,9 @@ class BatchOrchestrator(SideCalls, Recovery):
         result = sched.enqueue(req.parent_page_num, [(p.cursor_str, p.size) for p in req.pages])
         for cursor, why in result.ignored:
             workflow.logger.warning(
-                "ignored enqueued cursor %r: %s", cursor, why,
+                "ignored enqueued cursor %r: %s",
+                cursor,
+                why,
                 extra=self._extra(req.parent_page_num),
             )
         if result.added:
@@ -870,9 +919,7 @@ class BatchOrchestrator(SideCalls, Recovery):
             )
 
     @workflow.update(name="set_max_parallelism")
-    async def set_max_parallelism(
-        self, n: int, by: str | None = None
-    ) -> BatchOrchestratorProgress:
+    async def set_max_parallelism(self, n: int, by: str | None = None) -> BatchOrchestratorProgress:
         """Set the parallelism cap (0 pauses), remembering the old one.
 
         A batch paused by ``pause`` or by its failure policy stays paused; ``resume`` then returns
@@ -997,8 +1044,7 @@ class BatchOrchestrator(SideCalls, Recovery):
 
 
 def _rates(pages: float | None, items: float | None) -> str:
-    parts = [f"{v:g} {unit}/s" for v, unit in ((pages, "pages"), (items, "items"))
-             if v is not None]
+    parts = [f"{v:g} {unit}/s" for v, unit in ((pages, "pages"), (items, "items")) if v is not None]
     return ", ".join(parts) or "none"
 
 

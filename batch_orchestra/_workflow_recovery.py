@@ -71,8 +71,11 @@ class Recovery:
         taken = sched.take_discoveries(budget)
         for d in taken:
             self._start_discovery(d)
-        return len(taken) == budget and bool(sched.discovery_ready) and not sched.paused and (
-            len(sched.discovery_running) < MAX_RUNNING_DISCOVERIES
+        return (
+            len(taken) == budget
+            and bool(sched.discovery_ready)
+            and not sched.paused
+            and (len(sched.discovery_running) < MAX_RUNNING_DISCOVERIES)
         )
 
     def _start_discovery(self, d: Discovery) -> None:
@@ -80,8 +83,12 @@ class Recovery:
         handle = workflow.start_activity(
             DISCOVER_PAGE,
             DiscoverPageInput(
-                processor=inp.processor_name(), page=BatchPage(d.cursor, d.size),
-                page_num=d.page_num, attempt=d.attempts, args=inp.args, batch_id=inp.batch_id,
+                processor=inp.processor_name(),
+                page=BatchPage(d.cursor, d.size),
+                page_num=d.page_num,
+                attempt=d.attempts,
+                args=inp.args,
+                batch_id=inp.batch_id,
             ),
             result_type=DiscoverPageResult,
             start_to_close_timeout=inp.page_timeout,
@@ -110,7 +117,9 @@ class Recovery:
             result = sched.discovered(page_num, [(p.cursor_str, p.size) for p in found])
             for cursor, why in result.ignored:
                 workflow.logger.warning(
-                    "ignored cursor %r from next_page: %s", cursor, why,
+                    "ignored cursor %r from next_page: %s",
+                    cursor,
+                    why,
                     extra=self._extra(page_num),
                 )
             return
@@ -125,7 +134,12 @@ class Recovery:
         delay = sched.discovery_failed(page_num, kind, message, workflow.now().timestamp())
         workflow.logger.warning(
             "finding page %d's successors failed (attempt %d), retrying in %gs: %s: %s",
-            page_num, attempt, delay, kind, message, extra=self._extra(page_num),
+            page_num,
+            attempt,
+            delay,
+            kind,
+            message,
+            extra=self._extra(page_num),
         )
 
     # -- retry or skip one page --------------------------------------------------------------
@@ -146,7 +160,8 @@ class Recovery:
         why = self._refuse_page_action(page_num, action)
         if why is not None or self._sched is None:
             raise ApplicationError(
-                why or "the batch has not started yet", type=INVALID_PAGE_ACTION_ERROR_TYPE,
+                why or "the batch has not started yet",
+                type=INVALID_PAGE_ACTION_ERROR_TYPE,
                 non_retryable=True,
             )
         self._dirty = True
@@ -187,9 +202,13 @@ class Recovery:
         """
         sched = self._page_action_scheduler(page_num, "skip")
         was, goes_on = sched.skip(page_num)
-        note = "" if goes_on else (
-            "; its chain ends here (its successors were never enqueued, and the processor has "
-            "no next_page to find them)"
+        note = (
+            ""
+            if goes_on
+            else (
+                "; its chain ends here (its successors were never enqueued, and the processor has "
+                "no next_page to find them)"
+            )
         )
         self._changed(f"page {page_num} skipped (it was {was}): {reason}{note}", by)
         return self._progress()
@@ -197,8 +216,9 @@ class Recovery:
     @skip_page.validator
     def _validate_skip_page(self, page_num: int, reason: str, by: str | None = None) -> None:
         if not isinstance(reason, str) or not reason.strip():
-            raise ValueError(f"give a reason to skip page {page_num} (it is logged), got "
-                             f"{reason!r}")
+            raise ValueError(
+                f"give a reason to skip page {page_num} (it is logged), got {reason!r}"
+            )
         why = self._refuse_page_action(page_num, "skip")
         if why is not None:
             raise ValueError(why)

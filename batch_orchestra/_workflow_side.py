@@ -89,7 +89,9 @@ class SideCalls:
     def _quiet(self) -> bool:
         """No tracker or notifier call is in flight or waiting (before a hand-over or the end)."""
         return (
-            not self._tracker_busy and not self._notifying and not self._notices
+            not self._tracker_busy
+            and not self._notifying
+            and not self._notices
             and not self._items_outbox
         )
 
@@ -100,7 +102,10 @@ class SideCalls:
         if dropped:
             workflow.logger.warning(
                 "the notifier is %d item failures behind; the oldest %d are not delivered (they "
-                "stay counted in progress)", ITEMS_OUTBOX_LIMIT, dropped, extra=self._extra(),
+                "stay counted in progress)",
+                ITEMS_OUTBOX_LIMIT,
+                dropped,
+                extra=self._extra(),
             )
 
     async def _tracker_loop(self) -> None:
@@ -126,7 +131,11 @@ class SideCalls:
             await workflow.execute_activity(
                 RUN_TRACKER,
                 TrackerInput(
-                    tracker.name, tracker.args, self._inp.batch_id, self._progress(), is_final,
+                    tracker.name,
+                    tracker.args,
+                    self._inp.batch_id,
+                    self._progress(),
+                    is_final,
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -155,7 +164,10 @@ class SideCalls:
             await self._notify(event, reason, pages)
 
     async def _notify(
-        self, event: str, reason: str | None, pages: list[PageFailure],
+        self,
+        event: str,
+        reason: str | None,
+        pages: list[PageFailure],
         items: list[ItemFailure] | None = None,
     ) -> None:
         notifier = self._inp.notifier
@@ -165,8 +177,15 @@ class SideCalls:
             await workflow.execute_activity(
                 NOTIFY,
                 NotifyInput(
-                    notifier.name, notifier.args, self._inp.batch_id, workflow.info().workflow_id,
-                    event, reason, pages, self._progress(), items or [],
+                    notifier.name,
+                    notifier.args,
+                    self._inp.batch_id,
+                    workflow.info().workflow_id,
+                    event,
+                    reason,
+                    pages,
+                    self._progress(),
+                    items or [],
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -202,8 +221,11 @@ class SideCalls:
                 retry_policy=RetryPolicy(maximum_attempts=1),  # the next call is the retry
             )
             line = flow.health_verdict(
-                verdict.state, verdict.reason, current=self._current(sched),
-                max_parallelism=sched.max_parallelism, now=workflow.now().timestamp(),
+                verdict.state,
+                verdict.reason,
+                current=self._current(sched),
+                max_parallelism=sched.max_parallelism,
+                now=workflow.now().timestamp(),
             )
         except ActivityError as err:
             cause = err.cause if err.cause is not None else err
@@ -211,8 +233,11 @@ class SideCalls:
             error = f"{kind or type(cause).__name__}: {getattr(cause, 'message', str(cause))}"
             workflow.logger.warning("health check failed: %s", error, extra=self._extra())
             line = flow.health_failed(
-                error, check.failures_before_unhealthy, current=self._current(sched),
-                max_parallelism=sched.max_parallelism, now=workflow.now().timestamp(),
+                error,
+                check.failures_before_unhealthy,
+                current=self._current(sched),
+                max_parallelism=sched.max_parallelism,
+                now=workflow.now().timestamp(),
             )
         finally:
             self._health_busy = False
@@ -267,8 +292,7 @@ class SideCalls:
         try:
             result = await workflow.execute_activity(
                 REDUCE_RESULTS,
-                ReduceInput(self._inp.processor_name(), self._result, values,
-                            self._result_started),
+                ReduceInput(self._inp.processor_name(), self._result, values, self._result_started),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
@@ -278,21 +302,25 @@ class SideCalls:
             cause = err.cause if err.cause is not None else err
             self._result_error = f"{getattr(cause, 'message', None) or cause}"
             workflow.logger.error(
-                "folding %d page values into the batch result failed: %s", len(values),
-                self._result_error, extra=self._extra(),
+                "folding %d page values into the batch result failed: %s",
+                len(values),
+                self._result_error,
+                extra=self._extra(),
             )
             if self._unreduced_bytes > MAX_UNREDUCED_BYTES and sched.pause(
                 f"page values cannot be folded into the batch result ({self._result_error}); "
-                "fix reduce, deploy the workers, then resume", workflow.now().timestamp(),
+                "fix reduce, deploy the workers, then resume",
+                workflow.now().timestamp(),
             ):
-                workflow.logger.error("batch paused itself: %s", sched.pause_reason,
-                                      extra=self._extra())
+                workflow.logger.error(
+                    "batch paused itself: %s", sched.pause_reason, extra=self._extra()
+                )
             return False
         finally:
             self._reducing = False
             self._dirty = True
         self._result, self._result_started, self._result_error = result, True, None
-        del self._unreduced[:len(values)]
+        del self._unreduced[: len(values)]
         self._unreduced_bytes = sum(
             len(json.dumps(v, separators=(",", ":"))) for v in self._unreduced
         )

@@ -169,7 +169,9 @@ def analyse(
     steady_len = span - stall_len
     u_steady = (
         (occ.integral(t0, t1) - sum(occ.integral(a, b) for a, b in stalls))
-        / (parallelism * steady_len) if steady_len > 0 else None
+        / (parallelism * steady_len)
+        if steady_len > 0
+        else None
     )
 
     handovers: list[HandOver] = []
@@ -182,18 +184,22 @@ def analyse(
             # During the stall no page may start; compare its occupancy with the steady state.
             deficit = max(0.0, u_steady * parallelism * (first - last) - occ.integral(last, first))
             lost_s = deficit / (u_steady * parallelism)
-        handovers.append(HandOver(
-            after_run=k,
-            continued_as_new_at=run.ended - t0,
-            drain_s=run.ended - last if last is not None else None,
-            restart_s=first - run.ended if first is not None else None,
-            stall_s=first - last if first is not None and last is not None else None,
-            running_at_last_start=occ.level_at(last) if last is not None else None,
-            utilisation_in_window=occ.integral(a, b) / (parallelism * (b - a)) if b > a else 0.0,
-            next_run_first_task_backoff_s=nxt.first_task_backoff_s,
-            deficit_slot_s=deficit,
-            lost_s=lost_s,
-        ))
+        handovers.append(
+            HandOver(
+                after_run=k,
+                continued_as_new_at=run.ended - t0,
+                drain_s=run.ended - last if last is not None else None,
+                restart_s=first - run.ended if first is not None else None,
+                stall_s=first - last if first is not None and last is not None else None,
+                running_at_last_start=occ.level_at(last) if last is not None else None,
+                utilisation_in_window=occ.integral(a, b) / (parallelism * (b - a))
+                if b > a
+                else 0.0,
+                next_run_first_task_backoff_s=nxt.first_task_backoff_s,
+                deficit_slot_s=deficit,
+                lost_s=lost_s,
+            )
+        )
     lost_each = [h.lost_s for h in handovers if h.lost_s is not None]
     deficits = [h.deficit_slot_s for h in handovers if h.deficit_slot_s is not None]
     cost = sum(lost_each) / span if lost_each else None
@@ -212,7 +218,8 @@ def analyse(
             off = hi - (nbins - i) * profile_bin
             vals = [
                 occ.integral(t + off, t + off + profile_bin) / (parallelism * profile_bin)
-                for t in cans if t + off >= t0 and t + off + profile_bin <= t1
+                for t in cans
+                if t + off >= t0 and t + off + profile_bin <= t1
             ]
             if vals:
                 profile.append((round(off, 3), sum(vals) / len(vals)))
@@ -236,11 +243,14 @@ def analyse(
         mean_restart_s=_mean([h.restart_s for h in handovers if h.restart_s is not None]),
         mean_stall_s=_mean([h.stall_s for h in handovers if h.stall_s is not None]),
         handovers_delayed_by_server=sum(
-            1 for h in handovers if h.next_run_first_task_backoff_s > 0),
+            1 for h in handovers if h.next_run_first_task_backoff_s > 0
+        ),
         mean_schedule_to_start_s=_mean(
-            [s.started - s.scheduled for s in started if s.started is not None]),
+            [s.started - s.scheduled for s in started if s.started is not None]
+        ),
         mean_start_to_close_s=_mean(
-            [s.closed - s.started for s in started if s.closed and s.started is not None]),
+            [s.closed - s.started for s in started if s.closed and s.started is not None]
+        ),
         mean_slot_s=mean_slot,
         window_s=window,
         handovers=handovers,

@@ -75,8 +75,11 @@ async def raw_noop(inp: RawNoopInput) -> int:
 async def raw_noop_signal(inp: RawNoopInput) -> int:
     """Send one signal to this activity's workflow, then do what ``raw_noop`` does."""
     info = activity.info()
-    await activity.client().get_workflow_handle(info.workflow_id or "").signal(
-        BASELINE_SIGNAL, inp.index)
+    await (
+        activity.client()
+        .get_workflow_handle(info.workflow_id or "")
+        .signal(BASELINE_SIGNAL, inp.index)
+    )
     return await raw_noop(inp)
 
 
@@ -175,8 +178,11 @@ async def plain_chain_page(inp: PlainChainPageInput) -> int:
     as a pipelined page processor."""
     if inp.index + 1 < inp.total:
         info = activity.info()
-        await activity.client().get_workflow_handle(info.workflow_id or "").signal(
-            PLAIN_CHAIN_SIGNAL, inp.index + 1)
+        await (
+            activity.client()
+            .get_workflow_handle(info.workflow_id or "")
+            .signal(PLAIN_CHAIN_SIGNAL, inp.index + 1)
+        )
     seconds = page_duration(inp.index, inp.page_seconds, inp.jitter)
     if seconds > 0:
         await asyncio.sleep(seconds)
@@ -225,8 +231,9 @@ class PlainChain:
             while self._pending and not draining:
                 handle = workflow.start_activity(
                     plain_chain_page,
-                    PlainChainPageInput(self._pending.pop(0), inp.total, inp.page_seconds,
-                                        inp.jitter),
+                    PlainChainPageInput(
+                        self._pending.pop(0), inp.total, inp.page_seconds, inp.jitter
+                    ),
                     start_to_close_timeout=timedelta(seconds=inp.page_timeout_seconds),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )
@@ -238,10 +245,15 @@ class PlainChain:
                 draining = True
             if draining and self._running == 0:
                 # A running page signals before it completes, so nothing is in flight now.
-                workflow.continue_as_new(PlainChainInput(
-                    total=inp.total, page_seconds=inp.page_seconds, jitter=inp.jitter,
-                    page_timeout_seconds=inp.page_timeout_seconds, done=self._done,
-                    pending=list(self._pending),
-                ))
+                workflow.continue_as_new(
+                    PlainChainInput(
+                        total=inp.total,
+                        page_seconds=inp.page_seconds,
+                        jitter=inp.jitter,
+                        page_timeout_seconds=inp.page_timeout_seconds,
+                        done=self._done,
+                        pending=list(self._pending),
+                    )
+                )
             await workflow.wait_condition(lambda: self._dirty)
             self._dirty = False

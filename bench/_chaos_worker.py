@@ -56,9 +56,14 @@ class ChaosArgs:
     page_ms: float = 0.0
 
     def to_json(self) -> str:
-        return json.dumps({
-            "db": self.db, "pages": self.pages, "chains": self.chains, "page_ms": self.page_ms,
-        })
+        return json.dumps(
+            {
+                "db": self.db,
+                "pages": self.pages,
+                "chains": self.chains,
+                "page_ms": self.page_ms,
+            }
+        )
 
     def first_cursors(self) -> list[str]:
         return NoopArgs(pages=self.pages, chains=self.chains).first_cursors()
@@ -148,7 +153,9 @@ async def main() -> None:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--task-queue", required=True)
     parser.add_argument(
-        "--sticky-timeout", type=float, default=None,
+        "--sticky-timeout",
+        type=float,
+        default=None,
         help="the Worker's sticky_queue_schedule_to_start_timeout in seconds (SDK default: 10)",
     )
     opts = parser.parse_args()
@@ -158,9 +165,7 @@ async def main() -> None:
     extra = {}
     if opts.sticky_timeout is not None:
         extra["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=opts.sticky_timeout)
-    worker = Worker(
-        client, task_queue=opts.task_queue, plugins=[BatchOrchestraPlugin()], **extra
-    )
+    worker = Worker(client, task_queue=opts.task_queue, plugins=[BatchOrchestraPlugin()], **extra)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

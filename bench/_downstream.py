@@ -99,8 +99,12 @@ class Server:
 
     def now(self) -> dict[str, Any]:
         return {
-            "t": time.time(), "in_flight": self.in_flight, "requests": self.requests,
-            "ok": self.ok, "errors": self.errors, "model": asdict(self.model),
+            "t": time.time(),
+            "in_flight": self.in_flight,
+            "requests": self.requests,
+            "ok": self.ok,
+            "errors": self.errors,
+            "model": asdict(self.model),
         }
 
     async def work(self) -> int:
@@ -125,8 +129,13 @@ class Server:
         return 200
 
     def configure(self, q: dict[str, list[str]]) -> None:
-        for name, conv in (("capacity", int), ("base_ms", float), ("exponent", float),
-                           ("overload", float), ("reject_ms", float)):
+        for name, conv in (
+            ("capacity", int),
+            ("base_ms", float),
+            ("exponent", float),
+            ("overload", float),
+            ("reject_ms", float),
+        ):
             if name in q:
                 setattr(self.model, name, conv(q[name][0]))
 
@@ -159,9 +168,11 @@ class Server:
                     status, body = 200, json.dumps(self.now()).encode()
                 else:
                     status, body = 404, b'"unknown path"'
-            head = (f"HTTP/1.0 {status} {_REASONS.get(status, '')}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                    "Connection: close\r\n\r\n")
+            head = (
+                f"HTTP/1.0 {status} {_REASONS.get(status, '')}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            )
             writer.write(head.encode() + body)
             await writer.drain()
         except (OSError, asyncio.TimeoutError, ValueError):
@@ -176,8 +187,15 @@ class Server:
 
 
 async def _serve(opts: argparse.Namespace) -> None:
-    server = Server(Model(capacity=opts.capacity, base_ms=opts.base_ms, exponent=opts.exponent,
-                          overload=opts.overload, reject_ms=opts.reject_ms))
+    server = Server(
+        Model(
+            capacity=opts.capacity,
+            base_ms=opts.base_ms,
+            exponent=opts.exponent,
+            overload=opts.overload,
+            reject_ms=opts.reject_ms,
+        )
+    )
     srv = await asyncio.start_server(server.handle, "127.0.0.1", opts.port, backlog=1024)
     sampler = asyncio.ensure_future(server.sample())
     stop = asyncio.Event()
@@ -200,12 +218,24 @@ class Downstream:
     async def start(self) -> None:
         m = self.model
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench._downstream", "--port", str(self.port),
-            "--capacity", str(m.capacity), "--base-ms", str(m.base_ms),
-            "--exponent", str(m.exponent), "--overload", str(m.overload),
-            "--reject-ms", str(m.reject_ms),
+            sys.executable,
+            "-m",
+            "bench._downstream",
+            "--port",
+            str(self.port),
+            "--capacity",
+            str(m.capacity),
+            "--base-ms",
+            str(m.base_ms),
+            "--exponent",
+            str(m.exponent),
+            "--overload",
+            str(m.overload),
+            "--reject-ms",
+            str(m.reject_ms),
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
         )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
@@ -255,10 +285,18 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--capacity", type=int, default=8, help="N: requests served at base latency")
     ap.add_argument("--base-ms", type=float, default=100.0, help="latency up to N in flight")
-    ap.add_argument("--exponent", type=float, default=2.0,
-                    help="latency = base * (in_flight / N) ** exponent past N")
-    ap.add_argument("--overload", type=float, default=2.0,
-                    help="503 for a request arriving with more than overload * N in flight")
+    ap.add_argument(
+        "--exponent",
+        type=float,
+        default=2.0,
+        help="latency = base * (in_flight / N) ** exponent past N",
+    )
+    ap.add_argument(
+        "--overload",
+        type=float,
+        default=2.0,
+        help="503 for a request arriving with more than overload * N in flight",
+    )
     ap.add_argument("--reject-ms", type=float, default=5.0, help="how long a 503 takes")
     asyncio.run(_serve(ap.parse_args()))
 

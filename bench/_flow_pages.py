@@ -24,8 +24,10 @@ PROCESSOR_NAME = "BenchFlowPages"
 # Short retries: a refused request is retried soon (the downstream is only busy), and never
 # becomes "stuck" within a benchmark run.
 _RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5), maximum_attempts=50,
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=50,
 )
 
 
@@ -37,8 +39,14 @@ class FlowArgs:
     host: str = "127.0.0.1"
 
     def to_json(self) -> str:
-        return json.dumps({"port": self.port, "chains": self.chains,
-                           "pages_per_chain": self.pages_per_chain, "host": self.host})
+        return json.dumps(
+            {
+                "port": self.port,
+                "chains": self.chains,
+                "pages_per_chain": self.pages_per_chain,
+                "host": self.host,
+            }
+        )
 
     def first_cursors(self) -> list[str]:
         return [f"{c}:0" for c in range(self.chains)]
@@ -58,7 +66,8 @@ class BenchFlowPages(PageProcessor):
         if nxt < args.pages_per_chain:
             await context.enqueue_next_page(BatchPage(f"{chain}:{nxt}", context.page.size))
         status, _ = await http_get(
-            args.host, args.port, f"/work?p={context.page.cursor_str}&a={context.attempt}")
+            args.host, args.port, f"/work?p={context.page.cursor_str}&a={context.attempt}"
+        )
         if status != 200:
             raise DownstreamError(f"downstream replied {status} to page {context.page.cursor_str}")
         return context.page.size

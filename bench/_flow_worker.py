@@ -32,7 +32,9 @@ async def main() -> None:
 
     client = await Client.connect(opts.address, namespace=opts.namespace)
     worker = Worker(
-        client, task_queue=opts.task_queue, plugins=[BatchOrchestraPlugin()],
+        client,
+        task_queue=opts.task_queue,
+        plugins=[BatchOrchestraPlugin()],
         max_concurrent_activities=opts.max_concurrent_activities,
     )
     stop = asyncio.Event()

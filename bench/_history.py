@@ -83,9 +83,13 @@ async def read_batch_history(
         next_run: str | None = None
         can_bytes: int | None = None
         run = Run(
-            index=index, run_id=run_id, events=len(events),
+            index=index,
+            run_id=run_id,
+            events=len(events),
             history_bytes=sum(ev.ByteSize() for ev in events),
-            started=_ts(events[0]), ended=_ts(events[-1]), continue_as_new_input_bytes=None,
+            started=_ts(events[0]),
+            ended=_ts(events[-1]),
+            continue_as_new_input_bytes=None,
         )
         backoff = events[0].workflow_execution_started_event_attributes.first_workflow_task_backoff
         run.first_task_backoff_s = backoff.seconds + backoff.nanos / 1e9

@@ -31,10 +31,15 @@ class NoopArgs:
     lookahead: int = 1
 
     def to_json(self) -> str:
-        return json.dumps({
-            "pages": self.pages, "chains": self.chains, "page_seconds": self.page_seconds,
-            "jitter": self.jitter, "lookahead": self.lookahead,
-        })
+        return json.dumps(
+            {
+                "pages": self.pages,
+                "chains": self.chains,
+                "page_seconds": self.page_seconds,
+                "jitter": self.jitter,
+                "lookahead": self.lookahead,
+            }
+        )
 
     def first_cursors(self) -> list[str]:
         return [str(b) for b in _bounds(self.pages, self.chains)[:-1]]

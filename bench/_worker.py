@@ -36,9 +36,13 @@ async def main() -> None:
     worker = Worker(
         client,
         task_queue=opts.task_queue,
-        plugins=[BatchOrchestraPlugin(settings=WorkerSettings(
-            enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1"
-        ))],
+        plugins=[
+            BatchOrchestraPlugin(
+                settings=WorkerSettings(
+                    enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1"
+                )
+            )
+        ],
         workflows=[RawBaseline, PlainChain],
         activities=[raw_noop, raw_noop_signal, plain_chain_page],
         max_concurrent_activities=opts.max_concurrent_activities,

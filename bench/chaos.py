@@ -205,13 +205,25 @@ class _Worker:
     """One worker process slot; its process may be killed and started again."""
 
     def __init__(
-        self, slot: int, address: str, namespace: str, task_queue: str, log: Path,
+        self,
+        slot: int,
+        address: str,
+        namespace: str,
+        task_queue: str,
+        log: Path,
         sticky_timeout: float | None,
     ) -> None:
         self.slot = slot
         self._args = [
-            sys.executable, "-m", "bench._chaos_worker", "--address", address,
-            "--namespace", namespace, "--task-queue", task_queue,
+            sys.executable,
+            "-m",
+            "bench._chaos_worker",
+            "--address",
+            address,
+            "--namespace",
+            namespace,
+            "--task-queue",
+            task_queue,
         ]
         if sticky_timeout is not None:
             self._args += ["--sticky-timeout", str(sticky_timeout)]
@@ -226,8 +238,12 @@ class _Worker:
         """Spawn and wait for ``ready``; False (and nothing left running) if it never came."""
         with open(self._log, "ab") as log:
             self.proc = subprocess.Popen(
-                self._args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                self._args,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         assert self.proc.stdout is not None
         try:
@@ -277,15 +293,20 @@ class _Chaos:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.own_server = temporal is None
         self.server = temporal or EmbeddedTemporal(
-            port=free_port(), db_filename=self.workdir / "temporal.db", use_env=False,
+            port=free_port(),
+            db_filename=self.workdir / "temporal.db",
+            use_env=False,
             log_file=self.workdir / "temporal.log",
         )
         self.batch_id = f"chaos-{uuid.uuid4().hex[:8]}"
         self.task_queue = f"chaos-{uuid.uuid4().hex[:8]}"
         self.items_db = self.workdir / "items.db"
         self.report = ChaosReport(
-            config=asdict(cfg), seed=self.seed, batch_id=self.batch_id,
-            workdir=str(self.workdir), items_expected=cfg.pages * cfg.page_size,
+            config=asdict(cfg),
+            seed=self.seed,
+            batch_id=self.batch_id,
+            workdir=str(self.workdir),
+            items_expected=cfg.pages * cfg.page_size,
         )
         self.workers: list[_Worker] = []
         self.handle: BatchOrchestratorHandle | None = None
@@ -327,15 +348,23 @@ class _Chaos:
                 await self.server.start()
             create_table(str(self.items_db))
             self.workers = [
-                _Worker(i, self.server.address, self.server.namespace, self.task_queue,
-                        self.workdir / f"worker-{i}.log", cfg.sticky_timeout)
+                _Worker(
+                    i,
+                    self.server.address,
+                    self.server.namespace,
+                    self.task_queue,
+                    self.workdir / f"worker-{i}.log",
+                    cfg.sticky_timeout,
+                )
                 for i in range(cfg.workers)
             ]
             ready = await asyncio.gather(*(w.start() for w in self.workers))
             if not all(ready):
                 raise RuntimeError(f"a worker did not start; see {self.workdir}/worker-*.log")
             args = ChaosArgs(
-                db=str(self.items_db), pages=cfg.pages, chains=cfg.chains or cfg.parallelism,
+                db=str(self.items_db),
+                pages=cfg.pages,
+                chains=cfg.chains or cfg.parallelism,
                 page_ms=cfg.page_ms,
             )
             task_timeout: dict[str, Any] = {}
@@ -344,13 +373,17 @@ class _Chaos:
             self.t0 = time.monotonic()
             self.handle = await BatchOrchestratorClient(self.server.client).start(
                 BatchOrchestratorInput(
-                    page_processor=PROCESSOR_NAME, page_size=cfg.page_size,
-                    max_parallelism=cfg.parallelism, args=args.to_json(),
-                    first_cursor_strs=args.first_cursors(), batch_id=self.batch_id,
+                    page_processor=PROCESSOR_NAME,
+                    page_size=cfg.page_size,
+                    max_parallelism=cfg.parallelism,
+                    args=args.to_json(),
+                    first_cursor_strs=args.first_cursors(),
+                    batch_id=self.batch_id,
                     page_timeout=timedelta(seconds=cfg.page_timeout),
                     pages_per_run=cfg.pages_per_run,
                 ),
-                id=self.batch_id, task_queue=self.task_queue,
+                id=self.batch_id,
+                task_queue=self.task_queue,
                 **task_timeout,
             )
             wf = self.handle.workflow_handle
@@ -396,10 +429,14 @@ class _Chaos:
         cfg, rep = self.cfg, self.report
         deadline = self.t0 + cfg.timeout
         last_change, last_completed = time.monotonic(), -1
-        restarts_at = [] if cfg.server_restart_at is None else [
-            cfg.server_restart_at + k * cfg.server_restart_every
-            for k in range(cfg.server_restarts)
-        ]
+        restarts_at = (
+            []
+            if cfg.server_restart_at is None
+            else [
+                cfg.server_restart_at + k * cfg.server_restart_every
+                for k in range(cfg.server_restarts)
+            ]
+        )
         pause_done = cfg.pause_at is None or cfg.pause_in_outage
         fleet_done = cfg.all_workers_down_at is None
         next_log = 0.0
@@ -436,8 +473,10 @@ class _Chaos:
                 )
             if p.is_paused:
                 rep.auto_pauses += 1
-                self.say(f"the batch paused itself ({getattr(p, 'pause_reason', None)!r}); "
-                         "resuming it as an operator would")
+                self.say(
+                    f"the batch paused itself ({getattr(p, 'pause_reason', None)!r}); "
+                    "resuming it as an operator would"
+                )
                 await self.retry("resume", self._resume)
                 last_change = time.monotonic()
                 continue
@@ -461,9 +500,12 @@ class _Chaos:
             desc = await asyncio.wait_for(self._workflow().describe(), 10)
         except Exception:
             return False
-        if desc.status in (None, WorkflowExecutionStatus.RUNNING,
-                           WorkflowExecutionStatus.COMPLETED,
-                           WorkflowExecutionStatus.CONTINUED_AS_NEW):
+        if desc.status in (
+            None,
+            WorkflowExecutionStatus.RUNNING,
+            WorkflowExecutionStatus.COMPLETED,
+            WorkflowExecutionStatus.CONTINUED_AS_NEW,
+        ):
             return False
         self.report.problems.append(f"the batch's workflow closed as {desc.status.name}")
         return True
@@ -532,8 +574,10 @@ class _Chaos:
             await asyncio.sleep(cfg.pause_seconds)
             after = await self.retry("progress", self._progress_or_raise)
             rep.completed_while_paused += after.num_completed_pages - drained.num_completed_pages
-            self.say(f"paused and drained in {rep.pause_drain_seconds:.1f}s; "
-                     f"{rep.completed_while_paused} pages completed while paused")
+            self.say(
+                f"paused and drained in {rep.pause_drain_seconds:.1f}s; "
+                f"{rep.completed_while_paused} pages completed while paused"
+            )
         await self.retry("resume", self._resume)
         self.say("resumed")
 
@@ -559,8 +603,10 @@ class _Chaos:
                 victim.kill()
                 rep.worker_kills += 1
                 rep.pages_at_kills.append(self.completed)
-                self.say(f"SIGKILL worker 0 (kill {rep.worker_kills}) at about "
-                         f"{self.completed} completed pages")
+                self.say(
+                    f"SIGKILL worker 0 (kill {rep.worker_kills}) at about "
+                    f"{self.completed} completed pages"
+                )
                 await asyncio.sleep(cfg.restart_delay)
                 if not await victim.start():
                     self.say("worker 0 did not restart; the supervisor will retry")
@@ -635,8 +681,8 @@ class _Chaos:
             rep.items_written = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
             present = {r[0] for r in conn.execute("SELECT DISTINCT item FROM items")}
             rep.pages_written_twice = conn.execute(
-                "SELECT COUNT(*) FROM (SELECT page FROM items GROUP BY page "
-                "HAVING COUNT(*) > ?)", (cfg.page_size,)
+                "SELECT COUNT(*) FROM (SELECT page FROM items GROUP BY page HAVING COUNT(*) > ?)",
+                (cfg.page_size,),
             ).fetchone()[0]
         rep.items_distinct = len(present)
         missing = [i for i in range(expected) if i not in present]
@@ -682,30 +728,69 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     p.add_argument("--parallelism", type=int, default=d.parallelism)
     p.add_argument("--chains", type=int, default=None)
     p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--kill-every", type=float, default=d.kill_every,
-                   help="mean seconds between SIGKILLs of worker 0 (0: none)")
+    p.add_argument(
+        "--kill-every",
+        type=float,
+        default=d.kill_every,
+        help="mean seconds between SIGKILLs of worker 0 (0: none)",
+    )
     p.add_argument("--max-kills", type=int, default=None)
-    p.add_argument("--kill-at", type=float, default=None,
-                   help="fraction of pages completed at which the first kill happens")
-    p.add_argument("--sticky-timeout", type=float, default=None,
-                   help="workers' sticky_queue_schedule_to_start_timeout, s (SDK default 10)")
-    p.add_argument("--task-timeout", type=float, default=None,
-                   help="the batch's workflow task timeout, s (Temporal's default 10)")
-    p.add_argument("--server-restart-at", type=float, default=d.server_restart_at,
-                   help="fraction of pages completed at which the server is killed (<0: never)")
+    p.add_argument(
+        "--kill-at",
+        type=float,
+        default=None,
+        help="fraction of pages completed at which the first kill happens",
+    )
+    p.add_argument(
+        "--sticky-timeout",
+        type=float,
+        default=None,
+        help="workers' sticky_queue_schedule_to_start_timeout, s (SDK default 10)",
+    )
+    p.add_argument(
+        "--task-timeout",
+        type=float,
+        default=None,
+        help="the batch's workflow task timeout, s (Temporal's default 10)",
+    )
+    p.add_argument(
+        "--server-restart-at",
+        type=float,
+        default=d.server_restart_at,
+        help="fraction of pages completed at which the server is killed (<0: never)",
+    )
     p.add_argument("--server-restarts", type=int, default=d.server_restarts)
-    p.add_argument("--server-restart-every", type=float, default=d.server_restart_every,
-                   help="fraction of pages between server restarts")
-    p.add_argument("--all-workers-down-at", type=float, default=-1.0,
-                   help="fraction of pages at which every worker is SIGKILLed (<0: never)")
-    p.add_argument("--all-workers-down", type=float, default=d.all_workers_down_seconds,
-                   help="seconds every worker stays down")
+    p.add_argument(
+        "--server-restart-every",
+        type=float,
+        default=d.server_restart_every,
+        help="fraction of pages between server restarts",
+    )
+    p.add_argument(
+        "--all-workers-down-at",
+        type=float,
+        default=-1.0,
+        help="fraction of pages at which every worker is SIGKILLed (<0: never)",
+    )
+    p.add_argument(
+        "--all-workers-down",
+        type=float,
+        default=d.all_workers_down_seconds,
+        help="seconds every worker stays down",
+    )
     p.add_argument("--server-down", type=float, default=d.server_down_seconds)
-    p.add_argument("--pause-at", type=float, default=d.pause_at,
-                   help="fraction of pages completed at which the batch is paused (<0: never)")
+    p.add_argument(
+        "--pause-at",
+        type=float,
+        default=d.pause_at,
+        help="fraction of pages completed at which the batch is paused (<0: never)",
+    )
     p.add_argument("--pause-seconds", type=float, default=d.pause_seconds)
-    p.add_argument("--pause-in-outage", action="store_true",
-                   help="pause just after the server is killed (retried until it is back)")
+    p.add_argument(
+        "--pause-in-outage",
+        action="store_true",
+        help="pause just after the server is killed (retried until it is back)",
+    )
     p.add_argument("--page-timeout", type=float, default=d.page_timeout)
     p.add_argument("--pages-per-run", type=int, default=None)
     p.add_argument("--page-ms", type=float, default=d.page_ms)
@@ -718,18 +803,33 @@ def _parse_args(argv: list[str] | None) -> tuple[ChaosConfig, str | None]:
     p.add_argument("--json", default=None, help="write the report as JSON here too")
     o = p.parse_args(argv)
     cfg = ChaosConfig(
-        pages=o.pages, page_size=o.page_size, parallelism=o.parallelism, chains=o.chains,
-        workers=o.workers, kill_every=o.kill_every, max_kills=o.max_kills, kill_at=o.kill_at,
-        sticky_timeout=o.sticky_timeout, task_timeout=o.task_timeout,
+        pages=o.pages,
+        page_size=o.page_size,
+        parallelism=o.parallelism,
+        chains=o.chains,
+        workers=o.workers,
+        kill_every=o.kill_every,
+        max_kills=o.max_kills,
+        kill_at=o.kill_at,
+        sticky_timeout=o.sticky_timeout,
+        task_timeout=o.task_timeout,
         server_restart_at=o.server_restart_at if o.server_restart_at >= 0 else None,
         all_workers_down_at=o.all_workers_down_at if o.all_workers_down_at >= 0 else None,
         all_workers_down_seconds=o.all_workers_down,
-        server_restarts=o.server_restarts, server_restart_every=o.server_restart_every,
-        server_down_seconds=o.server_down, pause_at=o.pause_at if o.pause_at >= 0 else None,
-        pause_seconds=o.pause_seconds, pause_in_outage=o.pause_in_outage,
-        page_timeout=o.page_timeout, page_ms=o.page_ms, pages_per_run=o.pages_per_run,
-        poll_seconds=o.poll_seconds, timeout=o.timeout, stall_timeout=o.stall_timeout,
-        seed=o.seed, workdir=o.workdir,
+        server_restarts=o.server_restarts,
+        server_restart_every=o.server_restart_every,
+        server_down_seconds=o.server_down,
+        pause_at=o.pause_at if o.pause_at >= 0 else None,
+        pause_seconds=o.pause_seconds,
+        pause_in_outage=o.pause_in_outage,
+        page_timeout=o.page_timeout,
+        page_ms=o.page_ms,
+        pages_per_run=o.pages_per_run,
+        poll_seconds=o.poll_seconds,
+        timeout=o.timeout,
+        stall_timeout=o.stall_timeout,
+        seed=o.seed,
+        workdir=o.workdir,
         keep=o.keep,
     )
     return cfg, o.json

@@ -96,10 +96,24 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(sweep=25, sweep_warmup=8, adaptive=75, rate=25, rate_warmup=8,
-                       ramp_up=20, ramp_hold=10)
-        return cls(sweep=60, sweep_warmup=15, adaptive=180, rate=60, rate_warmup=10,
-                   ramp_up=60, ramp_hold=20)
+            return cls(
+                sweep=25,
+                sweep_warmup=8,
+                adaptive=75,
+                rate=25,
+                rate_warmup=8,
+                ramp_up=20,
+                ramp_hold=10,
+            )
+        return cls(
+            sweep=60,
+            sweep_warmup=15,
+            adaptive=180,
+            rate=60,
+            rate_warmup=10,
+            ramp_up=60,
+            ramp_hold=20,
+        )
 
 
 @dataclass
@@ -178,10 +192,20 @@ class Bench:
 
     async def start_worker(self) -> None:
         self.worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench._flow_worker", "--address", self.temporal.address,
-            "--namespace", self.temporal.namespace, "--task-queue", self.task_queue,
-            "--max-concurrent-activities", str(WORKER_SLOTS),
-            cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "bench._flow_worker",
+            "--address",
+            self.temporal.address,
+            "--namespace",
+            self.temporal.namespace,
+            "--task-queue",
+            self.task_queue,
+            "--max-concurrent-activities",
+            str(WORKER_SLOTS),
+            cwd=str(ROOT),
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
         )
         assert self.worker.stdout is not None
         line = await asyncio.wait_for(self.worker.stdout.readline(), 60)
@@ -217,24 +241,43 @@ class Bench:
 
     # -- one run -----------------------------------------------------------------------------
 
-    async def run(self, section: str, label: str, *, model: dict[str, float],
-                  overrides: dict[str, Any], duration: float, window_from: float,
-                  hook: Hook | None = None) -> RunResult:
+    async def run(
+        self,
+        section: str,
+        label: str,
+        *,
+        model: dict[str, float],
+        overrides: dict[str, Any],
+        duration: float,
+        window_from: float,
+        hook: Hook | None = None,
+    ) -> RunResult:
         await self.ds.configure(**model)
         await self._quiet_downstream()
         page_size = int(overrides.pop("page_size", 1))
         args = FlowArgs(port=self.ds.port, chains=CHAINS)
         inp = BatchOrchestratorInput(
-            page_processor=PROCESSOR_NAME, page_size=page_size, args=args.to_json(),
-            first_cursor_strs=args.first_cursors(), page_timeout=timedelta(seconds=60),
-            failure_policy=FailurePolicy.disabled(), **overrides,
+            page_processor=PROCESSOR_NAME,
+            page_size=page_size,
+            args=args.to_json(),
+            first_cursor_strs=args.first_cursors(),
+            page_timeout=timedelta(seconds=60),
+            failure_policy=FailurePolicy.disabled(),
+            **overrides,
         )
-        params = {k: (v.total_seconds() if isinstance(v, timedelta) else v)
-                  for k, v in overrides.items()}
+        params = {
+            k: (v.total_seconds() if isinstance(v, timedelta) else v) for k, v in overrides.items()
+        }
         params.update(page_size=page_size, downstream=dict(model))
         wf_id = f"bench-flow-{section}-{uuid.uuid4().hex[:8]}"
-        result = RunResult(section=section, label=label, params=params, started=time.time(),
-                           duration=duration, window_from=window_from)
+        result = RunResult(
+            section=section,
+            label=label,
+            params=params,
+            started=time.time(),
+            duration=duration,
+            window_from=window_from,
+        )
         _log(f"[{section}] {label}: {duration:g} s ...")
         cpu0 = self._cpu()
         handle = await self.orchestra.start(inp, id=wf_id, task_queue=self.task_queue)
@@ -253,8 +296,7 @@ class Bench:
         _log(f"    {self.row(result)}")
         return result
 
-    async def _sample(self, handle: BatchOrchestratorHandle, t: float,
-                      result: RunResult) -> Sample:
+    async def _sample(self, handle: BatchOrchestratorHandle, t: float, result: RunResult) -> Sample:
         s = Sample(t=t)
         try:
             p = await handle.get_progress(rpc_timeout=timedelta(seconds=5))
@@ -291,7 +333,8 @@ class Bench:
             _log(f"    (pause before stopping failed: {type(e).__name__}: {e})")
         try:
             await self.temporal.client.get_workflow_handle(wf_id).terminate(
-                reason="bench.flow: run over")
+                reason="bench.flow: run over"
+            )
         except Exception as e:
             _log(f"    (terminate failed: {type(e).__name__}: {e})")
 
@@ -300,8 +343,9 @@ class Bench:
         while time.time() < deadline and (await self.ds.now())["in_flight"] > 0:
             await asyncio.sleep(0.2)
 
-    async def _measure(self, r: RunResult, cpu0: tuple[float, float] | None,
-                       cpu1: tuple[float, float] | None) -> None:
+    async def _measure(
+        self, r: RunResult, cpu0: tuple[float, float] | None, cpu1: tuple[float, float] | None
+    ) -> None:
         t0, w0, w1 = r.started, r.started + r.window_from, r.started + r.duration
         span = w1 - w0
         r.pages_per_s = _window_rate(r.samples, r.window_from, r.duration)
@@ -339,23 +383,34 @@ class Bench:
     def row(r: RunResult) -> str:
         def f(v: float | None, fmt: str) -> str:
             return "-" if v is None else format(v, fmt)
+
         ho = "-" if r.handovers is None else str(r.handovers)
-        return (f"{r.label:<38} {r.pages_per_s:8.1f} {r.ok_per_s:7.1f} {r.refused_per_s:8.1f} "
-                f"{f(r.lat_mean_ms, '8.0f')} {f(r.lat_p95_ms, '7.0f')} "
-                f"{f(r.in_flight_mean, '6.1f')} {ho:>4} "
-                f"{f(r.other_cpu and 100 * r.other_cpu, '5.0f')}%")
+        return (
+            f"{r.label:<38} {r.pages_per_s:8.1f} {r.ok_per_s:7.1f} {r.refused_per_s:8.1f} "
+            f"{f(r.lat_mean_ms, '8.0f')} {f(r.lat_p95_ms, '7.0f')} "
+            f"{f(r.in_flight_mean, '6.1f')} {ho:>4} "
+            f"{f(r.other_cpu and 100 * r.other_cpu, '5.0f')}%"
+        )
 
     # -- sections ----------------------------------------------------------------------------
 
     def _overload_model(self) -> dict[str, float]:
         o = self.opts
-        return {"capacity": o.capacity, "base_ms": o.base_ms, "exponent": o.exponent,
-                "overload": o.overload}
+        return {
+            "capacity": o.capacity,
+            "base_ms": o.base_ms,
+            "exponent": o.exponent,
+            "overload": o.overload,
+        }
 
     def _fast_model(self, base_ms: float) -> dict[str, float]:
         """A downstream that never binds (capacity 4 x the parallelism used)."""
-        return {"capacity": 4 * RAMP_MAX, "base_ms": base_ms, "exponent": self.opts.exponent,
-                "overload": self.opts.overload}
+        return {
+            "capacity": 4 * RAMP_MAX,
+            "base_ms": base_ms,
+            "exponent": self.opts.exponent,
+            "overload": self.opts.overload,
+        }
 
     def skip(self, section: str, why: str) -> None:
         self.skipped[section] = why
@@ -364,15 +419,23 @@ class Bench:
     async def sweep(self, plan: Plan) -> None:
         n = self.opts.capacity
         for p in sorted({max(1, round(m * n)) for m in (0.5, 1, 2, 4)}):
-            await self.run("sweep", f"fixed P={p} ({p / n:g}N)", model=self._overload_model(),
-                           overrides={"max_parallelism": p}, duration=plan.sweep,
-                           window_from=plan.sweep_warmup)
+            await self.run(
+                "sweep",
+                f"fixed P={p} ({p / n:g}N)",
+                model=self._overload_model(),
+                overrides={"max_parallelism": p},
+                duration=plan.sweep,
+                window_from=plan.sweep_warmup,
+            )
 
     async def adaptive(self, plan: Plan) -> None:
         fields = input_fields()
         if "adaptive" not in fields:
-            self.skip("adaptive", "the installed BatchOrchestratorInput has no `adaptive` field "
-                      "(flow control not in this build)")
+            self.skip(
+                "adaptive",
+                "the installed BatchOrchestratorInput has no `adaptive` field "
+                "(flow control not in this build)",
+            )
             return
         n = self.opts.capacity
         for target in self.opts.adaptive_targets:
@@ -380,35 +443,63 @@ class Bench:
             label = f"adaptive, cap {4 * n}"
             if target is not None:
                 if "target_page_latency" not in fields:
-                    self.skip("adaptive", "no `target_page_latency` field: "
-                              f"the {target:g} ms target run is left out")
+                    self.skip(
+                        "adaptive",
+                        f"no `target_page_latency` field: the {target:g} ms target run is left out",
+                    )
                     continue
                 overrides["target_page_latency"] = timedelta(milliseconds=target)
                 label += f", target {target:g} ms"
-            await self.run("adaptive", label, model=self._overload_model(),
-                           overrides=overrides, duration=plan.adaptive,
-                           window_from=plan.adaptive * 2 / 3)
+            await self.run(
+                "adaptive",
+                label,
+                model=self._overload_model(),
+                overrides=overrides,
+                duration=plan.adaptive,
+                window_from=plan.adaptive * 2 / 3,
+            )
 
     async def rate(self, plan: Plan) -> None:
         fields = input_fields()
         if "max_pages_per_second" not in fields:
-            self.skip("rate", "the installed BatchOrchestratorInput has no "
-                      "`max_pages_per_second` field (flow control not in this build)")
+            self.skip(
+                "rate",
+                "the installed BatchOrchestratorInput has no "
+                "`max_pages_per_second` field (flow control not in this build)",
+            )
             return
         model = self._fast_model(20)
         # the ceiling: what this machine does with the same pages and no limit
-        await self.run("rate", "no limit (ceiling)", model=model,
-                       overrides={"max_parallelism": RAMP_MAX},
-                       duration=plan.rate, window_from=plan.rate_warmup)
+        await self.run(
+            "rate",
+            "no limit (ceiling)",
+            model=model,
+            overrides={"max_parallelism": RAMP_MAX},
+            duration=plan.rate,
+            window_from=plan.rate_warmup,
+        )
         for r in RATES:
-            await self.run("rate", f"max_pages_per_second={r:g}", model=model,
-                           overrides={"max_parallelism": RAMP_MAX, "max_pages_per_second": r},
-                           duration=plan.rate, window_from=plan.rate_warmup)
+            await self.run(
+                "rate",
+                f"max_pages_per_second={r:g}",
+                model=model,
+                overrides={"max_parallelism": RAMP_MAX, "max_pages_per_second": r},
+                duration=plan.rate,
+                window_from=plan.rate_warmup,
+            )
         if "max_items_per_second" in fields:
-            await self.run("rate", "max_items_per_second=40, 4 items/page", model=model,
-                           overrides={"max_parallelism": RAMP_MAX, "max_items_per_second": 40.0,
-                                      "page_size": 4},
-                           duration=plan.rate, window_from=plan.rate_warmup)
+            await self.run(
+                "rate",
+                "max_items_per_second=40, 4 items/page",
+                model=model,
+                overrides={
+                    "max_parallelism": RAMP_MAX,
+                    "max_items_per_second": 40.0,
+                    "page_size": 4,
+                },
+                duration=plan.rate,
+                window_from=plan.rate_warmup,
+            )
         else:
             self.skip("rate", "no `max_items_per_second` field: the items row is left out")
         if hasattr(BatchOrchestratorHandle, "set_rate_limit"):
@@ -421,25 +512,35 @@ class Bench:
                     changed = True
                     await handle.set_rate_limit(max_pages_per_second=10.0)
 
-            await self.run("rate", "100/s, set_rate_limit(10) midway", model=model,
-                           overrides={"max_parallelism": RAMP_MAX, "max_pages_per_second": 100.0},
-                           duration=half + 3 + plan.rate - plan.rate_warmup,
-                           window_from=half + 3, hook=lower)
+            await self.run(
+                "rate",
+                "100/s, set_rate_limit(10) midway",
+                model=model,
+                overrides={"max_parallelism": RAMP_MAX, "max_pages_per_second": 100.0},
+                duration=half + 3 + plan.rate - plan.rate_warmup,
+                window_from=half + 3,
+                hook=lower,
+            )
         else:
-            self.skip("rate", "the handle has no `set_rate_limit`: the live-change row is "
-                      "left out")
+            self.skip("rate", "the handle has no `set_rate_limit`: the live-change row is left out")
 
     async def ramp(self, plan: Plan) -> None:
         if "ramp_up" not in input_fields():
-            self.skip("ramp", "the installed BatchOrchestratorInput has no `ramp_up` field "
-                      "(flow control not in this build)")
+            self.skip(
+                "ramp",
+                "the installed BatchOrchestratorInput has no `ramp_up` field "
+                "(flow control not in this build)",
+            )
             return
         # 1 s pages: 32 pages in flight is 32 pages/s, within what the orchestrator keeps up with
-        await self.run("ramp", f"ramp_up={plan.ramp_up:g}s to {RAMP_MAX}",
-                       model=self._fast_model(1000),
-                       overrides={"max_parallelism": RAMP_MAX,
-                                  "ramp_up": timedelta(seconds=plan.ramp_up)},
-                       duration=plan.ramp_up + plan.ramp_hold, window_from=plan.ramp_up)
+        await self.run(
+            "ramp",
+            f"ramp_up={plan.ramp_up:g}s to {RAMP_MAX}",
+            model=self._fast_model(1000),
+            overrides={"max_parallelism": RAMP_MAX, "ramp_up": timedelta(seconds=plan.ramp_up)},
+            duration=plan.ramp_up + plan.ramp_hold,
+            window_from=plan.ramp_up,
+        )
 
 
 # -- analysis -------------------------------------------------------------------------------
@@ -455,8 +556,11 @@ def analyse(runs: list[RunResult], capacity: int) -> dict[str, Any]:
     sweep = [r for r in runs if r.section == "sweep"]
     if sweep:
         best = max(sweep, key=lambda r: r.pages_per_s)
-        out["best_fixed"] = {"label": best.label, "parallelism": best.params["max_parallelism"],
-                             "pages_per_s": best.pages_per_s}
+        out["best_fixed"] = {
+            "label": best.label,
+            "parallelism": best.params["max_parallelism"],
+            "pages_per_s": best.pages_per_s,
+        }
     out["adaptive"] = []
     for r in (r for r in runs if r.section == "adaptive"):
         tail = [s for s in r.samples if s.t >= r.window_from]
@@ -465,10 +569,10 @@ def analyse(runs: list[RunResult], capacity: int) -> dict[str, Any]:
             "label": r.label,
             "median_effective": statistics.median(eff) if eff else None,
             "median_effective_over_n": statistics.median(eff) / capacity if eff else None,
-            "pages_per_s": r.pages_per_s, "refused_per_s": r.refused_per_s,
+            "pages_per_s": r.pages_per_s,
+            "refused_per_s": r.refused_per_s,
             "in_flight_mean": r.in_flight_mean,
-            "throttle_reasons": sorted({s.throttle_reason for s in r.samples
-                                        if s.throttle_reason}),
+            "throttle_reasons": sorted({s.throttle_reason for s in r.samples if s.throttle_reason}),
         }
         if "best_fixed" in out and out["best_fixed"]["pages_per_s"] > 0:
             ratio = r.pages_per_s / out["best_fixed"]["pages_per_s"]
@@ -476,8 +580,7 @@ def analyse(runs: list[RunResult], capacity: int) -> dict[str, Any]:
             item["goal_met"] = ratio >= 0.85
         out["adaptive"].append(item)
     out["rate"] = []
-    ceiling = next((r.ok_per_s for r in runs if r.section == "rate" and "ceiling" in r.label),
-                   None)
+    ceiling = next((r.ok_per_s for r in runs if r.section == "rate" and "ceiling" in r.label), None)
     for r in (r for r in runs if r.section == "rate"):
         if "ceiling" in r.label:
             out["rate_ceiling"] = r.ok_per_s
@@ -489,44 +592,69 @@ def analyse(runs: list[RunResult], capacity: int) -> dict[str, Any]:
         else:
             asked = r.params["max_pages_per_second"]
         ratio = r.ok_per_s / asked if asked else None
-        out["rate"].append({
-            "label": r.label, "asked_pages_per_s": asked, "achieved_pages_per_s": r.ok_per_s,
-            "completed_pages_per_s": r.pages_per_s, "ratio": ratio, "handovers": r.handovers,
-            # the machine could not do the asked rate even without a limit: not a limiter figure
-            "ceiling_bound": ceiling is not None and ceiling < 1.1 * asked,
-            "goal_met": ratio is not None and abs(ratio - 1) <= 0.05,
-        })
+        out["rate"].append(
+            {
+                "label": r.label,
+                "asked_pages_per_s": asked,
+                "achieved_pages_per_s": r.ok_per_s,
+                "completed_pages_per_s": r.pages_per_s,
+                "ratio": ratio,
+                "handovers": r.handovers,
+                # the machine could not do the asked rate even without a limit: not a limiter figure
+                "ceiling_bound": ceiling is not None and ceiling < 1.1 * asked,
+                "goal_met": ratio is not None and abs(ratio - 1) <= 0.05,
+            }
+        )
     for r in (r for r in runs if r.section == "ramp"):
         ramp, top = r.params["ramp_up"], r.params["max_parallelism"]
         origin = r.batch_start if r.batch_start is not None else r.started
         shift = origin - r.started
         during = [s for s in r.samples if 0 <= s.t - shift <= ramp]
-        eff_err = [s.effective - ramp_schedule(s.t - shift, ramp, top)
-                   for s in during if s.effective is not None]
-        run_err = [s.processing - ramp_schedule(s.t - shift, ramp, top)
-                   for s in during if s.processing is not None]
-        reached = next((s.t - shift for s in r.samples
-                        if s.effective is not None and s.effective >= top), None)
-        full = next((s.t - shift for s in r.samples
-                     if s.processing is not None and s.processing >= top - 1), None)
+        eff_err = [
+            s.effective - ramp_schedule(s.t - shift, ramp, top)
+            for s in during
+            if s.effective is not None
+        ]
+        run_err = [
+            s.processing - ramp_schedule(s.t - shift, ramp, top)
+            for s in during
+            if s.processing is not None
+        ]
+        reached = next(
+            (s.t - shift for s in r.samples if s.effective is not None and s.effective >= top), None
+        )
+        full = next(
+            (
+                s.t - shift
+                for s in r.samples
+                if s.processing is not None and s.processing >= top - 1
+            ),
+            None,
+        )
         out["ramp"] = {
-            "label": r.label, "ramp_up_s": ramp, "max_parallelism": top,
+            "label": r.label,
+            "ramp_up_s": ramp,
+            "max_parallelism": top,
             "effective_max_abs_error": max((abs(e) for e in eff_err), default=None),
             "effective_mean_error": statistics.fmean(eff_err) if eff_err else None,
             "running_mean_error": statistics.fmean(run_err) if run_err else None,
-            "effective_reached_max_at_s": reached, "running_reached_max_minus_1_at_s": full,
+            "effective_reached_max_at_s": reached,
+            "running_reached_max_minus_1_at_s": full,
         }
     return out
 
 
 # -- output ---------------------------------------------------------------------------------
 
-HEADER = (f"{'run':<38} {'pages/s':>8} {'ok/s':>7} {'503s/s':>8} {'lat ms':>8} {'p95 ms':>7} "
-          f"{'in-fl':>6} {'h-o':>4} {'other':>6}")
+HEADER = (
+    f"{'run':<38} {'pages/s':>8} {'ok/s':>7} {'503s/s':>8} {'lat ms':>8} {'p95 ms':>7} "
+    f"{'in-fl':>6} {'h-o':>4} {'other':>6}"
+)
 
 
-def render_text(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, Any],
-                skipped: dict[str, str]) -> str:
+def render_text(
+    runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, Any], skipped: dict[str, str]
+) -> str:
     lines = [
         f"bench.flow{' --quick' if meta['quick'] else ''}: {meta['commit']}, {meta['server']}, "
         f"{meta['cpus']} CPUs, downstream N={meta['capacity']} base {meta['base_ms']:g} ms "
@@ -556,37 +684,45 @@ def render_text(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str,
             line += f"settles at {eff:g} ({a['median_effective_over_n']:.2f}N)"
         vs = a.get("vs_best_fixed")
         if vs is not None:
-            line += (f"; {a['pages_per_s']:.1f} pages/s = {vs:.2f} x best fixed "
-                     f"(goal >= 0.85: {'met' if a['goal_met'] else 'NOT met'})")
+            line += (
+                f"; {a['pages_per_s']:.1f} pages/s = {vs:.2f} x best fixed "
+                f"(goal >= 0.85: {'met' if a['goal_met'] else 'NOT met'})"
+            )
         lines.append(line)
     if "rate_ceiling" in analysis:
-        lines.append(f"rate ceiling (no limit, same pages): {analysis['rate_ceiling']:.1f} "
-                     "pages/s")
+        lines.append(f"rate ceiling (no limit, same pages): {analysis['rate_ceiling']:.1f} pages/s")
     for a in analysis.get("rate", []):
         ratio = a["ratio"]
         lines.append(
             f"{a['label']}: asked {a['asked_pages_per_s']:g} pages/s, achieved "
             f"{a['achieved_pages_per_s']:.2f} (ratio {ratio:.3f}; goal within 5 %: "
             f"{'met' if a['goal_met'] else 'NOT met'}; {a['handovers']} hand-overs in the window)"
-            + ("; ceiling-bound: without a limit this machine did under 1.1 x the asked rate"
-               if a["ceiling_bound"] else ""))
+            + (
+                "; ceiling-bound: without a limit this machine did under 1.1 x the asked rate"
+                if a["ceiling_bound"]
+                else ""
+            )
+        )
     if "ramp" in analysis:
         a = analysis["ramp"]
 
         def f(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}"
+
         lines.append(
             f"{a['label']}: effective_parallelism vs schedule: max |error| "
             f"{f(a['effective_max_abs_error'])}, mean error {f(a['effective_mean_error'])}; "
             f"running pages mean error {f(a['running_mean_error'])}; effective reached "
             f"{a['max_parallelism']} at {f(a['effective_reached_max_at_s'])} s, running pages "
             f"{a['max_parallelism'] - 1} at {f(a['running_reached_max_minus_1_at_s'])} s "
-            f"(ramp_up {a['ramp_up_s']:g} s)")
+            f"(ramp_up {a['ramp_up_s']:g} s)"
+        )
     return "\n".join(lines) + "\n"
 
 
-def render_md(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, Any],
-              skipped: dict[str, str]) -> str:
+def render_md(
+    runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, Any], skipped: dict[str, str]
+) -> str:
     """The flow-control section for BENCHMARKS.md; ``TODO(lead)`` where a part did not run."""
     n, base = meta["capacity"], meta["base_ms"]
     todo = "TODO(lead): run `make bench-flow` once flow control is merged"
@@ -609,49 +745,71 @@ def render_md(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, A
     ]
     sweep = [r for r in runs if r.section == "sweep"]
     if sweep:
-        md += ["| max_parallelism | pages/s | downstream 503/s | mean latency | p95 latency | "
-               "mean in flight |", "|---:|---:|---:|---:|---:|---:|"]
+        md += [
+            "| max_parallelism | pages/s | downstream 503/s | mean latency | p95 latency | "
+            "mean in flight |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in sweep:
             p = r.params["max_parallelism"]
-            md.append(f"| {p} ({p / n:g}N) | {r.pages_per_s:.1f} | {r.refused_per_s:.1f} | "
-                      f"{r.lat_mean_ms or 0:.0f} ms | {r.lat_p95_ms or 0:.0f} ms | "
-                      f"{r.in_flight_mean or 0:.1f} |")
+            md.append(
+                f"| {p} ({p / n:g}N) | {r.pages_per_s:.1f} | {r.refused_per_s:.1f} | "
+                f"{r.lat_mean_ms or 0:.0f} ms | {r.lat_p95_ms or 0:.0f} ms | "
+                f"{r.in_flight_mean or 0:.1f} |"
+            )
         b = analysis["best_fixed"]
-        md += ["", f"The best fixed setting is max_parallelism {b['parallelism']} "
-               f"({b['pages_per_s']:.1f} pages/s). The downstream sees fewer requests in flight "
-               "than pages running: part of each page's time is its enqueue and its dispatch, "
-               "more so when the machine is busy. TODO(lead): a sentence on the shape."]
+        md += [
+            "",
+            f"The best fixed setting is max_parallelism {b['parallelism']} "
+            f"({b['pages_per_s']:.1f} pages/s). The downstream sees fewer requests in flight "
+            "than pages running: part of each page's time is its enqueue and its dispatch, "
+            "more so when the machine is busy. TODO(lead): a sentence on the shape.",
+        ]
     else:
         md.append(todo)
     md += ["", "### Adaptive parallelism (AIMD)", ""]
     if analysis.get("adaptive"):
-        md += ["| run | settles at (median, last third) | pages/s | vs best fixed | 503/s |",
-               "|---|---:|---:|---:|---:|"]
+        md += [
+            "| run | settles at (median, last third) | pages/s | vs best fixed | 503/s |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for a in analysis["adaptive"]:
             vs = a.get("vs_best_fixed")
             eff = a["median_effective"]
-            md.append(f"| {a['label']} | {eff if eff is not None else '-'} "
-                      f"({(a['median_effective_over_n'] or 0):.2f}N) | {a['pages_per_s']:.1f} | "
-                      f"{'-' if vs is None else f'{vs:.2f}'} | {a['refused_per_s']:.1f} |")
-        md += ["", "Goal: within 15 % of the best fixed setting. TODO(lead): one sentence on "
-               "why it settles where it does (plot: `bench/results/flow-adaptive.png`)."]
+            md.append(
+                f"| {a['label']} | {eff if eff is not None else '-'} "
+                f"({(a['median_effective_over_n'] or 0):.2f}N) | {a['pages_per_s']:.1f} | "
+                f"{'-' if vs is None else f'{vs:.2f}'} | {a['refused_per_s']:.1f} |"
+            )
+        md += [
+            "",
+            "Goal: within 15 % of the best fixed setting. TODO(lead): one sentence on "
+            "why it settles where it does (plot: `bench/results/flow-adaptive.png`).",
+        ]
     else:
         md.append(todo + f" ({skipped.get('adaptive', 'not run')}).")
     md += ["", "### Rate limits", ""]
     if analysis.get("rate"):
-        md += ["| limit | asked pages/s | achieved | ratio | hand-overs in the window |",
-               "|---|---:|---:|---:|---:|"]
+        md += [
+            "| limit | asked pages/s | achieved | ratio | hand-overs in the window |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for a in analysis["rate"]:
-            md.append(f"| {a['label']} | {a['asked_pages_per_s']:g} | "
-                      f"{a['achieved_pages_per_s']:.2f} | {a['ratio']:.3f}"
-                      f"{' (ceiling-bound)' if a['ceiling_bound'] else ''} | {a['handovers']} |")
+            md.append(
+                f"| {a['label']} | {a['asked_pages_per_s']:g} | "
+                f"{a['achieved_pages_per_s']:.2f} | {a['ratio']:.3f}"
+                f"{' (ceiling-bound)' if a['ceiling_bound'] else ''} | {a['handovers']} |"
+            )
         ceiling = analysis.get("rate_ceiling")
-        md += ["", "Achieved = requests served by the downstream per second over the window "
-               "(after the warm-up; for the live change, from 3 s after `set_rate_limit`). The "
-               "downstream is made fast (20 ms, capacity 128) and `max_parallelism` is 32, so only "
-               "the limit should bind"
-               + (f"; with no limit the same batch ran {ceiling:.1f} pages/s" if ceiling else "")
-               + ". Goal: within 5 %. TODO(lead): a sentence on any row that misses it."]
+        md += [
+            "",
+            "Achieved = requests served by the downstream per second over the window "
+            "(after the warm-up; for the live change, from 3 s after `set_rate_limit`). The "
+            "downstream is made fast (20 ms, capacity 128) and `max_parallelism` is 32, so only "
+            "the limit should bind"
+            + (f"; with no limit the same batch ran {ceiling:.1f} pages/s" if ceiling else "")
+            + ". Goal: within 5 %. TODO(lead): a sentence on any row that misses it.",
+        ]
     else:
         md.append(todo + f" ({skipped.get('rate', 'not run')}).")
     md += ["", "### Ramp-up", ""]
@@ -660,13 +818,16 @@ def render_md(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, A
 
         def f(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}"
-        md += [f"`ramp_up={a['ramp_up_s']:g}s`, `max_parallelism={a['max_parallelism']}`, 1 s "
-               "pages: `effective_parallelism` against the linear schedule: max |error| "
-               f"{f(a['effective_max_abs_error'])}, mean {f(a['effective_mean_error'])} (it "
-               "grows in whole steps); running pages minus the schedule: "
-               f"{f(a['running_mean_error'])} on average; "
-               f"{a['max_parallelism']} reached at {f(a['effective_reached_max_at_s'])} s "
-               "(plot: `bench/results/flow-ramp.png`)."]
+
+        md += [
+            f"`ramp_up={a['ramp_up_s']:g}s`, `max_parallelism={a['max_parallelism']}`, 1 s "
+            "pages: `effective_parallelism` against the linear schedule: max |error| "
+            f"{f(a['effective_max_abs_error'])}, mean {f(a['effective_mean_error'])} (it "
+            "grows in whole steps); running pages minus the schedule: "
+            f"{f(a['running_mean_error'])} on average; "
+            f"{a['max_parallelism']} reached at {f(a['effective_reached_max_at_s'])} s "
+            "(plot: `bench/results/flow-ramp.png`)."
+        ]
     else:
         md.append(todo + f" ({skipped.get('ramp', 'not run')}).")
     return "\n".join(md) + "\n"
@@ -675,6 +836,7 @@ def render_md(runs: list[RunResult], analysis: dict[str, Any], meta: dict[str, A
 def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix: Path) -> list[str]:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -683,7 +845,7 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
     written: list[str] = []
 
     def smooth(xs: list[float], k: int = 5) -> list[float]:
-        return [statistics.fmean(xs[max(0, i - k + 1):i + 1]) for i in range(len(xs))]
+        return [statistics.fmean(xs[max(0, i - k + 1) : i + 1]) for i in range(len(xs))]
 
     def save(fig: Any, name: str) -> None:
         path = prefix.with_name(f"{prefix.name}-{name}.png")
@@ -711,10 +873,17 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
         for r in adaptive:
             ts = [s.t for s in r.samples if s.effective is not None]
-            a1.plot(ts, [s.effective for s in r.samples if s.effective is not None],
-                    label=f"effective_parallelism ({r.label})")
-            a1.plot(range(len(r.in_flight_per_second)), r.in_flight_per_second, alpha=0.5,
-                    label=f"downstream in flight ({r.label})")
+            a1.plot(
+                ts,
+                [s.effective for s in r.samples if s.effective is not None],
+                label=f"effective_parallelism ({r.label})",
+            )
+            a1.plot(
+                range(len(r.in_flight_per_second)),
+                r.in_flight_per_second,
+                alpha=0.5,
+                label=f"downstream in flight ({r.label})",
+            )
             rate = smooth([float(x) for x in r.ok_per_second])
             a2.plot(range(len(rate)), rate, label=f"{r.label} (5 s mean)")
         a1.axhline(capacity, color="grey", ls=":", label=f"N={capacity}")
@@ -722,8 +891,12 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
         a1.legend(fontsize=7)
         for r in sweep:
             a2.axhline(r.pages_per_s, ls="--", lw=0.8, color="grey")
-            a2.annotate(f"fixed P={r.params['max_parallelism']}", (0, r.pages_per_s),
-                        fontsize=7, va="bottom")
+            a2.annotate(
+                f"fixed P={r.params['max_parallelism']}",
+                (0, r.pages_per_s),
+                fontsize=7,
+                va="bottom",
+            )
         a2.set_xlabel("seconds since start")
         a2.set_ylabel("pages/s served")
         a2.legend(fontsize=7)
@@ -733,11 +906,18 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
     if rate_runs:
         fig, ax = plt.subplots(figsize=(8, 4))
         if analysis.get("rate_ceiling"):
-            ax.axhline(analysis["rate_ceiling"], color="grey", ls=":",
-                       label="no limit (this machine's ceiling)")
+            ax.axhline(
+                analysis["rate_ceiling"],
+                color="grey",
+                ls=":",
+                label="no limit (this machine's ceiling)",
+            )
         for r, a in zip(rate_runs, analysis.get("rate", []), strict=True):
-            line = ax.plot(range(len(r.ok_per_second)),
-                           smooth([float(x) for x in r.ok_per_second]), label=r.label)
+            line = ax.plot(
+                range(len(r.ok_per_second)),
+                smooth([float(x) for x in r.ok_per_second]),
+                label=r.label,
+            )
             ax.axhline(a["asked_pages_per_s"], ls="--", lw=0.8, color=line[0].get_color())
         ax.set_yscale("log")
         ax.set_xlabel("seconds since start")
@@ -749,13 +929,28 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
         fig, ax = plt.subplots(figsize=(8, 4))
         shift = (r.batch_start or r.started) - r.started
         ts = [s.t for s in r.samples]
-        ax.plot(ts, [ramp_schedule(t - shift, r.params["ramp_up"], r.params["max_parallelism"])
-                     for t in ts], "k--", label="linear schedule")
+        ax.plot(
+            ts,
+            [
+                ramp_schedule(t - shift, r.params["ramp_up"], r.params["max_parallelism"])
+                for t in ts
+            ],
+            "k--",
+            label="linear schedule",
+        )
         nan = float("nan")
-        ax.plot(ts, [nan if s.effective is None else s.effective for s in r.samples],
-                lw=4, alpha=0.4, label="effective_parallelism")
-        ax.plot(ts, [nan if s.processing is None else s.processing for s in r.samples],
-                label="num_processing_pages")
+        ax.plot(
+            ts,
+            [nan if s.effective is None else s.effective for s in r.samples],
+            lw=4,
+            alpha=0.4,
+            label="effective_parallelism",
+        )
+        ax.plot(
+            ts,
+            [nan if s.processing is None else s.processing for s in r.samples],
+            label="num_processing_pages",
+        )
         ax.set_xlabel("seconds since start")
         ax.set_ylabel("pages")
         ax.legend()
@@ -766,8 +961,13 @@ def plot(runs: list[RunResult], analysis: dict[str, Any], capacity: int, prefix:
 
 def _commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -781,14 +981,17 @@ def load_runs(path: Path) -> tuple[dict[str, Any], dict[str, str], list[RunResul
     runs = []
     for raw in data["runs"]:
         kw = {k: v for k, v in raw.items() if k in run_fields}
-        kw["samples"] = [Sample(**{k: v for k, v in smp.items() if k in sample_fields})
-                         for smp in raw.get("samples", [])]
+        kw["samples"] = [
+            Sample(**{k: v for k, v in smp.items() if k in sample_fields})
+            for smp in raw.get("samples", [])
+        ]
         runs.append(RunResult(**kw))
     return data["meta"], data.get("skipped", {}), runs
 
 
-def write_results(runs: list[RunResult], meta: dict[str, Any], skipped: dict[str, str],
-                  out: Path) -> None:
+def write_results(
+    runs: list[RunResult], meta: dict[str, Any], skipped: dict[str, str], out: Path
+) -> None:
     """Print the summary; write ``<out>.txt``, ``.md``, ``.json`` and the plots."""
     analysis = analyse(runs, meta["capacity"])
     text = render_text(runs, analysis, meta, skipped)
@@ -797,10 +1000,17 @@ def write_results(runs: list[RunResult], meta: dict[str, Any], skipped: dict[str
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_name(out.name + ".txt").write_text(text)
     out.with_name(out.name + ".md").write_text(render_md(runs, analysis, meta, skipped))
-    out.with_name(out.name + ".json").write_text(json.dumps({
-        "meta": meta, "analysis": analysis, "skipped": skipped,
-        "runs": [dataclasses.asdict(r) for r in runs],
-    }, indent=1))
+    out.with_name(out.name + ".json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "analysis": analysis,
+                "skipped": skipped,
+                "runs": [dataclasses.asdict(r) for r in runs],
+            },
+            indent=1,
+        )
+    )
     written = plot(runs, analysis, meta["capacity"], out)
     print(f"written: {out}.txt, {out}.md, {out}.json" + "".join(f", {w}" for w in written))
 
@@ -813,24 +1023,49 @@ async def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:]))
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
     ap.add_argument("--quick", action="store_true", help="shorter runs (about 5 minutes)")
-    ap.add_argument("--only", default=",".join(SECTIONS),
-                    help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
+    ap.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)}",
+    )
     ap.add_argument("--capacity", type=int, default=8, help="the downstream's N (default 8)")
-    ap.add_argument("--base-ms", type=float, default=100.0,
-                    help="the downstream's latency up to N in flight (default 100)")
-    ap.add_argument("--exponent", type=float, default=2.0,
-                    help="latency grows as (in_flight/N)**exponent past N (default 2)")
-    ap.add_argument("--overload", type=float, default=2.0,
-                    help="503 past overload*N in flight (default 2)")
-    ap.add_argument("--adaptive-targets", type=_targets, default=None,
-                    help="target_page_latency values (ms) for the adaptive runs, 'none' for "
-                         "no target; default 'none,<2 x base-ms>'")
-    ap.add_argument("--out", type=Path, default=RESULTS / "flow",
-                    help="prefix of the result files (default bench/results/flow)")
-    ap.add_argument("--render", type=Path, metavar="JSON",
-                    help="run nothing: summarise and plot the flow.json of an earlier run again")
+    ap.add_argument(
+        "--base-ms",
+        type=float,
+        default=100.0,
+        help="the downstream's latency up to N in flight (default 100)",
+    )
+    ap.add_argument(
+        "--exponent",
+        type=float,
+        default=2.0,
+        help="latency grows as (in_flight/N)**exponent past N (default 2)",
+    )
+    ap.add_argument(
+        "--overload", type=float, default=2.0, help="503 past overload*N in flight (default 2)"
+    )
+    ap.add_argument(
+        "--adaptive-targets",
+        type=_targets,
+        default=None,
+        help="target_page_latency values (ms) for the adaptive runs, 'none' for "
+        "no target; default 'none,<2 x base-ms>'",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "flow",
+        help="prefix of the result files (default bench/results/flow)",
+    )
+    ap.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: summarise and plot the flow.json of an earlier run again",
+    )
     opts = ap.parse_args()
     if opts.render is not None:
         old_meta, skipped, runs = load_runs(opts.render)
@@ -844,15 +1079,35 @@ async def main() -> None:
         ap.error(f"--only: unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
     plan = Plan.make(opts.quick)
     meta: dict[str, Any] = {
-        "quick": opts.quick, "commit": _commit(), "cpus": os.cpu_count(),
-        "capacity": opts.capacity, "base_ms": opts.base_ms, "exponent": opts.exponent,
-        "overload": opts.overload, "plan": dataclasses.asdict(plan),
-        "flow_fields": sorted(input_fields() & {
-            "ramp_up", "max_pages_per_second", "max_items_per_second", "adaptive",
-            "target_page_latency", "canary_pages"}),
+        "quick": opts.quick,
+        "commit": _commit(),
+        "cpus": os.cpu_count(),
+        "capacity": opts.capacity,
+        "base_ms": opts.base_ms,
+        "exponent": opts.exponent,
+        "overload": opts.overload,
+        "plan": dataclasses.asdict(plan),
+        "flow_fields": sorted(
+            input_fields()
+            & {
+                "ramp_up",
+                "max_pages_per_second",
+                "max_items_per_second",
+                "adaptive",
+                "target_page_latency",
+                "canary_pages",
+            }
+        ),
     }
-    ds = Downstream(free_port(), Model(capacity=opts.capacity, base_ms=opts.base_ms,
-                                       exponent=opts.exponent, overload=opts.overload))
+    ds = Downstream(
+        free_port(),
+        Model(
+            capacity=opts.capacity,
+            base_ms=opts.base_ms,
+            exponent=opts.exponent,
+            overload=opts.overload,
+        ),
+    )
     async with EmbeddedTemporal() as temporal:
         meta["server"] = "embedded dev server" if temporal.is_embedded else temporal.address
         bench = Bench(temporal, ds, opts)

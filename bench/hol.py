@@ -60,8 +60,10 @@ def _next(context: BatchProcessorContext) -> BatchPage | None:
 async def _fetch(context: BatchProcessorContext) -> None:
     """The page's fetch: fails on one page in ``fail_every`` for its first attempts."""
     a, i = _args(context), int(context.page.cursor_str)
-    if a["fail_every"] and i % a["fail_every"] == a["fail_every"] // 2 and (
-        context.attempt <= a["fail_attempts"]
+    if (
+        a["fail_every"]
+        and i % a["fail_every"] == a["fail_every"] // 2
+        and (context.attempt <= a["fail_attempts"])
     ):
         raise ConnectionError(f"fetch of page {i} failed")
 
@@ -99,25 +101,38 @@ class HolApart(PageProcessor):
 
 
 async def _one(
-    orchestra: BatchOrchestratorClient, tq: str, processor: str, a: argparse.Namespace,
+    orchestra: BatchOrchestratorClient,
+    tq: str,
+    processor: str,
+    a: argparse.Namespace,
     fail_every: int,
 ) -> float:
-    args = {"pages": a.pages, "fail_every": fail_every, "fail_attempts": a.fail_attempts,
-            "page_ms": a.page_ms}
+    args = {
+        "pages": a.pages,
+        "fail_every": fail_every,
+        "fail_attempts": a.fail_attempts,
+        "page_ms": a.page_ms,
+    }
     wid = f"hol-{processor}-{uuid.uuid4().hex[:8]}"
     t0 = time.monotonic()
     handle = await orchestra.start(
         BatchOrchestratorInput(
-            page_processor=processor, page_size=1, max_parallelism=a.parallelism,
-            args=json.dumps(args), first_cursor_str="0",
+            page_processor=processor,
+            page_size=1,
+            max_parallelism=a.parallelism,
+            args=json.dumps(args),
+            first_cursor_str="0",
         ),
-        id=wid, task_queue=tq,
+        id=wid,
+        task_queue=tq,
     )
     p = await handle.result()
     took = time.monotonic() - t0
     if p.num_completed_pages != a.pages or p.num_failed_pages:
-        raise RuntimeError(f"{processor}: {p.num_completed_pages} pages completed, "
-                           f"{p.num_failed_pages} failed; expected {a.pages}, 0")
+        raise RuntimeError(
+            f"{processor}: {p.num_completed_pages} pages completed, "
+            f"{p.num_failed_pages} failed; expected {a.pages}, 0"
+        )
     return took
 
 
@@ -138,24 +153,30 @@ async def main() -> None:
         lines.append(line)
 
     failing = len([i for i in range(a.pages) if i % a.fail_every == a.fail_every // 2])
-    say(f"one chain of {a.pages} pages of {a.page_ms:g} ms, parallelism {a.parallelism}; "
+    say(
+        f"one chain of {a.pages} pages of {a.page_ms:g} ms, parallelism {a.parallelism}; "
         f"{failing} pages (1 in {a.fail_every}) fail their first {a.fail_attempts} attempts "
-        "before they could enqueue, retried every 1 s")
+        "before they could enqueue, retried every 1 s"
+    )
     async with EmbeddedTemporal() as temporal:
         tq = f"hol-{uuid.uuid4().hex[:8]}"
         orchestra = BatchOrchestratorClient(temporal.client)
         async with Worker(temporal.client, task_queue=tq, plugins=[BatchOrchestraPlugin()]):
             times = {}
             for name, processor, every in (
-                ("seed", "HolSeed", a.fail_every), ("apart", "HolApart", a.fail_every),
-                ("seed, no failures", "HolSeed", 0), ("apart, no failures", "HolApart", 0),
+                ("seed", "HolSeed", a.fail_every),
+                ("apart", "HolApart", a.fail_every),
+                ("seed, no failures", "HolSeed", 0),
+                ("apart, no failures", "HolApart", 0),
             ):
                 times[name] = t = await _one(orchestra, tq, processor, a, every)
                 say(f"  {name:<20} {t:7.2f} s")
-    say(f"discovery apart finishes {times['seed'] / times['apart']:.1f}x faster with failures "
+    say(
+        f"discovery apart finishes {times['seed'] / times['apart']:.1f}x faster with failures "
         f"(seed {times['seed']:.1f} s, apart {times['apart']:.1f} s); without failures it "
         f"takes {times['apart, no failures'] / times['seed, no failures']:.2f}x the seed "
-        "style's time (one more activity per page)")
+        "style's time (one more activity per page)"
+    )
     if a.out is not None:
         a.out.write_text("\n".join(lines) + "\n")
 

@@ -52,10 +52,15 @@ async def measure(pages: int, page_seconds: float, stock: bool) -> dict[str, Any
             started = time.monotonic()
             handle = await BatchOrchestratorClient(client).start(
                 BatchOrchestratorInput(
-                    page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=100,
-                    args=args.to_json(), first_cursor_str="0", batch_id=bid,
+                    page_processor=PROCESSOR_NAME,
+                    page_size=1,
+                    max_parallelism=100,
+                    args=args.to_json(),
+                    first_cursor_str="0",
+                    batch_id=bid,
                 ),
-                id=bid, task_queue=queue,
+                id=bid,
+                task_queue=queue,
             )
             await handle.result()
             wall = time.monotonic() - started
@@ -79,8 +84,13 @@ async def measure(pages: int, page_seconds: float, stock: bool) -> dict[str, Any
             wft_run.append(t - wft_start)
     hops = [b - a for a, b in zip(scheduled, scheduled[1:], strict=False)]
     return {
-        "pages": pages, "page_ms": 1000 * page_seconds, "stock": stock, "wall_s": wall,
-        "ms_per_page": 1000 * wall / pages, "hops": hops, "wft_wait": wft_wait,
+        "pages": pages,
+        "page_ms": 1000 * page_seconds,
+        "stock": stock,
+        "wall_s": wall,
+        "ms_per_page": 1000 * wall / pages,
+        "hops": hops,
+        "wft_wait": wft_wait,
         "wft_run": wft_run,
     }
 
@@ -105,10 +115,17 @@ def report(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.hops", description=__doc__.split("\n")[0])
     ap.add_argument("--pages", type=int, default=300)
-    ap.add_argument("--page-ms", type=float, default=0.0,
-                    help="how long a page works after enqueueing its successor")
-    ap.add_argument("--stock-server", action="store_true",
-                    help="run the server with Temporal's own dynamic config")
+    ap.add_argument(
+        "--page-ms",
+        type=float,
+        default=0.0,
+        help="how long a page works after enqueueing its successor",
+    )
+    ap.add_argument(
+        "--stock-server",
+        action="store_true",
+        help="run the server with Temporal's own dynamic config",
+    )
     opts = ap.parse_args(argv)
     if opts.pages < 3:
         ap.error(f"--pages must be at least 3, got {opts.pages}")

@@ -60,10 +60,20 @@ async def main() -> None:
     async with EmbeddedTemporal(use_env=False) as temporal:
         tq = f"million-{uuid.uuid4().hex[:8]}"
         worker = subprocess.Popen(
-            [sys.executable, "-m", "bench._worker", "--address", temporal.address,
-             "--task-queue", tq,
-             "--max-concurrent-activities", str(max(100, 2 * opts.parallelism))],
-            cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "bench._worker",
+                "--address",
+                temporal.address,
+                "--task-queue",
+                tq,
+                "--max-concurrent-activities",
+                str(max(100, 2 * opts.parallelism)),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             assert worker.stdout is not None
@@ -72,10 +82,15 @@ async def main() -> None:
             bid = f"million-{uuid.uuid4().hex[:8]}"
             handle = await BatchOrchestratorClient(temporal.client).start(
                 BatchOrchestratorInput(
-                    page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=opts.parallelism,
-                    args=args.to_json(), first_cursor_strs=args.first_cursors(), batch_id=bid,
+                    page_processor=PROCESSOR_NAME,
+                    page_size=1,
+                    max_parallelism=opts.parallelism,
+                    args=args.to_json(),
+                    first_cursor_strs=args.first_cursors(),
+                    batch_id=bid,
                 ),
-                id=bid, task_queue=tq,
+                id=bid,
+                task_queue=tq,
             )
             say(
                 f"started {bid}: {opts.pages} pages, parallelism {opts.parallelism}, "
@@ -105,15 +120,22 @@ async def main() -> None:
             result = done.result()
             elapsed = time.monotonic() - t0
             peak = (status_kib(worker.pid, "VmHWM") or 0) / 1024
-            say(json.dumps({
-                "pages": result.num_completed_pages,
-                "failed": result.num_failed_pages,
-                "seconds": round(elapsed, 1), "pages_per_second": round(
-                    result.num_completed_pages / elapsed, 1),
-                "runs": result.num_runs, "continue_as_new_input_bytes_min_max": [
-                    min(sizes[1:] or sizes or [0]), max(sizes[1:] or sizes or [0])],
-                "worker_peak_rss_mib": round(peak, 1),
-            }))
+            say(
+                json.dumps(
+                    {
+                        "pages": result.num_completed_pages,
+                        "failed": result.num_failed_pages,
+                        "seconds": round(elapsed, 1),
+                        "pages_per_second": round(result.num_completed_pages / elapsed, 1),
+                        "runs": result.num_runs,
+                        "continue_as_new_input_bytes_min_max": [
+                            min(sizes[1:] or sizes or [0]),
+                            max(sizes[1:] or sizes or [0]),
+                        ],
+                        "worker_peak_rss_mib": round(peak, 1),
+                    }
+                )
+            )
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)

@@ -34,9 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 @contextlib.asynccontextmanager
 async def _worker(address: str, task_queue: str) -> AsyncIterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._chaos_worker", "--address", address,
-         "--task-queue", task_queue],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "bench._chaos_worker",
+            "--address",
+            address,
+            "--task-queue",
+            task_queue,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         assert proc.stdout is not None
@@ -59,11 +69,19 @@ async def one(
     args = ChaosArgs(db=db, pages=4, chains=4, page_ms=page_s * 1000)
     orchestra = BatchOrchestratorClient(temporal.client)
     async with _worker(temporal.address, tq) as first:
-        handle = await orchestra.start(BatchOrchestratorInput(
-            page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=4, args=args.to_json(),
-            first_cursor_strs=args.first_cursors(), page_timeout=timedelta(seconds=page_timeout),
-            heartbeat_timeout=None if heartbeat is None else timedelta(seconds=heartbeat),
-        ), id=tq, task_queue=tq)
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor=PROCESSOR_NAME,
+                page_size=1,
+                max_parallelism=4,
+                args=args.to_json(),
+                first_cursor_strs=args.first_cursors(),
+                page_timeout=timedelta(seconds=page_timeout),
+                heartbeat_timeout=None if heartbeat is None else timedelta(seconds=heartbeat),
+            ),
+            id=tq,
+            task_queue=tq,
+        )
         while (await handle.get_progress()).num_processing_pages < 4:
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)  # well into the pages
@@ -81,8 +99,11 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--page-timeout", type=float, default=120.0)
     ap.add_argument("--page-seconds", type=float, default=20.0)
-    ap.add_argument("--heartbeats", default="none,30,10",
-                    help="heartbeat timeouts in seconds to compare; 'none' for no heartbeats")
+    ap.add_argument(
+        "--heartbeats",
+        default="none,30,10",
+        help="heartbeat timeouts in seconds to compare; 'none' for no heartbeats",
+    )
     opts = ap.parse_args()
     settings = [None if h == "none" else float(h) for h in opts.heartbeats.split(",")]
     async with EmbeddedTemporal(use_env=False) as temporal:
@@ -91,8 +112,11 @@ async def main() -> None:
             waited = await one(temporal, hb, opts.page_timeout, opts.page_seconds)
             label = "no heartbeats" if hb is None else f"heartbeat_timeout {hb:g} s"
             rows.append((label, waited))
-            print(f"{label:>26}: the dead worker's pages waited {waited:6.1f} s "
-                  f"(page_timeout {opts.page_timeout:g} s)", flush=True)
+            print(
+                f"{label:>26}: the dead worker's pages waited {waited:6.1f} s "
+                f"(page_timeout {opts.page_timeout:g} s)",
+                flush=True,
+            )
     base = rows[0][1]
     for label, waited in rows[1:]:
         print(f"{label}: {base / waited:.1f}x sooner than {rows[0][0]}")

@@ -81,13 +81,27 @@ class Phase:
 class WorkerProcess:
     """``python -m bench._worker`` in its own process (``env``: extra environment variables)."""
 
-    def __init__(self, address: str, namespace: str, task_queue: str, max_activities: int,
-                 env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        address: str,
+        namespace: str,
+        task_queue: str,
+        max_activities: int,
+        env: dict[str, str] | None = None,
+    ):
         self.extra_env = dict(env or {})
         self.args = [
-            sys.executable, "-m", "bench._worker", "--address", address,
-            "--namespace", namespace, "--task-queue", task_queue,
-            "--max-concurrent-activities", str(max_activities),
+            sys.executable,
+            "-m",
+            "bench._worker",
+            "--address",
+            address,
+            "--namespace",
+            namespace,
+            "--task-queue",
+            task_queue,
+            "--max-concurrent-activities",
+            str(max_activities),
         ]
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -100,9 +114,13 @@ class WorkerProcess:
         env = dict(os.environ)
         env.update(self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
         self.proc = await asyncio.create_subprocess_exec(
-            *self.args, cwd=str(REPO_ROOT), env=env, stdout=asyncio.subprocess.PIPE,
+            *self.args,
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
         )
         assert self.proc.stdout is not None
@@ -138,7 +156,9 @@ async def run_phase(name: str, temporal: EmbeddedTemporal, opts: argparse.Namesp
     task_queue = f"bench-{name}-{uuid.uuid4().hex[:8]}"
     wf_id = f"bench-scale-{name}-{uuid.uuid4().hex[:8]}"
     worker = WorkerProcess(
-        temporal.address, temporal.namespace, task_queue,
+        temporal.address,
+        temporal.namespace,
+        task_queue,
         opts.max_concurrent_activities or max(2 * p, 100),
     )
     await worker.start()
@@ -150,32 +170,46 @@ async def run_phase(name: str, temporal: EmbeddedTemporal, opts: argparse.Namesp
         _log(f"{name}: {n} pages, parallelism {p} (workflow {wf_id})")
         t_start = time.monotonic()
         if name == "ours":
-            args = NoopArgs(pages=n, chains=opts.chains, page_seconds=opts.page_seconds,
-                            jitter=opts.page_jitter)
+            args = NoopArgs(
+                pages=n, chains=opts.chains, page_seconds=opts.page_seconds, jitter=opts.page_jitter
+            )
             cursors = args.first_cursors()
             handle = await BatchOrchestratorClient(client).start(
                 BatchOrchestratorInput(
-                    page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=p,
-                    args=args.to_json(), first_cursor_strs=cursors,
-                    page_timeout=timedelta(minutes=5), pages_per_run=opts.pages_per_run,
+                    page_processor=PROCESSOR_NAME,
+                    page_size=1,
+                    max_parallelism=p,
+                    args=args.to_json(),
+                    first_cursor_strs=cursors,
+                    page_timeout=timedelta(minutes=5),
+                    pages_per_run=opts.pages_per_run,
                     batch_id=wf_id,
                 ),
-                id=wf_id, task_queue=task_queue, execution_timeout=timedelta(
-                    seconds=opts.timeout),
+                id=wf_id,
+                task_queue=task_queue,
+                execution_timeout=timedelta(seconds=opts.timeout),
             )
             wh = handle.workflow_handle
             progress = await handle.result()
             done = progress.num_completed_pages
             activity = PAGE_ACTIVITY
             if progress.num_failed_pages or progress.num_stuck_pages:
-                _log(f"WARNING: {progress.num_failed_pages} failed, "
-                     f"{progress.num_stuck_pages} stuck pages")
+                _log(
+                    f"WARNING: {progress.num_failed_pages} failed, "
+                    f"{progress.num_stuck_pages} stuck pages"
+                )
         else:
             wh = await client.start_workflow(
                 RawBaseline.run,
-                RawBaselineInput(total=n, parallelism=p, page_seconds=opts.page_seconds,
-                                 jitter=opts.page_jitter, pages_per_run=opts.pages_per_run),
-                id=wf_id, task_queue=task_queue,
+                RawBaselineInput(
+                    total=n,
+                    parallelism=p,
+                    page_seconds=opts.page_seconds,
+                    jitter=opts.page_jitter,
+                    pages_per_run=opts.pages_per_run,
+                ),
+                id=wf_id,
+                task_queue=task_queue,
                 execution_timeout=timedelta(seconds=opts.timeout),
             )
             done = await wh.result()
@@ -202,8 +236,11 @@ async def run_phase(name: str, temporal: EmbeddedTemporal, opts: argparse.Namesp
         phase.machine_busy = busy / total if total > 0 else None
         # CPU used by anything but this phase's worker and server (other tests, this process).
         if phase.machine_busy is not None:
-            other = phase.machine_busy * ncpu * phase.wall_s - (phase.worker_cpu_s or 0) - (
-                phase.server_cpu_s or 0)
+            other = (
+                phase.machine_busy * ncpu * phase.wall_s
+                - (phase.worker_cpu_s or 0)
+                - (phase.server_cpu_s or 0)
+            )
             phase.other_cpu_share = max(0.0, other / (ncpu * phase.wall_s))
     phase.worker_peak_rss_mib = rss / 1024 if rss is not None else None
     first_run = wh.first_execution_run_id or wh.result_run_id or wh.run_id
@@ -212,21 +249,31 @@ async def run_phase(name: str, temporal: EmbeddedTemporal, opts: argparse.Namesp
     phase.runs = len(hist.runs)
     phase.max_events_in_run = max(r.events for r in hist.runs)
     phase.max_history_bytes_in_run = max(r.history_bytes for r in hist.runs)
-    can = [r.continue_as_new_input_bytes for r in hist.runs
-           if r.continue_as_new_input_bytes is not None]
+    can = [
+        r.continue_as_new_input_bytes
+        for r in hist.runs
+        if r.continue_as_new_input_bytes is not None
+    ]
     phase.max_continue_as_new_input_bytes = max(can) if can else None
     phase.events_per_page = sum(r.events for r in hist.runs) / max(done, 1)
     phase.runs_detail = [
-        {"run": r.index, "events": r.events, "history_bytes": r.history_bytes,
-         "pages": r.activities, "continue_as_new_input_bytes": r.continue_as_new_input_bytes,
-         "duration_s": round(r.ended - r.started, 3),
-         "first_task_backoff_s": r.first_task_backoff_s,
-         "pages_per_s": round(r.activities / max(r.ended - r.started, 1e-9), 1)}
+        {
+            "run": r.index,
+            "events": r.events,
+            "history_bytes": r.history_bytes,
+            "pages": r.activities,
+            "continue_as_new_input_bytes": r.continue_as_new_input_bytes,
+            "duration_s": round(r.ended - r.started, 3),
+            "first_task_backoff_s": r.first_task_backoff_s,
+            "pages_per_s": round(r.activities / max(r.ended - r.started, 1e-9), 1),
+        }
         for r in hist.runs
     ]
     phase.analysis = analyse(hist, p, opts.window)
-    _log(f"{name}: {done} pages in {phase.wall_s:.1f}s = {phase.pages_per_s:.1f} pages/s, "
-         f"{phase.runs} runs")
+    _log(
+        f"{name}: {done} pages in {phase.wall_s:.1f}s = {phase.pages_per_s:.1f} pages/s, "
+        f"{phase.runs} runs"
+    )
     return phase
 
 
@@ -264,13 +311,16 @@ def render(opts: argparse.Namespace, phases: dict[str, Phase]) -> str:
     row("runs", lambda ph: str(ph.runs))
     row("most history events in one run", lambda ph: str(ph.max_events_in_run))
     row("history events per page", lambda ph: _fmt(ph.events_per_page, ".2f"))
-    row("largest continue-as-new input (bytes)",
-        lambda ph: _fmt(ph.max_continue_as_new_input_bytes))
+    row(
+        "largest continue-as-new input (bytes)", lambda ph: _fmt(ph.max_continue_as_new_input_bytes)
+    )
     row("worker peak RSS (MiB)", lambda ph: _fmt(ph.worker_peak_rss_mib, ".1f"))
     row("worker CPU per page (ms)", lambda ph: _fmt(ph.worker_cpu_ms_per_page, ".2f"))
     row("server CPU per page (ms)", lambda ph: _fmt(ph.server_cpu_ms_per_page, ".2f"))
-    row("machine CPU busy (other processes)", lambda ph: (
-        f"{_pct(ph.machine_busy)} ({_pct(ph.other_cpu_share)})"))
+    row(
+        "machine CPU busy (other processes)",
+        lambda ph: f"{_pct(ph.machine_busy)} ({_pct(ph.other_cpu_share)})",
+    )
     row("slot time per page (ms): sched->close", lambda ph: _ms(a(ph).mean_slot_s))
     row("  sched->start (dispatch)", lambda ph: _ms(a(ph).mean_schedule_to_start_s))
     row("  start->close (execution)", lambda ph: _ms(a(ph).mean_start_to_close_s))
@@ -280,16 +330,21 @@ def render(opts: argparse.Namespace, phases: dict[str, Phase]) -> str:
     row("  elsewhere", lambda ph: _pct(a(ph).utilisation_elsewhere))
     row("  steady state (outside hand-over stalls)", lambda ph: _pct(a(ph).utilisation_steady))
     row("throughput lost to hand-overs", lambda ph: _pct(a(ph).handover_cost))
-    row("  per hand-over: seconds of steady-state work",
-        lambda ph: _fmt(a(ph).mean_lost_s_per_handover, ".3f"))
+    row(
+        "  per hand-over: seconds of steady-state work",
+        lambda ph: _fmt(a(ph).mean_lost_s_per_handover, ".3f"),
+    )
     row("  per hand-over: pages", lambda ph: _fmt(a(ph).pages_lost_per_handover, ".1f"))
-    row("mean stall per hand-over (s): last start -> first start",
-        lambda ph: _fmt(a(ph).mean_stall_s, ".3f"))
+    row(
+        "mean stall per hand-over (s): last start -> first start",
+        lambda ph: _fmt(a(ph).mean_stall_s, ".3f"),
+    )
     row("  drain: last start -> continued-as-new", lambda ph: _fmt(a(ph).mean_drain_s, ".3f"))
-    row("  restart: continued-as-new -> first start",
-        lambda ph: _fmt(a(ph).mean_restart_s, ".3f"))
-    row("hand-overs delayed by the server (run < 1 s)",
-        lambda ph: f"{a(ph).handovers_delayed_by_server}/{len(a(ph).handovers)}")
+    row("  restart: continued-as-new -> first start", lambda ph: _fmt(a(ph).mean_restart_s, ".3f"))
+    row(
+        "hand-overs delayed by the server (run < 1 s)",
+        lambda ph: f"{a(ph).handovers_delayed_by_server}/{len(a(ph).handovers)}",
+    )
 
     width = max(len(r[0]) for r in rows) + 2
     cw = 17
@@ -319,41 +374,73 @@ def render(opts: argparse.Namespace, phases: dict[str, Phase]) -> str:
                 f"{cols[n]} hand-overs (drain s / restart s / utilisation within +-{w} s): "
                 + ", ".join(
                     f"{_fmt(h.drain_s, '.2f')}/{_fmt(h.restart_s, '.2f')}/"
-                    f"{100 * h.utilisation_in_window:.0f}%" for h in hos))
+                    f"{100 * h.utilisation_in_window:.0f}%"
+                    for h in hos
+                )
+            )
     for n in names:
         prof = a(phases[n]).profile
         if prof:
             lines.append(
-                f"{cols[n]} utilisation around hand-overs (offset from continued-as-new, s: %):")
+                f"{cols[n]} utilisation around hand-overs (offset from continued-as-new, s: %):"
+            )
             lines.append("  " + "  ".join(f"{off:+.2f}:{100 * u:.0f}" for off, u in prof))
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="python -m bench.scale", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--pages", type=int, default=2000, help="pages in the batch (N)")
     ap.add_argument("--parallelism", type=int, default=20, help="max_parallelism (P)")
-    ap.add_argument("--page-seconds", type=float, default=0.0,
-                    help="each page sleeps this long (0: no-op)")
-    ap.add_argument("--page-jitter", type=float, default=0.0,
-                    help="spread page durations evenly over page_seconds * [1-J, 1+J] "
-                         "(the same durations in both phases); 0 <= J < 1")
-    ap.add_argument("--chains", type=int, default=None,
-                    help="independent chains of pages (default: the parallelism)")
-    ap.add_argument("--pages-per-run", type=int, default=None,
-                    help="continue as new every this many pages, in both phases "
-                         "(default: when Temporal suggests it)")
-    ap.add_argument("--window", type=float, default=1.0,
-                    help="seconds either side of a hand-over counted as 'around' it")
-    ap.add_argument("--phases", default="baseline,ours",
-                    help="which phases to run, in order (baseline,ours)")
-    ap.add_argument("--max-concurrent-activities", type=int, default=None,
-                    help="worker slots (default max(2*P, 100))")
+    ap.add_argument(
+        "--page-seconds", type=float, default=0.0, help="each page sleeps this long (0: no-op)"
+    )
+    ap.add_argument(
+        "--page-jitter",
+        type=float,
+        default=0.0,
+        help="spread page durations evenly over page_seconds * [1-J, 1+J] "
+        "(the same durations in both phases); 0 <= J < 1",
+    )
+    ap.add_argument(
+        "--chains",
+        type=int,
+        default=None,
+        help="independent chains of pages (default: the parallelism)",
+    )
+    ap.add_argument(
+        "--pages-per-run",
+        type=int,
+        default=None,
+        help="continue as new every this many pages, in both phases "
+        "(default: when Temporal suggests it)",
+    )
+    ap.add_argument(
+        "--window",
+        type=float,
+        default=1.0,
+        help="seconds either side of a hand-over counted as 'around' it",
+    )
+    ap.add_argument(
+        "--phases", default="baseline,ours", help="which phases to run, in order (baseline,ours)"
+    )
+    ap.add_argument(
+        "--max-concurrent-activities",
+        type=int,
+        default=None,
+        help="worker slots (default max(2*P, 100))",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="per-phase limit, seconds")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of all phases on the same server (order alternates)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of all phases on the same server (order alternates)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     opts = ap.parse_args(argv)
     if opts.chains is None:
@@ -380,7 +467,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             phases: dict[str, Phase] = {}
             # Alternate the order between rounds so that drift (a warmer server, a busier
             # machine) does not always favour the same phase.
-            for name in (order if r % 2 == 0 else order[::-1]):
+            for name in order if r % 2 == 0 else order[::-1]:
                 phases[name] = await run_phase(name, temporal, opts)
             rounds.append(phases)
             if opts.repeat > 1:
@@ -388,7 +475,8 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(render(opts, phases), flush=True)
     ratios = [
         ph["ours"].pages_per_s / ph["baseline"].pages_per_s
-        for ph in rounds if "ours" in ph and "baseline" in ph
+        for ph in rounds
+        if "ours" in ph and "baseline" in ph
     ]
     if len(ratios) > 1:
         print(

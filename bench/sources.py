@@ -64,9 +64,7 @@ rows_table = sa.Table(
 
 def _bump(ids: list[int]) -> sa.Update:
     return (
-        sa.update(rows_table)
-        .where(rows_table.c.id.in_(ids))
-        .values(value=rows_table.c.value + 1)
+        sa.update(rows_table).where(rows_table.c.id.in_(ids)).values(value=rows_table.c.value + 1)
     )
 
 
@@ -172,10 +170,13 @@ def create_table(url: str, n: int) -> None:
     metadata.drop_all(engine)
     metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO bench_rows (id, value, payload) "
-            "SELECT g, 0, md5(g::text) FROM generate_series(1, :n) AS g"
-        ), {"n": n})
+        conn.execute(
+            sa.text(
+                "INSERT INTO bench_rows (id, value, payload) "
+                "SELECT g, 0, md5(g::text) FROM generate_series(1, :n) AS g"
+            ),
+            {"n": n},
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE bench_rows"))
     engine.dispose()
@@ -197,17 +198,28 @@ def postgres(url: str | None) -> Iterator[str]:
 
 
 async def run_batch(
-    orchestra: BatchOrchestratorClient, task_queue: str, processor: type[PageProcessor],
-    cursors: list[str], opts: argparse.Namespace, url: str,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    processor: type[PageProcessor],
+    cursors: list[str],
+    opts: argparse.Namespace,
+    url: str,
 ) -> tuple[float, int, int]:
     bid = f"bench-sources-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     handle = await orchestra.start(
         BatchOrchestratorInput(
-            page_processor=processor, page_size=opts.page_size,
-            max_parallelism=opts.parallelism, args=json.dumps({"url": url}),
-            first_cursor_strs=cursors, page_timeout=timedelta(minutes=2), batch_id=bid),
-        id=bid, task_queue=task_queue)
+            page_processor=processor,
+            page_size=opts.page_size,
+            max_parallelism=opts.parallelism,
+            args=json.dumps({"url": url}),
+            first_cursor_strs=cursors,
+            page_timeout=timedelta(minutes=2),
+            batch_id=bid,
+        ),
+        id=bid,
+        task_queue=task_queue,
+    )
     progress = await handle.result()
     return time.monotonic() - started, progress.num_completed_items, progress.num_completed_pages
 
@@ -217,14 +229,20 @@ def _line(
 ) -> dict[str, Any]:
     queries = sum(counts.values())
     result = {
-        "name": name, "seconds": round(seconds, 2), "rows": rows, "pages": pages,
-        "rows_per_s": round(rows / seconds), "queries_per_page": round(queries / max(pages, 1), 3),
+        "name": name,
+        "seconds": round(seconds, 2),
+        "rows": rows,
+        "pages": pages,
+        "rows_per_s": round(rows / seconds),
+        "queries_per_page": round(queries / max(pages, 1), 3),
         "selects_per_page": round(counts.get("select", 0) / max(pages, 1), 3),
     }
     print(
         f"{name:>13}: {result['rows_per_s']:>8} rows/s  {rows} rows in {pages} pages, "
         f"{seconds:.1f} s; {result['queries_per_page']} queries/page "
-        f"({result['selects_per_page']} SELECT)", flush=True)
+        f"({result['selects_per_page']} SELECT)",
+        flush=True,
+    )
     return result
 
 
@@ -234,8 +252,12 @@ async def main() -> None:
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=500)
     parser.add_argument("--parallelism", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds of the two batches, alternating their order (median)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of the two batches, alternating their order (median)",
+    )
     parser.add_argument("--url", help="SQLAlchemy URL of a PostgreSQL database to use")
     parser.add_argument("--json", help="also write the figures to this file")
     opts = parser.parse_args()
@@ -248,9 +270,12 @@ async def main() -> None:
         async with EmbeddedTemporal() as server:
             orchestra = BatchOrchestratorClient(server.client)
             task_queue = f"bench-sources-{uuid.uuid4().hex[:8]}"
-            async with Worker(server.client, task_queue=task_queue,
-                              plugins=[BatchOrchestraPlugin()],
-                              max_concurrent_activities=max(opts.parallelism, 8)):
+            async with Worker(
+                server.client,
+                task_queue=task_queue,
+                plugins=[BatchOrchestraPlugin()],
+                max_concurrent_activities=max(opts.parallelism, 8),
+            ):
                 args = json.dumps({"url": url})
                 t = time.monotonic()
                 cursors = await BenchSqlSourceMigrate.source.split(opts.chains, args=args)
@@ -264,7 +289,8 @@ async def main() -> None:
                     for name, proc, first, counts in phases[:: 1 if r % 2 == 0 else -1]:
                         counts.clear()
                         seconds, rows, pages = await run_batch(
-                            orchestra, task_queue, proc, first, opts, url)
+                            orchestra, task_queue, proc, first, opts, url
+                        )
                         results.append(_line(name, seconds, rows, pages, counts))
             await BenchSqlSourceMigrate.source.dispose()
             if _HandEngines.engine is not None:
@@ -277,13 +303,18 @@ async def main() -> None:
 
     def median(name: str) -> float:
         values = sorted(r["rows_per_s"] for r in results if r["name"] == name)
-        return float(values[len(values) // 2] if len(values) % 2 else
-                     (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2)
+        return float(
+            values[len(values) // 2]
+            if len(values) % 2
+            else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+        )
 
     source, hand, plain = median("source"), median("hand-written"), median("plain loop")
     print(f"median rows/s: source {source:.0f}, hand-written {hand:.0f}, plain loop {plain:.0f}")
-    print(f"source / hand-written: {source / hand:.2f}x rows/s "
-          f"(the source's overhead: {100 * (1 - source / hand):+.1f}%)")
+    print(
+        f"source / hand-written: {source / hand:.2f}x rows/s "
+        f"(the source's overhead: {100 * (1 - source / hand):+.1f}%)"
+    )
     print(f"source / plain loop:   {source / plain:.2f}x rows/s")
     if opts.json:
         with open(opts.json, "w") as f:

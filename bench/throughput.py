@@ -156,15 +156,29 @@ class Result:
 def matrix() -> list[Spec]:
     """Every configuration, the ones the issue's targets rest on first (so that a run cut
     short by ``--budget`` still answers them), then the rest of the matrix."""
-    specs = [Spec(RAW, 0.0, 100), Spec(RAW_SIGNAL, 0.0, 100), Spec(OURS, 0.0, 100, chains=8),
-             Spec(RAW, 0.1, 100), Spec(RAW_SIGNAL, 0.1, 100), Spec(OURS, 0.1, 100, chains=8)]
+    specs = [
+        Spec(RAW, 0.0, 100),
+        Spec(RAW_SIGNAL, 0.0, 100),
+        Spec(OURS, 0.0, 100, chains=8),
+        Spec(RAW, 0.1, 100),
+        Spec(RAW_SIGNAL, 0.1, 100),
+        Spec(OURS, 0.1, 100, chains=8),
+    ]
     for d in (0.0, 0.1, 0.01):
         specs += [Spec(PLAIN, d, None), Spec(OURS, d, 100), Spec(OURS_SIGNAL, d, 100)]
     for d in DURATIONS:
         for cap in CAPS:
-            specs += [s for s in (
-                Spec(RAW, d, cap), Spec(RAW_SIGNAL, d, cap), Spec(OURS, d, cap, chains=8),
-                Spec(OURS, d, cap), Spec(OURS, d, cap, lookahead=8)) if s not in specs]
+            specs += [
+                s
+                for s in (
+                    Spec(RAW, d, cap),
+                    Spec(RAW_SIGNAL, d, cap),
+                    Spec(OURS, d, cap, chains=8),
+                    Spec(OURS, d, cap),
+                    Spec(OURS, d, cap, lookahead=8),
+                )
+                if s not in specs
+            ]
     # Not in the issue's matrix: 8 chains with lookahead 8, to show what multiplies discovery.
     specs.append(Spec(OURS, 0.1, 100, chains=8, lookahead=8))
     return specs
@@ -180,57 +194,91 @@ class Bench:
         self.client: Client = temporal.client
         self.opts = opts
         tag = uuid.uuid4().hex[:8]
-        self.worker = WorkerProcess(
-            temporal.address, temporal.namespace, f"tp-{tag}", WORKER_SLOTS)
+        self.worker = WorkerProcess(temporal.address, temporal.namespace, f"tp-{tag}", WORKER_SLOTS)
         self.signal_worker = WorkerProcess(
-            temporal.address, temporal.namespace, f"tp-signal-{tag}", WORKER_SLOTS,
-            env={"BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL": "1"})
-        self.task_queues = {id(self.worker): f"tp-{tag}",
-                            id(self.signal_worker): f"tp-signal-{tag}"}
+            temporal.address,
+            temporal.namespace,
+            f"tp-signal-{tag}",
+            WORKER_SLOTS,
+            env={"BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL": "1"},
+        )
+        self.task_queues = {
+            id(self.worker): f"tp-{tag}",
+            id(self.signal_worker): f"tp-signal-{tag}",
+        }
 
     async def close(self) -> None:
         await self.signal_worker.stop()
         await self.worker.stop()
 
-    async def _start_workflow(self, spec: Spec, n: int, wf_id: str, task_queue: str) -> tuple[
-            Any, str, int | None, int]:
+    async def _start_workflow(
+        self, spec: Spec, n: int, wf_id: str, task_queue: str
+    ) -> tuple[Any, str, int | None, int]:
         """Start one configuration and wait for it: (workflow handle, activity type, the
         orchestrator's max parallelism or None, failed pages)."""
         timeout = timedelta(seconds=self.opts.timeout)
         if spec.kind in (OURS, OURS_SIGNAL):
             assert spec.cap is not None
-            args = NoopArgs(pages=n, chains=spec.chains, page_seconds=spec.page_seconds,
-                            lookahead=spec.lookahead)
+            args = NoopArgs(
+                pages=n,
+                chains=spec.chains,
+                page_seconds=spec.page_seconds,
+                lookahead=spec.lookahead,
+            )
             handle = await BatchOrchestratorClient(self.client).start(
                 BatchOrchestratorInput(
-                    page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=spec.cap,
-                    args=args.to_json(), first_cursor_strs=args.first_cursors(),
-                    page_timeout=timedelta(minutes=5), batch_id=wf_id,
+                    page_processor=PROCESSOR_NAME,
+                    page_size=1,
+                    max_parallelism=spec.cap,
+                    args=args.to_json(),
+                    first_cursor_strs=args.first_cursors(),
+                    page_timeout=timedelta(minutes=5),
+                    batch_id=wf_id,
                 ),
-                id=wf_id, task_queue=task_queue, execution_timeout=timeout,
+                id=wf_id,
+                task_queue=task_queue,
+                execution_timeout=timeout,
             )
             progress = await handle.result()
             if progress.num_completed_pages != n:
-                _log(f"WARNING: {spec.name}: {progress.num_completed_pages} pages completed, "
-                     f"{progress.num_failed_pages} failed, {progress.num_stuck_pages} stuck")
+                _log(
+                    f"WARNING: {spec.name}: {progress.num_completed_pages} pages completed, "
+                    f"{progress.num_failed_pages} failed, {progress.num_stuck_pages} stuck"
+                )
             failed = n - progress.num_completed_pages
-            return (handle.workflow_handle, PAGE_ACTIVITY, progress.max_parallelism_achieved,
-                    failed)
+            return (
+                handle.workflow_handle,
+                PAGE_ACTIVITY,
+                progress.max_parallelism_achieved,
+                failed,
+            )
         wh: WorkflowHandle[Any, int]
         if spec.kind == PLAIN:
             wh = await self.client.start_workflow(
-                PlainChain.run, PlainChainInput(total=n, page_seconds=spec.page_seconds),
-                id=wf_id, task_queue=task_queue, execution_timeout=timeout)
+                PlainChain.run,
+                PlainChainInput(total=n, page_seconds=spec.page_seconds),
+                id=wf_id,
+                task_queue=task_queue,
+                execution_timeout=timeout,
+            )
             activity_type = PLAIN_CHAIN_ACTIVITY
         else:
             assert spec.cap is not None
             wh = await self.client.start_workflow(
                 RawBaseline.run,
-                RawBaselineInput(total=n, parallelism=spec.cap, page_seconds=spec.page_seconds,
-                                 signal_each=spec.kind == RAW_SIGNAL),
-                id=wf_id, task_queue=task_queue, execution_timeout=timeout)
-            activity_type = BASELINE_SIGNAL_ACTIVITY if spec.kind == RAW_SIGNAL else (
-                BASELINE_ACTIVITY)
+                RawBaselineInput(
+                    total=n,
+                    parallelism=spec.cap,
+                    page_seconds=spec.page_seconds,
+                    signal_each=spec.kind == RAW_SIGNAL,
+                ),
+                id=wf_id,
+                task_queue=task_queue,
+                execution_timeout=timeout,
+            )
+            activity_type = (
+                BASELINE_SIGNAL_ACTIVITY if spec.kind == RAW_SIGNAL else (BASELINE_ACTIVITY)
+            )
         done = await wh.result()
         return wh, activity_type, None, n - done
 
@@ -247,8 +295,9 @@ class Bench:
         task.cancel()
         with contextlib.suppress(Exception):
             await self.client.get_workflow_handle(wf_id).terminate("the worker exited")
-        raise WorkerDied(f"the worker process exited (code {worker.proc.returncode}) "
-                         f"during {wf_id}")
+        raise WorkerDied(
+            f"the worker process exited (code {worker.proc.returncode}) during {wf_id}"
+        )
 
     async def run(self, spec: Spec, n: int) -> Result:
         worker = self.signal_worker if spec.kind == OURS_SIGNAL else self.worker
@@ -259,16 +308,22 @@ class Bench:
         task_queue = self.task_queues[id(worker)]
         wf_id = f"tp-{spec.kind}-{uuid.uuid4().hex[:8]}"
         pgid = _server_pgid(self.temporal)
-        _log(f"{spec.name}, {_dur(spec.page_seconds)}, cap {spec.cap or '-'}: {n} pages "
-             f"({wf_id})")
-        w0, s0, m0 = cpu_seconds(worker.pid), group_cpu_seconds(pgid) if pgid else None, (
-            machine_cpu())
+        _log(f"{spec.name}, {_dur(spec.page_seconds)}, cap {spec.cap or '-'}: {n} pages ({wf_id})")
+        w0, s0, m0 = (
+            cpu_seconds(worker.pid),
+            group_cpu_seconds(pgid) if pgid else None,
+            (machine_cpu()),
+        )
         t0 = time.monotonic()
         wh, activity_type, max_par, failed = await self._watch(
-            worker, wf_id, self._start_workflow(spec, n, wf_id, task_queue))
+            worker, wf_id, self._start_workflow(spec, n, wf_id, task_queue)
+        )
         wall = time.monotonic() - t0
-        w1, s1, m1 = cpu_seconds(worker.pid), group_cpu_seconds(pgid) if pgid else None, (
-            machine_cpu())
+        w1, s1, m1 = (
+            cpu_seconds(worker.pid),
+            group_cpu_seconds(pgid) if pgid else None,
+            (machine_cpu()),
+        )
 
         # Parallelism from the histories (after the clock stopped: it adds nothing to the run).
         first_run = wh.first_execution_run_id or wh.result_run_id or wh.run_id
@@ -283,11 +338,18 @@ class Bench:
             mean_par = occ.integral(a, b) / (b - a) if b > a else None
 
         res = Result(
-            spec=spec, pages=n - failed, wall_s=wall, pages_per_s=(n - failed) / wall,
-            ms_per_page=1000 * wall / n, max_parallelism=max_par if max_par is not None
-            else max_hist, max_parallelism_history=max_hist, mean_parallelism=mean_par,
-            runs=len(hist.runs), failed_pages=failed,
-            signals=sum(r.signals for r in hist.runs), updates=sum(r.updates for r in hist.runs),
+            spec=spec,
+            pages=n - failed,
+            wall_s=wall,
+            pages_per_s=(n - failed) / wall,
+            ms_per_page=1000 * wall / n,
+            max_parallelism=max_par if max_par is not None else max_hist,
+            max_parallelism_history=max_hist,
+            mean_parallelism=mean_par,
+            runs=len(hist.runs),
+            failed_pages=failed,
+            signals=sum(r.signals for r in hist.runs),
+            updates=sum(r.updates for r in hist.runs),
         )
         if w0 is not None and w1 is not None:
             res.worker_cpu_ms_per_page = 1000 * (w1 - w0) / n
@@ -297,21 +359,31 @@ class Bench:
             ncpu = os.cpu_count() or 1
             busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * ncpu * wall
             mine = (w1 - w0 if w0 is not None and w1 is not None else 0.0) + (
-                s1 - s0 if s0 is not None and s1 is not None else 0.0)
+                s1 - s0 if s0 is not None and s1 is not None else 0.0
+            )
             res.other_cpu_share = max(0.0, busy - mine) / (ncpu * wall)
-        _log(f"  {res.pages_per_s:.1f} pages/s, {res.ms_per_page:.2f} ms/page, max parallelism "
-             f"{res.max_parallelism} (history {max_hist}), mean {_f(mean_par, '.1f')}, "
-             f"{res.runs} runs, {res.updates} updates, {res.signals} signals")
+        _log(
+            f"  {res.pages_per_s:.1f} pages/s, {res.ms_per_page:.2f} ms/page, max parallelism "
+            f"{res.max_parallelism} (history {max_hist}), mean {_f(mean_par, '.1f')}, "
+            f"{res.runs} runs, {res.updates} updates, {res.signals} signals"
+        )
         return res
 
     async def warm_up(self) -> None:
         """A few pages of each workflow type, not recorded: first-use costs stay out."""
         await self.worker.start()
-        for spec in (Spec(RAW, 0.0, 10), Spec(RAW_SIGNAL, 0.0, 10), Spec(PLAIN, 0.0, None),
-                     Spec(OURS, 0.0, 10, chains=8)):
+        for spec in (
+            Spec(RAW, 0.0, 10),
+            Spec(RAW_SIGNAL, 0.0, 10),
+            Spec(PLAIN, 0.0, None),
+            Spec(OURS, 0.0, 10, chains=8),
+        ):
             wf_id = f"tp-warmup-{uuid.uuid4().hex[:8]}"
-            await self._watch(self.worker, wf_id, self._start_workflow(
-                spec, 40, wf_id, self.task_queues[id(self.worker)]))
+            await self._watch(
+                self.worker,
+                wf_id,
+                self._start_workflow(spec, 40, wf_id, self.task_queues[id(self.worker)]),
+            )
 
 
 def _f(v: float | None, spec: str = ".2f") -> str:
@@ -326,12 +398,18 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
-def _find(results: list[Result], kind: str, d: float, cap: int | None, chains: int = 1,
-          lookahead: int = 1) -> Result | None:
+def _find(
+    results: list[Result], kind: str, d: float, cap: int | None, chains: int = 1, lookahead: int = 1
+) -> Result | None:
     for r in results:
         s = r.spec
         if (s.kind, s.page_seconds, s.cap, s.chains, s.lookahead) == (
-                kind, d, cap, chains, lookahead):
+            kind,
+            d,
+            cap,
+            chains,
+            lookahead,
+        ):
             return r
     return None
 
@@ -346,9 +424,11 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
         "processes other than this phase's worker and the server",
         "",
     ]
-    head = (f"{'config':<24}{'pages':>7}{'wall s':>8}{'pages/s':>9}{'max par':>8}"
-            f"{'mean par':>9}{'/ (a)':>7}{'/ (b)':>7}{'ms/page':>9}{'runs':>5}{'upd/sig':>12}"
-            f"{'wCPU ms/p':>10}{'sCPU ms/p':>10}{'other CPU':>10}")
+    head = (
+        f"{'config':<24}{'pages':>7}{'wall s':>8}{'pages/s':>9}{'max par':>8}"
+        f"{'mean par':>9}{'/ (a)':>7}{'/ (b)':>7}{'ms/page':>9}{'runs':>5}{'upd/sig':>12}"
+        f"{'wCPU ms/p':>10}{'sCPU ms/p':>10}{'other CPU':>10}"
+    )
     order = [RAW, RAW_SIGNAL, OURS, OURS_SIGNAL, PLAIN]
 
     def key(r: Result) -> tuple[Any, ...]:
@@ -357,8 +437,9 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
 
     for d in DURATIONS:
         for cap in (*CAPS, None):
-            rows = sorted((r for r in results
-                           if r.spec.page_seconds == d and r.spec.cap == cap), key=key)
+            rows = sorted(
+                (r for r in results if r.spec.page_seconds == d and r.spec.cap == cap), key=key
+            )
             if not rows:
                 continue
             lines.append(f"{_dur(d)} pages, " + (f"cap {cap}" if cap else "no cap (one chain)"))
@@ -374,7 +455,8 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
                     f"{mp:>8}{_f(r.mean_parallelism, '.1f'):>9}{_f(ra):>7}{_f(rb):>7}"
                     f"{r.ms_per_page:>9.2f}{r.runs:>5}{f'{r.updates}/{r.signals}':>12}"
                     f"{_f(r.worker_cpu_ms_per_page):>10}"
-                    f"{_f(r.server_cpu_ms_per_page):>10}{_pct(r.other_cpu_share):>10}")
+                    f"{_f(r.server_cpu_ms_per_page):>10}{_pct(r.other_cpu_share):>10}"
+                )
             lines.append("")
 
     hop_lines = [
@@ -382,7 +464,8 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
         "one-signal-per-page chain (c)",
         f"{'pages':<8}{'plain (c)':>10}{'before: signal':>16}{'after: update':>15}"
         f"{'after, cap 10':>15}{'la8, cap 100':>14}{'after/plain rate':>18}"
-        f"{'before/plain':>14}{'after/before':>14}"]
+        f"{'before/plain':>14}{'after/before':>14}",
+    ]
     for d in DURATIONS:
         c = _find(results, PLAIN, d, None)
         before = _find(results, OURS_SIGNAL, d, 100)
@@ -396,11 +479,12 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
             return _f(r.ms_per_page if r else None)
 
         def rate(x: Result | None, y: Result | None) -> str:
-            return _f(y.ms_per_page / x.ms_per_page if x and y else None) + ("x" if x and y
-                                                                            else "")
+            return _f(y.ms_per_page / x.ms_per_page if x and y else None) + ("x" if x and y else "")
+
         hop_lines.append(
             f"{_dur(d):<8}{ms(c):>10}{ms(before):>16}{ms(after):>15}{ms(after10):>15}"
-            f"{ms(la):>14}{rate(after, c):>18}{rate(before, c):>14}{rate(after, before):>14}")
+            f"{ms(la):>14}{rate(after, c):>18}{rate(before, c):>14}{rate(after, before):>14}"
+        )
     if len(hop_lines) > 2:
         lines += hop_lines + [""]
 
@@ -409,15 +493,19 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
     b0 = _find(results, RAW_SIGNAL, 0.0, 100)
     if r8 and b0:
         x = r8.pages_per_s / b0.pages_per_s
-        lines.append(f"  8 chains, cap 100, no-op: {x:.2f} of raw+signal (b) "
-                     f"({r8.pages_per_s:.1f} vs {b0.pages_per_s:.1f} pages/s); target >= "
-                     f"{TARGET_SIGNAL_RATIO:.2f}: {_met(x >= TARGET_SIGNAL_RATIO)}")
+        lines.append(
+            f"  8 chains, cap 100, no-op: {x:.2f} of raw+signal (b) "
+            f"({r8.pages_per_s:.1f} vs {b0.pages_per_s:.1f} pages/s); target >= "
+            f"{TARGET_SIGNAL_RATIO:.2f}: {_met(x >= TARGET_SIGNAL_RATIO)}"
+        )
     r100 = _find(results, OURS, 0.1, 100, chains=8)
     if r100:
         top = r100.max_parallelism or 0
-        lines.append(f"  8 chains, cap 100, 100 ms: max parallelism {top} (mean "
-                     f"{_f(r100.mean_parallelism, '.1f')}); target >= {TARGET_PARALLELISM}: "
-                     f"{_met(top >= TARGET_PARALLELISM)}")
+        lines.append(
+            f"  8 chains, cap 100, 100 ms: max parallelism {top} (mean "
+            f"{_f(r100.mean_parallelism, '.1f')}); target >= {TARGET_PARALLELISM}: "
+            f"{_met(top >= TARGET_PARALLELISM)}"
+        )
     for d in DURATIONS:
         c, after = _find(results, PLAIN, d, None), _find(results, OURS, d, 100)
         before = _find(results, OURS_SIGNAL, d, 100)
@@ -428,7 +516,8 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
                 f"{TARGET_HOP_RATE:g}x: {_met(x >= TARGET_HOP_RATE)}; hop "
                 f"{after.ms_per_page:.1f} ms after (update), "
                 f"{_f(before.ms_per_page if before else None, '.1f')} ms before (signal), "
-                f"{c.ms_per_page:.1f} ms plain")
+                f"{c.ms_per_page:.1f} ms plain"
+            )
     if len(lines) > targets_at:
         lines.insert(targets_at, "Targets")
     for err in meta.get("errors", []):
@@ -440,29 +529,58 @@ def render(results: list[Result], meta: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="python -m bench.throughput", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pages", type=int, default=None, help="N pages per configuration "
-                    "(default 5000; 300 with --quick)")
+        prog="python -m bench.throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--pages",
+        type=int,
+        default=None,
+        help="N pages per configuration (default 5000; 300 with --quick)",
+    )
     ap.add_argument("--quick", action="store_true", help="small N for a smoke test")
-    ap.add_argument("--json", type=Path, default=None,
-                    help="write the results here (rewritten after every configuration)")
-    ap.add_argument("--render", type=Path, default=None,
-                    help="print the table of an earlier --json file and exit")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="start no configuration after this many seconds (the rest is "
-                         "reported as skipped)")
-    ap.add_argument("--only", default=None, metavar="REGEX",
-                    help="run only the configurations whose label matches, e.g. 'cap 10$' "
-                         "or 'chain, .*100 ms' (labels: 'ours 8 chains, 10 ms, cap 100', "
-                         "'raw+signal (b), no-op, cap 10', 'plain chain (c), 100 ms, cap -')")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write the results here (rewritten after every configuration)",
+    )
+    ap.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="print the table of an earlier --json file and exit",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="start no configuration after this many seconds (the rest is reported as skipped)",
+    )
+    ap.add_argument(
+        "--only",
+        default=None,
+        metavar="REGEX",
+        help="run only the configurations whose label matches, e.g. 'cap 10$' "
+        "or 'chain, .*100 ms' (labels: 'ours 8 chains, 10 ms, cap 100', "
+        "'raw+signal (b), no-op, cap 10', 'plain chain (c), 100 ms, cap -')",
+    )
     ap.add_argument("--timeout", type=float, default=1800, help="per-configuration limit, s")
     ap.add_argument("--no-warm-up", dest="warm_up", action="store_false")
-    ap.add_argument("--stock-server", action="store_true",
-                    help="run the embedded server with Temporal's own dynamic config instead "
-                         "of batch_orchestra.DEV_SERVER_DYNAMIC_CONFIG")
-    ap.add_argument("--dynamic-config", action="append", default=[], metavar="KEY=JSON",
-                    help="one more dynamic-config value for the embedded server (repeatable)")
+    ap.add_argument(
+        "--stock-server",
+        action="store_true",
+        help="run the embedded server with Temporal's own dynamic config instead "
+        "of batch_orchestra.DEV_SERVER_DYNAMIC_CONFIG",
+    )
+    ap.add_argument(
+        "--dynamic-config",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="one more dynamic-config value for the embedded server (repeatable)",
+    )
     opts = ap.parse_args(argv)
     if opts.pages is None:
         opts.pages = 300 if opts.quick else 5000
@@ -473,8 +591,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _write_json(path: Path, results: list[Result], meta: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": [r.to_dict() for r in results]},
-                              indent=2))
+    tmp.write_text(json.dumps({"meta": meta, "results": [r.to_dict() for r in results]}, indent=2))
     tmp.replace(path)
 
 
@@ -486,9 +603,13 @@ async def main(argv: list[str] | None = None) -> list[Result]:
         print(render(loaded, data["meta"]))
         return loaded
     results: list[Result] = []
-    meta: dict[str, Any] = {"pages": opts.pages, "cpus": os.cpu_count(),
-                            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "skipped": [],
-                            "errors": []}
+    meta: dict[str, Any] = {
+        "pages": opts.pages,
+        "cpus": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "skipped": [],
+        "errors": [],
+    }
     t_start = time.monotonic()
     config: dict[str, Any] = {}
     if opts.stock_server:
@@ -500,8 +621,11 @@ async def main(argv: list[str] | None = None) -> list[Result]:
         meta["server"] = "embedded dev server" if temporal.is_embedded else temporal.address
         if temporal.is_embedded:
             meta["dynamic_config"] = temporal.dynamic_config
-            meta["server"] += " " + (json.dumps(temporal.dynamic_config)
-                                     if temporal.dynamic_config else "(Temporal's defaults)")
+            meta["server"] += " " + (
+                json.dumps(temporal.dynamic_config)
+                if temporal.dynamic_config
+                else "(Temporal's defaults)"
+            )
         _log(f"Temporal at {temporal.address}")
         bench = Bench(temporal, opts)
         try:

@@ -74,7 +74,9 @@ async def enqueue_counts(handle: Any, parent_page_num: int | None = None) -> tup
                     body = json.loads(done.result.payloads[0].data)
                     carried += bool(body.get("successors")) and counts(page_num)
             if event.HasField("workflow_execution_continued_as_new_event_attributes"):
-                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                run_id = (
+                    event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                )
     return messages, carried
 
 
@@ -93,7 +95,8 @@ async def enqueue_signals_only(client: Any, workflow_id: str) -> int:
     """How many enqueues of the batch's first run came by signal."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     return sum(
-        e.workflow_execution_signaled_event_attributes.signal_name == "batch_orchestra.enqueue_pages"
+        e.workflow_execution_signaled_event_attributes.signal_name
+        == "batch_orchestra.enqueue_pages"
         for e in history.events
     )
 
@@ -109,7 +112,9 @@ async def run_histories(client: Any, workflow_id: str) -> list[Any]:
         run_id = None
         for event in history.events:
             if event.HasField("workflow_execution_continued_as_new_event_attributes"):
-                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                run_id = (
+                    event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                )
     return histories
 
 
@@ -117,6 +122,7 @@ def continue_as_new_payloads(histories: list[Any]) -> list[Any]:
     """The input payloads of every hand-over (continue-as-new) in ``histories``."""
     return [
         e.workflow_execution_continued_as_new_event_attributes.input.payloads
-        for h in histories for e in h.events
+        for h in histories
+        for e in h.events
         if e.HasField("workflow_execution_continued_as_new_event_attributes")
     ]

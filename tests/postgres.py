@@ -71,14 +71,36 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self._dir, user="postgres", group="postgres")
         try:
-            self._run(self._initdb, "-D", str(self._data), "-U", "postgres", "-A", "trust",
-                      "-E", "UTF8", "--locale=C", "--no-sync")
+            self._run(
+                self._initdb,
+                "-D",
+                str(self._data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
             options = (
                 f"-p {self._port} -k {self._dir} -c listen_addresses=127.0.0.1 "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             )
-            self._run(self._pg_ctl, "-D", str(self._data), "-l", str(self._dir / "log"),
-                      "-o", options, "-w", "-t", "60", "start")
+            self._run(
+                self._pg_ctl,
+                "-D",
+                str(self._data),
+                "-l",
+                str(self._dir / "log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except BaseException:
             self._remove()
             raise

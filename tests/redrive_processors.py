@@ -95,9 +95,7 @@ class ItemsSync(PageProcessor):
         num = int(context.page.cursor_str or 0)
         if num + 1 < args["pages"]:
             context.enqueue_next_page(BatchPage(str(num + 1), context.page.size))
-        context.record_failures(
-            [(f"{num}-{i}", KeyError(i)) for i in range(args["bad"])]
-        )
+        context.record_failures([(f"{num}-{i}", KeyError(i)) for i in range(args["bad"])])
         return context.page.size - args["bad"]
 
     @property
@@ -166,8 +164,13 @@ async def dead_letter(context: BatchNotifierContext) -> None:
         db.executemany(
             "INSERT OR IGNORE INTO dead_letter VALUES (?, ?, ?, ?, ?)",
             [
-                (context.workflow_id, f.page_num, f.key, f"{f.error_type}: {f.error_message}",
-                 f.failed_at.isoformat())
+                (
+                    context.workflow_id,
+                    f.page_num,
+                    f.key,
+                    f"{f.error_type}: {f.error_message}",
+                    f.failed_at.isoformat(),
+                )
                 for f in context.failed_items
             ],
         )

@@ -26,10 +26,20 @@ async def test_cancel_prints_no_traceback_and_few_lines_per_running_page(
 ) -> None:
     # The `batch-orchestra worker` command, logging at INFO as a user runs it.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "batch_orchestra", "worker", "tests.cli_processors",
-        "--task-queue", task_queue, "--address", temporal.address,
-        "--namespace", temporal.namespace, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "batch_orchestra",
+        "worker",
+        "tests.cli_processors",
+        "--task-queue",
+        task_queue,
+        "--address",
+        temporal.address,
+        "--namespace",
+        temporal.namespace,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200"},
     )
     lines: list[str] = []
@@ -45,12 +55,15 @@ async def test_cancel_prints_no_traceback_and_few_lines_per_running_page(
         wid = batch_id()
         handle = await orchestra.start(
             BatchOrchestratorInput(
-                page_processor="CliSleepy", page_size=10, max_parallelism=RUNNING,
+                page_processor="CliSleepy",
+                page_size=10,
+                max_parallelism=RUNNING,
                 args=json.dumps({"key": wid, "pages": 100, "sleep": 60}),
                 # Heartbeats carry the cancellation to the pages within a third of this.
                 heartbeat_timeout=timedelta(seconds=3),
             ),
-            id=wid, task_queue=task_queue,
+            id=wid,
+            task_queue=task_queue,
         )
 
         async def all_running() -> None:

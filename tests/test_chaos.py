@@ -10,10 +10,22 @@ from bench.chaos import ChaosConfig, run_chaos
 
 async def test_chaos_worker_killed_and_batch_paused_mid_batch(temporal, tmp_path) -> None:
     cfg = ChaosConfig(
-        pages=300, page_size=5, parallelism=8, workers=2,
-        kill_every=2.0, max_kills=1, kill_at=0.25, sticky_timeout=2.0, page_timeout=3.0,
-        server_restart_at=None, pause_at=0.6, pause_seconds=1.0,
-        page_ms=100.0, poll_seconds=0.25, timeout=120.0, stall_timeout=60.0,
+        pages=300,
+        page_size=5,
+        parallelism=8,
+        workers=2,
+        kill_every=2.0,
+        max_kills=1,
+        kill_at=0.25,
+        sticky_timeout=2.0,
+        page_timeout=3.0,
+        server_restart_at=None,
+        pause_at=0.6,
+        pause_seconds=1.0,
+        page_ms=100.0,
+        poll_seconds=0.25,
+        timeout=120.0,
+        stall_timeout=60.0,
         workdir=str(tmp_path),
     )
     lines: list[str] = []
@@ -35,9 +47,19 @@ async def test_handovers_every_100_pages_over_30_chains_lose_nothing(temporal, t
     futures end cancelled before the command reaches the server, and were never put back in
     the ready queue): their chains stopped and the batch wedged with items missing."""
     cfg = ChaosConfig(
-        pages=600, page_size=10, parallelism=30, workers=1, kill_every=0.0,
-        server_restart_at=None, pause_at=None, pages_per_run=100, page_ms=50.0,
-        poll_seconds=0.5, timeout=90.0, stall_timeout=15.0, workdir=str(tmp_path),
+        pages=600,
+        page_size=10,
+        parallelism=30,
+        workers=1,
+        kill_every=0.0,
+        server_restart_at=None,
+        pause_at=None,
+        pages_per_run=100,
+        page_ms=50.0,
+        poll_seconds=0.5,
+        timeout=90.0,
+        stall_timeout=15.0,
+        workdir=str(tmp_path),
     )
     lines: list[str] = []
     report = await run_chaos(cfg, temporal, say=lines.append)

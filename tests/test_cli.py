@@ -60,8 +60,18 @@ def assert_error(result: Result, message: str, code: int = 1) -> None:
 
 def start_args(processor: str, wid: str, task_queue: str, **args: Any) -> list[str]:
     return [
-        "start", processor, "--page-size", "10", "--max-parallelism", "2",
-        "--args", json.dumps({"key": wid, **args}), "--id", wid, "--task-queue", task_queue,
+        "start",
+        processor,
+        "--page-size",
+        "10",
+        "--max-parallelism",
+        "2",
+        "--args",
+        json.dumps({"key": wid, **args}),
+        "--id",
+        wid,
+        "--task-queue",
+        task_queue,
     ]
 
 
@@ -71,15 +81,21 @@ async def status_json(temporal: EmbeddedTemporal, wid: str) -> dict[str, Any]:
 
 
 async def test_start_status_json_and_list(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any],
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     wid = batch_id()
     async with new_worker():
-        out = assert_ok(await run_cli(
-            temporal, *start_args("CliSleepy", wid, task_queue, pages=8, sleep=0.05),
-            "--max-parallelism", "3",
-        ))
+        out = assert_ok(
+            await run_cli(
+                temporal,
+                *start_args("CliSleepy", wid, task_queue, pages=8, sleep=0.05),
+                "--max-parallelism",
+                "3",
+            )
+        )
         assert f"started batch {wid!r}: processor CliSleepy, page size 10, parallelism 3" in out
         assert f"http://localhost:8233/namespaces/{temporal.namespace}/workflows/{wid}" in out
         assert "picked up by a worker" in out
@@ -111,24 +127,31 @@ async def test_start_watch_follows_the_batch_to_the_end(
 ) -> None:
     wid = batch_id()
     async with new_worker():
-        out = assert_ok(await run_cli(
-            temporal, *start_args("CliSleepy", wid, task_queue, pages=4, sleep=0.05),
-            "--watch", "--interval", "0.2",
-        ))
+        out = assert_ok(
+            await run_cli(
+                temporal,
+                *start_args("CliSleepy", wid, task_queue, pages=4, sleep=0.05),
+                "--watch",
+                "--interval",
+                "0.2",
+            )
+        )
     assert f"batch {wid}  COMPLETED" in out
     assert "4 done · 0 running · 0 pending (0 retrying) · 0 stuck · 0 failed" in out
 
 
 async def test_pause_resume_set_parallelism(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any],
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     wid = batch_id()
     handle = orchestra.get_handle(wid)
     async with new_worker():
-        assert_ok(await run_cli(
-            temporal, *start_args("CliSleepy", wid, task_queue, pages=30, sleep=0.2)
-        ))
+        assert_ok(
+            await run_cli(temporal, *start_args("CliSleepy", wid, task_queue, pages=30, sleep=0.2))
+        )
 
         async def some_done() -> None:
             assert (await handle.get_progress()).num_completed_pages >= 2
@@ -181,15 +204,19 @@ async def test_pause_resume_set_parallelism(
 
 
 async def test_cancel(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any],
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     wid = batch_id()
     handle = orchestra.get_handle(wid)
     async with new_worker():
-        assert_ok(await run_cli(
-            temporal, *start_args("CliSleepy", wid, task_queue, pages=1000, sleep=0.2)
-        ))
+        assert_ok(
+            await run_cli(
+                temporal, *start_args("CliSleepy", wid, task_queue, pages=1000, sleep=0.2)
+            )
+        )
 
         async def some_done() -> None:
             assert (await handle.get_progress()).num_completed_pages >= 1
@@ -212,34 +239,46 @@ async def test_cancel(
 
 
 async def test_failures_table_shows_the_error_message(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any],
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     wid = batch_id()
     async with new_worker():
-        assert_ok(await run_cli(
-            temporal, *start_args("CliFailing", wid, task_queue, pages=5, fail_page=2)
-        ))
+        assert_ok(
+            await run_cli(
+                temporal, *start_args("CliFailing", wid, task_queue, pages=5, fail_page=2)
+            )
+        )
         await orchestra.get_handle(wid).result()
         out = assert_ok(await run_cli(temporal, "status", wid))
         data = await status_json(temporal, wid)
     assert "failed pages" in out
-    row = next(line for line in out.splitlines() if "boom: page 2 is broken" in line and "'2'" in line)
+    row = next(
+        line for line in out.splitlines() if "boom: page 2 is broken" in line and "'2'" in line
+    )
     assert "RuntimeError" in row and "'2'" in row
     assert data["num_failed_pages"] == 1 and data["num_completed_pages"] == 4
     assert data["failed_pages"][0]["error_message"] == "boom: page 2 is broken"
 
 
 async def test_eta_and_percent_with_total_items(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any],
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     wid = batch_id()
     async with new_worker():
-        assert_ok(await run_cli(
-            temporal, *start_args("CliSleepy", wid, task_queue, pages=40, sleep=0.15),
-            "--total-items", "400",
-        ))
+        assert_ok(
+            await run_cli(
+                temporal,
+                *start_args("CliSleepy", wid, task_queue, pages=40, sleep=0.15),
+                "--total-items",
+                "400",
+            )
+        )
 
         async def eta_shown() -> str:
             out = assert_ok(await run_cli(temporal, "status", wid))
@@ -259,8 +298,13 @@ async def test_eta_and_percent_with_total_items(
 
 
 UNREACHABLE = [
-    ["status", "b"], ["status", "b", "--json"], ["pause", "b"], ["resume", "b"],
-    ["set-parallelism", "b", "3"], ["cancel", "b"], ["list"],
+    ["status", "b"],
+    ["status", "b", "--json"],
+    ["pause", "b"],
+    ["resume", "b"],
+    ["set-parallelism", "b", "3"],
+    ["cancel", "b"],
+    ["list"],
     ["start", "CliSleepy", "--page-size", "1", "--max-parallelism", "1", "-q", "q"],
     ["worker", "tests.cli_processors", "-q", "q"],
 ]
@@ -273,7 +317,8 @@ async def test_unreachable_server_is_one_line(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["status"], ["status", "--json"], ["pause"], ["resume"], ["cancel"]],
+    "argv",
+    [["status"], ["status", "--json"], ["pause"], ["resume"], ["cancel"]],
     ids=lambda a: "-".join(a),
 )
 async def test_unknown_batch_is_one_line(temporal: EmbeddedTemporal, argv: list[str]) -> None:
@@ -295,7 +340,8 @@ async def test_unknown_processor_is_one_line(
     wid = batch_id()
     async with new_worker():
         result = await run_cli(
-            temporal, *start_args("NoSuchProcessor", wid, task_queue),
+            temporal,
+            *start_args("NoSuchProcessor", wid, task_queue),
             *(["--watch", "--interval", "0.2"] if watch else []),
         )
     assert_error(result, f"batch {wid!r} failed: no page processor named 'NoSuchProcessor'")
@@ -352,8 +398,13 @@ async def test_server_port_in_use_is_one_line() -> None:
 
 async def _spawn(*argv: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "batch_orchestra", *argv, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "batch_orchestra",
+        *argv,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200"},
     )
 
@@ -373,8 +424,14 @@ async def test_worker_command_runs_batches_and_stops_on_ctrl_c(
     temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient, task_queue: str
 ) -> None:
     proc = await _spawn(
-        "worker", "tests.cli_processors", "--task-queue", task_queue,
-        "--address", temporal.address, "--namespace", temporal.namespace,
+        "worker",
+        "tests.cli_processors",
+        "--task-queue",
+        task_queue,
+        "--address",
+        temporal.address,
+        "--namespace",
+        temporal.namespace,
     )
     try:
         out = await _read_until(proc, "worker polling")
@@ -408,18 +465,29 @@ async def test_python_dash_m_help() -> None:
     proc = await _spawn("--help")
     out, _ = await proc.communicate()
     assert proc.returncode == 0
-    for command in ("server", "worker", "start", "status", "pause", "resume", "set-parallelism",
-                    "cancel", "list"):
+    for command in (
+        "server",
+        "worker",
+        "start",
+        "status",
+        "pause",
+        "resume",
+        "set-parallelism",
+        "cancel",
+        "list",
+    ):
         assert command in out.decode()
 
 
 async def test_list_keeps_ids_whole_at_80_columns(
-    temporal: EmbeddedTemporal, new_worker: Callable[..., Any], task_queue: str,
+    temporal: EmbeddedTemporal,
+    new_worker: Callable[..., Any],
+    task_queue: str,
 ) -> None:
     wid = f"{batch_id()}-with-a-long-descriptive-suffix"
     async with new_worker():
-        assert_ok(await run_cli(
-            temporal, *start_args("CliSleepy", wid, task_queue, pages=2), "--watch"
-        ))
+        assert_ok(
+            await run_cli(temporal, *start_args("CliSleepy", wid, task_queue, pages=2), "--watch")
+        )
     out = assert_ok(await run_cli(temporal, "list", "--limit", "100", columns=80))
     assert wid in out, out

@@ -64,7 +64,8 @@ async def test_parallelism_reached_and_never_exceeded(orchestra, task_queue, new
     bid = batch_id()
     async with new_worker():
         _, result = await _run(
-            orchestra, task_queue,
+            orchestra,
+            task_queue,
             _input(bid, page_size=1, max_parallelism=4, args={"n": 40, "sleep": 0.3}),
         )
     rec = RECORDS[bid]
@@ -78,7 +79,8 @@ async def test_pause_stops_new_pages_and_resume_finishes(orchestra, task_queue, 
     async with new_worker():
         handle = await orchestra.start(
             _input(bid, page_size=1, max_parallelism=3, args={"n": 30, "sleep": 0.2}),
-            id=bid, task_queue=task_queue,
+            id=bid,
+            task_queue=task_queue,
         )
 
         async def some_done() -> None:
@@ -111,7 +113,8 @@ async def test_set_and_restore_parallelism(orchestra, task_queue, new_worker) ->
     async with new_worker():
         handle = await orchestra.start(
             _input(bid, page_size=1, max_parallelism=2, args={"n": 40, "sleep": 0.2}),
-            id=bid, task_queue=task_queue,
+            id=bid,
+            task_queue=task_queue,
         )
         p = await handle.set_max_parallelism(6)
         assert p.max_parallelism == 6
@@ -129,7 +132,8 @@ async def test_continue_as_new_keeps_exact_counts(orchestra, task_queue, new_wor
     bid = batch_id()
     async with new_worker():
         handle, result = await _run(
-            orchestra, task_queue,
+            orchestra,
+            task_queue,
             _input(bid, page_size=3, max_parallelism=4, pages_per_run=7, args={"n": 300}),
         )
     rec = RECORDS[bid]
@@ -166,7 +170,9 @@ async def test_extended_retries_recover_a_stuck_page(orchestra, task_queue, new_
     assert sorted(rec.pages) == list(range(6))
 
 
-async def test_failed_page_is_reported_and_batch_finishes(orchestra, task_queue, new_worker) -> None:
+async def test_failed_page_is_reported_and_batch_finishes(
+    orchestra, task_queue, new_worker
+) -> None:
     bid = batch_id()
     args = {"n": 50, "fail": {"1": {"attempts": 99, "message": "bad row 17"}}}
     async with new_worker():
@@ -183,7 +189,9 @@ async def test_non_retryable_error_type_fails_at_once(orchestra, task_queue, new
     bid = batch_id()
     args = {"n": 30, "fail": {"0": {"attempts": 99}}}
     async with new_worker():
-        _, result = await _run(orchestra, task_queue, _input(bid, "ScriptedNonRetryable", args=args))
+        _, result = await _run(
+            orchestra, task_queue, _input(bid, "ScriptedNonRetryable", args=args)
+        )
     assert result.num_failed_pages == 1 and result.failed_pages[0].attempts == 1
     assert [a for p, a in RECORDS[bid].attempts if p == 0] == [1]
     assert result.num_completed_pages == 2  # page 0 enqueued page 1 before failing
@@ -202,16 +210,24 @@ async def test_page_timeout_reaches_the_activity(orchestra, task_queue, new_work
     bid = batch_id()
     async with new_worker():
         _, result = await _run(
-            orchestra, task_queue,
-            _input(bid, "ScriptedNoExtended", page_size=10,
-                   args={"n": 10, "sleep": 5}, page_timeout=timedelta(seconds=1)),
+            orchestra,
+            task_queue,
+            _input(
+                bid,
+                "ScriptedNoExtended",
+                page_size=10,
+                args={"n": 10, "sleep": 5},
+                page_timeout=timedelta(seconds=1),
+            ),
         )
     assert result.num_failed_pages == 1
     assert result.failed_pages[0].error_type == "Timeout"
     assert result.failed_pages[0].attempts == 3
 
 
-async def test_failure_after_enqueue_does_not_enqueue_twice(orchestra, task_queue, new_worker) -> None:
+async def test_failure_after_enqueue_does_not_enqueue_twice(
+    orchestra, task_queue, new_worker
+) -> None:
     bid = batch_id()
     args = {"n": 40, "fail": {"0": {"attempts": 2}}}
     async with new_worker():
@@ -235,10 +251,15 @@ async def test_several_chains_finish_with_exact_counts(orchestra, task_queue, ne
     bid = batch_id()
     async with new_worker():
         _, result = await _run(
-            orchestra, task_queue,
+            orchestra,
+            task_queue,
             BatchOrchestratorInput(
-                page_processor="Scripted", page_size=10, max_parallelism=6, batch_id=bid,
-                args=json.dumps({"n": 100}), first_cursor_strs=["0", "1000", "2000"],
+                page_processor="Scripted",
+                page_size=10,
+                max_parallelism=6,
+                batch_id=bid,
+                args=json.dumps({"n": 100}),
+                first_cursor_strs=["0", "1000", "2000"],
             ),
         )
     # each chain runs from its cursor up to n=100 (chains at 1000 and 2000 are one page each)
@@ -246,15 +267,24 @@ async def test_several_chains_finish_with_exact_counts(orchestra, task_queue, ne
     assert result.num_open_chains == 0
 
 
-async def test_tracker_called_every_interval_and_at_the_end(orchestra, task_queue, new_worker) -> None:
+async def test_tracker_called_every_interval_and_at_the_end(
+    orchestra, task_queue, new_worker
+) -> None:
     bid = batch_id()
     async with new_worker():
         _, result = await _run(
-            orchestra, task_queue,
-            _input(bid, page_size=1, max_parallelism=2, args={"n": 12, "sleep": 0.25},
-                   pages_per_run=5,
-                   batch_tracker=BatchTrackerConfig(name="record_tracker",
-                                                    interval=timedelta(milliseconds=500))),
+            orchestra,
+            task_queue,
+            _input(
+                bid,
+                page_size=1,
+                max_parallelism=2,
+                args={"n": 12, "sleep": 0.25},
+                pages_per_run=5,
+                batch_tracker=BatchTrackerConfig(
+                    name="record_tracker", interval=timedelta(milliseconds=500)
+                ),
+            ),
         )
     calls = RECORDS[bid].trackers
     assert calls[-1] == (12, True)
@@ -293,7 +323,8 @@ async def test_lookahead_pages_processed_once(
     args = {"n": 1000, "k": 8, "fail_leader_once": fail_leader_once}
     async with new_worker():
         handle, result = await _run(
-            orchestra, task_queue,
+            orchestra,
+            task_queue,
             _input(bid, "Lookahead", page_size=10, max_parallelism=16, args=args, pages_per_run=30),
         )
     rec = RECORDS[bid]
@@ -309,10 +340,17 @@ async def test_cancel_stops_new_pages_and_calls_tracker(orchestra, task_queue, n
     bid = batch_id()
     async with new_worker():
         handle = await orchestra.start(
-            _input(bid, page_size=1, max_parallelism=2, args={"n": 100, "sleep": 0.3},
-                   batch_tracker=BatchTrackerConfig(name="record_tracker",
-                                                    interval=timedelta(minutes=10))),
-            id=bid, task_queue=task_queue,
+            _input(
+                bid,
+                page_size=1,
+                max_parallelism=2,
+                args={"n": 100, "sleep": 0.3},
+                batch_tracker=BatchTrackerConfig(
+                    name="record_tracker", interval=timedelta(minutes=10)
+                ),
+            ),
+            id=bid,
+            task_queue=task_queue,
         )
 
         async def some_done() -> None:
@@ -337,7 +375,8 @@ async def test_watch_yields_progress_until_the_result(orchestra, task_queue, new
     async with new_worker():
         handle = await orchestra.start(
             _input(bid, page_size=1, max_parallelism=2, args={"n": 12, "sleep": 0.1}),
-            id=bid, task_queue=task_queue,
+            id=bid,
+            task_queue=task_queue,
         )
         seen = [p async for p in handle.watch(timedelta(milliseconds=200))]
     assert len(seen) >= 3
@@ -353,16 +392,22 @@ async def test_enqueues_fall_back_to_signals_when_updates_are_refused() -> None:
     bid = batch_id()
     chains = [str(k * 100) for k in range(16)]
     server = EmbeddedTemporal(
-        use_env=False, dynamic_config={"history.maxTotalUpdates": 5},
+        use_env=False,
+        dynamic_config={"history.maxTotalUpdates": 5},
     )
     async with server:
         async with Worker(server.client, task_queue=bid, plugins=[BatchOrchestraPlugin()]):
             handle = await BatchOrchestratorClient(server.client).start(
                 BatchOrchestratorInput(
-                    page_processor="Scripted", page_size=10, max_parallelism=16, batch_id=bid,
-                    args=json.dumps({"chain_len": 100, "sleep": 0.2}), first_cursor_strs=chains,
+                    page_processor="Scripted",
+                    page_size=10,
+                    max_parallelism=16,
+                    batch_id=bid,
+                    args=json.dumps({"chain_len": 100, "sleep": 0.2}),
+                    first_cursor_strs=chains,
                 ),
-                id=bid, task_queue=bid,
+                id=bid,
+                task_queue=bid,
             )
             result = await asyncio.wait_for(handle.result(), 120)
             signals = await enqueue_signals_only(server.client, bid)

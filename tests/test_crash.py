@@ -44,7 +44,10 @@ async def _worker_process(address: str, task_queue: str) -> AsyncIterator[Callab
     """A worker in its own process (ready when this enters); yields a SIGKILL for it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.worker_main", address, task_queue],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
     def kill() -> None:
@@ -63,9 +66,13 @@ async def _worker_process(address: str, task_queue: str) -> AsyncIterator[Callab
 
 def _input(bid: str, db: Path, n: int, sleep: float) -> BatchOrchestratorInput:
     return BatchOrchestratorInput(
-        page_processor="SqliteRecorded", page_size=10, max_parallelism=4, batch_id=bid,
+        page_processor="SqliteRecorded",
+        page_size=10,
+        max_parallelism=4,
+        batch_id=bid,
         args=json.dumps({"db": str(db), "n": n, "sleep": sleep}),
-        page_timeout=timedelta(seconds=3), pages_per_run=25,
+        page_timeout=timedelta(seconds=3),
+        pages_per_run=25,
     )
 
 

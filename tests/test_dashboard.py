@@ -57,15 +57,24 @@ def csrf_of(html: str) -> str:
 
 
 async def start_scripted(
-    orchestra: BatchOrchestratorClient, wid: str, task_queue: str, *, n: int, sleep: float,
+    orchestra: BatchOrchestratorClient,
+    wid: str,
+    task_queue: str,
+    *,
+    n: int,
+    sleep: float,
     parallelism: int = 2,
 ) -> BatchOrchestratorHandle:
     return await orchestra.start(
         BatchOrchestratorInput(
-            page_processor="Scripted", page_size=10, max_parallelism=parallelism,
-            args=json.dumps({"n": n, "sleep": sleep}), batch_id=wid,
+            page_processor="Scripted",
+            page_size=10,
+            max_parallelism=parallelism,
+            args=json.dumps({"n": n, "sleep": sleep}),
+            batch_id=wid,
         ),
-        id=wid, task_queue=task_queue,
+        id=wid,
+        task_queue=task_queue,
     )
 
 
@@ -78,8 +87,11 @@ async def app_client(temporal: EmbeddedTemporal) -> AsyncIterator[httpx.AsyncCli
 
 
 async def test_list_batch_page_controls_and_metrics(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient,
-    new_worker: Callable[..., Any], task_queue: str, app_client: httpx.AsyncClient,
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+    app_client: httpx.AsyncClient,
 ) -> None:
     wid = EVIL_ID + task_queue
     async with new_worker():
@@ -89,7 +101,7 @@ async def test_list_batch_page_controls_and_metrics(
         listing = await app_client.get("/")
         assert listing.status_code == 200
         assert "<script>alert" not in listing.text
-        assert '&lt;script&gt;alert(&quot;id&quot;)&lt;/script&gt;/x&amp;y&quot;z' in listing.text
+        assert "&lt;script&gt;alert(&quot;id&quot;)&lt;/script&gt;/x&amp;y&quot;z" in listing.text
         assert "Scripted" in listing.text
         assert page_path(wid) in listing.text
         assert "default-src 'self'" in listing.headers["content-security-policy"]
@@ -116,39 +128,50 @@ async def test_list_batch_page_controls_and_metrics(
         assert metrics.status_code == 200
         label = wid.replace("\\", "\\\\").replace('"', '\\"')
         line = re.search(
-            r'^batch_orchestra_pages_completed_total\{batch_id="' + re.escape(label)
-            + r'",processor="Scripted"\} (\S+)$', metrics.text, re.M,
+            r'^batch_orchestra_pages_completed_total\{batch_id="'
+            + re.escape(label)
+            + r'",processor="Scripted"\} (\S+)$',
+            metrics.text,
+            re.M,
         )
         assert line, metrics.text[:2000]
         assert re.search(r"^batch_orchestra_running_batches \d", metrics.text, re.M)
         # A second, paused batch; a dashboard bound to one batch exports only one.
-        idle = await start_scripted(orchestra, f"idle-{task_queue}", task_queue, n=10,
-                                    sleep=0, parallelism=0)
+        idle = await start_scripted(
+            orchestra, f"idle-{task_queue}", task_queue, n=10, sleep=0, parallelism=0
+        )
         one = create_app(temporal.client, max_metrics_batches=1)
         async with ui(one) as bounded:
             text = (await bounded.get("/metrics")).text
         assert re.search(r"^batch_orchestra_exported_batches 1\.0$", text, re.M), text
-        assert len(set(re.findall(r'^batch_orchestra_max_parallelism\{batch_id="([^"]*)"',
-                                  text, re.M))) <= 1
+        assert (
+            len(
+                set(re.findall(r'^batch_orchestra_max_parallelism\{batch_id="([^"]*)"', text, re.M))
+            )
+            <= 1
+        )
 
         csrf = csrf_of(page.text)
         # Cross-site: another origin, or no CSRF token: refused, and the batch keeps running.
         evil = await app_client.post(
-            "/actions/pause", data={"batch_id": wid, "csrf_token": csrf},
+            "/actions/pause",
+            data={"batch_id": wid, "csrf_token": csrf},
             headers={"origin": "http://evil.example"},
         )
         assert evil.status_code == 403 and "Cross-site" in evil.text
         forged = await app_client.post("/actions/pause", data={"batch_id": wid})
         assert forged.status_code == 403
         referer = await app_client.post(
-            "/actions/pause", data={"batch_id": wid, "csrf_token": csrf},
+            "/actions/pause",
+            data={"batch_id": wid, "csrf_token": csrf},
             headers={"referer": "http://evil.example/page"},
         )
         assert referer.status_code == 403
         assert not (await handle.get_progress()).is_paused
 
         paused = await app_client.post(
-            "/actions/pause", data={"batch_id": wid, "csrf_token": csrf},
+            "/actions/pause",
+            data={"batch_id": wid, "csrf_token": csrf},
             headers={"origin": "http://127.0.0.1"},
         )
         assert paused.status_code == 303
@@ -159,25 +182,30 @@ async def test_list_batch_page_controls_and_metrics(
             labels = r'\{batch_id="' + re.escape(paused_id) + r'",processor="Scripted"\}'
             assert re.search(r"^batch_orchestra_paused" + labels + r" 1\.0$", metrics, re.M)
             assert re.search(r"^batch_orchestra_auto_paused" + labels + r" 0\.0$", metrics, re.M)
-            assert re.search(r"^batch_orchestra_effective_parallelism" + labels + r" 0\.0$",
-                             metrics, re.M)
+            assert re.search(
+                r"^batch_orchestra_effective_parallelism" + labels + r" 0\.0$", metrics, re.M
+            )
         after = await app_client.get(paused.headers["location"])
         assert "Paused: running pages finish" in after.text
         assert re.search(r'class="control when-running" hidden>', after.text)
         assert re.search(r'class="control when-paused">', after.text)
         assert (await app_client.get("/", params={"status": "paused"})).text.count(
-            page_path(wid)) == 1
+            page_path(wid)
+        ) == 1
 
         bad = await app_client.post(
-            "/actions/set-parallelism", data={"batch_id": wid, "csrf_token": csrf, "n": "-1"})
+            "/actions/set-parallelism", data={"batch_id": wid, "csrf_token": csrf, "n": "-1"}
+        )
         assert bad.status_code == 400
         resumed = await app_client.post(
-            "/actions/resume", data={"batch_id": wid, "csrf_token": csrf})
+            "/actions/resume", data={"batch_id": wid, "csrf_token": csrf}
+        )
         assert resumed.status_code == 303
         assert resumed.headers["location"] == page_path(wid) + "?done=resumed"
         assert not (await handle.get_progress()).is_paused
         changed = await app_client.post(
-            "/actions/set-parallelism", data={"batch_id": wid, "csrf_token": csrf, "n": "5"})
+            "/actions/set-parallelism", data={"batch_id": wid, "csrf_token": csrf, "n": "5"}
+        )
         assert changed.status_code == 303
         assert (await handle.get_progress()).max_parallelism == 5
         final = await handle.result()
@@ -185,8 +213,7 @@ async def test_list_batch_page_controls_and_metrics(
 
         done = await app_client.get(page_path(wid))
         assert "COMPLETED" in done.text and 'id="pause-button"' not in done.text
-        late = await app_client.post(
-            "/actions/resume", data={"batch_id": wid, "csrf_token": csrf})
+        late = await app_client.post("/actions/resume", data={"batch_id": wid, "csrf_token": csrf})
         assert late.status_code == 409 and "only a running batch" in late.text
         await idle.workflow_handle.cancel()
         await assert_eventually(_closed(idle, WorkflowExecutionStatus.CANCELED))
@@ -201,8 +228,7 @@ async def test_list_batch_page_controls_and_metrics(
     assert (await app_client.get("/static/dashboard.css")).status_code == 200
 
 
-def _closed(handle: BatchOrchestratorHandle, status: WorkflowExecutionStatus
-            ) -> Callable[[], Any]:
+def _closed(handle: BatchOrchestratorHandle, status: WorkflowExecutionStatus) -> Callable[[], Any]:
     async def check() -> None:
         assert (await handle.workflow_handle.describe()).status == status
 
@@ -218,16 +244,24 @@ def _picked_up(handle: BatchOrchestratorHandle) -> Callable[[], Any]:
 
 
 async def test_start_form_and_cancel(
-    orchestra: BatchOrchestratorClient, new_worker: Callable[..., Any], task_queue: str,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
     app_client: httpx.AsyncClient,
 ) -> None:
     form = await app_client.get("/start")
     assert form.status_code == 200
     csrf = csrf_of(form.text)
     fields = {
-        "csrf_token": csrf, "processor": "Scripted", "task_queue": task_queue,
-        "page_size": "10", "max_parallelism": "1", "args": '{"n": 300, "sleep": 0.2}',
-        "first_cursor": "", "total_items": "300", "batch_id": f"started-{task_queue}",
+        "csrf_token": csrf,
+        "processor": "Scripted",
+        "task_queue": task_queue,
+        "page_size": "10",
+        "max_parallelism": "1",
+        "args": '{"n": 300, "sleep": 0.2}',
+        "first_cursor": "",
+        "total_items": "300",
+        "batch_id": f"started-{task_queue}",
     }
     bad_args = await app_client.post("/start", data={**fields, "args": "{<b>nope"})
     assert bad_args.status_code == 400
@@ -247,7 +281,8 @@ async def test_start_form_and_cancel(
         assert again.status_code == 400 and "already running" in again.text
 
         canceled = await app_client.post(
-            "/actions/cancel", data={"batch_id": fields["batch_id"], "csrf_token": csrf})
+            "/actions/cancel", data={"batch_id": fields["batch_id"], "csrf_token": csrf}
+        )
         assert canceled.status_code == 303
 
         await assert_eventually(_closed(handle, WorkflowExecutionStatus.CANCELED))
@@ -282,8 +317,10 @@ async def test_token_required_on_every_request(temporal: EmbeddedTemporal) -> No
 
 
 async def test_read_only_hides_and_refuses_controls(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient,
-    new_worker: Callable[..., Any], task_queue: str,
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
 ) -> None:
     wid = f"readonly-{task_queue}"
     async with new_worker(), ui(create_app(temporal.client, read_only=True)) as c:
@@ -329,8 +366,7 @@ async def test_mounted_under_a_prefix_and_trusted_hosts(temporal: EmbeddedTempor
 
 
 def test_empty_state_says_how_to_start() -> None:
-    chrome = Chrome(base="", namespace="<ns>", address="localhost:7233", read_only=False,
-                    csrf="t")
+    chrome = Chrome(base="", namespace="<ns>", address="localhost:7233", read_only=False, csrf="t")
     page = list_page(chrome, [], status="all", next_token=None, first_page=True)
     assert "No batches yet in namespace &lt;ns&gt;" in page
     assert "batch-orchestra worker" in page and "batch-orchestra start" in page
@@ -347,7 +383,8 @@ def test_refuses_to_bind_beyond_loopback_without_token() -> None:
     with pytest.raises(ValueError, match="without an access token"):
         check_bind("0.0.0.0", None)
     result = CliRunner(env={"BATCH_ORCHESTRA_DASHBOARD_TOKEN": ""}).invoke(
-        cli, ["dashboard", "--host", "0.0.0.0", "--address", "127.0.0.1:1"])
+        cli, ["dashboard", "--host", "0.0.0.0", "--address", "127.0.0.1:1"]
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith("error: refusing to serve the dashboard on '0.0.0.0'")
     assert "--token" in result.stderr
@@ -357,9 +394,20 @@ async def test_dashboard_command_serves(temporal: EmbeddedTemporal) -> None:
     port = free_port()
     env = {**os.environ, "BATCH_ORCHESTRA_DASHBOARD_TOKEN": ""}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "batch_orchestra", "dashboard", "--port", str(port),
-        "--address", temporal.address, "--namespace", temporal.namespace, "--read-only",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        sys.executable,
+        "-m",
+        "batch_orchestra",
+        "dashboard",
+        "--port",
+        str(port),
+        "--address",
+        temporal.address,
+        "--namespace",
+        temporal.namespace,
+        "--read-only",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -379,19 +427,24 @@ def test_metrics_mark_a_batch_that_paused_itself() -> None:
     from batch_orchestra.dashboard._metrics import BatchSample, render
 
     def progress(reason: str | None, effective: int) -> BatchOrchestratorProgress:
-        p = BatchOrchestratorProgress(is_paused=reason is not None, max_parallelism=8,
-                                      num_stuck_pages=3)
+        p = BatchOrchestratorProgress(
+            is_paused=reason is not None, max_parallelism=8, num_stuck_pages=3
+        )
         # Fields a newer library version reports; read with getattr when present.
         p.pause_reason = reason  # type: ignore[attr-defined]
         p.effective_parallelism = effective  # type: ignore[attr-defined]
         return p
 
-    text = render([
-        BatchSample("auto", "P", progress("more than 50% of the last 100 attempts failed", 0)),
-        BatchSample("manual", "P", progress("paused by an operator", 0)),
-        BatchSample("running", "P", progress(None, 8)),
-        BatchSample("silent", "P", None),
-    ], running=4, max_batches=100).decode()
+    text = render(
+        [
+            BatchSample("auto", "P", progress("more than 50% of the last 100 attempts failed", 0)),
+            BatchSample("manual", "P", progress("paused by an operator", 0)),
+            BatchSample("running", "P", progress(None, 8)),
+            BatchSample("silent", "P", None),
+        ],
+        running=4,
+        max_batches=100,
+    ).decode()
     assert 'batch_orchestra_auto_paused{batch_id="auto",processor="P"} 1.0' in text
     assert 'batch_orchestra_auto_paused{batch_id="manual",processor="P"} 0.0' in text
     assert 'batch_orchestra_paused{batch_id="manual",processor="P"} 1.0' in text
@@ -416,25 +469,35 @@ async def test_embedded_server_refuses_a_taken_port(temporal: EmbeddedTemporal) 
                 pass
 
 
-@pytest.mark.parametrize(("headers", "allowed"), [
-    ({}, True),                                                   # no hint: the CSRF token decides
-    ({"origin": "http://dash.example:8234"}, True),
-    ({"origin": "https://dash.example:8234"}, True),               # TLS ends at a proxy
-    ({"referer": "http://dash.example:8234/batches/x"}, True),
-    ({"origin": "http://evil.example"}, False),
-    ({"origin": "http://dash.example:9999"}, False),
-    ({"origin": "null"}, False),                                  # sandboxed frames, data: URLs
-    ({"referer": "http://evil.example/dash.example:8234"}, False),
-])
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({}, True),  # no hint: the CSRF token decides
+        ({"origin": "http://dash.example:8234"}, True),
+        ({"origin": "https://dash.example:8234"}, True),  # TLS ends at a proxy
+        ({"referer": "http://dash.example:8234/batches/x"}, True),
+        ({"origin": "http://evil.example"}, False),
+        ({"origin": "http://dash.example:9999"}, False),
+        ({"origin": "null"}, False),  # sandboxed frames, data: URLs
+        ({"referer": "http://evil.example/dash.example:8234"}, False),
+    ],
+)
 def test_cross_site_check(headers: dict[str, str], allowed: bool) -> None:
     from starlette.requests import Request
 
     from batch_orchestra.dashboard._security import same_origin
 
-    raw = [(b"host", b"dash.example:8234")] + [
-        (k.encode(), v.encode()) for k, v in headers.items()]
-    request = Request({"type": "http", "method": "POST", "path": "/actions/pause",
-                       "headers": raw, "scheme": "http", "query_string": b""})
+    raw = [(b"host", b"dash.example:8234")] + [(k.encode(), v.encode()) for k, v in headers.items()]
+    request = Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/actions/pause",
+            "headers": raw,
+            "scheme": "http",
+            "query_string": b"",
+        }
+    )
     assert same_origin(request) is allowed
 
 

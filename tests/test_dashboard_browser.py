@@ -28,8 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("BATCH_ORCHESTRA_CHROMIUM") or shutil.which("chromium") or ""
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--headless", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--headless",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 try:
@@ -38,8 +43,10 @@ except ImportError:  # pragma: no cover - depends on the machine
     async_playwright = None  # type: ignore[assignment]
 
 _MISSING = (
-    "playwright is not installed (pip install -e '.[dev]')" if async_playwright is None
-    else "Chromium is not installed (apt-get install chromium)" if not CHROMIUM
+    "playwright is not installed (pip install -e '.[dev]')"
+    if async_playwright is None
+    else "Chromium is not installed (apt-get install chromium)"
+    if not CHROMIUM
     else None
 )
 if _MISSING:
@@ -47,7 +54,7 @@ if _MISSING:
         raise RuntimeError(f"browser tests must run under CI, but {_MISSING}")
     pytest.skip(f"browser tests skipped: {_MISSING}", allow_module_level=True)
 
-EVIL_ID = '<img src=x onerror=alert(1)><b>bold</b>'
+EVIL_ID = "<img src=x onerror=alert(1)><b>bold</b>"
 PAGES = 60
 
 
@@ -57,8 +64,10 @@ async def _number(page: Page, field: str) -> int:
 
 
 async def test_dashboard_in_a_browser(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient,
-    new_worker: Callable[..., Any], task_queue: str,
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     wid = f"{EVIL_ID}-{task_queue[-8:]}"
@@ -77,17 +86,20 @@ async def test_dashboard_in_a_browser(
     ):
         handle = await orchestra.start(
             BatchOrchestratorInput(
-                page_processor="Scripted", page_size=10, max_parallelism=2,
-                args=json.dumps({"n": PAGES * 10, "sleep": 0.2}), total_items=PAGES * 10,
+                page_processor="Scripted",
+                page_size=10,
+                max_parallelism=2,
+                args=json.dumps({"n": PAGES * 10, "sleep": 0.2}),
+                total_items=PAGES * 10,
             ),
-            id=wid, task_queue=task_queue,
+            id=wid,
+            task_queue=task_queue,
         )
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
             # Without the page's CSP: Playwright's waits evaluate script, and escaping must hold
             # on its own, not only because the CSP would block an injected script.
-            page = await browser.new_page(viewport={"width": 1280, "height": 900},
-                                          bypass_csp=True)
+            page = await browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
             page.on("dialog", on_dialog)
 
             # The list shows the batch, its ID as text.
@@ -101,14 +113,18 @@ async def test_dashboard_in_a_browser(
             # Its page: the ID as text, and progress moving while we watch.
             await link.click()
             await page.wait_for_function(
-                "Number(document.getElementById('batch').dataset.polls || 0) >= 2")
+                "Number(document.getElementById('batch').dataset.polls || 0) >= 2"
+            )
             assert await page.text_content("#batch-id") == wid
             assert await page.locator("#batch-id *, img").count() == 0
             before = await _number(page, "num_completed_pages")
             bar_before = float(await page.eval_on_selector("#progress", "e => e.value"))
             await page.wait_for_function(
                 "n => Number(document.querySelector('#batch [data-field=num_completed_pages]')"
-                ".textContent.replace(/,/g, '')) > n + 2", arg=before, timeout=15_000)
+                ".textContent.replace(/,/g, '')) > n + 2",
+                arg=before,
+                timeout=15_000,
+            )
             assert float(await page.eval_on_selector("#progress", "e => e.value")) > bar_before
             assert await page.locator("#chart polyline").count() == 3
             await page.screenshot(path=str(ARTIFACTS / "batch-running.png"), full_page=True)

@@ -20,7 +20,5 @@ def test_dynamic_config_starts_from_the_defaults() -> None:
 async def test_dynamic_config_reaches_the_server() -> None:
     async with EmbeddedTemporal(use_env=False, dynamic_config={"limit.maxIDLength": 40}) as t:
         with pytest.raises(RPCError, match=r"WorkflowId exceeds maximum allowed length \(41/40\)"):
-            await t.client.start_workflow(
-                "NoSuchWorkflow", id="x" * 41, task_queue="tq"
-            )
+            await t.client.start_workflow("NoSuchWorkflow", id="x" * 41, task_queue="tq")
         await t.client.start_workflow("NoSuchWorkflow", id="short-id", task_queue="tq")

@@ -19,7 +19,10 @@ import batch_orchestra
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = [
-    "docs/writing-processors.md", "docs/failures.md", "docs/operating.md", "docs/flow-control.md",
+    "docs/writing-processors.md",
+    "docs/failures.md",
+    "docs/operating.md",
+    "docs/flow-control.md",
 ]
 PRELUDE = (
     "import asyncio\nfrom datetime import timedelta\nfrom temporalio.common import RetryPolicy\n"

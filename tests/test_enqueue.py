@@ -42,7 +42,10 @@ def slow_mode() -> BatchOrchestraPlugin:
 
 def _input(bid: str, **args: Any) -> BatchOrchestratorInput:
     return BatchOrchestratorInput(
-        page_processor="Scripted", page_size=10, max_parallelism=4, batch_id=bid,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=4,
+        batch_id=bid,
         args=json.dumps(args),
     )
 
@@ -123,7 +126,10 @@ async def test_concurrent_enqueues_share_updates(
     the rest together, and every page still runs exactly once."""
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=10, max_parallelism=16, batch_id=bid,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=16,
+        batch_id=bid,
         args=json.dumps({"chain_len": 100, "sleep": 0.2}),
         first_cursor_strs=[str(k * 100) for k in range(16)],
     )

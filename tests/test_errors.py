@@ -61,7 +61,9 @@ async def test_client_rejects_an_unregistered_class(orchestra, task_queue) -> No
             return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
 
     with pytest.raises(InvalidBatchInputError, match="not a registered page processor"):
-        await orchestra.start(_inp(page_processor=NotRegistered), id=batch_id(), task_queue=task_queue)
+        await orchestra.start(
+            _inp(page_processor=NotRegistered), id=batch_id(), task_queue=task_queue
+        )
 
 
 async def _started_raw(client, task_queue, raw: dict[str, Any]) -> ApplicationError:
@@ -86,7 +88,9 @@ async def _started_raw(client, task_queue, raw: dict[str, Any]) -> ApplicationEr
         ({"nonsense": 1}, "unknown BatchOrchestrator input field(s) ['nonsense']"),
     ],
 )
-async def test_workflow_rejects_bad_raw_input(client, task_queue, new_worker, patch, message) -> None:
+async def test_workflow_rejects_bad_raw_input(
+    client, task_queue, new_worker, patch, message
+) -> None:
     raw = input_to_wire(_inp())
     raw.update(patch)
     async with new_worker():
@@ -123,6 +127,7 @@ async def test_unknown_tracker_fails_fast(client, task_queue, new_worker) -> Non
 
 def test_page_processor_on_a_non_processor() -> None:
     with pytest.raises(ProcessorDefinitionError, match="decorates PageProcessor subclasses"):
+
         @page_processor  # type: ignore[type-var]
         class NotAProcessor:
             pass
@@ -130,6 +135,7 @@ def test_page_processor_on_a_non_processor() -> None:
 
 def test_page_processor_without_retry_mode() -> None:
     with pytest.raises(ProcessorDefinitionError, match="must define retry_mode"):
+
         @page_processor
         class NoMode(PageProcessor):  # type: ignore[misc]
             async def run(self, context):  # type: ignore[no-untyped-def]
@@ -138,6 +144,7 @@ def test_page_processor_without_retry_mode() -> None:
 
 def test_at_most_once_with_retries_is_rejected() -> None:
     with pytest.raises(ProcessorDefinitionError, match="maximum_attempts=5"):
+
         @page_processor
         class Retrying(PageProcessor):
             async def run(self, context):  # type: ignore[no-untyped-def]
@@ -154,6 +161,7 @@ def test_at_most_once_with_retries_is_rejected() -> None:
 
 def test_at_most_once_with_extended_retries_is_rejected() -> None:
     with pytest.raises(ProcessorDefinitionError, match="use_extended_retries is True"):
+
         @page_processor
         class Extended(PageProcessor):
             async def run(self, context):  # type: ignore[no-untyped-def]
@@ -178,7 +186,10 @@ def test_bad_batch_page() -> None:
 async def _one_page_result(orchestra, task_queue, new_worker, processor: str, args: Any):
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor=processor, page_size=10, max_parallelism=2, batch_id=bid,
+        page_processor=processor,
+        page_size=10,
+        max_parallelism=2,
+        batch_id=bid,
         args=None if args is None else json.dumps(args),
     )
     async with new_worker():
@@ -200,9 +211,7 @@ async def test_second_enqueue_fails_the_page_at_once(orchestra, task_queue, new_
 async def test_args_str_without_args_fails_the_page(orchestra, task_queue, new_worker) -> None:
     bid, result = await _one_page_result(orchestra, task_queue, new_worker, "Looping", None)
     assert result.num_completed_pages == 1  # Looping never reads args
-    bid, result = await _one_page_result(
-        orchestra, task_queue, new_worker, "SqliteRecorded", None
-    )
+    bid, result = await _one_page_result(orchestra, task_queue, new_worker, "SqliteRecorded", None)
     assert result.num_failed_pages == 1
     assert "context.args_str was read but the batch was started with args=None" in (
         result.failed_pages[0].error_message

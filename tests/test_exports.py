@@ -10,10 +10,20 @@ def test_exports_are_sorted_and_pinned() -> None:
     for name in batch_orchestra.__all__:
         assert hasattr(batch_orchestra, name), name
     required = {
-        "BatchOrchestraPlugin", "BatchOrchestratorClient", "BatchOrchestratorHandle",
-        "BatchOrchestratorInput", "BatchOrchestratorProgress", "BatchPage",
-        "BatchProcessorContext", "BatchTrackerConfig", "BatchTrackerContext", "PageProcessor",
-        "batch_tracker", "page_processor", "EmbeddedTemporal", "DEV_SERVER_DYNAMIC_CONFIG",
+        "BatchOrchestraPlugin",
+        "BatchOrchestratorClient",
+        "BatchOrchestratorHandle",
+        "BatchOrchestratorInput",
+        "BatchOrchestratorProgress",
+        "BatchPage",
+        "BatchProcessorContext",
+        "BatchTrackerConfig",
+        "BatchTrackerContext",
+        "PageProcessor",
+        "batch_tracker",
+        "page_processor",
+        "EmbeddedTemporal",
+        "DEV_SERVER_DYNAMIC_CONFIG",
     }
     assert required <= set(batch_orchestra.__all__)
 
@@ -21,7 +31,8 @@ def test_exports_are_sorted_and_pinned() -> None:
 def test_seed_retry_mode_alias() -> None:
     assert batch_orchestra.PageProcessor.RetryMode is batch_orchestra.RetryMode
     assert {m.name for m in batch_orchestra.RetryMode} == {
-        "EXECUTE_AT_LEAST_ONCE", "EXECUTE_AT_MOST_ONCE",
+        "EXECUTE_AT_LEAST_ONCE",
+        "EXECUTE_AT_MOST_ONCE",
     }
 
 

@@ -44,8 +44,12 @@ async def test_an_outage_pauses_the_batch_and_every_page_completes_after_it(
     bid = batch_id()
     OUTAGE[bid] = True
     inp = BatchOrchestratorInput(
-        page_processor="Outage", page_size=10, max_parallelism=20, batch_id=bid,
-        args=json.dumps({"n": OUTAGE_PAGES * 10}), pages_per_run=150,
+        page_processor="Outage",
+        page_size=10,
+        max_parallelism=20,
+        batch_id=bid,
+        args=json.dumps({"n": OUTAGE_PAGES * 10}),
+        pages_per_run=150,
         notifier=BatchNotifierConfig(name="record_notifier"),
     )
     async with new_worker():
@@ -76,9 +80,11 @@ async def test_an_outage_pauses_the_batch_and_every_page_completes_after_it(
     sizes = await _continue_as_new_sizes(orchestra.client, bid)
     assert max(sizes, default=0) < 64 * 1024
     assert NOTICES[bid][-1][0] == "finished"
-    print(f"outage: paused after {p.num_discovered_pages} pages discovered ({p.pause_reason}); "
-          f"{result.num_completed_pages} completed after resume in {result.num_runs} runs; "
-          f"largest hand-over input {max(sizes, default=0)} bytes")
+    print(
+        f"outage: paused after {p.num_discovered_pages} pages discovered ({p.pause_reason}); "
+        f"{result.num_completed_pages} completed after resume in {result.num_runs} runs; "
+        f"largest hand-over input {max(sizes, default=0)} bytes"
+    )
 
 
 async def test_a_reused_batch_id_ignores_the_old_executions_messages(
@@ -89,12 +95,20 @@ async def test_a_reused_batch_id_ignores_the_old_executions_messages(
     wid = batch_id()
     old, new = f"{wid}-a", f"{wid}-b"
     async with new_worker():
-        a = await orchestra.start(BatchOrchestratorInput(
-            page_processor="LateEnqueue", page_size=1, max_parallelism=3, batch_id=wid,
-            args=json.dumps({"n": 100, "sleep": 3.0, "tag": old}), heartbeat_timeout=None,
-            first_cursor_strs=[f"{old}:0", f"{old}:50", f"{old}:90"],
-            handover_wait=timedelta(seconds=1),
-        ), id=wid, task_queue=task_queue)
+        a = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="LateEnqueue",
+                page_size=1,
+                max_parallelism=3,
+                batch_id=wid,
+                args=json.dumps({"n": 100, "sleep": 3.0, "tag": old}),
+                heartbeat_timeout=None,
+                first_cursor_strs=[f"{old}:0", f"{old}:50", f"{old}:90"],
+                handover_wait=timedelta(seconds=1),
+            ),
+            id=wid,
+            task_queue=task_queue,
+        )
 
         async def running():
             assert len(RECORDS[old].attempts) == 3
@@ -107,11 +121,19 @@ async def test_a_reused_batch_id_ignores_the_old_executions_messages(
             assert desc.status == WorkflowExecutionStatus.CANCELED
 
         await assert_eventually(closed)
-        b = await orchestra.start(BatchOrchestratorInput(
-            page_processor="LateEnqueue", page_size=1, max_parallelism=3, batch_id=wid,
-            args=json.dumps({"n": 4, "sleep": 0.5, "tag": new}), first_cursor_str=f"{new}:0",
-            handover_wait=timedelta(seconds=1),
-        ), id=wid, task_queue=task_queue)
+        b = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="LateEnqueue",
+                page_size=1,
+                max_parallelism=3,
+                batch_id=wid,
+                args=json.dumps({"n": 4, "sleep": 0.5, "tag": new}),
+                first_cursor_str=f"{new}:0",
+                handover_wait=timedelta(seconds=1),
+            ),
+            id=wid,
+            task_queue=task_queue,
+        )
         result = await asyncio.wait_for(b.result(), 60)
     # B ran its own 4 pages and nothing of A's: A's pages finished while B ran and their
     # enqueues (page numbers 0-2, which B also has) were ignored.
@@ -125,12 +147,23 @@ async def test_parallelism_past_temporals_limits_never_wedges(
     """2,500 chains at parallelism 3,000: more than Temporal's 2,000 pending activities."""
     bid = batch_id()
     with pytest.raises(InvalidBatchInputError, match="args is .* bytes"):
-        await orchestra.start(BatchOrchestratorInput(
-            page_processor="Scripted", page_size=1, max_parallelism=1, args="x" * 300_000,
-        ), id=bid, task_queue=task_queue)
+        await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="Scripted",
+                page_size=1,
+                max_parallelism=1,
+                args="x" * 300_000,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=1, max_parallelism=3_000, batch_id=bid,
-        args=json.dumps({"chain_len": 1}), first_cursor_strs=[str(i) for i in range(2_500)],
+        page_processor="Scripted",
+        page_size=1,
+        max_parallelism=3_000,
+        batch_id=bid,
+        args=json.dumps({"chain_len": 1}),
+        first_cursor_strs=[str(i) for i in range(2_500)],
     )
     async with new_worker(max_concurrent_activities=1_000):
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
@@ -144,10 +177,15 @@ def _slot_shortage(bid: str, processor: str, timeout: float = 120) -> BatchOrche
     """Parallelism 200 on a worker with Temporal's default 100 activity slots, 2-second pages,
     a hand-over every 150 attempts: at each, about 50 attempts wait for a slot."""
     return BatchOrchestratorInput(
-        page_processor=processor, page_size=10, max_parallelism=200, batch_id=bid,
+        page_processor=processor,
+        page_size=10,
+        max_parallelism=200,
+        batch_id=bid,
         args=json.dumps({"chain_len": 20, "sleep": 2.0}),
-        first_cursor_strs=[str(k * 20) for k in range(200)], pages_per_run=150,
-        handover_wait=timedelta(milliseconds=500), page_timeout=timedelta(seconds=timeout),
+        first_cursor_strs=[str(k * 20) for k in range(200)],
+        pages_per_run=150,
+        handover_wait=timedelta(milliseconds=500),
+        page_timeout=timedelta(seconds=timeout),
         heartbeat_timeout=timedelta(seconds=5),
     )
 
@@ -191,7 +229,10 @@ async def test_a_plain_def_run_with_a_sync_driver_works(
 ) -> None:
     bid, db = batch_id(), tmp_path / "done.db"
     inp = BatchOrchestratorInput(
-        page_processor="SyncSqlite", page_size=10, max_parallelism=4, batch_id=bid,
+        page_processor="SyncSqlite",
+        page_size=10,
+        max_parallelism=4,
+        batch_id=bid,
         args=json.dumps({"db": str(db), "n": 200}),
     )
     async with new_worker():
@@ -207,7 +248,10 @@ async def test_a_forgotten_await_still_enqueues_and_float_counts_count(
 ) -> None:
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="ForgetsAwait", page_size=50, max_parallelism=4, batch_id=bid,
+        page_processor="ForgetsAwait",
+        page_size=50,
+        max_parallelism=4,
+        batch_id=bid,
         args=json.dumps({"n": 3_000}),
     )
     async with new_worker():
@@ -223,7 +267,10 @@ async def test_retrying_pages_and_their_errors_show_from_the_first_failure(
 ) -> None:
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Outage", page_size=10, max_parallelism=2, batch_id=bid,
+        page_processor="Outage",
+        page_size=10,
+        max_parallelism=2,
+        batch_id=bid,
         args=json.dumps({"n": 10}),
     )
     OUTAGE[bid] = True
@@ -283,7 +330,10 @@ async def test_a_deploy_fixes_stuck_pages_mid_batch(orchestra, task_queue, new_w
     the fixed processor (same name); the stuck pages complete and nothing is lost."""
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Deployed", page_size=10, max_parallelism=4, batch_id=bid,
+        page_processor="Deployed",
+        page_size=10,
+        max_parallelism=4,
+        batch_id=bid,
     )
     async with new_worker():
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
@@ -316,10 +366,15 @@ async def test_pages_heartbeating_through_a_hand_over_finish_once(
     found" and cancels it locally): it goes on, and reports to the next run."""
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="ScriptedAtMostOnce", page_size=10, max_parallelism=4, batch_id=bid,
+        page_processor="ScriptedAtMostOnce",
+        page_size=10,
+        max_parallelism=4,
+        batch_id=bid,
         args=json.dumps({"chain_len": 20, "sleep": 4.0}),
-        first_cursor_strs=[str(k * 20) for k in range(4)], pages_per_run=4,
-        handover_wait=timedelta(milliseconds=500), heartbeat_timeout=timedelta(seconds=2),
+        first_cursor_strs=[str(k * 20) for k in range(4)],
+        pages_per_run=4,
+        handover_wait=timedelta(milliseconds=500),
+        heartbeat_timeout=timedelta(seconds=2),
     )
     async with new_worker():
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
@@ -336,8 +391,12 @@ async def test_a_page_cut_off_by_worker_shutdown_is_retried_promptly(
     instead of waiting for its timeout, and the next worker finishes it."""
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=10, max_parallelism=1, batch_id=bid,
-        args=json.dumps({"n": 10, "sleep": 30.0}), page_timeout=timedelta(minutes=5),
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=1,
+        batch_id=bid,
+        args=json.dumps({"n": 10, "sleep": 30.0}),
+        page_timeout=timedelta(minutes=5),
     )
     async with new_worker(graceful_shutdown_timeout=timedelta(0)):
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
@@ -359,7 +418,10 @@ async def test_a_page_cut_off_by_worker_shutdown_is_retried_promptly(
 async def test_fire_and_forget_control_signals(orchestra, task_queue, new_worker) -> None:
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=1, max_parallelism=2, batch_id=bid,
+        page_processor="Scripted",
+        page_size=1,
+        max_parallelism=2,
+        batch_id=bid,
         args=json.dumps({"n": 40, "sleep": 0.1}),
     )
     async with new_worker():
@@ -386,10 +448,14 @@ class BigCursors(PageProcessor):
     async def run(self, context: BatchProcessorContext) -> int:
         cursor = context.page.cursor_str
         if cursor.startswith("root") and "-" not in cursor:
-            await context.enqueue_next_pages([
-                BatchPage(f"{cursor}-{k:02d}-" + base64.b64encode(os.urandom(11_000)).decode(), 1)
-                for k in range(40)
-            ])
+            await context.enqueue_next_pages(
+                [
+                    BatchPage(
+                        f"{cursor}-{k:02d}-" + base64.b64encode(os.urandom(11_000)).decode(), 1
+                    )
+                    for k in range(40)
+                ]
+            )
         await asyncio.sleep(0.05)
         return 1
 
@@ -405,10 +471,18 @@ async def test_a_backlog_too_big_to_hand_over_waits_until_it_fits(
     input is put off until enough of them have run (it used to fail every workflow task)."""
     bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(BatchOrchestratorInput(
-            page_processor="BigCursors", page_size=1, max_parallelism=4, batch_id=bid,
-            first_cursor_strs=[f"root{n}" for n in range(4)], pages_per_run=4,
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="BigCursors",
+                page_size=1,
+                max_parallelism=4,
+                batch_id=bid,
+                first_cursor_strs=[f"root{n}" for n in range(4)],
+                pages_per_run=4,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         p = await asyncio.wait_for(handle.result(), 120)
     assert p.num_completed_pages == 164 and p.num_failed_pages == 0
     assert p.num_runs > 2

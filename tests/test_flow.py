@@ -74,8 +74,9 @@ class Metered(PageProcessor):
 
     @property
     def initial_retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(initial_interval=timedelta(seconds=0.2), backoff_coefficient=1.0,
-                           maximum_attempts=50)
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=0.2), backoff_coefficient=1.0, maximum_attempts=50
+        )
 
 
 @health_check
@@ -96,8 +97,12 @@ def _input(bid: str, chains: int, n: int, **kw: object) -> BatchOrchestratorInpu
     if "capacity" in kw:
         args["capacity"] = kw.pop("capacity")
     return BatchOrchestratorInput(
-        page_processor="Metered", page_size=1, batch_id=bid, args=json.dumps(args),
-        first_cursor_strs=[f"c{c}:0" for c in range(chains)], **kw,  # type: ignore[arg-type]
+        page_processor="Metered",
+        page_size=1,
+        batch_id=bid,
+        args=json.dumps(args),
+        first_cursor_strs=[f"c{c}:0" for c in range(chains)],
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -166,16 +171,24 @@ def test_health_slow_down_halves_stop_holds_and_healthy_grows_back() -> None:
         flow.health_verdict("healthy", None, current=0, max_parallelism=20, now=float(t))
     assert flow.cap(20, 12.0)[0] is None
     assert flow.health_failed("boom", 2, current=20, max_parallelism=20, now=13.0) is None
-    assert "failing" in (flow.health_failed(
-        "boom", 2, current=20, max_parallelism=20, now=14.0) or "")
+    assert "failing" in (
+        flow.health_failed("boom", 2, current=20, max_parallelism=20, now=14.0) or ""
+    )
     assert flow.cap(20, 14.0)[0] == 0
 
 
-@pytest.mark.parametrize("field_, value", [
-    ("ramp_up", timedelta(0)), ("max_pages_per_second", 0), ("max_items_per_second", -1.0),
-    ("max_pages_per_second", float("inf")), ("canary_pages", 0), ("adaptive", "yes"),
-    ("target_page_latency", timedelta(seconds=1)),
-])
+@pytest.mark.parametrize(
+    "field_, value",
+    [
+        ("ramp_up", timedelta(0)),
+        ("max_pages_per_second", 0),
+        ("max_items_per_second", -1.0),
+        ("max_pages_per_second", float("inf")),
+        ("canary_pages", 0),
+        ("adaptive", "yes"),
+        ("target_page_latency", timedelta(seconds=1)),
+    ],
+)
 def test_bad_flow_settings_are_refused_naming_the_field(field_: str, value: object) -> None:
     inp = _input("x", 1, 1, max_parallelism=1)
     setattr(inp, field_, value)
@@ -192,10 +205,19 @@ async def test_ramp_up_reaches_the_cap_no_sooner_than_scheduled(
     bid = batch_id()
     ramp = 6.0
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=8, n=15, sleep=0.4, max_parallelism=8,
-            ramp_up=timedelta(seconds=ramp), pages_per_run=60,
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=8,
+                n=15,
+                sleep=0.4,
+                max_parallelism=8,
+                ramp_up=timedelta(seconds=ramp),
+                pages_per_run=60,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         begin = time.monotonic()
         early = []
         while time.monotonic() - begin < ramp + 3:
@@ -220,10 +242,18 @@ async def test_a_rate_limit_holds_across_continue_as_new_and_can_be_lifted(
 ) -> None:
     bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=4, n=30, max_parallelism=20, max_pages_per_second=8.0,
-            pages_per_run=15,
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=4,
+                n=30,
+                max_parallelism=20,
+                max_pages_per_second=8.0,
+                pages_per_run=15,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         await asyncio.sleep(6)
         p = await handle.get_progress()
         starts = SEEN[bid].starts
@@ -248,10 +278,21 @@ async def test_a_health_check_that_says_stop_holds_the_batch_until_healthy(
     bid = batch_id()
     HEALTH[bid] = ["healthy", "stop"]
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=2, n=30, sleep=0.05, max_parallelism=4, pages_per_run=20,
-            health_check=HealthCheckConfig(name="scripted_health", interval=timedelta(seconds=0.5)),
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=2,
+                n=30,
+                sleep=0.05,
+                max_parallelism=4,
+                pages_per_run=20,
+                health_check=HealthCheckConfig(
+                    name="scripted_health", interval=timedelta(seconds=0.5)
+                ),
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
 
         async def held():
             p = await handle.get_progress()
@@ -276,13 +317,22 @@ async def test_a_failing_health_check_holds_and_never_fails_the_batch(
     bid = batch_id()
     HEALTH[bid] = ["raise"]
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=1, n=20, sleep=0.3, max_parallelism=2,
-            health_check=HealthCheckConfig(
-                name="scripted_health", interval=timedelta(seconds=0.3),
-                failures_before_unhealthy=2,
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=1,
+                n=20,
+                sleep=0.3,
+                max_parallelism=2,
+                health_check=HealthCheckConfig(
+                    name="scripted_health",
+                    interval=timedelta(seconds=0.3),
+                    failures_before_unhealthy=2,
+                ),
             ),
-        ), id=bid, task_queue=task_queue)
+            id=bid,
+            task_queue=task_queue,
+        )
 
         async def failing():
             p = await handle.get_progress()
@@ -301,10 +351,21 @@ async def test_adaptive_parallelism_backs_off_when_pages_fail(
 ) -> None:
     bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=16, n=8, sleep=0.2, capacity=4, max_parallelism=16, adaptive=True,
-            failure_policy=FailurePolicy.disabled(), pages_per_run=60,
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=16,
+                n=8,
+                sleep=0.2,
+                capacity=4,
+                max_parallelism=16,
+                adaptive=True,
+                failure_policy=FailurePolicy.disabled(),
+                pages_per_run=60,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         p = await asyncio.wait_for(handle.result(), 120)
     seen = SEEN[bid]
     assert p.num_completed_pages == 128 and p.num_failed_pages == 0
@@ -318,9 +379,18 @@ async def test_canary_pauses_after_n_pages_and_resume_finishes(
 ) -> None:
     bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=1, n=30, max_parallelism=2, canary_pages=5, pages_per_run=4,
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=1,
+                n=30,
+                max_parallelism=2,
+                canary_pages=5,
+                pages_per_run=4,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
 
         async def paused():
             p = await handle.get_progress()
@@ -341,9 +411,18 @@ async def test_cli_set_rate_and_status_show_the_limit(
 ) -> None:
     bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(_input(
-            bid, chains=1, n=200, sleep=0.05, max_parallelism=2, max_pages_per_second=2.0,
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            _input(
+                bid,
+                chains=1,
+                n=200,
+                sleep=0.05,
+                max_parallelism=2,
+                max_pages_per_second=2.0,
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         result = await run_cli(temporal, "set-rate", bid, "--pages-per-second", "3")
         assert result.exit_code == 0, result.output
         assert "rate limit 3 pages/s" in result.output

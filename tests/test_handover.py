@@ -25,8 +25,12 @@ async def test_dozens_of_handovers_exact_counts_bounded_state(
     bid = batch_id()
     chains = [str(k * 1000) for k in range(4)]
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=5, max_parallelism=8, batch_id=bid,
-        args=json.dumps({"n": 1000, "chain_len": 1000}), first_cursor_strs=chains,
+        page_processor="Scripted",
+        page_size=5,
+        max_parallelism=8,
+        batch_id=bid,
+        args=json.dumps({"n": 1000, "chain_len": 1000}),
+        first_cursor_strs=chains,
         pages_per_run=80,
     )
     # each chain k covers [1000k, 1000k + 1000) with n per chain: see processors.run_script
@@ -40,7 +44,10 @@ async def test_dozens_of_handovers_exact_counts_bounded_state(
     assert sorted(rec.items) == list(range(4000))
     assert len(handovers) >= 9 and result.num_runs == len(handovers) + 1
     sizes = [len(json.dumps(h)) for h in handovers]
-    first, last = handovers[0]["continuation"]["scheduler"], handovers[-1]["continuation"]["scheduler"]
+    first, last = (
+        handovers[0]["continuation"]["scheduler"],
+        handovers[-1]["continuation"]["scheduler"],
+    )
     assert len(last["recent"]) == len(first["recent"])  # a full window from the first hand-over
     held = unpack_pages(last["pages"])
     assert len(held["pages"].get("num", [])) <= len(chains)  # only the pending pages are carried
@@ -53,9 +60,14 @@ async def test_pages_running_at_a_handover_finish_in_the_next_run(
 ) -> None:
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=1, max_parallelism=4, batch_id=bid,
-        args=json.dumps({"n": 16, "sleep": 2.5}), first_cursor_strs=["0", "4", "8", "12"],
-        pages_per_run=6, handover_wait=timedelta(milliseconds=500),
+        page_processor="Scripted",
+        page_size=1,
+        max_parallelism=4,
+        batch_id=bid,
+        args=json.dumps({"n": 16, "sleep": 2.5}),
+        first_cursor_strs=["0", "4", "8", "12"],
+        pages_per_run=6,
+        handover_wait=timedelta(milliseconds=500),
     )
     # chains of 4 pages each, from 0, 4, 8 and 12 (processors.run_script with chain_len)
     inp.args = json.dumps({"chain_len": 4, "sleep": 2.5})

@@ -33,12 +33,19 @@ from tests.recovery_processors import RECORDS
 from tests.test_cli import assert_error, assert_ok, run_cli
 
 
-def _input(processor: str, bid: str, inp: dict[str, Any] | None = None, **args: Any
-           ) -> BatchOrchestratorInput:
-    return BatchOrchestratorInput(**{
-        "page_processor": processor, "page_size": 10, "batch_id": bid, "args": json.dumps(args),
-        "max_parallelism": 4, **(inp or {}),
-    })
+def _input(
+    processor: str, bid: str, inp: dict[str, Any] | None = None, **args: Any
+) -> BatchOrchestratorInput:
+    return BatchOrchestratorInput(
+        **{
+            "page_processor": processor,
+            "page_size": 10,
+            "batch_id": bid,
+            "args": json.dumps(args),
+            "max_parallelism": 4,
+            **(inp or {}),
+        }
+    )
 
 
 async def _replays(histories: list[Any]) -> None:
@@ -99,7 +106,8 @@ async def test_a_failing_discovery_is_visible_then_retried(
     async with new_worker():
         handle = await orchestra.start(
             _input("ApartOneSecond", bid, n=50, discovery_fail={"1": 2}),
-            id=bid, task_queue=task_queue,
+            id=bid,
+            task_queue=task_queue,
         )
 
         async def shown() -> BatchOrchestratorProgress:
@@ -107,8 +115,10 @@ async def test_a_failing_discovery_is_visible_then_retried(
             assert [d.page_num for d in p.failing_discoveries] == [1]
             assert p.failing_discoveries[0].error_type == "ConnectionError"
             assert p.failing_discoveries[0].next_retry_at is not None
-            assert any("discovery (next_page) failed: keys query failed for page 1"
-                       in e.error_message for e in p.errors)
+            assert any(
+                "discovery (next_page) failed: keys query failed for page 1" in e.error_message
+                for e in p.errors
+            )
             assert p.num_discovering_pages >= 1 and not p.is_finished
             return p
 
@@ -120,7 +130,9 @@ async def test_a_failing_discovery_is_visible_then_retried(
 
 
 async def test_discovery_survives_continue_as_new(
-    orchestra: BatchOrchestratorClient, client: Any, new_worker: Callable[..., Any],
+    orchestra: BatchOrchestratorClient,
+    client: Any,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     """Three chains, hand-overs every 3 attempts, with discoveries running (one outlasts the
@@ -129,12 +141,22 @@ async def test_discovery_survives_continue_as_new(
     bid = batch_id()
     async with new_worker():
         handle = await orchestra.start(
-            _input("ApartOneSecond", bid, {
-                "pages_per_run": 3, "max_parallelism": 3, "first_cursor_strs": ["0", "50", "100"],
-                "handover_wait": timedelta(seconds=1),
-            }, chain_len=50, discover_sleep={"5": 2.5}, discovery_fail={"4": 1, "9": 2},
-                fail={"6": 1}),
-            id=bid, task_queue=task_queue,
+            _input(
+                "ApartOneSecond",
+                bid,
+                {
+                    "pages_per_run": 3,
+                    "max_parallelism": 3,
+                    "first_cursor_strs": ["0", "50", "100"],
+                    "handover_wait": timedelta(seconds=1),
+                },
+                chain_len=50,
+                discover_sleep={"5": 2.5},
+                discovery_fail={"4": 1, "9": 2},
+                fail={"6": 1},
+            ),
+            id=bid,
+            task_queue=task_queue,
         )
         p = await asyncio.wait_for(handle.result(), 90)
     _assert_exact(bid, p, 15, 150)
@@ -142,8 +164,9 @@ async def test_discovery_survives_continue_as_new(
     histories = await run_histories(client, bid)
     await _replays(histories)
     inputs = [json.loads(x[0].data) for x in continue_as_new_payloads(histories)]
-    handed = [unpack_pages(i["continuation"]["scheduler"]["pages"]).get("discovering")
-              for i in inputs]
+    handed = [
+        unpack_pages(i["continuation"]["scheduler"]["pages"]).get("discovering") for i in inputs
+    ]
     assert sum(1 for d in handed if d) >= 2, "no hand-over carried a discovery"
     assert any(d and any(d["failures"]) for d in handed), "none carried a failed discovery"
     # the slow discovery outlasted its hand-over's wait: the next run found its successor again
@@ -151,7 +174,9 @@ async def test_discovery_survives_continue_as_new(
 
 
 async def test_retry_page_and_skip_page(
-    orchestra: BatchOrchestratorClient, client: Any, new_worker: Callable[..., Any],
+    orchestra: BatchOrchestratorClient,
+    client: Any,
+    new_worker: Callable[..., Any],
     task_queue: str,
 ) -> None:
     """Page 1 waits an hour for its retry: retry_page runs it now. Page 3 keeps failing:
@@ -160,7 +185,8 @@ async def test_retry_page_and_skip_page(
     async with new_worker():
         handle = await orchestra.start(
             _input("ApartSlowRetry", bid, n=60, fail={"1": 1, "3": 99}),
-            id=bid, task_queue=task_queue,
+            id=bid,
+            task_queue=task_queue,
         )
 
         async def waiting() -> None:
@@ -206,8 +232,11 @@ async def test_skipping_a_page_that_never_ran_finds_its_successors_apart(
     bid = batch_id()
     async with new_worker():
         handle = await orchestra.start(
-            _input("ApartSlowRetry", bid, {"max_parallelism": 0}, n=40), id=bid, task_queue=task_queue
+            _input("ApartSlowRetry", bid, {"max_parallelism": 0}, n=40),
+            id=bid,
+            task_queue=task_queue,
         )
+
         async def started() -> None:
             assert (await handle.get_progress()).num_pending_pages == 1
 
@@ -221,8 +250,10 @@ async def test_skipping_a_page_that_never_ran_finds_its_successors_apart(
 
 
 async def test_cli_retry_page_and_skip_page(
-    temporal: EmbeddedTemporal, orchestra: BatchOrchestratorClient,
-    new_worker: Callable[..., Any], task_queue: str,
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
 ) -> None:
     """Seed style: page 1 fails before it enqueues. retry-page runs it now (it then succeeds
     and the chain goes on); in a second batch skip-page lets it go and its chain ends there."""
@@ -235,21 +266,25 @@ async def test_cli_retry_page_and_skip_page(
             _input("SeedSlowRetry", bid2, n=40, fail={"1": 99}), id=bid2, task_queue=task_queue
         )
         for h in (h1, h2):
+
             async def retrying(h: Any = h) -> None:
                 assert [f.page_num for f in (await h.get_progress()).retrying_pages] == [1]
+
             await assert_eventually(retrying, timeout=30)
 
-        assert_error(await run_cli(temporal, "retry-page", bid, "7"),
-                     "page 7 is not pending, retrying or stuck")
+        assert_error(
+            await run_cli(temporal, "retry-page", bid, "7"),
+            "page 7 is not pending, retrying or stuck",
+        )
         out = assert_ok(await run_cli(temporal, "retry-page", bid, "1", "--reason", "fixed"))
         assert f"batch {bid!r}: page 1 starts now, first in line" in out
         p = await asyncio.wait_for(h1.result(), 30)
         assert p.num_completed_pages == 4 and p.num_completed_items == 40
         assert "page 1 retried now (it was retrying): fixed" in p.control_changes[-1].change
 
-        out = assert_ok(await run_cli(
-            temporal, "skip-page", bid2, "1", "--reason", "bad data in rows 10-19"
-        ))
+        out = assert_ok(
+            await run_cli(temporal, "skip-page", bid2, "1", "--reason", "bad data in rows 10-19")
+        )
         assert "page 1 skipped (bad data in rows 10-19); 1 page(s) skipped so far" in out
         p = await asyncio.wait_for(h2.result(), 30)
     assert p.num_completed_pages == 1 and p.num_skipped_pages == 1

@@ -17,8 +17,13 @@ from tests.test_scheduler import settings
 
 
 def _item(key: str, page: int) -> ItemFailure:
-    return ItemFailure(key=key, page_num=page, error_type="ValueError", error_message="bad",
-                       failed_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return ItemFailure(
+        key=key,
+        page_num=page,
+        error_type="ValueError",
+        error_message="bad",
+        failed_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )
 
 
 def _failed_batch() -> Scheduler:
@@ -51,7 +56,8 @@ def test_item_failures_survive_continue_as_new() -> None:
     assert t.num_failed_items == 5 and list(t.failed_items) == list(s.failed_items)
     failed = build_progress(t, 4.0).failed_pages
     assert [(f.cursor_str, f.size, f.successor_enqueued) for f in failed] == [
-        ("1", 7, True), ("2", 7, False),
+        ("1", 7, True),
+        ("2", 7, False),
     ]
 
 
@@ -90,7 +96,9 @@ def test_redrive_input_is_validated() -> None:
 
     validate_input(inp(redrive_of="old", redrive_pages=[RedrivePage(cursor_str="a", size=3)]))
     with pytest.raises(InvalidBatchInputError, match="redrive_pages or first_cursor_str"):
-        validate_input(inp(first_cursor_str="x", redrive_pages=[RedrivePage(cursor_str="a", size=3)]))
+        validate_input(
+            inp(first_cursor_str="x", redrive_pages=[RedrivePage(cursor_str="a", size=3)])
+        )
     with pytest.raises(InvalidBatchInputError, match="size 0"):
         validate_input(inp(redrive_pages=[RedrivePage(cursor_str="a", size=0)]))
     with pytest.raises(InvalidBatchInputError, match="max_failed_items"):

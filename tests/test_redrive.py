@@ -41,21 +41,32 @@ async def _replays(orchestra: BatchOrchestratorClient, workflow_id: str) -> None
 
 def _input(bid: str, processor: str, args: dict[str, Any], **kw: Any) -> BatchOrchestratorInput:
     return BatchOrchestratorInput(
-        page_processor=processor, page_size=kw.pop("page_size", 10),
-        max_parallelism=kw.pop("max_parallelism", 4), args=json.dumps(args), batch_id=bid,
-        first_cursor_str="0", **kw,
+        page_processor=processor,
+        page_size=kw.pop("page_size", 10),
+        max_parallelism=kw.pop("max_parallelism", 4),
+        args=json.dumps(args),
+        batch_id=bid,
+        first_cursor_str="0",
+        **kw,
     )
 
 
 async def test_item_failures_counted_exactly_across_continue_as_new_and_delivered(
-    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any, tmp_path: Path,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
+    tmp_path: Path,
 ) -> None:
     bid = batch_id()
     DEAD_LETTERS[bid] = str(tmp_path / "dead.db")
     pages, size, every = 30, 10, 7
     inp = _input(
-        bid, "ItemsFlaky", {"pages": pages, "every": every, "flaky_page": 4}, page_size=size,
-        pages_per_run=8, notifier=BatchNotifierConfig(name="dead_letter"),
+        bid,
+        "ItemsFlaky",
+        {"pages": pages, "every": every, "flaky_page": 4},
+        page_size=size,
+        pages_per_run=8,
+        notifier=BatchNotifierConfig(name="dead_letter"),
     )
     async with new_worker():
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
@@ -83,15 +94,21 @@ async def test_item_failures_counted_exactly_across_continue_as_new_and_delivere
 
 
 async def test_item_failures_of_pages_reporting_by_signal_count_once(
-    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     """Pages longer than handover_wait / 2 report by signal as well as by result, and some run
     across hand-overs: their failures still count exactly once."""
     bid = batch_id()
     pages, size, every = 12, 10, 3
     inp = _input(
-        bid, "ItemsFlaky", {"pages": pages, "every": every, "sleep": 0.6}, page_size=size,
-        pages_per_run=4, handover_wait=timedelta(seconds=1),
+        bid,
+        "ItemsFlaky",
+        {"pages": pages, "every": every, "sleep": 0.6},
+        page_size=size,
+        pages_per_run=4,
+        handover_wait=timedelta(seconds=1),
     )
     async with new_worker():
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
@@ -102,7 +119,9 @@ async def test_item_failures_of_pages_reporting_by_signal_count_once(
         f"item-{k}" for k in range(pages * size) if k % every == 0
     )
     signals = [
-        e for h in await run_histories(orchestra.client, bid) for e in h.events
+        e
+        for h in await run_histories(orchestra.client, bid)
+        for e in h.events
         if e.workflow_execution_signaled_event_attributes.signal_name
         == "batch_orchestra.page_finished"
     ]
@@ -111,11 +130,16 @@ async def test_item_failures_of_pages_reporting_by_signal_count_once(
 
 
 async def test_sync_record_failures_and_max_failed_items_pauses(
-    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     bid = batch_id()
     inp = _input(
-        bid, "ItemsSync", {"pages": 50, "bad": 3}, max_parallelism=1,
+        bid,
+        "ItemsSync",
+        {"pages": 50, "bad": 3},
+        max_parallelism=1,
         failure_policy=FailurePolicy(max_failed_items=10),
     )
     async with new_worker():
@@ -145,7 +169,9 @@ async def _wait_failed(handle: Any, n: int) -> Any:
 
 
 async def test_redrive_of_a_paused_batch_runs_exactly_the_failed_pages(
-    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     bid = batch_id()
     BROKEN[bid], HOLD[bid] = {2, 5}, asyncio.Event()
@@ -156,7 +182,8 @@ async def test_redrive_of_a_paused_batch_runs_exactly_the_failed_pages(
         p = await handle.pause()
         assert p.num_failed_pages == 2 and p.is_paused
         assert {f.cursor_str: f.successor_enqueued for f in p.failed_pages} == {
-            "2": True, "5": True,
+            "2": True,
+            "5": True,
         }
         BROKEN[bid] = set()  # "deploy the fix"
         p = await handle.redrive()
@@ -182,7 +209,9 @@ async def test_redrive_of_a_paused_batch_runs_exactly_the_failed_pages(
 
 
 async def test_redrive_of_a_finished_batch_is_a_new_batch_over_its_failed_pages(
-    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     bid = batch_id()
     BROKEN[bid] = {2, 5}
@@ -193,7 +222,8 @@ async def test_redrive_of_a_finished_batch_is_a_new_batch_over_its_failed_pages(
         # page 5 failed before enqueueing: 6 and 7 were never discovered
         assert old.num_completed_pages == 4 and old.num_failed_pages == 2
         assert {f.cursor_str: f.successor_enqueued for f in old.failed_pages} == {
-            "2": True, "5": False,
+            "2": True,
+            "5": False,
         }
         new_id = f"{bid}-redrive-1"
         BROKEN[new_id] = set()
@@ -210,7 +240,10 @@ async def test_redrive_of_a_finished_batch_is_a_new_batch_over_its_failed_pages(
 
 
 async def test_cli_failures_and_redrive(
-    temporal: Any, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    temporal: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     bid = batch_id()
     BROKEN[bid] = {3}
@@ -232,11 +265,15 @@ async def test_cli_failures_and_redrive(
         assert data["failed_pages"][0]["error_message"] == "page 3 is broken"
         assert sorted(f["key"] for f in data["failed_items"]) == ["key-0", "key-1", "key-2"]
 
-        rows = list(csv.DictReader(io.StringIO(
-            assert_ok(await run_cli(temporal, "failures", bid, "--csv"))
-        )))
+        rows = list(
+            csv.DictReader(
+                io.StringIO(assert_ok(await run_cli(temporal, "failures", bid, "--csv")))
+            )
+        )
         assert [(r["kind"], r["page_num"], r["cursor_str"] or r["key"]) for r in rows] == [
-            ("failed_page", "3", "3"), ("item", "0", "key-0"), ("item", "1", "key-1"),
+            ("failed_page", "3", "3"),
+            ("item", "0", "key-0"),
+            ("item", "1", "key-1"),
             ("item", "2", "key-2"),
         ]
 
@@ -260,7 +297,9 @@ async def test_cli_failures_and_redrive(
 
 
 async def test_redrive_items_by_key_in_pages_of_page_size(
-    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     bid = batch_id()
     async with new_worker():
@@ -278,7 +317,8 @@ async def test_redrive_items_by_key_in_pages_of_page_size(
         # a processor without run_items fails the page for good, saying what to do
         sync_id = batch_id()
         await orchestra.start(
-            _input(sync_id, "ItemsSync", {"pages": 1, "bad": 0}), id=sync_id,
+            _input(sync_id, "ItemsSync", {"pages": 1, "bad": 0}),
+            id=sync_id,
             task_queue=task_queue,
         )
         await asyncio.wait_for(orchestra.get_handle(sync_id).result(), 30)
@@ -289,7 +329,10 @@ async def test_redrive_items_by_key_in_pages_of_page_size(
 
 
 async def test_cli_redrive_of_a_running_batch(
-    temporal: Any, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any,
+    temporal: Any,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
 ) -> None:
     bid = batch_id()
     BROKEN[bid], HOLD[bid] = {1}, asyncio.Event()

@@ -17,8 +17,12 @@ from tests.helpers import batch_id, run_histories
 async def test_histories_replay_without_nondeterminism(orchestra, task_queue, new_worker) -> None:
     bid = batch_id()
     inp = BatchOrchestratorInput(
-        page_processor="Scripted", page_size=10, max_parallelism=4, batch_id=bid,
-        pages_per_run=7, first_cursor_strs=["0", "1000"],
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=4,
+        batch_id=bid,
+        pages_per_run=7,
+        first_cursor_strs=["0", "1000"],
         args=json.dumps({"chain_len": 100, "fail": {"3": {"attempts": 1}}}),
     )
     async with new_worker():

@@ -90,11 +90,20 @@ async def test_page_values_fold_exactly_once_across_retries_and_handovers(
     bid = batch_id()
     n = 40
     async with new_worker():
-        handle = await orchestra.start(BatchOrchestratorInput(
-            page_processor=Tally, page_size=10, max_parallelism=4, batch_id=bid,
-            args=json.dumps({"n": n, "sleep": 0.3}), first_cursor_str="0", pages_per_run=6,
-            handover_wait=timedelta(seconds=0.2),
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor=Tally,
+                page_size=10,
+                max_parallelism=4,
+                batch_id=bid,
+                args=json.dumps({"n": n, "sleep": 0.3}),
+                first_cursor_str="0",
+                pages_per_run=6,
+                handover_wait=timedelta(seconds=0.2),
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         p = await asyncio.wait_for(handle.result(), 120)
     assert p.num_completed_pages == n and p.num_completed_items == 10 * n
     assert sum(a > 1 for a in ATTEMPTS[bid].values()) >= 5  # retried pages were folded once
@@ -107,10 +116,17 @@ async def test_a_result_past_its_limit_is_an_error_in_progress_not_a_failed_batc
 ) -> None:
     bid = batch_id()
     async with new_worker():
-        handle = await orchestra.start(BatchOrchestratorInput(
-            page_processor="Hoarder", page_size=1, max_parallelism=2, batch_id=bid,
-            first_cursor_str="0",
-        ), id=bid, task_queue=task_queue)
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="Hoarder",
+                page_size=1,
+                max_parallelism=2,
+                batch_id=bid,
+                first_cursor_str="0",
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
 
         async def failing():
             p = await handle.get_progress()
@@ -126,7 +142,11 @@ async def test_run_locally_shows_each_pages_value_and_the_result(client) -> None
     from batch_orchestra.testing import run_locally
 
     run = await run_locally(
-        Tally, args=json.dumps({"n": 5}), first_cursor_str="0", page_size=10, client=client,
+        Tally,
+        args=json.dumps({"n": 5}),
+        first_cursor_str="0",
+        page_size=10,
+        client=client,
     )
     values = sorted((a.page_num, a.value["pages"]) for a in run.attempts if a.ok)
     assert values == [(i, 1) for i in range(5)]

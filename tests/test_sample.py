@@ -94,13 +94,14 @@ def db(tmp_path: Path) -> MyDB:
 @pytest.fixture
 def args(db: MyDB) -> ConfigArgs:
     # A longer simulated I/O delay than the default so that pages visibly overlap.
-    return ConfigArgs(
-        db_path=db.path, percent=PERCENT, migration_version=1, simulated_io_delay=0.2
-    )
+    return ConfigArgs(db_path=db.path, percent=PERCENT, migration_version=1, simulated_io_delay=0.2)
 
 
 async def test_inflate_prices_migrates_every_product_exactly_once(
-    db: MyDB, args: ConfigArgs, orchestra: BatchOrchestratorClient, task_queue: str,
+    db: MyDB,
+    args: ConfigArgs,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
     new_worker: Any,
 ) -> None:
     async with new_worker():
@@ -116,7 +117,10 @@ async def test_inflate_prices_migrates_every_product_exactly_once(
 
 
 async def test_inflate_prices_second_batch_changes_nothing(
-    db: MyDB, args: ConfigArgs, orchestra: BatchOrchestratorClient, task_queue: str,
+    db: MyDB,
+    args: ConfigArgs,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
     new_worker: Any,
 ) -> None:
     async with new_worker():
@@ -134,7 +138,10 @@ async def test_inflate_prices_second_batch_changes_nothing(
 
 
 async def test_inflate_prices_retried_pages_do_not_inflate_twice(
-    db: MyDB, args: ConfigArgs, orchestra: BatchOrchestratorClient, task_queue: str,
+    db: MyDB,
+    args: ConfigArgs,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
     new_worker: Any,
 ) -> None:
     async with new_worker():
@@ -150,8 +157,15 @@ async def test_inflate_prices_retried_pages_do_not_inflate_twice(
 
 @pytest.mark.parametrize(
     ("n", "size", "pages"),
-    [(0, 50, 1), (1, 50, 1), (49, 50, 1), (50, 50, 1), (51, 50, 2), (2_000, 50, 40),
-     (2_010, 50, 41)],
+    [
+        (0, 50, 1),
+        (1, 50, 1),
+        (49, 50, 1),
+        (50, 50, 1),
+        (51, 50, 2),
+        (2_000, 50, 40),
+        (2_010, 50, 41),
+    ],
 )
 def test_query_page_walks_the_table_once_without_an_empty_last_page(
     tmp_path: Path, n: int, size: int, pages: int

@@ -14,9 +14,15 @@ from batch_orchestra._wire import from_wire, to_wire
 
 def settings(**kw: object) -> ProcessorSettings:
     base: dict[str, object] = dict(
-        name="P", at_most_once=False, maximum_attempts=3, initial_interval_seconds=1.0,
-        backoff_coefficient=2.0, maximum_interval_seconds=10.0, non_retryable_error_types=["Fatal"],
-        use_extended_retries=True, extended_retry_interval_seconds=60.0,
+        name="P",
+        at_most_once=False,
+        maximum_attempts=3,
+        initial_interval_seconds=1.0,
+        backoff_coefficient=2.0,
+        maximum_interval_seconds=10.0,
+        non_retryable_error_types=["Fatal"],
+        use_extended_retries=True,
+        extended_retry_interval_seconds=60.0,
     )
     base.update(kw)
     return ProcessorSettings(**base)  # type: ignore[arg-type]
@@ -198,9 +204,17 @@ def _fail_all(s: Scheduler, n: int) -> None:
         [att] = s.take_runnable(1)
         s.enqueue(att.page_num, [(f"{(i + 1) * 100:08d}", 100)])
         t += 0.05
-        assert s.fail(att.page_num, "OperationalError", "could not connect to server: "
-                      "Connection refused\n\tIs the server running on host db:5432?",
-                      non_retryable=False, now=t) is Outcome.STUCK
+        assert (
+            s.fail(
+                att.page_num,
+                "OperationalError",
+                "could not connect to server: "
+                "Connection refused\n\tIs the server running on host db:5432?",
+                non_retryable=False,
+                now=t,
+            )
+            is Outcome.STUCK
+        )
 
 
 def test_an_outage_keeps_the_handover_state_small() -> None:
@@ -269,20 +283,35 @@ def test_progress_adds_up_and_chains_are_chains() -> None:
     assert any(x.page_num == b.page_num for x in running)
     p = build_progress(s, 2.0)
     assert p.num_open_chains == 2 and p.num_stuck_pages == 0, "a running stuck page is processing"
-    total = (p.num_completed_pages + p.num_processing_pages + p.num_pending_pages
-             + p.num_stuck_pages + p.num_failed_pages)
+    total = (
+        p.num_completed_pages
+        + p.num_processing_pages
+        + p.num_pending_pages
+        + p.num_stuck_pages
+        + p.num_failed_pages
+    )
     assert total == p.num_discovered_pages == 5
     s.complete(b.page_num, 1, 3.0)
     assert build_progress(s, 3.0).num_open_chains == 1
 
 
 def test_an_attempt_that_did_no_work_is_retried_even_at_most_once() -> None:
-    s = Scheduler(settings(at_most_once=True, maximum_attempts=1, use_extended_retries=False),
-                  2, 0.0)
+    s = Scheduler(
+        settings(at_most_once=True, maximum_attempts=1, use_extended_retries=False), 2, 0.0
+    )
     s.enqueue(None, [("0", 1)])
     [att] = s.take_runnable()
-    assert s.fail(0, "BatchOrchestraUnknownPageProcessor", "stale worker", non_retryable=False,
-                  did_not_run=True, now=1.0) is Outcome.NOT_RUN
+    assert (
+        s.fail(
+            0,
+            "BatchOrchestraUnknownPageProcessor",
+            "stale worker",
+            non_retryable=False,
+            did_not_run=True,
+            now=1.0,
+        )
+        is Outcome.NOT_RUN
+    )
     s.release_due(1e9)
     [retry] = s.take_runnable()
     assert retry.attempt == 2
@@ -306,8 +335,9 @@ def test_first_release_continuation_is_read() -> None:
 
     path = Path(__file__).parent / "histories" / "v0.1.0" / "chains_retry_handover-0.json"
     history = json.loads(path.read_text())
-    event = next(e for e in history["events"]
-                 if "workflowExecutionContinuedAsNewEventAttributes" in e)
+    event = next(
+        e for e in history["events"] if "workflowExecutionContinuedAsNewEventAttributes" in e
+    )
     import base64
 
     payload = event["workflowExecutionContinuedAsNewEventAttributes"]["input"]["payloads"][0]
@@ -323,8 +353,14 @@ def test_lost_workers_do_not_count_against_the_failure_policy() -> None:
     s = Scheduler(settings(maximum_attempts=5), 50, 0.0, FailurePolicy())
     s.enqueue(None, [(str(i), 1) for i in range(60)])
     for att in s.take_runnable():
-        s.fail(att.page_num, "Timeout", "the page's worker stopped heartbeating",
-               non_retryable=False, worker_lost=True, now=1.0)
+        s.fail(
+            att.page_num,
+            "Timeout",
+            "the page's worker stopped heartbeating",
+            non_retryable=False,
+            worker_lost=True,
+            now=1.0,
+        )
     assert s.check_policy(1.0) is None and not s.paused
     assert build_progress(s, 1.0).num_retrying_pages == 50
 

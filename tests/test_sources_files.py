@@ -36,7 +36,7 @@ def write_csv(path: Path, n: int, *, seed: int = 1) -> list[dict[str, str]]:
             0: "plain",
             1: "two\nlines",
             2: 'said "hi", left',
-            3: "\n".join(f"line {j}, with \"quotes\"" for j in range(rng.randint(5, 40))),
+            3: "\n".join(f'line {j}, with "quotes"' for j in range(rng.randint(5, 40))),
             4: "",
         }[kind]
         rows.append({"id": str(i), "note": note, "amount": f"{rng.random() * 100:.2f}"})
@@ -49,7 +49,9 @@ def write_csv(path: Path, n: int, *, seed: int = 1) -> list[dict[str, str]]:
 
 
 def write_jsonl(path: Path, n: int) -> list[Any]:
-    records: list[Any] = [{"id": i, "text": "é\u2603" * (i % 7), "nested": {"x": [i]}} for i in range(n)]
+    records: list[Any] = [
+        {"id": i, "text": "é\u2603" * (i % 7), "nested": {"x": [i]}} for i in range(n)
+    ]
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
     lines.insert(10, "")  # blank lines are skipped
     lines.insert(20, "   ")
@@ -96,7 +98,7 @@ async def test_csv_split_points_never_fall_inside_a_quoted_field(tmp_path: Path,
     data = (tmp_path / "orders.csv").read_bytes()
     for c in cursors[1:]:  # each range starts on a record's first byte: "<id>,"
         start = json.loads(c)["o"]
-        assert data[start - 1:start] == b"\n" and data[start:].split(b",")[0].isdigit()
+        assert data[start - 1 : start] == b"\n" and data[start:].split(b",")[0].isdigit()
 
 
 async def test_csv_without_header_gives_lists(tmp_path: Path) -> None:
@@ -145,6 +147,7 @@ async def test_misuse_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidBatchInputError, match="line at byte 10 is not JSON"):
         await FileSource(tmp_path / "bad.jsonl").read("", 5)
     with pytest.raises(ProcessorDefinitionError, match="must set the class attribute `source`"):
+
         class NoSource(FilePageProcessor):
             retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
 
@@ -176,9 +179,17 @@ async def test_csv_batch_in_four_chains_on_the_dev_server(
     async with new_worker():
         handle = await orchestra.start(
             BatchOrchestratorInput(
-                page_processor=CsvSourceRecorder, args=args, batch_id=bid, page_size=9,
-                max_parallelism=4, first_cursor_strs=cursors, page_timeout=timedelta(seconds=30)),
-            id=bid, task_queue=task_queue)
+                page_processor=CsvSourceRecorder,
+                args=args,
+                batch_id=bid,
+                page_size=9,
+                max_parallelism=4,
+                first_cursor_strs=cursors,
+                page_timeout=timedelta(seconds=30),
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
         progress = await handle.result()
     ids = [i for _, i in _seen[bid]]
     assert sorted(ids, key=int) == [r["id"] for r in rows]  # every record once

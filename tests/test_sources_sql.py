@@ -33,20 +33,23 @@ from tests.postgres import postgres_url  # noqa: F401  (the session's PostgreSQL
 
 metadata = sa.MetaData()
 orders = sa.Table(
-    "src_orders", metadata,
+    "src_orders",
+    metadata,
     sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("note", sa.String(50), nullable=False),
 )
 events = sa.Table(
-    "src_events", metadata,
+    "src_events",
+    metadata,
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("uid", sa.Uuid, nullable=False),
     sa.Column("kind", sa.String(10), nullable=True),
     sa.PrimaryKeyConstraint("at", "uid"),
 )
 processed = sa.Table(
-    "src_processed", metadata,
+    "src_processed",
+    metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("tenant_id", sa.Integer, nullable=False),
     sa.Column("id", sa.Integer, nullable=False),
@@ -65,11 +68,15 @@ class Db:
 
     def insert_orders(self, keys: list[tuple[int, int]]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(orders.insert(), [{"tenant_id": t, "id": i, "note": f"n{t}-{i}"} for t, i in keys])
+            conn.execute(
+                orders.insert(), [{"tenant_id": t, "id": i, "note": f"n{t}-{i}"} for t, i in keys]
+            )
 
     def processed_keys(self) -> list[tuple[int, int]]:
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.select(processed.c.tenant_id, processed.c.id))]  # type: ignore[misc]
+            return [
+                tuple(r) for r in conn.execute(sa.select(processed.c.tenant_id, processed.c.id))
+            ]  # type: ignore[misc]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -104,7 +111,9 @@ def count_queries(engine: sa.Engine | AsyncEngine) -> list[str]:
     return seen
 
 
-async def drain(source: SqlSource, cursors: list[str], size: int, args: str | None = None) -> list[list[Any]]:
+async def drain(
+    source: SqlSource, cursors: list[str], size: int, args: str | None = None
+) -> list[list[Any]]:
     """Run every chain from ``cursors`` to its end as the orchestrator would; the pages' rows."""
     pages, todo = [], list(cursors)
     while todo:
@@ -121,11 +130,15 @@ def keys_of(pages: list[list[Any]]) -> list[tuple[int, int]]:
 
 
 # A tenant much larger than the others, so composite-key pages cross tenant boundaries.
-ORDER_KEYS = [(t, i) for t in (1, 2, 3, 5) for i in range(1, 8 if t != 2 else 60, 1 if t != 3 else 3)]
+ORDER_KEYS = [
+    (t, i) for t in (1, 2, 3, 5) for i in range(1, 8 if t != 2 else 60, 1 if t != 3 else 3)
+]
 
 
 @pytest.mark.parametrize("row_values", [True, False], ids=["row-values", "expanded-or"])
-async def test_composite_key_pages_cover_the_table_once_in_key_order(db: Db, row_values: bool) -> None:
+async def test_composite_key_pages_cover_the_table_once_in_key_order(
+    db: Db, row_values: bool
+) -> None:
     db.insert_orders(list(reversed(ORDER_KEYS)))
     source = SqlSource(orders, key=("tenant_id", "id"), engine=db.url, row_values=row_values)
     seen = count_queries(source.engine())
@@ -146,7 +159,10 @@ async def test_composite_key_pages_cover_the_table_once_in_key_order(db: Db, row
 
 async def test_datetime_and_uuid_keys_round_trip_through_cursors(db: Db) -> None:
     start = datetime.datetime(2026, 1, 1, 12, 0, 0)
-    rows = [{"at": start + timedelta(seconds=i // 3), "uid": uuid.UUID(int=i * 7919), "kind": "k"} for i in range(40)]
+    rows = [
+        {"at": start + timedelta(seconds=i // 3), "uid": uuid.UUID(int=i * 7919), "kind": "k"}
+        for i in range(40)
+    ]
     with db.engine.begin() as conn:
         conn.execute(events.insert(), rows)
     source = SqlSource(events, key=("at", "uid"), engine=db.url)
@@ -164,7 +180,10 @@ async def test_nullable_key_column_is_refused_naming_it(db: Db) -> None:
         SqlSource(orders, key="nope", engine=db.url)
     # Allowed explicitly, a NULL met while reading still fails, naming the column.
     with db.engine.begin() as conn:
-        conn.execute(events.insert(), [{"at": datetime.datetime(2026, 1, 1), "uid": uuid.uuid4(), "kind": None}])
+        conn.execute(
+            events.insert(),
+            [{"at": datetime.datetime(2026, 1, 1), "uid": uuid.uuid4(), "kind": None}],
+        )
     source = SqlSource(events, key=("kind", "uid"), engine=db.url, allow_nullable_key=True)
     with pytest.raises(InvalidBatchInputError, match=r"src_events\.kind.*holds NULL"):
         await drain(source, [""], 10)
@@ -249,7 +268,9 @@ class SqlSourceLookahead(SqlPageProcessor):
 
     source = SqlSource(orders, key=("tenant_id", "id"), engine=_url_of, lookahead=2)
     retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
-    initial_retry_policy = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=50))
+    initial_retry_policy = RetryPolicy(
+        maximum_attempts=2, initial_interval=timedelta(milliseconds=50)
+    )
     use_extended_retries = False
 
     async def process(self, context: BatchProcessorContext, rows: list[Any]) -> None:
@@ -260,12 +281,18 @@ class SqlSourceLookahead(SqlPageProcessor):
 
 
 @pytest_asyncio.fixture
-async def started(orchestra: BatchOrchestratorClient, task_queue: str) -> AsyncIterator[Callable[..., Any]]:
+async def started(
+    orchestra: BatchOrchestratorClient, task_queue: str
+) -> AsyncIterator[Callable[..., Any]]:
     async def start(proc: type[SqlPageProcessor], args: dict[str, Any], **kwargs: Any) -> Any:
         bid = batch_id()
         inp = BatchOrchestratorInput(
-            page_processor=proc, args=json.dumps(args), batch_id=bid,
-            page_timeout=timedelta(seconds=30), **kwargs)
+            page_processor=proc,
+            args=json.dumps(args),
+            batch_id=bid,
+            page_timeout=timedelta(seconds=30),
+            **kwargs,
+        )
         return await orchestra.start(inp, id=bid, task_queue=task_queue)
 
     yield start
@@ -273,15 +300,20 @@ async def started(orchestra: BatchOrchestratorClient, task_queue: str) -> AsyncI
         await proc.source.dispose()
 
 
-async def test_rows_inserted_or_deleted_during_a_batch(db: Db, new_worker: Any, started: Any) -> None:
+async def test_rows_inserted_or_deleted_during_a_batch(
+    db: Db, new_worker: Any, started: Any
+) -> None:
     original = [(1, i) for i in range(2, 122, 2)]  # pages of 5: page 5 starts after (1, 50)
     db.insert_orders(original)
     async with new_worker():
-        handle = await started(SqlSourceGated, {"url": db.url, "gate_page": 3}, page_size=5, max_parallelism=2)
+        handle = await started(
+            SqlSourceGated, {"url": db.url, "gate_page": 3}, page_size=5, max_parallelism=2
+        )
         _gates[handle.id] = asyncio.Event()
 
         async def pages_3_and_4_wait() -> None:
             assert _events.get(handle.id) == 2
+
         await assert_eventually(pages_3_and_4_wait)
         # Pages 0-4 have read their rows (up to (1, 50)); page 5 is enqueued, not yet read.
         behind, ahead = [(1, 1), (1, 15), (1, 33)], [(1, 51), (1, 77), (1, 123), (1, 125)]
@@ -300,14 +332,21 @@ async def test_rows_inserted_or_deleted_during_a_batch(db: Db, new_worker: Any, 
 
 
 @pytest.mark.parametrize("driver", ["sync", "async"])
-async def test_split_batch_with_lookahead_on_the_dev_server(db: Db, new_worker: Any, started: Any, driver: str) -> None:
+async def test_split_batch_with_lookahead_on_the_dev_server(
+    db: Db, new_worker: Any, started: Any, driver: str
+) -> None:
     keys = [(t, i) for t in range(1, 5) for i in range(t * 40)]
     db.insert_orders(keys)
     url = db.url if driver == "sync" else db.async_url
     cursors = await SqlSourceLookahead.source.split(4, args=json.dumps({"url": url}))
     async with new_worker():
-        handle = await started(SqlSourceLookahead, {"url": url}, first_cursor_strs=cursors,
-                               page_size=7, max_parallelism=6)
+        handle = await started(
+            SqlSourceLookahead,
+            {"url": url},
+            first_cursor_strs=cursors,
+            page_size=7,
+            max_parallelism=6,
+        )
         progress = await handle.result()
     assert progress.num_failed_pages == 0
     assert _events[handle.id] == 1  # page 1 failed once ...
@@ -315,7 +354,12 @@ async def test_split_batch_with_lookahead_on_the_dev_server(db: Db, new_worker: 
     assert progress.num_completed_items == len(keys)
 
 
-async def test_sample_migrates_a_postgres_table(postgres_url: str, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any) -> None:  # noqa: F811
+async def test_sample_migrates_a_postgres_table(
+    postgres_url: str,  # noqa: F811
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
+) -> None:
     from samples.migrate_postgres.db import create_customers, customers
     from samples.migrate_postgres.processor import NormalizeEmails
 
@@ -325,14 +369,27 @@ async def test_sample_migrates_a_postgres_table(postgres_url: str, orchestra: Ba
     async with new_worker():
         for _ in range(2):  # the second run finds nothing left to migrate
             bid = batch_id()
-            handle = await orchestra.start(BatchOrchestratorInput(
-                page_processor=NormalizeEmails, args=args, batch_id=bid, page_size=40, max_parallelism=4,
-                first_cursor_strs=await NormalizeEmails.source.split(3, args=args)), id=bid, task_queue=task_queue)
+            handle = await orchestra.start(
+                BatchOrchestratorInput(
+                    page_processor=NormalizeEmails,
+                    args=args,
+                    batch_id=bid,
+                    page_size=40,
+                    max_parallelism=4,
+                    first_cursor_strs=await NormalizeEmails.source.split(3, args=args),
+                ),
+                id=bid,
+                task_queue=task_queue,
+            )
             totals.append((await handle.result()).num_completed_items)
     await NormalizeEmails.source.dispose()
     assert totals == [500, 0]
     engine = sa.create_engine(postgres_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(customers.c.id, customers.c.email_normalized, customers.c.schema_version)).all()
+        rows = conn.execute(
+            sa.select(customers.c.id, customers.c.email_normalized, customers.c.schema_version)
+        ).all()
     engine.dispose()
-    assert {(r.email_normalized, r.schema_version) == (f"user.{r.id}@example.com", 2) for r in rows} == {True}
+    assert {
+        (r.email_normalized, r.schema_version) == (f"user.{r.id}@example.com", 2) for r in rows
+    } == {True}

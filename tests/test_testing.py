@@ -61,8 +61,9 @@ class UpsertDoubles(SqliteProcessor):
         conn, ids, db = page_of_ids(context)
         if context.page_num == db.flaky_page and context.attempt == 1:
             raise RuntimeError("flaky first attempt")
-        conn.executemany("INSERT INTO out(id, v) VALUES (?, 0) ON CONFLICT(id) DO NOTHING",
-                         [(i,) for i in ids])
+        conn.executemany(
+            "INSERT INTO out(id, v) VALUES (?, 0) ON CONFLICT(id) DO NOTHING", [(i,) for i in ids]
+        )
         interruption_point()
         conn.executemany("UPDATE out SET v = ? WHERE id = ?", [(2 * i, i) for i in ids])
         return len(ids)
@@ -76,8 +77,10 @@ class IncrementOnePage(SqliteProcessor):
         conn, ids, _ = page_of_ids(context)
         for i in ids:
             if i > 30:
-                conn.execute("INSERT INTO out(id, v) VALUES (?, 1) "
-                             "ON CONFLICT(id) DO UPDATE SET v = v + 1", (i,))
+                conn.execute(
+                    "INSERT INTO out(id, v) VALUES (?, 1) ON CONFLICT(id) DO UPDATE SET v = v + 1",
+                    (i,),
+                )
             else:
                 conn.execute("INSERT OR REPLACE INTO out(id, v) VALUES (?, 1)", (i,))
         return len(ids)
@@ -103,9 +106,11 @@ class Table:
 
     def reset(self) -> None:
         with sqlite3.connect(self.path) as conn:
-            conn.executescript("DROP TABLE IF EXISTS out; DROP TABLE IF EXISTS done;"
-                               "CREATE TABLE out(id INTEGER PRIMARY KEY, v INTEGER);"
-                               "CREATE TABLE done(page TEXT PRIMARY KEY);")
+            conn.executescript(
+                "DROP TABLE IF EXISTS out; DROP TABLE IF EXISTS done;"
+                "CREATE TABLE out(id INTEGER PRIMARY KEY, v INTEGER);"
+                "CREATE TABLE done(page TEXT PRIMARY KEY);"
+            )
 
     def state(self) -> dict[int, int]:
         with sqlite3.connect(self.path) as conn:
@@ -121,8 +126,12 @@ def table(tmp_path: Path) -> Table:
 
 async def test_run_locally_reports_every_page(client: Any, table: Table) -> None:
     result = await run_locally(
-        UpsertDoubles, args=args_str(Db(table.path, n=45, flaky_page=2)), page_size=10,
-        max_parallelism=3, client=client, pages_per_run=2,  # continue-as-new every 2 attempts
+        UpsertDoubles,
+        args=args_str(Db(table.path, n=45, flaky_page=2)),
+        page_size=10,
+        max_parallelism=3,
+        client=client,
+        pages_per_run=2,  # continue-as-new every 2 attempts
     )
     assert result.progress.is_finished and result.progress.num_failed_pages == 0
     assert result.cursors == ["", "10", "20", "30", "40"]
@@ -136,8 +145,12 @@ async def test_run_locally_reports_every_page(client: Any, table: Table) -> None
 
 async def test_check_idempotent_passes_an_upsert(client: Any, table: Table) -> None:
     reference = await check_idempotent(
-        UpsertDoubles, state=table.state, reset=table.reset, args=args_str(Db(table.path)),
-        page_size=10, client=client,
+        UpsertDoubles,
+        state=table.state,
+        reset=table.reset,
+        args=args_str(Db(table.path)),
+        page_size=10,
+        client=client,
     )
     assert reference.cursors == ["", "10", "20", "30"]
     assert all(p.interruption_points == 1 for p in reference.pages)
@@ -146,8 +159,12 @@ async def test_check_idempotent_passes_an_upsert(client: Any, table: Table) -> N
 async def test_check_idempotent_names_the_page_that_is_not(client: Any, table: Table) -> None:
     with pytest.raises(AssertionError) as info:
         await check_idempotent(
-            IncrementOnePage, state=table.state, reset=table.reset, page_size=10,
-            args=args_str(Db(table.path)), client=client,
+            IncrementOnePage,
+            state=table.state,
+            reset=table.reset,
+            page_size=10,
+            args=args_str(Db(table.path)),
+            client=client,
         )
     message = str(info.value)
     assert "IncrementOnePage is not idempotent: page 3 (cursor '30') run twice" in message
@@ -160,8 +177,12 @@ async def test_check_idempotent_interrupts_a_page_between_its_writes(
 ) -> None:
     with pytest.raises(AssertionError) as info:
         await check_idempotent(
-            MarkerFirst, state=table.state, reset=table.reset, page_size=10,
-            args=args_str(Db(table.path, n=20)), client=client,
+            MarkerFirst,
+            state=table.state,
+            reset=table.reset,
+            page_size=10,
+            args=args_str(Db(table.path, n=20)),
+            client=client,
         )
     message = str(info.value)
     assert "MarkerFirst is not idempotent: page 0 (cursor '')" in message
@@ -183,16 +204,26 @@ def test_snapshot_diff_is_compact() -> None:
 
 async def test_run_locally_gives_up_on_a_stuck_batch(client: Any) -> None:
     args = json.dumps({"n": 10, "fail": {"0": {"attempts": 1000}}})
-    with pytest.raises(TimeoutError, match=r"did not finish within 0:00:03: 0 pages completed.*1 stuck"):
-        await run_locally(Scripted, args=args, page_size=10, client=client,
-                          timeout=timedelta(seconds=3))
+    with pytest.raises(
+        TimeoutError, match=r"did not finish within 0:00:03: 0 pages completed.*1 stuck"
+    ):
+        await run_locally(
+            Scripted, args=args, page_size=10, client=client, timeout=timedelta(seconds=3)
+        )
 
 
 def test_testing_exports_are_pinned() -> None:
     import batch_orchestra.testing as testing
 
     assert testing.__all__ == [
-        "EmbeddedTemporal", "LocalRun", "PageRun", "SimulatedCrash", "check_idempotent",
-        "free_port", "interruption_point", "run_locally", "snapshot_diff",
+        "EmbeddedTemporal",
+        "LocalRun",
+        "PageRun",
+        "SimulatedCrash",
+        "check_idempotent",
+        "free_port",
+        "interruption_point",
+        "run_locally",
+        "snapshot_diff",
     ]
     interruption_point()  # a no-op outside check_idempotent

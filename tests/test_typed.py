@@ -133,8 +133,13 @@ def test_typed_names_are_exported() -> None:
 
 async def make_context(cursor: str, args: str | None) -> BatchProcessorContext:
     return BatchProcessorContext(
-        page=BatchPage(cursor, 10), page_num=4, attempt=1, args=args, batch_id="b",
-        successor_enqueued=False, enqueue=lambda pages: asyncio.get_running_loop().create_future(),
+        page=BatchPage(cursor, 10),
+        page_num=4,
+        attempt=1,
+        args=args,
+        batch_id="b",
+        successor_enqueued=False,
+        enqueue=lambda pages: asyncio.get_running_loop().create_future(),
         logger=logging.LoggerAdapter(logging.getLogger("test")),
     )
 
@@ -160,9 +165,15 @@ async def test_context_reads_typed_values_and_defaults() -> None:
 async def run_batch(orchestra: BatchOrchestratorClient, task_queue: str, **kw: Any) -> Any:
     bid = batch_id()
     handle = await orchestra.start(
-        BatchOrchestratorInput(batch_id=bid, page_size=10, max_parallelism=3,
-                               failure_policy=FailurePolicy.disabled(), **kw),
-        id=bid, task_queue=task_queue,
+        BatchOrchestratorInput(
+            batch_id=bid,
+            page_size=10,
+            max_parallelism=3,
+            failure_policy=FailurePolicy.disabled(),
+            **kw,
+        ),
+        id=bid,
+        task_queue=task_queue,
     )
     return bid, handle, await asyncio.wait_for(handle.result(), 60)
 
@@ -172,8 +183,12 @@ async def test_dataclass_cursors_and_args_round_trip_through_continue_as_new(
 ) -> None:
     async with new_worker():
         bid, handle, progress = await run_batch(
-            orchestra, task_queue, page_processor=TypedDataclass, args=args_str(Args(n=95)),
-            first_cursor_strs=[cursor_str(Cursor(after=0, chain="x"))], pages_per_run=3,
+            orchestra,
+            task_queue,
+            page_processor=TypedDataclass,
+            args=args_str(Args(n=95)),
+            first_cursor_strs=[cursor_str(Cursor(after=0, chain="x"))],
+            pages_per_run=3,
         )
     assert progress.num_completed_pages == 10 and progress.num_failed_pages == 0
     assert progress.num_completed_items == 95
@@ -190,8 +205,11 @@ async def test_pydantic_cursors_and_args_round_trip(
     assert importlib.util.find_spec("pydantic"), "pydantic is in the dev extra"
     async with new_worker():
         bid, _, progress = await run_batch(
-            orchestra, task_queue, page_processor=TypedPydantic,
-            args=args_str(PArgs(n=42, step=2)), pages_per_run=2,  # first cursor "": default
+            orchestra,
+            task_queue,
+            page_processor=TypedPydantic,
+            args=args_str(PArgs(n=42, step=2)),
+            pages_per_run=2,  # first cursor "": default
         )
     assert progress.num_completed_pages == 5 and progress.num_completed_items == 21
     assert sorted(c.after for _, c in SEEN[bid]) == [0, 10, 20, 30, 40]
@@ -207,11 +225,21 @@ async def test_a_bad_cursor_or_args_fails_the_page_once_with_a_clear_message(
     good_args = args_str(Args(n=1))
     async with new_worker():
         results = await asyncio.gather(
-            run_batch(orchestra, task_queue, page_processor=TypedStrict, args=good_args,
-                      first_cursor_str='{"after": "ten"}'),
+            run_batch(
+                orchestra,
+                task_queue,
+                page_processor=TypedStrict,
+                args=good_args,
+                first_cursor_str='{"after": "ten"}',
+            ),
             run_batch(orchestra, task_queue, page_processor=TypedStrict, args=good_args),
-            run_batch(orchestra, task_queue, page_processor=TypedStrict, args="n=1",
-                      first_cursor_str=cursor_str(Cursor(after=0))),
+            run_batch(
+                orchestra,
+                task_queue,
+                page_processor=TypedStrict,
+                args="n=1",
+                first_cursor_str=cursor_str(Cursor(after=0)),
+            ),
         )
     messages = []
     for _, _, progress in results:

@@ -40,7 +40,7 @@ def walkthrough() -> dict[str, list[str]]:
     """The walkthrough's commands by role, each command whole (``\\`` continuations joined)."""
     readme = (ROOT / "README.md").read_text()
     start = readme.index("<!-- walkthrough:start -->")
-    section = readme[start:readme.index("<!-- walkthrough:end -->", start)]
+    section = readme[start : readme.index("<!-- walkthrough:end -->", start)]
     roles: dict[str, list[str]] = {}
     for role, body in MARKER.findall(section):
         assert role in ("setup", "server", "background", "steps"), role
@@ -82,8 +82,10 @@ async def test_walkthrough_runs_as_written(
     except RPCError:
         pass  # a server the walkthrough has not run on yet
     else:
-        pytest.skip(f"batch {batch.group(1)!r} already ran on {temporal.address}; the "
-                    "walkthrough needs a server it has not run on")
+        pytest.skip(
+            f"batch {batch.group(1)!r} already ran on {temporal.address}; the "
+            "walkthrough needs a server it has not run on"
+        )
     cwd = _fresh_clone(tmp_path)
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")},
@@ -94,8 +96,11 @@ async def test_walkthrough_runs_as_written(
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         worker = subprocess.Popen(
-            ["bash", "-c", f"{setup} && exec {roles['background'][0]}"], cwd=cwd, env=env,
-            stdout=out, stderr=subprocess.STDOUT,
+            ["bash", "-c", f"{setup} && exec {roles['background'][0]}"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30
@@ -106,8 +111,12 @@ async def test_walkthrough_runs_as_written(
         outputs = []
         for command in roles["steps"]:
             done = subprocess.run(
-                ["bash", "-c", f"{setup} && {command}"], cwd=cwd, env=env, capture_output=True,
-                text=True, timeout=60,
+                ["bash", "-c", f"{setup} && {command}"],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             assert done.returncode == 0, (command, done.stdout, done.stderr, log.read_text())
             outputs.append(done.stdout)

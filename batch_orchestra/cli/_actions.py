@@ -78,8 +78,15 @@ def _console() -> Console:
 
 
 async def start_batch(
-    target: Target, inp: BatchOrchestratorInput, wid: str, task_queue: str, *, watch: bool,
-    confirm_timeout: float, interval: float, reuse_id: bool = False,
+    target: Target,
+    inp: BatchOrchestratorInput,
+    wid: str,
+    task_queue: str,
+    *,
+    watch: bool,
+    confirm_timeout: float,
+    interval: float,
+    reuse_id: bool = False,
 ) -> None:
     """Start a batch, then watch it or wait for a worker to pick it up."""
     client = await target.connect()
@@ -153,7 +160,8 @@ async def _watch(
     except (KeyboardInterrupt, asyncio.CancelledError):
         click.echo(
             f"\nstopped watching; batch {batch_id!r} keeps running. Follow it again with: "
-            f"batch-orchestra status {batch_id} --watch", err=True,
+            f"batch-orchestra status {batch_id} --watch",
+            err=True,
         )
         raise SystemExit(130) from None
 
@@ -325,9 +333,7 @@ async def set_parallelism(target: Target, batch_id: str, n: int) -> None:
     client, view = await _steerable(target, batch_id)
     before = view.progress.max_parallelism if view.progress else 0
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
-    view.progress = p = await _acknowledged(
-        view, "set-parallelism", handle.set_max_parallelism(n)
-    )
+    view.progress = p = await _acknowledged(view, "set-parallelism", handle.set_max_parallelism(n))
     msg = f"batch {batch_id!r}: parallelism {before} -> {p.max_parallelism}"
     if p.is_paused and n > 0:
         msg += "; it stays paused until resume"
@@ -373,10 +379,14 @@ async def cancel_batch(target: Target, batch_id: str, wait: float) -> None:
     await BatchOrchestratorClient(client).get_handle(batch_id).workflow_handle.cancel()
     view = await wait_closed(client, target, batch_id, wait)
     if view.status in _OPEN:
-        _ack(view, (
-            f"cancellation of batch {batch_id!r} requested; it is still {view.status} (no worker "
-            f"has handled the request yet; is one running on task queue {view.task_queue!r}?)"
-        ))
+        _ack(
+            view,
+            (
+                f"cancellation of batch {batch_id!r} requested; it is still {view.status} "
+                f"(no worker has handled the request yet; is one running on task queue "
+                f"{view.task_queue!r}?)"
+            ),
+        )
         return
     msg = f"batch {batch_id!r} is {view.status}"
     p = view.progress
@@ -454,7 +464,11 @@ async def serve(*, port: int, ui_port: int, db: str | None, headless: bool, name
                 f"choose another with {option}"
             )
     server = EmbeddedTemporal(
-        port=port, ui=not headless, ui_port=ui_port, db_filename=db, namespace=namespace,
+        port=port,
+        ui=not headless,
+        ui_port=ui_port,
+        db_filename=db,
+        namespace=namespace,
         use_env=False,
     )
     try:
@@ -489,13 +503,18 @@ async def serve(*, port: int, ui_port: int, db: str | None, headless: bool, name
 
 
 async def run_worker(
-    target: Target, *, task_queue: str, max_concurrent_pages: int | None,
+    target: Target,
+    *,
+    task_queue: str,
+    max_concurrent_pages: int | None,
     graceful_shutdown_timeout: float,
 ) -> None:
     """Run a worker with the plugin until SIGINT/SIGTERM, then shut it down gracefully."""
     client = await target.connect()
     worker = Worker(
-        client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()],
+        client,
+        task_queue=task_queue,
+        plugins=[BatchOrchestraPlugin()],
         max_concurrent_activities=max_concurrent_pages,
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_timeout),
     )

@@ -61,16 +61,31 @@ def _connection_options(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(
-        *args: Any, profile: str | None, config_file: str | None, address: str | None,
-        namespace: str | None, api_key: str | None, tls: bool | None,
-        tls_cert_path: str | None, tls_key_path: str | None, tls_ca_path: str | None,
-        tls_server_name: str | None, ui_url: str, **kwargs: Any,
+        *args: Any,
+        profile: str | None,
+        config_file: str | None,
+        address: str | None,
+        namespace: str | None,
+        api_key: str | None,
+        tls: bool | None,
+        tls_cert_path: str | None,
+        tls_key_path: str | None,
+        tls_ca_path: str | None,
+        tls_server_name: str | None,
+        ui_url: str,
+        **kwargs: Any,
     ) -> Any:
         try:
             connection = resolve_connection(
-                profile=profile, config_file=config_file, address=address, namespace=namespace,
-                api_key=api_key, tls=tls, tls_cert_path=tls_cert_path,
-                tls_key_path=tls_key_path, tls_ca_path=tls_ca_path,
+                profile=profile,
+                config_file=config_file,
+                address=address,
+                namespace=namespace,
+                api_key=api_key,
+                tls=tls,
+                tls_cert_path=tls_cert_path,
+                tls_key_path=tls_key_path,
+                tls_ca_path=tls_ca_path,
                 tls_server_name=tls_server_name,
             )
         except ValueError as err:
@@ -80,43 +95,65 @@ def _connection_options(fn: F) -> F:
     path = click.Path(dir_okay=False)
     options = [
         click.option(
-            "--address", default=None,
+            "--address",
+            default=None,
             help="host:port of the Temporal server [env TEMPORAL_ADDRESS; default "
             f"{DEFAULT_ADDRESS}].",
         ),
         click.option(
-            "--namespace", default=None,
+            "--namespace",
+            default=None,
             help=f"Temporal namespace [env TEMPORAL_NAMESPACE; default {DEFAULT_NAMESPACE}].",
         ),
         click.option(
-            "--profile", default=None,
+            "--profile",
+            default=None,
             help="Profile of the Temporal config file [env TEMPORAL_PROFILE; default 'default'].",
         ),
         click.option(
-            "--config-file", type=path, default=None,
+            "--config-file",
+            type=path,
+            default=None,
             help="Temporal config file (TOML) [env TEMPORAL_CONFIG_FILE; default "
             "~/.config/temporalio/temporal.toml].",
         ),
         click.option(
-            "--api-key", default=None,
+            "--api-key",
+            default=None,
             help="API key, e.g. for Temporal Cloud; turns TLS on [env TEMPORAL_API_KEY].",
         ),
         click.option(
-            "--tls/--no-tls", default=None,
+            "--tls/--no-tls",
+            default=None,
             help="Connect with TLS, or force plain text [env TEMPORAL_TLS].",
         ),
         click.option(
-            "--tls-cert-path", type=path, default=None,
+            "--tls-cert-path",
+            type=path,
+            default=None,
             help="Client certificate (PEM) for mutual TLS [env TEMPORAL_TLS_CLIENT_CERT_PATH].",
         ),
-        click.option("--tls-key-path", type=path, default=None,
-                     help="Client certificate's key (PEM) [env TEMPORAL_TLS_CLIENT_KEY_PATH]."),
-        click.option("--tls-ca-path", type=path, default=None,
-                     help="CA certificate (PEM) to trust [env TEMPORAL_TLS_SERVER_CA_CERT_PATH]."),
-        click.option("--tls-server-name", default=None,
-                     help="Server name to verify [env TEMPORAL_TLS_SERVER_NAME]."),
         click.option(
-            "--ui-url", envvar="TEMPORAL_UI_URL", default="http://localhost:8233",
+            "--tls-key-path",
+            type=path,
+            default=None,
+            help="Client certificate's key (PEM) [env TEMPORAL_TLS_CLIENT_KEY_PATH].",
+        ),
+        click.option(
+            "--tls-ca-path",
+            type=path,
+            default=None,
+            help="CA certificate (PEM) to trust [env TEMPORAL_TLS_SERVER_CA_CERT_PATH].",
+        ),
+        click.option(
+            "--tls-server-name",
+            default=None,
+            help="Server name to verify [env TEMPORAL_TLS_SERVER_NAME].",
+        ),
+        click.option(
+            "--ui-url",
+            envvar="TEMPORAL_UI_URL",
+            default="http://localhost:8233",
             show_default=True,
             help="Base URL of the Temporal Web UI, for links [env TEMPORAL_UI_URL].",
         ),
@@ -145,35 +182,72 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--port", default=7233, show_default=True, type=click.IntRange(1, 65535),
-              help="gRPC port of the server.")
-@click.option("--ui-port", default=8233, show_default=True, type=click.IntRange(1, 65535),
-              help="Port of the Web UI.")
-@click.option("--db", type=click.Path(dir_okay=False), default=None,
-              help="SQLite file that keeps batches across restarts (default: in memory).")
+@click.option(
+    "--port",
+    default=7233,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="gRPC port of the server.",
+)
+@click.option(
+    "--ui-port",
+    default=8233,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port of the Web UI.",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite file that keeps batches across restarts (default: in memory).",
+)
 @click.option("--headless", is_flag=True, help="Run without the Web UI.")
-@click.option("--namespace", envvar="TEMPORAL_NAMESPACE", default="default", show_default=True,
-              help="Namespace to create [env TEMPORAL_NAMESPACE].")
+@click.option(
+    "--namespace",
+    envvar="TEMPORAL_NAMESPACE",
+    default="default",
+    show_default=True,
+    help="Namespace to create [env TEMPORAL_NAMESPACE].",
+)
 def server(port: int, ui_port: int, db: str | None, headless: bool, namespace: str) -> None:
     """Run the embedded Temporal dev server (and its Web UI) until Ctrl-C."""
-    _run(None, actions.serve(
-        port=port, ui_port=ui_port, db=db, headless=headless, namespace=namespace
-    ))
+    _run(
+        None,
+        actions.serve(port=port, ui_port=ui_port, db=db, headless=headless, namespace=namespace),
+    )
 
 
 @cli.command()
 @click.argument("modules", nargs=-1, required=True)
 @click.option("--task-queue", "-q", required=True, help="Task queue to poll.")
-@click.option("--max-concurrent-pages", type=click.IntRange(min=1), default=None,
-              help="Most page attempts this worker runs at once (default: Temporal's).")
-@click.option("--graceful-shutdown-timeout", type=click.FloatRange(min=0), default=30.0,
-              show_default=True, help="Seconds running pages get to finish on Ctrl-C.")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--max-concurrent-pages",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most page attempts this worker runs at once (default: Temporal's).",
+)
+@click.option(
+    "--graceful-shutdown-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds running pages get to finish on Ctrl-C.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @_connection_options
 def worker(
-    modules: tuple[str, ...], task_queue: str, max_concurrent_pages: int | None,
-    graceful_shutdown_timeout: float, log_level: str, target: Target,
+    modules: tuple[str, ...],
+    task_queue: str,
+    max_concurrent_pages: int | None,
+    graceful_shutdown_timeout: float,
+    log_level: str,
+    target: Target,
 ) -> None:
     """Import MODULES (registering their processors and trackers) and run a worker until Ctrl-C.
 
@@ -193,12 +267,18 @@ def worker(
     if not processors:
         click.echo(
             f"warning: {', '.join(modules)} registered no page processor; "
-            "decorate processor classes with @page_processor", err=True,
+            "decorate processor classes with @page_processor",
+            err=True,
         )
-    _run(target, actions.run_worker(
-        target, task_queue=task_queue, max_concurrent_pages=max_concurrent_pages,
-        graceful_shutdown_timeout=graceful_shutdown_timeout,
-    ))
+    _run(
+        target,
+        actions.run_worker(
+            target,
+            task_queue=task_queue,
+            max_concurrent_pages=max_concurrent_pages,
+            graceful_shutdown_timeout=graceful_shutdown_timeout,
+        ),
+    )
 
 
 def _import_modules(modules: tuple[str, ...]) -> None:
@@ -228,48 +308,125 @@ def _check_json(ctx: click.Context, param: click.Parameter, value: str | None) -
 @cli.command()
 @click.argument("processor")
 @click.option("--page-size", type=int, required=True, help="Items per page.")
-@click.option("--max-parallelism", type=int, required=True,
-              help="Most pages running at once (0 starts paused).")
-@click.option("--args", "args_json", metavar="JSON", callback=_check_json,
-              help="JSON every page reads as context.args_str.")
+@click.option(
+    "--max-parallelism",
+    type=int,
+    required=True,
+    help="Most pages running at once (0 starts paused).",
+)
+@click.option(
+    "--args",
+    "args_json",
+    metavar="JSON",
+    callback=_check_json,
+    help="JSON every page reads as context.args_str.",
+)
 @click.option("--first-cursor", default="", help="The first page's cursor.")
-@click.option("--total-items", type=int, default=None,
-              help="Estimated number of items, for percent done and ETA.")
+@click.option(
+    "--total-items",
+    type=int,
+    default=None,
+    help="Estimated number of items, for percent done and ETA.",
+)
 @click.option("--id", "batch_id", default=None, help="Workflow ID (default: PROCESSOR-<random>).")
-@click.option("--page-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
-              show_default=True, help="Seconds one page attempt may run.")
+@click.option(
+    "--page-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds one page attempt may run.",
+)
 @click.option("--task-queue", "-q", required=True, help="Task queue of the workers.")
 @click.option("--watch", is_flag=True, help="Show live progress until the batch ends.")
-@click.option("--reuse-id", is_flag=True,
-              help="Start even if a finished batch already used --id.")
-@click.option("--confirm-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Seconds to wait for a worker to pick the batch up (0: do not wait).")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds between refreshes with --watch.")
-@click.option("--ramp-up", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS", help="Grow parallelism from 1 to the cap over this long.")
-@click.option("--pages-per-second", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="At most this many page attempts start per second.")
-@click.option("--items-per-second", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="At most about this many items per second.")
-@click.option("--adaptive", is_flag=True,
-              help="Find the parallelism by itself, with --max-parallelism as the ceiling.")
-@click.option("--target-latency", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS", help="With --adaptive: the page latency to stay under.")
-@click.option("--canary-pages", type=click.IntRange(min=1), default=None,
-              help="Pause after this many pages completed, for a person to check them.")
-@click.option("--health-check", default=None, metavar="NAME",
-              help="A registered @health_check the batch calls while it runs.")
-@click.option("--health-interval", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds between health checks.")
+@click.option("--reuse-id", is_flag=True, help="Start even if a finished batch already used --id.")
+@click.option(
+    "--confirm-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a worker to pick the batch up (0: do not wait).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@click.option(
+    "--ramp-up",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Grow parallelism from 1 to the cap over this long.",
+)
+@click.option(
+    "--pages-per-second",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="At most this many page attempts start per second.",
+)
+@click.option(
+    "--items-per-second",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="At most about this many items per second.",
+)
+@click.option(
+    "--adaptive",
+    is_flag=True,
+    help="Find the parallelism by itself, with --max-parallelism as the ceiling.",
+)
+@click.option(
+    "--target-latency",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="With --adaptive: the page latency to stay under.",
+)
+@click.option(
+    "--canary-pages",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pause after this many pages completed, for a person to check them.",
+)
+@click.option(
+    "--health-check",
+    default=None,
+    metavar="NAME",
+    help="A registered @health_check the batch calls while it runs.",
+)
+@click.option(
+    "--health-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds between health checks.",
+)
 @_connection_options
 def start(
-    processor: str, page_size: int, max_parallelism: int, args_json: str | None,
-    first_cursor: str, total_items: int | None, batch_id: str | None, page_timeout: float,
-    task_queue: str, watch: bool, reuse_id: bool, confirm_timeout: float, interval: float,
-    ramp_up: float | None, pages_per_second: float | None, items_per_second: float | None,
-    adaptive: bool, target_latency: float | None, canary_pages: int | None,
-    health_check: str | None, health_interval: float, target: Target,
+    processor: str,
+    page_size: int,
+    max_parallelism: int,
+    args_json: str | None,
+    first_cursor: str,
+    total_items: int | None,
+    batch_id: str | None,
+    page_timeout: float,
+    task_queue: str,
+    watch: bool,
+    reuse_id: bool,
+    confirm_timeout: float,
+    interval: float,
+    ramp_up: float | None,
+    pages_per_second: float | None,
+    items_per_second: float | None,
+    adaptive: bool,
+    target_latency: float | None,
+    canary_pages: int | None,
+    health_check: str | None,
+    health_interval: float,
+    target: Target,
 ) -> None:
     """Start a batch of the registered page processor PROCESSOR.
 
@@ -278,18 +435,25 @@ def start(
     knows fails here (exit code 1) rather than only in the UI.
     """
     inp = BatchOrchestratorInput(
-        page_processor=processor, page_size=page_size, max_parallelism=max_parallelism,
-        args=args_json, first_cursor_str=first_cursor, total_items=total_items,
+        page_processor=processor,
+        page_size=page_size,
+        max_parallelism=max_parallelism,
+        args=args_json,
+        first_cursor_str=first_cursor,
+        total_items=total_items,
         page_timeout=timedelta(seconds=page_timeout),
         ramp_up=timedelta(seconds=ramp_up) if ramp_up is not None else None,
-        max_pages_per_second=pages_per_second, max_items_per_second=items_per_second,
-        adaptive=adaptive, canary_pages=canary_pages,
+        max_pages_per_second=pages_per_second,
+        max_items_per_second=items_per_second,
+        adaptive=adaptive,
+        canary_pages=canary_pages,
         target_page_latency=(
             timedelta(seconds=target_latency) if target_latency is not None else None
         ),
         health_check=(
             HealthCheckConfig(name=health_check, interval=timedelta(seconds=health_interval))
-            if health_check else None
+            if health_check
+            else None
         ),
     )
     try:
@@ -297,29 +461,47 @@ def start(
     except InvalidBatchInputError as err:
         raise click.UsageError(str(err)) from None
     wid = batch_id or f"{processor}-{uuid.uuid4().hex[:12]}"
-    _run(target, actions.start_batch(
-        target, inp, wid, task_queue, watch=watch, confirm_timeout=confirm_timeout,
-        reuse_id=reuse_id,
-        interval=interval,
-    ))
+    _run(
+        target,
+        actions.start_batch(
+            target,
+            inp,
+            wid,
+            task_queue,
+            watch=watch,
+            confirm_timeout=confirm_timeout,
+            reuse_id=reuse_id,
+            interval=interval,
+        ),
+    )
 
 
 @cli.command()
 @_batch_id_argument
 @click.option("--watch", is_flag=True, help="Refresh until the batch ends.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the progress as one JSON object (one per refresh with --watch).")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds between refreshes with --watch.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the progress as one JSON object (one per refresh with --watch).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
 @_connection_options
 def status(batch_id: str, watch: bool, as_json: bool, interval: float, target: Target) -> None:
     """Show a batch's progress, its stuck and failed pages, and its UI link.
 
     With --watch, exits 0 when the batch completes and 1 when it fails or is cancelled.
     """
-    _run(target, actions.show_status(
-        target, batch_id, watch=watch, as_json=as_json, interval=interval
-    ))
+    _run(
+        target,
+        actions.show_status(target, batch_id, watch=watch, as_json=as_json, interval=interval),
+    )
 
 
 @cli.command()
@@ -337,11 +519,19 @@ def failures(batch_id: str, fmt: str | None, target: Target) -> None:
 
 @cli.command()
 @_batch_id_argument
-@click.option("--id", "new_id", default=None,
-              help="Workflow ID of the new batch, for a finished one (default: ID-redrive-N).")
-@click.option("--items", "items", is_flag=True,
-              help="Run the listed failed items again instead, through the processor's "
-              "run_items, in a new batch (default ID: ID-items-N).")
+@click.option(
+    "--id",
+    "new_id",
+    default=None,
+    help="Workflow ID of the new batch, for a finished one (default: ID-redrive-N).",
+)
+@click.option(
+    "--items",
+    "items",
+    is_flag=True,
+    help="Run the listed failed items again instead, through the processor's "
+    "run_items, in a new batch (default ID: ID-items-N).",
+)
 @_connection_options
 def redrive(batch_id: str, new_id: str | None, items: bool, target: Target) -> None:
     """Run a batch's failed pages again, each with a fresh retry budget.
@@ -398,10 +588,20 @@ def _rate_option(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 @cli.command("set-rate")
 @_batch_id_argument
-@click.option("--pages-per-second", "pages", callback=_rate_option, metavar="X|none",
-              help="At most X page attempts start per second (none lifts the limit).")
-@click.option("--items-per-second", "items", callback=_rate_option, metavar="X|none",
-              help="At most about X items per second (none lifts the limit).")
+@click.option(
+    "--pages-per-second",
+    "pages",
+    callback=_rate_option,
+    metavar="X|none",
+    help="At most X page attempts start per second (none lifts the limit).",
+)
+@click.option(
+    "--items-per-second",
+    "items",
+    callback=_rate_option,
+    metavar="X|none",
+    help="At most about X items per second (none lifts the limit).",
+)
 @_connection_options
 def set_rate(batch_id: str, pages: Any, items: Any, target: Target) -> None:
     """Set or lift a running batch's rate limits (a limit not given stays as it is)."""
@@ -437,8 +637,13 @@ def skip_page(batch_id: str, page_num: int, reason: str, target: Target) -> None
 
 @cli.command()
 @_batch_id_argument
-@click.option("--wait", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Seconds to wait for the batch to close.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the batch to close.",
+)
 @_connection_options
 def cancel(batch_id: str, wait: float, target: Target) -> None:
     """Cancel a batch: no new page starts and the batch ends as CANCELED.
@@ -451,8 +656,12 @@ def cancel(batch_id: str, wait: float, target: Target) -> None:
 
 @cli.command()
 @_batch_id_argument
-@click.option("--reason", default="terminated from the command line", show_default=True,
-              help="Why (kept in the workflow's history).")
+@click.option(
+    "--reason",
+    default="terminated from the command line",
+    show_default=True,
+    help="Why (kept in the workflow's history).",
+)
 @_connection_options
 def terminate(batch_id: str, reason: str, target: Target) -> None:
     """Terminate a batch at once, without a worker (e.g. one no worker ever picked up).
@@ -463,8 +672,13 @@ def terminate(batch_id: str, reason: str, target: Target) -> None:
 
 
 @cli.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Most batches to show, most recent first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Most batches to show, most recent first.",
+)
 @click.option("--running", "running_only", is_flag=True, help="Only running batches.")
 @_connection_options
 def list_(limit: int, running_only: bool, target: Target) -> None:
@@ -473,19 +687,44 @@ def list_(limit: int, running_only: bool, target: Target) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on; anything but loopback needs --token.")
-@click.option("--port", default=8234, show_default=True, type=click.IntRange(1, 65535),
-              help="TCP port of the dashboard.")
-@click.option("--token", envvar="BATCH_ORCHESTRA_DASHBOARD_TOKEN", default=None,
-              help="Access token every request must carry [env BATCH_ORCHESTRA_DASHBOARD_TOKEN].")
-@click.option("--read-only", is_flag=True, help="Show batches only: no pause, resume, cancel, "
-              "parallelism or start.")
-@click.option("--max-metrics-batches", type=click.IntRange(min=1), default=100,
-              show_default=True, help="Most running batches /metrics exports.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on; anything but loopback needs --token.",
+)
+@click.option(
+    "--port",
+    default=8234,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port of the dashboard.",
+)
+@click.option(
+    "--token",
+    envvar="BATCH_ORCHESTRA_DASHBOARD_TOKEN",
+    default=None,
+    help="Access token every request must carry [env BATCH_ORCHESTRA_DASHBOARD_TOKEN].",
+)
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Show batches only: no pause, resume, cancel, parallelism or start.",
+)
+@click.option(
+    "--max-metrics-batches",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Most running batches /metrics exports.",
+)
 @_connection_options
 def dashboard(
-    host: str, port: int, token: str | None, read_only: bool, max_metrics_batches: int,
+    host: str,
+    port: int,
+    token: str | None,
+    read_only: bool,
+    max_metrics_batches: int,
     target: Target,
 ) -> None:
     """Serve the web dashboard: batches, live progress, controls, and /metrics."""
@@ -496,10 +735,17 @@ def dashboard(
             f"the dashboard needs extra packages ({err.name} is missing): "
             "pip install 'batch-orchestra[dashboard]'"
         ) from None
-    _run(target, run_from_cli(
-        target, host=host, port=port, token=token, read_only=read_only,
-        max_metrics_batches=max_metrics_batches,
-    ))
+    _run(
+        target,
+        run_from_cli(
+            target,
+            host=host,
+            port=port,
+            token=token,
+            read_only=read_only,
+            max_metrics_batches=max_metrics_batches,
+        ),
+    )
 
 
 def main() -> None:

@@ -106,7 +106,8 @@ class Target:
         """A client connected to the server, or ``CliError`` when it cannot be reached."""
         try:
             kwargs = (
-                self.connection.connect_kwargs() if self.connection is not None
+                self.connection.connect_kwargs()
+                if self.connection is not None
                 else {"namespace": self.namespace}
             )
             kwargs.setdefault("identity", cli_identity())
@@ -133,9 +134,7 @@ def cause_text(cause: BaseException | None) -> str:
     return str(cause) or type(cause).__name__
 
 
-async def find_batch(
-    client: Client, target: Target, batch_id: str
-) -> WorkflowExecutionDescription:
+async def find_batch(client: Client, target: Target, batch_id: str) -> WorkflowExecutionDescription:
     """The latest run of a batch, or ``CliError`` if there is no such batch."""
     try:
         desc = await client.get_workflow_handle(batch_id).describe()
@@ -182,7 +181,10 @@ async def _failure(handle: WorkflowHandle[Any, Any]) -> str:
 
 
 async def load_view(
-    client: Client, target: Target, batch_id: str, *,
+    client: Client,
+    target: Target,
+    batch_id: str,
+    *,
     desc: WorkflowExecutionDescription | None = None,
 ) -> BatchView:
     """Everything about a batch now.
@@ -196,13 +198,18 @@ async def load_view(
 
 
 async def _view(
-    client: Client, target: Target, execution: WorkflowExecution,
+    client: Client,
+    target: Target,
+    execution: WorkflowExecution,
     query_timeout: timedelta = QUERY_TIMEOUT,
 ) -> BatchView:
     status = execution.status.name if execution.status else "UNKNOWN"
     view = BatchView(
-        id=execution.id, status=status, task_queue=execution.task_queue,
-        url=target.url(execution.id), close_time=execution.close_time,
+        id=execution.id,
+        status=status,
+        task_queue=execution.task_queue,
+        url=target.url(execution.id),
+        close_time=execution.close_time,
     )
     handle = _handle(client, execution.id, execution.run_id)
     if execution.status == WorkflowExecutionStatus.COMPLETED:
@@ -213,8 +220,8 @@ async def _view(
             pass
     elif execution.status not in _OPEN:
         view.failure = await _failure(handle)
-    timeout = query_timeout if execution.status in _OPEN else min(
-        query_timeout, timedelta(seconds=2)
+    timeout = (
+        query_timeout if execution.status in _OPEN else min(query_timeout, timedelta(seconds=2))
     )
     view.progress = await query_progress(client, execution.id, execution.run_id, timeout)
     if view.progress is None:
@@ -243,7 +250,9 @@ def batches_query(status: str | None = None) -> str:
 
 
 async def _list_row(
-    client: Client, target: Target, e: WorkflowExecution,
+    client: Client,
+    target: Target,
+    e: WorkflowExecution,
     query_timeout: timedelta = timedelta(seconds=2),
 ) -> tuple[BatchView, datetime | None]:
     view = await _view(client, target, e, query_timeout)
@@ -263,8 +272,13 @@ async def list_batches(
 
 
 async def list_batch_page(
-    client: Client, target: Target, *, query: str, page_size: int,
-    next_page_token: bytes | None = None, query_timeout: timedelta = timedelta(seconds=2),
+    client: Client,
+    target: Target,
+    *,
+    query: str,
+    page_size: int,
+    next_page_token: bytes | None = None,
+    query_timeout: timedelta = timedelta(seconds=2),
     closed: MutableMapping[str, tuple[BatchView, datetime | None]] | None = None,
 ) -> tuple[list[tuple[WorkflowExecution, BatchView, datetime | None]], bytes | None]:
     """One page of batches matching a visibility ``query``, and the token of the next page.
@@ -314,8 +328,12 @@ async def wait_picked_up(
             left = max(0.5, deadline - loop.time())
             p = await query_progress(client, batch_id, timeout=timedelta(seconds=min(5.0, left)))
             if p is not None and (
-                p.is_finished or p.num_pending_pages or p.num_processing_pages
-                or p.num_completed_pages or p.num_failed_pages or p.num_stuck_pages
+                p.is_finished
+                or p.num_pending_pages
+                or p.num_processing_pages
+                or p.num_completed_pages
+                or p.num_failed_pages
+                or p.num_stuck_pages
             ):
                 return p
         if loop.time() >= deadline:

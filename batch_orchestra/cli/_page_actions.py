@@ -31,7 +31,10 @@ async def skip_page(target: Target, batch_id: str, page_num: int, reason: str) -
     view.progress = p = await _acknowledged(
         view, f"skip-page {page_num}", handle.skip_page(page_num, reason)
     )
-    _ack(view, (
-        f"batch {batch_id!r}: page {page_num} skipped ({reason}); "
-        f"{p.num_skipped_pages} page(s) skipped so far"
-    ))
+    _ack(
+        view,
+        (
+            f"batch {batch_id!r}: page {page_num} skipped ({reason}); "
+            f"{p.num_skipped_pages} page(s) skipped so far"
+        ),
+    )

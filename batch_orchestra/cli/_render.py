@@ -212,9 +212,11 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         grid.add_row("rate limit", rate_text(p))
     if p.adaptive_parallelism is not None:
         target = p.target_page_latency
-        grid.add_row("adaptive", f"{p.adaptive_parallelism}" + (
-            f" (target page latency {target:.3g} s)" if target is not None else ""
-        ))
+        grid.add_row(
+            "adaptive",
+            f"{p.adaptive_parallelism}"
+            + (f" (target page latency {target:.3g} s)" if target is not None else ""),
+        )
     if p.health is not None:
         health = p.health + (f": {p.health_reason}" if p.health_reason else "")
         grid.add_row("health", Text(health, style="" if p.health == "healthy" else "yellow"))
@@ -222,8 +224,11 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         grid.add_row("throttled", Text(p.throttle_reason, style="yellow"))
     if p.control_changes:
         last = p.control_changes[-1]
-        grid.add_row("last change", f"{last.change} at {last.at.astimezone(timezone.utc):%H:%M:%S}"
-                     f" UTC by {last.by or 'the batch'}")
+        grid.add_row(
+            "last change",
+            f"{last.change} at {last.at.astimezone(timezone.utc):%H:%M:%S}"
+            f" UTC by {last.by or 'the batch'}",
+        )
     if p.start_time is not None:
         start = p.start_time.astimezone(timezone.utc)
         end = view.close_time or datetime.now(timezone.utc)
@@ -246,15 +251,22 @@ def _failures_table(title: str, failures: list[PageFailure], total: int, stuck: 
     for f in failures:
         when = f.next_retry_at if stuck else f.failed_at
         table.add_row(
-            str(f.page_num), repr(f.cursor_str), str(f.attempts), f.error_type, f.error_message,
+            str(f.page_num),
+            repr(f.cursor_str),
+            str(f.attempts),
+            f.error_type,
+            f.error_message,
             f"{when.astimezone(timezone.utc):%H:%M:%S} UTC" if when else "-",
         )
     return table
 
 
 def _errors_table(p: BatchOrchestratorProgress) -> Table:
-    table = Table(title="errors (last error of each retrying, stuck or listed failed page)",
-                  title_justify="left", expand=False)
+    table = Table(
+        title="errors (last error of each retrying, stuck or listed failed page)",
+        title_justify="left",
+        expand=False,
+    )
     table.add_column("pages", justify="right")
     table.add_column("error")
     table.add_column("message", overflow="fold")
@@ -268,7 +280,10 @@ def render_status(view: BatchView) -> RenderableType:
     p = view.progress
     label = status_label(view.status, p)
     header = Text.assemble(
-        ("batch ", "bold"), (view.id, "bold"), "  ", (label, _STATUS_STYLES.get(label, "bold")),
+        ("batch ", "bold"),
+        (view.id, "bold"),
+        "  ",
+        (label, _STATUS_STYLES.get(label, "bold")),
         (f"  task queue {view.task_queue}", "dim"),
     )
     parts: list[RenderableType] = [header]
@@ -281,18 +296,22 @@ def render_status(view: BatchView) -> RenderableType:
         if p.errors:
             parts.append(_errors_table(p))
         if p.retrying_pages:
-            parts.append(_failures_table(
-                "retrying pages", p.retrying_pages, p.num_retrying_pages, True
-            ))
+            parts.append(
+                _failures_table("retrying pages", p.retrying_pages, p.num_retrying_pages, True)
+            )
         if p.stuck_pages:
             parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
         if p.failed_pages:
             parts.append(_failures_table("failed pages", p.failed_pages, p.num_failed_pages, False))
         if p.failing_discoveries:
-            parts.append(_failures_table(
-                "failing discoveries (next_page; retried until they succeed)",
-                p.failing_discoveries, len(p.failing_discoveries), True,
-            ))
+            parts.append(
+                _failures_table(
+                    "failing discoveries (next_page; retried until they succeed)",
+                    p.failing_discoveries,
+                    len(p.failing_discoveries),
+                    True,
+                )
+            )
     if view.note:
         parts.append(Text(view.note, style="yellow"))
     parts.append(Text.assemble(("UI ", "dim"), (view.url, f"link {view.url}")))
@@ -316,7 +335,14 @@ def progress_json(p: BatchOrchestratorProgress) -> str:
 
 _PAGE_KINDS = ("failed", "stuck", "retrying")
 FAILURE_COLUMNS = [
-    "kind", "page_num", "key", "cursor_str", "attempts", "error_type", "error_message", "at",
+    "kind",
+    "page_num",
+    "key",
+    "cursor_str",
+    "attempts",
+    "error_type",
+    "error_message",
+    "at",
     "successor_enqueued",
 ]
 """The columns of ``failures --csv``: one row per failed, stuck or retrying page (kind
@@ -324,9 +350,7 @@ FAILURE_COLUMNS = [
 
 
 def _page_lists(p: BatchOrchestratorProgress) -> list[tuple[str, list[PageFailure]]]:
-    return [
-        ("failed", p.failed_pages), ("stuck", p.stuck_pages), ("retrying", p.retrying_pages)
-    ]
+    return [("failed", p.failed_pages), ("stuck", p.stuck_pages), ("retrying", p.retrying_pages)]
 
 
 def failures_json(p: BatchOrchestratorProgress) -> str:
@@ -336,8 +360,10 @@ def failures_json(p: BatchOrchestratorProgress) -> str:
         "num_stuck_pages": p.num_stuck_pages,
         "num_retrying_pages": p.num_retrying_pages,
         "num_failed_items": getattr(p, "num_failed_items", 0),
-        **{f"{kind}_pages": [dataclasses.asdict(f) for f in pages]
-           for kind, pages in _page_lists(p)},
+        **{
+            f"{kind}_pages": [dataclasses.asdict(f) for f in pages]
+            for kind, pages in _page_lists(p)
+        },
         "failed_items": [dataclasses.asdict(f) for f in getattr(p, "failed_items", [])],
     }
     return json.dumps(_jsonable(data))
@@ -351,23 +377,43 @@ def failures_csv(p: BatchOrchestratorProgress) -> str:
     for kind, pages in _page_lists(p):
         for f in pages:
             when = f.failed_at if kind == "failed" else f.next_retry_at or f.failed_at
-            writer.writerow([
-                f"{kind}_page", f.page_num, "", f.cursor_str, f.attempts, f.error_type,
-                f.error_message, when.isoformat(), f.successor_enqueued,
-            ])
+            writer.writerow(
+                [
+                    f"{kind}_page",
+                    f.page_num,
+                    "",
+                    f.cursor_str,
+                    f.attempts,
+                    f.error_type,
+                    f.error_message,
+                    when.isoformat(),
+                    f.successor_enqueued,
+                ]
+            )
     for item in getattr(p, "failed_items", []):
-        writer.writerow([
-            "item", item.page_num, item.key, "", "", item.error_type, item.error_message,
-            item.failed_at.isoformat(), "",
-        ])
+        writer.writerow(
+            [
+                "item",
+                item.page_num,
+                item.key,
+                "",
+                "",
+                item.error_type,
+                item.error_message,
+                item.failed_at.isoformat(),
+                "",
+            ]
+        )
     return out.getvalue()
 
 
 def _items_table(p: BatchOrchestratorProgress) -> Table:
     items = p.failed_items
-    shown = f" (latest {len(items)} of {p.num_failed_items:,})" if (
-        p.num_failed_items > len(items)
-    ) else ""
+    shown = (
+        f" (latest {len(items)} of {p.num_failed_items:,})"
+        if (p.num_failed_items > len(items))
+        else ""
+    )
     table = Table(title=f"failed items{shown}", title_justify="left", expand=False)
     table.add_column("page", justify="right")
     table.add_column("key", overflow="fold", max_width=32)
@@ -376,7 +422,10 @@ def _items_table(p: BatchOrchestratorProgress) -> Table:
     table.add_column("at")
     for f in items:
         table.add_row(
-            str(f.page_num), f.key, f.error_type, f.error_message,
+            str(f.page_num),
+            f.key,
+            f.error_type,
+            f.error_message,
             f"{f.failed_at.astimezone(timezone.utc):%H:%M:%S} UTC",
         )
     return table
@@ -385,29 +434,35 @@ def _items_table(p: BatchOrchestratorProgress) -> Table:
 def render_failures(view: BatchView) -> RenderableType:
     """What went wrong in a batch: its failed, stuck and retrying pages and failed items."""
     p = view.progress
-    parts: list[RenderableType] = [Text.assemble(
-        ("batch ", "bold"), (view.id, "bold"), "  ",
-        (status_label(view.status, p), _STATUS_STYLES.get(view.status, "bold")),
-    )]
+    parts: list[RenderableType] = [
+        Text.assemble(
+            ("batch ", "bold"),
+            (view.id, "bold"),
+            "  ",
+            (status_label(view.status, p), _STATUS_STYLES.get(view.status, "bold")),
+        )
+    ]
     if p is None:
         parts.append(Text(view.note or "no progress", style="yellow"))
         return Group(*parts)
-    parts.append(Text(
-        f"{p.num_failed_pages:,} failed, {p.num_stuck_pages:,} stuck and "
-        f"{p.num_retrying_pages:,} retrying pages; {p.num_failed_items:,} failed items"
-    ))
+    parts.append(
+        Text(
+            f"{p.num_failed_pages:,} failed, {p.num_stuck_pages:,} stuck and "
+            f"{p.num_retrying_pages:,} retrying pages; {p.num_failed_items:,} failed items"
+        )
+    )
     if p.failed_pages:
         parts.append(_failures_table("failed pages", p.failed_pages, p.num_failed_pages, False))
     if p.stuck_pages:
         parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
     if p.retrying_pages:
-        parts.append(_failures_table(
-            "retrying pages", p.retrying_pages, p.num_retrying_pages, True
-        ))
+        parts.append(
+            _failures_table("retrying pages", p.retrying_pages, p.num_retrying_pages, True)
+        )
     if p.failed_items:
         parts.append(_items_table(p))
     if p.failed_pages:
-        parts.append(Text(
-            f"run the failed pages again: batch-orchestra redrive {view.id}", style="dim"
-        ))
+        parts.append(
+            Text(f"run the failed pages again: batch-orchestra redrive {view.id}", style="dim")
+        )
     return Group(*parts)

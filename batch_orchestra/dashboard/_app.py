@@ -65,7 +65,12 @@ class _Dashboard:
     """The route handlers and what they share: the backend, the settings, the CSRF token."""
 
     def __init__(
-        self, backend: Backend, *, read_only: bool, csrf: str, max_metrics_batches: int,
+        self,
+        backend: Backend,
+        *,
+        read_only: bool,
+        csrf: str,
+        max_metrics_batches: int,
         page_size: int,
         poll_interval: timedelta,
     ) -> None:
@@ -79,12 +84,17 @@ class _Dashboard:
     def chrome(self, request: Request) -> html.Chrome:
         t = self.backend.target
         return html.Chrome(
-            base=request.scope.get("root_path", "").rstrip("/"), namespace=t.namespace,
-            address=t.address, read_only=self.read_only, csrf=self.csrf, poll_ms=self.poll_ms,
+            base=request.scope.get("root_path", "").rstrip("/"),
+            namespace=t.namespace,
+            address=t.address,
+            read_only=self.read_only,
+            csrf=self.csrf,
+            poll_ms=self.poll_ms,
         )
 
-    def _error(self, request: Request, status: int, title: str, message: str,
-               back: str | None = None) -> HTMLResponse:
+    def _error(
+        self, request: Request, status: int, title: str, message: str, back: str | None = None
+    ) -> HTMLResponse:
         page = html.error_page(self.chrome(request), title, message, back)
         return HTMLResponse(page, status_code=status)
 
@@ -94,29 +104,46 @@ class _Dashboard:
     async def batch_list(self, request: Request) -> Response:
         status = request.query_params.get("status", "all")
         if status not in STATUS_FILTERS:
-            return self._error(request, 400, "Unknown status filter",
-                               f"status {status!r} is not one of {', '.join(STATUS_FILTERS)}")
+            return self._error(
+                request,
+                400,
+                "Unknown status filter",
+                f"status {status!r} is not one of {', '.join(STATUS_FILTERS)}",
+            )
         token = decode_token(request.query_params.get("page"))
         try:
             client = await self._client()
             found, next_token = await list_batch_page(
-                client, self.backend.target, query=batches_query(STATUS_FILTERS[status]),
-                page_size=self.page_size, next_page_token=token, query_timeout=_LIST_QUERY_TIMEOUT,
+                client,
+                self.backend.target,
+                query=batches_query(STATUS_FILTERS[status]),
+                page_size=self.page_size,
+                next_page_token=token,
+                query_timeout=_LIST_QUERY_TIMEOUT,
                 closed=self.backend.closed_rows,
             )
             processors = await asyncio.gather(*(self.backend.processor(e) for e, _, _ in found))
         except CliError as err:
             return self._error(request, 503, "Temporal is unreachable", err.message)
         except RPCError as err:
-            return self._error(request, 502, "Temporal refused the list",
-                               self.backend.target.rpc_error(err).message)
-        rows = [BatchRow(view, proc, started)
-                for (_, view, started), proc in zip(found, processors, strict=True)]
+            return self._error(
+                request,
+                502,
+                "Temporal refused the list",
+                self.backend.target.rpc_error(err).message,
+            )
+        rows = [
+            BatchRow(view, proc, started)
+            for (_, view, started), proc in zip(found, processors, strict=True)
+        ]
         if status == "paused":
             rows = [r for r in rows if r.view.progress is not None and r.view.progress.is_paused]
         page = html.list_page(
-            self.chrome(request), rows, status=status,
-            next_token=encode_token(next_token), first_page=token is None,
+            self.chrome(request),
+            rows,
+            status=status,
+            next_token=encode_token(next_token),
+            first_page=token is None,
         )
         return HTMLResponse(page)
 
@@ -135,8 +162,13 @@ class _Dashboard:
             view, processor = await self._load(batch_id)
         except CliError as err:
             code = 404 if err.message.startswith("no batch") else 503
-            return self._error(request, code, "Batch not found" if code == 404 else "Error",
-                               err.message, back=self.chrome(request).base + "/")
+            return self._error(
+                request,
+                code,
+                "Batch not found" if code == 404 else "Error",
+                err.message,
+                back=self.chrome(request).base + "/",
+            )
         message = _MESSAGES.get(request.query_params.get("done", ""), "")
         page = html.batch_page(self.chrome(request), view, processor, message)
         return HTMLResponse(page)
@@ -160,8 +192,13 @@ class _Dashboard:
         base = self.chrome(request).base
         back = html.batch_path(base, batch_id)
         if action not in _ACTIONS:
-            return self._error(request, 404, "Unknown action",
-                               f"{action!r} is not one of {', '.join(_ACTIONS)}", back)
+            return self._error(
+                request,
+                404,
+                "Unknown action",
+                f"{action!r} is not one of {', '.join(_ACTIONS)}",
+                back,
+            )
         n: int | None = None
         if action == "set-parallelism":
             try:
@@ -169,32 +206,49 @@ class _Dashboard:
                 if n < 0:
                     raise ValueError
             except ValueError:
-                return self._error(request, 400, "Bad parallelism",
-                                   f"parallelism must be a whole number >= 0, got "
-                                   f"{form.get('n')!r}", back)
+                return self._error(
+                    request,
+                    400,
+                    "Bad parallelism",
+                    f"parallelism must be a whole number >= 0, got {form.get('n')!r}",
+                    back,
+                )
         try:
             done = await self.backend.steer(action, batch_id, n)
         except (CliError, RPCError) as err:
-            message = (err.message if isinstance(err, CliError)
-                       else self.backend.target.rpc_error(err).message)
-            return self._error(request, 409, f"Could not {action.replace('-', ' ')}",
-                               message, back)
+            message = (
+                err.message
+                if isinstance(err, CliError)
+                else self.backend.target.rpc_error(err).message
+            )
+            return self._error(request, 409, f"Could not {action.replace('-', ' ')}", message, back)
         return RedirectResponse(f"{back}?done={done}", status_code=303)
 
     async def _check_post(self, request: Request) -> Response | None:
         if self.read_only:
-            return self._error(request, 403, "Read-only dashboard",
-                               "this dashboard was started with --read-only; controls are off")
+            return self._error(
+                request,
+                403,
+                "Read-only dashboard",
+                "this dashboard was started with --read-only; controls are off",
+            )
         if not same_origin(request):
-            return self._error(request, 403, "Cross-site request refused",
-                               "this request came from another site's page; use the dashboard's "
-                               "own buttons")
+            return self._error(
+                request,
+                403,
+                "Cross-site request refused",
+                "this request came from another site's page; use the dashboard's own buttons",
+            )
         form = await read_form(request)
         given = str(form.get("csrf_token", ""))
         if not secrets.compare_digest(given.encode(), self.csrf.encode()):
-            return self._error(request, 403, "Form expired",
-                               "the form's security token is missing or stale (the dashboard "
-                               "restarted?); reload the page and try again")
+            return self._error(
+                request,
+                403,
+                "Form expired",
+                "the form's security token is missing or stale (the dashboard "
+                "restarted?); reload the page and try again",
+            )
         return None
 
     async def _suggestions(self) -> tuple[list[str], list[str]]:
@@ -211,14 +265,18 @@ class _Dashboard:
 
     async def start_form(self, request: Request) -> Response:
         if self.read_only:
-            return self._error(request, 403, "Read-only dashboard",
-                               "this dashboard was started with --read-only; it cannot start "
-                               "batches")
+            return self._error(
+                request,
+                403,
+                "Read-only dashboard",
+                "this dashboard was started with --read-only; it cannot start batches",
+            )
         processors, queues = await self._suggestions()
         values = {"page_size": "100", "max_parallelism": "4"}
         values.update({k: v for k, v in request.query_params.items() if k in START_FIELDS})
-        page = html.start_page(self.chrome(request), processors=processors, task_queues=queues,
-                               values=values)
+        page = html.start_page(
+            self.chrome(request), processors=processors, task_queues=queues, values=values
+        )
         return HTMLResponse(page)
 
     async def start(self, request: Request) -> Response:
@@ -238,16 +296,22 @@ class _Dashboard:
             return await self._start_error(request, values, message)
         except WorkflowAlreadyStartedError:
             return await self._start_error(
-                request, values, f"a batch with ID {values['batch_id']!r} is already running; "
-                "pick another ID")
+                request,
+                values,
+                f"a batch with ID {values['batch_id']!r} is already running; pick another ID",
+            )
         path = html.batch_path(self.chrome(request).base, wid)
         return RedirectResponse(f"{path}?done=started", status_code=303)
 
-    async def _start_error(self, request: Request, values: dict[str, str], error: str
-                           ) -> Response:
+    async def _start_error(self, request: Request, values: dict[str, str], error: str) -> Response:
         processors, queues = await self._suggestions()
-        page = html.start_page(self.chrome(request), processors=processors, task_queues=queues,
-                               values=values, error=error)
+        page = html.start_page(
+            self.chrome(request),
+            processors=processors,
+            task_queues=queues,
+            values=values,
+            error=error,
+        )
         return HTMLResponse(page, status_code=400)
 
     async def metrics(self, request: Request) -> Response:
@@ -308,9 +372,14 @@ def create_app(
         address = getattr(client.service_client.config, "target_host", address)
     backend = Backend(Target(address, namespace, ui_url), client)
     secret = token or secrets.token_urlsafe(32)
-    dash = _Dashboard(backend, read_only=read_only, csrf=csrf_token(secret),
-                      max_metrics_batches=max_metrics_batches, page_size=page_size,
-                      poll_interval=poll_interval)
+    dash = _Dashboard(
+        backend,
+        read_only=read_only,
+        csrf=csrf_token(secret),
+        max_metrics_batches=max_metrics_batches,
+        page_size=page_size,
+        poll_interval=poll_interval,
+    )
     routes = [
         Route("/", dash.batch_list, methods=["GET"]),
         Route("/batches/{batch_id:path}", dash.batch_page, methods=["GET"]),
@@ -323,4 +392,3 @@ def create_app(
     ]
     middleware = [Middleware(Guard, token=token, secret=secret, trusted_hosts=trusted_hosts)]
     return Starlette(routes=routes, middleware=middleware)
-

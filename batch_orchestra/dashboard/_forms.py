@@ -14,8 +14,16 @@ from .._types import BatchOrchestratorInput, validate_input
 
 __all__ = ["START_FIELDS", "decode_token", "encode_token", "read_form", "start_input"]
 
-START_FIELDS = ("processor", "task_queue", "page_size", "max_parallelism", "args",
-                "first_cursor", "total_items", "batch_id")
+START_FIELDS = (
+    "processor",
+    "task_queue",
+    "page_size",
+    "max_parallelism",
+    "args",
+    "first_cursor",
+    "total_items",
+    "batch_id",
+)
 """The start form's fields."""
 
 
@@ -34,8 +42,9 @@ def start_input(values: dict[str, str]) -> tuple[BatchOrchestratorInput, str, st
         try:
             numbers[key] = int(raw)
         except ValueError:
-            raise ValueError(f"{key.replace('_', ' ')} must be a whole number, got {raw!r}"
-                             ) from None
+            raise ValueError(
+                f"{key.replace('_', ' ')} must be a whole number, got {raw!r}"
+            ) from None
     args = values["args"] or None
     if args is not None:
         try:
@@ -43,9 +52,12 @@ def start_input(values: dict[str, str]) -> tuple[BatchOrchestratorInput, str, st
         except ValueError as err:
             raise ValueError(f"args must be valid JSON ({err})") from None
     inp = BatchOrchestratorInput(
-        page_processor=values["processor"], page_size=numbers["page_size"] or 0,
-        max_parallelism=numbers["max_parallelism"] or 0, args=args,
-        first_cursor_str=values["first_cursor"], total_items=numbers["total_items"],
+        page_processor=values["processor"],
+        page_size=numbers["page_size"] or 0,
+        max_parallelism=numbers["max_parallelism"] or 0,
+        args=args,
+        first_cursor_str=values["first_cursor"],
+        total_items=numbers["total_items"],
     )
     validate_input(inp)
     wid = values["batch_id"] or f"{values['processor']}-{uuid.uuid4().hex[:12]}"

@@ -129,7 +129,7 @@ def _list_row(base: str, row: BatchRow) -> str:
     note = view.failure or view.note or ""
     return (
         f'<tr><td class="id"><a href="{esc(batch_path(base, view.id))}">{esc(view.id)}</a>'
-        f'{f"<div class=note>{esc(note)}</div>" if note else ""}</td>'
+        f"{f'<div class=note>{esc(note)}</div>' if note else ''}</td>"
         f"<td>{_label(view.status, p)}</td><td>{esc(row.processor or '-')}</td>"
         f"<td>{_bar(p, view.status)} <span class=pct>{esc(done)}</span></td>"
         f'<td class="num">{items}</td><td class="num">{_rate(p)}</td>'
@@ -139,7 +139,11 @@ def _list_row(base: str, row: BatchRow) -> str:
 
 
 def list_page(
-    chrome: Chrome, rows: list[BatchRow], *, status: str, next_token: str | None,
+    chrome: Chrome,
+    rows: list[BatchRow],
+    *,
+    status: str,
+    next_token: str | None,
     first_page: bool,
 ) -> str:
     """The batch list with its status filter, one page of rows, and a link to the next."""
@@ -151,7 +155,8 @@ def list_page(
     )
     if not rows:
         body = f'<div class="filters">{tabs}</div>' + (
-            _empty_state(chrome) if status == "all" and first_page
+            _empty_state(chrome)
+            if status == "all" and first_page
             else f'<p class="empty">No {esc(status.replace("_", " "))} batches.</p>'
         )
         return _layout(chrome, "Batches", body, page="list")
@@ -175,8 +180,9 @@ def list_page(
 def _empty_state(chrome: Chrome) -> str:
     address = esc(chrome.address)
     start = (
-        "" if chrome.read_only else
-        f'<p>Or start one from the <a href="{esc(chrome.base)}/start">start form</a> once a '
+        ""
+        if chrome.read_only
+        else f'<p>Or start one from the <a href="{esc(chrome.base)}/start">start form</a> once a '
         "worker runs.</p>"
     )
     return f"""<section class="empty-state">
@@ -200,20 +206,28 @@ def _counts(p: BatchOrchestratorProgress | None) -> str:
     if p is None:
         p = BatchOrchestratorProgress()
     total = f" of {p.total_items:,}" if p.total_items is not None else ""
-    return '<dl class="counts">' + "".join([
-        cell("num_completed_pages", "pages done", f"{p.num_completed_pages:,}"),
-        cell("num_processing_pages", "running", f"{p.num_processing_pages:,}"),
-        cell("num_pending_pages", "pending", f"{p.num_pending_pages:,}"),
-        cell("num_stuck_pages", "stuck", f"{p.num_stuck_pages:,}"),
-        cell("num_failed_pages", "failed", f"{p.num_failed_pages:,}"),
-        cell("num_completed_items", "items", f"{p.num_completed_items:,}{total}"),
-        cell("items_per_second", "items/s", f"{p.items_per_second:,.1f}"),
-        cell("pages_per_second", "pages/s", f"{p.pages_per_second:,.1f}"),
-        cell("max_parallelism", "parallelism", _parallelism(p)),
-        cell("max_parallelism_achieved", "highest reached", f"{p.max_parallelism_achieved}"),
-        cell("eta", "ETA", _eta(p)),
-        cell("num_runs", "runs", f"{p.num_runs}"),
-    ]) + "</dl>"
+    return (
+        '<dl class="counts">'
+        + "".join(
+            [
+                cell("num_completed_pages", "pages done", f"{p.num_completed_pages:,}"),
+                cell("num_processing_pages", "running", f"{p.num_processing_pages:,}"),
+                cell("num_pending_pages", "pending", f"{p.num_pending_pages:,}"),
+                cell("num_stuck_pages", "stuck", f"{p.num_stuck_pages:,}"),
+                cell("num_failed_pages", "failed", f"{p.num_failed_pages:,}"),
+                cell("num_completed_items", "items", f"{p.num_completed_items:,}{total}"),
+                cell("items_per_second", "items/s", f"{p.items_per_second:,.1f}"),
+                cell("pages_per_second", "pages/s", f"{p.pages_per_second:,.1f}"),
+                cell("max_parallelism", "parallelism", _parallelism(p)),
+                cell(
+                    "max_parallelism_achieved", "highest reached", f"{p.max_parallelism_achieved}"
+                ),
+                cell("eta", "ETA", _eta(p)),
+                cell("num_runs", "runs", f"{p.num_runs}"),
+            ]
+        )
+        + "</dl>"
+    )
 
 
 def _parallelism(p: BatchOrchestratorProgress) -> str:
@@ -259,8 +273,16 @@ def _failures(kind: str, failures: Iterable[PageFailure], total: int) -> str:
     )
 
 
-def _form(chrome: Chrome, view: BatchView, action: str, label: str, confirm: str,
-          extra: str = "", cls: str = "", hidden: bool = False) -> str:
+def _form(
+    chrome: Chrome,
+    view: BatchView,
+    action: str,
+    label: str,
+    confirm: str,
+    extra: str = "",
+    cls: str = "",
+    hidden: bool = False,
+) -> str:
     return (
         f'<form method="post" action="{esc(chrome.base)}/actions/{action}" '
         f'data-confirm="{esc(confirm)}" class="control {cls}"{" hidden" if hidden else ""}>'
@@ -276,20 +298,53 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
     p = view.progress
     paused = p is not None and p.is_paused
     cap = p.max_parallelism if p is not None else 1
-    n_input = (f'<input type="number" name="n" min="0" value="{cap}" aria-label="parallelism" '
-               'id="parallelism-input">')
+    n_input = (
+        f'<input type="number" name="n" min="0" value="{cap}" aria-label="parallelism" '
+        'id="parallelism-input">'
+    )
     # Both pause and resume are rendered; the page's script shows the one that applies now.
-    return '<div class="controls" id="controls">' + "".join([
-        _form(chrome, view, "pause", "Pause",
-              f"Pause batch {view.id}? Running pages finish; no new page starts.",
-              cls="when-running", hidden=paused),
-        _form(chrome, view, "resume", "Resume", f"Resume batch {view.id}?", cls="when-paused",
-              hidden=not paused),
-        _form(chrome, view, "set-parallelism", "Set parallelism",
-              f"Set the parallelism of batch {view.id} to {{n}}?", extra=n_input),
-        _form(chrome, view, "cancel", "Cancel batch",
-              f"Cancel batch {view.id}? It ends as CANCELED and cannot be resumed.", cls="danger"),
-    ]) + "</div>"
+    return (
+        '<div class="controls" id="controls">'
+        + "".join(
+            [
+                _form(
+                    chrome,
+                    view,
+                    "pause",
+                    "Pause",
+                    f"Pause batch {view.id}? Running pages finish; no new page starts.",
+                    cls="when-running",
+                    hidden=paused,
+                ),
+                _form(
+                    chrome,
+                    view,
+                    "resume",
+                    "Resume",
+                    f"Resume batch {view.id}?",
+                    cls="when-paused",
+                    hidden=not paused,
+                ),
+                _form(
+                    chrome,
+                    view,
+                    "set-parallelism",
+                    "Set parallelism",
+                    f"Set the parallelism of batch {view.id} to {{n}}?",
+                    extra=n_input,
+                ),
+                _form(
+                    chrome,
+                    view,
+                    "cancel",
+                    "Cancel batch",
+                    f"Cancel batch {view.id}? It ends as CANCELED and cannot be resumed.",
+                    cls="danger",
+                ),
+            ]
+        )
+        + "</div>"
+    )
 
 
 def batch_page(chrome: Chrome, view: BatchView, processor: str | None, message: str) -> str:
@@ -303,10 +358,10 @@ def batch_page(chrome: Chrome, view: BatchView, processor: str | None, message: 
 <section class="batch" id="batch" data-api="{esc(api)}" data-interval="{chrome.poll_ms}"
  data-open="{int(view.status in _OPEN)}">
 <h1><span class="id" id="batch-id">{esc(view.id)}</span> {_label(view.status, p)}</h1>
-<p class="meta">processor <b>{esc(processor or '-')}</b> · task queue <b>{esc(view.task_queue)}</b>
+<p class="meta">processor <b>{esc(processor or "-")}</b> · task queue <b>{esc(view.task_queue)}</b>
  · started {esc(started)} · <a href="{esc(view.url)}" rel="noopener" target="_blank"
  id="temporal-link">open in Temporal Web UI</a></p>
-{failure}<p class="note" data-field="note"{'' if view.note else ' hidden'}>{esc(view.note)}</p>
+{failure}<p class="note" data-field="note"{"" if view.note else " hidden"}>{esc(view.note)}</p>
 {_reasons(p)}
 <div class="bar">{_bar(p, view.status, "progress")}
 <span data-field="percent">{esc(_pct_text(p, view.status))}</span></div>
@@ -329,16 +384,22 @@ def _pct_text(p: BatchOrchestratorProgress | None, status: str) -> str:
 
 
 def start_page(
-    chrome: Chrome, *, processors: list[str], task_queues: list[str],
-    values: dict[str, str], error: str = "",
+    chrome: Chrome,
+    *,
+    processors: list[str],
+    task_queues: list[str],
+    values: dict[str, str],
+    error: str = "",
 ) -> str:
     """The form that starts a batch."""
 
     def field(name: str, label: str, kind: str = "text", extra: str = "", hint: str = "") -> str:
         value = esc(values.get(name, ""))
         hint_html = f"<small>{esc(hint)}</small>" if hint else ""
-        return (f'<label>{esc(label)}<input type="{kind}" name="{name}" id="f-{name}" '
-                f'value="{value}" {extra}>{hint_html}</label>')
+        return (
+            f'<label>{esc(label)}<input type="{kind}" name="{name}" id="f-{name}" '
+            f'value="{value}" {extra}>{hint_html}</label>'
+        )
 
     options = "".join(f'<option value="{esc(n)}">' for n in processors)
     queues = "".join(f'<option value="{esc(q)}">' for q in task_queues)
@@ -346,8 +407,14 @@ def start_page(
     body = f"""<h1>Start a batch</h1>{err}
 <form method="post" action="{esc(chrome.base)}/start" class="start" id="start-form">
 <input type="hidden" name="csrf_token" value="{esc(chrome.csrf)}">
-{field("processor", "Page processor", extra='list="processors" required',
-       hint="the registered name; workers on the task queue must know it")}
+{
+        field(
+            "processor",
+            "Page processor",
+            extra='list="processors" required',
+            hint="the registered name; workers on the task queue must know it",
+        )
+    }
 <datalist id="processors">{options}</datalist>
 {field("task_queue", "Task queue", extra='list="task-queues" required')}
 <datalist id="task-queues">{queues}</datalist>

@@ -25,7 +25,9 @@ __all__ = ["OPERATOR_PAUSE_REASONS", "BatchSample", "collect", "render"]
 
 _LABELS = ["batch_id", "processor"]
 OPERATOR_PAUSE_REASONS = (
-    "paused by an operator", "max_parallelism set to 0", "started with max_parallelism=0",
+    "paused by an operator",
+    "max_parallelism set to 0",
+    "started with max_parallelism=0",
 )
 """The ``pause_reason`` values of pauses that people asked for; any other reason is a batch
 that paused itself."""
@@ -91,23 +93,29 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
     yield gauge("pages_failed", "Pages that failed for good.", "num_failed_pages")
     yield gauge("pages_stuck", "Pages waiting for extended retries.", "num_stuck_pages")
     yield gauge("pages_skipped", "Pages an operator skipped.", "num_skipped_pages")
-    yield gauge("pages_discovering", "Pages whose successors are being found apart (next_page).",
-                "num_discovering_pages")
+    yield gauge(
+        "pages_discovering",
+        "Pages whose successors are being found apart (next_page).",
+        "num_discovering_pages",
+    )
     yield gauge("pages_processing", "Pages running now.", "num_processing_pages")
     yield gauge("pages_pending", "Pages waiting for a slot.", "num_pending_pages")
     yield gauge("items_per_second", "Recent items per second.", "items_per_second")
     yield gauge("pages_per_second", "Recent pages per second.", "pages_per_second")
     yield gauge("max_parallelism", "The batch's parallelism cap (0: paused).", "max_parallelism")
     yield _per_batch(
-        "effective_parallelism", "How many pages may run now (0 while paused).",
+        "effective_parallelism",
+        "How many pages may run now (0 while paused).",
         [(s, _effective(p)) for s, p in answered],
     )
     yield _per_batch(
-        "paused", "1 while the batch is paused (by anyone or anything).",
+        "paused",
+        "1 while the batch is paused (by anyone or anything).",
         [(s, float(p.is_paused)) for s, p in answered],
     )
     yield _per_batch(
-        "auto_paused", "1 while the batch paused itself (its failure policy), not an operator.",
+        "auto_paused",
+        "1 while the batch paused itself (its failure policy), not an operator.",
         [(s, float(p.is_paused and _auto_pause(p))) for s, p in answered],
     )
     up = GaugeMetricFamily(
@@ -123,13 +131,12 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
     )
     yield GaugeMetricFamily(
         "batch_orchestra_exported_batches",
-        f"Running batches exported (the most recent, at most {max_batches}).", value=len(samples),
+        f"Running batches exported (the most recent, at most {max_batches}).",
+        value=len(samples),
     )
 
 
-def _per_batch(
-    name: str, doc: str, values: list[tuple[BatchSample, float]]
-) -> GaugeMetricFamily:
+def _per_batch(name: str, doc: str, values: list[tuple[BatchSample, float]]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(f"batch_orchestra_{name}", doc, labels=_LABELS)
     for s, value in values:
         family.add_metric([s.batch_id, s.processor], value)

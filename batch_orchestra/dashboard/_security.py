@@ -35,9 +35,11 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 """Host names a loopback-only dashboard answers to (guards against DNS rebinding)."""
 
 _SECURITY_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-     b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
@@ -98,7 +100,11 @@ class Guard:
     """ASGI middleware: trusted hosts, the access token and security headers on every request."""
 
     def __init__(
-        self, app: ASGIApp, *, token: str | None, secret: str,
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        secret: str,
         trusted_hosts: Sequence[str] | None,
     ) -> None:
         self.app = app
@@ -130,7 +136,8 @@ class Guard:
             if name not in self.trusted_hosts:
                 return PlainTextResponse(
                     f"400: host {host!r} is not one this dashboard serves; open it as "
-                    "http://127.0.0.1:<port>/", status_code=400,
+                    "http://127.0.0.1:<port>/",
+                    status_code=400,
                 )
         if self.token is None:
             return None
@@ -143,15 +150,18 @@ class Guard:
         if cookie and hmac.compare_digest(cookie.encode(), self.cookie_value.encode()):
             return None
         given = request.query_params.get("token")
-        if given is not None and request.method == "GET" and hmac.compare_digest(
-            given.encode(), self.token.encode()
+        if (
+            given is not None
+            and request.method == "GET"
+            and hmac.compare_digest(given.encode(), self.token.encode())
         ):
             return self._login(request)
         return PlainTextResponse(
             "401: this dashboard needs its access token. Open it once as <url>?token=TOKEN "
             "(the token given to --token or BATCH_ORCHESTRA_DASHBOARD_TOKEN), or send the header "
             "'Authorization: Bearer TOKEN'.",
-            status_code=401, headers={"www-authenticate": "Bearer"},
+            status_code=401,
+            headers={"www-authenticate": "Bearer"},
         )
 
     def _login(self, request: Request) -> Response:
@@ -161,7 +171,11 @@ class Guard:
         response = RedirectResponse(url.path + (f"?{query}" if query else ""), status_code=303)
         root = request.scope.get("root_path") or "/"
         response.set_cookie(
-            COOKIE_NAME, self.cookie_value, httponly=True, samesite="strict", path=root,
+            COOKIE_NAME,
+            self.cookie_value,
+            httponly=True,
+            samesite="strict",
+            path=root,
             secure=request.url.scheme == "https",
         )
         return response

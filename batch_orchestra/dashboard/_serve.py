@@ -84,7 +84,9 @@ class DashboardServer:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self._server.should_exit = True
@@ -94,8 +96,12 @@ class DashboardServer:
 
 
 async def serve(
-    *, host: str = "127.0.0.1", port: int = 8234, token: str | None = None,
-    on_ready: Callable[[str], None] | None = None, **app_kwargs: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8234,
+    token: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    **app_kwargs: Any,
 ) -> None:
     """Serve the dashboard until SIGINT/SIGTERM (what ``batch-orchestra dashboard`` runs).
 
@@ -127,7 +133,12 @@ async def serve(
 
 
 async def run_from_cli(
-    target: Target, *, host: str, port: int, token: str | None, read_only: bool,
+    target: Target,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    read_only: bool,
     max_metrics_batches: int,
 ) -> None:
     """``batch-orchestra dashboard``: check the bind, connect, print the URL, serve."""
@@ -142,12 +153,20 @@ async def run_from_cli(
     def ready(url: str) -> None:
         shown = f"{url}?token=<your token>" if token else url
         mode = " (read-only)" if read_only else ""
-        click.echo(f"dashboard{mode} at {shown} for namespace {target.namespace!r} at "
-                   f"{target.address}; Ctrl-C stops it")
+        click.echo(
+            f"dashboard{mode} at {shown} for namespace {target.namespace!r} at "
+            f"{target.address}; Ctrl-C stops it"
+        )
 
     await serve(
-        host=host, port=port, token=token, on_ready=ready, client=client, ui_url=target.ui_url,
-        read_only=read_only, max_metrics_batches=max_metrics_batches,
+        host=host,
+        port=port,
+        token=token,
+        on_ready=ready,
+        client=client,
+        ui_url=target.ui_url,
+        read_only=read_only,
+        max_metrics_batches=max_metrics_batches,
     )
 
 

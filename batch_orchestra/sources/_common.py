@@ -101,6 +101,6 @@ def load_cursor(cursor_str: str, *, source: str, keys: tuple[str, ...]) -> dict[
     except ValueError:
         pass
     raise InvalidBatchInputError(
-        f"{cursor_str!r} is not a {source} cursor; start the batch with first_cursor_str=\"\" "
+        f'{cursor_str!r} is not a {source} cursor; start the batch with first_cursor_str="" '
         f"(the whole source) or with the cursors {source}.split(k) returns"
     )

@@ -105,7 +105,10 @@ def snapshot_diff(expected: Any, actual: Any) -> str:
     diff = difflib.unified_diff(
         pprint.pformat(expected, width=88).splitlines(),
         pprint.pformat(actual, width=88).splitlines(),
-        "each page once", "after the rerun", n=1, lineterm="",
+        "each page once",
+        "after the rerun",
+        n=1,
+        lineterm="",
     )
     return _lines(list(diff))
 
@@ -179,20 +182,29 @@ async def check_idempotent(
             f"{cls.__name__} is EXECUTE_AT_MOST_ONCE: its pages are never retried, so there "
             "is nothing to check; check_idempotent checks at-least-once processors"
         )
-    fields = dict(input_fields, args=args, first_cursor_str=first_cursor_str,
-                  first_cursor_strs=first_cursor_strs, page_size=page_size,
-                  max_parallelism=max_parallelism)
+    fields = dict(
+        input_fields,
+        args=args,
+        first_cursor_str=first_cursor_str,
+        first_cursor_strs=first_cursor_strs,
+        page_size=page_size,
+        max_parallelism=max_parallelism,
+    )
     fields.setdefault("failure_policy", FailurePolicy.disabled())
 
     async with _client_for(client) as c:
         with _quiet_faults():
-            return await _check_all(c, cls, state, reset, fields, timeout,
-                                    max_interruption_points)
+            return await _check_all(c, cls, state, reset, fields, timeout, max_interruption_points)
 
 
 async def _check_all(
-    c: Client, cls: type[PageProcessor], state: Callable[[], Any], reset: Callable[[], Any],
-    fields: dict[str, Any], timeout: timedelta | None, max_interruption_points: int,
+    c: Client,
+    cls: type[PageProcessor],
+    state: Callable[[], Any],
+    reset: Callable[[], Any],
+    fields: dict[str, Any],
+    timeout: timedelta | None,
+    max_interruption_points: int,
 ) -> LocalRun:
     async def run(faults: _Faults | None) -> tuple[LocalRun, Any]:
         await _call(reset)
@@ -215,8 +227,12 @@ async def _check_all(
     for at in range(1, min(points, max_interruption_points) + 1):
         candidates = [p for p in pages if p.interruption_points >= at]
         await _check(
-            run, cls.__name__, candidates, expected,
-            f"interrupted at interruption_point() #{at} and run again", _interrupting(at),
+            run,
+            cls.__name__,
+            candidates,
+            expected,
+            f"interrupted at interruption_point() #{at} and run again",
+            _interrupting(at),
         )
     return reference
 
@@ -252,9 +268,7 @@ async def _check(
             cursor, error = faults.rerun_failures[0]
             page = next((p for p in subset if p.cursor_str == cursor), None)
             shown = _page_name(page) if page else f"the page with cursor {cursor!r:.80}"
-            raise AssertionError(
-                f"{name} is not idempotent: {shown} failed when {how}: {error}"
-            )
+            raise AssertionError(f"{name} is not idempotent: {shown} failed when {how}: {error}")
         _check_complete(result, f"the run with pages {how}")
         if actual != expected:
             return True, snapshot_diff(expected, actual)
@@ -272,7 +286,7 @@ async def _check(
         if half_bad:
             suspects, diff, confirmed = half, half_diff, len(half) == 1
         else:  # then the other half (not run: it would cost one more run per step)
-            suspects, confirmed = suspects[len(half):], False
+            suspects, confirmed = suspects[len(half) :], False
     if not confirmed:
         confirmed, alone_diff = await differs(suspects)
         diff = alone_diff or diff

@@ -176,7 +176,8 @@ class _Inbound(ActivityInboundInterceptor):
         cursor = page.cursor_str
         fresh = faults is not None and cursor not in faults.done
         interrupt_at = (
-            faults.interrupt_at if faults is not None and fresh and cursor in faults.interrupt
+            faults.interrupt_at
+            if faults is not None and fresh and cursor in faults.interrupt
             else None
         )
         interruption = _Interruption(interrupt_at)
@@ -184,12 +185,19 @@ class _Inbound(ActivityInboundInterceptor):
         start = time.monotonic()
 
         def record(items: int | None, error: str | None, result: Any = None) -> None:
-            self._recorder.attempts.append(PageRun(
-                page_num=inp.page_num, cursor_str=cursor, size=page.size, attempt=inp.attempt,
-                items=items, error=error, seconds=time.monotonic() - start,
-                interruption_points=interruption.passed,
-                value=getattr(result, "value", None),
-            ))
+            self._recorder.attempts.append(
+                PageRun(
+                    page_num=inp.page_num,
+                    cursor_str=cursor,
+                    size=page.size,
+                    attempt=inp.attempt,
+                    items=items,
+                    error=error,
+                    seconds=time.monotonic() - start,
+                    interruption_points=interruption.passed,
+                    value=getattr(result, "value", None),
+                )
+            )
 
         try:
             result = await super().execute_activity(input)
@@ -202,7 +210,8 @@ class _Inbound(ActivityInboundInterceptor):
                 faults.rerun_failures.append((cursor, _describe(err)))
                 raise ApplicationError(
                     f"failed when run again after an earlier attempt: {_describe(err)}",
-                    type=RERUN_FAILED_ERROR_TYPE, non_retryable=True,
+                    type=RERUN_FAILED_ERROR_TYPE,
+                    non_retryable=True,
                 ) from err
             raise
         finally:
@@ -233,15 +242,19 @@ async def _client_for(client: Client | None) -> AsyncIterator[Client]:
 
 
 async def _run(
-    client: Client, processor: type[PageProcessor] | str, faults: _Faults | None,
-    timeout: timedelta | None, input_fields: dict[str, Any],
+    client: Client,
+    processor: type[PageProcessor] | str,
+    faults: _Faults | None,
+    timeout: timedelta | None,
+    input_fields: dict[str, Any],
 ) -> LocalRun:
     recorder = _Recorder(faults)
     workflow_id = f"run-locally-{uuid.uuid4().hex[:12]}"
     task_queue = f"run-locally-{uuid.uuid4().hex[:12]}"
     inp = BatchOrchestratorInput(page_processor=processor, **input_fields)
-    async with Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()],
-                      interceptors=[recorder]):
+    async with Worker(
+        client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()], interceptors=[recorder]
+    ):
         handle = await BatchOrchestratorClient(client).start(
             inp, id=workflow_id, task_queue=task_queue
         )
@@ -301,10 +314,13 @@ async def run_locally(
         TimeoutError: the batch did not finish within ``timeout``.
         temporalio.client.WorkflowFailureError: the batch itself failed (e.g. bad input).
     """
-    fields = dict(input_fields, args=args, first_cursor_str=first_cursor_str,
-                  first_cursor_strs=first_cursor_strs, page_size=page_size,
-                  max_parallelism=max_parallelism)
+    fields = dict(
+        input_fields,
+        args=args,
+        first_cursor_str=first_cursor_str,
+        first_cursor_strs=first_cursor_strs,
+        page_size=page_size,
+        max_parallelism=max_parallelism,
+    )
     async with _client_for(client) as c:
         return await _run(c, processor, None, timeout, fields)
-
-

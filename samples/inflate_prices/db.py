@@ -97,9 +97,7 @@ class MyDB:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
 
-    def query_page(
-        self, cursor: ProductDBCursor, results: int
-    ) -> tuple[list[Product], str | None]:
+    def query_page(self, cursor: ProductDBCursor, results: int) -> tuple[list[Product], str | None]:
         """Up to ``results`` products after ``cursor``, and the next page's cursor as JSON.
 
         One extra row is fetched to know whether another page exists, so the next cursor is
@@ -144,12 +142,18 @@ class MyDB:
         """What is wrong with the table after one migration to ``migration_version`` by
         ``percent``; an empty list when every product was migrated exactly once."""
         checks = [
-            (f"not at migration_version {migration_version}",
-             "migration_version != ?", (migration_version,)),
+            (
+                f"not at migration_version {migration_version}",
+                "migration_version != ?",
+                (migration_version,),
+            ),
             ("inflated more than once", "inflation_count > 1", ()),
             ("never inflated", "inflation_count < 1", ()),
-            ("with a wrong price",
-             "price_cents != (original_price_cents * (100 + ?) + 50) / 100", (percent,)),
+            (
+                "with a wrong price",
+                "price_cents != (original_price_cents * (100 + ?) + 50) / 100",
+                (percent,),
+            ),
         ]
         problems = []
         with closing(connect(self.path)) as conn:
@@ -186,4 +190,3 @@ def create_products(path: str | os.PathLike[str], n: int, *, seed: int = 42) -> 
         )
         conn.execute("COMMIT")
     return MyDB(p)
-

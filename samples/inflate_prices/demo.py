@@ -44,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--percent", type=int, default=10)
     parser.add_argument(
-        "--io-delay", type=float, default=None,
+        "--io-delay",
+        type=float,
+        default=None,
         help="simulated seconds of downstream I/O per page (default: 2 in a terminal, so there "
         "is time to pause it from the dashboard; 0.2 otherwise)",
     )
@@ -52,12 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--db", type=Path, help="SQLite file to (re)create (default: one in a temp directory)"
     )
     parser.add_argument(
-        "--hold", action=argparse.BooleanOptionalAction, default=None,
+        "--hold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="keep the dev server, its Web UI and the dashboard up after the batch, until Ctrl-C "
         "(default: in a terminal)",
     )
     parser.add_argument(
-        "--dashboard-port", type=int, default=8234,
+        "--dashboard-port",
+        type=int,
+        default=8234,
         help="port of the Batch Orchestra dashboard (0: do not serve it; default: %(default)s)",
     )
     opts = parser.parse_args(argv)
@@ -77,8 +83,10 @@ def check(
     if progress.num_failed_pages or progress.num_stuck_pages:
         problems.append(
             f"{progress.num_failed_pages} failed and {progress.num_stuck_pages} stuck page(s): "
-            + "; ".join(f"page {f.page_num}: {f.error_type}: {f.error_message}"
-                        for f in progress.failed_pages + progress.stuck_pages)
+            + "; ".join(
+                f"page {f.page_num}: {f.error_type}: {f.error_message}"
+                for f in progress.failed_pages + progress.stuck_pages
+            )
         )
     pages = max(1, -(-n // page_size))  # ceil; an empty table still takes one (empty) page
     if progress.num_completed_pages != pages:
@@ -130,11 +138,15 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
             )
             url = temporal.workflow_url(handle.id)
             if dashboard_url:
-                print(f"Watch, pause and resume it in the dashboard: "
-                      f"{dashboard_url}batches/{quote(handle.id, safe='')}")
+                print(
+                    f"Watch, pause and resume it in the dashboard: "
+                    f"{dashboard_url}batches/{quote(handle.id, safe='')}"
+                )
                 if not opts.hold:
-                    print("  (too quick to catch? add --io-delay 2 --hold: a slower batch, and "
-                          "the dashboard stays up after it)")
+                    print(
+                        "  (too quick to catch? add --io-delay 2 --hold: a slower batch, and "
+                        "the dashboard stays up after it)"
+                    )
             if url:
                 print(f"Its workflow in the Temporal Web UI: {url}")
             else:
@@ -176,7 +188,8 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
                 f"  batch-orchestra status {handle.id} --address {temporal.address}\n"
                 f"  batch-orchestra list --address {temporal.address}\n"
                 "  batch-orchestra start InflateProductPrices -q ... --help   "
-                "(your own batch: see the README)", flush=True,
+                "(your own batch: see the README)",
+                flush=True,
             )
             try:
                 await asyncio.Event().wait()

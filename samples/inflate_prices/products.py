@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"OK: {n}/{n} products migrated exactly once "
-          f"(+{opts.percent}%, migration_version {opts.migration_version})")
+    print(
+        f"OK: {n}/{n} products migrated exactly once "
+        f"(+{opts.percent}%, migration_version {opts.migration_version})"
+    )
     return 0
 
 

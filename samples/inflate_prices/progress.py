@@ -28,8 +28,7 @@ def format_progress(p: BatchOrchestratorProgress) -> str:
         items += f" ({p.percent_complete:5.1f}%)"
     return (
         f"pages done {p.num_completed_pages:4d} | items {items} | running {p.num_processing_pages}"
-        f" | max parallelism achieved {p.max_parallelism_achieved}/{p.max_parallelism}"
-        + _tail(p)
+        f" | max parallelism achieved {p.max_parallelism_achieved}/{p.max_parallelism}" + _tail(p)
     )
 
 
@@ -72,7 +71,9 @@ async def _wait_with_bar(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     columns = (
-        TextColumn("[bold]migrating"), BarColumn(), TaskProgressColumn(),
+        TextColumn("[bold]migrating"),
+        BarColumn(),
+        TaskProgressColumn(),
         TextColumn("{task.fields[stats]}"),
     )
     final = None

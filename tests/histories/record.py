@@ -40,14 +40,18 @@ Scenario = Callable[[BatchOrchestratorClient, str, str], Awaitable[BatchOrchestr
 
 
 async def _start(orchestra: BatchOrchestratorClient, bid: str, tq: str, **kw: Any) -> Any:
-    return await orchestra.start(
-        BatchOrchestratorInput(batch_id=bid, **kw), id=bid, task_queue=tq
-    )
+    return await orchestra.start(BatchOrchestratorInput(batch_id=bid, **kw), id=bid, task_queue=tq)
 
 
 async def chains_retry_handover(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=4, pages_per_run=7,
+        o,
+        bid,
+        tq,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=4,
+        pages_per_run=7,
         first_cursor_strs=["0", "1000"],
         args=json.dumps({"chain_len": 100, "fail": {"3": {"attempts": 1}}}),
         batch_tracker=BatchTrackerConfig(name="record_tracker", interval=timedelta(seconds=1)),
@@ -59,7 +63,12 @@ async def chains_retry_handover(o: BatchOrchestratorClient, bid: str, tq: str) -
 
 async def controls(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=2,
+        o,
+        bid,
+        tq,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=2,
         args=json.dumps({"n": 300, "sleep": 0.2}),
     )
     await asyncio.sleep(1)
@@ -80,7 +89,12 @@ async def controls(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def stuck_then_recovers(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=3,
+        o,
+        bid,
+        tq,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=3,
         args=json.dumps({"n": 60, "fail": {"2": {"attempts": 4}}}),
     )
     await h.result()
@@ -89,7 +103,12 @@ async def stuck_then_recovers(o: BatchOrchestratorClient, bid: str, tq: str) -> 
 
 async def failures(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="ScriptedAtMostOnce", page_size=10, max_parallelism=3,
+        o,
+        bid,
+        tq,
+        page_processor="ScriptedAtMostOnce",
+        page_size=10,
+        max_parallelism=3,
         args=json.dumps({"n": 60, "fail": {"1": {"attempts": 1}, "3": {"attempts": 1}}}),
     )
     await h.result()
@@ -98,7 +117,12 @@ async def failures(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def non_retryable(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="ScriptedNonRetryable", page_size=10, max_parallelism=3,
+        o,
+        bid,
+        tq,
+        page_processor="ScriptedNonRetryable",
+        page_size=10,
+        max_parallelism=3,
         args=json.dumps({"n": 60, "fail": {"2": {"attempts": 1, "before_enqueue": True}}}),
     )
     await h.result()
@@ -107,7 +131,12 @@ async def non_retryable(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def no_extended(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="ScriptedNoExtended", page_size=10, max_parallelism=3,
+        o,
+        bid,
+        tq,
+        page_processor="ScriptedNoExtended",
+        page_size=10,
+        max_parallelism=3,
         args=json.dumps({"n": 40, "fail": {"1": {"attempts": 5}}}),
     )
     await h.result()
@@ -116,7 +145,12 @@ async def no_extended(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def double_enqueue(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=3,
+        o,
+        bid,
+        tq,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=3,
         args=json.dumps({"n": 30, "double_enqueue": True}),
     )
     await h.result()
@@ -125,8 +159,14 @@ async def double_enqueue(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def lookahead(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Lookahead", page_size=10, max_parallelism=5,
-        args=json.dumps({"n": 200, "k": 4, "fail_leader_once": True}), pages_per_run=9,
+        o,
+        bid,
+        tq,
+        page_processor="Lookahead",
+        page_size=10,
+        max_parallelism=5,
+        args=json.dumps({"n": 200, "k": 4, "fail_leader_once": True}),
+        pages_per_run=9,
     )
     await h.result()
     return h
@@ -140,8 +180,14 @@ async def looping(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def timeout(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="ScriptedNoExtended", page_size=10, max_parallelism=2,
-        args=json.dumps({"n": 20, "sleep": 1.5}), page_timeout=timedelta(seconds=1),
+        o,
+        bid,
+        tq,
+        page_processor="ScriptedNoExtended",
+        page_size=10,
+        max_parallelism=2,
+        args=json.dumps({"n": 20, "sleep": 1.5}),
+        page_timeout=timedelta(seconds=1),
     )
     await h.result()
     return h
@@ -149,8 +195,14 @@ async def timeout(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def handover_running(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=4,
-        args=json.dumps({"n": 120, "sleep": 1.2}), pages_per_run=5,
+        o,
+        bid,
+        tq,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=4,
+        args=json.dumps({"n": 120, "sleep": 1.2}),
+        pages_per_run=5,
         handover_wait=timedelta(milliseconds=400),
     )
     await h.result()
@@ -159,7 +211,12 @@ async def handover_running(o: BatchOrchestratorClient, bid: str, tq: str) -> Any
 
 async def cancelled(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     h = await _start(
-        o, bid, tq, page_processor="Scripted", page_size=10, max_parallelism=2,
+        o,
+        bid,
+        tq,
+        page_processor="Scripted",
+        page_size=10,
+        max_parallelism=2,
         args=json.dumps({"n": 1000, "sleep": 0.5}),
         batch_tracker=BatchTrackerConfig(name="record_tracker", interval=timedelta(seconds=5)),
     )
@@ -178,7 +235,12 @@ async def signal_enqueue(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     plugin = BatchOrchestraPlugin(settings=WorkerSettings(enqueue_by_signal=True))
     async with Worker(o.client, task_queue=f"{tq}-signal", plugins=[plugin]):
         h = await _start(
-            o, bid, f"{tq}-signal", page_processor="Scripted", page_size=10, max_parallelism=3,
+            o,
+            bid,
+            f"{tq}-signal",
+            page_processor="Scripted",
+            page_size=10,
+            max_parallelism=3,
             args=json.dumps({"n": 80, "sleep": 0.05}),
         )
         await h.result()
@@ -192,8 +254,14 @@ async def outage_pause(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
     OUTAGE[bid] = True
     h = await _start(
-        o, bid, tq, page_processor="Outage", page_size=10, max_parallelism=4,
-        args=json.dumps({"n": 600}), pages_per_run=25,
+        o,
+        bid,
+        tq,
+        page_processor="Outage",
+        page_size=10,
+        max_parallelism=4,
+        args=json.dumps({"n": 600}),
+        pages_per_run=25,
         notifier=BatchNotifierConfig(name="record_notifier"),
     )
     while not (await h.get_progress()).is_paused:
@@ -205,8 +273,7 @@ async def outage_pause(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 
 async def invalid_input(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
-    h = await _start(o, bid, tq, page_processor="NoSuchProcessor", page_size=10,
-                     max_parallelism=2)
+    h = await _start(o, bid, tq, page_processor="NoSuchProcessor", page_size=10, max_parallelism=2)
     try:
         await h.result()
     except WorkflowFailureError:
@@ -217,9 +284,14 @@ async def invalid_input(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 async def recovery(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     """Discovery apart (a failing discovery, hand-overs), retry_page and skip_page."""
     h = await _start(
-        o, bid, tq, page_processor="ApartSlowRetry", page_size=10, max_parallelism=3,
-        pages_per_run=4, args=json.dumps({"n": 100, "fail": {"2": 1, "5": 99},
-                                          "discovery_fail": {"3": 1}}),
+        o,
+        bid,
+        tq,
+        page_processor="ApartSlowRetry",
+        page_size=10,
+        max_parallelism=3,
+        pages_per_run=4,
+        args=json.dumps({"n": 100, "fail": {"2": 1, "5": 99}, "discovery_fail": {"3": 1}}),
     )
     for _ in range(600):
         p = await h.get_progress()
@@ -235,9 +307,22 @@ async def recovery(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 SCENARIOS: dict[str, Scenario] = {
     f.__name__: f
     for f in (
-        chains_retry_handover, controls, stuck_then_recovers, failures, non_retryable,
-        no_extended, double_enqueue, lookahead, looping, timeout, handover_running, cancelled,
-        signal_enqueue, invalid_input, outage_pause, recovery,
+        chains_retry_handover,
+        controls,
+        stuck_then_recovers,
+        failures,
+        non_retryable,
+        no_extended,
+        double_enqueue,
+        lookahead,
+        looping,
+        timeout,
+        handover_running,
+        cancelled,
+        signal_enqueue,
+        invalid_input,
+        outage_pause,
+        recovery,
     )
 }
 
