@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryRejectedError,
+)
+from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._exceptions import InvalidBatchInputError
@@ -77,9 +83,21 @@ class BatchOrchestratorHandle:
         """
         latest = self._latest()
         try:
-            progress: BatchOrchestratorProgress = await latest.query(
-                PROGRESS_QUERY, result_type=BatchOrchestratorProgress, rpc_timeout=rpc_timeout
-            )
+            try:
+                # A closed batch is refused at once instead of waiting for a worker to answer.
+                progress: BatchOrchestratorProgress = await latest.query(
+                    PROGRESS_QUERY,
+                    result_type=BatchOrchestratorProgress,
+                    rpc_timeout=rpc_timeout,
+                    reject_condition=QueryRejectCondition.NOT_OPEN,
+                )
+            except WorkflowQueryRejectedError as err:
+                if err.status == WorkflowExecutionStatus.COMPLETED:
+                    return await self.result()
+                # cancelled, failed or terminated: its last state, as a worker replays it
+                progress = await latest.query(
+                    PROGRESS_QUERY, result_type=BatchOrchestratorProgress, rpc_timeout=rpc_timeout
+                )
             return progress
         except RPCError:
             desc = await latest.describe()

@@ -33,6 +33,7 @@ __all__ = [
 
 DEV_SERVER_DYNAMIC_CONFIG: dict[str, Any] = {
     "history.transferProcessorMaxPollRPS": 1000,
+    "history.workflowIdReuseMinimalInterval": "0s",
 }
 """What the embedded server changes from Temporal's defaults.
 
@@ -41,7 +42,12 @@ shard reads its transfer queue, the queue through which a workflow task schedule
 activity's completion or a signal reaches the worker. The dev server has one shard, so with the
 default a batch whose workflow tasks come one at a time (a single chain) gets at most about 20
 workflow tasks a second, one every 50 ms, whatever the work. Measured in ``BENCHMARKS.md``
-(Hops); see docs/tuning.md for the same setting on your own cluster."""
+(Hops); see docs/tuning.md for the same setting on your own cluster.
+
+``history.workflowIdReuseMinimalInterval`` (Temporal's default: 1 s) also spaces the runs of a
+workflow ID: the first workflow task of a run started by continue-as-new less than that after
+the previous run started waits out the rest. A batch with short runs (a small
+``pages_per_run``, as in tests and demos) lost up to a second at every hand-over."""
 
 
 def workflow_ui_url(ui_url: str, namespace: str, workflow_id: str) -> str:
