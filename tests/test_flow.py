@@ -395,6 +395,7 @@ async def test_canary_pauses_after_n_pages_and_resume_finishes(
         async def paused():
             p = await handle.get_progress()
             assert p.is_paused and "canary" in (p.pause_reason or ""), p
+            assert p.num_processing_pages == 0, p  # pages running at the pause finish
             return p
 
         p = await assert_eventually(paused, timeout=30)
