@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ._exceptions import ProcessorUsageError, UnknownHealthCheckError
-from ._registry import FunctionRegistry
-from ._types import BatchOrchestratorProgress
+from ._exceptions import UnknownHealthCheckError
+from ._registry import CallContext, FunctionRegistry
 
 __all__ = [
     "Health",
@@ -48,52 +46,10 @@ class Health:
         return cls("stop", reason)
 
 
-class HealthCheckContext:
+class HealthCheckContext(CallContext):
     """What a health check gets: the batch's progress, its id and the check's args."""
 
-    def __init__(
-        self,
-        *,
-        progress: BatchOrchestratorProgress,
-        batch_id: str,
-        args: str | None,
-        logger: logging.LoggerAdapter[logging.Logger],
-    ) -> None:
-        self._progress, self._batch_id, self._args, self._logger = (
-            progress,
-            batch_id,
-            args,
-            logger,
-        )
-
-    @property
-    def progress(self) -> BatchOrchestratorProgress:
-        """The batch's progress when the check was called."""
-        return self._progress
-
-    @property
-    def batch_id(self) -> str:
-        """The batch's ``batch_id`` ("" when none was given)."""
-        return self._batch_id
-
-    @property
-    def args_str(self) -> str:
-        """The ``HealthCheckConfig.args`` string.
-
-        Raises:
-            ProcessorUsageError: the check was configured without args.
-        """
-        if self._args is None:
-            raise ProcessorUsageError(
-                "context.args_str was read but HealthCheckConfig.args is None; "
-                "pass args=... in HealthCheckConfig"
-            )
-        return self._args
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry ``batch_id``."""
-        return self._logger
+    _CONFIG = "HealthCheckConfig"
 
 
 HealthCheckFn = Callable[[HealthCheckContext], Awaitable[Health]]

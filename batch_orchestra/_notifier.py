@@ -6,8 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ._exceptions import ProcessorUsageError, UnknownBatchNotifierError
-from ._registry import FunctionRegistry
+from ._exceptions import UnknownBatchNotifierError
+from ._registry import CallContext, FunctionRegistry
 from ._types import BatchOrchestratorProgress, ItemFailure, PageFailure
 
 __all__ = [
@@ -18,8 +18,10 @@ __all__ = [
 ]
 
 
-class BatchNotifierContext:
+class BatchNotifierContext(CallContext):
     """What a notifier gets: what happened, to which batch, and the batch's progress."""
+
+    _CONFIG = "BatchNotifierConfig"
 
     def __init__(
         self,
@@ -34,10 +36,10 @@ class BatchNotifierContext:
         logger: logging.LoggerAdapter[logging.Logger],
         failed_items: list[ItemFailure] | None = None,
     ) -> None:
+        super().__init__(progress=progress, batch_id=batch_id, args=args, logger=logger)
         self._event, self._reason, self._failed = event, reason, failed_pages
         self._failed_items = failed_items or []
-        self._progress, self._batch_id, self._workflow_id = progress, batch_id, workflow_id
-        self._args, self._logger = args, logger
+        self._workflow_id = workflow_id
 
     @property
     def event(self) -> str:
@@ -76,38 +78,9 @@ class BatchNotifierContext:
         return self._failed_items
 
     @property
-    def progress(self) -> BatchOrchestratorProgress:
-        """The batch's progress when the event happened."""
-        return self._progress
-
-    @property
-    def batch_id(self) -> str:
-        """The batch's ``batch_id`` ("" when none was given)."""
-        return self._batch_id
-
-    @property
     def workflow_id(self) -> str:
         """The batch's workflow ID (what ``get_handle`` and the CLI take)."""
         return self._workflow_id
-
-    @property
-    def args_str(self) -> str:
-        """The ``BatchNotifierConfig.args`` string.
-
-        Raises:
-            ProcessorUsageError: the notifier was configured without args.
-        """
-        if self._args is None:
-            raise ProcessorUsageError(
-                "context.args_str was read but BatchNotifierConfig.args is None; "
-                "pass args=... in BatchNotifierConfig"
-            )
-        return self._args
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry ``batch_id``."""
-        return self._logger
 
 
 NotifierFn = Callable[[BatchNotifierContext], Awaitable[None]]

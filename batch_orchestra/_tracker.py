@@ -6,8 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ._exceptions import ProcessorUsageError, UnknownBatchTrackerError
-from ._registry import FunctionRegistry
+from ._exceptions import UnknownBatchTrackerError
+from ._registry import CallContext, FunctionRegistry
 from ._types import BatchOrchestratorProgress
 
 __all__ = [
@@ -18,8 +18,10 @@ __all__ = [
 ]
 
 
-class BatchTrackerContext:
+class BatchTrackerContext(CallContext):
     """What a tracker gets: the batch's progress, its id and the tracker's args."""
+
+    _CONFIG = "BatchTrackerConfig"
 
     def __init__(
         self,
@@ -30,45 +32,13 @@ class BatchTrackerContext:
         is_final: bool,
         logger: logging.LoggerAdapter[logging.Logger],
     ) -> None:
-        self._progress = progress
-        self._batch_id = batch_id
-        self._args = args
+        super().__init__(progress=progress, batch_id=batch_id, args=args, logger=logger)
         self._is_final = is_final
-        self._logger = logger
-
-    @property
-    def progress(self) -> BatchOrchestratorProgress:
-        """The batch's progress when the tracker was called."""
-        return self._progress
-
-    @property
-    def batch_id(self) -> str:
-        """The batch's ``batch_id`` ("" when none was given)."""
-        return self._batch_id
-
-    @property
-    def args_str(self) -> str:
-        """The ``BatchTrackerConfig.args`` string.
-
-        Raises:
-            ProcessorUsageError: the tracker was configured without args.
-        """
-        if self._args is None:
-            raise ProcessorUsageError(
-                "context.args_str was read but BatchTrackerConfig.args is None; "
-                "pass args=... in BatchTrackerConfig"
-            )
-        return self._args
 
     @property
     def is_final(self) -> bool:
         """True for the last call, made once the batch has finished."""
         return self._is_final
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry ``batch_id``."""
-        return self._logger
 
 
 TrackerFn = Callable[[BatchTrackerContext], Awaitable[None]]
