@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-__all__ = ["HEALTH_STATES", "FlowControl", "FlowState"]
+__all__ = ["FlowControl", "FlowState", "rates_text"]
 
 MIN_TICK_SECONDS = 0.25
 """The shortest wait before flow control looks again (starts come in groups above 4/s)."""
@@ -36,7 +36,9 @@ HEALTH_RECOVERY_STEP = 0.1
 """Each healthy verdict after "slow down" or "stop" adds this fraction of ``max_parallelism``."""
 CHANGE_LOG_LIMIT = 20
 """How many recent control changes progress lists."""
-HEALTH_STATES = ("healthy", "slow_down", "stop", "failing")
+MAX_NOTE_CHARS = 500
+"""The most characters of an operator's or a health check's text (a reason, an identity) the
+batch keeps: it travels across continue-as-new."""
 
 
 @dataclass(kw_only=True)
@@ -302,7 +304,7 @@ class FlowControl:
     # -- health ------------------------------------------------------------------------------
 
     def health_verdict(
-        self, verdict: str, reason: str | None, *, current: int, max_parallelism: int, now: float
+        self, verdict: str, reason: str | None, *, current: int, max_parallelism: int
     ) -> str | None:
         """The health check said ``verdict``; returns a line to log when the state changed.
 
@@ -311,6 +313,7 @@ class FlowControl:
         """
         s = self.state
         before = (s.health, math.floor(s.health_cap) if s.health_cap is not None else None)
+        reason = _bounded(reason)
         s.health, s.health_reason = verdict, reason
         step = max(1.0, max_parallelism * HEALTH_RECOVERY_STEP)
         if verdict == "healthy":
@@ -337,7 +340,6 @@ class FlowControl:
         *,
         current: int,
         max_parallelism: int,
-        now: float,
     ) -> str | None:
         """A call of the health check failed; past the threshold it counts as unhealthy."""
         s = self.state
@@ -349,12 +351,26 @@ class FlowControl:
             f"{s.health_failures} calls in a row failed; last: {error}",
             current=current,
             max_parallelism=max_parallelism,
-            now=now,
         )
 
     # -- the change log ----------------------------------------------------------------------
 
     def log_change(self, change: str, by: str | None, now: float) -> None:
-        """Remember a control change (the most recent ``CHANGE_LOG_LIMIT``)."""
-        self.state.changes.append([now, change, by])
+        """Remember a control change (the most recent ``CHANGE_LOG_LIMIT``, text bounded)."""
+        self.state.changes.append([now, _bounded(change), _bounded(by)])
         del self.state.changes[:-CHANGE_LOG_LIMIT]
+
+
+def _bounded(text: str | None) -> str | None:
+    """``text`` cut to ``MAX_NOTE_CHARS``."""
+    if text is None or len(text) <= MAX_NOTE_CHARS:
+        return text
+    return text[: MAX_NOTE_CHARS - 3] + "..."
+
+
+def rates_text(pages: float | None, items: float | None) -> str:
+    """Rate limits as people read them: "10 pages/s, 5,000 items/s", or "none"."""
+    parts = [
+        f"{v:,g} {unit}/s" for v, unit in ((pages, "pages"), (items, "items")) if v is not None
+    ]
+    return ", ".join(parts) or "none"

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         WORKER_SHUTDOWN_ERROR_TYPE,
         InvalidBatchInputError,
     )
-    from ._flow import FlowControl, FlowState
+    from ._flow import FlowControl, FlowState, rates_text
     from ._messages import (
         BATCH_WORKFLOW_TYPE,
         DESCRIBE_BATCH,
@@ -455,12 +455,7 @@ class BatchOrchestrator(SideCalls, Recovery):
 
     def _rate_reason(self) -> str:
         s = self._flow_control.state
-        limits = []
-        if s.max_pages_per_second is not None:
-            limits.append(f"{s.max_pages_per_second:g} pages/s")
-        if s.max_items_per_second is not None:
-            limits.append(f"{s.max_items_per_second:g} items/s")
-        return "rate limit: " + ", ".join(limits)
+        return "rate limit: " + rates_text(s.max_pages_per_second, s.max_items_per_second)
 
     async def _flow_timer(self) -> None:
         """Wake the batch when flow control may let more pages start (one timer at a time)."""
@@ -958,7 +953,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         items = limits.get("max_items_per_second", s.max_items_per_second)
         old = (s.max_pages_per_second, s.max_items_per_second)
         flow.set_rates(pages, items, now)
-        self._changed(f"rate limit {_rates(*old)} -> {_rates(pages, items)}", by)
+        self._changed(f"rate limit {rates_text(*old)} -> {rates_text(pages, items)}", by)
         return self._progress()
 
     @set_rate_limit.validator
@@ -1041,11 +1036,6 @@ class BatchOrchestrator(SideCalls, Recovery):
             workflow.logger.warning("ignored set_rate_limit_signal: %s", err)
             return
         await self._set_rates(limits)
-
-
-def _rates(pages: float | None, items: float | None) -> str:
-    parts = [f"{v:g} {unit}/s" for v, unit in ((pages, "pages"), (items, "items")) if v is not None]
-    return ", ".join(parts) or "none"
 
 
 def _earlier_due(sched: Scheduler, due: float) -> bool:

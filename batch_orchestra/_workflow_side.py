@@ -225,7 +225,6 @@ class SideCalls:
                 verdict.reason,
                 current=self._current(sched),
                 max_parallelism=sched.max_parallelism,
-                now=workflow.now().timestamp(),
             )
         except ActivityError as err:
             cause = err.cause if err.cause is not None else err
@@ -237,7 +236,6 @@ class SideCalls:
                 check.failures_before_unhealthy,
                 current=self._current(sched),
                 max_parallelism=sched.max_parallelism,
-                now=workflow.now().timestamp(),
             )
         finally:
             self._health_busy = False

@@ -160,20 +160,18 @@ def test_adaptive_grows_while_pages_are_fast_and_cuts_once_per_round_on_trouble(
 
 def test_health_slow_down_halves_stop_holds_and_healthy_grows_back() -> None:
     flow = FlowControl(FlowState())
-    flow.health_verdict("slow_down", "lag", current=20, max_parallelism=20, now=0.0)
+    flow.health_verdict("slow_down", "lag", current=20, max_parallelism=20)
     assert flow.cap(20, 0.0)[0] == 10
-    flow.health_verdict("stop", "lag", current=10, max_parallelism=20, now=1.0)
+    flow.health_verdict("stop", "lag", current=10, max_parallelism=20)
     cap, why = flow.cap(20, 1.0)
     assert cap == 0 and "stop" in (why or "")
-    flow.health_verdict("healthy", None, current=0, max_parallelism=20, now=2.0)
+    flow.health_verdict("healthy", None, current=0, max_parallelism=20)
     assert flow.cap(20, 2.0)[0] == 2
-    for t in range(3, 12):
-        flow.health_verdict("healthy", None, current=0, max_parallelism=20, now=float(t))
+    for _ in range(3, 12):
+        flow.health_verdict("healthy", None, current=0, max_parallelism=20)
     assert flow.cap(20, 12.0)[0] is None
-    assert flow.health_failed("boom", 2, current=20, max_parallelism=20, now=13.0) is None
-    assert "failing" in (
-        flow.health_failed("boom", 2, current=20, max_parallelism=20, now=14.0) or ""
-    )
+    assert flow.health_failed("boom", 2, current=20, max_parallelism=20) is None
+    assert "failing" in (flow.health_failed("boom", 2, current=20, max_parallelism=20) or "")
     assert flow.cap(20, 14.0)[0] == 0
 
 
@@ -433,3 +431,14 @@ async def test_cli_set_rate_and_status_show_the_limit(
         result = await run_cli(temporal, "set-rate", bid, "--pages-per-second", "fast")
         assert result.exit_code == 2 and "'fast'" in result.output
         await handle.workflow_handle.terminate("test over")
+
+
+def test_operator_text_kept_in_the_batch_state_is_bounded() -> None:
+    """Reasons and identities come from operators and health checks and travel across
+    continue-as-new: unbounded, a few long ones would pass Temporal's 2 MB input limit."""
+    flow = FlowControl(FlowState())
+    for i in range(30):
+        flow.log_change(f"page {i} skipped: " + "x" * 1_000_000, "y" * 100_000, float(i))
+    flow.health_verdict("stop", "z" * 1_000_000, current=4, max_parallelism=4)
+    assert len(json.dumps(flow.state.changes)) < 25_000  # 20 entries of at most ~1 KB
+    assert len(flow.state.health_reason or "") <= 500

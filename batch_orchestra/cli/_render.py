@@ -19,6 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .._flow import rates_text
 from .._types import BatchOrchestratorProgress, PageFailure
 
 __all__ = [
@@ -166,12 +167,7 @@ def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
 
 def rate_text(p: BatchOrchestratorProgress) -> str:
     """The rate limits in force, e.g. "10 pages/s, 5,000 items/s" or "none"."""
-    parts = []
-    if p.max_pages_per_second is not None:
-        parts.append(f"{p.max_pages_per_second:,g} pages/s")
-    if p.max_items_per_second is not None:
-        parts.append(f"{p.max_items_per_second:,g} items/s")
-    return ", ".join(parts) or "none"
+    return rates_text(p.max_pages_per_second, p.max_items_per_second)
 
 
 def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
