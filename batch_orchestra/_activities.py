@@ -161,7 +161,12 @@ class BatchActivities:
             # the next deploy, may know the processor (a rolling deploy).
             raise _as_application_error(err, UNKNOWN_PROCESSOR_ERROR_TYPE, True) from None
         enqueue = PageEnqueue(
-            self._transport, info.workflow_id or "", inp.page_num, inp.processor, inp.execution
+            self._transport,
+            info.workflow_id or "",
+            inp.page_num,
+            inp.processor,
+            inp.execution,
+            inp.attempt,
         )
         extra: dict[str, Any] = {"batch_id": inp.batch_id, "page_num": inp.page_num}
         context = BatchProcessorContext(

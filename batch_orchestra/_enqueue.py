@@ -65,23 +65,23 @@ class EnqueueTransport:
         self._quick[processor] = q + _QUICK_WEIGHT * ((1.0 if quick else 0.0) - q)
 
     def send(
-        self, handle: WorkflowHandle[Any, Any], request: EnqueueRequest
+        self, handle: WorkflowHandle[Any, Any], request: EnqueueRequest, attempt: int
     ) -> asyncio.Future[None]:
-        """Hand a page's successors to its batch; the future resolves once delivered."""
+        """Hand a page attempt's successors to its batch; the future resolves once delivered."""
         key = (handle._client.namespace, handle.id, request.execution)
         sender = self._senders.get(key)
         if sender is None:
             sender = self._senders[key] = _Sender(self, key, handle)
-        return sender.submit(request)
+        return sender.submit(request, attempt)
 
     def _forget(self, key: tuple[str, str, str], sender: _Sender) -> None:
         if self._senders.get(key) is sender:
             del self._senders[key]
 
     async def deliver(
-        self, handle: WorkflowHandle[Any, Any], requests: list[EnqueueRequest]
+        self, handle: WorkflowHandle[Any, Any], requests: list[tuple[EnqueueRequest, int]]
     ) -> None:
-        """Deliver by update, or by signal when an update cannot be used.
+        """Deliver page attempts' enqueues by update, or by signal when an update cannot be used.
 
         By update (its workflow task is dispatched at once, so the hop is short) or, when the server
         refuses updates (10 in flight, a few thousand per run) or a run closes under one, by signal.
@@ -92,16 +92,15 @@ class EnqueueTransport:
         if not self.settings.enqueue_by_signal and now >= self._prefer_signal_until.get(key, 0.0):
             try:
                 if len(requests) == 1:
+                    request, attempt = requests[0]
                     await handle.execute_update(
-                        ENQUEUE_UPDATE,
-                        requests[0],
-                        id=f"enqueue-{requests[0].parent_page_num}",
+                        ENQUEUE_UPDATE, request, id=_enqueue_update_id(request, attempt)
                     )
                 else:
                     await handle.execute_update(
                         ENQUEUE_MANY_UPDATE,
-                        requests,
-                        id=f"enqueue-{requests[0].parent_page_num}-{uuid.uuid4().hex[:12]}",
+                        [request for request, _ in requests],
+                        id=_enqueue_many_update_id(*requests[0]),
                     )
                 return
             except Exception as err:  # refused or aborted: the signal below is always accepted
@@ -109,8 +108,28 @@ class EnqueueTransport:
                     self._prefer_signal_until.clear()
                 self._prefer_signal_until[key] = now + self.settings.prefer_signal_for
                 activity.logger.debug("enqueue update refused (%s); using a signal", err)
-        for request in requests:
+        for request, _ in requests:
             await handle.signal(ENQUEUE_SIGNAL, request)
+
+
+# Temporal answers an update whose ID its run has seen with that update's outcome, without
+# running the handler. An enqueue's ID therefore names the batch execution as well as the page
+# and attempt: an old execution's late enqueue, delivered to a new batch under the same workflow
+# ID (and ignored there), must not answer the new batch's own enqueue from that page number
+# (docs/architecture.md, "Messages know their batch").
+def _enqueue_update_id(request: EnqueueRequest, attempt: int) -> str:
+    """The update ID of one page attempt's enqueue: execution, page and attempt."""
+    return f"enqueue-{request.execution}-{request.parent_page_num}-{attempt}"
+
+
+def _enqueue_many_update_id(first: EnqueueRequest, attempt: int) -> str:
+    """The update ID of coalesced enqueues: the first one's execution, page and attempt.
+
+    And a random part: no other update carries the same set.
+    """
+    return (
+        f"enqueue-many-{first.execution}-{first.parent_page_num}-{attempt}-{uuid.uuid4().hex[:12]}"
+    )
 
 
 class _Sender:
@@ -127,12 +146,12 @@ class _Sender:
         handle: WorkflowHandle[Any, Any],
     ) -> None:
         self._transport, self._key, self._handle = transport, key, handle
-        self._queue: list[tuple[EnqueueRequest, asyncio.Future[None]]] = []
+        self._queue: list[tuple[EnqueueRequest, int, asyncio.Future[None]]] = []
         self._in_flight = 0
 
-    def submit(self, request: EnqueueRequest) -> asyncio.Future[None]:
+    def submit(self, request: EnqueueRequest, attempt: int) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, done))
+        self._queue.append((request, attempt, done))
         if self._in_flight < self._transport.settings.max_updates_in_flight:
             self._send_queued()
         return done
@@ -142,15 +161,15 @@ class _Sender:
         self._in_flight += 1
         asyncio.ensure_future(self._send(batch))
 
-    async def _send(self, batch: list[tuple[EnqueueRequest, asyncio.Future[None]]]) -> None:
+    async def _send(self, batch: list[tuple[EnqueueRequest, int, asyncio.Future[None]]]) -> None:
         try:
-            await self._transport.deliver(self._handle, [request for request, _ in batch])
+            await self._transport.deliver(self._handle, [(r, a) for r, a, _ in batch])
         except BaseException as err:
-            for _, done in batch:
+            for _, _, done in batch:
                 if not done.done():
                     done.set_exception(err)
         else:
-            for _, done in batch:
+            for _, _, done in batch:
                 if not done.done():
                     done.set_result(None)
         finally:
@@ -177,11 +196,13 @@ class PageEnqueue:
         page_num: int,
         processor: str,
         execution: str,
+        attempt: int,
     ) -> None:
         self._transport = transport
         self._workflow_id, self._page_num, self._processor = workflow_id, page_num, processor
         self.execution = execution
         """The batch execution that started this attempt."""
+        self._attempt = attempt
         self._request: EnqueueRequest | None = None
         self._handle: WorkflowHandle[Any, Any] | None = None
         self._enqueued_at = 0.0
@@ -207,7 +228,7 @@ class PageEnqueue:
     def _send_now(self) -> None:
         assert self._request is not None and self._handle is not None
         self._timer = None
-        self._send = self._transport.send(self._handle, self._request)
+        self._send = self._transport.send(self._handle, self._request, self._attempt)
         if self._held is not None:
             held = self._held
             self._send.add_done_callback(lambda f: _settle(held, f))

@@ -97,6 +97,9 @@ ITEM_PAGE_BYTES = 12_000
 """The most bytes of keys one page of a batch of item keys holds (a cursor holds 16 KB)."""
 FAILED_OUTBOX_LIMIT = 1_000
 """Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
+FOREIGN_EXECUTIONS_LOGGED = 32
+"""A run logs the first ignored message of each other execution; it remembers this many (past
+it, the oldest is forgotten and would be logged again)."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
 
@@ -137,6 +140,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._handover_put_off = False
         self._attempts: dict[tuple[int, int], workflow.ActivityHandle[PageResult]] = {}
         self._execution = workflow.info().first_execution_run_id
+        self._foreign: dict[str, None] = {}  # other executions whose messages were logged
         self._input_error: str | None = None
         self._tracker_next: float | None = None
         self._sched: Scheduler | None = None
@@ -719,13 +723,18 @@ class BatchOrchestrator(SideCalls, Recovery):
         """Whether a message comes from an attempt this batch execution started."""
         if not execution or execution == self._execution:
             return True
-        workflow.logger.warning(
-            "ignored %s from page %d of another batch execution (%s) that used this workflow ID",
-            what,
-            page_num,
-            execution,
-            extra=self._extra(page_num),
-        )
+        if execution not in self._foreign:  # one line per execution, not one per message
+            if len(self._foreign) >= FOREIGN_EXECUTIONS_LOGGED:
+                del self._foreign[next(iter(self._foreign))]
+            self._foreign[execution] = None
+            workflow.logger.warning(
+                "ignored %s from page %d of another batch execution (%s) that used this "
+                "workflow ID; its further messages are ignored without a log line",
+                what,
+                page_num,
+                execution,
+                extra=self._extra(page_num),
+            )
         return False
 
     async def _retry_timer(self) -> None:
