@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 
 from batch_orchestra import (
+    BatchOrchestraError,
     BatchOrchestraPlugin,
     BatchOrchestratorInput,
     BatchPage,
@@ -67,6 +69,21 @@ class Gated(PageProcessor):
 
     def reduce(self, acc: dict[str, int], value: dict[str, int]) -> dict[str, int]:
         return {"sum": acc["sum"] + value["sum"], "pages": acc["pages"] + value["pages"]}
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+@page_processor
+class Broken(PageProcessor):
+    """Every page fails for good; a page of item keys runs them."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        raise ApplicationError(f"page {context.page_num} is broken", non_retryable=True)
+
+    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int:
+        return len(keys)
 
     @property
     def retry_mode(self) -> PageProcessor.RetryMode:
@@ -155,3 +172,55 @@ async def test_a_reused_batch_id_runs_exactly_its_own_pages_when_the_old_message
     assert len(ignored) == 1 and old_execution in ignored[0].getMessage(), [
         r.getMessage() for r in ignored
     ]
+
+
+@pytest.mark.parametrize("kind", ["redrive", "items"])
+async def test_two_redrives_that_chose_one_derived_id_do_not_share_it(
+    orchestra, client, task_queue, new_worker, monkeypatch, kind
+) -> None:
+    """Two redrives of one finished batch both find ``<id>-redrive-1`` (or ``<id>-items-1``)
+    free; the first starts it and finishes before the second starts. The second must fail,
+    naming the ID, rather than start a second execution under it."""
+    wid = batch_id()
+    real = orchestra._free_redrive_id
+    chosen, go = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def chosen_early(*args: Any) -> str:
+        nonlocal calls
+        calls += 1
+        new_id = await real(*args)
+        if calls == 1:  # the late redrive: its ID is chosen, its start waits
+            chosen.set()
+            await go.wait()
+        return new_id
+
+    def redrive() -> Any:
+        if kind == "redrive":
+            return orchestra.redrive(wid)
+        return orchestra.redrive_items(wid, ["k1", "k2"])
+
+    async with new_worker():
+        old = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="Broken",
+                page_size=2,
+                max_parallelism=1,
+                batch_id=wid,
+                first_cursor_str="0",
+            ),
+            id=wid,
+            task_queue=task_queue,
+        )
+        assert (await asyncio.wait_for(old.result(), 30)).num_failed_pages == 1
+        monkeypatch.setattr(orchestra, "_free_redrive_id", chosen_early)
+        late = asyncio.ensure_future(redrive())
+        await asyncio.wait_for(chosen.wait(), 30)
+        first = await redrive()
+        assert first.id == f"{wid}-{kind}-1"
+        await asyncio.wait_for(first.result(), 30)
+        go.set()
+        with pytest.raises(BatchOrchestraError, match=f"{first.id}.*at the same time"):
+            await asyncio.wait_for(late, 30)
+    desc = await client.get_workflow_handle(first.id).describe()
+    assert desc.run_id == first.workflow_handle.first_execution_run_id
