@@ -14,10 +14,11 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryRejectedError,
 )
-from temporalio.common import QueryRejectCondition
+from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._exceptions import InvalidBatchInputError
+from ._exceptions import BatchOrchestraError, InvalidBatchInputError
 from ._messages import (
     BATCH_WORKFLOW_TYPE,
     PROGRESS_QUERY,
@@ -325,6 +326,8 @@ class BatchOrchestratorClient:
         Raises:
             InvalidBatchInputError: the batch ended without a result (failed, cancelled,
                 terminated), or it has no failed page to redrive.
+            BatchOrchestraError: another redrive started the default ID first (``id`` not
+                given): that batch runs these pages.
         """
         handle = self.get_handle(workflow_id)
         desc = await self._client.get_workflow_handle(workflow_id).describe()
@@ -356,8 +359,9 @@ class BatchOrchestratorClient:
         inp.first_cursor_str, inp.first_cursor_strs, inp.item_keys = "", None, None
         inp.redrive_of, inp.redrive_pages = workflow_id, pages
         inp.total_items = None  # the old estimate would make percent done and ETA wrong
-        new_id = id or await self._free_redrive_id(workflow_id)
-        return await self.start(inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs)
+        return await self._start_derived(
+            inp, workflow_id, "redrive", id, task_queue or desc.task_queue, kwargs
+        )
 
     async def redrive_items(
         self,
@@ -384,6 +388,8 @@ class BatchOrchestratorClient:
 
         Raises:
             InvalidBatchInputError: there is no key to run, or too many for one batch.
+            BatchOrchestraError: another redrive started the default ID first (``id`` not
+                given): that batch runs these items.
         """
         desc = await self._client.get_workflow_handle(workflow_id).describe()
         if keys is None:
@@ -398,8 +404,36 @@ class BatchOrchestratorClient:
         inp.first_cursor_str, inp.first_cursor_strs, inp.redrive_pages = "", None, None
         inp.redrive_of, inp.item_keys = workflow_id, keys
         inp.total_items = len(keys)
-        new_id = id or await self._free_redrive_id(workflow_id, "items")
-        return await self.start(inp, id=new_id, task_queue=task_queue or desc.task_queue, **kwargs)
+        return await self._start_derived(
+            inp, workflow_id, "items", id, task_queue or desc.task_queue, kwargs
+        )
+
+    async def _start_derived(
+        self,
+        inp: BatchOrchestratorInput,
+        workflow_id: str,
+        kind: str,
+        id: str | None,
+        task_queue: str,
+        kwargs: dict[str, Any],
+    ) -> BatchOrchestratorHandle:
+        """Start a redrive batch under ``id`` or the first free ``<workflow_id>-<kind>-<n>``."""
+        if id is not None:
+            return await self.start(inp, id=id, task_queue=task_queue, **kwargs)
+        new_id = await self._free_redrive_id(workflow_id, kind)
+        # The ID was free when described; another redrive may have taken it since. Never
+        # share it: not with a running batch, and not with one that has already finished
+        # (Temporal's default would start a second execution under the same ID).
+        kwargs.setdefault("id_conflict_policy", WorkflowIDConflictPolicy.FAIL)
+        kwargs.setdefault("id_reuse_policy", WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        try:
+            return await self.start(inp, id=new_id, task_queue=task_queue, **kwargs)
+        except WorkflowAlreadyStartedError as err:
+            raise BatchOrchestraError(
+                f"batch {new_id!r} was started by another redrive of {workflow_id!r} at the "
+                f"same time; it runs the same pages or items: follow it with "
+                f"get_handle({new_id!r}), or pass id=... to start one of your own"
+            ) from err
 
     async def _first_input(self, workflow_id: str) -> BatchOrchestratorInput:
         """The input a batch was started with.
