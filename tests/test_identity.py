@@ -27,7 +27,12 @@ from batch_orchestra import (
     WorkerSettings,
     page_processor,
 )
-from tests.helpers import assert_eventually, batch_id
+from tests.helpers import (
+    assert_eventually,
+    batch_id,
+    enqueue_signals_only,
+    enqueue_update_events,
+)
 
 FIRST_PAGES = 3  # page numbers 0-2: each batch's three first cursors
 
@@ -157,6 +162,9 @@ async def test_a_reused_batch_id_runs_exactly_its_own_pages_when_the_old_message
             assert GATES[old].enqueued == set(range(FIRST_PAGES)), GATES[old]
             reports = await _signals(client, wid, new_run, "batch_orchestra.page_finished")
             assert reports == FIRST_PAGES, f"{reports} of A's page reports reached B"
+            # ... and A's enqueues reached B by the transport under test
+            by = enqueue_signals_only if by_signal else enqueue_update_events
+            assert await by(client, wid) == FIRST_PAGES
 
         await assert_eventually(old_messages_delivered)
         GATES[new].open.set()
