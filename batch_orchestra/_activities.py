@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from ._enqueue import EnqueueTransport, PageEnqueue
 from ._errors_table import MAX_ERROR_MESSAGE
 from ._exceptions import (
+    INVALID_ARGS_ERROR_TYPE,
     INVALID_INPUT_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
     PROCESSOR_USAGE_ERROR_TYPE,
@@ -32,6 +33,7 @@ from ._exceptions import (
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     UNKNOWN_TRACKER_ERROR_TYPE,
     WORKER_SHUTDOWN_ERROR_TYPE,
+    InvalidArgsError,
     InvalidBatchInputError,
     ProcessorDefinitionError,
     ProcessorUsageError,
@@ -73,6 +75,7 @@ from ._processor import (
     processor_settings,
 )
 from ._tracker import BatchTrackerContext, get_batch_tracker
+from ._typed import check_args
 from ._types import MAX_PAGE_VALUE_BYTES, MAX_RESULT_BYTES, ProcessorSettings
 
 __all__ = ["BatchActivities"]
@@ -123,16 +126,24 @@ class BatchActivities:
 
     @activity.defn(name=DESCRIBE_BATCH)
     async def describe_batch(self, inp: DescribeBatchInput) -> ProcessorSettings:
-        """Read the processor's retry settings and check that the tracker and notifier exist.
+        """Read the processor's retry settings; check the args, tracker and notifier.
 
-        The settings are recorded in history.
+        The settings are recorded in history. Args that do not fit the processor's
+        ``args_type`` fail the batch here, before any page runs.
         """
         try:
-            settings = processor_settings(get_page_processor(inp.processor))
+            cls = get_page_processor(inp.processor)
+            settings = processor_settings(cls)
         except UnknownPageProcessorError as err:
             raise _as_application_error(err, UNKNOWN_PROCESSOR_ERROR_TYPE) from None
         except ProcessorDefinitionError as err:
             raise _as_application_error(err, PROCESSOR_DEFINITION_ERROR_TYPE) from None
+        args_type = getattr(cls, "args_type", None)
+        if args_type is not None and inp.args is not None:
+            try:
+                check_args(args_type, inp.args, inp.processor)
+            except InvalidArgsError as err:
+                raise _as_application_error(err, INVALID_ARGS_ERROR_TYPE) from None
         try:
             if inp.tracker is not None:
                 get_batch_tracker(inp.tracker)
@@ -179,6 +190,7 @@ class BatchActivities:
             logger=_ContextLogger(_page_logger, extra),
             successor_enqueued=inp.successor_enqueued or inp.discovered_apart,
             discovered_apart=inp.discovered_apart,
+            args_type=getattr(cls, "args_type", None),
         )
         heartbeat = _start_heartbeats(info)
         began = time.monotonic()
@@ -316,6 +328,7 @@ class BatchActivities:
             logger=_ContextLogger(
                 _page_logger, {"batch_id": inp.batch_id, "page_num": inp.page_num}
             ),
+            args_type=getattr(cls, "args_type", None),
         )
         heartbeat = _start_heartbeats(activity.info())
         try:

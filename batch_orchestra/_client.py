@@ -27,7 +27,8 @@ from ._messages import (
     SET_RATE_LIMIT_UPDATE,
     SKIP_PAGE_UPDATE,
 )
-from ._processor import PageProcessor, _is_registered
+from ._processor import PageProcessor, _is_registered, find_page_processor
+from ._typed import check_args
 from ._types import (
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
@@ -270,8 +271,13 @@ class BatchOrchestratorClient:
 
         Extra keyword arguments go to ``Client.start_workflow``.
 
+        When the processor class is known here (given as the class, or registered in this
+        process) and declares ``args_type``, the args are checked against it before anything
+        starts; otherwise the worker checks them when the batch starts.
+
         Raises:
             InvalidBatchInputError: a field of ``input`` cannot work; the message names it.
+            InvalidArgsError: the args do not fit the processor's ``args_type``.
         """
         proc = input.page_processor
         if inspect.isclass(proc) and not (issubclass(proc, PageProcessor) and _is_registered(proc)):
@@ -280,6 +286,10 @@ class BatchOrchestratorClient:
                 "with @page_processor, or pass the registered name"
             )
         validate_input(input)
+        cls = proc if inspect.isclass(proc) else find_page_processor(input.processor_name())
+        args_type = getattr(cls, "args_type", None)
+        if args_type is not None and input.args is not None:
+            check_args(args_type, input.args, input.processor_name())
         handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
             BATCH_WORKFLOW_TYPE,
             input_to_wire(input),

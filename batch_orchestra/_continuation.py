@@ -21,6 +21,8 @@ from typing import Any
 from ._discovery import Discovery
 from ._errors_table import ErrorTable
 from ._flow import FlowState
+from ._hooks import HookRecord
+from ._no_progress import NoProgressWatch
 from ._scheduler import PageState, Scheduler
 from ._types import FailurePolicy, ItemFailure, ProcessorSettings
 from ._wire import from_wire, to_wire
@@ -77,6 +79,9 @@ class SchedulerState:
     """The most recent item failures: ``[key, page_num, error_type, message, failed_at]``."""
     num_redriven: int = 0
     """Failed pages queued again by ``redrive()``."""
+    no_progress: list[Any] = field(default_factory=list)
+    """The streak of identical failures and the stall (``NoProgressWatch.to_state``); empty
+    from older versions."""
 
 
 @dataclass(kw_only=True)
@@ -95,6 +100,8 @@ class BatchContinuation:
     """Whether ``result`` has been started (``initial_result()`` applied)."""
     unreduced: list[Any] = field(default_factory=list)
     """Completed pages' values not yet folded into ``result``."""
+    hook_errors: list[HookRecord] = field(default_factory=list)
+    """The tracker, notifier, health check or reduce whose calls failed (one each)."""
 
 
 def _ms(t: float | None, base: float) -> int | None:
@@ -300,6 +307,7 @@ def scheduler_to_state(
             for f in s.failed_items
         ],
         num_redriven=s.num_redriven,
+        no_progress=s.watch.to_state(),
     )
 
 
@@ -337,6 +345,7 @@ def scheduler_from_state(
     for ch in st.recent_outcomes:
         s._record_outcome(ch == "1")
     s.num_failed_items, s.num_redriven = st.num_failed_items, st.num_redriven
+    s.watch = NoProgressWatch.from_state(st.no_progress, st.num_completed)
     s.failed_items.extend(
         ItemFailure(
             key=str(key),

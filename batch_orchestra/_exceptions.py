@@ -29,6 +29,7 @@ __all__ = [
     "UnknownBatchTrackerError",
     "UnknownHealthCheckError",
     "UnknownPageProcessorError",
+    "INVALID_ARGS_ERROR_TYPE",
     "INVALID_INPUT_ERROR_TYPE",
     "PROCESSOR_USAGE_ERROR_TYPE",
     "UNKNOWN_PROCESSOR_ERROR_TYPE",
@@ -41,6 +42,8 @@ __all__ = [
 
 INVALID_INPUT_ERROR_TYPE = "BatchOrchestraInvalidInput"
 """``ApplicationError.type`` of a batch that failed because its input was invalid."""
+INVALID_ARGS_ERROR_TYPE = "BatchOrchestraInvalidArgs"
+"""``ApplicationError.type`` of a batch whose args do not fit its processor's ``args_type``."""
 PROCESSOR_USAGE_ERROR_TYPE = "BatchOrchestraProcessorUsage"
 """``ApplicationError.type`` of a page that misused the context (never retried)."""
 UNKNOWN_PROCESSOR_ERROR_TYPE = "BatchOrchestraUnknownPageProcessor"
@@ -86,17 +89,21 @@ class InvalidCursorError(InvalidBatchInputError):
 class InvalidArgsError(InvalidBatchInputError):
     """The batch's args do not parse into the model given to ``context.args(Model)``.
 
-    Raised inside ``run()``, it fails the page without retries.
+    Raised inside ``run()``, it fails the page without retries. Raised when a batch starts
+    (``page_num`` None), for a processor that declares ``args_type``: the batch does not start
+    (from the client) or fails at once (on the worker, ``INVALID_ARGS_ERROR_TYPE``).
     """
 
-    def __init__(self, message: str, *, model: object, text: str, page_num: int) -> None:
+    def __init__(
+        self, message: str, *, model: object, text: str, page_num: int | None = None
+    ) -> None:
         super().__init__(message)
         self.model = model
         """The class the args were parsed into."""
         self.text = text
         """The args string that did not parse."""
         self.page_num = page_num
-        """The page that read them."""
+        """The page that read them (None: checked when the batch started)."""
 
 
 class ProcessorDefinitionError(BatchOrchestraError, TypeError):

@@ -77,6 +77,8 @@ class DescribeBatchInput:
     tracker: str | None = None
     notifier: str | None = None
     health_check: str | None = None
+    args: str | None = None
+    """The batch's args, checked against the processor's ``args_type`` if it declares one."""
 
 
 @dataclass
@@ -195,7 +197,7 @@ class NotifyInput:
     batch_id: str
     workflow_id: str
     event: str
-    """"paused", "pages_failed", "items_failed" or "finished"."""
+    """"paused", "stalled", "pages_failed", "items_failed" or "finished"."""
     reason: str | None
     failed_pages: list[PageFailure]
     progress: BatchOrchestratorProgress

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from temporalio.common import RetryPolicy
 
@@ -21,7 +21,7 @@ from ._exceptions import (
     ProcessorUsageError,
     UnknownPageProcessorError,
 )
-from ._typed import TypedContextMixin, TypedPageMixin
+from ._typed import TypedContextMixin, TypedPageMixin, is_model
 from ._types import (
     MAX_ITEM_KEY,
     MAX_ITEM_MESSAGE,
@@ -36,6 +36,7 @@ __all__ = [
     "BatchPage",
     "EnqueuedPages",
     "BatchProcessorContext",
+    "find_page_processor",
     "PageProcessor",
     "RetryMode",
     "get_page_processor",
@@ -110,6 +111,11 @@ class PageProcessor(abc.ABC):
     # An alias of the module-level enum, so the seed's `PageProcessor.RetryMode` works both at
     # runtime and as a type annotation.
     RetryMode: TypeAlias = _RetryModeAlias
+
+    args_type: ClassVar[type[Any] | None] = None
+    """Optional: the dataclass or pydantic model the batch's args parse into. When set, the
+    args are checked once when the batch starts (a mismatch fails it at once with
+    ``InvalidArgsError`` naming the field), and ``context.args()`` parses into it."""
 
     @abc.abstractmethod
     async def run(self, context: BatchProcessorContext) -> int | None:
@@ -200,6 +206,11 @@ def registered_page_processors() -> list[str]:
     return sorted(_registry)
 
 
+def find_page_processor(name: str) -> type[PageProcessor] | None:
+    """The processor class registered under ``name`` in this process, or None."""
+    return _registry.get(name)
+
+
 def get_page_processor(name: str) -> type[PageProcessor]:
     """The processor class registered under ``name``.
 
@@ -255,6 +266,12 @@ def processor_settings(cls: type[PageProcessor]) -> ProcessorSettings:
                 f"{cls.__name__} is EXECUTE_AT_MOST_ONCE but use_extended_retries is True; "
                 "at-most-once pages are never retried: return False or use EXECUTE_AT_LEAST_ONCE"
             )
+    args_type = getattr(cls, "args_type", None)
+    if args_type is not None and not is_model(args_type):
+        raise ProcessorDefinitionError(
+            f"{cls.__name__}.args_type must be a dataclass or pydantic model class (or None), "
+            f"got {args_type!r}"
+        )
     next_page = getattr(cls, "next_page", None)
     if next_page is not None and not callable(next_page):
         raise ProcessorDefinitionError(
@@ -330,8 +347,10 @@ class BatchProcessorContext(TypedContextMixin):
         enqueue: Callable[[list[BatchPage]], asyncio.Future[None]],
         logger: logging.LoggerAdapter[logging.Logger],
         discovered_apart: bool = False,
+        args_type: type[Any] | None = None,
     ) -> None:
         self._page = page
+        self._args_type = args_type
         self._discovered_apart = discovered_apart
         self._page_num = page_num
         self._attempt = attempt

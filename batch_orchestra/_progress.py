@@ -98,6 +98,7 @@ def build_progress(
         num_redriven_pages=s.num_redriven,
     )
     _discovery_progress(p, s)
+    p.no_progress = s.no_progress_text(now)
     return p
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 from ._discovery import DiscoveryBook
 from ._errors_table import ErrorTable
+from ._no_progress import NoProgressRules, NoProgressWatch
 from ._types import (
     FailurePolicy,
     ItemFailure,
@@ -119,7 +120,7 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-class Scheduler(DiscoveryBook):
+class Scheduler(DiscoveryBook, NoProgressRules):
     """Pending, running, waiting (retry backoff), stuck and failed pages of one batch."""
 
     def __init__(
@@ -159,6 +160,7 @@ class Scheduler(DiscoveryBook):
         self.held_bytes = 0
         self.chains: dict[int, int] = {}  # chain -> unfinished pages
         self.recent_outcomes: deque[bool] = deque()  # True: a failed attempt
+        self.watch = NoProgressWatch()  # identical failures in a row, stalls
         self._recent_failures = 0
         self._fresh = 0  # ready pages never attempted
         self._recent: deque[str] = deque()
@@ -332,6 +334,7 @@ class Scheduler(DiscoveryBook):
         self.num_completed += 1
         self.num_completed_items += max(0, items)
         self._record_outcome(False)
+        self.watch.completed()
         clock = self.running_time(now)
         if clock - self.samples[-1][0] >= 1.0:
             self.samples.append((clock, self.num_completed, self.num_completed_items))
@@ -398,6 +401,7 @@ class Scheduler(DiscoveryBook):
             return Outcome.NOT_RUN
         if not worker_lost:
             self._record_outcome(True)
+            self.watch.failed(error_type, message)
         counted = state.attempts - state.unrun
         permanent = non_retryable or s.at_most_once or error_type in s.non_retryable_error_types
         exhausted = state.stuck or (0 < s.maximum_attempts <= counted)
@@ -447,9 +451,17 @@ class Scheduler(DiscoveryBook):
         """Pause the batch if the failure policy says so; returns the reason when it just did.
 
         A batch with nothing left to start now or later (no new page, nothing running that
-        could discover one) is never paused: its stuck pages keep their extended retries.
+        could discover one) is never paused: its stuck pages keep their extended retries;
+        unless no page has completed since it started (or was resumed) and its attempts keep
+        failing with the same error (``no_progress_attempts``): a mistake, not an outage.
         """
-        if self.paused or (self._fresh == 0 and not self.running and not self.discovering):
+        if self.paused:
+            return None
+        no_progress = self.no_progress_pause_reason()
+        if no_progress is not None:
+            self.pause(no_progress, now)
+            return self.pause_reason
+        if self._fresh == 0 and not self.running and not self.discovering:
             return None
         p = self.policy
         n = len(self.recent_outcomes)
@@ -608,6 +620,7 @@ class Scheduler(DiscoveryBook):
         self.paused_by_zero = False
         self.recent_outcomes.clear()
         self._recent_failures = 0
+        self.watch.resumed_now()
         return True
 
     def set_parallelism(self, n: int, now: float) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -30,7 +31,15 @@ if TYPE_CHECKING:
 
     from ._processor import BatchPage
 
-__all__ = ["TypedContextMixin", "TypedPageMixin", "args_str", "cursor_str", "parse_typed"]
+__all__ = [
+    "TypedContextMixin",
+    "TypedPageMixin",
+    "args_str",
+    "check_args",
+    "cursor_str",
+    "is_model",
+    "parse_typed",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -114,12 +123,17 @@ def args_str(obj: object) -> str:
     return _to_json(obj, "args_str")
 
 
+def is_model(model: object) -> bool:
+    """Whether ``model`` is a dataclass or pydantic model class (what typed args parse into)."""
+    return _is_pydantic(model) or (isinstance(model, type) and dataclasses.is_dataclass(model))
+
+
 def _check_model(model: object, method: str) -> str:
     """The model's name.
 
     Raises ProcessorUsageError unless it is a dataclass or pydantic model class.
     """
-    if not (_is_pydantic(model) or (isinstance(model, type) and dataclasses.is_dataclass(model))):
+    if not is_model(model):
         raise ProcessorUsageError(
             f"context.{method}() takes a dataclass or pydantic model class, got {model!r}; "
             "read other values from the string (context.page.cursor_str, context.args_str)"
@@ -159,6 +173,66 @@ def _reason(err: BaseException) -> str:
     return f"{type(chain[-1]).__name__}: {text[:200]}"
 
 
+def _mismatch(model: Any, text: str, err: BaseException) -> str:
+    """Which field of ``text`` does not fit ``model``, and its value, in one line."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return f"they are not JSON: {_shown(text)}"
+    if not isinstance(data, dict):
+        return f"they are {type(data).__name__} {_shown(text)}, not a JSON object"
+    cause: BaseException | None = err
+    while cause is not None:
+        errors = getattr(cause, "errors", None)  # a pydantic ValidationError
+        if callable(errors) and _is_pydantic(model):
+            first = errors()[0]
+            field = ".".join(str(x) for x in first.get("loc", ())) or "(the object)"
+            if first.get("type") == "missing":
+                return f"field {field!r} is missing (args: {_shown(text)})"
+            return f"field {field!r} is {first.get('input')!r:.120}: {first.get('msg')}"
+        cause = cause.__cause__ or cause.__context__
+    if dataclasses.is_dataclass(model):
+        fields = dataclasses.fields(model)
+        missing = [
+            f.name
+            for f in fields
+            if f.name not in data
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            names = {f.name for f in fields}
+            unknown = sorted(k for k in data if k not in names)
+            also = f"; unknown key(s) {unknown} are ignored" if unknown else ""
+            return f"field {missing[0]!r} is missing (args: {_shown(text)}{also})"
+        found = re.search(r"field (\w+)", str(err))
+        if found and found.group(1) in data:
+            name = found.group(1)
+            why = err.__cause__ if err.__cause__ is not None else err
+            return f"field {name!r} is {data[name]!r:.120}: {' '.join(str(why).split())[:200]}"
+    return f"{_shown(text)} ({_reason(err)})"
+
+
+def check_args(model: Any, text: str, processor: str) -> None:
+    """Check the batch's ``args`` against a processor's ``args_type`` when the batch starts.
+
+    Raises:
+        InvalidArgsError: they do not parse; the message names the field and its value.
+    """
+    try:
+        parse_typed(model, text)
+    except Exception as err:
+        name = getattr(model, "__name__", repr(model))
+        raise InvalidArgsError(
+            f"the batch's args do not fit {name}, the args_type of {processor}: "
+            f"{_mismatch(model, text, err)}. Start the batch with args=args_str({name}(...)) "
+            "(or, on the command line, --args with the JSON of its fields)",
+            model=model,
+            text=text,
+            page_num=None,
+        ) from err
+
+
 class TypedPageMixin:
     """``BatchPage.of``: a page whose cursor is a dataclass or pydantic model."""
 
@@ -194,6 +268,8 @@ class TypedContextMixin:
         def args_str(self) -> str: ...
 
         def has_args(self) -> bool: ...
+
+        _args_type: type[Any] | None
 
     @overload
     def cursor(self, model: type[T]) -> T: ...
@@ -239,22 +315,38 @@ class TypedContextMixin:
             ) from err
 
     @overload
+    def args(self) -> Any: ...
+
+    @overload
     def args(self, model: type[T]) -> T: ...
 
     @overload
     def args(self, model: type[T], *, default: D) -> T | D: ...
 
-    def args(self, model: type[T], *, default: Any = _MISSING) -> Any:
+    @overload
+    def args(self, *, default: D) -> Any: ...
+
+    def args(self, model: Any = None, *, default: Any = _MISSING) -> Any:
         """The batch's ``args`` parsed into ``model`` (a dataclass or pydantic model class).
 
-        A batch started without args (``args=None``) returns ``default`` when one is given.
+        Without ``model``, into the processor's ``args_type`` (whose args were checked when the
+        batch started). A batch started without args (``args=None``) returns ``default`` when
+        one is given.
 
         Raises:
             ProcessorUsageError: the batch has no args and no ``default`` was given, or
-                ``model`` is not a dataclass or pydantic model class.
+                ``model`` is not a dataclass or pydantic model class, or no model was given
+                and the processor declares no ``args_type``.
             InvalidArgsError: the args do not parse into ``model`` (the page fails and is not
                 retried).
         """
+        if model is None:
+            model = getattr(self, "_args_type", None)
+            if model is None:
+                raise ProcessorUsageError(
+                    "context.args() without a model needs the processor to declare its args "
+                    "type (args_type = MyArgs on the class); or call context.args(MyArgs)"
+                )
         name = _check_model(model, "args")
         if not self.has_args() and not isinstance(default, _Missing):
             return default

@@ -23,6 +23,7 @@ __all__ = [
     "ErrorCount",
     "FailurePolicy",
     "HealthCheckConfig",
+    "HookError",
     "ItemFailure",
     "PageFailure",
     "RedrivePage",
@@ -53,7 +54,8 @@ class FailurePolicy:
 
     Past a threshold the batch **pauses**: running pages finish, no page starts, progress says
     why (``pause_reason``) and the notifier, if any, is called. Fix the cause, then ``resume()``.
-    A batch with nothing left to start never pauses: its stuck pages keep their extended retries.
+    A batch with nothing left to start never pauses (its stuck pages keep their extended
+    retries), except for lack of progress (``no_progress_attempts``).
     """
 
     max_failure_rate: float | None = 0.5
@@ -69,11 +71,18 @@ class FailurePolicy:
     max_failed_items: int | None = None
     """Pause when more than this many items were recorded as failed
     (``context.record_failure``) in the whole batch; None: no count."""
+    no_progress_attempts: int | None = 5
+    """Pause when no page has completed since the batch started (or was last resumed) and
+    this many page attempts in a row failed with the same error (type and message): a wrong
+    argument or a bug, which retrying will not fix. With the default retry policy (1 s
+    doubling) a single failing page pauses the batch about 15 s after its first failure, within
+    its initial retries. Attempts lost with their worker do not count. None: never (the page
+    then retries and becomes stuck as usual; progress still shows ``no_progress``)."""
 
     @classmethod
     def disabled(cls) -> FailurePolicy:
         """A policy that never pauses the batch."""
-        return cls(max_failure_rate=None, max_failed_pages=None)
+        return cls(max_failure_rate=None, max_failed_pages=None, no_progress_attempts=None)
 
 
 @dataclass(kw_only=True)
@@ -270,6 +279,33 @@ class ControlChange:
 
 
 @dataclass(kw_only=True)
+class HookError:
+    """A tracker, notifier, health check or ``reduce`` of the batch whose calls fail.
+
+    One per hook; it stays after the hook recovers (``consecutive_failures`` 0,
+    ``recovered_at`` set), so an event that was not delivered stays visible.
+    """
+
+    kind: str
+    """"tracker", "notifier", "health_check" or "reduce"."""
+    name: str
+    """The hook's registered name (for "reduce", the processor's)."""
+    consecutive_failures: int
+    """Calls in a row that failed, each after its retries (0: the last call succeeded)."""
+    total_failures: int
+    """Calls that failed in the whole batch, across continue-as-new."""
+    last_error: str
+    """The last failure's error type and message (at most 500 characters)."""
+    last_failed_at: datetime
+    """When the last failed call gave up."""
+    event: str | None = None
+    """For a notifier: the event of the last failed call, which was not delivered
+    ("finished", "paused", "stalled", "pages_failed" or "items_failed")."""
+    recovered_at: datetime | None = None
+    """When a call succeeded after the last failure (None: still failing)."""
+
+
+@dataclass(kw_only=True)
 class BatchOrchestratorProgress:
     """How far a batch has come. Counts cover the whole batch, across continue-as-new runs."""
 
@@ -378,6 +414,14 @@ class BatchOrchestratorProgress:
     """The workflow ID of the batch this one redrives, if it does."""
     num_redriven_pages: int = 0
     """Failed pages queued again by ``redrive()`` in this batch."""
+    no_progress: str | None = None
+    """Set while the batch gets nowhere: no page has completed since it started (or was
+    resumed) and its last attempts failed with the same error, or only retries of failing
+    pages can run while the same error repeats. Names the error (at most 500 characters);
+    None otherwise."""
+    hook_errors: list[HookError] = field(default_factory=list)
+    """The batch's tracker, notifier, health check or ``reduce`` whose calls failed (one entry
+    each), with the last error; kept after a recovery."""
 
 
 @dataclass(kw_only=True)
@@ -468,6 +512,9 @@ def _validate_policy(p: Any) -> None:
         v = getattr(p, name)
         if v is not None and (not _is_int(v) or v < 0):
             raise _fail(f"failure_policy.{name} must be None or an int >= 0, got {v!r}")
+    n = p.no_progress_attempts
+    if n is not None and (not _is_int(n) or n < 1):
+        raise _fail(f"failure_policy.no_progress_attempts must be None or an int >= 1, got {n!r}")
 
 
 def check_rate(value: Any, what: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import functools
 import json
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         InvalidBatchInputError,
     )
     from ._flow import FlowControl, FlowState, rates_text
+    from ._hooks import HookErrors
     from ._messages import (
         BATCH_WORKFLOW_TYPE,
         DESCRIBE_BATCH,
@@ -102,6 +104,7 @@ FOREIGN_EXECUTIONS_LOGGED = 32
 it, the oldest is forgotten and would be logged again)."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
+_NO_PROGRESS_PATCH = "batch-orchestra-no-progress"  # the no-progress pause, "stalled" notices
 
 
 class Lifecycle(enum.Enum):
@@ -160,6 +163,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._unreduced_bytes = 0
         self._result_error: str | None = None
         self._reducing = False
+        self._hooks = HookErrors()
+        self._no_progress_patched = False
         cont = raw.get("continuation") if isinstance(raw, dict) else None
         try:
             self._inp = input_from_wire(raw)
@@ -180,6 +185,9 @@ class BatchOrchestrator(SideCalls, Recovery):
         policy = inp.failure_policy or (
             FailurePolicy() if workflow.patched(_DEFAULT_POLICY_PATCH) else FailurePolicy.disabled()
         )
+        self._no_progress_patched = workflow.patched(_NO_PROGRESS_PATCH)
+        if not self._no_progress_patched:  # a history from before it: replay as recorded
+            policy = dataclasses.replace(policy, no_progress_attempts=None)
         flow_state = self._cont.flow if self._cont is not None else None
         self._flow = FlowControl(
             flow_state
@@ -201,6 +209,7 @@ class BatchOrchestrator(SideCalls, Recovery):
             self._sched = scheduler_from_state(self._settings, policy, self._cont.scheduler)
             self._tracker_next = self._cont.tracker_next
             self._result, self._result_started = self._cont.result, self._cont.result_started
+            self._hooks = HookErrors(self._cont.hook_errors)
             for value in self._cont.unreduced:
                 self._add_value(value)
         else:
@@ -361,7 +370,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         try:
             settings: ProcessorSettings = await workflow.execute_local_activity(
                 DESCRIBE_BATCH,
-                DescribeBatchInput(inp.processor_name(), tracker, notifier, health),
+                DescribeBatchInput(inp.processor_name(), tracker, notifier, health, inp.args),
                 result_type=ProcessorSettings,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -684,6 +693,7 @@ class BatchOrchestrator(SideCalls, Recovery):
             workflow.logger.error("batch paused itself: %s", reason, extra=self._extra())
             if self._inp.notifier is not None:
                 self._notices.append(("paused", reason, []))
+        self._tell_stall(sched.check_stall(now))
 
     @workflow.signal(name=PAGE_FINISHED_SIGNAL)
     def page_finished(self, outcome: PageOutcome) -> None:
@@ -785,6 +795,7 @@ class BatchOrchestrator(SideCalls, Recovery):
                 result=self._result,
                 result_started=self._result_started,
                 unreduced=list(self._unreduced),
+                hook_errors=self._hooks.records(),
             )
         )
         return nxt
@@ -803,6 +814,7 @@ class BatchOrchestrator(SideCalls, Recovery):
             flow_progress(p, self._flow, None if ended else self._throttle)
         p.result, p.num_unreduced_pages = self._result, len(self._unreduced)
         p.result_error = self._result_error
+        p.hook_errors = self._hooks.progress()
         return p
 
     def _apply_enqueue(self, req: EnqueueRequest) -> int:

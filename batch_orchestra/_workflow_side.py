@@ -22,6 +22,7 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 with workflow.unsafe.imports_passed_through():
     from ._flow import FlowControl
     from ._health import Health
+    from ._hooks import MAX_HOOK_ERROR, HookErrors
     from ._messages import (
         CHECK_HEALTH,
         NOTIFY,
@@ -79,6 +80,8 @@ class SideCalls:
     _unreduced_bytes: int
     _result_error: str | None
     _reducing: bool
+    _hooks: HookErrors
+    _no_progress_patched: bool
 
     def _progress(self) -> BatchOrchestratorProgress:
         raise NotImplementedError
@@ -94,6 +97,37 @@ class SideCalls:
             and not self._notices
             and not self._items_outbox
         )
+
+    def _hook_failed(
+        self, kind: str, name: str, err: ActivityError, event: str | None = None
+    ) -> str:
+        """Record that a call of a hook failed after its retries; the error text."""
+        error = _failure_text(err)
+        record = self._hooks.failed(kind, name, error, workflow.now().timestamp(), event)
+        workflow.logger.warning(
+            "batch %s %r failed%s (%d in a row): %s",
+            kind.replace("_", " "),
+            name,
+            f" on {event!r}" if event else "",
+            record.consecutive,
+            error,
+            extra=self._extra(),
+        )
+        return error
+
+    def _hook_ok(self, kind: str) -> None:
+        if self._hooks.succeeded(kind, workflow.now().timestamp()):
+            workflow.logger.info(
+                "batch %s works again", kind.replace("_", " "), extra=self._extra()
+            )
+
+    def _tell_stall(self, text: str | None) -> None:
+        """A stall has just begun: log it and tell the notifier (once per stall)."""
+        if text is None:
+            return
+        workflow.logger.warning("batch stalled: %s", text, extra=self._extra())
+        if self._no_progress_patched and self._inp.notifier is not None:
+            self._notices.append(("stalled", text, []))
 
     def _queue_item_failures(self, items: list[ItemFailure]) -> None:
         """Hand item failures to the notifier loop (bounded: the oldest waiting are dropped)."""
@@ -140,8 +174,10 @@ class SideCalls:
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
+            self._hook_ok("tracker")
         except ActivityError as err:
-            workflow.logger.warning("batch tracker failed: %s", err.cause, extra=self._extra())
+            if not isinstance(err.cause, TemporalCancelledError):
+                self._hook_failed("tracker", tracker.name, err)
         finally:
             self._tracker_busy = False
             self._dirty = True
@@ -190,10 +226,11 @@ class SideCalls:
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
+            self._hook_ok("notifier")
         except ActivityError as err:
-            workflow.logger.warning(
-                "batch notifier failed on %s: %s", event, err.cause, extra=self._extra()
-            )
+            # After its retries the event is not delivered: progress shows which, and why.
+            if not isinstance(err.cause, TemporalCancelledError):
+                self._hook_failed("notifier", notifier.name, err, event)
         finally:
             self._notifying = False
             self._dirty = True
@@ -226,11 +263,9 @@ class SideCalls:
                 current=self._current(sched),
                 max_parallelism=sched.max_parallelism,
             )
+            self._hook_ok("health_check")
         except ActivityError as err:
-            cause = err.cause if err.cause is not None else err
-            kind = getattr(cause, "type", None) if isinstance(cause, ApplicationError) else None
-            error = f"{kind or type(cause).__name__}: {getattr(cause, 'message', str(cause))}"
-            workflow.logger.warning("health check failed: %s", error, extra=self._extra())
+            error = self._hook_failed("health_check", check.name, err)
             line = flow.health_failed(
                 error,
                 check.failures_before_unhealthy,
@@ -298,7 +333,8 @@ class SideCalls:
             if isinstance(err.cause, TemporalCancelledError):
                 raise asyncio.CancelledError() from None  # a hand-over: the values wait
             cause = err.cause if err.cause is not None else err
-            self._result_error = f"{getattr(cause, 'message', None) or cause}"
+            self._result_error = f"{getattr(cause, 'message', None) or cause}"[:MAX_HOOK_ERROR]
+            self._hook_failed("reduce", self._inp.processor_name(), err)
             workflow.logger.error(
                 "folding %d page values into the batch result failed: %s",
                 len(values),
@@ -318,6 +354,7 @@ class SideCalls:
             self._reducing = False
             self._dirty = True
         self._result, self._result_started, self._result_error = result, True, None
+        self._hook_ok("reduce")
         del self._unreduced[: len(values)]
         self._unreduced_bytes = sum(
             len(json.dumps(v, separators=(",", ":"))) for v in self._unreduced
@@ -330,3 +367,11 @@ class SideCalls:
         while self._unreduced:
             if not await self._fold():
                 await workflow.sleep(REDUCE_RETRY_EVERY)
+
+
+def _failure_text(err: ActivityError) -> str:
+    """An activity's failure as "Type: message" (its last attempt's), cut to MAX_HOOK_ERROR."""
+    cause = err.cause if err.cause is not None else err
+    kind = cause.type if isinstance(cause, ApplicationError) and cause.type else None
+    message = getattr(cause, "message", None) or str(cause)
+    return f"{kind or type(cause).__name__}: {message}"[:MAX_HOOK_ERROR]

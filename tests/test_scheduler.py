@@ -245,7 +245,8 @@ def test_failing_pages_past_the_budget_hold_new_pages_back() -> None:
 
 
 def test_the_default_policy_pauses_an_outage_but_not_one_bad_page() -> None:
-    s = outage(19, FailurePolicy())
+    # the rate rule on its own (the no-progress rule would pause this batch sooner)
+    s = outage(19, FailurePolicy(no_progress_attempts=None))
     assert not s.paused and s.check_policy(1.0) is None, "fewer than min_attempts"
     [att] = s.take_runnable(1)
     s.enqueue(att.page_num, [("next", 100)])
@@ -255,9 +256,11 @@ def test_the_default_policy_pauses_an_outage_but_not_one_bad_page() -> None:
     assert s.paused and s.take_runnable() == [] and build_progress(s, 2.0).pause_reason == reason
     s.resume(3.0)
     assert not s.paused and s.take_runnable(), "resume judges afresh"
-    # a small batch with one bad page: never paused, the page just ends stuck
+    # a small batch with one bad page (after one good one): never paused, the page ends stuck
     b = Scheduler(settings(maximum_attempts=30), 5, 0.0, FailurePolicy())
-    b.enqueue(None, [("bad", 1)])
+    b.enqueue(None, [("good", 1), ("bad", 1)])
+    b.take_runnable(1)
+    b.complete(0, 1, 0.0)
     for i in range(40):
         b.release_due(1e9)
         [att] = b.take_runnable()

@@ -111,6 +111,8 @@ async def start_batch(
             f"a batch with ID {wid!r} is already running in namespace {target.namespace!r}; "
             "pick another --id"
         ) from None
+    except BatchOrchestraError as err:  # e.g. args that do not fit the processor's args_type
+        raise CliError(str(err)) from None
     click.echo(
         f"started batch {wid!r}: processor {inp.processor_name()}, page size {inp.page_size}, "
         f"parallelism {inp.max_parallelism}, task queue {task_queue!r}"
