@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._flow import rates_text
-from .._types import BatchOrchestratorProgress, PageFailure
+from .._types import BatchOrchestratorProgress, HookError, PageFailure
 
 __all__ = [
     "FAILURE_COLUMNS",
@@ -28,6 +28,8 @@ __all__ = [
     "failures_csv",
     "failures_json",
     "format_duration",
+    "hook_label",
+    "hook_text",
     "render_failures",
     "progress_json",
     "progress_line",
@@ -204,6 +206,12 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         grid.add_row("paused", Text(p.pause_reason, style="yellow"))
     if p.hold_reason:
         grid.add_row("held", Text(p.hold_reason, style="yellow"))
+    no_progress = getattr(p, "no_progress", None)
+    if no_progress:
+        grid.add_row("no progress", Text(no_progress.removeprefix("no progress: "), style="red"))
+    for h in getattr(p, "hook_errors", []):
+        style = "red" if h.consecutive_failures else "yellow"
+        grid.add_row(hook_label(h), Text(hook_text(h), style=style))
     if p.max_pages_per_second is not None or p.max_items_per_second is not None:
         grid.add_row("rate limit", rate_text(p))
     if p.adaptive_parallelism is not None:
@@ -233,6 +241,32 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         elapsed = format_duration((end - start).total_seconds())
         grid.add_row("started", f"{start:%Y-%m-%d %H:%M:%S} UTC ({took} {elapsed}{runs})")
     return grid
+
+
+def _clock(when: datetime) -> str:
+    return f"{when.astimezone(timezone.utc):%H:%M:%S} UTC"
+
+
+def hook_label(h: HookError) -> str:
+    """A failing hook's label: "tracker failing", "notifier recovered", ..."""
+    kind = h.kind.replace("_", " ")
+    return f"{kind} failing" if h.consecutive_failures else f"{kind} recovered"
+
+
+def hook_text(h: HookError) -> str:
+    """What a failing (or recovered) hook did, in one line."""
+    calls = "call" if h.total_failures == 1 else "calls"
+    lost = f", event {h.event!r} not delivered" if h.event else ""
+    if h.consecutive_failures:
+        return (
+            f"{h.name}: {h.consecutive_failures} failed in a row ({h.total_failures} {calls} "
+            f"in all), the last at {_clock(h.last_failed_at)}{lost}: {h.last_error}"
+        )
+    since = f" since {_clock(h.recovered_at)}" if h.recovered_at else ""
+    return (
+        f"{h.name}: works again{since}; {h.total_failures} {calls} failed, the last at "
+        f"{_clock(h.last_failed_at)}{lost}: {h.last_error}"
+    )
 
 
 def _failures_table(title: str, failures: list[PageFailure], total: int, stuck: bool) -> Table:

@@ -22,7 +22,14 @@ from temporalio.client import Client, WorkflowExecution, WorkflowUpdateFailedErr
 from .._client import BatchOrchestratorClient
 from .._processor import registered_page_processors
 from ..cli._lookup import CliError, Target, cause_text, load_view
-from ..cli._render import BatchView, progress_json, progress_line, status_label
+from ..cli._render import (
+    BatchView,
+    hook_label,
+    hook_text,
+    progress_json,
+    progress_line,
+    status_label,
+)
 
 __all__ = ["STATUS_FILTERS", "UPDATE_TIMEOUT", "Backend", "BatchRow", "Bounded", "view_json"]
 
@@ -188,4 +195,5 @@ def view_json(view: BatchView, processor: str | None) -> dict[str, Any]:
         "close_time": view.close_time.isoformat() if view.close_time else None,
         "summary": progress_line(p) if p is not None else None,
         "progress": json.loads(progress_json(p)) if p is not None else None,
+        "hooks": [f"{hook_label(h)}: {hook_text(h)}" for h in p.hook_errors] if p else [],
     }

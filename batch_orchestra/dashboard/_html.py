@@ -14,7 +14,7 @@ from html import escape
 from urllib.parse import quote, urlencode
 
 from .._types import BatchOrchestratorProgress, PageFailure
-from ..cli._render import BatchView, format_duration, status_label
+from ..cli._render import BatchView, format_duration, hook_label, hook_text, status_label
 from ._data import STATUS_FILTERS, BatchRow
 
 __all__ = [
@@ -239,11 +239,19 @@ def _parallelism(p: BatchOrchestratorProgress) -> str:
 
 
 def _reasons(p: BatchOrchestratorProgress | None) -> str:
-    """Why the batch is paused or held back, when its progress says."""
+    """Why the batch is paused, held back or getting nowhere, and its failing hooks."""
     pause = getattr(p, "pause_reason", None) if p is not None and p.is_paused else None
     hold = getattr(p, "hold_reason", None) if p is not None else None
     throttle = getattr(p, "throttle_reason", None) if p is not None and not p.is_paused else None
+    stalled = getattr(p, "no_progress", None) if p is not None else None
+    hooks = "".join(
+        f"<li>{esc(f'{hook_label(h)}: {hook_text(h)}')}</li>"
+        for h in (getattr(p, "hook_errors", []) if p is not None else [])
+    )
     return (
+        f'<p class="failure" data-field="no_progress"{"" if stalled else " hidden"}>'
+        f"{esc(stalled or '')}</p>"
+        f'<ul class="note" id="hook-errors"{"" if hooks else " hidden"}>{hooks}</ul>'
         f'<p class="note" data-field="pause_reason"{"" if pause else " hidden"}>'
         f"{esc(f'paused: {pause}' if pause else '')}</p>"
         f'<p class="note" data-field="hold_reason"{"" if hold else " hidden"}>'

@@ -169,6 +169,16 @@
       showReason(root, "hold_reason", p.hold_reason ? "held back: " + p.hold_reason : "");
       showReason(root, "throttle_reason", p.throttle_reason && !p.is_paused ?
         "throttled: " + p.throttle_reason : "");
+      showReason(root, "no_progress", p.no_progress || "");
+      var hooks = document.getElementById("hook-errors");
+      if (hooks) {
+        hooks.replaceChildren.apply(hooks, (state.hooks || []).map(function (line) {
+          var li = document.createElement("li");
+          li.textContent = line;
+          return li;
+        }));
+        hooks.hidden = !(state.hooks || []).length;
+      }
       setField(root, "items_per_second", fmt(p.items_per_second, 1));
       setField(root, "pages_per_second", fmt(p.pages_per_second, 1));
       var eta = (p.eta_seconds === null || p.is_finished || p.is_paused) ? "-" :
