@@ -1,4 +1,8 @@
-"""Batch notifiers: user functions told when a batch pauses itself, pages fail, or it ends."""
+"""Batch notifiers: user functions told when a batch pauses itself, stalls, pages fail, or it ends.
+
+Each event is one activity call, tried three times; an event whose tries all fail is not
+delivered, and shows in the batch's ``progress.hook_errors`` (docs/failures.md, "The notifier").
+"""
 
 from __future__ import annotations
 
@@ -43,9 +47,11 @@ class BatchNotifierContext(CallContext):
 
     @property
     def event(self) -> str:
-        """What happened: "paused", "pages_failed", "items_failed" or "finished".
+        """What happened: "paused", "stalled", "pages_failed", "items_failed" or "finished".
 
-        "paused": the failure policy paused the batch; "pages_failed": pages failed for good
+        "paused": the batch paused itself (failure policy, canary; ``reason``); "stalled":
+        only retries of failing pages can run while the same error repeats (``reason``; once
+        per stall, the batch is not paused); "pages_failed": pages failed for good
         (``failed_pages``); "items_failed": pages recorded failed items (``failed_items``);
         "finished": the batch ended.
         """
@@ -53,7 +59,7 @@ class BatchNotifierContext(CallContext):
 
     @property
     def reason(self) -> str | None:
-        """Why the batch paused itself (for "paused")."""
+        """Why the batch paused itself (for "paused"), or how it stalled (for "stalled")."""
         return self._reason
 
     @property
@@ -68,12 +74,12 @@ class BatchNotifierContext(CallContext):
     def failed_items(self) -> list[ItemFailure]:
         """Items recorded as failed since the last call (for "items_failed"), oldest first.
 
-        Delivered at least once: a notifier call that fails is retried (three attempts), so
-        the same items may arrive twice; store them keyed by (``workflow_id``, ``page_num``,
-        ``key``) to keep each once. A notifier that fails three times in a row is skipped (the
-        items stay counted in progress), and if the notifier falls behind by more than 10,000
-        items the oldest waiting ones are dropped from delivery (counted, with a warning in
-        the workflow's log).
+        Delivered at least once while the notifier works: a notifier call that fails is
+        retried (three attempts), so the same items may arrive twice; store them keyed by
+        (``workflow_id``, ``page_num``, ``key``) to keep each once. A call whose three attempts
+        fail is not delivered (the items stay counted in progress, and ``hook_errors`` names
+        the event), and if the notifier falls behind by more than 10,000 items the oldest
+        waiting ones are dropped from delivery (counted, with a warning in the workflow's log).
         """
         return self._failed_items
 

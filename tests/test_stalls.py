@@ -20,10 +20,12 @@ from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.worker import Replayer
 
 from batch_orchestra import (
     BatchNotifierConfig,
     BatchNotifierContext,
+    BatchOrchestrator,
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
@@ -45,7 +47,7 @@ from batch_orchestra import (
 from batch_orchestra._exceptions import INVALID_ARGS_ERROR_TYPE
 from batch_orchestra._types import input_to_wire
 from batch_orchestra.dashboard import create_app
-from tests.helpers import assert_eventually, batch_id
+from tests.helpers import assert_eventually, batch_id, run_histories
 from tests.test_cli import assert_error, assert_ok, run_cli
 
 ATTEMPTS: dict[str, list[float]] = defaultdict(list)
@@ -154,6 +156,12 @@ def events(bid: str) -> list[str]:
     return [event for event, _, _ in EVENTS[bid]]
 
 
+async def assert_replays(orchestra: BatchOrchestratorClient, bid: str) -> None:
+    """Every run of the batch replays without nondeterminism (the new commands included)."""
+    for history in await run_histories(orchestra.client, bid):
+        await Replayer(workflows=[BatchOrchestrator]).replay_workflow(history)
+
+
 async def test_bad_args_are_named_within_seconds_and_the_batch_pauses_itself(
     temporal: EmbeddedTemporal,
     orchestra: BatchOrchestratorClient,
@@ -214,6 +222,7 @@ async def test_bad_args_are_named_within_seconds_and_the_batch_pauses_itself(
             page = (await ui.get(f"/batches/{bid}")).text
             assert 'data-field="no_progress">no progress: no page has completed yet' in page
         await handle.workflow_handle.terminate("test over")
+    await assert_replays(orchestra, bid)
 
 
 async def test_a_stall_is_told_once_and_shown_until_a_page_completes(
@@ -240,6 +249,7 @@ async def test_a_stall_is_told_once_and_shown_until_a_page_completes(
     assert "only retries of failing pages can run (0 retrying, 1 stuck, next retry at" in reason
     assert "failed with ConnectionError: the partner API refused the connection" in reason
     assert progress.no_progress == reason and progress.num_stuck_pages == 1
+    await assert_replays(orchestra, bid)
 
 
 async def test_failing_hooks_show_in_progress_status_and_the_final_result(
@@ -326,6 +336,7 @@ async def test_failing_hooks_show_in_progress_status_and_the_final_result(
         state = (await ui.get(f"/api/batches/{bid}")).json()
         assert any("notifier failing" in line for line in state["hooks"])
         assert state["progress"]["hook_errors"][0]["kind"] == "tracker"
+    await assert_replays(orchestra, bid)
 
 
 async def test_typed_args_are_checked_once_when_the_batch_starts(
@@ -395,3 +406,8 @@ async def test_the_command_line_refuses_bad_typed_args_in_one_line(
         result = await run_cli(temporal, *start(wid))
         assert_error(result, f"batch {wid!r} failed: the batch's args do not fit DbArgs")
         assert "field 'db_path' is missing" in result.stderr
+        assert "started" not in result.stdout, "a batch the worker refused did not start"
+    # with no worker to answer, `list` shows the failure: it does not squeeze the status out
+    out = assert_ok(await run_cli(temporal, "list", "--limit", "100"))
+    row = next(line for line in out.splitlines() if wid in line)
+    assert "FAILED" in row and "the batch's args do not fit DbArgs" in row, out

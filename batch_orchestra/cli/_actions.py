@@ -71,6 +71,7 @@ UPDATE_TIMEOUT = 20.0
 _HEALTH_INTERVAL = 5.0
 """Seconds between checks that the dev server is still up."""
 _OPEN = ("RUNNING", "CONTINUED_AS_NEW")
+_LIST_SUMMARY = 100  # characters of a batch's progress or failure in `list` (`status` has all)
 
 
 def _console() -> Console:
@@ -113,14 +114,17 @@ async def start_batch(
         ) from None
     except BatchOrchestraError as err:  # e.g. args that do not fit the processor's args_type
         raise CliError(str(err)) from None
-    click.echo(
+    started = (
         f"started batch {wid!r}: processor {inp.processor_name()}, page size {inp.page_size}, "
-        f"parallelism {inp.max_parallelism}, task queue {task_queue!r}"
+        f"parallelism {inp.max_parallelism}, task queue {task_queue!r}\nUI {target.url(wid)}"
     )
-    click.echo(f"UI {target.url(wid)}")
+    if watch or confirm_timeout <= 0:
+        click.echo(started)
     if watch:
         await _watch(client, target, wid, as_json=False, interval=interval)
     elif confirm_timeout > 0:
+        # Said "started" only once a worker has taken it: a batch the worker refuses (an
+        # unknown processor, args that do not fit its args_type) is reported as failed instead.
         picked = await wait_picked_up(client, target, wid, confirm_timeout)
         if picked is None:
             raise CliError(
@@ -129,8 +133,8 @@ async def start_batch(
                 f"batch-orchestra worker MODULE --task-queue {task_queue} (the batch waits for "
                 f"it; `batch-orchestra terminate {wid}` removes it)"
             )
-        else:
-            click.echo(f"picked up by a worker: {progress_line(picked)}")
+        click.echo(started)
+        click.echo(f"picked up by a worker: {progress_line(picked)}")
 
 
 async def show_status(
@@ -420,6 +424,9 @@ async def list_command(target: Target, *, limit: int, running_only: bool) -> Non
     table.add_column("PROGRESS", overflow="ellipsis", no_wrap=True, ratio=1)
     for view, started in rows:
         summary = progress_line(view.progress) if view.progress else view.failure or view.note
+        if summary and len(summary) > _LIST_SUMMARY:
+            # A long failure message would squeeze the other columns out of the table.
+            summary = summary[: _LIST_SUMMARY - 1] + "…"
         table.add_row(
             f"[link={view.url}]{view.id}[/link]",
             status_label(view.status, view.progress),
