@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# DEMO_ARGS passes options, e.g. DEMO_ARGS="--io-delay 2 --hold" (python -m samples.inflate_prices.demo --help).
 demo: $(STAMP)
-	$(BIN)/python -m samples.inflate_prices.demo
+	$(BIN)/python -m samples.inflate_prices.demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --cov=batch_orchestra --cov-report=term:skip-covered

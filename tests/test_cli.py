@@ -435,7 +435,7 @@ async def test_worker_command_runs_batches_and_stops_on_ctrl_c(
     )
     try:
         out = await _read_until(proc, "worker polling")
-        assert "processors: CliFailing, CliSleepy" in out
+        assert "processors: CliFailing, CliFlaky, CliSleepy" in out
         wid = batch_id()
         assert_ok(await run_cli(temporal, *start_args("CliSleepy", wid, task_queue, pages=3)))
         assert (await orchestra.get_handle(wid).result()).num_completed_pages == 3

@@ -16,7 +16,6 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -28,6 +27,7 @@ from .._devserver import EmbeddedTemporal
 from .._exceptions import BatchOrchestraError
 from .._plugin import BatchOrchestraPlugin
 from .._types import BatchOrchestratorInput, BatchOrchestratorProgress
+from ._list import render_batch_list
 from ._lookup import (
     CliError,
     Target,
@@ -71,7 +71,6 @@ UPDATE_TIMEOUT = 20.0
 _HEALTH_INTERVAL = 5.0
 """Seconds between checks that the dev server is still up."""
 _OPEN = ("RUNNING", "CONTINUED_AS_NEW")
-_LIST_SUMMARY = 100  # characters of a batch's progress or failure in `list` (`status` has all)
 
 
 def _console() -> Console:
@@ -138,12 +137,18 @@ async def start_batch(
 
 
 async def show_status(
-    target: Target, batch_id: str, *, watch: bool, as_json: bool, interval: float
+    target: Target,
+    batch_id: str,
+    *,
+    watch: bool,
+    as_json: bool,
+    interval: float,
+    full: bool = False,
 ) -> None:
     """Print a batch's status once, or keep it up to date until the batch ends."""
     client = await target.connect()
     if watch:
-        await _watch(client, target, batch_id, as_json=as_json, interval=interval)
+        await _watch(client, target, batch_id, as_json=as_json, interval=interval, full=full)
         return
     view = await load_view(client, target, batch_id)
     if view.progress is None and (as_json or view.status in _OPEN):
@@ -151,29 +156,59 @@ async def show_status(
     if as_json and view.progress is not None:
         click.echo(progress_json(view.progress))
     else:
-        _console().print(render_status(view))
+        _console().print(render_status(view, full=full))
+
+
+INTERRUPTED_EXIT_CODE = 130
+"""What ``--watch`` exits with on Ctrl-C (128 + SIGINT), unlike 0 for a completed batch."""
 
 
 async def _watch(
-    client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
+    client: Client,
+    target: Target,
+    batch_id: str,
+    *,
+    as_json: bool,
+    interval: float,
+    full: bool = False,
 ) -> None:
     """Refresh until the batch closes; ``CliError`` unless it completed.
 
-    Ctrl-C stops watching (the batch goes on) and says how to follow it again.
+    Ctrl-C (or SIGTERM) stops watching (the batch goes on), says how to follow it again and
+    exits with 130, whatever the watch was waiting for at that moment.
     """
+    stop = asyncio.Event()
+    remove_handlers = _on_stop_signals(stop)
+    watching = asyncio.ensure_future(
+        _watch_until_closed(client, target, batch_id, as_json=as_json, interval=interval, full=full)
+    )
+    stopped = asyncio.ensure_future(stop.wait())
     try:
-        await _watch_until_closed(client, target, batch_id, as_json=as_json, interval=interval)
+        await asyncio.wait({watching, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if watching.done():
+            return watching.result()
     except (KeyboardInterrupt, asyncio.CancelledError):
-        click.echo(
-            f"\nstopped watching; batch {batch_id!r} keeps running. Follow it again with: "
-            f"batch-orchestra status {batch_id} --watch",
-            err=True,
-        )
-        raise SystemExit(130) from None
+        pass  # no signal handler here (not the main thread): the interrupt itself stops us
+    finally:
+        remove_handlers()
+        stopped.cancel()
+        watching.cancel()
+    click.echo(
+        f"\nstopped watching; batch {batch_id!r} keeps running. Follow it again with: "
+        f"batch-orchestra status {batch_id} --watch",
+        err=True,
+    )
+    raise SystemExit(INTERRUPTED_EXIT_CODE)
 
 
 async def _watch_until_closed(
-    client: Client, target: Target, batch_id: str, *, as_json: bool, interval: float
+    client: Client,
+    target: Target,
+    batch_id: str,
+    *,
+    as_json: bool,
+    interval: float,
+    full: bool = False,
 ) -> None:
     """Follow the batch until it closes.
 
@@ -191,11 +226,11 @@ async def _watch_until_closed(
             click.echo(f"{label} {progress_line(view.progress) if view.progress else view.note}")
 
     if console.is_terminal and not as_json:
-        with Live(render_status(view), console=console, refresh_per_second=4) as live:
+        with Live(render_status(view, full=full), console=console, refresh_per_second=4) as live:
             while view.status in _OPEN:
                 await asyncio.sleep(interval)
                 view = await load_view(client, target, batch_id)
-                live.update(render_status(view))
+                live.update(render_status(view, full=full))
     else:
         emit(view)
         while view.status in _OPEN:
@@ -203,7 +238,7 @@ async def _watch_until_closed(
             view = await load_view(client, target, batch_id)
             emit(view)
         if not as_json:
-            console.print(render_status(view))
+            console.print(render_status(view, full=full))
     if view.status != "COMPLETED":
         reason = view.failure or "no reason given"
         raise CliError(f"batch {batch_id!r} {view.status.lower()}: {reason}")
@@ -417,23 +452,7 @@ async def list_command(target: Target, *, limit: int, running_only: bool) -> Non
     if not rows:
         console.print(f"no batches in namespace {target.namespace!r}", markup=False)
         return
-    table = Table(box=None, pad_edge=False)
-    table.add_column("ID", no_wrap=True, min_width=max(len(v.id) for v, _ in rows))
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("STARTED (UTC)", overflow="ellipsis", no_wrap=True)
-    table.add_column("PROGRESS", overflow="ellipsis", no_wrap=True, ratio=1)
-    for view, started in rows:
-        summary = progress_line(view.progress) if view.progress else view.failure or view.note
-        if summary and len(summary) > _LIST_SUMMARY:
-            # A long failure message would squeeze the other columns out of the table.
-            summary = summary[: _LIST_SUMMARY - 1] + "…"
-        table.add_row(
-            f"[link={view.url}]{view.id}[/link]",
-            status_label(view.status, view.progress),
-            f"{started:%Y-%m-%d %H:%M:%S}" if started else "-",
-            summary or "",
-        )
-    console.print(table)
+    console.print(render_batch_list(rows, console.width))
     console.print(f"UI {target.url('')}<ID>", markup=False)
 
 

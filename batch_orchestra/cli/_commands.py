@@ -45,6 +45,7 @@ from .._tracker import registered_batch_trackers
 from .._types import BatchOrchestratorInput, HealthCheckConfig, validate_input
 from . import _actions as actions
 from . import _page_actions as page_actions
+from ._logging import configure_worker_logging
 from ._lookup import CliError, Target
 
 __all__ = ["cli", "main"]
@@ -239,6 +240,8 @@ def server(port: int, ui_port: int, db: str | None, headless: bool, namespace: s
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Level of Batch Orchestra's and MODULES' loggers (other libraries log warnings "
+    "only); a failed page attempt is one WARNING line, with its traceback at DEBUG.",
 )
 @_connection_options
 def worker(
@@ -255,9 +258,7 @@ def worker(
     --graceful-shutdown-timeout seconds to finish; a second Ctrl-C stops at once.
     """
     _import_modules(modules)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_worker_logging(log_level, modules)
     processors = registered_page_processors()
     click.echo(f"processors: {', '.join(processors) or 'none'}")
     if registered_batch_trackers():
@@ -492,15 +493,22 @@ def start(
     show_default=True,
     help="Seconds between refreshes with --watch.",
 )
+@click.option("--full", is_flag=True, help="Show error messages and cursors whole.")
 @_connection_options
-def status(batch_id: str, watch: bool, as_json: bool, interval: float, target: Target) -> None:
+def status(
+    batch_id: str, watch: bool, as_json: bool, interval: float, full: bool, target: Target
+) -> None:
     """Show a batch's progress, its stuck and failed pages, and its UI link.
 
-    With --watch, exits 0 when the batch completes and 1 when it fails or is cancelled.
+    Error messages are cut to one line (--full shows them whole); errors that differ only in
+    numbers, URLs and IDs are counted together. With --watch, exits 0 when the batch
+    completes, 1 when it fails or is cancelled, and 130 on Ctrl-C (the batch goes on).
     """
     _run(
         target,
-        actions.show_status(target, batch_id, watch=watch, as_json=as_json, interval=interval),
+        actions.show_status(
+            target, batch_id, watch=watch, as_json=as_json, interval=interval, full=full
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from .._flow import rates_text
 from .._types import BatchOrchestratorProgress, HookError, PageFailure
+from ._errors import group_errors, one_line
 
 __all__ = [
     "FAILURE_COLUMNS",
@@ -33,6 +34,7 @@ __all__ = [
     "render_failures",
     "progress_json",
     "progress_line",
+    "progress_parts",
     "render_status",
     "status_label",
 ]
@@ -123,6 +125,11 @@ def _eta(p: BatchOrchestratorProgress) -> str | None:
 
 def progress_line(p: BatchOrchestratorProgress) -> str:
     """One line: percent, pages, items, rate and ETA, e.g. for ``list`` and acknowledgements."""
+    return " · ".join(progress_parts(p))
+
+
+def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
+    """The pieces of ``progress_line``, for layouts that wrap between them (``list``)."""
     parts = []
     pct = _percent(p)
     if pct is not None:
@@ -150,7 +157,7 @@ def progress_line(p: BatchOrchestratorProgress) -> str:
         if piece:
             parts.append(piece)
     parts.append(f"parallelism {p.max_parallelism}")
-    return " · ".join(parts)
+    return parts
 
 
 def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
@@ -269,44 +276,62 @@ def hook_text(h: HookError) -> str:
     )
 
 
-def _failures_table(title: str, failures: list[PageFailure], total: int, stuck: bool) -> Table:
+def _cell(text: str, full: bool) -> Text | str:
+    """A cell shown whole (``full``), or on one line cut with an ellipsis to fit its column."""
+    if full:
+        return text
+    return Text(one_line(text), no_wrap=True, overflow="ellipsis")
+
+
+def _failures_table(
+    title: str, failures: list[PageFailure], total: int, stuck: bool, full: bool = True
+) -> Table:
     shown = f" (latest {len(failures)} of {total})" if total > len(failures) else ""
     table = Table(title=f"{title}{shown}", title_justify="left", expand=False)
-    table.add_column("page", justify="right")
+    table.add_column("page", justify="right", no_wrap=True)
     table.add_column("cursor", overflow="fold", max_width=24)
-    table.add_column("attempts", justify="right")
+    table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("error")
     table.add_column("message", overflow="fold")
-    table.add_column("next retry" if stuck else "failed at")
+    table.add_column("next retry" if stuck else "failed at", no_wrap=True)
     for f in failures:
         when = f.next_retry_at if stuck else f.failed_at
         table.add_row(
             str(f.page_num),
-            repr(f.cursor_str),
+            _cell(repr(f.cursor_str), full),
             str(f.attempts),
             f.error_type,
-            f.error_message,
+            _cell(f.error_message, full),
             f"{when.astimezone(timezone.utc):%H:%M:%S} UTC" if when else "-",
         )
     return table
 
 
-def _errors_table(p: BatchOrchestratorProgress) -> Table:
+def _errors_table(p: BatchOrchestratorProgress, full: bool = True) -> Table:
+    groups = group_errors(p.errors)
     table = Table(
-        title="errors (last error of each retrying, stuck or listed failed page)",
+        title="errors (last error of each retrying, stuck or listed failed page; messages that "
+        "differ only in numbers, URLs and IDs count as one)",
         title_justify="left",
         expand=False,
     )
-    table.add_column("pages", justify="right")
+    table.add_column("pages", justify="right", no_wrap=True)
     table.add_column("error")
-    table.add_column("message", overflow="fold")
-    for e in p.errors[:10]:
-        table.add_row(f"{e.pages:,}", e.error_type, e.error_message)
+    similar = any(g.variants > 1 for g in groups)
+    if similar:
+        table.add_column("messages", justify="right", no_wrap=True)
+    table.add_column("message (a sample)", overflow="fold")
+    for g in groups[:10]:
+        counts = [f"{g.variants:,}"] if similar else []
+        table.add_row(f"{g.pages:,}", g.error_type, *counts, _cell(g.sample, full))
     return table
 
 
-def render_status(view: BatchView) -> RenderableType:
-    """The full status of a batch: header, bar, counts, stuck and failed pages, UI link."""
+def render_status(view: BatchView, *, full: bool = False) -> RenderableType:
+    """The full status of a batch: header, bar, counts, stuck and failed pages, UI link.
+
+    Error messages and cursors are cut to one line unless ``full``.
+    """
     p = view.progress
     label = status_label(view.status, p)
     header = Text.assemble(
@@ -324,15 +349,21 @@ def render_status(view: BatchView) -> RenderableType:
             parts.append(_bar(p, running=view.status == "RUNNING"))
         parts.append(_stats(view, p))
         if p.errors:
-            parts.append(_errors_table(p))
+            parts.append(_errors_table(p, full))
         if p.retrying_pages:
             parts.append(
-                _failures_table("retrying pages", p.retrying_pages, p.num_retrying_pages, True)
+                _failures_table(
+                    "retrying pages", p.retrying_pages, p.num_retrying_pages, True, full
+                )
             )
         if p.stuck_pages:
-            parts.append(_failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True))
+            parts.append(
+                _failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True, full)
+            )
         if p.failed_pages:
-            parts.append(_failures_table("failed pages", p.failed_pages, p.num_failed_pages, False))
+            parts.append(
+                _failures_table("failed pages", p.failed_pages, p.num_failed_pages, False, full)
+            )
         if p.failing_discoveries:
             parts.append(
                 _failures_table(
@@ -340,12 +371,22 @@ def render_status(view: BatchView) -> RenderableType:
                     p.failing_discoveries,
                     len(p.failing_discoveries),
                     True,
+                    full,
                 )
             )
+        if not full and _has_long_errors(p):
+            parts.append(Text(f"whole messages: batch-orchestra status {view.id} --full", "dim"))
     if view.note:
         parts.append(Text(view.note, style="yellow"))
     parts.append(Text.assemble(("UI ", "dim"), (view.url, f"link {view.url}")))
     return Group(*parts)
+
+
+def _has_long_errors(p: BatchOrchestratorProgress) -> bool:
+    """Whether any shown message spans more than one line (so --full shows more)."""
+    pages = p.retrying_pages + p.stuck_pages + p.failed_pages + p.failing_discoveries
+    messages = [f.error_message for f in pages] + [e.error_message for e in p.errors]
+    return any("\n" in m.strip() or len(m) > 60 for m in messages)
 
 
 def _jsonable(value: Any) -> Any:

@@ -36,6 +36,13 @@ from .db import MyDB, ProductDBCursor, create_products
 from .processor import ConfigArgs, InflateProductPrices
 from .progress import wait_printing_progress
 
+SLOWER_ARGS = "--io-delay 2 --hold"
+SLOWER_HINT = (
+    f'run `make demo DEMO_ARGS="{SLOWER_ARGS}"` (or `python -m samples.inflate_prices.demo '
+    f"{SLOWER_ARGS}`): a slower batch, and the dashboard stays up after it"
+)
+"""What the demo suggests when it ran too fast to watch; tests/test_cli.py runs its command."""
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,10 +150,7 @@ async def run_demo(opts: argparse.Namespace, tmp: Path) -> int:
                     f"{dashboard_url}batches/{quote(handle.id, safe='')}"
                 )
                 if not opts.hold:
-                    print(
-                        "  (too quick to catch? add --io-delay 2 --hold: a slower batch, and "
-                        "the dashboard stays up after it)"
-                    )
+                    print(f"  (too quick to catch? {SLOWER_HINT})")
             if url:
                 print(f"Its workflow in the Temporal Web UI: {url}")
             else:
