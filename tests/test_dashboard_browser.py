@@ -1,9 +1,11 @@
-"""The dashboard in a real browser (Playwright driving Debian's Chromium) on a real batch.
+"""The dashboard in a real browser (Playwright driving Debian's Chromium) on real batches.
 
 The list shows the batch; its page shows progress moving; pausing from the page (accepting the
 confirmation) stops pages from starting, checked through the API; resuming finishes the batch; an
-HTML-laden batch ID renders as text. Screenshots go to ``test-artifacts/dashboard/`` (or
-``$TEST_ARTIFACTS/dashboard``).
+HTML-laden batch ID renders as text. A second batch is operated from its page (failed items,
+retry-page, skip-page, set-rate, redrive, redrive of items, each checked through the API), at
+375 and 1,440 px without sideways scrolling, and with no worker. Screenshots go to
+``test-artifacts/dashboard/`` (or ``$TEST_ARTIFACTS/dashboard``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
-from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, EmbeddedTemporal
+import tests.dashboard_processors as ops
+from batch_orchestra import (
+    BatchOrchestratorClient,
+    BatchOrchestratorInput,
+    BatchOrchestratorProgress,
+    EmbeddedTemporal,
+)
 from batch_orchestra.dashboard import DashboardServer, create_app
+from batch_orchestra.dashboard._data import dashboard_identity
 from batch_orchestra.testing import free_port
 from tests.helpers import assert_eventually
 
@@ -116,7 +126,7 @@ async def test_dashboard_in_a_browser(
                 "Number(document.getElementById('batch').dataset.polls || 0) >= 2"
             )
             assert await page.text_content("#batch-id") == wid
-            assert await page.locator("#batch-id *, img").count() == 0
+            assert await page.locator("#batch-id *:not(wbr), img").count() == 0
             before = await _number(page, "num_completed_pages")
             bar_before = float(await page.eval_on_selector("#progress", "e => e.value"))
             await page.wait_for_function(
@@ -126,14 +136,19 @@ async def test_dashboard_in_a_browser(
                 timeout=15_000,
             )
             assert float(await page.eval_on_selector("#progress", "e => e.value")) > bar_before
-            assert await page.locator("#chart polyline").count() == 3
+            # One quantity per chart: items/s; pages running and the cap.
+            assert await page.locator("#chart-items polyline").count() == 1
+            assert await page.locator("#chart-pages polyline").count() == 2
             await page.screenshot(path=str(ARTIFACTS / "batch-running.png"), full_page=True)
 
-            # Pause from the page: after the running pages finish, none starts.
+            # Pause from the page: after the running pages finish, none starts. The page posts
+            # it and stays (no reload), saying what happened.
+            await page.evaluate("window.__same_page = true")
             await page.click("#pause-button")
-            await page.wait_for_url("**done=paused")
+            await page.wait_for_selector('#flash:has-text("Paused")')
             assert dialogs[-1][0] == "confirm" and "Pause batch" in dialogs[-1][1]
             assert (await handle.get_progress()).is_paused
+            assert await page.evaluate("window.__same_page === true")
 
             async def drained() -> None:
                 assert (await handle.get_progress()).num_processing_pages == 0
@@ -149,7 +164,7 @@ async def test_dashboard_in_a_browser(
 
             # Resume from the page: the batch finishes, and the page says so.
             await page.click("#resume-button")
-            await page.wait_for_url("**done=resumed")
+            await page.wait_for_selector('#flash:has-text("Resumed")')
             final = await asyncio.wait_for(handle.result(), 30)
             assert final.num_completed_pages == PAGES and final.num_completed_items == PAGES * 10
             await page.reload()
@@ -157,5 +172,166 @@ async def test_dashboard_in_a_browser(
             assert await page.eval_on_selector("#progress", "e => e.value") == 100
             await page.screenshot(path=str(ARTIFACTS / "batch-completed.png"), full_page=True)
             assert [kind for kind, _ in dialogs] == ["confirm", "confirm"]  # no injected alert
+        finally:
+            await browser.close()
+
+
+async def _fits(page: Page, what: str) -> None:
+    """The page does not scroll sideways at this width (a wide table scrolls in its own box)."""
+    scroll, inner = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner, f"{what}: {scroll} px wide in a {inner} px window"
+
+
+async def _points(page: Page) -> int:
+    return int(await page.get_attribute("#chart-items", "data-points") or 0)
+
+
+async def test_operating_a_batch_in_a_browser(
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+) -> None:
+    """Failed items, every page action checked through the API, the chart across an action, a
+    finished batch's average, a redrive of items, 375 and 1,440 px, and no worker: "unknown"."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    wid = f"nightly-backfill_eu/west-{task_queue[-8:]}"
+    app = create_app(temporal.client, poll_interval=timedelta(milliseconds=400), page_size=100)
+    async with DashboardServer(app, port=free_port()) as server, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            url = server.url.rstrip("/") + f"/batches/{quote(wid, safe='')}"
+            async with new_worker(), ops.holding(wid):
+                handle = await orchestra.start(
+                    BatchOrchestratorInput(
+                        page_processor="Operable",
+                        page_size=10,
+                        max_parallelism=4,
+                        args=json.dumps(
+                            {
+                                "pages": 16,
+                                "sleep": 0.3,
+                                "stuck": [3, 5],
+                                "broken": [7],
+                                "bad_items": [0, 4, 8, 12],
+                            }
+                        ),
+                        total_items=160,
+                    ),
+                    id=wid,
+                    task_queue=task_queue,
+                )
+                await page.goto(url)
+                await page.wait_for_function(
+                    "Number(document.getElementById('batch').dataset.polls || 0) >= 2"
+                )
+
+                async def held() -> BatchOrchestratorProgress:
+                    p = await handle.get_progress()
+                    assert p.num_stuck_pages == 2 and p.num_failed_pages == 1, p
+                    assert p.num_failed_items == 4, p
+                    return p
+
+                await assert_eventually(held, timeout=30)
+                # The failed items: on their card, in their table, as CSV.
+                await page.wait_for_selector('#batch [data-field="num_failed_items"]:text-is("4")')
+                await page.wait_for_function(
+                    "document.querySelectorAll('#failed-items tbody tr').length === 4"
+                )
+                href = await page.get_attribute("#failures-csv", "href")
+                exported = await (await page.request.get(server.url.rstrip("/") + str(href))).text()
+                assert all(f"item-{n}" in exported for n in (0, 4, 8, 12)), exported
+                await page.wait_for_function(
+                    "Number(document.getElementById('chart-items').dataset.points) >= 3"
+                )
+                before = await _points(page)
+                await page.evaluate("window.__same_page = true")
+
+                # Set the rate limits: posted without a reload; the chart keeps its points.
+                await page.fill("#pages-rate-input", "40")
+                await page.click("#set-rate-button")
+                await page.wait_for_selector('#flash:has-text("Rate limit now 40 pages/s")')
+                assert (await handle.get_progress()).max_pages_per_second == 40
+                assert await page.evaluate("window.__same_page === true")
+                assert await _points(page) >= before
+
+                # Retry a stuck page (its cause fixed), skip the other with a reason, redrive
+                # the failed page: each checked through the batch's own progress.
+                ops.PASS[wid].add(3)
+                await page.click("#retry-page-3-button")
+
+                async def retried() -> None:
+                    assert (await handle.get_progress()).num_stuck_pages == 1
+
+                await assert_eventually(retried)
+                await page.fill("#skip-reason-5", "row 5 is bad data")
+                await page.click("#skip-page-5-button")
+
+                async def skipped() -> None:
+                    p = await handle.get_progress()
+                    assert p.num_skipped_pages == 1 and p.num_stuck_pages == 0
+
+                await assert_eventually(skipped)
+                ops.PASS[wid].add(7)
+                await page.click("#redrive-button")
+
+                async def redriven() -> None:
+                    assert (await handle.get_progress()).num_failed_pages == 0
+
+                await assert_eventually(redriven)
+                p = await handle.get_progress()
+                assert [c.by for c in p.control_changes] == [dashboard_identity()] * 4
+                await page.wait_for_selector('#changes:has-text("row 5 is bad data")')
+                assert await page.evaluate("window.__same_page === true")
+                assert await _points(page) >= before
+                await page.screenshot(path=str(ARTIFACTS / "operated-1440.png"), full_page=True)
+                await _fits(page, "batch page at 1,440 px")
+
+                # A phone's width: nothing scrolls sideways; IDs wrap at their separators.
+                await page.set_viewport_size({"width": 375, "height": 800})
+                await page.reload()
+                await page.wait_for_selector("#chart-items polyline")
+                await _fits(page, "batch page at 375 px")
+                await page.screenshot(path=str(ARTIFACTS / "operated-375.png"), full_page=True)
+                await page.goto(server.url)
+                await page.wait_for_selector("#batches")
+                await _fits(page, "batch list at 375 px")
+                await page.screenshot(path=str(ARTIFACTS / "list-375.png"), full_page=True)
+                await page.set_viewport_size({"width": 1440, "height": 900})
+                await page.reload()
+                await _fits(page, "batch list at 1,440 px")
+                await page.screenshot(path=str(ARTIFACTS / "list-1440.png"), full_page=True)
+
+                # Finished: its average rate rather than "collecting samples", and a redrive of
+                # its failed items from the page, which goes to the new batch's page.
+                ops.release(wid)
+                final = await handle.result()
+                assert final.num_completed_pages == 15 and final.num_failed_items == 4
+                await page.goto(url)
+                await page.wait_for_selector('#chart-average:has-text("items/s on average")')
+                assert "(average)" in (await page.text_content("#batch .counts")) or ""
+                assert "collecting" not in (await page.text_content("#chart-section") or "")
+                await page.screenshot(path=str(ARTIFACTS / "finished-1440.png"), full_page=True)
+                await page.click("#redrive-items-button")
+                new_id = f"{wid}-items-1"
+                await page.wait_for_url(f"**/batches/{quote(new_id, safe='')}?done=*")
+                redrive = await orchestra.get_handle(new_id).result()
+                assert redrive.num_completed_items == 4 and redrive.redrive_of == wid
+                await page.wait_for_selector("#redrive-of")
+
+            # No worker at all: every count is "unknown", never 0.
+            lost = await orchestra.start(
+                BatchOrchestratorInput(page_processor="Operable", page_size=10, max_parallelism=2),
+                id=f"nobody-{task_queue}",
+                task_queue=f"nobody-{task_queue}",
+            )
+            await page.goto(server.url.rstrip("/") + f"/batches/{quote(lost.id, safe='')}")
+            for field in ("num_completed_pages", "num_completed_items", "max_parallelism"):
+                assert await page.text_content(f'#batch [data-field="{field}"]') == "unknown"
+            assert "no worker answered" in (await page.text_content("#batch") or "")
+            await page.screenshot(path=str(ARTIFACTS / "no-worker-1440.png"), full_page=True)
+            await lost.workflow_handle.terminate()
         finally:
             await browser.close()

@@ -715,9 +715,16 @@ def list_(limit: int, running_only: bool, target: Target) -> None:
     help="Access token every request must carry [env BATCH_ORCHESTRA_DASHBOARD_TOKEN].",
 )
 @click.option(
+    "--users-file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A file of 'NAME TOKEN' lines: each user signs in with their own token, and their "
+    "actions are recorded under their name (instead of dashboard@HOST).",
+)
+@click.option(
     "--read-only",
     is_flag=True,
-    help="Show batches only: no pause, resume, cancel, parallelism or start.",
+    help="Show batches only: no controls, no start form.",
 )
 @click.option(
     "--max-metrics-batches",
@@ -731,11 +738,16 @@ def dashboard(
     host: str,
     port: int,
     token: str | None,
+    users_file: str | None,
     read_only: bool,
     max_metrics_batches: int,
     target: Target,
 ) -> None:
-    """Serve the web dashboard: batches, live progress, controls, and /metrics."""
+    """Serve the web dashboard: batches, live progress, controls, and /metrics.
+
+    Its actions are recorded in a batch's change log as dashboard@HOST, or as the signed-in
+    user with --users-file.
+    """
     try:
         from ..dashboard._serve import run_from_cli
     except ImportError as err:
@@ -752,6 +764,7 @@ def dashboard(
             token=token,
             read_only=read_only,
             max_metrics_batches=max_metrics_batches,
+            users_file=users_file,
         ),
     )
 

@@ -5,8 +5,12 @@ Routes (relative to where the app is mounted)::
     GET  /                      batch list (?status=running|paused|completed|..., ?page=TOKEN)
     GET  /batches/{id}          one batch: live progress, chart, stuck/failed pages, controls
     GET  /api/batches/{id}      that batch's state as JSON (the page polls it)
+    GET  /failures.csv?batch_id=ID   its failed, stuck and retrying pages and failed items
     GET  /start                 the start-a-batch form;  POST /start starts it
-    POST /actions/{action}      pause | resume | set-parallelism | cancel (form: batch_id, n)
+    POST /actions/{action}      pause | resume | set-parallelism | set-rate | retry-page |
+                                skip-page | redrive | redrive-items | cancel (form: batch_id,
+                                and n, page_num, reason, pages_per_second, items_per_second);
+                                JSON back when the request accepts it (the page's script)
     GET  /metrics               Prometheus metrics of the running batches
     GET  /static/...            the page's CSS and script (no CDN)
 """
@@ -14,9 +18,11 @@ Routes (relative to where the app is mounted)::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -39,12 +45,13 @@ from ..cli._lookup import (
     list_batch_page,
     load_view,
 )
-from ..cli._render import BatchView
+from ..cli._render import BatchView, failures_csv
 from . import _html as html
-from ._data import STATUS_FILTERS, Backend, BatchRow, view_json
+from ._actions import ACTIONS, ActionInputError, perform
+from ._data import STATUS_FILTERS, Backend, BatchRow, InputSummary, dashboard_identity, view_json
 from ._forms import START_FIELDS, decode_token, encode_token, read_form, start_input
 from ._metrics import collect, render
-from ._security import Guard, csrf_token, same_origin
+from ._security import USER_SCOPE_KEY, Guard, csrf_token, same_origin
 
 __all__ = ["create_app"]
 
@@ -55,10 +62,33 @@ _MESSAGES = {
     "paused": "Paused: running pages finish, no new page starts.",
     "resumed": "Resumed.",
     "parallelism": "Parallelism changed.",
+    "rate": "Rate limit changed.",
+    "retried": "The page starts now, first in line.",
+    "skipped": "The page was skipped.",
+    "redriven": "Failed pages queued again.",
+    "redrive-started": "Redrive started: this batch runs the failures again.",
     "canceled": "Cancellation requested.",
     "started": "Batch started.",
 }
-_ACTIONS = ("pause", "resume", "set-parallelism", "cancel")
+
+
+@dataclass
+class _Loaded:
+    """One batch as its page shows it."""
+
+    view: BatchView
+    summary: InputSummary
+    started: datetime | None
+    stale_at: datetime | None
+
+    def json(self) -> dict[str, object]:
+        return view_json(
+            self.view,
+            self.summary.processor,
+            started=self.started,
+            stale_at=self.stale_at,
+            total_items=self.summary.total_items,
+        )
 
 
 class _Dashboard:
@@ -73,8 +103,10 @@ class _Dashboard:
         max_metrics_batches: int,
         page_size: int,
         poll_interval: timedelta,
+        identity: str | None = None,
     ) -> None:
         self.backend = backend
+        self.identity = identity
         self.read_only = read_only
         self.csrf = csrf
         self.max_metrics_batches = max_metrics_batches
@@ -133,7 +165,7 @@ class _Dashboard:
                 self.backend.target.rpc_error(err).message,
             )
         rows = [
-            BatchRow(view, proc, started)
+            BatchRow(view, proc, started, stale_at=self.backend.remember(view))
             for (_, view, started), proc in zip(found, processors, strict=True)
         ]
         if status == "paused":
@@ -147,19 +179,26 @@ class _Dashboard:
         )
         return HTMLResponse(page)
 
-    async def _load(self, batch_id: str) -> tuple[BatchView, str | None]:
+    async def _load(self, batch_id: str) -> _Loaded:
         client = await self._client()
         desc = await find_batch(client, self.backend.target, batch_id)
-        view, processor = await asyncio.gather(
+        view, summary = await asyncio.gather(
             load_view(client, self.backend.target, batch_id, desc=desc),
-            self.backend.processor(desc),
+            self.backend.summary(desc),
         )
-        return view, processor
+        stale_at = self.backend.remember(view)
+        if stale_at is not None:
+            view.note = (
+                "no worker answered: showing the last known progress, from "
+                f"{html.clock(stale_at)}. " + (view.note or "")
+            ).strip()
+        started = view.progress.start_time if view.progress else None
+        return _Loaded(view, summary, started or desc.start_time, stale_at)
 
     async def batch_page(self, request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
         try:
-            view, processor = await self._load(batch_id)
+            loaded = await self._load(batch_id)
         except CliError as err:
             code = 404 if err.message.startswith("no batch") else 503
             return self._error(
@@ -170,71 +209,101 @@ class _Dashboard:
                 back=self.chrome(request).base + "/",
             )
         message = _MESSAGES.get(request.query_params.get("done", ""), "")
-        page = html.batch_page(self.chrome(request), view, processor, message)
+        page = html.batch_page(
+            self.chrome(request),
+            loaded.view,
+            html.PageFacts(
+                processor=loaded.summary.processor,
+                started=loaded.started,
+                stale_at=loaded.stale_at,
+                total_items=loaded.summary.total_items,
+            ),
+            message,
+        )
         return HTMLResponse(page)
 
     async def batch_json(self, request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
         try:
-            view, processor = await self._load(batch_id)
+            loaded = await self._load(batch_id)
         except CliError as err:
             code = 404 if err.message.startswith("no batch") else 503
             return JSONResponse({"error": err.message}, status_code=code)
-        return JSONResponse(view_json(view, processor))
+        return JSONResponse(loaded.json())
+
+    async def failures(self, request: Request) -> Response:
+        """The batch's failures as CSV (the same as ``batch-orchestra failures ID --csv``)."""
+        batch_id = request.query_params.get("batch_id", "")
+        try:
+            loaded = await self._load(batch_id)
+        except CliError as err:
+            code = 404 if err.message.startswith("no batch") else 503
+            return Response(err.message + "\n", status_code=code, media_type="text/plain")
+        if loaded.view.progress is None:
+            message = loaded.view.note or "progress unavailable"
+            return Response(message + "\n", status_code=503, media_type="text/plain")
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in batch_id)[:80]
+        return Response(
+            failures_csv(loaded.view.progress),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}-failures.csv"'},
+        )
+
+    def _identity(self, request: Request) -> str:
+        """Who this request acts as: the signed-in user, else the dashboard's identity."""
+        user = request.scope.get(USER_SCOPE_KEY)
+        if user:
+            return dashboard_identity(str(user))
+        return self.identity or dashboard_identity()
 
     async def action(self, request: Request) -> Response:
         action = request.path_params["action"]
-        refused = await self._check_post(request)
-        if refused is not None:
-            return refused
+        wants_json = "application/json" in request.headers.get("accept", "")
         form = await read_form(request)
         batch_id = str(form.get("batch_id", ""))
         base = self.chrome(request).base
         back = html.batch_path(base, batch_id)
-        if action not in _ACTIONS:
-            return self._error(
-                request,
-                404,
-                "Unknown action",
-                f"{action!r} is not one of {', '.join(_ACTIONS)}",
-                back,
-            )
-        n: int | None = None
-        if action == "set-parallelism":
-            try:
-                n = int(str(form.get("n", "")))
-                if n < 0:
-                    raise ValueError
-            except ValueError:
-                return self._error(
-                    request,
-                    400,
-                    "Bad parallelism",
-                    f"parallelism must be a whole number >= 0, got {form.get('n')!r}",
-                    back,
-                )
+
+        def fail(status: int, title: str, message: str) -> Response:
+            if wants_json:
+                return JSONResponse({"ok": False, "title": title, "error": message}, status)
+            return self._error(request, status, title, message, back)
+
+        refusal = await self._post_refusal(request)
+        if refusal is not None:
+            return fail(*refusal)
+        if action not in ACTIONS:
+            return fail(404, "Unknown action", f"{action!r} is not one of {', '.join(ACTIONS)}")
         try:
-            done = await self.backend.steer(action, batch_id, n)
+            done = await perform(self.backend, action, batch_id, form, self._identity(request))
+        except ActionInputError as err:
+            return fail(400, err.title, err.message)
         except (CliError, RPCError) as err:
             message = (
                 err.message
                 if isinstance(err, CliError)
                 else self.backend.target.rpc_error(err).message
             )
-            return self._error(request, 409, f"Could not {action.replace('-', ' ')}", message, back)
-        return RedirectResponse(f"{back}?done={done}", status_code=303)
+            return fail(409, f"Could not {action.replace('-', ' ')}", message)
+        location = f"{html.batch_path(base, done.batch_id)}?done={done.done}"
+        if wants_json:
+            return JSONResponse({"ok": True, "message": done.message, "location": location})
+        return RedirectResponse(location, status_code=303)
 
     async def _check_post(self, request: Request) -> Response | None:
+        refusal = await self._post_refusal(request)
+        return self._error(request, *refusal) if refusal is not None else None
+
+    async def _post_refusal(self, request: Request) -> tuple[int, str, str] | None:
+        """(status, title, message) when a control request must be refused, else None."""
         if self.read_only:
-            return self._error(
-                request,
+            return (
                 403,
                 "Read-only dashboard",
                 "this dashboard was started with --read-only; controls are off",
             )
         if not same_origin(request):
-            return self._error(
-                request,
+            return (
                 403,
                 "Cross-site request refused",
                 "this request came from another site's page; use the dashboard's own buttons",
@@ -242,8 +311,7 @@ class _Dashboard:
         form = await read_form(request)
         given = str(form.get("csrf_token", ""))
         if not secrets.compare_digest(given.encode(), self.csrf.encode()):
-            return self._error(
-                request,
+            return (
                 403,
                 "Form expired",
                 "the form's security token is missing or stale (the dashboard "
@@ -335,6 +403,8 @@ def create_app(
     page_size: int = 25,
     trusted_hosts: Sequence[str] | None = None,
     poll_interval: timedelta = timedelta(seconds=1),
+    users: Mapping[str, str] | None = None,
+    identity: str | None = None,
 ) -> Starlette:
     """The dashboard as an ASGI app: serve it with uvicorn or mount it in your own app.
 
@@ -355,6 +425,10 @@ def create_app(
         trusted_hosts: when set, requests whose ``Host`` is not one of these names get 400
             (``batch-orchestra dashboard`` sets the loopback names when it runs without a token).
         poll_interval: how often a batch's page refreshes its progress.
+        users: user names and each one's own access token; a request with a user's token
+            acts as that user (recorded as ``NAME (dashboard@host)`` in a batch's change log).
+        identity: who the dashboard's actions are recorded as when no user is signed in
+            (default ``dashboard@<this host>``).
 
     Raises:
         ValueError: a setting out of range; the message names it.
@@ -367,11 +441,14 @@ def create_app(
         raise ValueError(f"poll_interval must be at least 100 ms, got {poll_interval!r}")
     if token is not None and not token:
         raise ValueError("token must not be empty; pass None for no token")
+    for name, user_token in (users or {}).items():
+        if not name or not user_token:
+            raise ValueError(f"users must map names to non-empty tokens, got {name!r}")
     if client is not None:
         namespace = client.namespace
         address = getattr(client.service_client.config, "target_host", address)
     backend = Backend(Target(address, namespace, ui_url), client)
-    secret = token or secrets.token_urlsafe(32)
+    secret = token or _users_secret(users) or secrets.token_urlsafe(32)
     dash = _Dashboard(
         backend,
         read_only=read_only,
@@ -379,16 +456,30 @@ def create_app(
         max_metrics_batches=max_metrics_batches,
         page_size=page_size,
         poll_interval=poll_interval,
+        identity=identity,
     )
     routes = [
         Route("/", dash.batch_list, methods=["GET"]),
         Route("/batches/{batch_id:path}", dash.batch_page, methods=["GET"]),
         Route("/api/batches/{batch_id:path}", dash.batch_json, methods=["GET"]),
+        Route("/failures.csv", dash.failures, methods=["GET"]),
         Route("/start", dash.start_form, methods=["GET"]),
         Route("/start", dash.start, methods=["POST"]),
         Route("/actions/{action}", dash.action, methods=["POST"]),
         Route("/metrics", dash.metrics, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    middleware = [Middleware(Guard, token=token, secret=secret, trusted_hosts=trusted_hosts)]
+    middleware = [
+        Middleware(
+            Guard, token=token, secret=secret, trusted_hosts=trusted_hosts, users=users or None
+        )
+    ]
     return Starlette(routes=routes, middleware=middleware)
+
+
+def _users_secret(users: Mapping[str, str] | None) -> str | None:
+    """A secret that stays the same across restarts while the users' tokens do."""
+    if not users:
+        return None
+    joined = "\n".join(f"{name}\t{token}" for name, token in sorted(users.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()

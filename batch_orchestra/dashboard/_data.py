@@ -8,20 +8,22 @@ processor name, and the status filter of the batch list.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution as WorkflowExecutionProto
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
-from temporalio.client import Client, WorkflowExecution, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecution
+from temporalio.service import ServiceClient
 
-from .._client import BatchOrchestratorClient
 from .._processor import registered_page_processors
-from ..cli._lookup import CliError, Target, cause_text, load_view
+from .._types import BatchOrchestratorProgress
+from ..cli._lookup import CliError, Target
 from ..cli._render import (
     BatchView,
     hook_label,
@@ -31,7 +33,17 @@ from ..cli._render import (
     status_label,
 )
 
-__all__ = ["STATUS_FILTERS", "UPDATE_TIMEOUT", "Backend", "BatchRow", "Bounded", "view_json"]
+__all__ = [
+    "STATUS_FILTERS",
+    "UPDATE_TIMEOUT",
+    "Backend",
+    "BatchRow",
+    "Bounded",
+    "InputSummary",
+    "average_rate",
+    "dashboard_identity",
+    "view_json",
+]
 
 STATUS_FILTERS: dict[str, str | None] = {
     "all": None,
@@ -79,6 +91,28 @@ class BatchRow:
     """The page processor's registered name, when the batch's input could be read."""
     started: datetime | None
     """When it started."""
+    stale_at: datetime | None = None
+    """When its progress was last read, if no worker answered now (None: it is current)."""
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """What the dashboard reads from a batch's input (the first event of its latest run)."""
+
+    processor: str | None = None
+    """The page processor's registered name."""
+    total_items: int | None = None
+    """The estimate of its items, for percent and ETA."""
+
+
+def dashboard_identity(user: str | None = None) -> str:
+    """Who the dashboard acts as in a batch's change log: ``dashboard@host``, or the user."""
+    where = f"dashboard@{socket.gethostname()}"
+    return f"{user} ({where})" if user else where
+
+
+_LAST_KNOWN_SIZE = 1024
+_IDENTITY_CLIENTS = 64
 
 
 class Backend:
@@ -88,9 +122,14 @@ class Backend:
         self.target = target
         self._client = client
         self._connecting: asyncio.Lock | None = None
-        self._processors: OrderedDict[str, str | None] = OrderedDict()
+        self._summaries: Bounded[InputSummary] = Bounded(_PROCESSOR_CACHE_SIZE)
+        self._as: dict[str, Client] = {}
         self.closed_rows: Bounded[tuple[BatchView, datetime | None]] = Bounded(_CLOSED_CACHE_SIZE)
         """Rows of closed runs already read (a closed run never changes)."""
+        self.last_known: Bounded[tuple[BatchOrchestratorProgress, datetime]] = Bounded(
+            _LAST_KNOWN_SIZE
+        )
+        """The last progress read of each batch and when, shown when no worker answers."""
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use; ``CliError`` when unreachable."""
@@ -102,14 +141,40 @@ class Backend:
                     self._client = await self.target.connect()
         return self._client
 
+    async def client_as(self, identity: str) -> Client:
+        """A client that acts as ``identity``, which the batch records in its change log.
+
+        The batch's control updates carry the caller's client identity (``handle._by``), so each
+        identity gets its own connection, made from the dashboard's (same server, TLS and key).
+        """
+        base = await self.client()
+        if base.identity == identity:
+            return base
+        if identity not in self._as:
+            if len(self._as) >= _IDENTITY_CLIENTS:
+                self._as.pop(next(iter(self._as)))
+            connect = dataclasses.replace(base.service_client.config, identity=identity)
+            try:
+                service = await ServiceClient.connect(connect)
+            except (RuntimeError, OSError) as err:
+                raise CliError(f"cannot connect as {identity!r}: {err}") from None
+            config_as = base.config()
+            config_as["service_client"] = service
+            self._as[identity] = Client(**config_as)
+        return self._as[identity]
+
     async def processor(self, execution: WorkflowExecution) -> str | None:
         """The processor name from the first event of a run's history (cached per run)."""
+        return (await self.summary(execution)).processor
+
+    async def summary(self, execution: WorkflowExecution) -> InputSummary:
+        """The processor and total items from the first event of a run's history (cached)."""
         key = f"{execution.id}\x00{execution.run_id}"
-        if key in self._processors:
-            self._processors.move_to_end(key)
-            return self._processors[key]
+        if key in self._summaries:
+            self._summaries.move_to_end(key)
+            return self._summaries[key]
         client = await self.client()
-        name: str | None = None
+        found = InputSummary()
         try:
             resp = await client.workflow_service.get_workflow_execution_history(
                 GetWorkflowExecutionHistoryRequest(
@@ -122,52 +187,30 @@ class Backend:
             )
             payloads = resp.history.events[0].workflow_execution_started_event_attributes.input
             raw = (await client.data_converter.decode(payloads.payloads, [dict]))[0]
-            if isinstance(raw, dict) and isinstance(raw.get("page_processor"), str):
-                name = raw["page_processor"]
+            if isinstance(raw, dict):
+                name, total = raw.get("page_processor"), raw.get("total_items")
+                found = InputSummary(
+                    processor=name if isinstance(name, str) else None,
+                    total_items=total if isinstance(total, int) else None,
+                )
         except Exception:  # an unreadable input (another codec, a purged history): no name
-            name = None
-        self._processors[key] = name
-        while len(self._processors) > _PROCESSOR_CACHE_SIZE:
-            self._processors.popitem(last=False)
-        return name
+            found = InputSummary()
+        self._summaries[key] = found
+        return found
 
-    async def steer(self, action: str, batch_id: str, n: int | None = None) -> str:
-        """Pause, resume, set the parallelism of (to ``n``) or cancel a running batch.
+    def remember(self, view: BatchView) -> datetime | None:
+        """Keep a batch's progress for when no worker answers; fill it in when none did.
 
-        Returns the name of what was done. ``CliError`` when the batch is not running, no worker
-        answers, or the batch refuses.
+        Returns when the progress shown was read, if it is the last known one (None: current).
         """
-        client = await self.client()
-        view = await load_view(client, self.target, batch_id)
-        if view.status != "RUNNING":
-            raise CliError(
-                f"batch {batch_id!r} is {view.status}; only a running batch can be steered"
-            )
-        handle = BatchOrchestratorClient(client).get_handle(batch_id)
-        if action == "cancel":
-            await handle.workflow_handle.cancel()
-            return "canceled"
-        if view.progress is None:  # no worker: an update would wait for one
-            raise CliError(view.note or f"no worker answered for batch {batch_id!r}")
-        calls: dict[str, tuple[str, Callable[[], Awaitable[object]]]] = {
-            "pause": ("paused", handle.pause),
-            "resume": ("resumed", handle.resume),
-            "set-parallelism": ("parallelism", lambda: handle.set_max_parallelism(n or 0)),
-        }
-        done, call = calls[action]
-        try:
-            await asyncio.wait_for(call(), UPDATE_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise CliError(
-                f"no worker acknowledged {action} of batch {batch_id!r} within "
-                f"{UPDATE_TIMEOUT:g}s; is a worker running on task queue {view.task_queue!r}? "
-                "(the request may still apply when one picks it up)"
-            ) from None
-        except WorkflowUpdateFailedError as err:
-            raise CliError(
-                f"batch {batch_id!r} refused {action}: {cause_text(err.cause)}"
-            ) from None
-        return done
+        if view.progress is not None:
+            self.last_known[view.id] = (view.progress, datetime.now(timezone.utc))
+            return None
+        known = self.last_known.get(view.id)
+        if known is None:
+            return None
+        view.progress, at = known
+        return at
 
     def known_processors(self) -> list[str]:
         """Processor names this process registered or has seen in batches, for the start form.
@@ -175,12 +218,33 @@ class Backend:
         Workers register processors in their own processes, which Temporal does not list, so
         this is a suggestion, not a check.
         """
-        seen = {name for name in self._processors.values() if name}
+        seen = {s.processor for s in self._summaries.values() if s.processor}
         return sorted(seen | set(registered_page_processors()))
 
 
-def view_json(view: BatchView, processor: str | None) -> dict[str, Any]:
-    """A batch's state as the batch page's JSON endpoint returns it."""
+def average_rate(view: BatchView, *, pages: bool = False) -> float | None:
+    """Items (or pages) per second over a finished batch's whole life (None while it runs)."""
+    p = view.progress
+    if p is None or p.start_time is None or view.close_time is None:
+        return None
+    seconds = (view.close_time - p.start_time).total_seconds()
+    done = p.num_completed_pages if pages else p.num_completed_items
+    return done / seconds if seconds > 0 else None
+
+
+def view_json(
+    view: BatchView,
+    processor: str | None,
+    *,
+    started: datetime | None = None,
+    stale_at: datetime | None = None,
+    total_items: int | None = None,
+) -> dict[str, Any]:
+    """A batch's state as the batch page's JSON endpoint returns it.
+
+    ``progress`` is None when it is unknown (no worker answered and none was read before);
+    ``stale_at`` says when the progress shown was read when it is the last known one.
+    """
     p = view.progress
     return {
         "id": view.id,
@@ -193,6 +257,11 @@ def view_json(view: BatchView, processor: str | None) -> dict[str, Any]:
         "failure": view.failure,
         "note": view.note,
         "close_time": view.close_time.isoformat() if view.close_time else None,
+        "started": started.isoformat() if started else None,
+        "stale_at": stale_at.isoformat() if stale_at else None,
+        "total_items": p.total_items if p is not None else total_items,
+        "average_items_per_second": average_rate(view),
+        "average_pages_per_second": average_rate(view, pages=True),
         "summary": progress_line(p) if p is not None else None,
         "progress": json.loads(progress_json(p)) if p is not None else None,
         "hooks": [f"{hook_label(h)}: {hook_text(h)}" for h in p.hook_errors] if p else [],

@@ -7,37 +7,33 @@ text. The page's script (``static/dashboard.js``) updates the page through ``tex
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from html import escape
+from datetime import datetime
+from html import unescape
 from urllib.parse import quote, urlencode
 
 from .._types import BatchOrchestratorProgress, PageFailure
 from ..cli._render import BatchView, format_duration, hook_label, hook_text, status_label
-from ._data import STATUS_FILTERS, BatchRow
+from . import _sections as sections
+from ._data import STATUS_FILTERS, BatchRow, average_rate
+from ._markup import UNKNOWN, batch_path, clock, esc, esc_id
+from ._markup import utc_time as _time
 
 __all__ = [
     "Chrome",
+    "PageFacts",
     "batch_page",
     "batch_path",
+    "clock",
     "error_page",
     "esc",
     "list_page",
     "start_page",
+    "unescape",
 ]
 
 _OPEN = ("RUNNING", "CONTINUED_AS_NEW")
-
-
-def esc(value: object) -> str:
-    """HTML-escape any value for text or a quoted attribute."""
-    return escape("" if value is None else str(value), quote=True)
-
-
-def batch_path(base: str, batch_id: str) -> str:
-    """The path of a batch's page (the ID percent-encoded, slashes included)."""
-    return f"{base}/batches/{quote(batch_id, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -77,12 +73,6 @@ def _layout(chrome: Chrome, title: str, body: str, *, page: str = "") -> str:
 </body></html>"""
 
 
-def _time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
-
-
 def _percent(p: BatchOrchestratorProgress | None, status: str) -> float | None:
     if p is None:
         return None
@@ -97,7 +87,8 @@ def _bar(p: BatchOrchestratorProgress | None, status: str, data_id: str = "") ->
     pct = _percent(p, status)
     attr = f' id="{data_id}"' if data_id else ""
     if pct is None:
-        return f'<progress{attr} max="100" title="percent needs total_items"></progress>'
+        why = "progress unknown" if p is None else "percent needs total_items"
+        return f'<progress{attr} max="100" title="{why}"></progress>'
     return f'<progress{attr} max="100" value="{pct:.1f}" title="{pct:.1f}%"></progress>'
 
 
@@ -122,20 +113,30 @@ def _list_row(base: str, row: BatchRow) -> str:
     view, p = row.view, row.view.progress
     pct = _percent(p, view.status)
     done = f"{pct:.0f}%" if pct is not None else ""
-    failures = (
-        f"{p.num_failed_pages:,} failed · {p.num_stuck_pages:,} stuck" if p is not None else "-"
-    )
-    items = f"{p.num_completed_items:,}" if p is not None else "-"
+    failures = _list_failures(p)
+    items = f"{p.num_completed_items:,}" if p is not None else UNKNOWN
     note = view.failure or view.note or ""
+    if row.stale_at is not None:
+        note = f"no worker answered: last known progress, from {clock(row.stale_at)}"
     return (
-        f'<tr><td class="id"><a href="{esc(batch_path(base, view.id))}">{esc(view.id)}</a>'
+        f'<tr><td class="id"><a href="{esc(batch_path(base, view.id))}">{esc_id(view.id)}</a>'
         f"{f'<div class=note>{esc(note)}</div>' if note else ''}</td>"
-        f"<td>{_label(view.status, p)}</td><td>{esc(row.processor or '-')}</td>"
+        f"<td>{_label(view.status, p)}</td><td class=opt>{esc(row.processor or '-')}</td>"
         f"<td>{_bar(p, view.status)} <span class=pct>{esc(done)}</span></td>"
-        f'<td class="num">{items}</td><td class="num">{_rate(p)}</td>'
-        f'<td class="num">{esc(_eta(p))}</td><td>{esc(failures)}</td>'
-        f"<td>{esc(_time(row.started))}</td></tr>"
+        f'<td class="num" data-label="items">{items}</td><td class="num opt">{_rate(p)}</td>'
+        f'<td class="num opt">{esc(_eta(p))}</td><td data-label="failures">{esc(failures)}</td>'
+        f"<td class=opt>{esc(_time(row.started))}</td></tr>"
     )
+
+
+def _list_failures(p: BatchOrchestratorProgress | None) -> str:
+    """Failed and stuck pages, and failed items when there are any."""
+    if p is None:
+        return UNKNOWN
+    text = f"{p.num_failed_pages:,} failed · {p.num_stuck_pages:,} stuck"
+    if p.num_failed_items:
+        text += f" · {p.num_failed_items:,} failed items"
+    return text
 
 
 def list_page(
@@ -167,11 +168,12 @@ def list_page(
     if not first_page:
         more = f'<a href="{esc(base)}/?{esc(urlencode({"status": status}))}">← Newest</a>' + more
     table = (
-        '<table class="batches" id="batches"><thead><tr><th>Batch</th><th>Status</th>'
-        "<th>Processor</th><th>Progress</th><th>Items</th><th>Items/s</th><th>ETA</th>"
-        "<th>Failures</th><th>Started</th></tr></thead><tbody>"
+        '<div class="scroll"><table class="batches" id="batches"><thead><tr><th>Batch</th>'
+        "<th>Status</th><th class=opt>Processor</th><th>Progress</th><th>Items</th>"
+        "<th class=opt>Items/s</th><th class=opt>ETA</th><th>Failures</th>"
+        "<th class=opt>Started</th></tr></thead><tbody>"
         + "".join(_list_row(base, r) for r in rows)
-        + "</tbody></table>"
+        + "</tbody></table></div>"
     )
     body = f'<div class="filters">{tabs}</div>{table}{more}'
     return _layout(chrome, "Batches", body, page="list")
@@ -199,31 +201,67 @@ def _empty_state(chrome: Chrome) -> str:
 <p>It appears here as soon as it starts.</p></section>"""
 
 
-def _counts(p: BatchOrchestratorProgress | None) -> str:
-    def cell(field: str, label: str, value: object) -> str:
-        return f'<div><dt>{esc(label)}</dt><dd data-field="{field}">{esc(value)}</dd></div>'
+@dataclass(frozen=True)
+class PageFacts:
+    """What the batch's page knows besides its progress (from Temporal, not a worker)."""
 
-    if p is None:
-        p = BatchOrchestratorProgress()
-    total = f" of {p.total_items:,}" if p.total_items is not None else ""
+    processor: str | None = None
+    """The page processor's registered name."""
+    started: datetime | None = None
+    """When the batch started."""
+    stale_at: datetime | None = None
+    """When the progress shown was read, if no worker answered now."""
+    total_items: int | None = None
+    """The batch's estimate of its items (from its input)."""
+
+
+def _counts(view: BatchView, facts: PageFacts) -> str:
+    """The count cards; "unknown" for each when no worker told us (never 0)."""
+
+    def cell(field: str, label: str, value: Callable[[BatchOrchestratorProgress], str]) -> str:
+        shown = value(p) if p is not None else UNKNOWN
+        return f'<div><dt>{esc(label)}</dt><dd data-field="{field}">{esc(shown)}</dd></div>'
+
+    p = view.progress
+    total = p.total_items if p is not None else facts.total_items
+    of = f" of {total:,}" if total is not None else ""
+    average = average_rate(view)
+    pages_average = average_rate(view, pages=True)
     return (
         '<dl class="counts">'
         + "".join(
             [
-                cell("num_completed_pages", "pages done", f"{p.num_completed_pages:,}"),
-                cell("num_processing_pages", "running", f"{p.num_processing_pages:,}"),
-                cell("num_pending_pages", "pending", f"{p.num_pending_pages:,}"),
-                cell("num_stuck_pages", "stuck", f"{p.num_stuck_pages:,}"),
-                cell("num_failed_pages", "failed", f"{p.num_failed_pages:,}"),
-                cell("num_completed_items", "items", f"{p.num_completed_items:,}{total}"),
-                cell("items_per_second", "items/s", f"{p.items_per_second:,.1f}"),
-                cell("pages_per_second", "pages/s", f"{p.pages_per_second:,.1f}"),
-                cell("max_parallelism", "parallelism", _parallelism(p)),
+                cell("num_completed_pages", "pages done", lambda p: f"{p.num_completed_pages:,}"),
+                cell("num_processing_pages", "running", lambda p: f"{p.num_processing_pages:,}"),
+                cell("num_pending_pages", "pending", lambda p: f"{p.num_pending_pages:,}"),
+                cell("num_retrying_pages", "retrying", lambda p: f"{p.num_retrying_pages:,}"),
+                cell("num_stuck_pages", "stuck", lambda p: f"{p.num_stuck_pages:,}"),
+                cell("num_failed_pages", "failed", lambda p: f"{p.num_failed_pages:,}"),
+                cell("num_skipped_pages", "skipped", lambda p: f"{p.num_skipped_pages:,}"),
+                f'<div><dt>items</dt><dd data-field="num_completed_items">'
+                f"{esc(f'{p.num_completed_items:,}' if p is not None else UNKNOWN)}{esc(of)}"
+                "</dd></div>",
+                cell("num_failed_items", "failed items", lambda p: f"{p.num_failed_items:,}"),
                 cell(
-                    "max_parallelism_achieved", "highest reached", f"{p.max_parallelism_achieved}"
+                    "items_per_second",
+                    "items/s (average)" if average is not None else "items/s",
+                    lambda p: f"{average if average is not None else p.items_per_second:,.1f}",
                 ),
-                cell("eta", "ETA", _eta(p)),
-                cell("num_runs", "runs", f"{p.num_runs}"),
+                cell(
+                    "pages_per_second",
+                    "pages/s (average)" if average is not None else "pages/s",
+                    lambda p: (
+                        f"{p.pages_per_second if pages_average is None else pages_average:,.1f}"
+                    ),
+                ),
+                cell("max_parallelism", "parallelism", _parallelism),
+                cell(
+                    "max_parallelism_achieved",
+                    "highest reached",
+                    lambda p: f"{p.max_parallelism_achieved}",
+                ),
+                cell("eta", "ETA", _eta),
+                cell("num_runs", "runs", lambda p: f"{p.num_runs}"),
             ]
         )
         + "</dl>"
@@ -261,23 +299,30 @@ def _reasons(p: BatchOrchestratorProgress | None) -> str:
     )
 
 
-def _failures(kind: str, failures: Iterable[PageFailure], total: int) -> str:
-    stuck = kind == "stuck"
+def _failures(
+    kind: str,
+    failures: Iterable[PageFailure],
+    total: int,
+    actions: Callable[[PageFailure], str] | None = None,
+) -> str:
+    waiting = kind in ("stuck", "retrying")
     rows = "".join(
         f"<tr><td class=num>{f.page_num}</td><td class=cursor>{esc(f.cursor_str)}</td>"
         f"<td class=num>{f.attempts}</td><td>{esc(f.error_type)}</td>"
-        f"<td class=msg>{esc(f.error_message)}</td>"
-        f"<td>{esc(_time(f.next_retry_at if stuck else f.failed_at))}</td></tr>"
+        f"{sections.message_cell(f.error_message)}"
+        f"<td>{esc(_time(f.next_retry_at if waiting else f.failed_at))}</td>"
+        f"{actions(f) if actions else ''}</tr>"
         for f in failures
     )
-    when = "next retry" if stuck else "failed at"
+    when = "next retry" if waiting else "failed at"
     hidden = "" if total else " hidden"
+    act = "<th>Actions</th>" if actions else ""
     return (
         f'<section id="{kind}-section"{hidden}><h3>{esc(kind.capitalize())} pages '
-        f'<span data-field="num_{kind}_pages">{total:,}</span></h3>'
+        f'<span data-field="num_{kind}_pages">{total:,}</span></h3><div class="scroll">'
         f'<table class="failures" id="{kind}-pages"><thead><tr><th>Page</th><th>Cursor</th>'
-        f"<th>Attempts</th><th>Error</th><th>Message</th><th>{when}</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+        f"<th>Attempts</th><th>Error</th><th>Message</th><th>{when}</th>{act}</tr></thead>"
+        f"<tbody>{rows}</tbody></table></div></section>"
     )
 
 
@@ -301,14 +346,17 @@ def _form(
 
 
 def _controls(chrome: Chrome, view: BatchView) -> str:
-    if chrome.read_only or view.status not in _OPEN:
+    if chrome.read_only:
         return ""
+    extra = sections.extra_controls(sections.Controls(chrome.base, chrome.csrf, view.id), view)
+    if view.status not in _OPEN:
+        return f'<div class="controls" id="controls">{extra}</div>' if extra else ""
     p = view.progress
     paused = p is not None and p.is_paused
-    cap = p.max_parallelism if p is not None else 1
+    cap = p.max_parallelism if p is not None else ""
     n_input = (
         f'<input type="number" name="n" min="0" value="{cap}" aria-label="parallelism" '
-        'id="parallelism-input">'
+        'id="parallelism-input" required>'
     )
     # Both pause and resume are rendered; the page's script shows the one that applies now.
     return (
@@ -321,7 +369,7 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
                     "pause",
                     "Pause",
                     f"Pause batch {view.id}? Running pages finish; no new page starts.",
-                    cls="when-running",
+                    cls="when-open when-running",
                     hidden=paused,
                 ),
                 _form(
@@ -330,7 +378,7 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
                     "resume",
                     "Resume",
                     f"Resume batch {view.id}?",
-                    cls="when-paused",
+                    cls="when-open when-paused",
                     hidden=not paused,
                 ),
                 _form(
@@ -340,6 +388,7 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
                     "Set parallelism",
                     f"Set the parallelism of batch {view.id} to {{n}}?",
                     extra=n_input,
+                    cls="when-open",
                 ),
                 _form(
                     chrome,
@@ -347,48 +396,77 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
                     "cancel",
                     "Cancel batch",
                     f"Cancel batch {view.id}? It ends as CANCELED and cannot be resumed.",
-                    cls="danger",
+                    cls="when-open danger",
                 ),
             ]
         )
+        + extra
         + "</div>"
     )
 
 
-def batch_page(chrome: Chrome, view: BatchView, processor: str | None, message: str) -> str:
-    """One batch: status, live bar and counts, chart, stuck and failed pages, controls."""
+def batch_page(chrome: Chrome, view: BatchView, facts: PageFacts, message: str) -> str:
+    """One batch: status, live bar and counts, controls, chart, and what went wrong."""
     p = view.progress
     api = f"{chrome.base}/api/batches/{quote(view.id, safe='')}"
-    notice = f'<p class="flash" role="status">{esc(message)}</p>' if message else ""
+    notice = f'<p class="flash" role="status" id="flash"{"" if message else " hidden"}>'
+    notice += f"{esc(message)}</p>"
     failure = f"<p class=failure>{esc(view.failure)}</p>" if view.failure else ""
-    started = _time(p.start_time if p else None)
     body = f"""{notice}
 <section class="batch" id="batch" data-api="{esc(api)}" data-interval="{chrome.poll_ms}"
- data-open="{int(view.status in _OPEN)}">
-<h1><span class="id" id="batch-id">{esc(view.id)}</span> {_label(view.status, p)}</h1>
-<p class="meta">processor <b>{esc(processor or "-")}</b> · task queue <b>{esc(view.task_queue)}</b>
- · started {esc(started)} · <a href="{esc(view.url)}" rel="noopener" target="_blank"
- id="temporal-link">open in Temporal Web UI</a></p>
+ data-open="{int(view.status in _OPEN)}" data-batch-id="{esc(view.id)}"
+ data-close-time="{esc(view.close_time.isoformat() if view.close_time else "")}">
+<h1><span class="id" id="batch-id">{esc_id(view.id)}</span> {_label(view.status, p)}</h1>
+<p class="meta">processor <b>{esc(facts.processor or "-")}</b> · task queue
+ <b>{esc_id(view.task_queue)}</b> · started {esc(_time(facts.started))} · <a href="{esc(view.url)}"
+ rel="noopener" target="_blank" id="temporal-link">open in Temporal Web UI</a>
+{sections.redrive_link(chrome.base, p)}</p>
 {failure}<p class="note" data-field="note"{"" if view.note else " hidden"}>{esc(view.note)}</p>
 {_reasons(p)}
+{sections.health_line(p)}
 <div class="bar">{_bar(p, view.status, "progress")}
 <span data-field="percent">{esc(_pct_text(p, view.status))}</span></div>
-{_counts(p)}
+{_counts(view, facts)}
 {_controls(chrome, view)}
-<section class="chart"><h3>Throughput and parallelism
-<small>(sampled while this page is open)</small></h3>
-<svg id="chart" viewBox="0 0 640 200" role="img" aria-label="throughput chart"></svg>
-<p class="legend"><span class="k items">items/s</span> <span class="k running">pages running</span>
-<span class="k cap">parallelism cap</span></p></section>
-{_failures("stuck", p.stuck_pages if p else [], p.num_stuck_pages if p else 0)}
-{_failures("failed", p.failed_pages if p else [], p.num_failed_pages if p else 0)}
+{sections.chart_section(view)}
+<div id="details">{_details(chrome, view)}</div>
 </section>"""
     return _layout(chrome, view.id, body, page="batch")
 
 
+def _details(chrome: Chrome, view: BatchView) -> str:
+    """What went wrong and who changed what; the page's script swaps it in fresh."""
+    p = view.progress
+    steerable = not chrome.read_only and view.status in _OPEN
+    controls = sections.Controls(chrome.base, chrome.csrf, view.id)
+    actions = sections.row_actions(controls, view) if steerable else None
+    return "".join(
+        [
+            sections.errors_section(p),
+            _failures(
+                "retrying",
+                p.retrying_pages if p else [],
+                p.num_retrying_pages if p else 0,
+                actions,
+            ),
+            _failures("stuck", p.stuck_pages if p else [], p.num_stuck_pages if p else 0, actions),
+            _failures("failed", p.failed_pages if p else [], p.num_failed_pages if p else 0),
+            _failures(
+                "discovery",
+                p.failing_discoveries if p else [],
+                len(p.failing_discoveries) if p else 0,
+            ),
+            sections.failed_items_section(chrome.base, view),
+            sections.change_log_section(p),
+        ]
+    )
+
+
 def _pct_text(p: BatchOrchestratorProgress | None, status: str) -> str:
     pct = _percent(p, status)
-    return f"{pct:.1f}%" if pct is not None else "% needs total_items"
+    if pct is None:
+        return UNKNOWN if p is None else "% needs total_items"
+    return f"{pct:.1f}%"
 
 
 def start_page(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode, urlsplit
 
 from starlette.datastructures import URL
@@ -22,9 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "COOKIE_NAME",
+    "USER_SCOPE_KEY",
     "Guard",
     "csrf_token",
     "is_loopback",
+    "read_users_file",
     "same_origin",
 ]
 
@@ -96,8 +98,16 @@ def same_origin(request: Request) -> bool:
     return host is not None and _default_port(host) == own
 
 
+USER_SCOPE_KEY = "batch_orchestra.user"
+"""Where the guard leaves the name of the user whose token a request carried (None: unnamed)."""
+
+
 class Guard:
-    """ASGI middleware: trusted hosts, the access token and security headers on every request."""
+    """ASGI middleware: trusted hosts, the access token and security headers on every request.
+
+    ``users`` maps user names to their own tokens; a request carrying one of them is that
+    user's (``request.scope[USER_SCOPE_KEY]``), and its actions are recorded under that name.
+    """
 
     def __init__(
         self,
@@ -106,10 +116,15 @@ class Guard:
         token: str | None,
         secret: str,
         trusted_hosts: Sequence[str] | None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
-        self.token = token
-        self.cookie_value = _derive(secret, "cookie") if token else ""
+        # (user name or None, token, cookie value) for every token that opens the dashboard.
+        self.keys: list[tuple[str | None, str, str]] = []
+        if token:
+            self.keys.append((None, token, _derive(secret, "cookie")))
+        for name, user_token in (users or {}).items():
+            self.keys.append((name, user_token, _derive(secret, f"cookie:{name}")))
         self.trusted_hosts = [h.lower() for h in trusted_hosts] if trusted_hosts else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -139,23 +154,23 @@ class Guard:
                     "http://127.0.0.1:<port>/",
                     status_code=400,
                 )
-        if self.token is None:
+        if not self.keys:
             return None
         auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer ") and hmac.compare_digest(
-            auth[7:].strip().encode(), self.token.encode()
-        ):
-            return None
+        if auth.lower().startswith("bearer "):
+            found = self._match(auth[7:].strip(), by_cookie=False)
+            if found is not None:
+                request.scope[USER_SCOPE_KEY] = found[0]
+                return None
         cookie = request.cookies.get(COOKIE_NAME, "")
-        if cookie and hmac.compare_digest(cookie.encode(), self.cookie_value.encode()):
+        found = self._match(cookie, by_cookie=True) if cookie else None
+        if found is not None:
+            request.scope[USER_SCOPE_KEY] = found[0]
             return None
         given = request.query_params.get("token")
-        if (
-            given is not None
-            and request.method == "GET"
-            and hmac.compare_digest(given.encode(), self.token.encode())
-        ):
-            return self._login(request)
+        found = self._match(given, by_cookie=False) if given is not None else None
+        if found is not None and request.method == "GET":
+            return self._login(request, found[2])
         return PlainTextResponse(
             "401: this dashboard needs its access token. Open it once as <url>?token=TOKEN "
             "(the token given to --token or BATCH_ORCHESTRA_DASHBOARD_TOKEN), or send the header "
@@ -164,7 +179,16 @@ class Guard:
             headers={"www-authenticate": "Bearer"},
         )
 
-    def _login(self, request: Request) -> Response:
+    def _match(self, given: str, *, by_cookie: bool) -> tuple[str | None, str, str] | None:
+        """The key whose token (or cookie value) is ``given``, compared in constant time."""
+        found = None
+        for key in self.keys:
+            expected = key[2] if by_cookie else key[1]
+            if hmac.compare_digest(given.encode(), expected.encode()):
+                found = key
+        return found
+
+    def _login(self, request: Request, cookie_value: str) -> Response:
         """Set the cookie and redirect to the same address without the token in it."""
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
         url = URL(scope=request.scope).replace(query=query)
@@ -172,10 +196,37 @@ class Guard:
         root = request.scope.get("root_path") or "/"
         response.set_cookie(
             COOKIE_NAME,
-            self.cookie_value,
+            cookie_value,
             httponly=True,
             samesite="strict",
             path=root,
             secure=request.url.scheme == "https",
         )
         return response
+
+
+def read_users_file(path: str) -> dict[str, str]:
+    """User names and their tokens from a file of ``NAME TOKEN`` lines (``#`` starts a comment).
+
+    Raises:
+        ValueError: a line is not a name and a token, or a name or token repeats; the message
+            names the line.
+    """
+    users: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, raw in enumerate(f, start=1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            fields = line.split()
+            if len(fields) != 2:
+                raise ValueError(
+                    f"{path}:{number}: expected a user name and a token separated by a space"
+                )
+            name, token = fields
+            if name in users or token in users.values():
+                raise ValueError(f"{path}:{number}: user {name!r} or its token is given twice")
+            users[name] = token
+    if not users:
+        raise ValueError(f"{path} names no user (one NAME TOKEN per line)")
+    return users

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from ..cli._lookup import CliError, Target
 from ._app import create_app
-from ._security import LOOPBACK_HOSTS, is_loopback
+from ._security import LOOPBACK_HOSTS, is_loopback, read_users_file
 
 __all__ = ["TOKEN_ENV", "DashboardServer", "check_bind", "run_from_cli", "serve"]
 
@@ -24,7 +24,7 @@ TOKEN_ENV = "BATCH_ORCHESTRA_DASHBOARD_TOKEN"
 """The environment variable that holds the dashboard's access token."""
 
 
-def check_bind(host: str, token: str | None) -> None:
+def check_bind(host: str, token: str | bool | None) -> None:
     """Refuse to serve beyond this machine without an access token.
 
     Raises:
@@ -101,6 +101,7 @@ async def serve(
     port: int = 8234,
     token: str | None = None,
     on_ready: Callable[[str], None] | None = None,
+    users: Mapping[str, str] | None = None,
     **app_kwargs: Any,
 ) -> None:
     """Serve the dashboard until SIGINT/SIGTERM (what ``batch-orchestra dashboard`` runs).
@@ -113,15 +114,16 @@ async def serve(
         port: the TCP port.
         token: the access token every request must carry.
         on_ready: called with the dashboard's URL once it listens.
+        users: user names and their own tokens (each user's actions are recorded by name).
         app_kwargs: passed to ``create_app`` (``address``, ``namespace``, ``read_only``, ...).
 
     Raises:
         ValueError: a non-loopback ``host`` without a token.
     """
     token = token or os.environ.get(TOKEN_ENV) or None
-    check_bind(host, token)
-    trusted = None if token else list(LOOPBACK_HOSTS)
-    app = create_app(token=token, trusted_hosts=trusted, **app_kwargs)
+    check_bind(host, token or bool(users))
+    trusted = None if token or users else list(LOOPBACK_HOSTS)
+    app = create_app(token=token, trusted_hosts=trusted, users=users, **app_kwargs)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
@@ -140,18 +142,20 @@ async def run_from_cli(
     token: str | None,
     read_only: bool,
     max_metrics_batches: int,
+    users_file: str | None = None,
 ) -> None:
     """``batch-orchestra dashboard``: check the bind, connect, print the URL, serve."""
     try:
-        check_bind(host, token)
-    except ValueError as err:
+        users = read_users_file(users_file) if users_file else None
+        check_bind(host, token or bool(users))
+    except (ValueError, OSError) as err:
         raise CliError(str(err)) from None
     if _port_taken(host, port):
         raise CliError(f"port {port} on {host} is already in use; choose another with --port")
     client = await target.connect()
 
     def ready(url: str) -> None:
-        shown = f"{url}?token=<your token>" if token else url
+        shown = f"{url}?token=<your token>" if token or users else url
         mode = " (read-only)" if read_only else ""
         click.echo(
             f"dashboard{mode} at {shown} for namespace {target.namespace!r} at "
@@ -163,6 +167,7 @@ async def run_from_cli(
         port=port,
         token=token,
         on_ready=ready,
+        users=users,
         client=client,
         ui_url=target.ui_url,
         read_only=read_only,
