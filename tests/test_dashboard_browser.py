@@ -247,6 +247,9 @@ async def test_operating_a_batch_in_a_browser(
                     "Number(document.getElementById('chart-items').dataset.points) >= 3"
                 )
                 before = await _points(page)
+                await page.wait_for_selector("#retry-page-3-button")
+                await page.wait_for_selector("#stuck-pages .msg details")
+                await page.screenshot(path=str(ARTIFACTS / "failing-1440.png"), full_page=True)
                 await page.evaluate("window.__same_page = true")
 
                 # Set the rate limits: posted without a reload; the chart keeps its points.
