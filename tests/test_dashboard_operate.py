@@ -227,16 +227,19 @@ async def test_unknown_is_unknown_and_last_known_is_said(
         assert "no worker answered the progress query" in page
         await lost.workflow_handle.terminate()
 
-        # Seen once with a worker, then the worker stops: the last known numbers, said so.
+        # Seen once with a worker, then the worker stops: the last known numbers, said so. (The
+        # batch is paused first, so that no page is running when its worker stops.)
         wid = batch_id()
-        async with ops.holding(wid):
-            async with new_worker():
-                handle = await start_operable(orchestra, wid, task_queue)
-                p = await _progress_when(handle, lambda p: p.num_completed_pages >= 3)
-                api = f"/api/batches/{quote(wid, safe='')}"
-                assert (await c.get(api)).json()["stale_at"] is None
-            state = (await c.get(api)).json()
-            assert state["stale_at"] is not None
-            assert state["note"].startswith("no worker answered: showing the last known progress")
-            assert state["progress"]["num_completed_pages"] >= p.num_completed_pages
-            await handle.workflow_handle.terminate()
+        async with new_worker():
+            handle = await start_operable(orchestra, wid, task_queue, pages=200, sleep=0.1)
+            await _progress_when(handle, lambda p: p.num_completed_pages >= 3)
+            await handle.pause()
+            p = await _progress_when(handle, lambda p: p.num_processing_pages == 0)
+            api = f"/api/batches/{quote(wid, safe='')}"
+            assert (await c.get(api)).json()["stale_at"] is None
+        state = (await c.get(api)).json()
+        assert state["stale_at"] is not None
+        assert state["note"].startswith("no worker answered: showing the last known progress")
+        assert state["progress"]["num_completed_pages"] == p.num_completed_pages
+        assert state["label"] == "PAUSED"
+        await handle.workflow_handle.terminate()
