@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from html import unescape
 from urllib.parse import quote, urlencode
 
 from .._types import BatchOrchestratorProgress, PageFailure
@@ -30,7 +29,6 @@ __all__ = [
     "esc",
     "list_page",
     "start_page",
-    "unescape",
 ]
 
 _OPEN = ("RUNNING", "CONTINUED_AS_NEW")
