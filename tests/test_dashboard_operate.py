@@ -243,3 +243,20 @@ async def test_unknown_is_unknown_and_last_known_is_said(
         assert state["progress"]["num_completed_pages"] == p.num_completed_pages
         assert state["label"] == "PAUSED"
         await handle.workflow_handle.terminate()
+
+
+def test_users_file(tmp_path: Any) -> None:
+    from batch_orchestra.dashboard._security import read_users_file
+
+    good = tmp_path / "users"
+    good.write_text("# name token\nalice  s3cret-a\nbob s3cret-b  # on call\n\n")
+    assert read_users_file(str(good)) == {"alice": "s3cret-a", "bob": "s3cret-b"}
+    for text, message in (
+        ("alice\n", "users:1: expected a user name and a token"),
+        ("alice a\nalice b\n", "users:2: user 'alice' or its token is given twice"),
+        ("# nobody\n", "names no user"),
+    ):
+        bad = tmp_path / "users"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_users_file(str(bad))
