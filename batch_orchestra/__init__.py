@@ -23,6 +23,7 @@ from ._exceptions import (
     UnknownBatchTrackerError,
     UnknownHealthCheckError,
     UnknownPageProcessorError,
+    UnknownSeriesError,
 )
 from ._health import Health, HealthCheckContext, health_check, registered_health_checks
 from ._notifier import (
@@ -41,6 +42,17 @@ from ._processor import (
     registered_page_processors,
 )
 from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
+from ._series_client import SeriesHandle
+from ._series_types import (
+    MarkChange,
+    SeriesDescription,
+    SeriesRun,
+    SeriesSpec,
+    TimeWindow,
+    Watermark,
+    WindowEndContext,
+)
+from ._series_workflow import BatchSeries, BatchSeriesRun
 from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
 from ._typed import args_str, cursor_str
 from ._types import (
@@ -48,6 +60,7 @@ from ._types import (
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
     BatchTrackerConfig,
+    BatchWindow,
     ControlChange,
     ErrorCount,
     FailurePolicy,
@@ -76,8 +89,11 @@ __all__ = [
     "BatchOrchestratorProgress",
     "BatchPage",
     "BatchProcessorContext",
+    "BatchSeries",
+    "BatchSeriesRun",
     "BatchTrackerConfig",
     "BatchTrackerContext",
+    "BatchWindow",
     "ControlChange",
     "DEV_SERVER_DYNAMIC_CONFIG",
     "EmbeddedTemporal",
@@ -93,16 +109,25 @@ __all__ = [
     "InvalidCursorError",
     "ItemFailure",
     "KeyRange",
+    "MarkChange",
     "PageFailure",
     "PageProcessor",
     "ProcessorDefinitionError",
     "ProcessorUsageError",
     "RedrivePage",
     "RetryMode",
+    "SeriesDescription",
+    "SeriesHandle",
+    "SeriesRun",
+    "SeriesSpec",
+    "TimeWindow",
     "UnknownBatchNotifierError",
     "UnknownBatchTrackerError",
     "UnknownHealthCheckError",
     "UnknownPageProcessorError",
+    "UnknownSeriesError",
+    "Watermark",
+    "WindowEndContext",
     "WorkerSettings",
     "args_str",
     "batch_notifier",

@@ -191,6 +191,7 @@ class BatchActivities:
             successor_enqueued=inp.successor_enqueued or inp.discovered_apart,
             discovered_apart=inp.discovered_apart,
             args_type=getattr(cls, "args_type", None),
+            window=inp.window,
         )
         heartbeat = _start_heartbeats(info)
         began = time.monotonic()
@@ -325,6 +326,7 @@ class BatchActivities:
             batch_id=inp.batch_id,
             successor_enqueued=False,
             enqueue=refuse,
+            window=inp.window,
             logger=_ContextLogger(
                 _page_logger, {"batch_id": inp.batch_id, "page_num": inp.page_num}
             ),

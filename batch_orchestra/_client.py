@@ -6,7 +6,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
     Client,
@@ -38,6 +38,10 @@ from ._types import (
     input_to_wire,
     validate_input,
 )
+
+if TYPE_CHECKING:
+    from ._series_client import SeriesHandle
+    from ._series_types import SeriesSpec
 
 __all__ = ["BatchOrchestratorClient", "BatchOrchestratorHandle"]
 
@@ -444,6 +448,53 @@ class BatchOrchestratorClient:
                 f"same time; it runs the same pages or items: follow it with "
                 f"get_handle({new_id!r}), or pass id=... to start one of your own"
             ) from err
+
+    async def create_series(
+        self,
+        spec: SeriesSpec,
+        *,
+        id: str,
+        task_queue: str,
+        confirm_timeout: timedelta | None = timedelta(seconds=30),
+    ) -> SeriesHandle:
+        """Create a series: a batch that runs on a schedule, each run over what is new.
+
+        Everything is checked before anything lasting is created: the spec here (the batch
+        template, the interval, the time zone, the window), the cron expression and time zone by
+        Temporal (the schedule is created paused), then the processor, its ``window_end`` and the
+        notifier by a worker on ``task_queue``; only then does the schedule start ticking. If a
+        check fails, what was created is removed again and the error says what to fix.
+
+        Args:
+            spec: what runs, when, and over which window.
+            id: the series' name: the ID of its Temporal Schedule and of its state workflow, and
+                the prefix of every run's and batch's workflow ID.
+            task_queue: where its runs and batches run (workers with ``BatchOrchestraPlugin``).
+            confirm_timeout: how long to wait for a worker to check the series (None: do not
+                wait; a failing check then shows when a worker starts).
+
+        Raises:
+            InvalidBatchInputError: the spec cannot work, Temporal refused the schedule, a
+                worker refused the processor, or a series of that name exists.
+            BatchOrchestraError: no worker checked the series within ``confirm_timeout``.
+        """
+        from ._series_client import create_series
+
+        return await create_series(
+            self._client, spec, id=id, task_queue=task_queue, confirm_timeout=confirm_timeout
+        )
+
+    def get_series(self, name: str) -> SeriesHandle:
+        """A handle to an existing series (nothing is checked until it is used)."""
+        from ._series_client import SeriesHandle
+
+        return SeriesHandle(self._client, name)
+
+    async def list_series(self) -> list[str]:
+        """The names of the series in the namespace, sorted."""
+        from ._series_client import list_series
+
+        return await list_series(self._client)
 
     async def _first_input(self, workflow_id: str) -> BatchOrchestratorInput:
         """The input a batch was started with.

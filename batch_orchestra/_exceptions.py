@@ -10,6 +10,7 @@
     ├── UnknownPageProcessorError (also LookupError)
     ├── UnknownBatchTrackerError (also LookupError)
     ├── UnknownBatchNotifierError (also LookupError)
+    ├── UnknownSeriesError (also LookupError)      no series of that name
     └── ProcessorUsageError                         misuse inside run(): second enqueue, no args
 
 Failures that cross Temporal (workflow or page failures) are ``ApplicationError``s whose
@@ -29,6 +30,7 @@ __all__ = [
     "UnknownBatchTrackerError",
     "UnknownHealthCheckError",
     "UnknownPageProcessorError",
+    "UnknownSeriesError",
     "INVALID_ARGS_ERROR_TYPE",
     "INVALID_INPUT_ERROR_TYPE",
     "PROCESSOR_USAGE_ERROR_TYPE",
@@ -124,6 +126,10 @@ class UnknownBatchNotifierError(BatchOrchestraError, LookupError):
 
 class UnknownHealthCheckError(BatchOrchestraError, LookupError):
     """No health check is registered under the requested name."""
+
+
+class UnknownSeriesError(BatchOrchestraError, LookupError):
+    """No series of the requested name exists in the namespace."""
 
 
 class ProcessorUsageError(BatchOrchestraError):

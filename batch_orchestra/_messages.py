@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._processor import BatchPage
-from ._types import BatchOrchestratorProgress, ItemFailure, PageFailure
+from ._types import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFailure
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",
@@ -102,6 +102,8 @@ class ProcessPageInput:
     from ``run`` is ignored (with a warning)."""
     run_items: bool = False
     """The page's cursor is a JSON list of item keys for the processor's ``run_items``."""
+    window: BatchWindow | None = None
+    """The batch's window (a series run's slice of the data), read as ``context.window``."""
 
 
 @dataclass
@@ -215,6 +217,8 @@ class DiscoverPageInput:
     attempt: int
     args: str | None
     batch_id: str
+    window: BatchWindow | None = None
+    """The batch's window, read as ``context.window``."""
 
 
 @dataclass

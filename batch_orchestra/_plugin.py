@@ -6,6 +6,8 @@ from temporalio.plugin import SimplePlugin
 
 from ._activities import BatchActivities
 from ._enqueue import EnqueueTransport, WorkerSettings
+from ._series_activities import SeriesActivities
+from ._series_workflow import BatchSeries, BatchSeriesRun
 from ._workflow import BatchOrchestrator
 
 __all__ = ["BatchOrchestraPlugin"]
@@ -13,6 +15,9 @@ __all__ = ["BatchOrchestraPlugin"]
 
 class BatchOrchestraPlugin(SimplePlugin):
     """Registers the ``BatchOrchestrator`` workflow and its activities on a worker.
+
+    It also registers the series workflows (``BatchSeries``, ``BatchSeriesRun``) and theirs,
+    so every worker runs periodic batches too (docs/series.md).
 
     ``Worker(client, task_queue="q", plugins=[BatchOrchestraPlugin()])``. The processors,
     trackers and notifiers the worker runs are those registered (imported) in its process. Each
@@ -32,6 +37,6 @@ class BatchOrchestraPlugin(SimplePlugin):
         activities = BatchActivities(self.transport)
         super().__init__(
             "batch_orchestra.BatchOrchestraPlugin",
-            workflows=[BatchOrchestrator],
-            activities=activities.all(),
+            workflows=[BatchOrchestrator, BatchSeries, BatchSeriesRun],
+            activities=activities.all() + SeriesActivities().all(),
         )

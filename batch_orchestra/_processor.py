@@ -25,6 +25,7 @@ from ._typed import TypedContextMixin, TypedPageMixin, is_model
 from ._types import (
     MAX_ITEM_KEY,
     MAX_ITEM_MESSAGE,
+    BatchWindow,
     ItemFailure,
     ProcessorSettings,
     check_cursor,
@@ -348,9 +349,11 @@ class BatchProcessorContext(TypedContextMixin):
         logger: logging.LoggerAdapter[logging.Logger],
         discovered_apart: bool = False,
         args_type: type[Any] | None = None,
+        window: BatchWindow | None = None,
     ) -> None:
         self._page = page
         self._args_type = args_type
+        self._window = window
         self._discovered_apart = discovered_apart
         self._page_num = page_num
         self._attempt = attempt
@@ -371,6 +374,15 @@ class BatchProcessorContext(TypedContextMixin):
     def page(self) -> BatchPage:
         """The page to process."""
         return self._page
+
+    @property
+    def window(self) -> BatchWindow | None:
+        """The slice of the data this batch covers, when a series started it (else None).
+
+        ``window.low`` / ``window.high`` bound it: ``(low, high]`` for a watermark, ``[low,
+        high)`` for a time window (docs/series.md). ``SqlSource`` applies it by itself.
+        """
+        return self._window
 
     @property
     def page_num(self) -> int:

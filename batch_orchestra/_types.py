@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ._exceptions import InvalidBatchInputError
@@ -13,12 +13,14 @@ __all__ = [
     "MAX_ARGS_BYTES",
     "MAX_CURSOR_BYTES",
     "MAX_ITEM_KEYS_BYTES",
+    "MAX_MARK_CHARS",
     "MAX_PAGE_VALUE_BYTES",
     "MAX_RESULT_BYTES",
     "BatchNotifierConfig",
     "BatchOrchestratorInput",
     "BatchOrchestratorProgress",
     "BatchTrackerConfig",
+    "BatchWindow",
     "ControlChange",
     "ErrorCount",
     "FailurePolicy",
@@ -30,6 +32,7 @@ __all__ = [
     "ProcessorSettings",
     "check_cursor",
     "check_rate",
+    "check_window",
     "input_from_wire",
     "input_to_wire",
     "validate_input",
@@ -112,6 +115,96 @@ class BatchNotifierConfig:
     """An opaque string handed to the notifier as ``context.args_str``."""
 
 
+MAX_MARK_CHARS = 200
+"""The most characters a window bound (a high-water mark) may hold: it names the batches of a
+series (their workflow IDs) and travels in every page attempt."""
+
+WINDOW_KINDS = ("watermark", "time")
+
+
+@dataclass(kw_only=True)
+class BatchWindow:
+    """The slice of the data one run of a series covers; a processor reads it as ``context.window``.
+
+    A **watermark** window is ``(low, high]``: the rows whose key (or watermark column) is after
+    the last committed high-water mark ``low`` and at most ``high``, the end fixed when the run
+    started. A **time** window is ``[low, high)``, both ISO 8601 instants in UTC
+    (``datetime.fromisoformat`` reads them; ``start`` and ``end`` do it for you).
+    """
+
+    kind: str = "watermark"
+    """"watermark" (``(low, high]``) or "time" (``[low, high)``)."""
+    low: str | None = None
+    """Where the window starts: for a watermark the last committed mark, exclusive (None: from
+    the very beginning); for a time window its first instant, inclusive."""
+    high: str
+    """Where it ends: for a watermark inclusive, for a time window exclusive."""
+    series: str = ""
+    """The series whose run started the batch ("" outside a series)."""
+    run: str = ""
+    """The workflow ID of that run (a scheduled tick or a backfill)."""
+    backfill: bool = False
+    """The batch is a backfill: it never moves the series' mark."""
+
+    def is_empty(self) -> bool:
+        """Whether nothing can be in the window (a watermark that did not move, or no time)."""
+        if self.kind == "time":
+            return self.low is not None and _instant(self.high) <= _instant(self.low)
+        return self.high == self.low
+
+    @property
+    def start(self) -> datetime | None:
+        """A time window's first instant (None for a watermark window)."""
+        return _instant(self.low) if self.kind == "time" and self.low is not None else None
+
+    @property
+    def end(self) -> datetime | None:
+        """A time window's end, exclusive (None for a watermark window)."""
+        return _instant(self.high) if self.kind == "time" else None
+
+    def text(self) -> str:
+        """The window as people write it: ``(100, 250]`` or ``[03:00, 04:00)`` in full ISO."""
+        if self.kind == "time":
+            return f"[{self.low}, {self.high})"
+        return f"({'start' if self.low is None else self.low}, {self.high}]"
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def check_window(w: Any, what: str = "window") -> None:
+    """Raise ``InvalidBatchInputError`` unless ``w`` is None or a ``BatchWindow`` that can work."""
+    if w is None:
+        return
+    if not isinstance(w, BatchWindow):
+        raise _fail(f"{what} must be a BatchWindow or None, got {w!r:.200}")
+    if w.kind not in WINDOW_KINDS:
+        raise _fail(f"{what}.kind must be one of {', '.join(WINDOW_KINDS)}, got {w.kind!r}")
+    for name in ("low", "high"):
+        v = getattr(w, name)
+        if v is None and name == "low":
+            continue
+        if not isinstance(v, str):
+            raise _fail(f"{what}.{name} must be a str, got {v!r:.200}")
+        if len(v) > MAX_MARK_CHARS:
+            raise _fail(
+                f"{what}.{name} is {len(v):,} characters ({v[:40]!r}...); a window bound may "
+                f"hold at most {MAX_MARK_CHARS}: keep a key or a time in it"
+            )
+        if w.kind == "time":
+            try:
+                _instant(v)
+            except ValueError:
+                raise _fail(
+                    f"{what}.{name} {v!r} is not an ISO 8601 time; a time window's bounds look "
+                    "like 2026-05-01T03:00:00+00:00"
+                ) from None
+    if not isinstance(w.series, str) or not isinstance(w.run, str):
+        raise _fail(f"{what}.series and {what}.run must be str, got {w.series!r}, {w.run!r}")
+
+
 @dataclass(kw_only=True)
 class BatchOrchestratorInput:
     """Everything that defines a batch: the workflow's single input."""
@@ -187,6 +280,10 @@ class BatchOrchestratorInput:
     """Run these item keys through the processor's ``run_items(context, keys)`` instead of
     paging from a cursor: pages of up to ``page_size`` keys, no chains (set by
     ``BatchOrchestratorClient.redrive_items``)."""
+    window: BatchWindow | None = None
+    """The slice of the data this batch covers, set by a series for each of its runs: pages
+    read it as ``context.window`` and ``SqlSource`` keeps its scan inside it. An empty window
+    finishes at once with 0 pages. None: the whole data."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -422,6 +519,9 @@ class BatchOrchestratorProgress:
     hook_errors: list[HookError] = field(default_factory=list)
     """The batch's tracker, notifier, health check or ``reduce`` whose calls failed (one entry
     each), with the last error; kept after a recovery."""
+    window: BatchWindow | None = None
+    """The window of the series run that started this batch (its series, run and bounds);
+    None outside a series."""
 
 
 @dataclass(kw_only=True)
@@ -672,6 +772,7 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
     if inp.failure_policy is not None:
         _validate_policy(inp.failure_policy)
     _validate_flow(inp)
+    check_window(inp.window)
     n = inp.notifier
     if n is not None:
         if not isinstance(n, BatchNotifierConfig) or not isinstance(n.name, str) or not n.name:

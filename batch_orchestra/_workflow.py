@@ -222,6 +222,8 @@ class BatchOrchestrator(SideCalls, Recovery):
                 cursors = self._enqueue_redrive_pages(self._sched, inp)
             elif inp.item_keys:
                 cursors = self._enqueue_item_pages(self._sched, inp)
+            elif inp.window is not None and inp.window.is_empty():
+                cursors = []  # nothing can be in the window: the batch ends with 0 pages
             else:
                 self._sched.enqueue(None, [(c, inp.page_size) for c in cursors])
             if not self._sched.paused:
@@ -503,6 +505,7 @@ class BatchOrchestrator(SideCalls, Recovery):
                 execution=self._execution,
                 discovered_apart=bool(self._settings and self._settings.discovers_apart),
                 run_items=bool(inp.item_keys),
+                window=inp.window,
             ),
             result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,
@@ -810,6 +813,7 @@ class BatchOrchestrator(SideCalls, Recovery):
         p.is_finished = self._state is Lifecycle.FINISHED
         p.is_cancelled = self._state is Lifecycle.CANCELLED
         p.redrive_of = self._inp.redrive_of
+        p.window = self._inp.window
         if self._flow is not None:
             flow_progress(p, self._flow, None if ended else self._throttle)
         p.result, p.num_unreduced_pages = self._result, len(self._unreduced)

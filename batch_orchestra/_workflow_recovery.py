@@ -89,6 +89,7 @@ class Recovery:
                 attempt=d.attempts,
                 args=inp.args,
                 batch_id=inp.batch_id,
+                window=inp.window,
             ),
             result_type=DiscoverPageResult,
             start_to_close_timeout=inp.page_timeout,

@@ -20,7 +20,10 @@ class _Source(Protocol):
 async def read_and_enqueue(source: _Source, context: BatchProcessorContext) -> list[Any]:
     page = context.page
     args = context.args_str if context.has_args() else None
-    read = await source.read(page.cursor_str, page.size, args=args)
+    # A series' window narrows the scan of a source that knows how (SqlSource).
+    window = {"window": context.window} if getattr(source, "applies_windows", False) else {}
+    reader: Any = source.read
+    read: SourcePage[Any] = await reader(page.cursor_str, page.size, args=args, **window)
     if read.next_cursors:
         # Before the user's work: the next pages run while this one is processed.
         await context.enqueue_next_pages([BatchPage(c, page.size) for c in read.next_cursors])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
+import decimal
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -25,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError
+from .._types import BatchWindow
 from ._common import SourcePage, decode_value, dump_cursor, encode_value, load_cursor
 
 __all__ = ["EngineFactory", "SqlSource"]
@@ -79,6 +83,10 @@ class SqlSource:
             row values where they are known to work.
         allow_nullable_key: Accept a key column declared nullable, when the where clause or
             the data guarantees it holds no NULL. A NULL key met while reading still raises.
+        window_column: The column a series' window applies to (docs/series.md): its pages
+            read only the rows whose value is in the run's window, and the next window ends
+            at the column's largest value. Default: the key column (a single-column key); give
+            e.g. ``"updated_at"`` to sync rows by modification time.
 
     Raises:
         ProcessorDefinitionError: a key column is missing or declared nullable, or
@@ -95,6 +103,7 @@ class SqlSource:
         lookahead: int = 1,
         row_values: bool | None = None,
         allow_nullable_key: bool = False,
+        window_column: str | None = None,
     ) -> None:
         names = (key,) if isinstance(key, str) else tuple(key)
         if not names or not all(isinstance(n, str) and n for n in names):
@@ -131,6 +140,18 @@ class SqlSource:
                     "where clause excludes NULLs"
                 )
             key_cols.append(col)
+        if window_column is not None and window_column not in columns:
+            raise ProcessorDefinitionError(
+                f"SqlSource window_column {window_column!r} is not a column of {what} "
+                f"(columns: {', '.join(columns.keys())})"
+            )
+        self._window_col: ColumnElement[Any] | None = (
+            columns[window_column]
+            if window_column is not None
+            else key_cols[0]
+            if len(key_cols) == 1
+            else None
+        )
         self._base = base
         self._names = names
         self._key_cols = key_cols
@@ -204,10 +225,21 @@ class SqlSource:
                 return (await conn.execute(statement)).rowcount
         return await asyncio.to_thread(_write_sync, engine, statement)
 
+    applies_windows = True
+    """A series' window reaches ``read`` (``window=``): the scan stays inside it."""
+
     async def read(
-        self, cursor_str: str, size: int, *, args: str | None = None
+        self,
+        cursor_str: str,
+        size: int,
+        *,
+        args: str | None = None,
+        window: BatchWindow | None = None,
     ) -> SourcePage[Row[Any]]:
         """Read the page at ``cursor_str`` (at most ``size`` rows) and its successors' cursors.
+
+        With a ``window`` (a series run's, ``context.window``), only rows whose window column
+        is in it are read.
 
         Raises:
             InvalidBatchInputError: the cursor is not one of this source's, or a row's key is
@@ -218,7 +250,8 @@ class SqlSource:
         upto = self._decode_key(cur.get("u"))
         engine = self.engine(args)
         row_values = self._use_row_values(engine)
-        stmt = self._range(self._base, after, upto, row_values).limit(size + 1)
+        base = self._windowed(self._base, window)
+        stmt = self._range(base, after, upto, row_values).limit(size + 1)
         rows = await _fetch(engine, stmt)
         self._check_no_null_key(rows)
         if len(rows) <= size:
@@ -229,7 +262,7 @@ class SqlSource:
             return SourcePage(list(rows), [self._cursor(last, upto)])
         # Keys only: where the next lookahead - 1 pages end, and whether a page follows them.
         keys_stmt = self._range(
-            self._base.with_only_columns(*self._key_cols), last, upto, row_values
+            base.with_only_columns(*self._key_cols), last, upto, row_values
         ).limit((self._lookahead - 1) * size + 1)
         keys = [self._key_of(k) for k in await _fetch(engine, keys_stmt)]
         lows = [last] + [
@@ -272,6 +305,90 @@ class SqlSource:
         lows: list[list[Any] | None] = [None, *bounds]
         highs: list[list[Any] | None] = [*bounds, None]
         return [self._cursor(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
+
+    async def window_end(
+        self,
+        low: str | None,
+        *,
+        args: str | None = None,
+        cutoff: _dt.datetime | None = None,
+    ) -> str | None:
+        """The end of a series' next window: the largest window-column value after ``low``.
+
+        One query, ``SELECT max(col) ... WHERE col > low``; None when no row is after ``low``
+        (the window is empty). With ``cutoff`` (a watermark's ``lag``), only values up to it
+        count, for a column of times.
+
+        Raises:
+            InvalidBatchInputError: this source has no single window column, or ``low`` does
+                not read as one of its values.
+        """
+        col = self._window_column()
+        stmt = self._base.with_only_columns(func.max(col))
+        if low is not None:
+            stmt = stmt.where(col > literal(self._mark_value(low), type_=col.type))
+        if cutoff is not None:
+            stmt = stmt.where(col <= literal(cutoff, type_=col.type))
+        rows = await _fetch(self.engine(args), stmt)
+        value = rows[0][0] if rows else None
+        return None if value is None else _mark_text(value)
+
+    def _window_column(self) -> ColumnElement[Any]:
+        if self._window_col is None:
+            raise InvalidBatchInputError(
+                f"SqlSource over {self._what} has the composite key {list(self._names)}; a "
+                "series' window needs one column: pass window_column=... (e.g. the last key "
+                "column, or updated_at)"
+            )
+        return self._window_col
+
+    def _windowed(self, stmt: Select[Any], window: BatchWindow | None) -> Select[Any]:
+        """``stmt`` restricted to the rows of a series' window (unchanged without one)."""
+        if window is None:
+            return stmt
+        col = self._window_column()
+        if window.kind == "time":
+            start, end = window.start, window.end
+            if start is not None:
+                stmt = stmt.where(col >= literal(start, type_=col.type))
+            return stmt.where(col < literal(end, type_=col.type))
+        if window.low is not None:
+            stmt = stmt.where(col > literal(self._mark_value(window.low), type_=col.type))
+        return stmt.where(col <= literal(self._mark_value(window.high), type_=col.type))
+
+    def _mark_value(self, mark: str) -> Any:
+        """A high-water mark (text) as a value of the window column's type."""
+        col = self._window_column()
+        try:
+            kind = col.type.python_type
+        except NotImplementedError:
+            return mark
+        try:
+            if kind is bool or kind is str:
+                return mark
+            if kind is int:
+                return int(mark)
+            if kind is float:
+                return float(mark)
+            if kind is decimal.Decimal:
+                return decimal.Decimal(mark)
+            if kind is _dt.datetime:
+                return _dt.datetime.fromisoformat(mark)
+            if kind is _dt.date:
+                return _dt.date.fromisoformat(mark)
+            if kind is _dt.time:
+                return _dt.time.fromisoformat(mark)
+            if kind is uuid.UUID:
+                return uuid.UUID(mark)
+            if kind is bytes:
+                return bytes.fromhex(mark)
+        except (ValueError, decimal.InvalidOperation):
+            raise InvalidBatchInputError(
+                f"the mark {mark!r} is not a {kind.__name__} value of column "
+                f"{self._what}.{getattr(col, 'name', '?')}; set the series' mark to one "
+                "(set_watermark) or fix Watermark(initial=...)"
+            ) from None
+        return mark
 
     def _use_row_values(self, engine: Engine | AsyncEngine) -> bool:
         if self._row_values is not None:
@@ -348,6 +465,18 @@ async def _fetch(engine: Engine | AsyncEngine, stmt: Select[Any]) -> Sequence[Ro
             rows: Sequence[Row[Any]] = result.all()
             return rows
     return await asyncio.to_thread(_fetch_sync, engine, stmt)
+
+
+def _mark_text(value: Any) -> str:
+    """A window-column value as a high-water mark.
+
+    As people write it (ints as digits, times in ISO 8601), read back by ``_mark_value``.
+    """
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value)
 
 
 def _write_sync(engine: Engine, statement: Executable) -> int:

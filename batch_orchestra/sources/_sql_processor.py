@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Row
 
 from .._processor import BatchProcessorContext, PageProcessor
+from .._series_types import WindowEndContext
 from ._processor_base import check_source, read_and_enqueue
 from ._sql import SqlSource
 
@@ -47,6 +48,15 @@ class SqlPageProcessor(PageProcessor):
         rows = await read_and_enqueue(self.source, context)
         done = await self.process(context, rows)
         return len(rows) if done is None else done
+
+    async def window_end(self, context: WindowEndContext) -> str | None:
+        """Where a series run's window ends.
+
+        The source's largest key (or ``window_column``) after the committed mark; None when
+        nothing is new (docs/series.md).
+        """
+        args = context.args_str if context.has_args() else None
+        return await self.source.window_end(context.low, args=args, cutoff=context.cutoff)
 
     @abc.abstractmethod
     async def process(self, context: BatchProcessorContext, rows: list[Row[Any]]) -> int | None:

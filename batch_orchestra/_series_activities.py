@@ -1,0 +1,323 @@
+"""The activities of a series: check it, claim a run's window, commit it, wait for a batch.
+
+They run the user's ``window_end`` (claim) and talk to the series' ``BatchSeries`` workflow with
+the client the SDK gives every activity (``activity.client()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import decimal
+import inspect
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ._exceptions import (
+    INVALID_INPUT_ERROR_TYPE,
+    PROCESSOR_DEFINITION_ERROR_TYPE,
+    UNKNOWN_HEALTH_CHECK_ERROR_TYPE,
+    UNKNOWN_NOTIFIER_ERROR_TYPE,
+    UNKNOWN_PROCESSOR_ERROR_TYPE,
+    UNKNOWN_TRACKER_ERROR_TYPE,
+    ProcessorDefinitionError,
+    UnknownBatchNotifierError,
+    UnknownBatchTrackerError,
+    UnknownHealthCheckError,
+    UnknownPageProcessorError,
+)
+from ._health import get_health_check
+from ._notifier import get_batch_notifier
+from ._processor import get_page_processor, processor_settings
+from ._series_messages import (
+    SERIES_AWAIT_BATCH,
+    SERIES_CHECK,
+    SERIES_CLAIM,
+    SERIES_CLAIM_UPDATE,
+    SERIES_COMMIT,
+    SERIES_COMMIT_UPDATE,
+    SERIES_PEEK_QUERY,
+    AwaitedBatch,
+    ClaimInput,
+    ClaimReply,
+    ClaimRequest,
+    CommitInput,
+    CommitReply,
+    PeekReply,
+    SeriesCheckInput,
+)
+from ._series_types import WindowEndContext
+from ._tracker import get_batch_tracker
+from ._types import MAX_MARK_CHARS, BatchOrchestratorProgress
+
+__all__ = ["CLAIM_ATTEMPTS", "SeriesActivities"]
+
+CLAIM_ATTEMPTS = 5
+"""Attempts of a run's claim (its ``window_end``) before the run records the failure and ends."""
+SERIES_GONE_ERROR_TYPE = "BatchOrchestraSeriesGone"
+"""The series was deleted while a run of it ran."""
+_logger = logging.getLogger("batch_orchestra.series")
+_HEARTBEAT_SECONDS = 20.0
+_STALE_RETRIES = 5
+
+
+class SeriesActivities:
+    """A series' activities (no state: everything they need is in their input)."""
+
+    def all(self) -> list[Any]:
+        """Every activity, for the worker."""
+        return [self.series_check, self.series_claim, self.series_commit, self.series_await_batch]
+
+    @activity.defn(name=SERIES_CHECK)
+    async def series_check(self, inp: SeriesCheckInput) -> None:
+        """Check, on a worker, what a series needs.
+
+        Its processor (with a way to end a watermark window), tracker, notifier and health check.
+        """
+        try:
+            cls = get_page_processor(inp.processor)
+            processor_settings(cls)
+        except UnknownPageProcessorError as err:
+            raise _refuse(str(err), UNKNOWN_PROCESSOR_ERROR_TYPE) from None
+        except ProcessorDefinitionError as err:
+            raise _refuse(str(err), PROCESSOR_DEFINITION_ERROR_TYPE) from None
+        if inp.window == "watermark" and not callable(getattr(cls, "window_end", None)):
+            raise _refuse(window_end_missing(inp.processor), INVALID_INPUT_ERROR_TYPE)
+        for name, lookup, unknown, kind in (
+            (inp.tracker, get_batch_tracker, UnknownBatchTrackerError, UNKNOWN_TRACKER_ERROR_TYPE),
+            (
+                inp.notifier,
+                get_batch_notifier,
+                UnknownBatchNotifierError,
+                UNKNOWN_NOTIFIER_ERROR_TYPE,
+            ),
+            (
+                inp.health_check,
+                get_health_check,
+                UnknownHealthCheckError,
+                UNKNOWN_HEALTH_CHECK_ERROR_TYPE,
+            ),
+        ):
+            if name is not None:
+                try:
+                    lookup(name)
+                except unknown as err:
+                    raise _refuse(str(err), kind) from None
+
+    @activity.defn(name=SERIES_CLAIM)
+    async def series_claim(self, inp: ClaimInput) -> ClaimReply:
+        """Claim a scheduled run's window: read the mark, fix the end, claim.
+
+        Runs the processor's ``window_end`` for a watermark window. A claim refused because the
+        mark moved meanwhile is taken again from the new mark.
+        """
+        client = activity.client()
+        handle = client.get_workflow_handle(inp.series)
+        skipped, missed = await _tick_counts(client, inp.series)
+        for _ in range(_STALE_RETRIES):
+            version: int | None = None
+            high: str | None = None
+            error: str | None = None
+            if inp.window == "watermark":
+                peek: PeekReply = await _call(
+                    inp.series,
+                    handle.query(SERIES_PEEK_QUERY, inp.run_id, result_type=PeekReply),
+                )
+                if peek.claim is not None:
+                    return peek.claim
+                version = peek.version
+                try:
+                    high = await _window_end(peek, inp.series)
+                except Exception as err:
+                    attempt = activity.info().attempt
+                    text = f"{type(err).__name__}: {err}"
+                    misuse = isinstance(err, ApplicationError) and err.non_retryable
+                    if attempt < CLAIM_ATTEMPTS and not misuse:
+                        raise ApplicationError(
+                            f"window_end of {peek.processor} failed (attempt {attempt} of "
+                            f"{CLAIM_ATTEMPTS}): {text}"
+                        ) from err
+                    error = (
+                        f"window_end of {peek.processor} failed (attempt {attempt}); the run "
+                        f"did nothing and the next tick tries again: {text}"
+                    )[:500]
+            reply: ClaimReply = await _call(
+                inp.series,
+                handle.execute_update(
+                    SERIES_CLAIM_UPDATE,
+                    ClaimRequest(
+                        run_id=inp.run_id,
+                        nominal=inp.nominal,
+                        high=high,
+                        version=version,
+                        skipped_total=skipped,
+                        missed_total=missed,
+                        error=error,
+                    ),
+                    id=f"claim:{inp.run_id}:{version}",
+                    result_type=ClaimReply,
+                ),
+            )
+            if not reply.stale:
+                return reply
+        raise ApplicationError(
+            f"series {inp.series!r}: the mark kept moving while this run fixed its window"
+        )
+
+    @activity.defn(name=SERIES_COMMIT)
+    async def series_commit(self, inp: CommitInput) -> CommitReply:
+        """Tell the series how a run's batch ended (idempotent: the run's first word counts)."""
+        handle = activity.client().get_workflow_handle(inp.series)
+        try:
+            reply: CommitReply = await _call(
+                inp.series,
+                handle.execute_update(
+                    SERIES_COMMIT_UPDATE,
+                    inp.request,
+                    id=f"commit:{inp.request.run_id}",
+                    result_type=CommitReply,
+                ),
+            )
+        except ApplicationError as err:
+            if err.type != SERIES_GONE_ERROR_TYPE:
+                raise
+            _logger.warning("run %s ends unrecorded: %s", inp.request.run_id, err.message)
+            return CommitReply(outcome="unknown", mark=None)
+        return reply
+
+    @activity.defn(name=SERIES_AWAIT_BATCH)
+    async def series_await_batch(self, batch_id: str) -> AwaitedBatch:
+        """Wait for a batch that an earlier execution of this run started, heartbeating."""
+        handle = activity.client().get_workflow_handle(
+            batch_id, result_type=BatchOrchestratorProgress
+        )
+        beat = asyncio.ensure_future(_heartbeat())
+        try:
+            progress = await handle.result(follow_runs=True)
+            return AwaitedBatch(status="COMPLETED", progress=progress)
+        except WorkflowFailureError as err:
+            desc = await handle.describe()
+            status = desc.status.name if desc.status else "FAILED"
+            cause = err.cause
+            return AwaitedBatch(status=status, failure=str(getattr(cause, "message", cause)))
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+
+def window_end_missing(processor: str) -> str:
+    """The error for a watermark series whose processor cannot end a window."""
+    return (
+        f"page processor {processor} has no window_end method, so a run cannot fix where its "
+        "Watermark window ends; define `async def window_end(self, context)` returning the "
+        "newest key after context.low (SqlPageProcessor has one), or use TimeWindow or no window"
+    )
+
+
+def _refuse(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+async def _heartbeat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(_HEARTBEAT_SECONDS)
+
+
+async def _call(series: str, call: Any) -> Any:
+    """Await a query or update of the series; a deleted series becomes a non-retryable error."""
+    try:
+        return await call
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        text = getattr(cause, "message", None) or str(cause or err)
+        raise ApplicationError(
+            f"series {series!r} refused: {text}", type=SERIES_GONE_ERROR_TYPE, non_retryable=True
+        ) from None
+    except RPCError as err:
+        gone = err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message.lower()
+        if gone:
+            raise ApplicationError(
+                f"series {series!r} is gone ({err.message}); was it deleted?",
+                type=SERIES_GONE_ERROR_TYPE,
+                non_retryable=True,
+            ) from None
+        raise
+
+
+async def _tick_counts(client: Client, series: str) -> tuple[int, int]:
+    """The schedule's counters of skipped (overlap) and missed (catch-up) ticks; 0 if unknown."""
+    try:
+        desc = await client.get_schedule_handle(series).describe()
+    except RPCError:
+        return 0, 0
+    return desc.info.num_actions_skipped_overlap, desc.info.num_actions_missed_catchup_window
+
+
+async def _window_end(peek: PeekReply, series: str) -> str | None:
+    """Where the run's window ends: the processor's ``window_end``, checked."""
+    cls = get_page_processor(peek.processor)
+    fn = getattr(cls(), "window_end", None)
+    if not callable(fn):
+        raise ApplicationError(window_end_missing(peek.processor), non_retryable=True)
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=peek.lag) if peek.lag else None
+    context = WindowEndContext(
+        series=series,
+        low=peek.mark,
+        cutoff=cutoff,
+        args=peek.args,
+        logger=logging.LoggerAdapter(_logger, {"series": series}),
+    )
+    if inspect.iscoroutinefunction(fn):
+        high = await fn(context)
+    else:
+        high = await asyncio.to_thread(fn, context)
+        if inspect.isawaitable(high):
+            high = await high
+    if high is not None and not isinstance(high, str):
+        raise ApplicationError(
+            f"{peek.processor}.window_end returned {high!r:.100}; return the new mark as a str "
+            "(e.g. str(max_id)), or None when nothing is new",
+            non_retryable=True,
+        )
+    if high is not None and len(high) > MAX_MARK_CHARS:
+        raise ApplicationError(
+            f"{peek.processor}.window_end returned {len(high):,} characters ({high[:40]!r}...); "
+            f"a mark may hold at most {MAX_MARK_CHARS}",
+            non_retryable=True,
+        )
+    if high is not None and peek.mark is not None and _before(high, peek.mark):
+        raise ApplicationError(
+            f"{peek.processor}.window_end returned {high!r}, before the mark {peek.mark!r}; it "
+            "must return the newest value AFTER context.low, or None when nothing is new (the "
+            "mark never moves back by itself)",
+            non_retryable=True,
+        )
+    return high
+
+
+def _before(a: str, b: str) -> bool:
+    """Whether mark ``a`` is before ``b``, when both read as numbers or as times."""
+    try:
+        return decimal.Decimal(a) < decimal.Decimal(b)
+    except decimal.InvalidOperation:
+        pass
+    try:
+        ta = datetime.fromisoformat(a.replace("Z", "+00:00"))
+        tb = datetime.fromisoformat(b.replace("Z", "+00:00"))
+        if (ta.tzinfo is None) == (tb.tzinfo is None):
+            return ta < tb
+    except ValueError:
+        pass
+    return False

@@ -1,0 +1,116 @@
+"""Processors for the series tests: a SQLite table read by SqlSource, steered by a control table.
+
+A worker in another process (tests/worker_main.py) imports this module too, so every switch
+lives in the database: a ``control`` row ``fail`` makes pages holding the listed ids fail for
+good, ``block`` holds every page until the row is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from temporalio.exceptions import ApplicationError
+
+from batch_orchestra import BatchProcessorContext, PageProcessor, page_processor
+from batch_orchestra.sources import SqlPageProcessor, SqlSource
+
+metadata = sa.MetaData()
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("note", sa.String(40), nullable=False),
+)
+
+
+@cache
+def _engine(args: str | None) -> sa.Engine:
+    db = json.loads(args or "{}")["db"]
+    return sa.create_engine(f"sqlite:///{db}", connect_args={"timeout": 30})
+
+
+def connect(db: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
+def create_db(db: Path | str) -> None:
+    with connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, note TEXT NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS done (item_id INTEGER NOT NULL, batch TEXT NOT NULL, "
+            "low TEXT, high TEXT)"
+        )
+        conn.execute("CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT)")
+
+
+def insert(db: Path | str, ids: range | list[int]) -> None:
+    with connect(db) as conn:
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item {i}") for i in ids])
+
+
+def control(db: Path | str, key: str, value: Any = None) -> None:
+    """Set (value not None) or clear a switch."""
+    with connect(db) as conn:
+        if value is None:
+            conn.execute("DELETE FROM control WHERE key = ?", (key,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO control VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def done(db: Path | str) -> list[tuple[int, str, str | None, str | None]]:
+    with connect(db) as conn:
+        return conn.execute("SELECT item_id, batch, low, high FROM done").fetchall()
+
+
+def _switch(db: str, key: str) -> Any:
+    with connect(db) as conn:
+        row = conn.execute("SELECT value FROM control WHERE key = ?", (key,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+@page_processor
+class SeriesItems(SqlPageProcessor):
+    """Copies the ids of its window's rows to ``done``, with the window it saw."""
+
+    source = SqlSource(items, key="id", engine=_engine)
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def process(self, context: BatchProcessorContext, rows: list[Any]) -> int:
+        db = json.loads(context.args_str)["db"]
+        while await asyncio.to_thread(_switch, db, "block"):
+            await asyncio.sleep(0.05)
+        failing = set(await asyncio.to_thread(_switch, db, "fail") or [])
+        bad = [r.id for r in rows if r.id in failing]
+        if bad:
+            raise ApplicationError(f"items {bad} are bad", non_retryable=True)
+        w = context.window
+        await asyncio.to_thread(self._record, db, [r.id for r in rows], context.batch_id, w)
+        return len(rows)
+
+    @staticmethod
+    def _record(db: str, ids: list[int], batch: str, w: Any) -> None:
+        with connect(db) as conn:
+            conn.executemany(
+                "INSERT INTO done VALUES (?, ?, ?, ?)",
+                [(i, batch, w.low if w else None, w.high if w else None) for i in ids],
+            )
+
+
+@page_processor
+class NoWindowEnd(PageProcessor):
+    """A processor without ``window_end``: a watermark series over it is refused."""
+
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        return 0

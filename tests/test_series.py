@@ -1,0 +1,217 @@
+"""Series on the real dev server: a schedule every 2 s over a SQLite table that grows.
+
+Each run takes exactly the new rows; a run whose batch fails holds the mark and the next run
+covers both windows; a slow run makes the next tick skip, and status shows it; pause stops new
+runs and resume restarts them; a backfill runs its window and leaves the mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_orchestra import (
+    BatchOrchestratorClient,
+    BatchOrchestratorInput,
+    InvalidBatchInputError,
+    SeriesDescription,
+    SeriesHandle,
+    SeriesSpec,
+    TimeWindow,
+    UnknownSeriesError,
+    Watermark,
+)
+from tests import series_processors as sp
+from tests.helpers import assert_eventually
+
+
+def _spec(db: Path, **kwargs: Any) -> SeriesSpec:
+    batch = BatchOrchestratorInput(
+        page_processor=sp.SeriesItems,
+        page_size=4,
+        max_parallelism=2,
+        args=json.dumps({"db": str(db)}),
+        page_timeout=timedelta(seconds=30),
+    )
+    kwargs.setdefault("every", timedelta(seconds=2))
+    kwargs.setdefault("window", Watermark(initial="0"))
+    return SeriesSpec(batch=batch, **kwargs)
+
+
+def _name() -> str:
+    return f"series-{uuid.uuid4().hex[:10]}"
+
+
+async def _mark_is(series: SeriesHandle, mark: str, timeout: float = 40) -> SeriesDescription:
+    async def check() -> SeriesDescription:
+        d = await series.describe()
+        assert d.mark == mark, (d.mark, [(r.outcome, r.reason) for r in d.runs[:3]])
+        return d
+
+    return await assert_eventually(check, timeout=timeout, interval=0.2)
+
+
+def _ids_by_batch(db: Path) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for item, batch, _, _ in sp.done(db):
+        found.setdefault(batch, []).append(item)
+    return found
+
+
+async def test_series_takes_new_rows_holds_failures_skips_pauses_and_backfills(
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "items.db"
+    sp.create_db(db)
+    sp.insert(db, range(1, 11))
+    name = _name()
+    async with new_worker():
+        series = await orchestra.create_series(_spec(db), id=name, task_queue=task_queue)
+        try:
+            d = await _mark_is(series, "10")
+            first = next(r for r in d.runs if r.outcome == "committed")
+            assert first.window is not None and first.window.text() == "(0, 10]"
+            assert sorted(_ids_by_batch(db)[first.batch_id or ""]) == list(range(1, 11))
+
+            # New rows: the next run takes exactly them.
+            sp.insert(db, range(11, 16))
+            d = await _mark_is(series, "15")
+            run = next(r for r in d.runs if r.outcome == "committed")
+            assert run.window is not None and run.window.text() == "(10, 15]"
+            assert sorted(_ids_by_batch(db)[run.batch_id or ""]) == list(range(11, 16))
+            assert run.num_completed_items == 5
+
+            # A failing page holds the mark; the next run covers both windows.
+            sp.control(db, "fail", [17])
+            sp.insert(db, range(16, 21))
+
+            async def held() -> SeriesDescription:
+                d = await series.describe()
+                assert any(r.outcome == "held" for r in d.runs), [r.outcome for r in d.runs]
+                return d
+
+            d = await assert_eventually(held, timeout=40)
+            assert d.mark == "15" and d.num_held >= 1
+            bad = next(r for r in d.runs if r.outcome == "held")
+            assert bad.num_failed_pages == 1 and "failed for good" in (bad.reason or "")
+            sp.control(db, "fail")
+            sp.insert(db, range(21, 23))
+            d = await _mark_is(series, "22")
+            run = next(r for r in d.runs if r.outcome == "committed")
+            assert run.window is not None and run.window.text() == "(15, 22]"
+            assert set(_ids_by_batch(db)[run.batch_id or ""]) == set(range(16, 23))
+
+            # A slow run: the ticks while it runs are skipped, and status says so.
+            sp.control(db, "block", True)
+            sp.insert(db, [23])
+
+            async def skipped() -> None:
+                d = await series.describe()
+                assert d.running and d.num_skipped >= 1, (d.num_skipped, d.runs[:2])
+
+            await assert_eventually(skipped, timeout=40)
+            sp.control(db, "block")
+            await _mark_is(series, "23")
+
+            async def skip_logged() -> None:  # the next run's claim logs the skipped ticks
+                d = await series.describe()
+                assert any(
+                    r.kind == "skipped" and "still running" in (r.reason or "") for r in d.runs
+                )
+
+            await assert_eventually(skip_logged, timeout=20)
+
+            # Pause: no run starts; resume: the next run takes what arrived meanwhile.
+            await series.pause("maintenance")
+            d = await series.describe()
+            assert d.paused and "maintenance" in (d.note or "")
+            runs_before = d.num_runs
+            sp.insert(db, [24, 25])
+            await asyncio.sleep(4.5)  # two ticks' worth: a paused schedule starts none
+            d = await series.describe()
+            assert d.num_runs == runs_before and d.mark == "23"
+            await series.resume()
+            await _mark_is(series, "25")
+
+            # A backfill runs its own window and leaves the mark.
+            batch = await series.backfill("0", "8")
+            result = await asyncio.wait_for(batch.result(), 60)
+            assert result.num_completed_items == 8 and result.window is not None
+            assert result.window.backfill and result.window.text() == "(0, 8]"
+            assert sorted(_ids_by_batch(db)[batch.id]) == list(range(1, 9))
+
+            async def backfill_done() -> None:
+                d = await series.describe()
+                assert any(r.kind == "backfill" and r.outcome == "done" for r in d.runs)
+                assert d.mark == "25"
+
+            await assert_eventually(backfill_done, timeout=30)
+
+            # Every row was taken, the committed windows did not overlap, nothing was skipped.
+            counts = Counter(item for item, *_ in sp.done(db))
+            assert set(counts) == set(range(1, 26))
+            d = await series.describe()
+            committed = [r for r in d.runs if r.outcome == "committed"]
+            assert [m.new for m in reversed(d.mark_changes)] == ["10", "15", "22", "23", "25"]
+            assert all(c.by is None for c in d.mark_changes)
+            assert len(committed) == 5
+        finally:
+            await series.delete()
+    with pytest.raises(UnknownSeriesError):
+        await series.describe()
+
+
+async def test_bad_input_is_refused_before_anything_is_created(
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+    tmp_path: Path,
+    client: Any,
+) -> None:
+    db = tmp_path / "items.db"
+    name = _name()
+
+    async def refused(spec: SeriesSpec, match: str, **kwargs: Any) -> None:
+        with pytest.raises(InvalidBatchInputError, match=match):
+            await orchestra.create_series(
+                spec, id=kwargs.pop("id", name), task_queue=task_queue, **kwargs
+            )
+        assert name not in await orchestra.list_series()
+
+    await refused(_spec(db, every=None, cron="every day at 3"), "Temporal refused the schedule")
+    await refused(_spec(db, every=None, cron="0 3 * * *", time_zone="Mars/Base"), "Mars/Base")
+    await refused(_spec(db, every=timedelta(milliseconds=500)), "at least 1 second")
+    bad_batch = _spec(db)
+    bad_batch.batch.page_size = 0
+    await refused(bad_batch, "page_size")
+    local = _spec(db)
+    local.batch.page_processor = sp.NoWindowEnd
+    await refused(local, "no window_end")
+    await refused(_spec(db), "series name", id="no spaces")
+    async with new_worker():
+        # Known only to the worker: the worker refuses it, and what was created is removed.
+        remote = _spec(db)
+        remote.batch.page_processor = "NoWindowEndOnWorker"
+        await refused(remote, "not created: no page processor named 'NoWindowEndOnWorker'")
+        series = await orchestra.create_series(
+            _spec(db, window=TimeWindow(), every=timedelta(hours=1)),
+            id=name,
+            task_queue=task_queue,
+        )
+        try:
+            with pytest.raises(InvalidBatchInputError, match="exists already") as err:
+                await orchestra.create_series(_spec(db), id=name, task_queue=task_queue)
+            assert "\n" not in str(err.value)
+        finally:
+            await series.delete()
