@@ -17,6 +17,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
@@ -44,6 +45,7 @@ from ._series_messages import (
     SERIES_CHECK,
     SERIES_CLAIM,
     SERIES_CLAIM_UPDATE,
+    SERIES_CLOSED_ERROR_TYPE,
     SERIES_COMMIT,
     SERIES_COMMIT_UPDATE,
     SERIES_PEEK_QUERY,
@@ -236,24 +238,43 @@ async def _heartbeat() -> None:
 
 
 async def _call(series: str, call: Any) -> Any:
-    """Await a query or update of the series; a deleted series becomes a non-retryable error."""
+    """Await a query or update of the series; a deleted series becomes a non-retryable error.
+
+    Anything else (a series that is starting, a hand-over to its next run, a server that does
+    not answer) is raised as it is, for the activity's retry.
+    """
     try:
         return await call
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         text = getattr(cause, "message", None) or str(cause or err)
-        raise ApplicationError(
-            f"series {series!r} refused: {text}", type=SERIES_GONE_ERROR_TYPE, non_retryable=True
-        ) from None
+        if getattr(cause, "type", None) == SERIES_CLOSED_ERROR_TYPE:
+            raise ApplicationError(
+                f"series {series!r} refused: {text}",
+                type=SERIES_GONE_ERROR_TYPE,
+                non_retryable=True,
+            ) from None
+        raise ApplicationError(f"series {series!r} refused: {text}") from None
     except RPCError as err:
-        gone = err.status == RPCStatusCode.NOT_FOUND or "completed" in err.message.lower()
-        if gone:
+        if err.status == RPCStatusCode.NOT_FOUND or not await _running(series):
             raise ApplicationError(
                 f"series {series!r} is gone ({err.message}); was it deleted?",
                 type=SERIES_GONE_ERROR_TYPE,
                 non_retryable=True,
             ) from None
         raise
+
+
+async def _running(series: str) -> bool:
+    """Whether the series' workflow runs (True when that cannot be told: retry)."""
+    try:
+        desc = await activity.client().get_workflow_handle(series).describe()
+    except RPCError as err:
+        return err.status != RPCStatusCode.NOT_FOUND
+    return desc.status in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    )
 
 
 async def _tick_counts(client: Client, series: str) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -73,6 +74,7 @@ __all__ = ["SeriesHandle", "create_series", "duration_text", "list_series"]
 
 _OVERLAP = {"skip": ScheduleOverlapPolicy.SKIP, "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE}
 _QUERY_TIMEOUT = timedelta(seconds=5)
+_CLOSE_TIMEOUT = timedelta(seconds=10)
 
 
 def duration_text(d: timedelta) -> str:
@@ -254,6 +256,9 @@ class SeriesHandle:
     async def delete(self) -> None:
         """Delete the schedule and end the series' workflow (its batches are left as they are).
 
+        The workflow ends with its book as its result; with no worker to answer within 10 s it
+        is terminated instead.
+
         Raises:
             UnknownSeriesError: there is no such series.
         """
@@ -271,7 +276,14 @@ class SeriesHandle:
                 WorkflowExecutionStatus.RUNNING,
             ):
                 found = True
-                await handle.execute_update(SERIES_CLOSE_UPDATE, self._by)
+                try:
+                    await asyncio.wait_for(
+                        handle.execute_update(SERIES_CLOSE_UPDATE, self._by),
+                        _CLOSE_TIMEOUT.total_seconds(),
+                    )
+                except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+                    # No worker to end it cleanly: the book stays readable in its history.
+                    await handle.terminate(f"series deleted by {self._by} (no worker answered)")
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -527,7 +539,7 @@ async def _start_book(client: Client, config: SeriesConfig, confirm: timedelta |
     try:
         await asyncio.wait_for(handle.execute_update(SERIES_READY_UPDATE), confirm.total_seconds())
         return
-    except asyncio.TimeoutError:
+    except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         with contextlib.suppress(RPCError):
             await handle.terminate("no worker checked the series in time")
         raise BatchOrchestraError(

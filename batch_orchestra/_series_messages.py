@@ -20,6 +20,7 @@ __all__ = [
     "SERIES_CHECK",
     "SERIES_CLAIM",
     "SERIES_CLAIM_UPDATE",
+    "SERIES_CLOSED_ERROR_TYPE",
     "SERIES_CLOSE_UPDATE",
     "SERIES_COMMIT",
     "SERIES_COMMIT_UPDATE",
@@ -63,6 +64,8 @@ SERIES_SET_MARK_UPDATE = "series.set_watermark"
 SERIES_BACKFILL_UPDATE = "series.backfill"
 SERIES_CLOSE_UPDATE = "series.close"
 SERIES_DESCRIBE_QUERY = "series.describe"
+SERIES_CLOSED_ERROR_TYPE = "BatchOrchestraSeriesClosed"
+"""The ``ApplicationError.type`` with which a deleted series refuses an update."""
 SERIES_PEEK_QUERY = "series.peek"
 
 

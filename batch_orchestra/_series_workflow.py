@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         SERIES_CLAIM,
         SERIES_CLAIM_UPDATE,
         SERIES_CLOSE_UPDATE,
+        SERIES_CLOSED_ERROR_TYPE,
         SERIES_COMMIT,
         SERIES_COMMIT_UPDATE,
         SERIES_DESCRIBE_QUERY,
@@ -188,7 +189,9 @@ class BatchSeries:
 
     def _refuse_if_closed(self) -> None:
         if self._closed:
-            raise ValueError(f"series {self._config.name!r} was deleted")
+            raise ApplicationError(
+                f"series {self._config.name!r} was deleted", type=SERIES_CLOSED_ERROR_TYPE
+            )
         if not self._checked:
             raise ValueError(f"series {self._config.name!r} is not checked yet; try again")
 
@@ -342,7 +345,9 @@ class BatchSeries:
     @commit.validator
     def _validate_commit(self, req: CommitRequest) -> None:
         if self._closed:
-            raise ValueError(f"series {self._config.name!r} was deleted")
+            raise ApplicationError(
+                f"series {self._config.name!r} was deleted", type=SERIES_CLOSED_ERROR_TYPE
+            )
         if req.outcome not in ("completed", "advanced", "held", "failed"):
             raise ValueError(f"unknown outcome {req.outcome!r}")
 

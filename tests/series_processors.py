@@ -2,7 +2,8 @@
 
 A worker in another process (tests/worker_main.py) imports this module too, so every switch
 lives in the database: a ``control`` row ``fail`` makes pages holding the listed ids fail for
-good, ``block`` holds every page until the row is removed.
+good, ``block`` holds every page (``true``) or those with ids above it (a number) until the
+row is removed.
 """
 
 from __future__ import annotations
@@ -78,6 +79,14 @@ def _switch(db: str, key: str) -> Any:
     return None if row is None else json.loads(row[0])
 
 
+def _blocks(block: Any, rows: list[Any]) -> bool:
+    if block is None or block is False:
+        return False
+    if block is True:
+        return True
+    return any(r.id > block for r in rows)
+
+
 @page_processor
 class SeriesItems(SqlPageProcessor):
     """Copies the ids of its window's rows to ``done``, with the window it saw."""
@@ -87,7 +96,7 @@ class SeriesItems(SqlPageProcessor):
 
     async def process(self, context: BatchProcessorContext, rows: list[Any]) -> int:
         db = json.loads(context.args_str)["db"]
-        while await asyncio.to_thread(_switch, db, "block"):
+        while _blocks(await asyncio.to_thread(_switch, db, "block"), rows):
             await asyncio.sleep(0.05)
         failing = set(await asyncio.to_thread(_switch, db, "fail") or [])
         bad = [r.id for r in rows if r.id in failing]

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from batch_orchestra import (
     BatchOrchestratorClient,
     BatchOrchestratorInput,
+    EmbeddedTemporal,
     InvalidBatchInputError,
     SeriesDescription,
     SeriesHandle,
@@ -29,8 +32,10 @@ from batch_orchestra import (
     UnknownSeriesError,
     Watermark,
 )
+from batch_orchestra.testing import free_port
 from tests import series_processors as sp
 from tests.helpers import assert_eventually
+from tests.test_crash import _worker_process
 
 
 def _spec(db: Path, **kwargs: Any) -> SeriesSpec:
@@ -215,3 +220,65 @@ async def test_bad_input_is_refused_before_anything_is_created(
             assert "\n" not in str(err.value)
         finally:
             await series.delete()
+
+
+async def test_worker_killed_and_server_restarted_mid_run_reattaches_and_commits_once(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "items.db"
+    sp.create_db(db)
+    sp.insert(db, range(1, 41))
+    sp.control(db, "block", 20)  # pages up to id 20 complete, the rest wait
+    server = EmbeddedTemporal(port=free_port(), db_filename=tmp_path / "temporal.db", use_env=False)
+    await server.start()
+    name, queue = _name(), f"tq-{uuid.uuid4()}"
+    try:
+        client = server.client
+        spec = _spec(db, every=timedelta(hours=1))
+        spec.batch.heartbeat_timeout = timedelta(seconds=5)
+        async with _worker_process(server.address, queue) as kill_worker:
+            series = await BatchOrchestratorClient(client).create_series(
+                spec, id=name, task_queue=queue
+            )
+            await series.trigger()
+
+            async def half_done() -> str:
+                d = await series.describe()
+                assert d.running and d.running[0].batch_id, d.runs
+                batch = BatchOrchestratorClient(client).get_handle(d.running[0].batch_id)
+                try:
+                    p = await batch.get_progress()
+                except RPCError as err:  # not started yet
+                    raise AssertionError(err) from None
+                assert p.num_completed_pages == 5 and p.num_processing_pages > 0, p
+                return d.running[0].batch_id
+
+            batch_id = await assert_eventually(half_done, timeout=60)
+            first_run = (await client.get_workflow_handle(batch_id).describe()).run_id
+            kill_worker()
+        server.kill()
+        sp.control(db, "block")
+        await server.start()
+        client = await Client.connect(server.address)
+        series = BatchOrchestratorClient(client).get_series(name)
+        async with _worker_process(server.address, queue):
+            d = await _mark_is(series, "40", timeout=90)
+        desc = await client.get_workflow_handle(batch_id).describe()
+        assert desc.raw_description.workflow_execution_info.first_run_id == first_run
+        counts = Counter(item for item, *_ in sp.done(db))
+        assert set(counts) == set(range(1, 41))
+        assert all(counts[i] == 1 for i in range(1, 21)), "completed pages are not redone"
+        assert [(m.old, m.new) for m in d.mark_changes] == [("0", "40")]
+        committed = [r for r in d.runs if r.outcome == "committed"]
+        assert len(committed) == 1 and committed[0].batch_id == batch_id
+        ticks = [r.run_id for r in d.runs if r.kind == "scheduled"]
+        history = await client.get_workflow_handle(ticks[0]).fetch_history()
+        starts = [
+            e
+            for e in history.events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        ]
+        assert len(starts) == 1
+        await series.delete()
+    finally:
+        await server.stop()

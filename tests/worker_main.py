@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import tests.processors  # noqa: F401  (registers the processors)
+import tests.series_processors  # noqa: F401
 from batch_orchestra import BatchOrchestraPlugin
 
 
