@@ -787,3 +787,9 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+# At the end: the series group reuses this module's option decorators.
+from ._series import series  # noqa: E402
+
+cli.add_command(series)

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._errors import one_line
-from ._render import BatchView, progress_parts, status_label
+from ._render import BatchView, progress_parts, status_label, window_text
 
 __all__ = ["render_batch_list", "short_time", "wrap_parts"]
 
@@ -68,7 +68,8 @@ def wrap_parts(parts: Sequence[str], width: int) -> list[str]:
 
 def _summary_parts(view: BatchView) -> list[str]:
     if view.progress is not None:
-        return progress_parts(view.progress)
+        window = window_text(view.progress)  # a series' batch: the window it covers first
+        return ([window] if window else []) + progress_parts(view.progress)
     # A failure's first line, cut: a long one would fill the screen (`status` has all of it).
     return [one_line(view.failure or view.note or "", _MAX_SUMMARY)]
 

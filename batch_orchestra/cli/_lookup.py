@@ -144,6 +144,10 @@ async def find_batch(client: Client, target: Target, batch_id: str) -> WorkflowE
                 f"no batch with ID {batch_id!r} in namespace {target.namespace!r}"
             ) from None
         raise target.rpc_error(err) from None
+    if desc.workflow_type == "BatchSeries":
+        raise CliError(
+            f"{batch_id!r} is a series, not a batch; see batch-orchestra series status {batch_id}"
+        )
     if desc.workflow_type != BATCH_WORKFLOW_TYPE:
         raise CliError(
             f"{batch_id!r} is a {desc.workflow_type} workflow, not a batch ({BATCH_WORKFLOW_TYPE})"

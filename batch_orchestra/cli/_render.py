@@ -37,6 +37,7 @@ __all__ = [
     "progress_parts",
     "render_status",
     "status_label",
+    "window_text",
 ]
 
 _STATUS_STYLES = {
@@ -174,6 +175,14 @@ def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
     return grid
 
 
+def window_text(p: BatchOrchestratorProgress) -> str:
+    """A series batch's series and window, e.g. "nightly (100, 250]" ("" outside a series)."""
+    w = p.window
+    if w is None:
+        return ""
+    return f"{w.series} {w.text()}" + (" (backfill)" if w.backfill else "")
+
+
 def rate_text(p: BatchOrchestratorProgress) -> str:
     """The rate limits in force, e.g. "10 pages/s, 5,000 items/s" or "none"."""
     return rates_text(p.max_pages_per_second, p.max_items_per_second)
@@ -199,6 +208,8 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     grid.add_row("items", items)
     if getattr(p, "redrive_of", None):
         grid.add_row("redrives", f"{p.redrive_of}")
+    if p.window is not None:
+        grid.add_row("series", window_text(p))
     rate = _rate(p)
     if rate:
         grid.add_row("rate", rate)

@@ -11,6 +11,7 @@ Routes (relative to where the app is mounted)::
                                 skip-page | redrive | redrive-items | cancel (form: batch_id,
                                 and n, page_num, reason, pages_per_second, items_per_second);
                                 JSON back when the request accepts it (the page's script)
+    GET  /series, /series/{name} the series and one series (``_series_page``)
     GET  /metrics               Prometheus metrics of the running batches
     GET  /static/...            the page's CSS and script (no CDN)
 """
@@ -52,6 +53,7 @@ from ._data import STATUS_FILTERS, Backend, BatchRow, InputSummary, dashboard_id
 from ._forms import START_FIELDS, decode_token, encode_token, read_form, start_input
 from ._metrics import collect, render
 from ._security import USER_SCOPE_KEY, Guard, csrf_token, same_origin
+from ._series_page import series_routes
 
 __all__ = ["create_app"]
 
@@ -467,6 +469,7 @@ def create_app(
         Route("/start", dash.start, methods=["POST"]),
         Route("/actions/{action}", dash.action, methods=["POST"]),
         Route("/metrics", dash.metrics, methods=["GET"]),
+        *series_routes(dash),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     middleware = [

@@ -63,7 +63,7 @@ def _layout(chrome: Chrome, title: str, body: str, *, page: str = "") -> str:
 <script src="{esc(chrome.base)}/static/dashboard.js" defer></script>
 </head><body data-page="{esc(page)}">
 <header><a class="brand" href="{esc(chrome.base)}/">Batch Orchestra</a>
-<nav><a href="{esc(chrome.base)}/">Batches</a>{start}
+<nav><a href="{esc(chrome.base)}/">Batches</a><a href="{esc(chrome.base)}/series">Series</a>{start}
 <a href="{esc(chrome.base)}/metrics">Metrics</a></nav>
 <span class="where">namespace <b>{esc(chrome.namespace)}</b> at {esc(chrome.address)} {mode}</span>
 </header>
@@ -116,6 +116,11 @@ def _list_row(base: str, row: BatchRow) -> str:
     note = view.failure or view.note or ""
     if row.stale_at is not None:
         note = f"no worker answered: last known progress, from {clock(row.stale_at)}"
+    window = p.window if p is not None else None
+    if window is not None:  # a series' batch: the window it covers
+        note = f"{window.text()}{' backfill' if window.backfill else ''}" + (
+            f" · {note}" if note else ""
+        )
     return (
         f'<tr><td class="id"><a href="{esc(batch_path(base, view.id))}">{esc_id(view.id)}</a>'
         f"{f'<div class=note>{esc(note)}</div>' if note else ''}</td>"
@@ -418,7 +423,7 @@ def batch_page(chrome: Chrome, view: BatchView, facts: PageFacts, message: str) 
 <p class="meta">processor <b>{esc(facts.processor or "-")}</b> · task queue
  <b>{esc_id(view.task_queue)}</b> · started {esc(_time(facts.started))} · <a href="{esc(view.url)}"
  rel="noopener" target="_blank" id="temporal-link">open in Temporal Web UI</a>
-{sections.redrive_link(chrome.base, p)}</p>
+{_series_meta(chrome, p)}{sections.redrive_link(chrome.base, p)}</p>
 {failure}<p class="note" data-field="note"{"" if view.note else " hidden"}>{esc(view.note)}</p>
 {_reasons(p)}
 {sections.health_line(p)}
@@ -430,6 +435,19 @@ def batch_page(chrome: Chrome, view: BatchView, facts: PageFacts, message: str) 
 <div id="details">{_details(chrome, view)}</div>
 </section>"""
     return _layout(chrome, view.id, body, page="batch")
+
+
+def _series_meta(chrome: Chrome, p: BatchOrchestratorProgress | None) -> str:
+    """For a series' batch: its series (linked) and window."""
+    w = p.window if p is not None else None
+    if w is None or not w.series:
+        return ""
+    path = f"{chrome.base}/series/{quote(w.series, safe='')}"
+    kind = " (backfill)" if w.backfill else ""
+    return (
+        f'· series <a href="{esc(path)}" id="series-link">{esc(w.series)}</a> window '
+        f'<b id="batch-window">{esc(w.text())}</b>{kind}'
+    )
 
 
 def _details(chrome: Chrome, view: BatchView) -> str:
