@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.worker import Replayer
 
 from batch_orchestra import (
     BatchOrchestratorClient,
@@ -32,9 +33,11 @@ from batch_orchestra import (
     UnknownSeriesError,
     Watermark,
 )
+from batch_orchestra import _series_workflow as series_workflow
+from batch_orchestra._series_workflow import BatchSeries, BatchSeriesRun
 from batch_orchestra.testing import free_port
 from tests import series_processors as sp
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, run_histories
 from tests.test_crash import _worker_process
 
 
@@ -76,7 +79,10 @@ async def test_series_takes_new_rows_holds_failures_skips_pauses_and_backfills(
     new_worker: Callable[..., Any],
     task_queue: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The series' workflow hands over to a new run every two runs or so: the mark must survive.
+    monkeypatch.setattr(series_workflow, "UPDATES_PER_RUN", 4)
     db = tmp_path / "items.db"
     sp.create_db(db)
     sp.insert(db, range(1, 11))
@@ -171,6 +177,18 @@ async def test_series_takes_new_rows_holds_failures_skips_pauses_and_backfills(
             assert [m.new for m in reversed(d.mark_changes)] == ["10", "15", "22", "23", "25"]
             assert all(c.by is None for c in d.mark_changes)
             assert len(committed) == 5
+
+            # Its workflows replay (they run outside the sandbox): the book's runs, which
+            # continued as new several times, and one run of each kind.
+            books = await run_histories(orchestra.client, name)
+            assert len(books) >= 3
+            replayer = Replayer(workflows=[BatchSeries, BatchSeriesRun])
+            for history in books:
+                await replayer.replay_workflow(history)
+            kinds = {r.outcome: r.run_id for r in d.runs if r.run_id}
+            for outcome in ("committed", "held", "done"):
+                history = await orchestra.client.get_workflow_handle(kinds[outcome]).fetch_history()
+                await replayer.replay_workflow(history)
         finally:
             await series.delete()
     with pytest.raises(UnknownSeriesError):
