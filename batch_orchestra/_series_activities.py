@@ -50,6 +50,7 @@ from ._series_messages import (
     SERIES_COMMIT_UPDATE,
     SERIES_PEEK_QUERY,
     AwaitedBatch,
+    AwaitInput,
     ClaimInput,
     ClaimReply,
     ClaimRequest,
@@ -198,11 +199,25 @@ class SeriesActivities:
         return reply
 
     @activity.defn(name=SERIES_AWAIT_BATCH)
-    async def series_await_batch(self, batch_id: str) -> AwaitedBatch:
-        """Wait for a batch that an earlier execution of this run started, heartbeating."""
-        handle = activity.client().get_workflow_handle(
-            batch_id, result_type=BatchOrchestratorProgress
-        )
+    async def series_await_batch(self, inp: AwaitInput) -> AwaitedBatch:
+        """Wait for a batch that an earlier execution of this run started, heartbeating.
+
+        Only a batch started for this run's claim is waited for: one that serves another claim
+        (a series deleted and created again under the same name, say) is reported as FOREIGN.
+        """
+        client = activity.client()
+        batch_id = inp.batch_id
+        serves = await _serves(client, batch_id)
+        if serves != inp.claim:
+            return AwaitedBatch(
+                status="FOREIGN",
+                failure=(
+                    f"the workflow ID {batch_id!r} is taken by a batch that serves another "
+                    f"claim ({serves or 'none'}, not {inp.claim}); this run did not run its "
+                    "window"
+                ),
+            )
+        handle = client.get_workflow_handle(batch_id, result_type=BatchOrchestratorProgress)
         beat = asyncio.ensure_future(_heartbeat())
         try:
             progress = await handle.result(follow_runs=True)
@@ -216,6 +231,16 @@ class SeriesActivities:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+
+
+async def _serves(client: Client, batch_id: str) -> str:
+    """The claim a batch serves, read from its input (its latest run's first event)."""
+    async for event in client.get_workflow_handle(batch_id).fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        (raw,) = await client.data_converter.decode(payloads, [dict])
+        window = raw.get("window") if isinstance(raw, dict) else None
+        return str(window.get("claim", "")) if isinstance(window, dict) else ""
+    return ""
 
 
 def window_end_missing(processor: str) -> str:

@@ -29,7 +29,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -209,20 +209,30 @@ class SeriesHandle:
         # The batch first, so the handle is good at once; the run then finds it and waits for
         # it, and records its outcome in the series' run log.
         queue = (await handle.describe()).task_queue
-        batch = await self._client.start_workflow(
-            BATCH_WORKFLOW_TYPE,
-            claim.batch_input,
-            id=claim.batch_id,
-            task_queue=queue,
-            result_type=BatchOrchestratorProgress,
-        )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
+        # Derived IDs: a taken one fails (naming it) rather than attaching to another batch.
+        reuse, conflict = WorkflowIDReusePolicy.REJECT_DUPLICATE, WorkflowIDConflictPolicy.FAIL
+        try:
+            batch = await self._client.start_workflow(
+                BATCH_WORKFLOW_TYPE,
+                claim.batch_input,
+                id=claim.batch_id,
+                task_queue=queue,
+                result_type=BatchOrchestratorProgress,
+                id_reuse_policy=reuse,
+                id_conflict_policy=conflict,
+            )
             await self._client.start_workflow(
                 SERIES_RUN_WORKFLOW_TYPE,
                 SeriesRunInput(series=self._name, claim=claim),
                 id=claim.run_id,
                 task_queue=queue,
+                id_reuse_policy=reuse,
+                id_conflict_policy=conflict,
             )
+        except WorkflowAlreadyStartedError as err:
+            raise BatchOrchestraError(
+                f"the backfill's workflow ID {err.workflow_id!r} is taken; ask again"
+            ) from None
         return BatchOrchestratorHandle(batch, self._client)
 
     async def set_watermark(self, value: str | datetime | None, reason: str) -> MarkChange:

@@ -30,6 +30,7 @@ __all__ = [
     "SERIES_RUN_WORKFLOW_TYPE",
     "SERIES_SET_MARK_UPDATE",
     "SERIES_WORKFLOW_TYPE",
+    "AwaitInput",
     "AwaitedBatch",
     "BackfillRequest",
     "ClaimInput",
@@ -248,11 +249,21 @@ class CommitInput:
 
 
 @dataclass
+class AwaitInput:
+    """The ``series_await_batch`` activity's input."""
+
+    batch_id: str
+    claim: str = ""
+    """The claim the batch must serve (``BatchWindow.claim``); "" for a batch without a window."""
+
+
+@dataclass
 class AwaitedBatch:
     """How a batch that a run attached to (instead of starting it) ended."""
 
     status: str
-    """The workflow status name: COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT."""
+    """The workflow status name: COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT; or
+    FOREIGN: the batch under that ID serves another claim (it was not waited for)."""
     progress: BatchOrchestratorProgress | None = None
     """Its final progress (completed batches)."""
     failure: str | None = None

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         SERIES_SET_MARK_UPDATE,
         SERIES_WORKFLOW_TYPE,
         AwaitedBatch,
+        AwaitInput,
         BackfillRequest,
         ClaimInput,
         ClaimReply,
@@ -300,6 +301,7 @@ class BatchSeries:
             series=self._config.name,
             run=rec.run_id,
             backfill=rec.kind == "backfill",
+            claim=f"{workflow.info().first_execution_run_id}/{rec.n}",
         )
 
     def _reply(self, rec: ClaimRecord) -> ClaimReply:
@@ -509,11 +511,15 @@ class BatchSeriesRun:
             )
             return "COMPLETED", progress, None
         except WorkflowAlreadyStartedError:
-            # An earlier execution of this run started it (a retried or duplicated tick):
-            # wait for that batch instead of running the window twice.
+            # An earlier execution of this run started it (a retried or duplicated tick, or
+            # the client for a backfill): wait for that batch instead of running the window
+            # twice, once it is known to serve this claim.
             awaited: AwaitedBatch = await workflow.execute_activity(
                 SERIES_AWAIT_BATCH,
-                claim.batch_id,
+                AwaitInput(
+                    batch_id=claim.batch_id,
+                    claim=claim.window.claim if claim.window is not None else "",
+                ),
                 result_type=AwaitedBatch,
                 start_to_close_timeout=timedelta(days=7),
                 heartbeat_timeout=timedelta(minutes=1),

@@ -145,6 +145,9 @@ class BatchWindow:
     """The workflow ID of that run (a scheduled tick or a backfill)."""
     backfill: bool = False
     """The batch is a backfill: it never moves the series' mark."""
+    claim: str = ""
+    """Which claim of which series execution the batch serves (``<first run ID>/<n>``): a run
+    that finds its batch's ID taken checks it before waiting for that batch."""
 
     def is_empty(self) -> bool:
         """Whether nothing can be in the window (a watermark that did not move, or no time)."""
@@ -201,8 +204,9 @@ def check_window(w: Any, what: str = "window") -> None:
                     f"{what}.{name} {v!r} is not an ISO 8601 time; a time window's bounds look "
                     "like 2026-05-01T03:00:00+00:00"
                 ) from None
-    if not isinstance(w.series, str) or not isinstance(w.run, str):
-        raise _fail(f"{what}.series and {what}.run must be str, got {w.series!r}, {w.run!r}")
+    for name in ("series", "run", "claim"):
+        if not isinstance(getattr(w, name), str):
+            raise _fail(f"{what}.{name} must be a str, got {getattr(w, name)!r:.200}")
 
 
 @dataclass(kw_only=True)

@@ -24,6 +24,7 @@ from temporalio.worker import Replayer
 from batch_orchestra import (
     BatchOrchestratorClient,
     BatchOrchestratorInput,
+    BatchWindow,
     EmbeddedTemporal,
     InvalidBatchInputError,
     SeriesDescription,
@@ -34,6 +35,7 @@ from batch_orchestra import (
     Watermark,
 )
 from batch_orchestra import _series_workflow as series_workflow
+from batch_orchestra._series_messages import ClaimReply, SeriesRunInput, SeriesRunResult
 from batch_orchestra._series_workflow import BatchSeries, BatchSeriesRun
 from batch_orchestra.testing import free_port
 from tests import series_processors as sp
@@ -300,3 +302,42 @@ async def test_worker_killed_and_server_restarted_mid_run_reattaches_and_commits
         await series.delete()
     finally:
         await server.stop()
+
+
+async def test_a_run_does_not_wait_for_a_batch_that_serves_another_claim(
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+    client: Client,
+) -> None:
+    """A run whose batch ID is taken by a batch of another claim (a series deleted and created
+    again under the same name, say) fails visibly instead of taking that batch's outcome."""
+    foreign = f"foreign-{uuid.uuid4().hex[:8]}"
+    async with new_worker():
+        other = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="Scripted", page_size=10, max_parallelism=1, args="{}"
+            ),
+            id=foreign,
+            task_queue=task_queue,
+        )
+        await other.result()
+        window = BatchWindow(high="5", low="0", series="gone", run="gone/x", claim="other/1")
+        claim = ClaimReply(
+            run_id="gone/x",
+            kind="backfill",
+            low="0",
+            high="5",
+            batch_id=foreign,
+            batch_input={"page_processor": "Scripted", "page_size": 1, "max_parallelism": 1},
+            window=BatchWindow(**{**window.__dict__, "claim": "mine/1"}),
+        )
+        result = await client.execute_workflow(
+            "BatchSeriesRun",
+            SeriesRunInput(series=f"gone-{uuid.uuid4().hex[:6]}", claim=claim),
+            id=f"run-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+            result_type=SeriesRunResult,
+        )
+    assert result.outcome == "unknown"  # the series is gone; the run still ended cleanly
+    assert "serves another claim" in (result.reason or "") and "foreign" in (result.reason or "")
