@@ -75,6 +75,7 @@ __all__ = ["SeriesHandle", "create_series", "duration_text", "list_series"]
 _OVERLAP = {"skip": ScheduleOverlapPolicy.SKIP, "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE}
 _QUERY_TIMEOUT = timedelta(seconds=5)
 _CLOSE_TIMEOUT = timedelta(seconds=10)
+_SAME_SECOND = timedelta(seconds=1.05)
 
 
 def duration_text(d: timedelta) -> str:
@@ -175,9 +176,20 @@ class SeriesHandle:
         await self._client.get_schedule_handle(self._name).unpause(note=text)
 
     async def trigger(self) -> None:
-        """Start a run now (skipped, like a tick, while one runs with ``overlap="skip"``)."""
-        await self._schedule()
-        await self._client.get_schedule_handle(self._name).trigger()
+        """Start a run now, or as soon as the running one ends (never two at once).
+
+        A run's workflow ID ends with its nominal time to the second, and Temporal makes one run
+        of one second's starts: a trigger in the second of the latest run waits for the next.
+        """
+        desc = await self._schedule()
+        last = max((a.scheduled_at for a in desc.info.recent_actions), default=None)
+        if last is not None:
+            wait = (last + _SAME_SECOND - datetime.now(timezone.utc)).total_seconds()
+            if 0 < wait <= _SAME_SECOND.total_seconds():
+                await asyncio.sleep(wait)
+        await self._client.get_schedule_handle(self._name).trigger(
+            overlap=ScheduleOverlapPolicy.BUFFER_ONE
+        )
 
     async def backfill(
         self, start: str | datetime | None, end: str | datetime

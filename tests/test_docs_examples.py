@@ -1,4 +1,4 @@
-"""The examples of docs/testing.md and docs/typed-cursors.md run as written."""
+"""The examples of docs/testing.md, docs/typed-cursors.md and docs/series.md run as written."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def first_python_block(doc: str) -> str:
             "['{\"product_id\":100}', '{\"product_id\":150}', '{\"product_id\":200}'] 150\n",
         ),
         ("testing.md", "['', '25', '50', '75', '100'] 100 0\nReprice is idempotent\n"),
+        ("series.md", "130 True ['(100, 130]', '(0, 100]']\n"),
     ],
 )
 def test_doc_example_runs(

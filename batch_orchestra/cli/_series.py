@@ -319,7 +319,7 @@ def resume(name: str, target: Target) -> None:
 @_name_argument
 @_connection_options
 def trigger(name: str, target: Target) -> None:
-    """Start a run now (skipped if one runs, with --overlap skip)."""
+    """Start a run now, or as soon as the running one ends."""
     _run(target, _act(target, name, "triggered", lambda h: h.trigger()))
 
 

@@ -42,7 +42,7 @@ SERIES_ACTIONS = ("pause", "resume", "trigger")
 _MESSAGES = {
     "paused": "Paused: no tick starts a run until it is resumed.",
     "resumed": "Resumed: the next run covers what arrived meanwhile.",
-    "triggered": "Triggered: a run starts now (unless one is running).",
+    "triggered": "Triggered: a run starts now, or as soon as the running one ends.",
 }
 _LIST_TIMEOUT = timedelta(seconds=2)
 
