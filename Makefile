@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million bench-sources \
-	bench-recovery bench-hol bench-flow chaos clean
+	bench-recovery bench-hol bench-flow bench-series chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-hol: $(STAMP)
 # Flow control against a simulated downstream (about 35 minutes on 2 shared cores; FLOW_ARGS=--quick: about 7).
 bench-flow: $(STAMP)
 	$(BIN)/python -m bench.flow $(FLOW_ARGS)
+
+# Series: tick latency, actions per tick, catch-up and a chaos run (about 5 minutes).
+bench-series: $(STAMP)
+	$(BIN)/python -m bench.series $(SERIES_ARGS)
 
 # Not part of `make test`: several minutes. CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--seed 7".
 chaos: $(STAMP)

@@ -73,9 +73,10 @@ async def test_series_commands_end_to_end(
         assert data["runs"][0]["window"]["high"] == "6" and data["running"] == []
         listed = assert_ok(await run_cli(temporal, "series", "list"))
         assert name in listed and "active" in listed and "every 1h" in listed
-        assert f"{name} (0, 6]" in assert_ok(await run_cli(temporal, "list", "--limit", "50"))
         batch_id = data["runs"][0]["batch_id"]
-        assert f"{name} (0, 6]" in assert_ok(await run_cli(temporal, "status", batch_id))
+        listed = assert_ok(await run_cli(temporal, "list", "--limit", "50"))
+        assert any(batch_id in line and "(0, 6] ·" in line for line in listed.splitlines())
+        assert f"{name} · window (0, 6]" in assert_ok(await run_cli(temporal, "status", batch_id))
         assert_error(await run_cli(temporal, "status", name), "is a series, not a batch")
 
         assert_ok(await run_cli(temporal, "series", "pause", name, "--note", "db upgrade"))

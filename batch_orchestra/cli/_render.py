@@ -176,11 +176,11 @@ def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
 
 
 def window_text(p: BatchOrchestratorProgress) -> str:
-    """A series batch's series and window, e.g. "nightly (100, 250]" ("" outside a series)."""
+    """A series batch's window, e.g. "(100, 250]" or "(0, 50] backfill" ("" outside a series)."""
     w = p.window
     if w is None:
         return ""
-    return f"{w.series} {w.text()}" + (" (backfill)" if w.backfill else "")
+    return w.text() + (" backfill" if w.backfill else "")
 
 
 def rate_text(p: BatchOrchestratorProgress) -> str:
@@ -209,7 +209,7 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     if getattr(p, "redrive_of", None):
         grid.add_row("redrives", f"{p.redrive_of}")
     if p.window is not None:
-        grid.add_row("series", window_text(p))
+        grid.add_row("series", f"{p.window.series} · window {window_text(p)}")
     rate = _rate(p)
     if rate:
         grid.add_row("rate", rate)
