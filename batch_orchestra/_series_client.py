@@ -199,7 +199,7 @@ class SeriesHandle:
         For a watermark series the window is ``(start, end]`` (marks as text; ``start`` None:
         from the beginning); for a time series ``[start, end)`` (timezone-aware datetimes or
         ISO 8601 text). The backfill's batch gets its own ID
-        (``<series>/backfill-<time>/<start>..<end>``) and shows in ``describe().runs``.
+        (``<series>/backfill-<time>``) and shows in ``describe().runs``.
 
         Raises:
             InvalidBatchInputError: the window cannot work for this series.
@@ -435,7 +435,8 @@ def _config(spec: SeriesSpec, name: str, task_queue: str, by: str, text: str) ->
         kind, lag, initial = "watermark", w.lag, w.initial
     elif isinstance(w, TimeWindow):
         kind, lag = "time", w.lag
-        initial = iso((w.start or (now - w.lag)).timestamp())
+        # Whole seconds, like the ticks' nominal times.
+        initial = iso(float(int((w.start or (now - w.lag)).timestamp())))
     else:
         kind, lag, initial = "none", None, None
     return SeriesConfig(

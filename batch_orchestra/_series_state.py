@@ -304,7 +304,7 @@ class SeriesBook:
 
         Open claims taken from the old mark no longer commit (they are stale).
         """
-        self._move(value, by or "unknown", reason, now)
+        self._move(value, (by or "unknown")[:MAX_REASON], reason, now)
 
     def _move(self, value: str | None, by: str | None, reason: str, now: float) -> None:
         self.marks.append(

@@ -9,8 +9,9 @@ workflow task can never claim or commit a window twice.
 ``BatchSeriesRun`` is what the Temporal Schedule starts on every tick (workflow ID
 ``<series>/tick-<nominal time>``), and what a backfill starts. It claims a window (an
 activity, so the window's end is fixed once and recorded in its history), runs the batch over
-it as a child workflow under an ID derived from the series, the tick and the window (a
-retried run finds the same batch and waits for it instead of starting another), then commits.
+it as a child workflow under an ID derived from the series and the tick, whose one claim fixes
+the window (a retried run finds the same batch and waits for it instead of starting another),
+then commits.
 Neither workflow imports or runs user code.
 """
 
@@ -247,7 +248,7 @@ class BatchSeries:
             low=low,
             high=None if empty else high,
             version=req.version if kind == "watermark" else None,
-            batch_id=self._batch_id(req.run_id, req.nominal, low, high),
+            batch_id=self._batch_id(req.run_id, req.nominal),
             now=now,
         )
         if answer.claim is None:
@@ -282,13 +283,15 @@ class BatchSeries:
                     now=now,
                 )
 
-    def _batch_id(self, run_id: str, nominal: float, low: str | None, high: str | None) -> str:
-        """The run's batch: named by the series, the tick's nominal time and the window."""
-        name = self._config.name
-        base = f"{name}/{iso(nominal)}" if run_id.startswith(f"{name}/tick") else run_id
-        if self._config.window == "none":
-            return base
-        return f"{base}/{'start' if low is None else low}..{high}"
+    def _batch_id(self, run_id: str, nominal: float) -> str:
+        """The run's batch: named by the series and the tick's nominal time.
+
+        One tick claims one window, so the ID names the window too; it is kept short for
+        ``list`` (the window shows beside it). A backfill's batch is named by its request time.
+        """
+        if run_id.endswith("/run"):  # a backfill's run: <series>/backfill-<time>/run
+            return run_id[: -len("/run")]
+        return f"{self._config.name}/{iso(nominal)}"
 
     def _window(self, rec: ClaimRecord) -> BatchWindow | None:
         kind = self._config.window
@@ -383,7 +386,7 @@ class BatchSeries:
         """Claim an explicit window for a backfill (it never moves the mark)."""
         self._updates += 1
         now = self._now()
-        run_id = f"{self._config.name}/backfill-{iso(now)}"
+        run_id = f"{self._config.name}/backfill-{iso(now)}/run"
         answer = self._book.claim(
             run_id=run_id,
             kind="backfill",
@@ -391,7 +394,7 @@ class BatchSeries:
             low=req.low,
             high=req.high,
             version=None,
-            batch_id=self._batch_id(run_id, now, req.low, req.high),
+            batch_id=self._batch_id(run_id, now),
             now=now,
         )
         assert answer.claim is not None  # a backfill claim is never stale
@@ -410,7 +413,7 @@ class BatchSeries:
         check_window(window, "the backfill window")
         if self._config.window == "time" and window.is_empty():
             raise ValueError(f"the backfill window {window.text()} is empty")
-        if self._book.existing(f"{self._config.name}/backfill-{iso(self._now())}") is not None:
+        if self._book.existing(f"{self._config.name}/backfill-{iso(self._now())}/run"):
             raise ValueError("another backfill was asked for at this instant; try again")
 
     @workflow.update(name=SERIES_CLOSE_UPDATE)

@@ -18,7 +18,13 @@ from typing import Any
 import sqlalchemy as sa
 from temporalio.exceptions import ApplicationError
 
-from batch_orchestra import BatchProcessorContext, PageProcessor, page_processor
+from batch_orchestra import (
+    BatchNotifierContext,
+    BatchProcessorContext,
+    PageProcessor,
+    batch_notifier,
+    page_processor,
+)
 from batch_orchestra.sources import SqlPageProcessor, SqlSource
 
 metadata = sa.MetaData()
@@ -123,3 +129,27 @@ class NoWindowEnd(PageProcessor):
 
     async def run(self, context: BatchProcessorContext) -> int:
         return 0
+
+
+@page_processor
+class RecordsTimeWindow(PageProcessor):
+    """One page that writes the time window it was given to ``done`` (as item 0)."""
+
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        w = context.window
+        assert w is not None and w.kind == "time" and w.start is not None and w.end is not None
+        db = json.loads(context.args_str)["db"]
+        await asyncio.to_thread(SeriesItems._record, db, [0], context.batch_id, w)
+        return 1
+
+
+SERIES_EVENTS: list[tuple[str, str | None, str]] = []
+"""(event, reason, series) of every series event the notifier below was told, in this process."""
+
+
+@batch_notifier
+async def series_events(context: BatchNotifierContext) -> None:
+    if context.event.startswith("series_"):  # the run's or its batch's ID: <series>/...
+        SERIES_EVENTS.append((context.event, context.reason, context.workflow_id.split("/")[0]))

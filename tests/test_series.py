@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from batch_orchestra import (
+    BatchNotifierConfig,
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     BatchWindow,
@@ -89,8 +90,10 @@ async def test_series_takes_new_rows_holds_failures_skips_pauses_and_backfills(
     sp.create_db(db)
     sp.insert(db, range(1, 11))
     name = _name()
+    spec = _spec(db)
+    spec.batch.notifier = BatchNotifierConfig(name="series_events")
     async with new_worker():
-        series = await orchestra.create_series(_spec(db), id=name, task_queue=task_queue)
+        series = await orchestra.create_series(spec, id=name, task_queue=task_queue)
         try:
             d = await _mark_is(series, "10")
             first = next(r for r in d.runs if r.outcome == "committed")
@@ -144,6 +147,13 @@ async def test_series_takes_new_rows_holds_failures_skips_pauses_and_backfills(
                 )
 
             await assert_eventually(skip_logged, timeout=20)
+
+            async def told() -> None:  # the notifier heard of the held run and the skips
+                events = [(e, reason or "") for e, reason, s in sp.SERIES_EVENTS if s == name]
+                assert any(e == "series_held" and "failed for good" in r for e, r in events)
+                assert any(e == "series_skipped" and "still running" in r for e, r in events)
+
+            await assert_eventually(told, timeout=20)
 
             # Pause: no run starts; resume: the next run takes what arrived meanwhile.
             await series.pause("maintenance")
@@ -341,3 +351,57 @@ async def test_a_run_does_not_wait_for_a_batch_that_serves_another_claim(
         )
     assert result.outcome == "unknown"  # the series is gone; the run still ended cleanly
     assert "serves another claim" in (result.reason or "") and "foreign" in (result.reason or "")
+
+
+async def test_time_windows_follow_each_other_and_an_empty_window_runs_nothing(
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "items.db"
+    sp.create_db(db)
+    spec = _spec(db, every=timedelta(hours=1), window=TimeWindow(lag=timedelta(seconds=30)))
+    spec.batch.page_processor = "RecordsTimeWindow"
+    name = _name()
+    async with new_worker():
+        series = await orchestra.create_series(spec, id=name, task_queue=task_queue)
+        try:
+            created = (await series.describe()).mark
+            for _ in range(4):  # a run in the second the series was created covers no time
+                runs = (await series.describe()).num_runs
+                await series.trigger()
+
+                async def ran(before: int = runs) -> SeriesDescription:
+                    d = await series.describe()
+                    assert d.num_runs > before and not d.running, d.runs
+                    return d
+
+                d = await assert_eventually(ran, timeout=30)
+                if d.num_committed == 2:
+                    break
+            assert d.num_committed == 2
+            second, first = (r.window for r in d.runs if r.outcome == "committed")
+            assert first is not None and second is not None
+            assert first.low == created and second.low == first.high and second.high == d.mark
+            assert first.end is not None and second.end is not None and second.end > first.end
+            seen = sorted((low, high) for _, _, low, high in sp.done(db))
+            assert seen == [(first.low, first.high), (second.low, second.high)]
+
+            # A batch started over an empty window ends at once, with 0 pages.
+            empty = await orchestra.start(
+                BatchOrchestratorInput(
+                    page_processor="RecordsTimeWindow",
+                    page_size=1,
+                    max_parallelism=1,
+                    args="{}",
+                    window=BatchWindow(kind="time", low=first.high, high=first.high),
+                ),
+                id=f"{name}-empty",
+                task_queue=task_queue,
+            )
+            result = await empty.result()
+            assert result.is_finished and result.num_completed_pages == 0
+            assert result.window is not None and result.window.is_empty()
+        finally:
+            await series.delete()
