@@ -25,12 +25,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._exceptions import (
+    INVALID_ARGS_ERROR_TYPE,
     INVALID_INPUT_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
     UNKNOWN_HEALTH_CHECK_ERROR_TYPE,
     UNKNOWN_NOTIFIER_ERROR_TYPE,
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     UNKNOWN_TRACKER_ERROR_TYPE,
+    InvalidArgsError,
     ProcessorDefinitionError,
     UnknownBatchNotifierError,
     UnknownBatchTrackerError,
@@ -61,6 +63,7 @@ from ._series_messages import (
 )
 from ._series_types import WindowEndContext
 from ._tracker import get_batch_tracker
+from ._typed import check_args
 from ._types import MAX_MARK_CHARS, BatchOrchestratorProgress
 
 __all__ = ["CLAIM_ATTEMPTS", "SeriesActivities"]
@@ -96,6 +99,12 @@ class SeriesActivities:
             raise _refuse(str(err), PROCESSOR_DEFINITION_ERROR_TYPE) from None
         if inp.window == "watermark" and not callable(getattr(cls, "window_end", None)):
             raise _refuse(window_end_missing(inp.processor), INVALID_INPUT_ERROR_TYPE)
+        args_type = getattr(cls, "args_type", None)
+        if args_type is not None and inp.args is not None:
+            try:
+                check_args(args_type, inp.args, inp.processor)
+            except InvalidArgsError as err:
+                raise _refuse(str(err), INVALID_ARGS_ERROR_TYPE) from None
         for name, lookup, unknown, kind in (
             (inp.tracker, get_batch_tracker, UnknownBatchTrackerError, UNKNOWN_TRACKER_ERROR_TYPE),
             (

@@ -67,6 +67,7 @@ from ._series_types import (
     check_series_name,
     validate_spec,
 )
+from ._typed import check_args
 from ._types import BatchOrchestratorProgress, BatchWindow, check_window, input_to_wire
 from ._wire import to_wire
 
@@ -416,6 +417,9 @@ def _check_processor(spec: SeriesSpec) -> None:
     if cls is not None and isinstance(spec.window, Watermark):
         if not callable(getattr(cls, "window_end", None)):
             raise InvalidBatchInputError(window_end_missing(spec.batch.processor_name()))
+    args_type = getattr(cls, "args_type", None)
+    if args_type is not None and spec.batch.args is not None:
+        check_args(args_type, spec.batch.args, spec.batch.processor_name())
 
 
 def _schedule_spec(spec: SeriesSpec) -> tuple[ScheduleSpec, str]:

@@ -113,6 +113,8 @@ class SeriesCheckInput:
     tracker: str | None = None
     notifier: str | None = None
     health_check: str | None = None
+    args: str | None = None
+    """The template's args, checked against the processor's ``args_type`` if it declares one."""
 
 
 @dataclass

@@ -158,6 +158,7 @@ class BatchSeries:
                     tracker=(b.get("batch_tracker") or {}).get("name"),
                     notifier=(b.get("notifier") or {}).get("name"),
                     health_check=(b.get("health_check") or {}).get("name"),
+                    args=b.get("args"),
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_CHECK_RETRY,
