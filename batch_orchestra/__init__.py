@@ -43,6 +43,7 @@ from ._processor import (
 )
 from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
 from ._series_client import SeriesHandle
+from ._series_run import BatchSeriesRun
 from ._series_types import (
     MarkChange,
     SeriesDescription,
@@ -52,7 +53,7 @@ from ._series_types import (
     Watermark,
     WindowEndContext,
 )
-from ._series_workflow import BatchSeries, BatchSeriesRun
+from ._series_workflow import BatchSeries
 from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
 from ._typed import args_str, cursor_str
 from ._types import (

@@ -478,7 +478,7 @@ class BatchOrchestratorClient:
                 worker refused the processor, or a series of that name exists.
             BatchOrchestraError: no worker checked the series within ``confirm_timeout``.
         """
-        from ._series_client import create_series
+        from ._series_create import create_series
 
         return await create_series(
             self._client, spec, id=id, task_queue=task_queue, confirm_timeout=confirm_timeout

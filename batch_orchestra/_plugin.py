@@ -7,7 +7,8 @@ from temporalio.plugin import SimplePlugin
 from ._activities import BatchActivities
 from ._enqueue import EnqueueTransport, WorkerSettings
 from ._series_activities import SeriesActivities
-from ._series_workflow import BatchSeries, BatchSeriesRun
+from ._series_run import BatchSeriesRun
+from ._series_workflow import BatchSeries
 from ._workflow import BatchOrchestrator
 
 __all__ = ["BatchOrchestraPlugin"]

@@ -43,6 +43,7 @@ from ._health import get_health_check
 from ._notifier import get_batch_notifier
 from ._processor import get_page_processor, processor_settings
 from ._series_messages import (
+    CLAIM_ATTEMPTS,
     SERIES_AWAIT_BATCH,
     SERIES_CHECK,
     SERIES_CLAIM,
@@ -66,10 +67,8 @@ from ._tracker import get_batch_tracker
 from ._typed import check_args
 from ._types import MAX_MARK_CHARS, BatchOrchestratorProgress
 
-__all__ = ["CLAIM_ATTEMPTS", "SeriesActivities"]
+__all__ = ["SeriesActivities"]
 
-CLAIM_ATTEMPTS = 5
-"""Attempts of a run's claim (its ``window_end``) before the run records the failure and ends."""
 SERIES_GONE_ERROR_TYPE = "BatchOrchestraSeriesGone"
 """The series was deleted while a run of it ran."""
 _logger = logging.getLogger("batch_orchestra.series")

@@ -15,6 +15,7 @@ from ._series_state import BookState
 from ._types import BatchNotifierConfig, BatchOrchestratorProgress, BatchWindow
 
 __all__ = [
+    "CLAIM_ATTEMPTS",
     "SERIES_AWAIT_BATCH",
     "SERIES_BACKFILL_UPDATE",
     "SERIES_CHECK",
@@ -50,6 +51,8 @@ __all__ = [
     "tick_workflow_id",
 ]
 
+CLAIM_ATTEMPTS = 5
+"""Attempts of a run's claim (its ``window_end``) before the run records the failure and ends."""
 SERIES_WORKFLOW_TYPE = "BatchSeries"
 """The workflow type of a series' long-lived state workflow (its ID is the series' name)."""
 SERIES_RUN_WORKFLOW_TYPE = "BatchSeriesRun"

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 
 from batch_orchestra import BatchOrchestratorProgress, BatchWindow, InvalidBatchInputError
 from batch_orchestra._series_messages import ClaimReply, iso
+from batch_orchestra._series_run import _verdict
 from batch_orchestra._series_state import (
     MAX_CLAIMS,
     MAX_RUN_LOG,
     SeriesBook,
     book_to_wire,
 )
-from batch_orchestra._series_workflow import _verdict
 from batch_orchestra._types import MAX_ARGS_BYTES, MAX_MARK_CHARS
 from batch_orchestra.sources import SqlSource
 
