@@ -85,7 +85,10 @@ def _control(chrome: html.Chrome, name: str, action: str, label: str, confirm: s
 def series_page(chrome: html.Chrome, d: SeriesDescription, message: str) -> str:
     """One series: its schedule and state, the mark, counts, recent runs and controls."""
     base = chrome.base
-    notice = f'<p class="flash" role="status">{html.esc(message)}</p>' if message else ""
+    notice = (
+        f'<p class="flash" id="flash" role="status"{"" if message else " hidden"}>'
+        f"{html.esc(message)}</p>"
+    )
     state = "PAUSED" if d.paused else "ACTIVE"
     mark = "-" if d.mark is None else d.mark
     moved = f" moved {utc_time(d.mark_moved_at)}" if d.mark_moved_at else ""
@@ -249,34 +252,44 @@ def series_routes(dash: _Dashboard) -> list[Route]:
 
     async def action(request: Request) -> Response:
         what = request.path_params["action"]
-        refused = await dash._check_post(request)
-        if refused is not None:
-            return refused
+        # The page's script posts for JSON and then goes to "location"; without it, a redirect.
+        wants_json = "application/json" in request.headers.get("accept", "")
         form = await read_form(request)
         name = str(form.get("name", ""))
         back = series_path(dash.chrome(request).base, name)
+
+        def fail(status: int, title: str, message: str) -> Response:
+            if wants_json:
+                return JSONResponse({"ok": False, "title": title, "error": message}, status)
+            return dash._error(request, status, title, message, back)
+
+        refusal = await dash._post_refusal(request)
+        if refusal is not None:
+            return fail(*refusal)
         if what not in SERIES_ACTIONS:
-            return dash._error(
-                request,
-                404,
-                "Unknown action",
-                f"{what!r} is not one of {', '.join(SERIES_ACTIONS)}",
-                back,
+            return fail(
+                404, "Unknown action", f"{what!r} is not one of {', '.join(SERIES_ACTIONS)}"
             )
-
-        async def work() -> Response:
-            handle = (await orchestra()).get_series(name)
-            note = str(form.get("note", "")) or f"from the dashboard by {dash._identity(request)}"
-            calls = {
-                "pause": lambda: handle.pause(note),
-                "resume": lambda: handle.resume(note),
-                "trigger": handle.trigger,
-            }
+        handle = (await orchestra()).get_series(name)
+        note = str(form.get("note", "")) or f"from the dashboard by {dash._identity(request)}"
+        calls = {
+            "pause": lambda: handle.pause(note),
+            "resume": lambda: handle.resume(note),
+            "trigger": handle.trigger,
+        }
+        try:
             await calls[what]()
-            done = {"pause": "paused", "resume": "resumed", "trigger": "triggered"}[what]
-            return RedirectResponse(f"{back}?done={done}", status_code=303)
-
-        return await guarded(request, work)
+        except UnknownSeriesError as err:
+            return fail(404, "Series not found", str(err))
+        except CliError as err:
+            return fail(503, "Temporal is unreachable", err.message)
+        except RPCError as err:
+            return fail(409, f"Could not {what}", dash.backend.target.rpc_error(err).message)
+        done = {"pause": "paused", "resume": "resumed", "trigger": "triggered"}[what]
+        location = f"{back}?done={done}"
+        if wants_json:
+            return JSONResponse({"ok": True, "message": _MESSAGES[done], "location": location})
+        return RedirectResponse(location, status_code=303)
 
     return [
         Route("/series", list_, methods=["GET"]),

@@ -83,8 +83,10 @@
           return;
         }
         flash(answer.message, false);
-        if (answer.location && !samePage(answer.location)) {
-          window.location.assign(answer.location);  // a redrive started a new batch
+        // A redrive that started a new batch goes there; a series page shows its new state.
+        var series = document.body.dataset.page === "series";
+        if (answer.location && (series || !samePage(answer.location))) {
+          window.location.assign(answer.location);
           return;
         }
         form.querySelectorAll('input[type="text"]').forEach(function (i) { i.value = ""; });
