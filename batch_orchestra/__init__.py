@@ -57,6 +57,7 @@ from ._series_workflow import BatchSeries
 from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
 from ._typed import args_str, cursor_str
 from ._types import (
+    BatchFailures,
     BatchNotifierConfig,
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
@@ -70,6 +71,7 @@ from ._types import (
     ItemFailure,
     PageFailure,
     RedrivePage,
+    RedriveSource,
 )
 from ._workflow import BatchOrchestrator
 
@@ -79,6 +81,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "BatchFailures",
     "BatchNotifierConfig",
     "BatchNotifierContext",
     "BatchOrchestraError",
@@ -116,6 +119,7 @@ __all__ = [
     "ProcessorDefinitionError",
     "ProcessorUsageError",
     "RedrivePage",
+    "RedriveSource",
     "RetryMode",
     "SeriesDescription",
     "SeriesHandle",

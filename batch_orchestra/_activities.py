@@ -43,6 +43,8 @@ from ._exceptions import (
     UnknownPageProcessorError,
 )
 from ._health import Health, HealthCheckContext, get_health_check
+from ._ledger import ReadLedgerInput, ReadLedgerResult
+from ._ledger_reader import read_chunk
 from ._messages import (
     CHECK_HEALTH,
     DESCRIBE_BATCH,
@@ -52,6 +54,8 @@ from ._messages import (
     PAGE_FINISHED_SIGNAL,
     PAGE_RUNNING_SIGNAL,
     PROCESS_PAGE,
+    READ_LEDGER,
+    RECORD_FAILURES,
     REDUCE_RESULTS,
     RUN_TRACKER,
     DescribeBatchInput,
@@ -122,7 +126,21 @@ class BatchActivities:
             self.check_health,
             self.reduce_results,
             self.discover_page,
+            self.record_failures,
+            self.read_ledger,
         ]
+
+    @activity.defn(name=RECORD_FAILURES)
+    async def record_failures(self, record: Any) -> None:
+        """Nothing: a failure-ledger record is this activity's input, which Temporal keeps.
+
+        (``_ledger.py``; the input is left undecoded, as the activity does not read it.)
+        """
+
+    @activity.defn(name=READ_LEDGER)
+    async def read_ledger(self, inp: ReadLedgerInput) -> ReadLedgerResult:
+        """Read a chunk of a batch's failure ledger from its history (for a redrive)."""
+        return await read_chunk(activity.client(), inp)
 
     @activity.defn(name=DESCRIBE_BATCH)
     async def describe_batch(self, inp: DescribeBatchInput) -> ProcessorSettings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
@@ -19,20 +19,29 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._exceptions import BatchOrchestraError, InvalidBatchInputError
+from ._ledger import LedgerItem, LedgerPage
+from ._ledger_reader import collect_failures
 from ._messages import (
     BATCH_WORKFLOW_TYPE,
+    FAILURE_DETAILS_QUERY,
     PROGRESS_QUERY,
     REDRIVE_UPDATE,
     RETRY_PAGE_UPDATE,
     SET_RATE_LIMIT_UPDATE,
     SKIP_PAGE_UPDATE,
+    FailureDetails,
+    FailureDetailsRequest,
 )
 from ._processor import PageProcessor, _is_registered, find_page_processor
 from ._typed import check_args
 from ._types import (
+    BatchFailures,
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
+    ItemFailure,
+    PageFailure,
     RedrivePage,
+    RedriveSource,
     check_rate,
     input_from_wire,
     input_to_wire,
@@ -234,22 +243,184 @@ class BatchOrchestratorHandle:
         )
 
     async def redrive(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
-        """Queue the failed pages of this running (or paused) batch again.
+        """Queue every failed page of this running (or paused) batch again.
 
-        Each gets a fresh retry budget; ``num_failed_pages`` goes down by as many. It reaches the
-        pages listed in ``progress.failed_pages`` (the most recent 100); call it again once they are
-        done for more. A paused batch stays paused: ``resume()`` runs them. A finished batch is
-        redriven by ``BatchOrchestratorClient.redrive`` (a new batch).
+        Each gets a fresh retry budget and keeps its page number; ``num_failed_pages`` goes to
+        0. The batch reads them back from its failure ledger a chunk at a time (meanwhile they
+        count as pending). A paused batch stays paused: ``resume()`` runs them. A finished batch
+        is redriven by ``BatchOrchestratorClient.redrive`` (a new batch).
 
         Raises:
             temporalio.client.WorkflowUpdateFailedError: the batch is not running.
         """
         return await self._update(REDRIVE_UPDATE, self._by, rpc_timeout=rpc_timeout)
 
+    async def failures(
+        self, *, all: bool = False, rpc_timeout: timedelta | None = None
+    ) -> BatchFailures:
+        """The batch's failed, stuck and retrying pages and failed items, with whole cursors.
+
+        Without ``all``: those progress lists (the most recent 100 of each), whole. With it:
+        every one (failed pages and items are read from the batch's failure ledger in its
+        history; stuck and retrying pages from the batch, a page of them at a time). A running
+        batch needs a worker to answer; a finished one does not.
+
+        Args:
+            all: list every failure, not only the most recent 100 of each kind.
+            rpc_timeout: how long a worker gets to answer each query.
+        """
+        latest = self._latest()
+        desc = await latest.describe()
+        progress = await self.get_progress(rpc_timeout=rpc_timeout)
+        info = desc.raw_description.workflow_execution_info
+        execution = info.first_run_id or desc.run_id
+        out = BatchFailures(
+            num_failed_pages=progress.num_failed_pages,
+            num_stuck_pages=progress.num_stuck_pages,
+            num_retrying_pages=progress.num_retrying_pages,
+            num_failed_items=progress.num_failed_items,
+            progress=progress,
+        )
+        running = desc.status == WorkflowExecutionStatus.RUNNING
+        out.stuck_pages = await self._held("stuck", progress.stuck_pages, all, running, rpc_timeout)
+        out.retrying_pages = await self._held(
+            "retrying", progress.retrying_pages, all, running, rpc_timeout
+        )
+        out.failing_discoveries = await self._held(
+            "discovering", progress.failing_discoveries, all, running, rpc_timeout
+        )
+        # What the batch has not written to its ledger yet: asked before the ledger is read, so
+        # that a failure written in between is in one or the other.
+        unwritten = FailureDetails()
+        if running:
+            unwritten = await self._details("failed", None, rpc_timeout)
+            unwritten.items = (await self._details("items", None, rpc_timeout)).items
+        keep = None if all else 100
+        pages: dict[int, PageFailure] = {}
+        items: dict[tuple[int, str], ItemFailure] = {}
+        if progress.num_ledger_records:
+            found = await collect_failures(
+                self._client,
+                self.id,
+                execution,
+                desc.run_id or "",
+                progress.num_runs,
+                keep=keep,
+            )
+            out.unavailable_runs = found.unavailable_runs
+            for e in found.pages:
+                pages[e.page_num] = _ledger_page(e)
+            for i in found.items:
+                items[(i.page_num, i.key)] = _ledger_item(i)
+        for f in progress.failed_pages:  # from a version without the ledger: whole already
+            if f.cursor_is_whole and f.page_num not in pages and not progress.num_ledger_records:
+                pages[f.page_num] = f
+        for f in unwritten.pages:
+            pages.pop(f.page_num, None)
+            pages[f.page_num] = f
+        if not progress.num_ledger_records:
+            for item in progress.failed_items:
+                items.setdefault((item.page_num, item.key), item)
+        for item in unwritten.items:
+            items.pop((item.page_num, item.key), None)
+            items[(item.page_num, item.key)] = item
+        out.failed_pages = list(pages.values())[-keep:] if keep else list(pages.values())
+        out.failed_items = list(items.values())[-keep:] if keep else list(items.values())
+        out.complete = (
+            out.unavailable_runs == 0
+            and len(out.failed_pages) == out.num_failed_pages
+            and len(out.stuck_pages) == out.num_stuck_pages
+            and len(out.retrying_pages) == out.num_retrying_pages
+            and len(out.failed_items) == out.num_failed_items
+            and all_whole(out)
+        )
+        return out
+
+    async def _details(
+        self, kind: str, page_nums: list[int] | None, rpc_timeout: timedelta | None
+    ) -> FailureDetails:
+        """Every page the ``failure_details`` query has of ``kind``, a page of answers at a time."""
+        out = FailureDetails()
+        after = -1
+        while True:
+            answer: FailureDetails = await self._latest().query(
+                FAILURE_DETAILS_QUERY,
+                FailureDetailsRequest(kind, page_nums, after),
+                result_type=FailureDetails,
+                rpc_timeout=rpc_timeout,
+            )
+            out.pages.extend(answer.pages)
+            out.items.extend(answer.items)
+            if answer.next_after is None:
+                return out
+            after = answer.next_after
+
+    async def _held(
+        self,
+        kind: str,
+        listed: list[PageFailure],
+        all: bool,
+        running: bool,
+        rpc_timeout: timedelta | None,
+    ) -> list[PageFailure]:
+        """Held pages of ``kind`` with whole cursors: those listed, or (``all``) every one."""
+        if not running:
+            return listed
+        if all:
+            return (await self._details(kind, None, rpc_timeout)).pages
+        partial = [f.page_num for f in listed if not f.cursor_is_whole]
+        if not partial:
+            return listed
+        whole = {f.page_num: f for f in (await self._details(kind, partial, rpc_timeout)).pages}
+        return [whole.get(f.page_num, f) for f in listed]
+
     @property
     def _by(self) -> str:
         """Who asks, as control changes record it: the client's identity."""
         return self._client.identity
+
+
+def _first_run_id(desc: Any) -> str:
+    """The first run ID of the batch execution ``desc`` (a description) is a run of."""
+    info = desc.raw_description.workflow_execution_info
+    return str(info.first_run_id or desc.run_id)
+
+
+def all_whole(f: BatchFailures) -> bool:
+    """Whether every cursor and key listed in ``f`` is whole (none a preview)."""
+    pages = f.failed_pages + f.stuck_pages + f.retrying_pages + f.failing_discoveries
+    return all(p.cursor_is_whole for p in pages) and all(
+        i.key_length <= len(i.key) for i in f.failed_items
+    )
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _ledger_page(e: LedgerPage) -> PageFailure:
+    return PageFailure(
+        page_num=e.page_num,
+        cursor_str=e.cursor,
+        cursor_length=len(e.cursor),
+        attempts=e.attempts,
+        error_type=e.error_type,
+        error_message=e.error_message,
+        failed_at=_dt(e.failed_at),
+        size=e.size,
+        successor_enqueued=e.successor_enqueued,
+    )
+
+
+def _ledger_item(e: LedgerItem) -> ItemFailure:
+    return ItemFailure(
+        key=e.key,
+        page_num=e.page_num,
+        error_type=e.error_type,
+        error_message=e.error_message,
+        failed_at=_dt(e.failed_at),
+        key_length=len(e.key),
+    )
 
 
 def _check_page_num(page_num: int) -> None:
@@ -321,15 +492,15 @@ class BatchOrchestratorClient:
         task_queue: str | None = None,
         **kwargs: Any,
     ) -> BatchOrchestratorHandle:
-        """Run a batch's failed pages again.
+        """Run every failed page of a batch again.
 
         A running (or paused) batch queues them again itself (``handle.redrive()``), and the
         handle to it is returned. A finished batch gets a NEW batch (ID ``id``, default
-        ``<workflow_id>-redrive-<n>``) with the same input, over the failed pages listed in the
-        old batch's result (its most recent 100, with their cursors), linked to it by
-        ``redrive_of``. A redriven page that had already enqueued its successor before it
-        failed does not enqueue it again (its chain went on in the old batch); the others
-        continue their chains.
+        ``<workflow_id>-redrive-<n>``) with the same input, linked to it by ``redrive_of``, that
+        reads the old batch's failed pages from its failure ledger as it goes (its input names
+        the old batch rather than carrying the cursors). A redriven page that had already
+        enqueued its successor before it failed does not enqueue it again (its chain went on in
+        the old batch); the others continue their chains.
 
         Args:
             workflow_id: the batch to redrive.
@@ -355,23 +526,31 @@ class BatchOrchestratorClient:
                 "from; only a running or completed batch can be redriven"
             )
         old = await handle.result()
-        pages = [
-            RedrivePage(
-                cursor_str=f.cursor_str, size=f.size or 1, successor_enqueued=f.successor_enqueued
-            )
-            for f in old.failed_pages
-        ]
-        if not pages:
-            raise InvalidBatchInputError(
-                f"batch {workflow_id!r} has no failed page listed to redrive "
-                f"(num_failed_pages={old.num_failed_pages})"
-            )
+        if not old.num_failed_pages:
+            raise InvalidBatchInputError(f"batch {workflow_id!r} has no failed page to redrive")
         inp = await self._first_input(workflow_id)
-        for page in pages:
-            if not page.size or page.size < 1:
-                page.size = inp.page_size
         inp.first_cursor_str, inp.first_cursor_strs, inp.item_keys = "", None, None
-        inp.redrive_of, inp.redrive_pages = workflow_id, pages
+        inp.redrive_of, inp.redrive_pages, inp.redrive_source = workflow_id, None, None
+        if old.num_ledger_records:
+            inp.redrive_source = RedriveSource(
+                workflow_id=workflow_id,
+                first_run_id=_first_run_id(desc),
+                from_record=old.ledger_redrive_record,
+            )
+        else:  # finished on a version without the ledger: its result lists whole cursors
+            inp.redrive_pages = [
+                RedrivePage(
+                    cursor_str=f.cursor_str,
+                    size=f.size or inp.page_size,
+                    successor_enqueued=f.successor_enqueued,
+                )
+                for f in old.failed_pages
+            ]
+            if not inp.redrive_pages:
+                raise InvalidBatchInputError(
+                    f"batch {workflow_id!r} has no failed page listed to redrive "
+                    f"(num_failed_pages={old.num_failed_pages})"
+                )
         inp.total_items = None  # the old estimate would make percent done and ETA wrong
         return await self._start_derived(
             inp, workflow_id, "redrive", id, task_queue or desc.task_queue, kwargs
@@ -394,8 +573,9 @@ class BatchOrchestratorClient:
 
         Args:
             workflow_id: the batch whose items to run again (running or finished).
-            keys: the item keys; default: those in its progress' ``failed_items`` (the most
-                recent 100). Pass the keys from your dead-letter store to reach them all.
+            keys: the item keys; default: every failed item of the batch, which the new batch
+                reads from the old one's failure ledger as it goes (for a batch still running,
+                those recorded so far).
             id: the new batch's workflow ID.
             task_queue: the new batch's task queue (default: the old batch's).
             **kwargs: passed to ``Client.start_workflow``.
@@ -406,18 +586,29 @@ class BatchOrchestratorClient:
                 given): that batch runs these items.
         """
         desc = await self._client.get_workflow_handle(workflow_id).describe()
+        source = None
         if keys is None:
             progress = await self.get_handle(workflow_id).get_progress()
-            keys = [f.key for f in progress.failed_items]
+            if progress.num_ledger_records and progress.num_failed_items:
+                running = desc.status == WorkflowExecutionStatus.RUNNING
+                source = RedriveSource(
+                    workflow_id=workflow_id,
+                    first_run_id=_first_run_id(desc),
+                    items=True,
+                    to_record=progress.num_ledger_records if running else None,
+                )
+                keys = []
+            else:  # a version without the ledger: the listed keys
+                keys = [f.key for f in progress.failed_items]
         keys = list(dict.fromkeys(keys))
-        if not keys:
+        if not keys and source is None:
             raise InvalidBatchInputError(
                 f"batch {workflow_id!r} lists no failed item to run again; pass keys=[...]"
             )
         inp = await self._first_input(workflow_id)
         inp.first_cursor_str, inp.first_cursor_strs, inp.redrive_pages = "", None, None
-        inp.redrive_of, inp.item_keys = workflow_id, keys
-        inp.total_items = len(keys)
+        inp.redrive_of, inp.item_keys, inp.redrive_source = workflow_id, keys or None, source
+        inp.total_items = len(keys) if keys else None
         return await self._start_derived(
             inp, workflow_id, "items", id, task_queue or desc.task_queue, kwargs
         )
@@ -505,7 +696,7 @@ class BatchOrchestratorClient:
         async for event in wf.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             (raw,) = await self._client.data_converter.decode(payloads, [dict])
-            return input_from_wire(raw)
+            return input_from_wire(raw, strict=False)
         raise InvalidBatchInputError(f"batch {workflow_id!r} has no history to read its input")
 
     async def _free_redrive_id(self, workflow_id: str, kind: str = "redrive") -> str:

@@ -22,6 +22,7 @@ from ._discovery import Discovery
 from ._errors_table import ErrorTable
 from ._flow import FlowState
 from ._hooks import HookRecord
+from ._ledger import LedgerState
 from ._no_progress import NoProgressWatch
 from ._scheduler import PageState, Scheduler
 from ._types import FailurePolicy, ItemFailure, ProcessorSettings
@@ -76,12 +77,15 @@ class SchedulerState:
     num_failed_items: int = 0
     """Items recorded as failed by completed pages."""
     failed_items: list[list[Any]] = field(default_factory=list)
-    """The most recent item failures: ``[key, page_num, error_type, message, failed_at]``."""
+    """The most recent item failures: ``[key, page_num, error_type, message, failed_at,
+    key_length]`` (the key a preview of a long one; no ``key_length`` before it was kept)."""
     num_redriven: int = 0
     """Failed pages queued again by ``redrive()``."""
     no_progress: list[Any] = field(default_factory=list)
     """The streak of identical failures and the stall (``NoProgressWatch.to_state``); empty
     from older versions."""
+    feed_pending: int = 0
+    """Failed pages queued again by ``redrive()`` and still to be read from the ledger."""
 
 
 @dataclass(kw_only=True)
@@ -102,6 +106,12 @@ class BatchContinuation:
     """Completed pages' values not yet folded into ``result``."""
     hook_errors: list[HookRecord] = field(default_factory=list)
     """The tracker, notifier, health check or reduce whose calls failed (one each)."""
+    ledger: LedgerState | None = None
+    """The failure ledger's numbering, and a ledger being read into the batch (None before the
+    ledger existed)."""
+    run_items: bool = False
+    """The batch runs item keys through ``run_items`` (its input's ``item_keys`` are not carried
+    again: they were turned into pages by the first run)."""
 
 
 def _ms(t: float | None, base: float) -> int | None:
@@ -172,12 +182,15 @@ def _columns(pages: list[PageState], base: float) -> dict[str, list[Any]]:
         "chain": _delta([p.chain for p in pages]),
         "attempts": [p.attempts for p in pages],
         "unrun": [p.unrun for p in pages],
-        "flags": [int(p.successor_enqueued) | int(p.stuck) << 1 for p in pages],
+        "flags": [
+            int(p.successor_enqueued) | int(p.stuck) << 1 | int(p.recorded) << 2 for p in pages
+        ],
         "ready": _delta([_ms(p.ready_at, base) for p in pages]),
         "error": [p.error for p in pages],
         "failed": _delta([_ms(p.failed_at, base) for p in pages]),
         "deadline": [_ms(p.report_deadline, base) for p in pages],
         "confirm": [_ms(p.confirm_by, base) for p in pages],
+        "clen": [p.cursor_length for p in pages],
     }
 
 
@@ -202,6 +215,8 @@ def _pages_of(cols: dict[str, list[Any]], base: float) -> list[PageState]:
             failed_at=_at(failed[i], base),
             report_deadline=_at(cols["deadline"][i], base),
             confirm_by=_at(cols["confirm"][i], base) if "confirm" in cols else None,
+            recorded=bool(cols["flags"][i] & 4),
+            cursor_length=cols["clen"][i] if "clen" in cols else -1,
         )
         for i in range(len(nums))
     ]
@@ -303,11 +318,19 @@ def scheduler_to_state(
         num_skipped=s.num_skipped,
         num_failed_items=s.num_failed_items,
         failed_items=[
-            [f.key, f.page_num, f.error_type, f.error_message, f.failed_at.timestamp()]
+            [
+                f.key,
+                f.page_num,
+                f.error_type,
+                f.error_message,
+                f.failed_at.timestamp(),
+                f.key_length,
+            ]
             for f in s.failed_items
         ],
         num_redriven=s.num_redriven,
         no_progress=s.watch.to_state(),
+        feed_pending=s.feed_pending,
     )
 
 
@@ -346,6 +369,7 @@ def scheduler_from_state(
         s._record_outcome(ch == "1")
     s.num_failed_items, s.num_redriven = st.num_failed_items, st.num_redriven
     s.watch = NoProgressWatch.from_state(st.no_progress, st.num_completed)
+    s.feed_pending = st.feed_pending
     s.failed_items.extend(
         ItemFailure(
             key=str(key),
@@ -353,8 +377,9 @@ def scheduler_from_state(
             error_type=str(kind),
             error_message=str(msg),
             failed_at=datetime.fromtimestamp(float(at), tz=timezone.utc),
+            key_length=int(rest[0]) if rest else len(str(key)),
         )
-        for key, num, kind, msg, at in st.failed_items
+        for key, num, kind, msg, at, *rest in st.failed_items
     )
     return s
 

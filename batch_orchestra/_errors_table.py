@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_DISTINCT_ERRORS", "MAX_ERROR_MESSAGE", "ErrorTable"]
+from ._budgets import clip
+
+__all__ = ["MAX_DISTINCT_ERRORS", "MAX_ERROR_MESSAGE", "MAX_ERROR_TYPE", "ErrorTable"]
 
 MAX_DISTINCT_ERRORS = 200
 """Distinct (type, message) pairs kept; past it, new ones share one "(various)" entry."""
 MAX_ERROR_MESSAGE = 500
 """Characters of an error message kept."""
+MAX_ERROR_TYPE = 200
+"""Characters of an error's type kept (an ``ApplicationError``'s type is any string)."""
 _OVERFLOW_KEY = ("(various)", "more distinct errors than the batch keeps; see the worker logs")
 
 
@@ -26,7 +30,8 @@ class ErrorTable:
 
     def acquire(self, error_type: str, message: str) -> int:
         """The index of this error, counted once more."""
-        key = (error_type, message[:MAX_ERROR_MESSAGE])
+        # bounded in bytes too: 200 errors of escaped text would otherwise be 1 MB of state
+        key = (clip(error_type, MAX_ERROR_TYPE), clip(message, MAX_ERROR_MESSAGE))
         i = self._index.get(key)
         if i is None:
             i = self._add(key)

@@ -22,12 +22,15 @@ __all__ = [
     "ENQUEUE_MANY_UPDATE",
     "ENQUEUE_SIGNAL",
     "ENQUEUE_UPDATE",
+    "FAILURE_DETAILS_QUERY",
     "LIFECYCLE_QUERY",
     "NOTIFY",
     "PAGE_FINISHED_SIGNAL",
     "PAGE_RUNNING_SIGNAL",
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
+    "READ_LEDGER",
+    "RECORD_FAILURES",
     "REDRIVE_UPDATE",
     "REDUCE_RESULTS",
     "RETRY_PAGE_UPDATE",
@@ -38,6 +41,8 @@ __all__ = [
     "DiscoverPageInput",
     "DiscoverPageResult",
     "EnqueueRequest",
+    "FailureDetails",
+    "FailureDetailsRequest",
     "HealthCheckInput",
     "NotifyInput",
     "PageOutcome",
@@ -67,6 +72,12 @@ PAGE_RUNNING_SIGNAL = "batch_orchestra.page_running"
 DISCOVER_PAGE = "batch_orchestra.discover_page"
 RETRY_PAGE_UPDATE = "retry_page"
 SKIP_PAGE_UPDATE = "skip_page"
+RECORD_FAILURES = "batch_orchestra.record_failures"
+"""The failure ledger's records: a no-op activity whose input Temporal keeps in history."""
+READ_LEDGER = "batch_orchestra.read_ledger"
+"""Reads a chunk of a batch's failure ledger (a redrive's pages or items)."""
+FAILURE_DETAILS_QUERY = "batch_orchestra.failure_details"
+"""Whole cursors of the failing pages a batch holds, a page of them at a time."""
 
 
 @dataclass
@@ -226,3 +237,29 @@ class DiscoverPageResult:
     """The successors ``next_page`` found (empty: the chain ends at this page)."""
 
     pages: list[BatchPage] = field(default_factory=list)
+
+
+@dataclass
+class FailureDetailsRequest:
+    """What the ``failure_details`` query is asked for.
+
+    ``kind``: "stuck", "retrying" or "discovering" (pages the batch holds), "failed" or "items"
+    (failed pages and items not yet written to the ledger, or kept whole in memory).
+    """
+
+    kind: str
+    page_nums: list[int] | None = None
+    """Only these pages (None: all of that kind, in page order from ``after``)."""
+    after: int = -1
+    """Only pages numbered above this."""
+    max_bytes: int = 512 * 1024
+
+
+@dataclass
+class FailureDetails:
+    """One answer of the ``failure_details`` query: whole cursors and keys."""
+
+    pages: list[PageFailure] = field(default_factory=list)
+    items: list[ItemFailure] = field(default_factory=list)
+    next_after: int | None = None
+    """More pages follow: ask again with ``after=next_after``."""

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from temporalio.common import RetryPolicy
 
+from ._budgets import MAX_ITEM_DETAILS_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, text_size
 from ._exceptions import (
     InvalidBatchInputError,
     ProcessorDefinitionError,
@@ -23,8 +24,6 @@ from ._exceptions import (
 )
 from ._typed import TypedContextMixin, TypedPageMixin, is_model
 from ._types import (
-    MAX_ITEM_KEY,
-    MAX_ITEM_MESSAGE,
     BatchWindow,
     ItemFailure,
     ProcessorSettings,
@@ -366,6 +365,7 @@ class BatchProcessorContext(TypedContextMixin):
         self._items = 0
         self._failures: list[ItemFailure] = []
         self._num_failures = 0
+        self._failures_bytes = 0
         self._failures_lock = threading.Lock()  # a plain `def run` records from its thread
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -442,10 +442,10 @@ class BatchProcessorContext(TypedContextMixin):
         The failures travel with the page's result and count only once the page completes: the
         failures recorded by an attempt that then fails (and is retried) are not counted, only
         those of the attempt that completes. A page reports at most
-        ``MAX_ITEM_FAILURES_PER_PAGE`` (1,000) in detail (key truncated to 200 characters,
-        message to 500); the rest are counted only. They show in progress
-        (``num_failed_items``, ``failed_items``) and go to the batch's notifier, if any (event
-        "items_failed").
+        ``MAX_ITEM_FAILURES_PER_PAGE`` (1,000) in detail, and at most 256 KB of them (key
+        truncated to 1,000 characters, message to 500); the rest are counted only. They show in
+        progress (``num_failed_items``, ``failed_items``) and go to the batch's notifier, if any
+        (event "items_failed").
 
         Args:
             item_key: the item's key (anything; stored as ``str(item_key)``).
@@ -468,13 +468,21 @@ class BatchProcessorContext(TypedContextMixin):
                     kind, message = type(error).__name__, str(error)
                 else:
                     kind, message = "Error", str(error)
+                text = str(key)[:MAX_ITEM_KEY]
+                kind, message = kind[:MAX_ITEM_MESSAGE], message[:MAX_ITEM_MESSAGE]
+                # The page's result carries them: bounded in bytes too (keys may be long).
+                size = text_size(text) + text_size(kind) + text_size(message) + 120
+                if self._failures_bytes + size > MAX_ITEM_DETAILS_BYTES:
+                    continue
+                self._failures_bytes += size
                 self._failures.append(
                     ItemFailure(
-                        key=str(key)[:MAX_ITEM_KEY],
+                        key=text,
                         page_num=self._page_num,
                         error_type=kind,
-                        error_message=message[:MAX_ITEM_MESSAGE],
+                        error_message=message,
                         failed_at=now,
+                        key_length=len(text),
                     )
                 )
 

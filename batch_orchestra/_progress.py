@@ -1,26 +1,35 @@
-"""A ``BatchOrchestratorProgress`` snapshot of a ``Scheduler`` (pure; no Temporal imports)."""
+"""A ``BatchOrchestratorProgress`` snapshot of a ``Scheduler`` (pure; no Temporal imports).
+
+Progress is returned by every query and update, handed to every tracker, notifier and health
+check call, and is the batch's result, so it has a size budget (``PROGRESS_BYTES``): its lists
+show previews of long cursors and keys, and ``guard_progress`` shortens the lists of one that
+would still pass the budget (and says so) rather than let a payload fail.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
+from ._budgets import CURSOR_PREVIEW_CHARS, PROGRESS_BYTES, preview, wire_size
 from ._flow import FlowControl
 from ._scheduler import FAILURE_LIST_LIMIT, PageState, Scheduler
 from ._types import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 
-__all__ = ["build_progress", "flow_progress", "page_failure"]
+__all__ = ["build_progress", "flow_progress", "guard_progress", "page_failure"]
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-def page_failure(s: Scheduler, p: PageState) -> PageFailure:
-    """A held or failed page as shown in progress."""
+def page_failure(s: Scheduler, p: PageState, *, whole: bool = False) -> PageFailure:
+    """A held or failed page as shown in progress (with its whole cursor if ``whole``)."""
     error_type, message = s.errors.get(p.error)
     return PageFailure(
         page_num=p.page_num,
-        cursor_str=p.cursor,
+        cursor_str=p.cursor if whole else preview(p.cursor, CURSOR_PREVIEW_CHARS),
+        cursor_length=p.full_length,
         attempts=p.attempts,
         error_type=error_type,
         error_message=message,
@@ -66,7 +75,7 @@ def build_progress(
     p = BatchOrchestratorProgress(
         num_completed_pages=s.num_completed,
         num_processing_pages=len(s.running),
-        num_pending_pages=len(s.pages) - len(s.running) - len(stuck),
+        num_pending_pages=len(s.pages) - len(s.running) - len(stuck) + s.feed_pending,
         num_retrying_pages=len(retrying),
         num_stuck_pages=len(stuck),
         num_failed_pages=s.num_failed,
@@ -112,7 +121,8 @@ def _discovery_progress(p: BatchOrchestratorProgress, s: Scheduler) -> None:
         p.failing_discoveries.append(
             PageFailure(
                 page_num=d.page_num,
-                cursor_str=d.cursor,
+                cursor_str=preview(d.cursor, CURSOR_PREVIEW_CHARS),
+                cursor_length=len(d.cursor),
                 attempts=d.failures,
                 error_type=error_type,
                 error_message=message,
@@ -139,3 +149,86 @@ def flow_progress(p: BatchOrchestratorProgress, flow: FlowControl, throttle: str
         )
         for at, change, by in s.changes
     ]
+
+
+_TRIMMABLE = (
+    "failed_items",
+    "failing_discoveries",
+    "retrying_pages",
+    "stuck_pages",
+    "failed_pages",
+    "errors",
+    "control_changes",
+)
+"""The lists ``guard_progress`` may shorten, most expendable first (each keeps its newest)."""
+
+
+def _rough_size(p: BatchOrchestratorProgress) -> int:
+    """An upper bound of ``wire_size(p)`` that is cheap to compute, or -1 for "measure".
+
+    A character of a string is at most 12 bytes as JSON (a UTF-16 surrogate pair, escaped).
+    """
+    texts = 0
+    for f in p.failed_pages + p.stuck_pages + p.retrying_pages + p.failing_discoveries:
+        texts += len(f.cursor_str) + len(f.error_type) + len(f.error_message)
+    for i in p.failed_items:
+        texts += len(i.key) + len(i.error_type) + len(i.error_message)
+    for e in p.errors:
+        texts += len(e.error_type) + len(e.error_message)
+    for c in p.control_changes:
+        texts += len(c.change) + len(c.by or "")
+    for t in (p.pause_reason, p.hold_reason, p.throttle_reason, p.health_reason, p.result_error):
+        texts += len(t or "")
+    texts += len(p.no_progress or "")
+    for h in p.hook_errors:
+        texts += len(h.kind) + len(h.name) + len(h.last_error) + len(h.event or "")
+    texts += len(p.redrive_of or "")
+    if p.result is not None:
+        return -1
+    entries = (
+        len(p.failed_pages)
+        + len(p.stuck_pages)
+        + len(p.retrying_pages)
+        + len(p.failing_discoveries)
+        + len(p.failed_items)
+        + len(p.errors)
+        + len(p.control_changes)
+        + len(p.hook_errors)
+    )
+    return 12 * texts + 400 * entries + 4_096
+
+
+def guard_progress(p: BatchOrchestratorProgress, budget: int = PROGRESS_BYTES) -> int:
+    """Keep ``p`` within ``budget`` bytes as sent; returns its size (an upper bound if small).
+
+    Measured only when a cheap bound says it might be over. Over budget, the detailed lists are
+    halved (oldest entries first, the most expendable list first) until it fits, and
+    ``lists_trimmed`` says so; counts are never touched.
+    """
+    rough = _rough_size(p)
+    if 0 <= rough <= budget:
+        return rough
+    size = wire_size(p)
+    if size <= budget:
+        return size
+    before = {name: len(getattr(p, name)) for name in _TRIMMABLE}
+    while size > budget:
+        longest = max(_TRIMMABLE, key=lambda name: len(getattr(p, name)))
+        items: list[Any] = getattr(p, longest)
+        if not items:
+            break  # nothing left to shorten: what remains is bounded by its own limits
+        half = len(items) // 2
+        # errors come most pages first; every other list oldest first
+        kept = items[:half] if longest == "errors" else items[len(items) - half :]
+        setattr(p, longest, kept)
+        size = wire_size(p)
+    cut = ", ".join(
+        f"{name} {len(getattr(p, name))} of {n}"
+        for name, n in before.items()
+        if len(getattr(p, name)) < n
+    )
+    p.lists_trimmed = (
+        f"this progress would have held more than {budget // 1024:,} KB; lists shortened "
+        f"({cut}); counts are exact; batch-orchestra failures ID --all lists everything"
+    )
+    return size

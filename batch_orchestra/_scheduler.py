@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ._budgets import CURSOR_PREVIEW_CHARS, KEY_PREVIEW_CHARS, preview, text_size
 from ._discovery import DiscoveryBook
 from ._errors_table import ErrorTable
 from ._no_progress import NoProgressRules, NoProgressWatch
@@ -31,7 +32,8 @@ RECENT_CURSOR_WINDOW = 64
 """How many recently enqueued cursors are remembered (besides those of every unfinished page)
 to catch a processor that loops."""
 FAILURE_LIST_LIMIT = 100
-"""How many failed, stuck and retrying pages progress shows in detail; counts stay exact."""
+"""How many failed, stuck and retrying pages progress shows in detail; counts stay exact (every
+failed page is in the batch's failure ledger, ``_ledger.py``)."""
 ITEM_FAILURE_LIST_LIMIT = 100
 """How many recorded item failures progress shows in detail; the count stays exact."""
 RATE_WINDOW_SECONDS = 60.0
@@ -80,11 +82,19 @@ class PageState:
     failed_at: float | None = None
     report_deadline: float | None = None  # running at a hand-over: must report by then
     confirm_by: float | None = None  # handed over: must say it started by then, or never did
+    # A failed page whose entry is in the failure ledger keeps only a preview of its cursor.
+    recorded: bool = False
+    cursor_length: int = -1  # the whole cursor's length when ``cursor`` is a preview
 
     @property
     def held_bytes(self) -> int:
         """This page's share of the batch's held-state budget."""
         return len(self.cursor) + PAGE_OVERHEAD_BYTES
+
+    @property
+    def full_length(self) -> int:
+        """The length of the page's whole cursor."""
+        return self.cursor_length if self.cursor_length >= 0 else len(self.cursor)
 
 
 @dataclass
@@ -147,6 +157,8 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         self.num_failed_items = 0
         self.failed_items: deque[ItemFailure] = deque(maxlen=ITEM_FAILURE_LIST_LIMIT)
         self.num_redriven = 0
+        self.feed_pending = 0  # failed pages queued again, still to be read from the ledger
+        self.feeding = False  # pages are being read from a ledger: the batch is not done
         self.max_parallelism_achieved = 0
         self.num_runs = 1
         self.pages: dict[int, PageState] = {}
@@ -284,21 +296,34 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             )
         return None
 
-    def take_runnable(self, limit: int | None = None) -> list[Attempt]:
-        """Attempts to start now: as many ready pages as the parallelism cap allows."""
+    def take_runnable(
+        self, limit: int | None = None, max_bytes: int | None = None, per_attempt: int = 0
+    ) -> list[Attempt]:
+        """Attempts to start now: as many ready pages as the parallelism cap allows.
+
+        ``max_bytes``: at most about this many bytes of attempt inputs, each ``per_attempt`` plus
+        its cursor (at least one attempt).
+        """
         free = self.effective_parallelism - len(self.running)
         if limit is not None:
             free = min(free, limit)
         out: list[Attempt] = []
         skipped: list[int] = []
         holding = self.holding_new_pages
+        spent = 0
         while free > 0 and self.ready:
             num = self.ready.popleft()
             state = self.pages[num]
-            if state.attempts == state.unrun:  # never ran: a new page
-                if holding:
-                    skipped.append(num)
-                    continue
+            fresh = state.attempts == state.unrun  # never ran: a new page
+            if fresh and holding:
+                skipped.append(num)
+                continue
+            if max_bytes is not None:
+                spent += per_attempt + text_size(state.cursor)
+                if spent > max_bytes and out:
+                    self.ready.appendleft(num)
+                    break
+            if fresh:
                 self._fresh -= 1
             state.attempts += 1
             self.running.add(num)
@@ -342,32 +367,74 @@ class Scheduler(DiscoveryBook, NoProgressRules):
                 self.samples.popleft()
 
     def record_item_failures(self, count: int, details: list[ItemFailure] | None) -> None:
-        """A completed page recorded ``count`` failed items (``details``: the first of them)."""
+        """A completed page recorded ``count`` failed items (``details``: the first of them).
+
+        The most recent are kept for progress, with a preview of long keys.
+        """
         self.num_failed_items += max(0, count)
         for item in (details or [])[-ITEM_FAILURE_LIST_LIMIT:]:
-            self.failed_items.append(item)
+            self.failed_items.append(
+                ItemFailure(
+                    key=preview(item.key, KEY_PREVIEW_CHARS),
+                    page_num=item.page_num,
+                    error_type=item.error_type,
+                    error_message=item.error_message,
+                    failed_at=item.failed_at,
+                    key_length=len(item.key),
+                )
+            )
 
-    def redrive_failed(self) -> list[int]:
-        """Queue the listed failed pages again with fresh retry budgets; returns their page numbers.
+    def redrive_failed(self, *, from_ledger: bool = False) -> list[int]:
+        """Queue failed pages again with fresh retry budgets; returns the page numbers queued now.
 
-        The listed pages are the most recent ``FAILURE_LIST_LIMIT``. Attempt numbers go on (earlier
-        attempts count as not run, so the retry policy starts afresh), and a page that had enqueued
-        its successor keeps that mark, so it does not enqueue it again.
+        Those kept whole in memory (not recorded in a failure ledger) are queued now. With
+        ``from_ledger``, every other failed page is queued too: it counts as pending
+        (``feed_pending``) until the workflow reads it back from the ledger (``readd``).
+        Without, only the pages in memory (the most recent ``FAILURE_LIST_LIMIT``) are reached.
+        Attempt numbers go on (earlier attempts count as not run, so the retry policy starts
+        afresh), and a page that had enqueued its successor keeps that mark, so it does not
+        enqueue it again.
         """
         redriven: list[int] = []
         while self.failed:
             page = self.failed.popleft()
             self.errors.release(page.error)
-            page.error, page.failed_at, page.ready_at, page.stuck = -1, None, None, False
-            page.unrun = page.attempts  # a fresh retry budget
-            page.report_deadline = page.confirm_by = None
-            self._hold(page)
-            self.ready.append(page.page_num)
-            self._fresh += 1
-            self.num_failed -= 1
+            if page.recorded:
+                continue  # it comes back from the ledger, whole
+            self._requeue(page)
             redriven.append(page.page_num)
-        self.num_redriven += len(redriven)
+        total = self.num_failed if from_ledger else len(redriven)
+        self.num_failed -= total
+        self.feed_pending += total - len(redriven)
+        self.num_redriven += total
         return redriven
+
+    def _requeue(self, page: PageState) -> None:
+        page.error, page.failed_at, page.ready_at, page.stuck = -1, None, None, False
+        page.unrun = page.attempts  # a fresh retry budget
+        page.report_deadline = page.confirm_by = None
+        page.recorded, page.cursor_length = False, -1
+        self._hold(page)
+        self.ready.append(page.page_num)
+        self._fresh += 1
+
+    def readd(self, page: PageState) -> bool:
+        """A failed page queued again by ``redrive_failed(from_ledger=True)``, read back whole.
+
+        It keeps its page number, chain and successor mark; False if it is already held.
+        """
+        if self.feed_pending > 0:
+            self.feed_pending -= 1
+        if page.page_num in self.pages:
+            return False
+        self._requeue(page)
+        return True
+
+    def keep_preview(self, page: PageState) -> None:
+        """A failed page's entry is in the failure ledger: keep only a preview of its cursor."""
+        page.cursor_length = len(page.cursor)
+        page.cursor = preview(page.cursor, CURSOR_PREVIEW_CHARS)
+        page.recorded = True
 
     def fail(
         self,
@@ -461,7 +528,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         if no_progress is not None:
             self.pause(no_progress, now)
             return self.pause_reason
-        if self._fresh == 0 and not self.running and not self.discovering:
+        if self._fresh == 0 and not self.running and not self.discovering and not self.feeding:
             return None
         p = self.policy
         n = len(self.recent_outcomes)
@@ -642,5 +709,9 @@ class Scheduler(DiscoveryBook, NoProgressRules):
 
     @property
     def is_finished(self) -> bool:
-        """No page is pending, waiting, running or stuck, and no successor is being found."""
-        return not self.pages and not self.discovering
+        """Nothing is left to do.
+
+        No page is pending, waiting, running or stuck, no successor is being found, and no page
+        is still to be read from a failure ledger.
+        """
+        return not self.pages and not self.discovering and not self.feeding

@@ -6,6 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ._budgets import (
+    MAX_ARGS_BYTES,
+    MAX_BATCH_ID_CHARS,
+    MAX_CURSOR_BYTES,
+    MAX_HOOK_ARGS_BYTES,
+    MAX_ITEM_KEYS_BYTES,
+    MAX_PAGE_VALUE_BYTES,
+    MAX_RESULT_BYTES,
+)
 from ._exceptions import InvalidBatchInputError
 from ._wire import WireError, from_wire, to_wire
 
@@ -16,6 +25,7 @@ __all__ = [
     "MAX_MARK_CHARS",
     "MAX_PAGE_VALUE_BYTES",
     "MAX_RESULT_BYTES",
+    "BatchFailures",
     "BatchNotifierConfig",
     "BatchOrchestratorInput",
     "BatchOrchestratorProgress",
@@ -29,6 +39,7 @@ __all__ = [
     "ItemFailure",
     "PageFailure",
     "RedrivePage",
+    "RedriveSource",
     "ProcessorSettings",
     "check_cursor",
     "check_rate",
@@ -288,6 +299,9 @@ class BatchOrchestratorInput:
     """The slice of the data this batch covers, set by a series for each of its runs: pages
     read it as ``context.window`` and ``SqlSource`` keeps its scan inside it. An empty window
     finishes at once with 0 pages. None: the whole data."""
+    redrive_source: RedriveSource | None = None
+    """Start with the failed pages (or items) of another batch, read from its failure ledger a
+    chunk at a time (set by ``BatchOrchestratorClient.redrive`` and ``redrive_items``)."""
 
     def processor_name(self) -> str:
         """The registered name of ``page_processor``."""
@@ -302,7 +316,9 @@ class PageFailure:
     page_num: int
     """The page's number in the batch."""
     cursor_str: str
-    """The page's cursor."""
+    """The page's cursor. In progress lists, a cursor longer than 200 characters is shown as
+    its first 200 and "…" (``cursor_length`` has its length): ``handle.failures()`` and
+    ``batch-orchestra failures ID --json`` list whole cursors."""
     attempts: int
     """Attempts made so far."""
     error_type: str
@@ -318,6 +334,14 @@ class PageFailure:
     successor_enqueued: bool = False
     """Whether the page had already enqueued its successor(s): a redrive of it must not
     enqueue them again."""
+    cursor_length: int = 0
+    """The cursor's length in characters (``cursor_str`` is whole when it has this many; 0 from
+    versions before it was kept)."""
+
+    @property
+    def cursor_is_whole(self) -> bool:
+        """Whether ``cursor_str`` is the whole cursor rather than a preview of a long one."""
+        return self.cursor_length <= len(self.cursor_str)
 
 
 @dataclass(kw_only=True)
@@ -333,10 +357,28 @@ class RedrivePage:
     so the redriven page's ``enqueue_next_page`` does nothing."""
 
 
-MAX_ITEM_KEY = 200
-"""Characters of an item key kept in an ``ItemFailure``."""
-MAX_ITEM_MESSAGE = 500
-"""Characters of an item failure's message kept."""
+@dataclass(kw_only=True)
+class RedriveSource:
+    """Another batch's failure ledger, read by a redrive batch as it goes.
+
+    Set by ``BatchOrchestratorClient.redrive`` and ``redrive_items``: the new batch's input
+    names the old batch instead of carrying its cursors (ten thousand 16 KB cursors would not fit
+    in one input), and the new batch reads the old one's failed pages or items a chunk at a time
+    from its history (docs/architecture.md, "The failure ledger").
+    """
+
+    workflow_id: str
+    """The old batch's workflow ID."""
+    first_run_id: str
+    """The old batch's first run ID (which execution of that workflow ID)."""
+    items: bool = False
+    """Run its failed items (through ``run_items``) instead of its failed pages."""
+    from_record: int = 0
+    """Ledger records before this one hold pages that the old batch already queued again itself
+    (``ledger_redrive_record`` of its progress)."""
+    to_record: int | None = None
+    """Read only records before this one (the old batch's ``num_ledger_records`` when it was
+    still running); None: to the end of its ledger."""
 
 
 @dataclass(kw_only=True)
@@ -344,7 +386,9 @@ class ItemFailure:
     """One item a page recorded as failed (``context.record_failure``) and went on without."""
 
     key: str
-    """The item's key, as the processor gave it (truncated to 200 characters)."""
+    """The item's key, as the processor gave it (truncated to 1,000 characters). In
+    ``progress.failed_items`` a key longer than 200 characters is shown as its first 200 and
+    "…" (``key_length`` has its length); ``handle.failures()`` lists whole keys."""
     page_num: int
     """The page that recorded it."""
     error_type: str
@@ -353,6 +397,8 @@ class ItemFailure:
     """The error's message (truncated to 500 characters)."""
     failed_at: datetime
     """When the page recorded it."""
+    key_length: int = 0
+    """The key's length in characters (``key`` is whole when it has this many; 0 when unknown)."""
 
 
 @dataclass(kw_only=True)
@@ -526,6 +572,50 @@ class BatchOrchestratorProgress:
     window: BatchWindow | None = None
     """The window of the series run that started this batch (its series, run and bounds);
     None outside a series."""
+    lists_trimmed: str | None = None
+    """Why the detailed lists are shorter than usual, if they are: this progress would have
+    passed its size budget (long errors, keys or a large result). Counts stay exact, and
+    ``handle.failures()`` lists everything."""
+    num_ledger_records: int = 0
+    """Records the batch has written to its failure ledger (its failed pages and items with
+    their whole cursors and keys, kept in its history: docs/architecture.md)."""
+    ledger_redrive_record: int = 0
+    """The ledger record of the latest ``redrive()``: failed pages recorded before it were
+    queued again (0: none)."""
+
+
+@dataclass(kw_only=True)
+class BatchFailures:
+    """What failed in a batch, with whole cursors and keys (``handle.failures()``).
+
+    Without ``all``, the same pages and items as progress lists (the most recent 100 of each
+    kind); with it, every one. Failed pages and items come from the batch's failure ledger (its
+    history), so a batch running longer than the namespace's retention period may have lost its
+    earliest runs' (``unavailable_runs``); a notifier keeps them for good.
+    """
+
+    failed_pages: list[PageFailure] = field(default_factory=list)
+    """Pages that failed for good (the latest failure of each), oldest first."""
+    stuck_pages: list[PageFailure] = field(default_factory=list)
+    """Pages waiting for extended retries."""
+    retrying_pages: list[PageFailure] = field(default_factory=list)
+    """Pages in their initial retries."""
+    failing_discoveries: list[PageFailure] = field(default_factory=list)
+    """Pages whose discovery apart (``next_page``) fails and is retried."""
+    failed_items: list[ItemFailure] = field(default_factory=list)
+    """Items recorded as failed, oldest first."""
+    num_failed_pages: int = 0
+    """Exact counts, as progress has them."""
+    num_stuck_pages: int = 0
+    num_retrying_pages: int = 0
+    num_failed_items: int = 0
+    complete: bool = False
+    """Every failed, stuck and retrying page and every failed item is listed, each whole."""
+    unavailable_runs: int = 0
+    """Runs of the batch whose history is gone (past the namespace's retention period): the
+    failures they recorded are not listed."""
+    progress: BatchOrchestratorProgress | None = None
+    """The progress the lists were read with."""
 
 
 @dataclass(kw_only=True)
@@ -561,16 +651,6 @@ class ProcessorSettings:
         except OverflowError:
             delay = cap
         return float(min(delay, cap))
-
-
-MAX_ARGS_BYTES = 256 * 1024
-"""The most ``args`` may hold: every page attempt carries a copy in its input."""
-MAX_CURSOR_BYTES = 16 * 1024
-"""The most one cursor may hold: the batch keeps cursors of its unfinished pages in its state."""
-MAX_PAGE_VALUE_BYTES = 16 * 1024
-"""The most a page's value (for ``reduce``) may hold, as JSON."""
-MAX_RESULT_BYTES = 256 * 1024
-"""The most a batch result (``reduce``'s accumulator) may hold, as JSON."""
 
 
 def _is_int(v: Any) -> bool:
@@ -670,10 +750,6 @@ def _validate_flow(inp: BatchOrchestratorInput) -> None:
         raise _fail(f"health_check.failures_before_unhealthy must be an int >= 1, got {n!r}")
 
 
-MAX_ITEM_KEYS_BYTES = 256 * 1024
-"""The most ``item_keys`` may hold in all (the batch's input carries them)."""
-
-
 def _validate_item_keys(inp: BatchOrchestratorInput) -> None:
     keys = inp.item_keys
     if keys is None:
@@ -717,8 +793,56 @@ def _validate_redrive(inp: BatchOrchestratorInput) -> None:
         )
 
 
-def validate_input(inp: BatchOrchestratorInput) -> None:
-    """Raise ``InvalidBatchInputError`` naming the first bad field of ``inp``."""
+def _validate_redrive_source(inp: BatchOrchestratorInput) -> None:
+    src = inp.redrive_source
+    if src is None:
+        return
+    if not isinstance(src, RedriveSource):
+        raise _fail(f"redrive_source must be a RedriveSource or None, got {src!r:.200}")
+    for name in ("workflow_id", "first_run_id"):
+        value = getattr(src, name)
+        if not isinstance(value, str) or not value or len(value) > MAX_BATCH_ID_CHARS:
+            raise _fail(f"redrive_source.{name} must be a non-empty str, got {value!r:.200}")
+    if not isinstance(src.items, bool):
+        raise _fail(f"redrive_source.items must be True or False, got {src.items!r}")
+    if not _is_int(src.from_record) or src.from_record < 0:
+        raise _fail(f"redrive_source.from_record must be an int >= 0, got {src.from_record!r}")
+    if src.to_record is not None and (not _is_int(src.to_record) or src.to_record < 0):
+        raise _fail(f"redrive_source.to_record must be None or an int >= 0, got {src.to_record!r}")
+    if inp.first_cursor_str or inp.first_cursor_strs or inp.redrive_pages or inp.item_keys:
+        raise _fail(
+            "give either redrive_source or first_cursor_str(s)/redrive_pages/item_keys, not "
+            "both: a redrive batch starts from the old batch's failures only"
+        )
+
+
+def _validate_sizes(inp: BatchOrchestratorInput) -> None:
+    """The limits that keep every call of the batch within its payload budget.
+
+    Checked for new batches only: a batch started before a limit existed goes on.
+    """
+    if isinstance(inp.batch_id, str) and len(inp.batch_id) > MAX_BATCH_ID_CHARS:
+        raise _fail(
+            f"batch_id is {len(inp.batch_id):,} characters ({inp.batch_id[:40]!r}...); at most "
+            f"{MAX_BATCH_ID_CHARS:,}: it labels logs and every attempt carries it"
+        )
+    for name in ("batch_tracker", "notifier", "health_check"):
+        hook = getattr(inp, name)
+        args = getattr(hook, "args", None)
+        if isinstance(args, str) and len(args.encode()) > MAX_HOOK_ARGS_BYTES:
+            raise _fail(
+                f"{name}.args is {len(args.encode()):,} bytes ({args[:40]!r}...); every call "
+                f"carries a copy, so it may hold at most {MAX_HOOK_ARGS_BYTES:,}: keep large "
+                "data elsewhere and put its location in args"
+            )
+
+
+def validate_input(inp: BatchOrchestratorInput, *, strict: bool = True) -> None:
+    """Raise ``InvalidBatchInputError`` naming the first bad field of ``inp``.
+
+    ``strict``: also the size limits added in later versions (off for a batch that is already
+    running, which goes on with the input it started with).
+    """
     name = inp.processor_name() if isinstance(inp.page_processor, (str, type)) else None
     if not isinstance(name, str) or not name:
         raise _fail(
@@ -744,6 +868,9 @@ def validate_input(inp: BatchOrchestratorInput) -> None:
     check_cursor(inp.first_cursor_str, "first_cursor_str")
     _validate_redrive(inp)
     _validate_item_keys(inp)
+    _validate_redrive_source(inp)
+    if strict:
+        _validate_sizes(inp)
     if inp.first_cursor_strs is not None:
         cursors = inp.first_cursor_strs
         if not isinstance(cursors, list) or not cursors:
@@ -805,10 +932,11 @@ def input_to_wire(inp: BatchOrchestratorInput) -> dict[str, Any]:
     return wire
 
 
-def input_from_wire(raw: Any) -> BatchOrchestratorInput:
+def input_from_wire(raw: Any, *, strict: bool = True) -> BatchOrchestratorInput:
     """Parse and validate the workflow's wire input (from any client, SDK or the CLI).
 
-    A ``continuation`` key (the state carried by continue-as-new) is skipped here.
+    A ``continuation`` key (the state carried by continue-as-new) is skipped here. ``strict``:
+    see ``validate_input``.
     """
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "continuation"}
@@ -823,5 +951,5 @@ def input_from_wire(raw: Any) -> BatchOrchestratorInput:
         inp = from_wire(BatchOrchestratorInput, raw, "", "BatchOrchestrator input")
     except WireError as err:
         raise _fail(str(err)) from None
-    validate_input(inp)
+    validate_input(inp, strict=strict)
     return inp

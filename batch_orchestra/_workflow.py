@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import enum
 import functools
-import json
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from ._budgets import HANDOVER_BYTES, START_BYTES_PER_TASK, wire_size
     from ._continuation import (
         BatchContinuation,
         continuation_from_wire,
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ._flow import FlowControl, FlowState, rates_text
     from ._hooks import HookErrors
+    from ._ledger import LedgerBook
     from ._messages import (
         BATCH_WORKFLOW_TYPE,
         DESCRIBE_BATCH,
@@ -42,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         PAGE_RUNNING_SIGNAL,
         PROCESS_PAGE,
         PROGRESS_QUERY,
-        REDRIVE_UPDATE,
         SET_RATE_LIMIT_UPDATE,
         DescribeBatchInput,
         EnqueueRequest,
@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ProcessPageInput,
     )
     from ._processor import BatchPage
-    from ._progress import build_progress, flow_progress, page_failure
+    from ._progress import build_progress, flow_progress, guard_progress, page_failure
     from ._scheduler import Attempt, Outcome, Scheduler
     from ._types import (
         BatchOrchestratorInput,
@@ -64,10 +64,11 @@ with workflow.unsafe.imports_passed_through():
         input_from_wire,
     )
     from ._wire import WireError
+    from ._workflow_ledger import ITEM_PAGE_BYTES, LEDGER_PATCH, LedgerCalls, item_pages
     from ._workflow_recovery import Recovery
     from ._workflow_side import SideCalls
 
-__all__ = ["BatchOrchestrator", "Lifecycle"]
+__all__ = ["ITEM_PAGE_BYTES", "BatchOrchestrator", "Lifecycle"]
 
 HISTORY_EVENTS_PER_RUN = 10_000
 """A run continues as new at this many history events (Temporal's hard limit is 51,200)."""
@@ -88,17 +89,14 @@ AT_MOST_ONCE_START_GRACE = timedelta(seconds=2)
 """At a hand-over of an at-most-once batch, how long past the attempts' schedule-to-start
 timeout the run waits, so that no attempt it hands over is still waiting for a slot."""
 STARTS_PER_TASK = 500
-"""The most attempts one workflow task starts; more wait a moment for the next task."""
-START_BYTES_PER_TASK = 1_000_000
-"""... and the most bytes of attempt inputs one task sends (Temporal refuses a workflow task
-completion over 4 MB; every attempt carries the batch's args and its page's cursor)."""
-MAX_HANDOVER_BYTES = 1_500_000
-"""A hand-over is put off while the state it would carry may be bigger than this (Temporal
-refuses a continue-as-new input over 2 MB, which would fail every workflow task)."""
-ITEM_PAGE_BYTES = 12_000
-"""The most bytes of keys one page of a batch of item keys holds (a cursor holds 16 KB)."""
-FAILED_OUTBOX_LIMIT = 1_000
-"""Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
+"""The most attempts one workflow task starts (and ``START_BYTES_PER_TASK`` of their inputs);
+more wait a moment for the next task."""
+MAX_HANDOVER_BYTES = HANDOVER_BYTES
+"""A hand-over is put off while the state it would carry is bigger than this (Temporal refuses a
+continue-as-new input over 2 MB, which would fail every workflow task)."""
+HANDOVER_STATE_BYTES = 96 * 1024
+"""What a hand-over carries besides held pages, the input and the result, as estimated before it
+is measured (recent cursors, errors, failed-page previews, item failures, the change log)."""
 FOREIGN_EXECUTIONS_LOGGED = 32
 """A run logs the first ignored message of each other execution; it remembers this many (past
 it, the oldest is forgotten and would be logged again)."""
@@ -128,7 +126,7 @@ class Lifecycle(enum.Enum):
 # only from workflow.now(), no I/O, no randomness, no mutable module state; tests replay its
 # histories, including those recorded from released versions (test_replay.py).
 @workflow.defn(name=BATCH_WORKFLOW_TYPE, sandboxed=False)
-class BatchOrchestrator(SideCalls, Recovery):
+class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
     """Runs a batch: pages under a parallelism cap, retries, stuck pages, continue-as-new."""
 
     @workflow.init
@@ -150,7 +148,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._settings: ProcessorSettings | None = None
         self._cont: BatchContinuation | None = None
         self._notices: deque[tuple[str, str | None, list[PageFailure]]] = deque()
-        self._failed_outbox: list[PageFailure] = []
+        self._failed_outbox: deque[PageFailure] = deque()
+        self._failed_outbox_bytes = 0
         self._items_outbox: deque[ItemFailure] = deque()
         self._notifying = False
         self._flow: FlowControl | None = None
@@ -165,14 +164,26 @@ class BatchOrchestrator(SideCalls, Recovery):
         self._reducing = False
         self._hooks = HookErrors()
         self._no_progress_patched = False
+        self._ledger_on = False
+        self._feeds = []
+        self._feed_reading = False
+        self._records_in_flight = 0
+        self._handover_correction = 0
+        self._input_bytes = 0
+        self._result_bytes = 0
         cont = raw.get("continuation") if isinstance(raw, dict) else None
         try:
-            self._inp = input_from_wire(raw)
+            self._inp = input_from_wire(raw, strict=not cont)
             if cont:
                 self._cont = continuation_from_wire(cont)
         except (InvalidBatchInputError, WireError) as err:
             self._input_error = str(err)
             self._inp = BatchOrchestratorInput(page_processor="?", page_size=1, max_parallelism=0)
+        ledger = self._cont.ledger if self._cont is not None else None
+        self._book = LedgerBook(self._execution, ledger)
+        if ledger is not None:
+            self._feeds = list(ledger.feeds)
+        self._run_items = bool(self._inp.item_keys) or bool(self._cont and self._cont.run_items)
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> BatchOrchestratorProgress:
@@ -182,6 +193,12 @@ class BatchOrchestrator(SideCalls, Recovery):
                 self._input_error, type=INVALID_INPUT_ERROR_TYPE, non_retryable=True
             )
         inp = self._inp
+        # The failure ledger, and the payload budgets that change which commands a run issues
+        # (how many attempts a task starts, notifier chunks, when it hands over), are on for runs
+        # begun by this version; a run begun before replays without them.
+        self._ledger_on = workflow.patched(LEDGER_PATCH)
+        if self._ledger_on:
+            self._input_bytes = wire_size(self._carried_input(raw))
         policy = inp.failure_policy or (
             FailurePolicy() if workflow.patched(_DEFAULT_POLICY_PATCH) else FailurePolicy.disabled()
         )
@@ -210,15 +227,24 @@ class BatchOrchestrator(SideCalls, Recovery):
             self._tracker_next = self._cont.tracker_next
             self._result, self._result_started = self._cont.result, self._cont.result_started
             self._hooks = HookErrors(self._cont.hook_errors)
+            self._result_bytes = wire_size(self._result)
             for value in self._cont.unreduced:
                 self._add_value(value)
+            self._sched.feeding = bool(self._feeds)
+            now = workflow.now().timestamp()
+            for page in list(self._sched.failed):
+                if not page.recorded:  # kept whole by a version before the ledger: record it
+                    self._record_failed_page(self._sched, page, now)
         else:
             self._settings = await self._describe(inp)
             self._sched = Scheduler(
                 self._settings, inp.max_parallelism, workflow.now().timestamp(), policy
             )
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
-            if inp.redrive_pages:
+            if inp.redrive_source is not None:
+                cursors = []
+                self._start_feed()  # its pages come from the old batch's ledger as it goes
+            elif inp.redrive_pages:
                 cursors = self._enqueue_redrive_pages(self._sched, inp)
             elif inp.item_keys:
                 cursors = self._enqueue_item_pages(self._sched, inp)
@@ -251,10 +277,24 @@ class BatchOrchestrator(SideCalls, Recovery):
             background.append(asyncio.ensure_future(self._tracker_loop()))
         if inp.notifier is not None:
             background.append(asyncio.ensure_future(self._notifier_loop()))
+        if self._ledger_on:
+            background.append(asyncio.ensure_future(self._ledger_loop()))
+            background.append(asyncio.ensure_future(self._feed_loop()))
 
+        nxt: dict[str, Any] | None = None
         try:
-            await self._drive()
-            await workflow.wait_condition(self._quiet)
+            while True:
+                await self._drive()
+                await workflow.wait_condition(self._quiet)
+                if self._state is Lifecycle.FINISHED or not self._ledger_on:
+                    break
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._quiet():
+                    continue  # a handler began something: drain again
+                nxt = self._continuation(raw)
+                if self._fits(nxt):
+                    break
+                nxt = None
         except asyncio.CancelledError:
             await self._cancel(background)
             raise
@@ -263,8 +303,10 @@ class BatchOrchestrator(SideCalls, Recovery):
         for task in background:
             task.cancel()
         if self._state is not Lifecycle.FINISHED:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            workflow.continue_as_new(self._continuation(raw))
+            if nxt is None:  # a run begun before the payload budgets: as it did then
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                nxt = self._continuation(raw)
+            workflow.continue_as_new(nxt)
         if self._settings.has_reduce:
             await self._fold_all()
         if inp.batch_tracker is not None:
@@ -384,6 +426,16 @@ class BatchOrchestrator(SideCalls, Recovery):
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
             raise
 
+    def _quiet(self) -> bool:
+        """Nothing is in flight that a hand-over or the end must wait for.
+
+        No tracker or notifier call, and (with the ledger) every failure written to it and handed
+        to the notifier.
+        """
+        if not SideCalls._quiet(self):
+            return False
+        return not self._ledger_on or (self._book.idle and not self._failed_outbox)
+
     def _extra(self, page_num: int | None = None) -> dict[str, Any]:
         extra: dict[str, Any] = {"batch_id": self._inp.batch_id}
         if page_num is not None:
@@ -393,13 +445,52 @@ class BatchOrchestrator(SideCalls, Recovery):
     def _held_bytes(self) -> int:
         """About what the next run's input would carry.
 
-        Held pages' cursors and values waiting for ``reduce`` (an upper bound: the page table is
-        compressed).
+        Held pages' cursors and values waiting for ``reduce`` (the page table is compressed);
+        with the payload budgets, also the input, the result, the rest of the state and what the
+        last measurement found the estimate to miss. The hand-over itself is measured
+        (``_fits``).
         """
-        return self._scheduler.held_bytes + self._unreduced_bytes
+        held = self._scheduler.held_bytes + self._unreduced_bytes
+        if not self._ledger_on:
+            return held
+        return (
+            held
+            + self._input_bytes
+            + self._result_bytes
+            + HANDOVER_STATE_BYTES
+            + self._handover_correction
+        )
 
     def _too_big_to_hand_over(self) -> bool:
         return self._held_bytes() > MAX_HANDOVER_BYTES
+
+    def _fits(self, nxt: dict[str, Any]) -> bool:
+        """Whether the next run's input, measured as it would be sent, is within its budget.
+
+        If not, the hand-over is put off: the run goes on (pages run and release their cursors)
+        and tries again once the estimate, corrected by what this measurement found, fits.
+        """
+        size = wire_size(nxt)
+        if size <= MAX_HANDOVER_BYTES:
+            return True
+        self._handover_correction += max(0, size - self._held_bytes()) + 64 * 1024
+        sched = self._scheduler
+        for n in sched.running:  # still running here: no hand-over deadline after all
+            if n not in sched.handed_over:
+                sched.pages[n].report_deadline = sched.pages[n].confirm_by = None
+        self._state = Lifecycle.RUNNING
+        self._handover_put_off = True
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        self._drain_timer, self._drain_timed_out = None, False
+        workflow.logger.warning(
+            "hand-over put off: the next run's input would be %d KB (at most %d KB); pages run "
+            "on until it fits",
+            size // 1024,
+            MAX_HANDOVER_BYTES // 1024,
+            extra=self._extra(),
+        )
+        return False
 
     def _should_continue_as_new(self) -> bool:
         per_run = self._inp.pages_per_run
@@ -424,6 +515,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         now = workflow.now().timestamp()
         per_attempt = 600 + len(inp.args or "") + len(inp.batch_id) + len(inp.processor_name())
         budget = min(STARTS_PER_TASK, max(1, START_BYTES_PER_TASK // per_attempt))
+        # With the payload budgets, each attempt's cursor counts too (16 KB cursors would
+        # otherwise make one task's completion 8 MB).
         limit = budget
         if inp.pages_per_run is not None and not self._handover_put_off:
             limit = min(limit, max(0, inp.pages_per_run - self._started_this_run))
@@ -432,7 +525,10 @@ class BatchOrchestrator(SideCalls, Recovery):
         allowance = flow.allowance(now, per_page)
         if allowance is not None:
             limit = min(limit, allowance)
-        attempts = sched.take_runnable(limit)
+        if self._ledger_on:
+            attempts = sched.take_runnable(limit, START_BYTES_PER_TASK, per_attempt)
+        else:
+            attempts = sched.take_runnable(limit)
         flow.started([a.page_num for a in attempts], now, per_page)
         for att in attempts:
             self._started_this_run += 1
@@ -504,7 +600,7 @@ class BatchOrchestrator(SideCalls, Recovery):
                 report_after_seconds=inp.handover_wait.total_seconds() / 2,
                 execution=self._execution,
                 discovered_apart=bool(self._settings and self._settings.discovers_apart),
-                run_items=bool(inp.item_keys),
+                run_items=self._run_items,
                 window=inp.window,
             ),
             result_type=PageResult,
@@ -608,11 +704,15 @@ class BatchOrchestrator(SideCalls, Recovery):
         """
         if not count:
             return
-        sched = self._scheduler
+        sched, now = self._scheduler, workflow.now().timestamp()
+        if self._ledger_on:
+            items = self._clean_items(items)
         sched.record_item_failures(count, items)
+        if items:
+            self._record_failed_items(items, now)
         if items and self._inp.notifier is not None:
             self._queue_item_failures(items)
-        reason = sched.check_policy(workflow.now().timestamp())
+        reason = sched.check_policy(now)
         if reason is not None:
             workflow.logger.error("batch paused itself: %s", reason, extra=self._extra())
             if self._inp.notifier is not None:
@@ -638,16 +738,7 @@ class BatchOrchestrator(SideCalls, Recovery):
 
         Each page's cursor is a JSON list of its keys, of at most ``ITEM_PAGE_BYTES``.
         """
-        chunks: list[list[str]] = [[]]
-        size = 2
-        for key in dict.fromkeys(inp.item_keys or []):  # each key once, in order
-            cost = len(json.dumps(key)) + 1
-            if len(chunks[-1]) >= inp.page_size or (chunks[-1] and size + cost > ITEM_PAGE_BYTES):
-                chunks.append([])
-                size = 2
-            chunks[-1].append(key)
-            size += cost
-        cursors = [json.dumps(c) for c in chunks if c]
+        cursors = item_pages(inp.item_keys or [], inp.page_size)
         for num in sched.enqueue(None, [(c, inp.page_size) for c in cursors]).added:
             sched.pages[num].successor_enqueued = True
         return cursors
@@ -686,11 +777,12 @@ class BatchOrchestrator(SideCalls, Recovery):
             if outcome in (Outcome.RETRY, Outcome.NOT_RUN)
             else (workflow.logger.error)
         )
-        log("page %s: %s: %s", outcome.value, kind, message, extra=self._extra(page_num))
-        if outcome is Outcome.FAILED and self._inp.notifier is not None:
-            if len(self._failed_outbox) >= FAILED_OUTBOX_LIMIT:
-                self._failed_outbox.pop(0)
-            self._failed_outbox.append(page_failure(sched, sched.failed[-1]))
+        log("page %s: %s: %s", outcome.value, kind, message[:500], extra=self._extra(page_num))
+        if outcome is Outcome.FAILED:
+            page = sched.failed[-1]
+            if self._inp.notifier is not None:
+                self._queue_failed_page(page_failure(sched, page, whole=True))
+            self._record_failed_page(sched, page, now)
         reason = sched.check_policy(now)
         if reason is not None:
             workflow.logger.error("batch paused itself: %s", reason, extra=self._extra())
@@ -768,10 +860,23 @@ class BatchOrchestrator(SideCalls, Recovery):
             if sched.release_due(workflow.now().timestamp()):
                 self._dirty = True
 
-    def _continuation(self, raw: dict[str, Any]) -> dict[str, Any]:
-        assert self._settings is not None
+    @staticmethod
+    def _carried_input(raw: dict[str, Any]) -> dict[str, Any]:
+        """The batch's input as every hand-over carries it.
+
+        What the first run consumed (first cursors, redrive pages, item keys, the redrive source)
+        is dropped.
+        """
         nxt = {k: v for k, v in raw.items() if k != "continuation"}
         nxt["first_cursor_str"], nxt["first_cursor_strs"] = "", None
+        for key in ("redrive_pages", "item_keys", "redrive_source"):
+            if key in nxt:
+                nxt[key] = None
+        return nxt
+
+    def _continuation(self, raw: dict[str, Any]) -> dict[str, Any]:
+        assert self._settings is not None
+        nxt = self._carried_input(raw)
         # Attempts still running report by signal; past this they count as timed out.
         deadline = (
             workflow.now().timestamp()
@@ -799,6 +904,8 @@ class BatchOrchestrator(SideCalls, Recovery):
                 result_started=self._result_started,
                 unreduced=list(self._unreduced),
                 hook_errors=self._hooks.records(),
+                ledger=self._book.state(self._feeds),
+                run_items=self._run_items,
             )
         )
         return nxt
@@ -819,6 +926,8 @@ class BatchOrchestrator(SideCalls, Recovery):
         p.result, p.num_unreduced_pages = self._result, len(self._unreduced)
         p.result_error = self._result_error
         p.hook_errors = self._hooks.progress()
+        p.num_ledger_records, p.ledger_redrive_record = self._book.seq, self._book.base
+        guard_progress(p)
         return p
 
     def _apply_enqueue(self, req: EnqueueRequest) -> int:
@@ -998,29 +1107,6 @@ class BatchOrchestrator(SideCalls, Recovery):
                 check_rate(value, key)
             except InvalidBatchInputError as err:
                 raise ValueError(str(err)) from None
-
-    @workflow.update(name=REDRIVE_UPDATE)
-    async def redrive(self, by: str | None = None) -> BatchOrchestratorProgress:
-        """Queue the listed failed pages again with a fresh retry budget.
-
-        The listed pages are ``progress.failed_pages``, the most recent 100; ``num_failed_pages``
-        goes down by as many. A paused batch stays paused (resume it to run them). Returns the
-        progress.
-        """
-        sched = await self._control()
-        refusal = self._redrive_refusal()
-        if refusal is not None:  # it finished while the update waited for the scheduler
-            raise ApplicationError(refusal, non_retryable=True)
-        pages = sched.redrive_failed()
-        if pages:
-            self._changed(f"redrive: {len(pages)} failed page(s) queued again", by)
-        return self._progress()
-
-    @redrive.validator
-    def _validate_redrive(self, by: str | None = None) -> None:
-        refusal = self._redrive_refusal()
-        if refusal is not None:
-            raise ValueError(refusal)
 
     def _redrive_refusal(self) -> str | None:
         if self._state in (Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.HANDING_OVER):

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from ._budgets import NOTIFY_CHUNK_BYTES, NOTIFY_OUTBOX_BYTES, REDUCE_INPUT_BYTES, wire_size
     from ._flow import FlowControl
     from ._health import Health
     from ._hooks import MAX_HOOK_ERROR, HookErrors
@@ -39,7 +40,16 @@ with workflow.unsafe.imports_passed_through():
 if TYPE_CHECKING:
     from ._workflow import Lifecycle
 
-__all__ = ["ITEMS_OUTBOX_LIMIT", "ITEMS_PER_NOTICE", "SideCalls"]
+__all__ = [
+    "FAILED_OUTBOX_LIMIT",
+    "ITEMS_OUTBOX_LIMIT",
+    "ITEMS_PER_NOTICE",
+    "SideCalls",
+    "notice_chunk",
+]
+
+FAILED_OUTBOX_LIMIT = 1_000
+"""Failed pages waiting to be handed to the notifier; past it, the oldest are only counted."""
 
 ITEMS_OUTBOX_LIMIT = 10_000
 """Item failures waiting for the notifier; past it, the oldest are dropped from delivery."""
@@ -69,8 +79,11 @@ class SideCalls:
     _tracker_next: float | None
     _notifying: bool
     _notices: deque[tuple[str, str | None, list[PageFailure]]]
-    _failed_outbox: list[PageFailure]
+    _failed_outbox: deque[PageFailure]
+    _failed_outbox_bytes: int
     _items_outbox: deque[ItemFailure]
+    _ledger_on: bool
+    _result_bytes: int
     _flow: FlowControl | None
     _sched: Scheduler | None
     _health_busy: bool
@@ -129,6 +142,34 @@ class SideCalls:
         if self._no_progress_patched and self._inp.notifier is not None:
             self._notices.append(("stalled", text, []))
 
+    def _queue_failed_page(self, page: PageFailure) -> None:
+        """Hand a page that failed for good, whole, to the notifier loop (bounded).
+
+        Past ``FAILED_OUTBOX_LIMIT`` pages or ``NOTIFY_OUTBOX_BYTES``, the oldest waiting are not
+        delivered (they stay in the failure ledger).
+        """
+        if not self._ledger_on:
+            if len(self._failed_outbox) >= FAILED_OUTBOX_LIMIT:
+                self._failed_outbox.popleft()
+            self._failed_outbox.append(page)
+            return
+        if len(self._failed_outbox) >= FAILED_OUTBOX_LIMIT:
+            self._failed_outbox_bytes -= wire_size(self._failed_outbox.popleft())
+        self._failed_outbox.append(page)
+        self._failed_outbox_bytes += wire_size(page)
+        dropped = 0
+        while self._failed_outbox_bytes > NOTIFY_OUTBOX_BYTES and len(self._failed_outbox) > 1:
+            self._failed_outbox_bytes -= wire_size(self._failed_outbox.popleft())
+            dropped += 1
+        if dropped:
+            workflow.logger.warning(
+                "the notifier is %d KB of failed pages behind; the oldest %d are not delivered "
+                "(they stay in the failure ledger: batch-orchestra failures ID --all)",
+                NOTIFY_OUTBOX_BYTES // 1024,
+                dropped,
+                extra=self._extra(),
+            )
+
     def _queue_item_failures(self, items: list[ItemFailure]) -> None:
         """Hand item failures to the notifier loop (bounded: the oldest waiting are dropped)."""
         dropped = max(0, len(self._items_outbox) + len(items) - ITEMS_OUTBOX_LIMIT)
@@ -153,7 +194,11 @@ class SideCalls:
             if delay > 0:
                 await workflow.sleep(timedelta(seconds=delay))
             if self._state.value != "running":
-                return
+                if not self._ledger_on or self._state.value != "handing_over":
+                    return
+                # A hand-over that is put off returns to running: the tracker goes on then.
+                await workflow.wait_condition(lambda: self._state.value != "handing_over")
+                continue
             self._tracker_next = workflow.now().timestamp() + interval
             await self._call_tracker(is_final=False)
 
@@ -183,18 +228,29 @@ class SideCalls:
             self._dirty = True
 
     async def _notifier_loop(self) -> None:
-        """Hand events to the notifier one call at a time; failed pages go in groups."""
+        """Hand events to the notifier one call at a time; failed pages go in groups.
+
+        With the payload budgets, a group holds at most ``NOTIFY_CHUNK_BYTES`` (pages carry
+        their whole cursors).
+        """
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._notices or self._failed_outbox or self._items_outbox)
             )
             if self._items_outbox and not self._failed_outbox and not self._notices:
-                n = min(ITEMS_PER_NOTICE, len(self._items_outbox))
-                items = [self._items_outbox.popleft() for _ in range(n)]
+                limit = NOTIFY_CHUNK_BYTES if self._ledger_on else None
+                items = notice_chunk(self._items_outbox, ITEMS_PER_NOTICE, limit)
                 await self._notify("items_failed", None, [], items)
                 continue
             if self._failed_outbox:
-                failed, self._failed_outbox = self._failed_outbox, []
+                if self._ledger_on:
+                    failed = notice_chunk(self._failed_outbox, len(self._failed_outbox))
+                    self._failed_outbox_bytes = max(
+                        0, self._failed_outbox_bytes - sum(wire_size(f) for f in failed)
+                    )
+                else:
+                    failed = list(self._failed_outbox)
+                    self._failed_outbox.clear()
                 self._notices.appendleft(("pages_failed", None, failed))
             event, reason, pages = self._notices.popleft()
             await self._notify(event, reason, pages)
@@ -319,6 +375,8 @@ class SideCalls:
         sched = self._sched
         assert sched is not None
         values = list(self._unreduced)
+        if self._ledger_on:
+            values = notice_chunk(deque(values), len(values), REDUCE_INPUT_BYTES)
         if not values:
             return True
         self._reducing = True
@@ -355,6 +413,7 @@ class SideCalls:
             self._dirty = True
         self._result, self._result_started, self._result_error = result, True, None
         self._hook_ok("reduce")
+        self._result_bytes = wire_size(result)
         del self._unreduced[: len(values)]
         self._unreduced_bytes = sum(
             len(json.dumps(v, separators=(",", ":"))) for v in self._unreduced
@@ -375,3 +434,22 @@ def _failure_text(err: ActivityError) -> str:
     kind = cause.type if isinstance(cause, ApplicationError) and cause.type else None
     message = getattr(cause, "message", None) or str(cause)
     return f"{kind or type(cause).__name__}: {message}"[:MAX_HOOK_ERROR]
+
+
+def notice_chunk(
+    queue: deque[Any], count: int, max_bytes: int | None = NOTIFY_CHUNK_BYTES
+) -> list[Any]:
+    """Take up to ``count`` entries off the front of ``queue``.
+
+    At most ``max_bytes`` of them as sent (at least one).
+    """
+    out: list[Any] = []
+    size = 0
+    while queue and len(out) < count:
+        if max_bytes is not None:
+            cost = wire_size(queue[0])
+            if out and size + cost > max_bytes:
+                break
+            size += cost
+        out.append(queue.popleft())
+    return out

@@ -107,10 +107,10 @@ async def test_worst_case_payloads_stay_within_budget_and_the_batch_finishes(
         # progress lists carry previews of long cursors, with their full length
         assert len(result.failed_pages) == 100
         for f in result.failed_pages:
-            assert f.cursor_length == len(SEEN[bid].cursors[f.page_num])
-            assert len(f.cursor_str) < 300 and SEEN[bid].cursors[f.page_num].startswith(
-                f.cursor_str.rstrip("…")
-            )
+            whole = SEEN[bid].cursors[page_of(f.cursor_str)]  # tree node, not page number
+            assert f.cursor_length == len(whole)
+            assert len(f.cursor_str) < 300 and not f.cursor_is_whole
+            assert whole.startswith(f.cursor_str[:-1]), (f.page_num, f.cursor_str[:40], whole[:40])
         seen = SEEN[bid]
         assert seen.trackers > 3
         events = [event for event, *_ in seen.notices]
@@ -123,9 +123,11 @@ async def test_worst_case_payloads_stay_within_budget_and_the_batch_finishes(
         listed = json.loads(out)
         assert listed["num_failed_pages"] == pages - odd
         assert len(listed["failed_pages"]) == 100
+        latest = {f.page_num for f in result.failed_pages}
+        assert {f["page_num"] for f in listed["failed_pages"]} == latest
         for f in listed["failed_pages"]:  # every listed page with its full cursor
-            assert f["cursor_str"] == seen.cursors[f["page_num"]], f["page_num"]
-            assert page_of(f["cursor_str"]) == f["page_num"] and len(f["cursor_str"]) > 16_000
+            assert f["cursor_str"] == seen.cursors[page_of(f["cursor_str"])], f["page_num"]
+            assert f["cursor_length"] == len(f["cursor_str"]) > 16_000
         assert len(listed["failed_items"]) == 100
         assert {i["key"] for i in listed["failed_items"]} <= set(seen.item_keys)
 

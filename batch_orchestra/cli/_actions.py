@@ -34,6 +34,7 @@ from ._lookup import (
     cause_text,
     find_batch,
     list_batches,
+    load_failures,
     load_view,
     wait_closed,
     wait_picked_up,
@@ -244,21 +245,24 @@ async def _watch_until_closed(
         raise CliError(f"batch {batch_id!r} {view.status.lower()}: {reason}")
 
 
-async def show_failures(target: Target, batch_id: str, *, fmt: str) -> None:
+async def show_failures(
+    target: Target, batch_id: str, *, fmt: str, everything: bool = False
+) -> None:
     """Print a batch's failed, stuck and retrying pages and its recorded item failures.
 
-    As a table, JSON (``fmt="json"``) or CSV (``fmt="csv"``).
+    As a table, JSON (``fmt="json"``) or CSV (``fmt="csv"``); JSON and CSV with whole cursors
+    and keys. ``everything``: every one, not only the most recent 100 of each kind.
     """
     client = await target.connect()
-    view = await load_view(client, target, batch_id)
-    if view.progress is None and fmt != "table":
+    view, failures = await load_failures(client, target, batch_id, everything=everything)
+    if failures is None and fmt != "table":
         raise CliError(view.note or f"no progress for batch {batch_id!r}")
-    if fmt == "json" and view.progress is not None:
-        click.echo(failures_json(view.progress))
-    elif fmt == "csv" and view.progress is not None:
-        click.echo(failures_csv(view.progress), nl=False)
+    if fmt == "json" and failures is not None:
+        click.echo(failures_json(failures))
+    elif fmt == "csv" and failures is not None:
+        click.echo(failures_csv(failures), nl=False)
     else:
-        _console().print(render_failures(view))
+        _console().print(render_failures(view, failures))
 
 
 async def redrive_batch(target: Target, batch_id: str, new_id: str | None) -> None:
@@ -292,13 +296,13 @@ async def redrive_batch(target: Target, batch_id: str, new_id: str | None) -> No
         raise CliError(str(err)) from None
     except WorkflowAlreadyStartedError:
         raise CliError(f"a batch with ID {new_id!r} already exists; pick another --id") from None
-    n = len(view.progress.failed_pages) if view.progress else 0
+    n = view.progress.num_failed_pages if view.progress else 0
     click.echo(f"started batch {handle.id!r} to redrive {n} failed page(s) of {batch_id!r}")
     click.echo(f"UI {target.url(handle.id)}")
 
 
 async def redrive_items(target: Target, batch_id: str, new_id: str | None) -> None:
-    """Run a batch's listed failed items again in a new batch, through ``run_items``."""
+    """Run a batch's failed items again in a new batch, through ``run_items``."""
     client = await target.connect()
     try:
         handle = await BatchOrchestratorClient(client).redrive_items(batch_id, id=new_id)

@@ -6,7 +6,7 @@
     batch-orchestra worker MODULE... --task-queue Q
     batch-orchestra start PROCESSOR --page-size N --max-parallelism N --task-queue Q [--watch]
     batch-orchestra status ID [--watch] [--json]
-    batch-orchestra failures ID [--json | --csv]
+    batch-orchestra failures ID [--all] [--json | --csv]
     batch-orchestra redrive ID [--id NEW_ID]
     batch-orchestra pause ID | resume ID | set-parallelism ID N | set-rate ID ... | cancel ID
     batch-orchestra retry-page ID N [--reason TEXT] | skip-page ID N --reason TEXT
@@ -516,13 +516,23 @@ def status(
 @_batch_id_argument
 @click.option("--json", "fmt", flag_value="json", help="Print one JSON object.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per page or item.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="List every failure, not only the most recent 100 of each kind.",
+)
 @_connection_options
-def failures(batch_id: str, fmt: str | None, target: Target) -> None:
+def failures(batch_id: str, fmt: str | None, everything: bool, target: Target) -> None:
     """Show a batch's failed, stuck and retrying pages and its recorded failed items.
 
-    Pages are the most recent 100 of each kind, items the most recent 100; counts are exact.
+    Pages are the most recent 100 of each kind, items the most recent 100 (--all: every one);
+    counts are exact. --json and --csv print whole cursors and keys (the table shortens them).
     """
-    _run(target, actions.show_failures(target, batch_id, fmt=fmt or "table"))
+    _run(
+        target,
+        actions.show_failures(target, batch_id, fmt=fmt or "table", everything=everything),
+    )
 
 
 @cli.command()
@@ -537,16 +547,16 @@ def failures(batch_id: str, fmt: str | None, target: Target) -> None:
     "--items",
     "items",
     is_flag=True,
-    help="Run the listed failed items again instead, through the processor's "
+    help="Run the failed items again instead, through the processor's "
     "run_items, in a new batch (default ID: ID-items-N).",
 )
 @_connection_options
 def redrive(batch_id: str, new_id: str | None, items: bool, target: Target) -> None:
     """Run a batch's failed pages again, each with a fresh retry budget.
 
-    A running or paused batch queues its listed failed pages (the most recent 100) again. For a
-    completed batch, a new batch (--id, default ID-redrive-N) runs them, linked to the old one;
-    a page that had enqueued its successor before failing does not enqueue it again.
+    A running or paused batch queues every failed page again. For a completed batch, a new
+    batch (--id, default ID-redrive-N) runs them all, linked to the old one; a page that had
+    enqueued its successor before failing does not enqueue it again.
     """
     if items:
         _run(target, actions.redrive_items(target, batch_id, new_id))

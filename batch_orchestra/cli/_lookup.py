@@ -27,9 +27,10 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._client import BatchOrchestratorClient
 from .._connect import Connection
 from .._devserver import workflow_ui_url
-from .._types import BatchOrchestratorProgress
+from .._types import BatchFailures, BatchOrchestratorProgress
 from .._workflow import BatchOrchestrator
 from ._render import BatchView
 
@@ -42,6 +43,7 @@ __all__ = [
     "find_batch",
     "list_batch_page",
     "list_batches",
+    "load_failures",
     "load_view",
     "query_progress",
     "wait_closed",
@@ -239,6 +241,25 @@ async def _view(
         else:
             view.note = "progress unavailable: no worker answered the progress query"
     return view
+
+
+async def load_failures(
+    client: Client, target: Target, batch_id: str, *, everything: bool = False
+) -> tuple[BatchView, BatchFailures | None]:
+    """A batch's view and its failures with whole cursors (None when no worker answers).
+
+    ``everything``: every failure, not only the most recent 100 of each kind (failed pages and
+    items are read from the batch's failure ledger in its history).
+    """
+    view = await load_view(client, target, batch_id)
+    if view.progress is None:
+        return view, None
+    handle = BatchOrchestratorClient(client).get_handle(batch_id)
+    try:
+        return view, await handle.failures(all=everything, rpc_timeout=QUERY_TIMEOUT * 2)
+    except (RPCError, WorkflowQueryFailedError) as err:
+        view.note = f"could not read the batch's failures: {cause_text(err)}"
+        return view, None
 
 
 def batches_query(status: str | None = None) -> str:

@@ -19,8 +19,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .._budgets import preview
 from .._flow import rates_text
-from .._types import BatchOrchestratorProgress, HookError, PageFailure
+from .._types import BatchFailures, BatchOrchestratorProgress, HookError, ItemFailure, PageFailure
 from ._errors import group_errors, one_line
 
 __all__ = [
@@ -307,9 +308,12 @@ def _failures_table(
     table.add_column("next retry" if stuck else "failed at", no_wrap=True)
     for f in failures:
         when = f.next_retry_at if stuck else f.failed_at
+        cursor = repr(preview(f.cursor_str, 60))
+        if not f.cursor_is_whole or len(f.cursor_str) > 60:
+            cursor += f" ({f.cursor_length or len(f.cursor_str):,} chars)"
         table.add_row(
             str(f.page_num),
-            _cell(repr(f.cursor_str), full),
+            _cell(cursor, full),
             str(f.attempts),
             f.error_type,
             _cell(f.error_message, full),
@@ -431,27 +435,33 @@ FAILURE_COLUMNS = [
 "failed_page", "stuck_page", "retrying_page") and per recorded item failure ("item")."""
 
 
-def _page_lists(p: BatchOrchestratorProgress) -> list[tuple[str, list[PageFailure]]]:
+def _page_lists(p: BatchFailures) -> list[tuple[str, list[PageFailure]]]:
     return [("failed", p.failed_pages), ("stuck", p.stuck_pages), ("retrying", p.retrying_pages)]
 
 
-def failures_json(p: BatchOrchestratorProgress) -> str:
-    """Failed, stuck, retrying pages and recorded item failures, with counts, as one JSON object."""
+def failures_json(p: BatchFailures) -> str:
+    """Failed, stuck, retrying pages and recorded item failures, with counts, as one JSON object.
+
+    Cursors and keys are whole.
+    """
     data = {
         "num_failed_pages": p.num_failed_pages,
         "num_stuck_pages": p.num_stuck_pages,
         "num_retrying_pages": p.num_retrying_pages,
-        "num_failed_items": getattr(p, "num_failed_items", 0),
+        "num_failed_items": p.num_failed_items,
+        "complete": p.complete,
+        "unavailable_runs": p.unavailable_runs,
         **{
             f"{kind}_pages": [dataclasses.asdict(f) for f in pages]
             for kind, pages in _page_lists(p)
         },
-        "failed_items": [dataclasses.asdict(f) for f in getattr(p, "failed_items", [])],
+        "failing_discoveries": [dataclasses.asdict(f) for f in p.failing_discoveries],
+        "failed_items": [dataclasses.asdict(f) for f in p.failed_items],
     }
     return json.dumps(_jsonable(data))
 
 
-def failures_csv(p: BatchOrchestratorProgress) -> str:
+def failures_csv(p: BatchFailures) -> str:
     """The same as CSV, one row per page or item (``FAILURE_COLUMNS``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -472,7 +482,7 @@ def failures_csv(p: BatchOrchestratorProgress) -> str:
                     f.successor_enqueued,
                 ]
             )
-    for item in getattr(p, "failed_items", []):
+    for item in p.failed_items:
         writer.writerow(
             [
                 "item",
@@ -489,8 +499,8 @@ def failures_csv(p: BatchOrchestratorProgress) -> str:
     return out.getvalue()
 
 
-def _items_table(p: BatchOrchestratorProgress) -> Table:
-    items = p.failed_items
+def _items_table(p: BatchFailures) -> Table:
+    items: list[ItemFailure] = p.failed_items
     shown = (
         f" (latest {len(items)} of {p.num_failed_items:,})"
         if (p.num_failed_items > len(items))
@@ -505,7 +515,7 @@ def _items_table(p: BatchOrchestratorProgress) -> Table:
     for f in items:
         table.add_row(
             str(f.page_num),
-            f.key,
+            preview(f.key, 60),
             f.error_type,
             f.error_message,
             f"{f.failed_at.astimezone(timezone.utc):%H:%M:%S} UTC",
@@ -513,15 +523,32 @@ def _items_table(p: BatchOrchestratorProgress) -> Table:
     return table
 
 
-def render_failures(view: BatchView) -> RenderableType:
-    """What went wrong in a batch: its failed, stuck and retrying pages and failed items."""
-    p = view.progress
+def render_failures(view: BatchView, p: BatchFailures | None = None) -> RenderableType:
+    """What went wrong in a batch: its failed, stuck and retrying pages and failed items.
+
+    ``p``: the failures as ``handle.failures()`` lists them (whole; shortened here for the
+    table); None: those in ``view.progress``.
+    """
+    if p is None and view.progress is not None:
+        q = view.progress
+        p = BatchFailures(
+            failed_pages=q.failed_pages,
+            stuck_pages=q.stuck_pages,
+            retrying_pages=q.retrying_pages,
+            failing_discoveries=q.failing_discoveries,
+            failed_items=q.failed_items,
+            num_failed_pages=q.num_failed_pages,
+            num_stuck_pages=q.num_stuck_pages,
+            num_retrying_pages=q.num_retrying_pages,
+            num_failed_items=q.num_failed_items,
+            progress=q,
+        )
     parts: list[RenderableType] = [
         Text.assemble(
             ("batch ", "bold"),
             (view.id, "bold"),
             "  ",
-            (status_label(view.status, p), _STATUS_STYLES.get(view.status, "bold")),
+            (status_label(view.status, view.progress), _STATUS_STYLES.get(view.status, "bold")),
         )
     ]
     if p is None:
@@ -543,6 +570,18 @@ def render_failures(view: BatchView) -> RenderableType:
         )
     if p.failed_items:
         parts.append(_items_table(p))
+    if p.unavailable_runs:
+        parts.append(
+            Text(
+                f"{p.unavailable_runs} run(s) of this batch are gone (past the namespace's "
+                "retention period): the failures they recorded are not listed",
+                style="yellow",
+            )
+        )
+    listed = len(p.failed_pages) + len(p.stuck_pages) + len(p.retrying_pages)
+    total = p.num_failed_pages + p.num_stuck_pages + p.num_retrying_pages
+    if listed < total or len(p.failed_items) < p.num_failed_items:
+        parts.append(Text(f"every one: batch-orchestra failures {view.id} --all", style="dim"))
     if p.failed_pages:
         parts.append(
             Text(f"run the failed pages again: batch-orchestra redrive {view.id}", style="dim")
