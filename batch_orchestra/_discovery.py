@@ -20,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._budgets import text_size
+
 if TYPE_CHECKING:
     from ._errors_table import ErrorTable
     from ._scheduler import EnqueueResult, PageState
@@ -72,6 +74,7 @@ class DiscoveryBook:
     errors: ErrorTable
     failed: deque[PageState]
     paused: bool
+    bytes_limited: bool
     _fresh: int
 
     discovering: dict[int, Discovery]
@@ -119,11 +122,27 @@ class DiscoveryBook:
         self.discovery_ready.append(num)
         return True
 
-    def take_discoveries(self, limit: int = MAX_RUNNING_DISCOVERIES) -> list[Discovery]:
-        """Discoveries to start now (none while paused)."""
+    def take_discoveries(
+        self,
+        limit: int = MAX_RUNNING_DISCOVERIES,
+        max_bytes: int | None = None,
+        per_item: int = 0,
+    ) -> list[Discovery]:
+        """Discoveries to start now (none while paused).
+
+        ``max_bytes``: at most about this many bytes of inputs, each ``per_item`` plus its
+        cursor (at least one).
+        """
         out: list[Discovery] = []
         free = min(limit, MAX_RUNNING_DISCOVERIES - len(self.discovery_running))
+        spent = 0
+        self.bytes_limited = False
         while free > 0 and self.discovery_ready and not self.paused:
+            if max_bytes is not None:
+                spent += per_item + text_size(self.discovering[self.discovery_ready[0]].cursor)
+                if out and spent > max_bytes:
+                    self.bytes_limited = True
+                    break
             d = self.discovering[self.discovery_ready.popleft()]
             d.attempts += 1
             self.discovery_running.add(d.page_num)

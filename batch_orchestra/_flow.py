@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ._budgets import clip, text_size
+
 __all__ = ["FlowControl", "FlowState", "rates_text"]
 
 MIN_TICK_SECONDS = 0.25
@@ -362,10 +364,13 @@ class FlowControl:
 
 
 def _bounded(text: str | None) -> str | None:
-    """``text`` cut to ``MAX_NOTE_CHARS``."""
-    if text is None or len(text) <= MAX_NOTE_CHARS:
+    """``text`` cut to ``MAX_NOTE_CHARS``.
+
+    And to twice as many bytes as JSON: fewer characters of text that JSON escapes.
+    """
+    if text is None or (len(text) <= MAX_NOTE_CHARS and text_size(text) <= 2 * MAX_NOTE_CHARS):
         return text
-    return text[: MAX_NOTE_CHARS - 3] + "..."
+    return clip(text, MAX_NOTE_CHARS - 3, 2 * MAX_NOTE_CHARS - 8) + "..."
 
 
 def rates_text(pages: float | None, items: float | None) -> str:

@@ -221,14 +221,14 @@ def guard_progress(p: BatchOrchestratorProgress, budget: int = PROGRESS_BYTES) -
         # errors come most pages first; every other list oldest first
         kept = items[:half] if longest == "errors" else items[len(items) - half :]
         setattr(p, longest, kept)
+        cut = ", ".join(
+            f"{name} {len(getattr(p, name))} of {n}"
+            for name, n in before.items()
+            if len(getattr(p, name)) < n
+        )
+        p.lists_trimmed = (
+            f"this progress would have held more than {budget // 1024:,} KB; lists shortened "
+            f"({cut}); counts are exact; batch-orchestra failures ID --all lists everything"
+        )
         size = wire_size(p)
-    cut = ", ".join(
-        f"{name} {len(getattr(p, name))} of {n}"
-        for name, n in before.items()
-        if len(getattr(p, name)) < n
-    )
-    p.lists_trimmed = (
-        f"this progress would have held more than {budget // 1024:,} KB; lists shortened "
-        f"({cut}); counts are exact; batch-orchestra failures ID --all lists everything"
-    )
     return size

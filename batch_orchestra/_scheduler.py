@@ -16,9 +16,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ._budgets import CURSOR_PREVIEW_CHARS, KEY_PREVIEW_CHARS, preview, text_size
+from ._budgets import (
+    CURSOR_PREVIEW_CHARS,
+    KEY_PREVIEW_CHARS,
+    MAX_ITEM_MESSAGE,
+    clip,
+    preview,
+    text_size,
+)
 from ._discovery import DiscoveryBook
-from ._errors_table import ErrorTable
+from ._errors_table import MAX_ERROR_TYPE, ErrorTable
 from ._no_progress import NoProgressRules, NoProgressWatch
 from ._types import (
     FailurePolicy,
@@ -159,6 +166,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         self.num_redriven = 0
         self.feed_pending = 0  # failed pages queued again, still to be read from the ledger
         self.feeding = False  # pages are being read from a ledger: the batch is not done
+        self.bytes_limited = False  # the last take stopped at its byte budget
         self.max_parallelism_achieved = 0
         self.num_runs = 1
         self.pages: dict[int, PageState] = {}
@@ -311,6 +319,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         skipped: list[int] = []
         holding = self.holding_new_pages
         spent = 0
+        self.bytes_limited = False
         while free > 0 and self.ready:
             num = self.ready.popleft()
             state = self.pages[num]
@@ -322,6 +331,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
                 spent += per_attempt + text_size(state.cursor)
                 if spent > max_bytes and out:
                     self.ready.appendleft(num)
+                    self.bytes_limited = True
                     break
             if fresh:
                 self._fresh -= 1
@@ -377,8 +387,8 @@ class Scheduler(DiscoveryBook, NoProgressRules):
                 ItemFailure(
                     key=preview(item.key, KEY_PREVIEW_CHARS),
                     page_num=item.page_num,
-                    error_type=item.error_type,
-                    error_message=item.error_message,
+                    error_type=clip(item.error_type, MAX_ERROR_TYPE),
+                    error_message=clip(item.error_message, MAX_ITEM_MESSAGE),
                     failed_at=item.failed_at,
                     key_length=len(item.key),
                 )

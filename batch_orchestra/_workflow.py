@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from ._budgets import HANDOVER_BYTES, START_BYTES_PER_TASK, wire_size
+    from ._budgets import HANDOVER_BYTES, START_BYTES_PER_TASK, text_size, wire_size
     from ._continuation import (
         BatchContinuation,
         continuation_from_wire,
@@ -529,11 +529,18 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             attempts = sched.take_runnable(limit, START_BYTES_PER_TASK, per_attempt)
         else:
             attempts = sched.take_runnable(limit)
+        limited = sched.bytes_limited
         flow.started([a.page_num for a in attempts], now, per_page)
         for att in attempts:
             self._started_this_run += 1
             self._start_attempt(att, inp)
-        more_discoveries = self._start_discoveries(budget - len(attempts))
+        if self._ledger_on:
+            spent = sum(per_attempt + text_size(a.cursor) for a in attempts)
+            more_discoveries = self._start_discoveries(
+                budget - len(attempts), max(0, START_BYTES_PER_TASK - spent), per_attempt
+            )
+        else:
+            more_discoveries = self._start_discoveries(budget - len(attempts))
         # Is flow control (not a lack of pages or slots) what holds pages back now?
         waiting = bool(sched.ready) and not sched.paused
         room = len(sched.running) < sched.effective_parallelism
@@ -543,7 +550,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         if by_rate or by_cap:
             self._flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
         return more_discoveries or (
-            len(attempts) == budget
+            (len(attempts) == budget or limited)
             and bool(sched.ready)
             and len(sched.running) < sched.effective_parallelism
         )

@@ -213,6 +213,7 @@ class LedgerCalls:
                 if record is not None:
                     self._write_record(record)
                     sent += 1
+            self._dirty = True  # the run may be quiet now (a hand-over waits for this)
 
     def _write_record(self, record: LedgerRecord) -> None:
         """Schedule the no-op activity whose input is ``record``.

@@ -58,7 +58,9 @@ class Recovery:
 
     # -- discovery apart ---------------------------------------------------------------------
 
-    def _start_discoveries(self, budget: int) -> bool:
+    def _start_discoveries(
+        self, budget: int, max_bytes: int | None = None, per_item: int = 0
+    ) -> bool:
         """Start the discoveries that may start now, at most ``budget``; True if more would have.
 
         ``budget`` is what is left of this workflow task's budget: each discovery carries the
@@ -68,11 +70,11 @@ class Recovery:
         if sched is None or not sched.discovery_ready:
             return False
         budget = max(0, budget)
-        taken = sched.take_discoveries(budget)
+        taken = sched.take_discoveries(budget, max_bytes, per_item)
         for d in taken:
             self._start_discovery(d)
         return (
-            len(taken) == budget
+            (len(taken) == budget or sched.bytes_limited)
             and bool(sched.discovery_ready)
             and not sched.paused
             and (len(sched.discovery_running) < MAX_RUNNING_DISCOVERIES)

@@ -151,26 +151,30 @@ async def collecting_notifier(context: BatchNotifierContext) -> None:
 
 @page_processor
 class FanOutFailing(PageProcessor):
-    """Page 0 (cursor "root") enqueues ``args["pages"]`` pages (cursors "p-<i>") and succeeds;
-    each of them fails for good unless its workflow ID or ``batch_id`` is in ``FIXED``. With
-    ``args["items"]``, page 0 is instead followed by pages that each record that many failed
-    items (keys "<page>-<i>") and succeed. ``run_items`` records the keys it runs."""
+    """A page with cursor "root" enqueues ``args["pages"]`` pages "p-<i>", which fail for good
+    unless their workflow ID or ``batch_id`` is in ``FIXED``; one with cursor "items-root"
+    enqueues ``args["item_pages"]`` pages "q-<j>", which each record ``args["items"]`` failed
+    items (keys "q-<j>-<k>") and succeed.
+    With ``args["hold"]``, the root page then waits for ``GATE[wid]`` (the batch keeps running).
+    ``run_items`` records the keys it runs."""
 
     async def run(self, context: BatchProcessorContext) -> int:
         args, wid = json.loads(context.args_str), _wid()
         seen, cursor = SEEN[wid], context.page.cursor_str
         seen.attempts[cursor] += 1
-        if cursor == "root":
-            n = args["pages"]
-            await context.enqueue_next_pages(
-                [BatchPage(f"p-{i}", context.page.size) for i in range(n)]
-            )
+        if cursor in ("root", "items-root"):
+            if not context.enqueued_successor:
+                if cursor == "root":
+                    pages = [f"p-{i}" for i in range(args["pages"])]
+                else:
+                    pages = [f"q-{j}" for j in range(args["item_pages"])]
+                await context.enqueue_next_pages([BatchPage(c, context.page.size) for c in pages])
             if args.get("hold"):
                 await GATE[wid].wait()  # keeps the batch running
             return 0
-        if args.get("items"):
-            for i in range(args["items"]):
-                key = f"{cursor}-{i}"
+        if cursor.startswith("q-"):
+            for k in range(args["items"]):
+                key = f"{cursor}-{k}"
                 seen.item_keys.append(key)
                 context.record_failure(key, "this item is bad")
             seen.completed.append(cursor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +21,8 @@ from batch_orchestra import (
     EmbeddedTemporal,
     FailurePolicy,
 )
-from tests.helpers import batch_id, continue_as_new_payloads, run_histories
-from tests.ledger_processors import SEEN, big_cursor, page_of
+from tests.helpers import assert_eventually, batch_id, continue_as_new_payloads, run_histories
+from tests.ledger_processors import FIXED, GATE, SEEN, big_cursor, page_of
 from tests.test_cli import assert_ok, run_cli
 
 MB = 1024 * 1024
@@ -140,3 +141,148 @@ async def test_worst_case_payloads_stay_within_budget_and_the_batch_finishes(
         f"{max(seen.progress_sizes):,} B), largest hand-over {max(handovers):,} B over "
         f"{len(handovers)} hand-overs"
     )
+
+
+def _handovers(histories: list[Any]) -> list[int]:
+    return [sum(p.ByteSize() for p in ps) for ps in continue_as_new_payloads(histories)]
+
+
+async def test_a_thousand_failed_pages_and_items_are_all_listed_and_all_redriven(
+    orchestra: BatchOrchestratorClient,
+    temporal: EmbeddedTemporal,
+    task_queue: str,
+    new_worker: Any,
+) -> None:
+    """1,000 pages fail for good and 10 pages record 100 failed items each, across hand-overs:
+    ``failures --all`` lists every one with its cursor or key, and ``redrive`` / ``redrive
+    --items`` run exactly those (the progress lists only the latest 100 of each)."""
+    bid = batch_id()
+    n = 1_000
+    inp = BatchOrchestratorInput(
+        page_processor="FanOutFailing",
+        page_size=10,
+        max_parallelism=100,
+        args=json.dumps({"pages": n, "item_pages": 10, "items": 100}),
+        first_cursor_strs=["root", "items-root"],
+        batch_id=bid,
+        pages_per_run=300,
+        failure_policy=FailurePolicy.disabled(),
+    )
+    async with new_worker(max_concurrent_activities=200):
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        t0 = time.monotonic()
+        result = await asyncio.wait_for(handle.result(), 120)
+        print(f"\nbatch {time.monotonic() - t0:.1f}s")
+        assert result.num_failed_pages == n and result.num_failed_items == 1_000
+        assert len(result.failed_pages) == len(result.failed_items) == 100
+        assert result.num_runs > 2 and result.num_ledger_records > 0
+
+        t0 = time.monotonic()
+        out = assert_ok(await run_cli(temporal, "failures", bid, "--all", "--json"))
+        print(f"failures --all {time.monotonic() - t0:.1f}s")
+        listed = json.loads(out)
+        assert listed["complete"] and listed["unavailable_runs"] == 0
+        assert sorted(f["cursor_str"] for f in listed["failed_pages"]) == sorted(
+            f"p-{i}" for i in range(n)
+        )
+        assert all(f["error_message"].endswith("is broken") for f in listed["failed_pages"])
+        assert len({f["page_num"] for f in listed["failed_pages"]}) == n
+        assert sorted(i["key"] for i in listed["failed_items"]) == sorted(SEEN[bid].item_keys)
+        latest = json.loads(assert_ok(await run_cli(temporal, "failures", bid, "--json")))
+        assert [f["page_num"] for f in latest["failed_pages"]] == [
+            f.page_num for f in result.failed_pages
+        ]
+
+        FIXED.add(bid)  # "deploy the fix"; the redrive batches share the batch_id label
+        assert_ok(await run_cli(temporal, "redrive", bid))
+        pages = orchestra.get_handle(f"{bid}-redrive-1")
+        t0 = time.monotonic()
+        redriven = await asyncio.wait_for(pages.result(), 120)
+        print(f"redrive {time.monotonic() - t0:.1f}s {redriven.num_runs} runs")
+        seen = SEEN[pages.id]
+        assert redriven.redrive_of == bid and redriven.num_failed_pages == 0
+        assert redriven.num_completed_pages == n
+        assert sorted(seen.completed) == sorted(f"p-{i}" for i in range(n))  # exactly those
+        assert set(seen.attempts.values()) == {1}  # each once
+
+        assert_ok(await run_cli(temporal, "redrive", bid, "--items"))
+        items = orchestra.get_handle(f"{bid}-items-1")
+        t0 = time.monotonic()
+        rerun = await asyncio.wait_for(items.result(), 120)
+        print(f"items {time.monotonic() - t0:.1f}s")
+        assert rerun.num_failed_pages == 0
+        assert sorted(SEEN[items.id].completed) == sorted(f"item:{k}" for k in SEEN[bid].item_keys)
+
+        sizes = []
+        for wid in (bid, pages.id, items.id):
+            sizes += _handovers(await _replays(orchestra.client, wid))
+    assert sizes and max(sizes) < 1.5 * MB
+
+
+async def test_redrive_of_a_running_batch_reaches_every_failed_page(
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
+) -> None:
+    """150 failed pages (more than the 100 progress lists) are all queued again by a running
+    batch's redrive, keep their page numbers, and run once more each, across hand-overs."""
+    bid = batch_id()
+    n = 150
+    GATE[bid] = asyncio.Event()
+    inp = BatchOrchestratorInput(
+        page_processor="FanOutFailing",
+        page_size=10,
+        max_parallelism=50,
+        args=json.dumps({"pages": n, "hold": True}),
+        first_cursor_str="root",
+        batch_id=bid,
+        pages_per_run=60,
+        failure_policy=FailurePolicy.disabled(),
+        handover_wait=timedelta(seconds=1),
+    )
+    async with new_worker(max_concurrent_activities=100):
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+
+        async def failed() -> Any:
+            p = await handle.get_progress()
+            assert p.num_failed_pages == n, p.num_failed_pages
+            return p
+
+        await assert_eventually(failed, timeout=60)
+        before = await handle.failures(all=True)
+        assert len(before.failed_pages) == n and before.complete
+        numbers = {f.cursor_str: f.page_num for f in before.failed_pages}
+        FIXED.add(bid)
+        p = await handle.redrive()
+        assert p.num_failed_pages == 0 and p.num_redriven_pages == n
+        assert p.num_pending_pages + p.num_processing_pages + p.num_completed_pages >= n
+
+        async def all_ran() -> None:
+            assert sorted(SEEN[bid].completed) == sorted(numbers), len(SEEN[bid].completed)
+
+        await assert_eventually(all_ran, timeout=60)
+        after = await handle.failures(all=True)
+        assert after.failed_pages == [] and after.num_failed_pages == 0
+        GATE[bid].set()
+        result = await asyncio.wait_for(handle.result(), 60)
+        histories = await _replays(orchestra.client, bid)
+    assert result.num_failed_pages == 0 and result.num_completed_pages == n + 1
+    assert all(SEEN[bid].attempts[c] == 2 for c in numbers)  # failed once, then redriven once
+    assert result.num_redriven_pages == n and result.num_runs > 1
+    # page numbers kept: the redriven attempts are numbered as the failed ones were
+    ran = _attempted_pages(histories)
+    assert {numbers[c] for c in numbers} <= ran
+    assert max(_handovers(histories)) < 1.5 * MB
+
+
+def _attempted_pages(histories: list[Any]) -> set[int]:
+    pages = set()
+    for h in histories:
+        for e in h.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                attrs = e.activity_task_scheduled_event_attributes
+                if attrs.activity_type.name == "batch_orchestra.process_page":
+                    body = json.loads(attrs.input.payloads[0].data)
+                    if body["attempt"] > 1:
+                        pages.add(body["page_num"])
+    return pages
