@@ -545,6 +545,7 @@ class BatchOrchestratorClient:
                     successor_enqueued=f.successor_enqueued,
                 )
                 for f in old.failed_pages
+                if f.cursor_is_whole
             ]
             if not inp.redrive_pages:
                 raise InvalidBatchInputError(

@@ -58,37 +58,48 @@ def _missing(err: RPCError) -> bool:
     return err.status == RPCStatusCode.NOT_FOUND
 
 
-async def _run_index(client: Client, workflow_id: str, run_id: str) -> int:
-    """Which run of its batch ``run_id`` is (1 for the first), from its input's continuation."""
+async def _run_start(client: Client, workflow_id: str, run_id: str) -> tuple[str, int]:
+    """The batch execution ``run_id`` belongs to (its first run ID), and which run of it it is.
+
+    Read from its start event and its input's continuation (1 for the first run).
+    """
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events(page_size=1):
-        payloads = event.workflow_execution_started_event_attributes.input.payloads
-        if not payloads:
-            return 1
-        (raw,) = await client.data_converter.decode(payloads, [dict])
+        attrs = event.workflow_execution_started_event_attributes
+        first = attrs.first_execution_run_id or run_id
+        if not attrs.input.payloads:
+            return first, 1
+        (raw,) = await client.data_converter.decode(attrs.input.payloads, [dict])
         cont = raw.get("continuation") if isinstance(raw, dict) else None
         if not isinstance(cont, dict):
-            return 1
+            return first, 1
         sched = cont.get("scheduler") or {}
-        return int(sched.get("num_runs", 0)) + 1
-    return 1
+        return first, int(sched.get("num_runs", 0)) + 1
+    return run_id, 1
 
 
 async def _earliest_kept(
     client: Client, workflow_id: str, execution: str
 ) -> tuple[str, int] | None:
-    """The earliest run of the batch execution whose history is still kept, and its index."""
-    runs = []
-    async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
-        first = getattr(e.raw_info, "first_run_id", "") or ""
-        if first == execution or e.run_id == execution:
-            runs.append(e)
+    """The earliest run of the batch execution whose history is still kept, and its index.
+
+    Found through the visibility store (the runs of the workflow ID, oldest first), each run's
+    start event saying which execution it belongs to.
+    """
+    quoted = workflow_id.replace("\\", "\\\\").replace('"', '\\"')
+    runs = [e async for e in client.list_workflows(f'WorkflowId = "{quoted}"')]
     for e in sorted(runs, key=lambda e: e.start_time):
+        first = getattr(e.raw_info, "first_run_id", "") or ""
+        if first and first != execution:
+            continue  # a run of another execution that used this workflow ID
         try:
-            return e.run_id, await _run_index(client, workflow_id, e.run_id)
+            belongs, index = await _run_start(client, workflow_id, e.run_id)
         except RPCError as err:
             if not _missing(err):
                 raise
+            continue
+        if belongs == execution:
+            return e.run_id, index
     return None
 
 

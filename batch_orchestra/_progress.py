@@ -97,7 +97,9 @@ def build_progress(
         percent_complete=percent,
         eta_seconds=None if ended or s.paused else eta,
         stuck_pages=recent(stuck),
-        failed_pages=[page_failure(s, p) for p in s.failed],
+        # A page not in a failure ledger (a run begun by an older version) keeps its whole
+        # cursor here, as it did then: there is nowhere else to find it.
+        failed_pages=[page_failure(s, p, whole=not p.recorded) for p in s.failed],
         retrying_pages=recent(retrying),
         errors=[
             ErrorCount(error_type=t, error_message=m, pages=n) for t, m, n in s.errors.counts()

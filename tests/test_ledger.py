@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from batch_orchestra import (
@@ -21,8 +21,18 @@ from batch_orchestra import (
     EmbeddedTemporal,
     FailurePolicy,
 )
+from batch_orchestra._continuation import (
+    BatchContinuation,
+    continuation_to_wire,
+    scheduler_to_state,
+)
+from batch_orchestra._ledger import ReadLedgerInput
+from batch_orchestra._ledger_reader import collect_failures, read_chunk
+from batch_orchestra._processor import processor_settings
+from batch_orchestra._scheduler import Scheduler
+from batch_orchestra._types import input_to_wire
 from tests.helpers import assert_eventually, batch_id, continue_as_new_payloads, run_histories
-from tests.ledger_processors import FIXED, GATE, SEEN, big_cursor, page_of
+from tests.ledger_processors import FIXED, GATE, SEEN, FanOutFailing, big_cursor, page_of
 from tests.test_cli import assert_ok, run_cli
 
 MB = 1024 * 1024
@@ -134,13 +144,37 @@ async def test_worst_case_payloads_stay_within_budget_and_the_batch_finishes(
 
         histories = await _replays(orchestra.client, bid)
     handovers = [sum(p.ByteSize() for p in ps) for ps in continue_as_new_payloads(histories)]
+    inputs = _activity_inputs(histories)
+    result_size = _result_size(histories[-1])
     assert handovers and max(handovers) < 2 * MB
     assert largest_progress < 1 * MB and max(seen.progress_sizes) < 1 * MB
+    assert max(max(sizes) for sizes in inputs.values()) < 1.5 * MB and result_size < 1 * MB
+    largest = ", ".join(f"{name.split('.')[-1]} {max(sizes):,} B" for name, sizes in inputs.items())
     print(
         f"\nworst case: largest progress {largest_progress:,} B (tracker's "
         f"{max(seen.progress_sizes):,} B), largest hand-over {max(handovers):,} B over "
-        f"{len(handovers)} hand-overs"
+        f"{len(handovers)} hand-overs, result {result_size:,} B; largest inputs: {largest}"
     )
+
+
+def _activity_inputs(histories: list[Any]) -> dict[str, list[int]]:
+    """Input sizes of every activity the workflow scheduled, by activity type."""
+    sizes: dict[str, list[int]] = {}
+    for h in histories:
+        for e in h.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                attrs = e.activity_task_scheduled_event_attributes
+                size = sum(p.ByteSize() for p in attrs.input.payloads)
+                sizes.setdefault(attrs.activity_type.name, []).append(size)
+    return sizes
+
+
+def _result_size(history: Any) -> int:
+    for e in history.events:
+        if e.HasField("workflow_execution_completed_event_attributes"):
+            attrs = e.workflow_execution_completed_event_attributes
+            return sum(p.ByteSize() for p in attrs.result.payloads)
+    return 0
 
 
 def _handovers(histories: list[Any]) -> list[int]:
@@ -286,3 +320,129 @@ def _attempted_pages(histories: list[Any]) -> set[int]:
                     if body["attempt"] > 1:
                         pages.add(body["page_num"])
     return pages
+
+
+async def test_failed_pages_a_run_of_an_older_version_kept_whole_are_recorded_and_redriven(
+    orchestra: BatchOrchestratorClient,
+    temporal: EmbeddedTemporal,
+    task_queue: str,
+    new_worker: Any,
+) -> None:
+    """A batch that continues as new onto this version carries failed pages kept whole in its
+    state (no ledger yet): the new run writes them to the ledger, so they can still be listed
+    and redriven, and keeps only previews."""
+    bid = batch_id()
+    old = [f"p-old-{i}-" + "o" * 400 for i in range(3)]
+    settings = processor_settings(FanOutFailing)
+    s = Scheduler(settings, 4, 0.0)
+    s.enqueue(None, [(c, 10) for c in old] + [("q-0", 10)])
+    s.take_runnable(3)
+    for num in range(3):
+        assert s.fail(num, "ApplicationError", "old", non_retryable=True, now=1.0).value == "failed"
+    assert not any(p.recorded for p in s.failed)
+    inp = BatchOrchestratorInput(
+        page_processor="FanOutFailing",
+        page_size=10,
+        max_parallelism=4,
+        args=json.dumps({"pages": 0, "items": 0}),
+        batch_id=bid,
+    )
+    raw = input_to_wire(inp)
+    raw["continuation"] = continuation_to_wire(
+        BatchContinuation(settings=settings, scheduler=scheduler_to_state(s, None))
+    )
+    async with new_worker():
+        await orchestra.client.start_workflow(
+            "BatchOrchestrator", raw, id=bid, task_queue=task_queue
+        )
+        result = await asyncio.wait_for(orchestra.get_handle(bid).result(), 60)
+        assert result.num_failed_pages == 3 and result.num_completed_pages == 1
+        assert result.num_ledger_records >= 1
+        assert all(not f.cursor_is_whole for f in result.failed_pages)
+        listed = json.loads(assert_ok(await run_cli(temporal, "failures", bid, "--all", "--json")))
+        assert sorted(f["cursor_str"] for f in listed["failed_pages"]) == sorted(old)
+        FIXED.add(bid)
+        handle = await orchestra.redrive(bid)
+        again = await asyncio.wait_for(handle.result(), 60)
+        assert again.num_completed_pages == 3 and sorted(SEEN[handle.id].completed) == sorted(old)
+        await _replays(orchestra.client, bid)
+
+
+class _Retained:
+    """The client, as it would answer once the histories of ``gone`` runs are past the
+    namespace's retention period (they are not found, and the visibility store forgets them)."""
+
+    def __init__(self, client: Any, gone: set[str]) -> None:
+        self._client, self._gone = client, gone
+        self.data_converter = client.data_converter
+
+    def get_workflow_handle(self, workflow_id: str, *, run_id: str | None = None) -> Any:
+        real = self._client.get_workflow_handle(workflow_id, run_id=run_id)
+        gone = run_id in self._gone
+
+        class Handle:
+            async def _events(self, **kw: Any) -> Any:
+                if gone:
+                    raise RPCError("workflow execution not found", RPCStatusCode.NOT_FOUND, b"")
+                async for event in real.fetch_history_events(**kw):
+                    yield event
+
+            def fetch_history_events(self, **kw: Any) -> Any:
+                return self._events(**kw)
+
+        return Handle()
+
+    async def list_workflows(self, query: str) -> Any:
+        async for e in self._client.list_workflows(query):
+            if e.run_id not in self._gone:
+                yield e
+
+
+async def test_runs_gone_past_retention_are_counted_and_the_rest_is_read(
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Any,
+) -> None:
+    """The earliest runs of a batch are gone (past the namespace's retention period): listing
+    and reading its ledger say how many, and give the failures of the runs still kept."""
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="FanOutFailing",
+        page_size=10,
+        max_parallelism=5,
+        args=json.dumps({"pages": 40}),
+        first_cursor_str="root",
+        batch_id=bid,
+        pages_per_run=10,
+        failure_policy=FailurePolicy.disabled(),
+    )
+    client = orchestra.client
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.num_failed_pages == 40 and result.num_runs >= 3
+    histories = await run_histories(client, bid)
+    gone = [h.run_id for h in histories[:2]]
+    lost = {e["page_num"] for h in histories[:2] for r in _records(h) for e in r["pages"]}
+    assert lost  # the first runs recorded failures
+    retained = _Retained(client, set(gone))
+    latest, execution = histories[-1].run_id, histories[0].run_id
+    found = await collect_failures(retained, bid, execution, latest, result.num_runs)  # type: ignore[arg-type]
+    assert found.unavailable_runs == 2
+    assert {p.page_num for p in found.pages} == set(range(1, 41)) - lost
+    # the reader a redrive batch uses, a chunk at a time from the earliest run still kept
+    read = await read_chunk(retained, ReadLedgerInput(workflow_id=bid, execution=execution))  # type: ignore[arg-type]
+    assert read.done and read.unavailable_runs == 2
+    assert {p.page_num for p in read.pages} == set(range(1, 41)) - lost
+    everything = await collect_failures(client, bid, execution, latest, result.num_runs)
+    assert everything.unavailable_runs == 0 and len(everything.pages) == 40
+
+
+def _records(history: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in history.events:
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            attrs = e.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "batch_orchestra.record_failures":
+                out.append(json.loads(attrs.input.payloads[0].data))
+    return out

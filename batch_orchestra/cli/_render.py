@@ -29,6 +29,7 @@ __all__ = [
     "BatchView",
     "failures_csv",
     "failures_json",
+    "failures_of",
     "format_duration",
     "hook_label",
     "hook_text",
@@ -523,6 +524,22 @@ def _items_table(p: BatchFailures) -> Table:
     return table
 
 
+def failures_of(q: BatchOrchestratorProgress) -> BatchFailures:
+    """The failures a progress lists (with previews of long cursors and keys)."""
+    return BatchFailures(
+        failed_pages=q.failed_pages,
+        stuck_pages=q.stuck_pages,
+        retrying_pages=q.retrying_pages,
+        failing_discoveries=q.failing_discoveries,
+        failed_items=q.failed_items,
+        num_failed_pages=q.num_failed_pages,
+        num_stuck_pages=q.num_stuck_pages,
+        num_retrying_pages=q.num_retrying_pages,
+        num_failed_items=q.num_failed_items,
+        progress=q,
+    )
+
+
 def render_failures(view: BatchView, p: BatchFailures | None = None) -> RenderableType:
     """What went wrong in a batch: its failed, stuck and retrying pages and failed items.
 
@@ -530,19 +547,7 @@ def render_failures(view: BatchView, p: BatchFailures | None = None) -> Renderab
     table); None: those in ``view.progress``.
     """
     if p is None and view.progress is not None:
-        q = view.progress
-        p = BatchFailures(
-            failed_pages=q.failed_pages,
-            stuck_pages=q.stuck_pages,
-            retrying_pages=q.retrying_pages,
-            failing_discoveries=q.failing_discoveries,
-            failed_items=q.failed_items,
-            num_failed_pages=q.num_failed_pages,
-            num_stuck_pages=q.num_stuck_pages,
-            num_retrying_pages=q.num_retrying_pages,
-            num_failed_items=q.num_failed_items,
-            progress=q,
-        )
+        p = failures_of(view.progress)
     parts: list[RenderableType] = [
         Text.assemble(
             ("batch ", "bold"),

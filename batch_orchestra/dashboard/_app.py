@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -46,7 +46,7 @@ from ..cli._lookup import (
     list_batch_page,
     load_view,
 )
-from ..cli._render import BatchView, failures_csv
+from ..cli._render import BatchView, failures_csv, failures_of
 from . import _html as html
 from ._actions import ACTIONS, ActionInputError, perform
 from ._data import STATUS_FILTERS, Backend, BatchRow, InputSummary, dashboard_identity, view_json
@@ -234,7 +234,10 @@ class _Dashboard:
         return JSONResponse(loaded.json())
 
     async def failures(self, request: Request) -> Response:
-        """The batch's failures as CSV (the same as ``batch-orchestra failures ID --csv``)."""
+        """The batch's failures as CSV (the same as ``batch-orchestra failures ID --csv``).
+
+        With whole cursors and keys; ``?all=1``: every one (``--all``).
+        """
         batch_id = request.query_params.get("batch_id", "")
         try:
             loaded = await self._load(batch_id)
@@ -245,8 +248,15 @@ class _Dashboard:
             message = loaded.view.note or "progress unavailable"
             return Response(message + "\n", status_code=503, media_type="text/plain")
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in batch_id)[:80]
+        handle = BatchOrchestratorClient(await self._client()).get_handle(batch_id)
+        try:
+            found = await handle.failures(
+                all=request.query_params.get("all") == "1", rpc_timeout=timedelta(seconds=10)
+            )
+        except (RPCError, WorkflowQueryFailedError):  # no worker: what progress lists
+            found = failures_of(loaded.view.progress)
         return Response(
-            failures_csv(loaded.view.progress),
+            failures_csv(found),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{name}-failures.csv"'},
         )
