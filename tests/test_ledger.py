@@ -68,14 +68,14 @@ async def test_worst_case_payloads_stay_within_budget_and_the_batch_finishes(
     task_queue: str,
     new_worker: Any,
 ) -> None:
-    """The worst the public limits allow, at once: 240 pages in a tree with 16 KB incompressible
+    """The worst the public limits allow, at once: 220 pages in a tree with 16 KB incompressible
     cursors, the even ones failing for good with long errors, the odd ones stuck twice and then
     recording failed items with 1,000-character keys, a value of 16 KB per page folded into a
     result near its 256 KB limit, a tracker every second, a notifier, no failure policy, and a
     hand-over every 40 attempts. Before payloads had budgets, every workflow task failed after
     about 180 pages (TMPRL1103: payloads over 2 MB), and the batch was wedged for good."""
     bid = batch_id()
-    pages = 240
+    pages = 220
     inp = BatchOrchestratorInput(
         page_processor="WorstCase",
         page_size=10,
