@@ -13,6 +13,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import tests.history_processors  # noqa: F401  (the recorded histories' processors, same names)
 import tests.processors  # noqa: F401  (registers the test processors and trackers)
 from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorClient, EmbeddedTemporal
 
