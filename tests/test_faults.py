@@ -141,6 +141,7 @@ async def test_a_reused_batch_id_ignores_the_old_executions_messages(
     assert sorted(RECORDS[new].pages) == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 async def test_parallelism_past_temporals_limits_never_wedges(
     orchestra, task_queue, new_worker
 ) -> None:

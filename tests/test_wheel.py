@@ -25,7 +25,7 @@ import pytest
 
 from tests.test_readme import ROOT
 
-pytestmark = pytest.mark.wheel
+pytestmark = [pytest.mark.wheel, pytest.mark.slow]
 
 _NO_INDEX = (
     "Could not find a version",
