@@ -167,12 +167,15 @@ async def test_status_shows_errors_on_one_line_and_full_whole(
     fail = {str(p): {"attempts": 10_000, "message": HTTP_500.format(page=p)} for p in broken}
     async with new_worker():
         handle = await orchestra.start(
-            _scripted_input(json.dumps({"n": 100, "fail": fail})), id=wid, task_queue=task_queue
+            # Failed for good (no extended retries), so the four stay put while status reads them.
+            _scripted_input(json.dumps({"n": 100, "fail": fail}), "ScriptedNoExtended"),
+            id=wid,
+            task_queue=task_queue,
         )
 
         async def all_held() -> None:
             p = await handle.get_progress()
-            assert p.num_stuck_pages + p.num_retrying_pages == len(broken), p
+            assert p.num_failed_pages == len(broken), p
             assert sum(e.pages for e in p.errors) == len(broken)
 
         await assert_eventually(all_held)
@@ -191,11 +194,11 @@ async def test_status_shows_errors_on_one_line_and_full_whole(
     assert "--full" not in full
 
 
-def _scripted_input(args: str) -> Any:
+def _scripted_input(args: str, processor: str = "Scripted") -> Any:
     from batch_orchestra import BatchOrchestratorInput
 
     return BatchOrchestratorInput(
-        page_processor="Scripted", page_size=1, max_parallelism=4, args=args
+        page_processor=processor, page_size=1, max_parallelism=4, args=args
     )
 
 
