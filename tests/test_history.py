@@ -22,7 +22,7 @@ from batch_orchestra._continuation import (
 from batch_orchestra._history import HISTORY_SAMPLE_BYTES, MAX_SAMPLES, History, HistoryState
 from batch_orchestra._progress import _rough_size, build_progress, guard_progress
 from batch_orchestra._scheduler import Scheduler
-from tests.test_budgets import worst_progress
+from tests.test_budgets import longest_history, worst_progress
 from tests.test_scheduler import settings
 
 T0 = 1_800_000_000.0  # a workflow time, seconds since the epoch
@@ -130,7 +130,7 @@ def test_the_history_crosses_a_hand_over_and_an_old_hand_over_starts_it_over() -
 
 def test_the_worst_progress_with_the_longest_history_stays_within_its_budget() -> None:
     _, p = worst_progress()
-    p.history = run(7 * DAY, rate=1e6).samples()
+    p.history = longest_history().samples()
     assert wire_size(p.history) > 60 * 1024  # the history is at its longest
     size = guard_progress(p)
     assert size == wire_size(p) <= PROGRESS_BYTES
@@ -140,7 +140,7 @@ def test_the_worst_progress_with_the_longest_history_stays_within_its_budget() -
 def test_the_cheap_bound_counts_the_history() -> None:
     s = Scheduler(settings(), 4, T0)
     p = build_progress(s, T0 + 1)
-    p.history = run(7 * DAY, rate=1e6).samples()
+    p.history = longest_history().samples()
     assert wire_size(p) <= _rough_size(p)
 
 
