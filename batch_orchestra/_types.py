@@ -612,7 +612,7 @@ class BatchOrchestratorProgress:
     queued again (0: none)."""
     history: list[HistorySample] = field(default_factory=list)
     """The batch's throughput over its whole life, oldest first: a sample about every minute
-    for the last hour, coarser before (at most 360, about 75 KB). Empty in the progress handed
+    for the last hour, coarser before (at most 360 samples and 80 KB). Empty in the progress handed
     to trackers, notifiers and health checks, and from versions before it."""
 
 
