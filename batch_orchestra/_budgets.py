@@ -26,6 +26,8 @@ __all__ = [
     "CURSOR_PREVIEW_CHARS",
     "FAILURE_DETAILS_BYTES",
     "HANDOVER_BYTES",
+    "HISTORY_BYTES",
+    "HISTORY_PROGRESS_BYTES",
     "KEY_PREVIEW_CHARS",
     "LEDGER_FLUSH_SECONDS",
     "LEDGER_READ_BYTES",
@@ -107,6 +109,12 @@ REDUCE_INPUT_BYTES = 512 * 1024
 HANDOVER_BYTES = 1_500_000
 """The most the continue-as-new input may hold, measured as it is sent; a hand-over that would
 carry more is put off until pages have run and released their cursors."""
+HISTORY_BYTES = 30 * 1024
+"""The most the batch's history of throughput samples holds in a hand-over (at most 360 rows of
+numbers: ``_history.py``); part of what ``HANDOVER_STATE_BYTES`` estimates."""
+HISTORY_PROGRESS_BYTES = 80 * 1024
+"""The most the same history holds in progress, as named samples (``progress.history``); part of
+``PROGRESS_BYTES``, never trimmed."""
 START_BYTES_PER_TASK = 1_000_000
 """The most bytes of attempt inputs one workflow task sends (Temporal refuses a workflow task
 completion over 4 MB; every attempt carries the batch's args and its page's cursor)."""

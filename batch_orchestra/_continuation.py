@@ -21,6 +21,7 @@ from typing import Any
 from ._discovery import Discovery
 from ._errors_table import ErrorTable
 from ._flow import FlowState
+from ._history import HistoryState
 from ._hooks import HookRecord
 from ._ledger import LedgerState
 from ._no_progress import NoProgressWatch
@@ -112,6 +113,8 @@ class BatchContinuation:
     run_items: bool = False
     """The batch runs item keys through ``run_items`` (its input's ``item_keys`` are not carried
     again: they were turned into pages by the first run)."""
+    history: HistoryState | None = None
+    """The batch's throughput samples (None from versions before it: the history starts over)."""
 
 
 def _ms(t: float | None, base: float) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ._budgets import CURSOR_PREVIEW_CHARS, PROGRESS_BYTES, preview, wire_size
 from ._flow import FlowControl
+from ._history import HISTORY_SAMPLE_BYTES
 from ._scheduler import FAILURE_LIST_LIMIT, PageState, Scheduler
 from ._types import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 
@@ -197,7 +198,7 @@ def _rough_size(p: BatchOrchestratorProgress) -> int:
         + len(p.control_changes)
         + len(p.hook_errors)
     )
-    return 12 * texts + 400 * entries + 4_096
+    return 12 * texts + 400 * entries + HISTORY_SAMPLE_BYTES * len(p.history) + 4_096
 
 
 def guard_progress(p: BatchOrchestratorProgress, budget: int = PROGRESS_BYTES) -> int:
@@ -205,7 +206,8 @@ def guard_progress(p: BatchOrchestratorProgress, budget: int = PROGRESS_BYTES) -
 
     Measured only when a cheap bound says it might be over. Over budget, the detailed lists are
     halved (oldest entries first, the most expendable list first) until it fits, and
-    ``lists_trimmed`` says so; counts are never touched.
+    ``lists_trimmed`` says so; counts are never touched, nor is the history (bounded on its
+    own: ``HISTORY_PROGRESS_BYTES``).
     """
     rough = _rough_size(p)
     if 0 <= rough <= budget:

@@ -426,6 +426,34 @@ class ControlChange:
 
 
 @dataclass(kw_only=True)
+class HistorySample:
+    """One point of the batch's history (``progress.history``).
+
+    It covers the time since the sample before it. The batch takes one about every minute while
+    it runs; older ones are merged into coarser ones (one per 10 minutes past an hour, one per
+    hour past a day), so the whole history stays small however long the batch runs
+    (docs/dashboard.md, "The batch's history").
+    """
+
+    t: float
+    """When it was taken, in seconds since the epoch (workflow time)."""
+    items_per_second: float
+    """Items completed per second since the sample before."""
+    pages_per_second: float
+    """Pages completed per second since the sample before."""
+    num_processing_pages: float
+    """Pages running (a merged sample: their average over its span)."""
+    max_parallelism: float
+    """The parallelism cap (a merged sample: its average)."""
+    effective_parallelism: float
+    """How many pages could run, under pauses and flow control (a merged sample: its average)."""
+    completed_pages: int
+    """Pages completed by then, since the batch started."""
+    completed_items: int
+    """Items completed by then, since the batch started."""
+
+
+@dataclass(kw_only=True)
 class HookError:
     """A tracker, notifier, health check or ``reduce`` of the batch whose calls fail.
 
@@ -582,6 +610,10 @@ class BatchOrchestratorProgress:
     ledger_redrive_record: int = 0
     """The ledger record of the latest ``redrive()``: failed pages recorded before it were
     queued again (0: none)."""
+    history: list[HistorySample] = field(default_factory=list)
+    """The batch's throughput over its whole life, oldest first: a sample about every minute
+    for the last hour, coarser before (at most 360 samples and 80 KB). Empty in the progress handed
+    to trackers, notifiers and health checks, and from versions before it."""
 
 
 @dataclass(kw_only=True)

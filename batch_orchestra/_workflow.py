@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         InvalidBatchInputError,
     )
     from ._flow import FlowControl, FlowState, rates_text
+    from ._history import History
     from ._hooks import HookErrors
     from ._ledger import LedgerBook
     from ._messages import (
@@ -96,7 +97,8 @@ MAX_HANDOVER_BYTES = HANDOVER_BYTES
 continue-as-new input over 2 MB, which would fail every workflow task)."""
 HANDOVER_STATE_BYTES = 96 * 1024
 """What a hand-over carries besides held pages, the input and the result, as estimated before it
-is measured (recent cursors, errors, failed-page previews, item failures, the change log)."""
+is measured (recent cursors, errors, failed-page previews, item failures, the change log, the
+history of samples)."""
 FOREIGN_EXECUTIONS_LOGGED = 32
 """A run logs the first ignored message of each other execution; it remembers this many (past
 it, the oldest is forgotten and would be logged again)."""
@@ -184,6 +186,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         if ledger is not None:
             self._feeds = list(ledger.feeds)
         self._run_items = bool(self._inp.item_keys) or bool(self._cont and self._cont.run_items)
+        self._history = History(self._cont.history if self._cont is not None else None)
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> BatchOrchestratorProgress:
@@ -314,6 +317,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         if inp.notifier is not None:
             await self._notify("finished", None, [])
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._history.observe(workflow.now().timestamp(), self._scheduler, force=True)
         progress = self._progress()
         workflow.logger.info(
             "batch finished: %d pages completed, %d failed",
@@ -327,6 +331,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         """Start pages as slots free up until the batch is finished or must hand over."""
         sched = self._scheduler
         while True:
+            self._history.observe(workflow.now().timestamp(), sched)  # no timer: when it wakes
             more = self._start_runnable()
             if sched.is_finished:
                 break
@@ -913,6 +918,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
                 hook_errors=self._hooks.records(),
                 ledger=self._book.state(self._feeds),
                 run_items=self._run_items,
+                history=self._history.state(),
             )
         )
         return nxt
@@ -934,6 +940,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         p.result_error = self._result_error
         p.hook_errors = self._hooks.progress()
         p.num_ledger_records, p.ledger_redrive_record = self._book.seq, self._book.base
+        p.history = self._history.samples()
         guard_progress(p)
         return p
 

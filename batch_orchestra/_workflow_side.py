@@ -102,6 +102,16 @@ class SideCalls:
     def _extra(self, page_num: int | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _hook_progress(self) -> BatchOrchestratorProgress:
+        """Progress for a hook's call: without the history.
+
+        It would add up to ``HISTORY_PROGRESS_BYTES`` to every call's event (queries and the
+        result have it).
+        """
+        p = self._progress()
+        p.history = []
+        return p
+
     def _quiet(self) -> bool:
         """No tracker or notifier call is in flight or waiting (before a hand-over or the end)."""
         return (
@@ -213,7 +223,7 @@ class SideCalls:
                     tracker.name,
                     tracker.args,
                     self._inp.batch_id,
-                    self._progress(),
+                    self._hook_progress(),
                     is_final,
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
@@ -276,7 +286,7 @@ class SideCalls:
                     event,
                     reason,
                     pages,
-                    self._progress(),
+                    self._hook_progress(),
                     items or [],
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
@@ -308,7 +318,7 @@ class SideCalls:
         try:
             verdict: Health = await workflow.execute_activity(
                 CHECK_HEALTH,
-                HealthCheckInput(check.name, check.args, self._inp.batch_id, self._progress()),
+                HealthCheckInput(check.name, check.args, self._inp.batch_id, self._hook_progress()),
                 result_type=Health,
                 start_to_close_timeout=check.timeout,
                 retry_policy=RetryPolicy(maximum_attempts=1),  # the next call is the retry

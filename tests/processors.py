@@ -170,6 +170,15 @@ async def record_tracker(context: BatchTrackerContext) -> None:
     )
 
 
+HISTORY_SEEN: dict[str, list[int]] = defaultdict(list)
+"""The length of ``progress.history`` each call of ``history_tracker`` was given, by batch."""
+
+
+@batch_tracker
+async def history_tracker(context: BatchTrackerContext) -> None:
+    HISTORY_SEEN[context.batch_id].append(len(context.progress.history))
+
+
 @page_processor
 class SqliteRecorded(PageProcessor):
     """Writes each processed item to a SQLite file (args: {"db": path, "n": N, "sleep": s}).

@@ -15,6 +15,7 @@ from batch_orchestra import ItemFailure, PageFailure
 from batch_orchestra._budgets import (
     FAILURE_DETAILS_BYTES,
     HANDOVER_BYTES,
+    HISTORY_BYTES,
     LEDGER_READ_BYTES,
     LEDGER_RECORD_BYTES,
     MAX_ARGS_BYTES,
@@ -40,6 +41,7 @@ from batch_orchestra._continuation import (
     scheduler_to_state,
 )
 from batch_orchestra._flow import FlowControl, FlowState
+from batch_orchestra._history import History
 from batch_orchestra._ledger import (
     LedgerBook,
     LedgerItem,
@@ -122,6 +124,19 @@ def worst_scheduler(n: int = 100) -> Scheduler:
             s.discovery_failed(d.page_num, "D" + WORST * 500, _error(d.page_num), 3.0)
     s.record_item_failures(10 * n, [_item(i % 50, i) for i in range(n)])
     return s
+
+
+def longest_history() -> History:
+    """A week-long batch's history (the most samples kept) with counts at their longest: a
+    sample a minute for its last 2 days, every hour before (merged to an hour anyway)."""
+    h, t, week = History(), 0.0, 7 * 86_400.0
+    while t <= week:
+        items = int(1e6 * t)
+        h.record(
+            1.8e9 + t, pages=items // 10, items=items, running=1_900, cap=10_000, effective=1_900
+        )
+        t += 60.0 if t >= week - 2 * 86_400.0 else 3_600.0
+    return h
 
 
 def worst_progress() -> Any:
@@ -330,8 +345,10 @@ def test_a_hand_over_of_the_bounded_state_fits_with_every_input_at_its_limit() -
             flow=flow.state,
             result={"r": "y" * (MAX_RESULT_BYTES - 20)},
             unreduced=[{"v": "z" * (MAX_PAGE_VALUE_BYTES - 20)} for _ in range(8)],
+            history=longest_history().state(),
         )
     )
+    assert HISTORY_BYTES >= wire_size(raw["continuation"]["history"]) > 15_000
     size = wire_size(raw)
     sched = raw["continuation"]["scheduler"]
     parts = sorted(((wire_size(v), k) for k, v in sched.items()), reverse=True)[:4]

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
+import batch_orchestra._history as history_module
 import tests.dashboard_processors as ops
 from batch_orchestra import (
     BatchOrchestratorClient,
@@ -314,7 +316,7 @@ async def test_operating_a_batch_in_a_browser(
                 assert final.num_completed_pages == 15 and final.num_failed_items == 4
                 await page.goto(url)
                 await page.wait_for_selector('#chart-average:has-text("items/s on average")')
-                assert "(average)" in (await page.text_content("#batch .counts")) or ""
+                assert "(average)" in (await page.text_content("#batch .counts") or "")
                 assert "collecting" not in (await page.text_content("#chart-section") or "")
                 await page.screenshot(path=str(ARTIFACTS / "finished-1440.png"), full_page=True)
                 await page.click("#redrive-items-button")
@@ -336,5 +338,90 @@ async def test_operating_a_batch_in_a_browser(
             assert "no worker answered" in (await page.text_content("#batch") or "")
             await page.screenshot(path=str(ARTIFACTS / "no-worker-1440.png"), full_page=True)
             await lost.workflow_handle.terminate()
+        finally:
+            await browser.close()
+
+
+async def _from(page: Page) -> float:
+    """The time of the chart's first point (seconds since the epoch)."""
+    return float(await page.get_attribute("#chart-items", "data-from") or "nan")
+
+
+async def test_the_chart_shows_the_batch_s_whole_life_from_its_own_history(
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page opened while a batch runs charts it from before it was opened (the batch's own
+    history, sampled here every 0.25 s instead of every minute); an action from the page keeps
+    those points, updated in place; the finished batch's page shows its history and average."""
+    monkeypatch.setattr(history_module, "SAMPLE_SECONDS", 0.25)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    app = create_app(temporal.client, poll_interval=timedelta(milliseconds=300), page_size=100)
+    async with (
+        new_worker(),
+        DashboardServer(app, port=free_port()) as server,
+        async_playwright() as pw,
+    ):
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor="Scripted",
+                page_size=10,
+                max_parallelism=2,
+                args=json.dumps({"n": 60 * 10, "sleep": 0.2}),
+                total_items=60 * 10,
+            ),
+            id=f"history-{task_queue}",
+            task_queue=task_queue,
+        )
+
+        async def sampled() -> float:
+            p = await handle.get_progress()
+            assert p.history and p.history[0].t < time.time() - 2.5, p.history
+            return p.history[0].t
+
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            await assert_eventually(sampled, timeout=15)
+            opened = time.time()
+            page = await browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.goto(server.url.rstrip("/") + f"/batches/{quote(handle.id, safe='')}")
+            await page.wait_for_selector('#chart-source:has-text("the batch\'s history")')
+            # Its points start before the page was opened, at the batch's first sample.
+            assert await _from(page) < opened - 2
+            before = await _points(page)
+            assert before >= 10
+            await page.screenshot(path=str(ARTIFACTS / "history-running.png"), full_page=True)
+
+            # Set the parallelism from the page: posted without a reload; the chart keeps its
+            # points from before and gains new ones in place.
+            await page.evaluate("window.__same_page = true")
+            await page.fill("#parallelism-input", "4")
+            await page.click("#set-parallelism-button")
+            await page.wait_for_selector('#flash:has-text("Parallelism set to 4")')
+            assert (await handle.get_progress()).max_parallelism == 4
+            await page.wait_for_function(
+                "n => Number(document.getElementById('chart-items').dataset.points) > n",
+                arg=before,
+            )
+            assert await page.evaluate("window.__same_page === true")
+            assert await _from(page) < opened - 2
+            assert "the batch's history" in (await page.text_content("#chart-source") or "")
+            caps = [s.max_parallelism for s in (await handle.get_progress()).history]
+            assert caps[0] == 2 and caps[-1] == 4  # the change is in the batch's history
+
+            # Finished: the result carries the history; the page charts it with the average.
+            final = await asyncio.wait_for(handle.result(), 30)
+            assert final.num_completed_pages == 60 and final.history[0].t < opened - 2
+            assert final.history[-1].completed_items == 600
+            await page.goto(server.url.rstrip("/") + f"/batches/{quote(handle.id, safe='')}")
+            await page.wait_for_selector('#chart-average:has-text("items/s on average")')
+            await page.wait_for_selector('#chart-source:has-text("the batch\'s history")')
+            assert await _from(page) == final.history[0].t
+            assert await _points(page) >= len(final.history) > before
+            await page.screenshot(path=str(ARTIFACTS / "history-finished.png"), full_page=True)
         finally:
             await browser.close()

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from batch_orchestra import BatchOrchestratorInput
+import pytest
+from temporalio.client import Client
+
+import batch_orchestra._history as history_module
+from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, BatchTrackerConfig
 from batch_orchestra._continuation import unpack_pages
 from tests.helpers import batch_id, continue_as_new_payloads, run_histories
-from tests.processors import RECORDS
+from tests.processors import HISTORY_SEEN, RECORDS
 
 
 async def _continue_as_new_inputs(client, workflow_id: str) -> list[dict]:
@@ -81,3 +87,43 @@ async def test_pages_running_at_a_handover_finish_in_the_next_run(
     assert all(attempt == 1 for _, attempt in rec.attempts), "no page ran twice"
     carried = [h["continuation"]["scheduler"]["running"] for h in handovers]
     assert any(carried), "some hand-over carried running pages"
+
+
+async def test_the_batch_s_history_goes_on_across_hand_overs_into_its_result(
+    client: Client,
+    orchestra: BatchOrchestratorClient,
+    task_queue: str,
+    new_worker: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each hand-over carries the samples so far; the result's history reaches back to the
+    first run; trackers get progress without it."""
+    monkeypatch.setattr(history_module, "SAMPLE_SECONDS", 0.1)  # a minute in production
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="Scripted",
+        page_size=1,
+        max_parallelism=2,
+        batch_id=bid,
+        args=json.dumps({"n": 30, "sleep": 0.1}),
+        pages_per_run=8,
+        batch_tracker=BatchTrackerConfig(
+            name="history_tracker", interval=timedelta(milliseconds=500)
+        ),
+    )
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+        handovers = await _continue_as_new_inputs(client, bid)
+    assert result.num_completed_pages == 30 and result.num_runs == len(handovers) + 1 >= 3
+    carried = [h["continuation"]["history"]["rows"] for h in handovers]
+    assert all(carried) and [len(rows) for rows in carried] == sorted(len(r) for r in carried)
+    first_run_ends = carried[0][-1][0]
+    h = result.history
+    assert h[0].t <= first_run_ends < h[-1].t  # from the first run to the end
+    assert h[-1].completed_pages == 30 and h[-1].completed_items == 30
+    done = [s.completed_pages for s in h]
+    assert done == sorted(done) and len(h) > len(carried[-1])
+    assert any(s.pages_per_second > 0 for s in h)
+    seen = HISTORY_SEEN[bid]
+    assert seen and set(seen) == {0}, seen  # the tracker's progress leaves the history out

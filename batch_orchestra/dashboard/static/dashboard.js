@@ -99,8 +99,8 @@
 
   // ---- the chart's data: the batch's own history, else this page's samples ------------------
 
-  // A sample from progress.history (when the batch keeps one) or from this page: seconds since
-  // the epoch, items per second, pages running, the parallelism cap.
+  // A sample from progress.history (when the batch keeps one: a HistorySample, t in seconds
+  // since the epoch) or from this page: items per second, pages running, the parallelism cap.
   function sample(s) {
     var t = typeof s.t === "number" ? s.t : Date.parse(s.at || s.time || "") / 1000;
     return {
@@ -174,6 +174,7 @@
                         "text-anchor": "end" }, "average " + fmt(options.average, 1));
     }
     svg.dataset.points = String(points.length);
+    svg.dataset.from = points.length ? String(points[0].t) : "";
     if (points.length < 2) {
       el(svg, "text", { x: (left + w - right) / 2, y: h / 2, "class": "wait",
                         "text-anchor": "middle" },
