@@ -78,6 +78,7 @@ from ._processor import (
     has_reduce,
     processor_settings,
 )
+from ._resources import WorkerResources
 from ._tracker import BatchTrackerContext, get_batch_tracker
 from ._typed import check_args
 from ._types import MAX_PAGE_VALUE_BYTES, MAX_RESULT_BYTES, ProcessorSettings
@@ -112,8 +113,11 @@ def _as_application_error(err: Exception, kind: str, retryable: bool = False) ->
 class BatchActivities:
     """The batch's activities, bound to one worker's transport."""
 
-    def __init__(self, transport: EnqueueTransport) -> None:
+    def __init__(
+        self, transport: EnqueueTransport, resources: WorkerResources | None = None
+    ) -> None:
         self._transport = transport
+        self._resources = resources or WorkerResources()
         self._warned_unawaited: set[str] = set()
 
     def all(self) -> list[Any]:
@@ -210,6 +214,7 @@ class BatchActivities:
             discovered_apart=inp.discovered_apart,
             args_type=getattr(cls, "args_type", None),
             window=inp.window,
+            resources=self._resources,
         )
         heartbeat = _start_heartbeats(info)
         began = time.monotonic()
@@ -349,6 +354,7 @@ class BatchActivities:
                 _page_logger, {"batch_id": inp.batch_id, "page_num": inp.page_num}
             ),
             args_type=getattr(cls, "args_type", None),
+            resources=self._resources,
         )
         heartbeat = _start_heartbeats(activity.info())
         try:

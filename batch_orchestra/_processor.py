@@ -22,6 +22,7 @@ from ._exceptions import (
     ProcessorUsageError,
     UnknownPageProcessorError,
 )
+from ._resources import WorkerResources
 from ._typed import TypedContextMixin, TypedPageMixin, is_model
 from ._types import (
     BatchWindow,
@@ -349,8 +350,10 @@ class BatchProcessorContext(TypedContextMixin):
         discovered_apart: bool = False,
         args_type: type[Any] | None = None,
         window: BatchWindow | None = None,
+        resources: WorkerResources | None = None,
     ) -> None:
         self._page = page
+        self._resources = resources
         self._args_type = args_type
         self._window = window
         self._discovered_apart = discovered_apart
@@ -383,6 +386,23 @@ class BatchProcessorContext(TypedContextMixin):
         high)`` for a time window (docs/series.md). ``SqlSource`` applies it by itself.
         """
         return self._window
+
+    def resource(self, name: str) -> Any:
+        """The worker-wide resource declared as ``name``.
+
+        Resources are declared on the worker's plugin (``BatchOrchestraPlugin(resources=...)``),
+        created once when the worker starts, shared by all the pages it runs (and their
+        threads) and closed when it shuts down.
+
+        Raises:
+            ProcessorUsageError: no resource of that name is declared on this worker.
+        """
+        if self._resources is None:
+            raise ProcessorUsageError(
+                f"no worker resource named {name!r}: this context has no worker resources; "
+                f"declare it with BatchOrchestraPlugin(resources={{{name!r}: factory}})"
+            )
+        return self._resources.get(name)
 
     @property
     def page_num(self) -> int:
