@@ -112,6 +112,9 @@ class BatchContinuation:
     run_items: bool = False
     """The batch runs item keys through ``run_items`` (its input's ``item_keys`` are not carried
     again: they were turned into pages by the first run)."""
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    """The last checkpoint of each held page whose next attempt resumes from it (page number as
+    text: the JSON of the checkpoint), ``_workflow_checkpoints.py``."""
 
 
 def _ms(t: float | None, base: float) -> int | None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 from temporalio.common import RetryPolicy
 
 from ._budgets import MAX_ITEM_DETAILS_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, text_size
+from ._checkpoint import CheckpointMixin
 from ._exceptions import (
     InvalidBatchInputError,
     ProcessorDefinitionError,
@@ -330,7 +331,7 @@ class EnqueuedPages:
         yield from asyncio.sleep(0).__await__()
 
 
-class BatchProcessorContext(TypedContextMixin):
+class BatchProcessorContext(TypedContextMixin, CheckpointMixin):
     """What a page processor's ``run`` gets.
 
     The page, the batch's args and the means to enqueue the next page.
@@ -351,6 +352,7 @@ class BatchProcessorContext(TypedContextMixin):
         args_type: type[Any] | None = None,
         window: BatchWindow | None = None,
         resources: WorkerResources | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         self._page = page
         self._resources = resources
@@ -372,6 +374,7 @@ class BatchProcessorContext(TypedContextMixin):
         self._failures_lock = threading.Lock()  # a plain `def run` records from its thread
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._init_checkpoint(checkpoint)
 
     @property
     def page(self) -> BatchPage:
