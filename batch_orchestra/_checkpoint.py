@@ -183,32 +183,41 @@ class CheckpointMixin:
         if not isinstance(cp, dict):
             _logger.warning("page %d: ignored an unreadable checkpoint", self._page_num)
             return
-        self._resumed = cp
-        self._cp_text = checkpoint
-        self._cp_position = int(cp.get("p", 0))
-        self._cp_key = cp.get("k")
+        try:
+            position, items = int(cp.get("p", 0)), int(cp.get("i", 0))
+            key = cp.get("k")
+            self._restore_failures(cp)
+        except (TypeError, ValueError) as err:  # not one of ours: start over rather than fail
+            _logger.warning("page %d: ignored an unreadable checkpoint (%s)", self._page_num, err)
+            return
+        self._resumed, self._cp_text = cp, checkpoint
+        self._cp_position, self._cp_key = position, key if isinstance(key, str) else None
         if "s" in cp:
             self._cp_state, self._cp_has_state = cp["s"], True
-        self._items += int(cp.get("i", 0))
-        self._restore_failures(cp)
+        self._items += items
 
     def _restore_failures(self, cp: dict[str, Any]) -> None:
         from ._types import ItemFailure
 
+        restored = [
+            ItemFailure(
+                key=str(key),
+                page_num=self._page_num,
+                error_type=str(kind),
+                error_message=str(message),
+                failed_at=datetime.fromisoformat(at),
+                key_length=len(str(key)),
+            )
+            for key, kind, message, at in cp.get("fd", [])
+        ]
+        count = int(cp.get("f", 0))
         with self._failures_lock:
-            for key, kind, message, at in cp.get("fd", []):
-                self._failures.append(
-                    ItemFailure(
-                        key=key,
-                        page_num=self._page_num,
-                        error_type=kind,
-                        error_message=message,
-                        failed_at=datetime.fromisoformat(at),
-                        key_length=len(key),
-                    )
+            for f in restored:
+                self._failures.append(f)
+                self._failures_bytes += (
+                    text_size(f.key) + text_size(f.error_type) + text_size(f.error_message) + 120
                 )
-                self._failures_bytes += text_size(key) + text_size(kind) + text_size(message) + 120
-            self._num_failures += int(cp.get("f", 0))
+            self._num_failures += max(count, len(restored))
 
     @property
     def resumed_from(self) -> Any:

@@ -12,9 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from batch_orchestra import BatchOrchestratorInput, FailurePolicy
+import pytest
+from temporalio.worker import Replayer
+
+from batch_orchestra import BatchOrchestrator, BatchOrchestratorInput, FailurePolicy
 from tests.checkpoint_processors import CALLS, DONE, RESUMED
-from tests.helpers import assert_eventually, batch_id
+from tests.helpers import assert_eventually, batch_id, run_histories
 from tests.test_crash import _worker_process
 
 
@@ -91,6 +94,8 @@ async def test_a_page_whose_worker_was_killed_resumes_after_its_last_heartbeat(
         kill_worker()
         async with new_worker():
             p = await asyncio.wait_for(handle.result(), 60)
+    for run in await run_histories(orchestra.client, bid):  # the heartbeat-timeout path too
+        await Replayer(workflows=[BatchOrchestrator]).replay_workflow(run)
     assert _rows(db) == [(1, n) for n in range(7)] + [(2, 7), (2, 8), (2, 9)]
     assert p.num_completed_items == 10 and p.num_completed_pages == 1
     assert p.num_failed_items == 1
@@ -104,6 +109,8 @@ async def test_a_checkpoint_survives_a_handover(orchestra, task_queue, new_worke
         handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
         p = await asyncio.wait_for(handle.result(), 90)
     assert p.num_runs >= 3
+    for run in await run_histories(orchestra.client, bid):  # the patched path replays
+        await Replayer(workflows=[BatchOrchestrator]).replay_workflow(run)
     for attempt, skipped in RESUMED[bid]:
         assert skipped == (7 if attempt == 2 else 0)
     assert len(RESUMED[bid]) == 6  # each of the 3 pages: two attempts, the second resumed
@@ -149,3 +156,77 @@ async def test_too_many_failed_items_still_pause_the_batch(orchestra, task_queue
 
         await assert_eventually(paused, timeout=30)
         await handle.workflow_handle.terminate("test over")
+
+
+# -- the worker side, without a server ----------------------------------------------------------
+
+
+def _context(checkpoint: str | None = None) -> Any:
+    import logging
+
+    from batch_orchestra import BatchPage, BatchProcessorContext
+
+    return BatchProcessorContext(
+        page=BatchPage("c", 10),
+        page_num=3,
+        attempt=2,
+        args=None,
+        batch_id="b",
+        successor_enqueued=True,
+        enqueue=lambda pages: None,  # type: ignore[arg-type,return-value]
+        logger=logging.LoggerAdapter(logging.getLogger("test"), {}),
+        checkpoint=checkpoint,
+    )
+
+
+async def test_items_resume_by_key_when_the_page_changed_and_by_position_else() -> None:
+    first = _context()
+    rows = first.items(["a", "b", "c", "d"], key=str.upper)
+    assert [next(rows), next(rows), next(rows)] == ["a", "b", "c"]  # "c" raised: not done
+    cp = first._checkpoint_text
+    assert json.loads(cp) == {"p": 2, "i": 2, "k": "B"}
+    by_key = _context(cp).items(["x", "a", "b", "c", "d"], key=str.upper)  # a row came first
+    assert list(by_key) == ["c", "d"] and by_key.skipped == 3
+    assert list(_context(cp).items(["p", "q", "r"])) == ["r"]  # no key: by position
+    again = _context(cp)
+    list(again.items(["a", "b", "c", "d"], key=str.upper))
+    assert again._items == 4  # each item counted once across the two attempts
+
+
+async def test_a_checkpoint_is_bounded_and_an_unreadable_one_is_ignored() -> None:
+    from batch_orchestra import ProcessorUsageError
+
+    context = _context()
+    context.checkpoint({"offset": 7})
+    resumed = _context(context._checkpoint_text)
+    assert resumed.resumed_from == {"offset": 7} and resumed.is_resumed
+    with pytest.raises(ProcessorUsageError, match="4,096"):
+        context.checkpoint("x" * 5000)
+    with pytest.raises(ProcessorUsageError, match="JSON-friendly"):
+        context.checkpoint(object())
+    for bad in ("not json", "[1]", '{"p": "x"}', '{"fd": [[1]]}'):
+        ignored = _context(bad)
+        assert not ignored.is_resumed and ignored.resumed_from is None
+        assert list(ignored.items([1, 2])) == [1, 2]
+
+
+async def test_item_retries_are_checked_and_carry_their_error_type() -> None:
+    from temporalio.common import RetryPolicy
+    from temporalio.exceptions import ApplicationError
+
+    from batch_orchestra._checkpoint import checkpoint_of_details, with_checkpoint
+
+    with pytest.raises(ValueError, match="retry.maximum_attempts"):
+        await _context().process_items([1], _noop, retry=RetryPolicy(maximum_attempts=0))
+    err = with_checkpoint(ConnectionError("gone"), '{"p":1}')
+    assert isinstance(err, ApplicationError) and err.type == "ConnectionError"
+    assert checkpoint_of_details(err.details) == '{"p":1}' and not err.non_retryable
+    mine = with_checkpoint(ApplicationError("no", {"a": 1}, type="X", non_retryable=True), "{}")
+    assert isinstance(mine, ApplicationError) and mine.non_retryable and mine.type == "X"
+    assert mine.details[0] == {"a": 1} and checkpoint_of_details(mine.details) == "{}"
+    cancelled = asyncio.CancelledError()
+    assert with_checkpoint(cancelled, "{}") is cancelled
+
+
+async def _noop(item: object) -> None:
+    return None
