@@ -109,3 +109,19 @@ def test_an_unknown_resource_names_the_declared_ones() -> None:
         plugin.resources.get("db")
     with pytest.raises(ValueError, match="resources"):
         BatchOrchestraPlugin(resources={"http": 3})  # type: ignore[dict-item]
+
+
+async def test_run_locally_gives_pages_the_resources(client) -> None:
+    from batch_orchestra.testing import run_locally
+
+    made = _Client.made
+    run = await run_locally(
+        UsesResources,
+        args=json.dumps({"n": 5}),
+        first_cursor_str="0",
+        page_size=1,
+        client=client,
+        resources={"http": _Client, "db": _Engine},
+    )
+    assert run.progress.num_completed_pages == 5 and run.progress.num_failed_pages == 0
+    assert _Client.made == made + 1
