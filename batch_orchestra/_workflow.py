@@ -528,7 +528,9 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         if allowance is not None:
             limit = min(limit, allowance)
         if self._ledger_on:
-            attempts = sched.take_runnable(limit, START_BYTES_PER_TASK, per_attempt)
+            attempts = sched.take_runnable(
+                limit, START_BYTES_PER_TASK, per_attempt, self._checkpoints.size_of
+            )
         else:
             attempts = sched.take_runnable(limit)
         limited = sched.bytes_limited
@@ -537,7 +539,10 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             self._started_this_run += 1
             self._start_attempt(att, inp)
         if self._ledger_on:
-            spent = sum(per_attempt + text_size(a.cursor) for a in attempts)
+            spent = sum(
+                per_attempt + text_size(a.cursor) + self._checkpoints.size_of(a.page_num)
+                for a in attempts
+            )
             more_discoveries = self._start_discoveries(
                 budget - len(attempts), max(0, START_BYTES_PER_TASK - spent), per_attempt
             )

@@ -15,6 +15,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, TimeoutError
 
+from ._budgets import text_size
 from ._checkpoint import MAX_CHECKPOINT_BYTES, checkpoint_of_details
 
 __all__ = ["CHECKPOINT_PATCH", "MAX_HELD_CHECKPOINT_BYTES", "CheckpointBook"]
@@ -45,6 +46,11 @@ class CheckpointBook:
     def get(self, page_num: int) -> str | None:
         """The checkpoint the page's next attempt starts from (None: from its first item)."""
         return self._by_page.get(page_num)
+
+    def size_of(self, page_num: int) -> int:
+        """What the page's checkpoint adds to its attempt's input (0 without one)."""
+        text = self._by_page.get(page_num)
+        return 0 if text is None else text_size(text) + 16
 
     def drop(self, page_num: int) -> None:
         """The page completed (or is no longer held): its checkpoint is spent."""

@@ -230,3 +230,26 @@ async def test_item_retries_are_checked_and_carry_their_error_type() -> None:
 
 async def _noop(item: object) -> None:
     return None
+
+
+# -- the workflow side's bookkeeping (pure) -----------------------------------------------------
+
+
+def test_held_checkpoints_are_bounded_and_count_in_a_task_s_start_budget() -> None:
+    from batch_orchestra._scheduler import Scheduler
+    from batch_orchestra._workflow_checkpoints import MAX_HELD_CHECKPOINT_BYTES, CheckpointBook
+    from tests.test_scheduler import settings
+
+    book = CheckpointBook({"0": '{"p":1}'})  # carried by a hand-over: this run keeps them
+    big = json.dumps({"p": 1, "s": "x" * 4000})
+    for n in range(1, 101):
+        book.keep(n, big)
+    assert book.held_bytes <= MAX_HELD_CHECKPOINT_BYTES
+    assert book.get(0) is None and book.get(100) == big  # the oldest went first
+    assert set(book.state(held={99, 100, 5})) == {"99", "100"}
+    assert book.size_of(100) > 4000 and book.size_of(5) == 0
+
+    s = Scheduler(settings(), 10, 0.0)
+    s.enqueue(None, [(str(i), 1) for i in range(10)])
+    taken = s.take_runnable(10, 5_000, 100, lambda n: 4_000 if n in (1, 2) else 0)
+    assert [a.page_num for a in taken] == [0, 1]  # page 2's checkpoint would pass the budget
