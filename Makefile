@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-slow lint bench-scale bench-throughput bench-hops bench-million bench-sources \
-	bench-recovery bench-hol bench-flow bench-series chaos clean
+	bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-sources: $(STAMP)
 # A SIGKILLed worker's pages: how long they wait with and without heartbeats (about 5 minutes).
 bench-recovery: $(STAMP)
 	$(BIN)/python -m bench.recovery
+
+bench-duplicates: $(STAMP)
+	$(BIN)/python -m bench.duplicates --out bench/results/duplicates.json
 
 bench-hol: $(STAMP)
 	$(BIN)/python -m bench.hol --out bench/results/hol.txt

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._checkpoint import MAX_CHECKPOINT_BYTES, PageItems
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
 from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
 from ._enqueue import WorkerSettings
@@ -42,6 +43,7 @@ from ._processor import (
     registered_page_processors,
 )
 from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
+from ._resources import WorkerResources
 from ._series_client import SeriesHandle
 from ._series_run import BatchSeriesRun
 from ._series_types import (
@@ -115,8 +117,10 @@ __all__ = [
     "InvalidCursorError",
     "ItemFailure",
     "KeyRange",
+    "MAX_CHECKPOINT_BYTES",
     "MarkChange",
     "PageFailure",
+    "PageItems",
     "PageProcessor",
     "ProcessorDefinitionError",
     "ProcessorUsageError",
@@ -135,6 +139,7 @@ __all__ = [
     "UnknownSeriesError",
     "Watermark",
     "WindowEndContext",
+    "WorkerResources",
     "WorkerSettings",
     "args_str",
     "batch_notifier",

@@ -13,7 +13,7 @@ import json
 import logging
 import numbers
 import time
-from collections.abc import Coroutine, MutableMapping
+from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from ._checkpoint import with_checkpoint
 from ._enqueue import EnqueueTransport, PageEnqueue
 from ._errors_table import MAX_ERROR_MESSAGE
 from ._exceptions import (
@@ -78,6 +79,7 @@ from ._processor import (
     has_reduce,
     processor_settings,
 )
+from ._resources import WorkerResources
 from ._tracker import BatchTrackerContext, get_batch_tracker
 from ._typed import check_args
 from ._types import MAX_PAGE_VALUE_BYTES, MAX_RESULT_BYTES, ProcessorSettings
@@ -112,8 +114,11 @@ def _as_application_error(err: Exception, kind: str, retryable: bool = False) ->
 class BatchActivities:
     """The batch's activities, bound to one worker's transport."""
 
-    def __init__(self, transport: EnqueueTransport) -> None:
+    def __init__(
+        self, transport: EnqueueTransport, resources: WorkerResources | None = None
+    ) -> None:
         self._transport = transport
+        self._resources = resources or WorkerResources()
         self._warned_unawaited: set[str] = set()
 
     def all(self) -> list[Any]:
@@ -210,8 +215,10 @@ class BatchActivities:
             discovered_apart=inp.discovered_apart,
             args_type=getattr(cls, "args_type", None),
             window=inp.window,
+            resources=self._resources,
+            checkpoint=inp.checkpoint,
         )
-        heartbeat = _start_heartbeats(info)
+        heartbeat = _start_heartbeats(info, context._checkpoint_details)
         began = time.monotonic()
         try:
             try:
@@ -227,8 +234,14 @@ class BatchActivities:
         except BaseException as err:
             # Also CancelledError (worker shutdown, batch cancelled): a run that took over the
             # attempt must hear how it ended; a batch that was cancelled or ended need not.
+            checkpoint = context._checkpoint_text
             if not (isinstance(err, ApplicationError) and err.type == _BATCH_CLOSED_ERROR_TYPE):
-                await asyncio.shield(_report(inp, info, _outcome_of_error(inp, err)))
+                outcome = _outcome_of_error(inp, err)
+                outcome.checkpoint = checkpoint
+                await asyncio.shield(_report(inp, info, outcome))
+            carried = with_checkpoint(err, checkpoint)  # the next attempt resumes after it
+            if carried is not err:
+                raise carried from carried.__cause__
             raise
         finally:
             if heartbeat is not None:
@@ -237,6 +250,8 @@ class BatchActivities:
         value = None
         if has_reduce(cls):  # run returned the page's value, not its item count
             value = _page_value(returned, inp.processor)
+            items = context._items
+        elif context._cp_iterating:  # context.items counted each item once, across attempts
             items = context._items
         else:
             items = _item_count(returned, context, inp.processor) + context._items
@@ -349,6 +364,7 @@ class BatchActivities:
                 _page_logger, {"batch_id": inp.batch_id, "page_num": inp.page_num}
             ),
             args_type=getattr(cls, "args_type", None),
+            resources=self._resources,
         )
         heartbeat = _start_heartbeats(activity.info())
         try:
@@ -633,7 +649,9 @@ def _item_count(returned: Any, context: BatchProcessorContext, processor: str) -
     return 0
 
 
-def _start_heartbeats(info: activity.Info) -> asyncio.Task[None] | None:
+def _start_heartbeats(
+    info: activity.Info, details: Callable[[], list[Any]] | None = None
+) -> asyncio.Task[None] | None:
     """Heartbeat while the page runs.
 
     A dead worker's page is then retried after the heartbeat timeout (not ``page_timeout``), and a
@@ -646,7 +664,7 @@ def _start_heartbeats(info: activity.Info) -> asyncio.Task[None] | None:
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*(details() if details is not None else ()))
             await asyncio.sleep(interval)
 
     return asyncio.ensure_future(beat())

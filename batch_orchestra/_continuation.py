@@ -115,6 +115,9 @@ class BatchContinuation:
     again: they were turned into pages by the first run)."""
     history: HistoryState | None = None
     """The batch's throughput samples (None from versions before it: the history starts over)."""
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    """The last checkpoint of each held page whose next attempt resumes from it (page number as
+    text: the JSON of the checkpoint), ``_workflow_checkpoints.py``."""
 
 
 def _ms(t: float | None, base: float) -> int | None:

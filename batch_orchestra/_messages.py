@@ -115,6 +115,9 @@ class ProcessPageInput:
     """The page's cursor is a JSON list of item keys for the processor's ``run_items``."""
     window: BatchWindow | None = None
     """The batch's window (a series run's slice of the data), read as ``context.window``."""
+    checkpoint: str | None = None
+    """The last checkpoint an earlier attempt of this page took (``_checkpoint.py``): this
+    attempt resumes after it."""
 
 
 @dataclass
@@ -139,6 +142,8 @@ class PageOutcome:
     """Items the attempt recorded as failed (see PageResult)."""
     failed_items: list[ItemFailure] | None = None
     """The first of them in detail (see PageResult)."""
+    checkpoint: str | None = None
+    """A failed attempt's last checkpoint, for the page's next attempt."""
 
 
 @dataclass

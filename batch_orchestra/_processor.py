@@ -16,12 +16,14 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 from temporalio.common import RetryPolicy
 
 from ._budgets import MAX_ITEM_DETAILS_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, text_size
+from ._checkpoint import CheckpointMixin
 from ._exceptions import (
     InvalidBatchInputError,
     ProcessorDefinitionError,
     ProcessorUsageError,
     UnknownPageProcessorError,
 )
+from ._resources import WorkerResources
 from ._typed import TypedContextMixin, TypedPageMixin, is_model
 from ._types import (
     BatchWindow,
@@ -329,7 +331,7 @@ class EnqueuedPages:
         yield from asyncio.sleep(0).__await__()
 
 
-class BatchProcessorContext(TypedContextMixin):
+class BatchProcessorContext(TypedContextMixin, CheckpointMixin):
     """What a page processor's ``run`` gets.
 
     The page, the batch's args and the means to enqueue the next page.
@@ -349,8 +351,11 @@ class BatchProcessorContext(TypedContextMixin):
         discovered_apart: bool = False,
         args_type: type[Any] | None = None,
         window: BatchWindow | None = None,
+        resources: WorkerResources | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         self._page = page
+        self._resources = resources
         self._args_type = args_type
         self._window = window
         self._discovered_apart = discovered_apart
@@ -369,6 +374,7 @@ class BatchProcessorContext(TypedContextMixin):
         self._failures_lock = threading.Lock()  # a plain `def run` records from its thread
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._init_checkpoint(checkpoint)
 
     @property
     def page(self) -> BatchPage:
@@ -383,6 +389,23 @@ class BatchProcessorContext(TypedContextMixin):
         high)`` for a time window (docs/series.md). ``SqlSource`` applies it by itself.
         """
         return self._window
+
+    def resource(self, name: str) -> Any:
+        """The worker-wide resource declared as ``name``.
+
+        Resources are declared on the worker's plugin (``BatchOrchestraPlugin(resources=...)``),
+        created once when the worker starts, shared by all the pages it runs (and their
+        threads) and closed when it shuts down.
+
+        Raises:
+            ProcessorUsageError: no resource of that name is declared on this worker.
+        """
+        if self._resources is None:
+            raise ProcessorUsageError(
+                f"no worker resource named {name!r}: this context has no worker resources; "
+                f"declare it with BatchOrchestraPlugin(resources={{{name!r}: factory}})"
+            )
+        return self._resources.get(name)
 
     @property
     def page_num(self) -> int:

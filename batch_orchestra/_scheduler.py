@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -305,12 +306,16 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         return None
 
     def take_runnable(
-        self, limit: int | None = None, max_bytes: int | None = None, per_attempt: int = 0
+        self,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+        per_attempt: int = 0,
+        extra_bytes: Callable[[int], int] | None = None,
     ) -> list[Attempt]:
         """Attempts to start now: as many ready pages as the parallelism cap allows.
 
         ``max_bytes``: at most about this many bytes of attempt inputs, each ``per_attempt`` plus
-        its cursor (at least one attempt).
+        its cursor plus ``extra_bytes(page_num)`` (its checkpoint; at least one attempt).
         """
         free = self.effective_parallelism - len(self.running)
         if limit is not None:
@@ -329,6 +334,8 @@ class Scheduler(DiscoveryBook, NoProgressRules):
                 continue
             if max_bytes is not None:
                 spent += per_attempt + text_size(state.cursor)
+                if extra_bytes is not None:
+                    spent += extra_bytes(num)
                 if spent > max_bytes and out:
                     self.ready.appendleft(num)
                     self.bytes_limited = True

@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         input_from_wire,
     )
     from ._wire import WireError
+    from ._workflow_checkpoints import CheckpointBook
     from ._workflow_ledger import ITEM_PAGE_BYTES, LEDGER_PATCH, LedgerCalls, item_pages
     from ._workflow_recovery import Recovery
     from ._workflow_side import SideCalls
@@ -187,6 +188,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             self._feeds = list(ledger.feeds)
         self._run_items = bool(self._inp.item_keys) or bool(self._cont and self._cont.run_items)
         self._history = History(self._cont.history if self._cont is not None else None)
+        self._checkpoints = CheckpointBook(self._cont.checkpoints if self._cont else None)
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> BatchOrchestratorProgress:
@@ -455,7 +457,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         last measurement found the estimate to miss. The hand-over itself is measured
         (``_fits``).
         """
-        held = self._scheduler.held_bytes + self._unreduced_bytes
+        held = self._scheduler.held_bytes + self._unreduced_bytes + self._checkpoints.held_bytes
         if not self._ledger_on:
             return held
         return (
@@ -531,7 +533,9 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         if allowance is not None:
             limit = min(limit, allowance)
         if self._ledger_on:
-            attempts = sched.take_runnable(limit, START_BYTES_PER_TASK, per_attempt)
+            attempts = sched.take_runnable(
+                limit, START_BYTES_PER_TASK, per_attempt, self._checkpoints.size_of
+            )
         else:
             attempts = sched.take_runnable(limit)
         limited = sched.bytes_limited
@@ -540,7 +544,10 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             self._started_this_run += 1
             self._start_attempt(att, inp)
         if self._ledger_on:
-            spent = sum(per_attempt + text_size(a.cursor) for a in attempts)
+            spent = sum(
+                per_attempt + text_size(a.cursor) + self._checkpoints.size_of(a.page_num)
+                for a in attempts
+            )
             more_discoveries = self._start_discoveries(
                 budget - len(attempts), max(0, START_BYTES_PER_TASK - spent), per_attempt
             )
@@ -614,6 +621,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
                 discovered_apart=bool(self._settings and self._settings.discovers_apart),
                 run_items=self._run_items,
                 window=inp.window,
+                checkpoint=self._checkpoints.get(att.page_num),
             ),
             result_type=PageResult,
             start_to_close_timeout=inp.page_timeout,
@@ -645,12 +653,14 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         err = fut.exception()
         if err is None:
             result = fut.result()
+            self._checkpoints.drop(page_num)
             self._complete_page(
                 page_num, result.items, result.successors, result.seconds, result.value
             )
             self._record_items(result.num_failed_items, result.failed_items)
             return
         cause = err.cause if isinstance(err, ActivityError) else err
+        self._checkpoints.keep_from_error(page_num, cause)
         if isinstance(cause, ApplicationError):
             kind, message, non_retryable = cause.type or "Error", cause.message, cause.non_retryable
         elif isinstance(cause, TimeoutError):
@@ -816,6 +826,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             return
         self._dirty = True
         if outcome.error_type is None:
+            self._checkpoints.drop(outcome.page_num)
             self._complete_page(
                 outcome.page_num,
                 outcome.items,
@@ -825,6 +836,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             )
             self._record_items(outcome.num_failed_items, outcome.failed_items)
         else:
+            self._checkpoints.keep(outcome.page_num, outcome.checkpoint)
             self._fail_page(
                 outcome.page_num, outcome.error_type, outcome.error_message, outcome.non_retryable
             )
@@ -919,6 +931,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
                 ledger=self._book.state(self._feeds),
                 run_items=self._run_items,
                 history=self._history.state(),
+                checkpoints=self._checkpoints.state(self._scheduler.pages),
             )
         )
         return nxt

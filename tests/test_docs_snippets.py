@@ -27,6 +27,7 @@ GUIDES = [
 PRELUDE = (
     "import asyncio\nfrom datetime import timedelta\nfrom temporalio.common import RetryPolicy\n"
     "from batch_orchestra import *\n"
+    "from batch_orchestra.sources import FilePageProcessor, FileSource\n"
 )
 
 

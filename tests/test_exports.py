@@ -24,6 +24,9 @@ def test_exports_are_sorted_and_pinned() -> None:
         "page_processor",
         "EmbeddedTemporal",
         "DEV_SERVER_DYNAMIC_CONFIG",
+        "MAX_CHECKPOINT_BYTES",
+        "PageItems",
+        "WorkerResources",
     }
     assert required <= set(batch_orchestra.__all__)
 

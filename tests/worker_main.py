@@ -8,6 +8,7 @@ import sys
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import tests.checkpoint_processors  # noqa: F401
 import tests.processors  # noqa: F401  (registers the processors)
 import tests.series_processors  # noqa: F401
 from batch_orchestra import BatchOrchestraPlugin

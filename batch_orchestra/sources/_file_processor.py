@@ -21,6 +21,11 @@ class FilePageProcessor(PageProcessor):
     ``process(context, records)`` and returns its int, or the number of records when it
     returns None. Start the batch with ``first_cursor_str=""`` (one chain) or with
     ``first_cursor_strs=await YourProcessor.source.split(k)`` (k chains).
+
+    With ``FileSource(..., key="id")``, ``run_items`` finds the records of failed items by key
+    (record failures under that key: ``context.record_failure(row["id"], err)``), so
+    ``redrive_items`` / ``redrive --items`` runs them through ``process`` again. A key no
+    record has is recorded as a failed item ("not found").
     """
 
     source: ClassVar[FileSource]
@@ -33,6 +38,20 @@ class FilePageProcessor(PageProcessor):
     async def run(self, context: BatchProcessorContext) -> int:
         """Read the page, enqueue its successor, ``process`` the records; the items processed."""
         records = await read_and_enqueue(self.source, context)
+        done = await self.process(context, records)
+        return len(records) if done is None else done
+
+    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int:
+        """Find the records of these keys (``FileSource.find``) and ``process`` them."""
+        found = await self.source.find(keys, args=context.args_str if context.has_args() else None)
+        missing = [k for k in keys if k not in found]
+        if missing:
+            context.record_failures(
+                (k, LookupError(f"no record has {self.source.key}={k!r}")) for k in missing
+            )
+        records = [found[k] for k in keys if k in found]
+        if not records:
+            return 0
         done = await self.process(context, records)
         return len(records) if done is None else done
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from typing import IO, Any, Literal, TypeAlias
 
-from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError
+from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError, ProcessorUsageError
 from ._common import SourcePage, dump_cursor, load_cursor
 
 __all__ = ["FileSource", "PathFactory"]
@@ -52,9 +52,13 @@ class FileSource:
             by them (True, default); or there is no header and records are lists of strings.
         encoding: The text encoding (default UTF-8).
         delimiter: CSV only: the field separator.
+        key: The field that identifies a record (a CSV header's column, a JSON object's
+            field), for ``find``: a redrive of failed items by key (``redrive_items``) gets
+            their records back. Keys are compared as text.
 
     Raises:
-        ProcessorDefinitionError: ``format`` is neither "csv" nor "jsonl".
+        ProcessorDefinitionError: ``format`` is neither "csv" nor "jsonl", or ``key`` is
+            given for a CSV file without a header.
     """
 
     def __init__(
@@ -65,7 +69,14 @@ class FileSource:
         header: bool = True,
         encoding: str = "utf-8",
         delimiter: str = ",",
+        key: str | None = None,
     ) -> None:
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ProcessorDefinitionError(f"FileSource key must be a field name, got {key!r}")
+        if key is not None and not header and format == "csv":
+            raise ProcessorDefinitionError(
+                "FileSource key names a column of the header, but header=False; keep the header"
+            )
         if format not in (None, "csv", "jsonl"):
             raise ProcessorDefinitionError(
                 f"FileSource format must be 'csv', 'jsonl' or None (from the extension), "
@@ -76,6 +87,8 @@ class FileSource:
         self._header = header
         self._encoding = encoding
         self._delimiter = delimiter
+        self.key = key
+        """The field that identifies a record (None: records cannot be found by key)."""
 
     def path(self, args: str | None = None) -> str:
         """The path or URL for a batch with these args."""
@@ -124,6 +137,41 @@ class FileSource:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidBatchInputError(f"split(k) needs an int k >= 1, got {k!r}")
         return await asyncio.to_thread(self._split, self.path(args), k)
+
+    async def find(self, keys: list[str], *, args: str | None = None) -> dict[str, Any]:
+        """The records whose ``key`` field is one of ``keys``, by key (missing keys left out).
+
+        One pass over the file, which stops once every key is found: a redrive's page of keys
+        costs a read of (up to) the whole file, not an index. With several records under one
+        key, the first is returned.
+
+        Raises:
+            ProcessorUsageError: the source was declared without ``key``.
+        """
+        if self.key is None:
+            raise ProcessorUsageError(
+                "FileSource.find needs the key field: declare FileSource(..., key='id') so a "
+                "redrive of failed items can find their records"
+            )
+        return await asyncio.to_thread(self._find, self.path(args), set(keys))
+
+    def _find(self, path: str, wanted: set[str]) -> dict[str, Any]:
+        fmt = self.file_format(path)
+        found: dict[str, Any] = {}
+        with _open(path) as f:
+            fields, pos = self._header_of(f, fmt)
+            f.seek(pos)
+            while len(found) < len(wanted):
+                raw = _read_record(f, fmt)
+                if not raw:
+                    break
+                if raw.strip():
+                    record = self._parse(raw, fmt, fields, pos, path)
+                    value = record.get(self.key) if isinstance(record, dict) else None
+                    if value is not None and str(value) in wanted:
+                        found.setdefault(str(value), record)
+                pos += len(raw)
+        return found
 
     def _read(self, path: str, offset: int | None, end: int | None, size: int) -> SourcePage[Any]:
         fmt = self.file_format(path)

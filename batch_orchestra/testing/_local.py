@@ -249,12 +249,12 @@ async def _run(
     input_fields: dict[str, Any],
 ) -> LocalRun:
     recorder = _Recorder(faults)
+    input_fields = dict(input_fields)
+    plugin = BatchOrchestraPlugin(resources=input_fields.pop("resources", None))
     workflow_id = f"run-locally-{uuid.uuid4().hex[:12]}"
     task_queue = f"run-locally-{uuid.uuid4().hex[:12]}"
     inp = BatchOrchestratorInput(page_processor=processor, **input_fields)
-    async with Worker(
-        client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()], interceptors=[recorder]
-    ):
+    async with Worker(client, task_queue=task_queue, plugins=[plugin], interceptors=[recorder]):
         handle = await BatchOrchestratorClient(client).start(
             inp, id=workflow_id, task_queue=task_queue
         )
@@ -305,7 +305,8 @@ async def run_locally(
         timeout: how long the batch may run; then it is terminated and ``TimeoutError``
             raised (a stuck page waits minutes for its extended retries). None: no limit.
         **input_fields: any other ``BatchOrchestratorInput`` field (``pages_per_run``,
-            ``failure_policy``, ...).
+            ``failure_policy``, ...), and ``resources``: the worker's resources, as
+            ``BatchOrchestraPlugin(resources=...)`` takes them (``context.resource(name)``).
 
     Returns:
         The final progress and every page attempt (``.pages``, ``.cursors``, ``.attempts``).
