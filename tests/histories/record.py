@@ -81,6 +81,10 @@ Scenarios (v0.1.0 recorded the first fourteen, v0.2.0 the first fifteen):
   held-state budget.
 - ``discovery_edges``: a discovery that times out, one running at a hand-over (run again by
   the next run), a successor cursor that repeats its page's and is ignored.
+- ``checkpoints``: pages that fail after seven of their ten items (``context.items``) and
+  resume at the eighth, their checkpoints carried across a hand-over after every page, with
+  the failed item recorded before the failure; a processor's own checkpoint
+  (``context.checkpoint``) read back (both recorded).
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ from typing import Any
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.worker import Replayer, Worker
 
+import tests.checkpoint_processors  # noqa: F401
 import tests.history_processors  # noqa: F401  (registers the scenarios' processors)
 import tests.processors  # noqa: F401  (registers the test processors)
 import tests.recovery_processors  # noqa: F401
@@ -1283,6 +1288,39 @@ async def discovery_edges(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     return h
 
 
+async def checkpoints(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
+    from tests.checkpoint_processors import RESUMED
+
+    h = await _start(
+        o,
+        bid,
+        tq,
+        page_processor="FailsAfterSeven",
+        page_size=10,
+        max_parallelism=2,
+        first_cursor_str="0",
+        args=json.dumps({"pages": 3}),
+        pages_per_run=1,
+        handover_wait=timedelta(milliseconds=200),
+    )
+    p = await h.result()
+    _expect(p.num_runs >= 3 and p.num_completed_items == 30, f"{p}")
+    _expect(sorted(set(RESUMED[bid])) == [(1, 0), (2, 7)], f"resumed {RESUMED[bid]}")
+    manual = f"{bid}-manual"
+    m = await _start(
+        o,
+        manual,
+        tq,
+        page_processor="ManualCheckpoint",
+        page_size=10,
+        max_parallelism=2,
+        args="{}",
+    )
+    p = await m.result()
+    _expect(RESUMED[manual] == [None, {"next": 7}], f"resumed {RESUMED[manual]}")
+    return {"pages": h, "manual": m}
+
+
 SCENARIOS: dict[str, Scenario] = {
     f.__name__: f
     for f in (
@@ -1323,6 +1361,7 @@ SCENARIOS: dict[str, Scenario] = {
         start_budget,
         big_state,
         discovery_edges,
+        checkpoints,
     )
 }
 
