@@ -487,7 +487,7 @@ async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) ->
                 raise ApplicationError(
                     "the worker shut down while the page ran", type=WORKER_SHUTDOWN_ERROR_TYPE
                 ) from None
-            if not await _uncancellable(_batch_goes_on()):
+            if not await _uncancellable(_batch_goes_on(running.execution)):
                 work.cancel()
                 # Nobody waits for this outcome any more. A benign error ends the attempt with
                 # a debug line; a bare CancelledError here made the SDK log a traceback per page.
@@ -531,13 +531,20 @@ async def _say_running(running: PageOutcome) -> None:
         activity.logger.warning("could not say page %d runs: %s", running.page_num, err)
 
 
-async def _batch_goes_on() -> bool:
-    """Whether the batch of this attempt is still running (a hand-over, not a cancellation)."""
+async def _batch_goes_on(execution: str) -> bool:
+    """Whether the batch of this attempt is still running (a hand-over, not a cancellation).
+
+    ``execution`` is the first run ID of the attempt's batch: another batch started since under
+    the same workflow ID (its own first run) is not this batch going on.
+    """
     info = activity.info()
     handle = activity.client().get_workflow_handle(info.workflow_id or "")
     try:
         desc = await asyncio.wait_for(handle.describe(), _REPORT_TIMEOUT)
         if desc.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        first_run_id = desc.raw_description.workflow_execution_info.first_run_id
+        if execution and first_run_id and first_run_id != execution:
             return False
         state = await handle.query(LIFECYCLE_QUERY, rpc_timeout=timedelta(seconds=_REPORT_TIMEOUT))
         return bool(state != "cancelled")

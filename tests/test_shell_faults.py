@@ -1,0 +1,74 @@
+"""Faults of the orchestrator shell around its pages: an attempt of an ended batch, big
+enqueues, a worker shutting down while an attempt checks its batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+from batch_orchestra import BatchOrchestratorInput, BatchPage
+from batch_orchestra._budgets import enqueue_size
+from tests.helpers import batch_id
+from tests.shell_processors import GATES
+
+
+def _gated(bid: str, **args: object) -> BatchOrchestratorInput:
+    return BatchOrchestratorInput(
+        page_processor="ShellGated",
+        page_size=1,
+        max_parallelism=1,
+        batch_id=bid,
+        first_cursor_str="0",
+        args=json.dumps({"n": 1, **args}),
+        heartbeat_timeout=timedelta(seconds=1),
+    )
+
+
+async def test_an_attempt_of_an_ended_batch_stops_when_a_new_batch_reuses_its_id(
+    orchestra, task_queue, new_worker
+) -> None:
+    """The attempt learns its batch is gone at a heartbeat; a new batch running under the same
+    workflow ID is not its batch going on."""
+    wid, old, new = batch_id(), batch_id(), batch_id()
+    async with new_worker():
+        first = await orchestra.start(
+            _gated(old, before_enqueue={"0": "hold"}), id=wid, task_queue=task_queue
+        )
+        await asyncio.wait_for(GATES[old].at_gate["hold"].wait(), 30)
+        await first.workflow_handle.terminate("test: the batch ends under a running page")
+        second = await orchestra.start(
+            _gated(new, before_enqueue={"0": "hold"}), id=wid, task_queue=task_queue
+        )
+        await asyncio.wait_for(GATES[new].at_gate["hold"].wait(), 30)
+        try:
+            await asyncio.wait_for(GATES[old].cancelled.wait(), 10)
+        except TimeoutError:
+            raise AssertionError("the ended batch's attempt went on under the new batch") from None
+        GATES[new].open["hold"].set()
+        result = await asyncio.wait_for(second.result(), 30)
+    assert result.num_completed_pages == 1
+
+
+async def test_an_enqueue_too_big_for_one_message_fails_its_page_naming_the_size(
+    orchestra, task_queue, new_worker
+) -> None:
+    """200 cursors of 12,000 characters (2.4 MB): no message can carry them; the page fails at
+    once with the size, not with a transport error on every retry."""
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="BigEnqueue",
+        page_size=1,
+        max_parallelism=1,
+        batch_id=bid,
+        args=json.dumps({"count": 200, "chars": 12_000}),
+    )
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.num_failed_pages == 1 and result.num_completed_pages == 0
+    failed = result.failed_pages[0]
+    assert failed.attempts == 1, "an enqueue that cannot fit is not retried"
+    size = enqueue_size([BatchPage(f"{i}:{'x' * 12_000}", 1) for i in range(200)])
+    assert f"{size:,} bytes" in failed.error_message, failed.error_message
+    assert "at most 1,000,000 bytes" in failed.error_message, failed.error_message
