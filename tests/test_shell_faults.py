@@ -7,9 +7,12 @@ import asyncio
 import json
 from datetime import timedelta
 
-from batch_orchestra import BatchOrchestratorInput, BatchPage
+from temporalio.worker import Worker
+
+from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorInput, BatchPage
 from batch_orchestra._budgets import enqueue_size
-from tests.helpers import batch_id
+from batch_orchestra._messages import PAGE_RUNNING_SIGNAL
+from tests.helpers import assert_eventually, batch_id, run_histories
 from tests.shell_processors import GATES
 
 
@@ -72,3 +75,51 @@ async def test_an_enqueue_too_big_for_one_message_fails_its_page_naming_the_size
     size = enqueue_size([BatchPage(f"{i}:{'x' * 12_000}", 1) for i in range(200)])
     assert f"{size:,} bytes" in failed.error_message, failed.error_message
     assert "at most 1,000,000 bytes" in failed.error_message, failed.error_message
+
+
+async def _until_page_running_signal(client, workflow_id: str) -> None:
+    async def signalled() -> None:
+        names = [
+            e.workflow_execution_signaled_event_attributes.signal_name
+            for h in await run_histories(client, workflow_id)
+            for e in h.events
+        ]
+        assert PAGE_RUNNING_SIGNAL in names
+
+    await assert_eventually(signalled, timeout=30)
+
+
+async def test_worker_shutdown_stops_an_attempt_running_on_past_a_handover(
+    client, orchestra, task_queue, new_worker
+) -> None:
+    """A page handed over has had its one cancellation (its run closed): the worker's shutdown
+    must still stop it, not wait for the page's whole work."""
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="ShellGated",
+        page_size=1,
+        max_parallelism=1,
+        batch_id=bid,
+        first_cursor_str="0",
+        args=json.dumps({"n": 2, "after_enqueue": {"0": "end"}}),
+        pages_per_run=1,
+        handover_wait=timedelta(milliseconds=300),
+        heartbeat_timeout=timedelta(seconds=1),
+    )
+    rec = GATES[bid]
+    worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()])
+    running = asyncio.ensure_future(worker.run())
+    handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+    await asyncio.wait_for(rec.at_gate["end"].wait(), 30)
+    await _until_page_running_signal(client, bid)  # handed over, it told the next run it runs
+    shutdown = asyncio.ensure_future(worker.shutdown())
+    await asyncio.wait({shutdown}, timeout=10)
+    hung = not shutdown.done()
+    rec.open["end"].set()  # let a hung shutdown end
+    await shutdown
+    await running
+    assert not hung, "the worker's shutdown waited for a page handed over at a hand-over"
+    assert rec.cancelled.is_set()
+    async with new_worker():  # the page stopped by the shutdown runs again
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert result.num_completed_pages == 2 and result.num_failed_pages == 0
