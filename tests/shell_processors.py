@@ -28,7 +28,14 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from batch_orchestra import BatchPage, BatchProcessorContext, PageProcessor, page_processor
+from batch_orchestra import (
+    BatchNotifierContext,
+    BatchPage,
+    BatchProcessorContext,
+    PageProcessor,
+    batch_notifier,
+    page_processor,
+)
 
 
 @dataclass
@@ -160,3 +167,29 @@ class BigEnqueue(PageProcessor):
     @property
     def use_extended_retries(self) -> bool:
         return False
+
+
+@page_processor
+class ManyItemFailures(PageProcessor):
+    """Each page (``pages`` of them, independent) records ``per_page`` item failures."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        per_page = json.loads(context.args_str)["per_page"]
+        context.record_failures((f"{context.page_num}:{i}", "bad item") for i in range(per_page))
+        return per_page
+
+    @property
+    def retry_mode(self) -> PageProcessor.RetryMode:
+        return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+NOTIFIED: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
+
+
+@batch_notifier
+async def gated_notifier(context: BatchNotifierContext) -> None:
+    """Records every call; its first items_failed call waits at the batch's gate "notifier"."""
+    calls = NOTIFIED[context.batch_id]
+    if context.event == "items_failed" and not any(e == "items_failed" for e, _ in calls):
+        await _gate(GATES[context.batch_id], "notifier")
+    calls.append((context.event, [f.key for f in context.failed_items]))

@@ -9,11 +9,17 @@ from datetime import timedelta
 
 from temporalio.worker import Worker
 
-from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorInput, BatchPage
+from batch_orchestra import (
+    BatchNotifierConfig,
+    BatchOrchestraPlugin,
+    BatchOrchestratorInput,
+    BatchPage,
+)
 from batch_orchestra._budgets import enqueue_size
 from batch_orchestra._messages import PAGE_RUNNING_SIGNAL
+from batch_orchestra._workflow_side import ITEMS_OUTBOX_LIMIT
 from tests.helpers import assert_eventually, batch_id, run_histories
-from tests.shell_processors import GATES
+from tests.shell_processors import GATES, NOTIFIED
 
 
 def _gated(bid: str, **args: object) -> BatchOrchestratorInput:
@@ -123,3 +129,36 @@ async def test_worker_shutdown_stops_an_attempt_running_on_past_a_handover(
     async with new_worker():  # the page stopped by the shutdown runs again
         result = await asyncio.wait_for(handle.result(), 30)
     assert result.num_completed_pages == 2 and result.num_failed_pages == 0
+
+
+async def test_item_failures_waiting_for_a_stuck_notifier_are_bounded(
+    orchestra, task_queue, new_worker
+) -> None:
+    """11,000 item failures while the notifier hangs on its first call: past
+    ITEMS_OUTBOX_LIMIT waiting, the oldest are dropped from delivery (they stay counted)."""
+    bid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="ManyItemFailures",
+        page_size=1,
+        max_parallelism=1,
+        batch_id=bid,
+        first_cursor_strs=[str(i) for i in range(11)],
+        args=json.dumps({"per_page": 1_000}),
+        notifier=BatchNotifierConfig(name="gated_notifier"),
+    )
+    rec = GATES[bid]
+    async with new_worker():
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        await asyncio.wait_for(rec.at_gate["notifier"].wait(), 30)
+
+        async def all_done() -> None:
+            assert (await handle.get_progress()).num_completed_pages == 11
+
+        await assert_eventually(all_done, timeout=30)
+        rec.open["notifier"].set()
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.num_failed_items == 11_000
+    delivered = [k for event, keys in NOTIFIED[bid] if event == "items_failed" for k in keys]
+    first_call = len(NOTIFIED[bid][0][1])  # in flight while the others waited
+    assert len(delivered) == first_call + ITEMS_OUTBOX_LIMIT, len(delivered)
+    assert len(set(delivered)) == len(delivered)
