@@ -90,3 +90,26 @@ async def test_page_report_in_a_runs_first_task_is_kept(orchestra, task_queue, n
     assert hold.released.is_set(), "the report did not reach the second run's first task"
     assert result.num_completed_pages == 3 and result.num_failed_pages == 0
     assert sorted(rec.attempts) == [(0, 1), (1, 1), (2, 1)], "a page ran twice"
+
+
+async def test_resume_in_a_runs_first_task_waits_for_the_scheduler(
+    orchestra, task_queue, new_worker
+) -> None:
+    """A batch paused while it hands over; its resume reaches the next run's first task: it
+    waits for the run's scheduler, resumes the batch and says so."""
+    bid = batch_id()
+    HOLDS[bid] = hold = Hold({"resume"})
+    rec = GATES[bid]
+    inp = _inp(bid, before_enqueue={"0": "enqueue"})
+    inp.handover_wait = timedelta(seconds=2)
+    async with new_worker(interceptors=[HoldFirstTask()]):
+        handle = await orchestra.start(inp, id=bid, task_queue=task_queue)
+        await asyncio.wait_for(rec.at_gate["enqueue"].wait(), 30)
+        assert (await handle.pause()).is_paused  # the first run is draining page 0
+        await _held(hold)
+        resumed = await asyncio.wait_for(handle.resume(), 30)
+        rec.open["enqueue"].set()
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert hold.released.is_set(), "the resume did not reach the second run's first task"
+    assert not resumed.is_paused
+    assert result.num_completed_pages == 3 and result.num_runs >= 3
