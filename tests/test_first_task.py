@@ -11,9 +11,16 @@ import asyncio
 import json
 from datetime import timedelta
 
-from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorInput, WorkerSettings
+from temporalio.worker import Replayer
+
+from batch_orchestra import (
+    BatchOrchestraPlugin,
+    BatchOrchestrator,
+    BatchOrchestratorInput,
+    WorkerSettings,
+)
 from batch_orchestra._messages import ENQUEUE_SIGNAL, ENQUEUE_UPDATE, PAGE_FINISHED_SIGNAL
-from tests.helpers import batch_id
+from tests.helpers import batch_id, run_histories
 from tests.shell_processors import GATES, HOLDS, Hold, HoldFirstTask
 
 
@@ -54,6 +61,15 @@ async def _page_zero_enqueues_into_the_first_task(
     assert hold.released.is_set(), "the message did not reach the second run's first task"
     assert result.num_completed_pages == 3, "page 0's successor was lost"
     assert sorted(rec.done) == [0, 1, 2]
+    await _replays(orchestra, bid)
+
+
+async def _replays(orchestra, bid: str) -> None:
+    """Every run of the batch replays (the message handled before the run built its scheduler
+    included)."""
+    replayer = Replayer(workflows=[BatchOrchestrator])
+    for history in await run_histories(orchestra.client, bid):
+        await replayer.replay_workflow(history)
 
 
 async def test_enqueue_update_in_a_runs_first_task_is_kept(
@@ -90,6 +106,7 @@ async def test_page_report_in_a_runs_first_task_is_kept(orchestra, task_queue, n
     assert hold.released.is_set(), "the report did not reach the second run's first task"
     assert result.num_completed_pages == 3 and result.num_failed_pages == 0
     assert sorted(rec.attempts) == [(0, 1), (1, 1), (2, 1)], "a page ran twice"
+    await _replays(orchestra, bid)
 
 
 async def test_resume_in_a_runs_first_task_waits_for_the_scheduler(
@@ -113,3 +130,4 @@ async def test_resume_in_a_runs_first_task_waits_for_the_scheduler(
     assert hold.released.is_set(), "the resume did not reach the second run's first task"
     assert not resumed.is_paused
     assert result.num_completed_pages == 3 and result.num_runs >= 3
+    await _replays(orchestra, bid)
