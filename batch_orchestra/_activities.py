@@ -15,7 +15,7 @@ import numbers
 import time
 from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -486,35 +486,55 @@ async def _through_handovers(work: asyncio.Future[Any], running: PageOutcome) ->
     Once its run has handed over, the attempt's heartbeats find no workflow run and Temporal cancels
     it ("not found"): the page goes on and reports its outcome to the next run by signal. It stops
     when the batch itself was cancelled or ended, and on worker shutdown (then as a retryable error:
-    it may have done part of its work).
+    it may have done part of its work). An attempt that went on past a hand-over has had its one
+    cancellation, so the worker's shutdown does not cancel it again: it stops as soon as its worker
+    begins shutting down (else the shutdown would wait for the page's whole work).
     """
     said_running = False
-    while True:
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            _uncancel()
-            if work.done():  # finished as the cancellation came: its outcome stands
-                return work.result()
-            details = activity.cancellation_details()
-            if details is not None and details.worker_shutdown:
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-                raise ApplicationError(
-                    "the worker shut down while the page ran", type=WORKER_SHUTDOWN_ERROR_TYPE
-                ) from None
-            if not await _uncancellable(_batch_goes_on()):
-                work.cancel()
-                # Nobody waits for this outcome any more. A benign error ends the attempt with
-                # a debug line; a bare CancelledError here made the SDK log a traceback per page.
-                raise ApplicationError(
-                    "the batch was cancelled or ended while the page ran",
-                    type=_BATCH_CLOSED_ERROR_TYPE,
-                    category=ApplicationErrorCategory.BENIGN,
-                ) from None
-            if not said_running:
-                said_running = True
-                await _uncancellable(_say_running(running))
+    shutdown: asyncio.Future[None] | None = None
+    try:
+        while True:
+            try:
+                if shutdown is None:
+                    return await asyncio.shield(work)
+                await asyncio.wait({work, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+                if work.done():
+                    return work.result()
+                await _stop_for_shutdown(work)
+            except asyncio.CancelledError:
+                _uncancel()
+                if work.done():  # finished as the cancellation came: its outcome stands
+                    return work.result()
+                details = activity.cancellation_details()
+                if details is not None and details.worker_shutdown:
+                    await _stop_for_shutdown(work)
+                if not await _uncancellable(_batch_goes_on(running.execution)):
+                    work.cancel()
+                    # Nobody waits for this outcome any more. A benign error ends the attempt
+                    # with a debug line; a bare CancelledError here made the SDK log a traceback
+                    # per page.
+                    raise ApplicationError(
+                        "the batch was cancelled or ended while the page ran",
+                        type=_BATCH_CLOSED_ERROR_TYPE,
+                        category=ApplicationErrorCategory.BENIGN,
+                    ) from None
+                if not said_running:
+                    said_running = True
+                    await _uncancellable(_say_running(running))
+                if shutdown is None:
+                    shutdown = asyncio.ensure_future(activity.wait_for_worker_shutdown())
+    finally:
+        if shutdown is not None:
+            shutdown.cancel()
+
+
+async def _stop_for_shutdown(work: asyncio.Future[Any]) -> NoReturn:
+    """Stop the page's work: its worker shuts down (a retryable error)."""
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    raise ApplicationError(
+        "the worker shut down while the page ran", type=WORKER_SHUTDOWN_ERROR_TYPE
+    ) from None
 
 
 def _uncancel() -> None:
@@ -547,13 +567,20 @@ async def _say_running(running: PageOutcome) -> None:
         activity.logger.warning("could not say page %d runs: %s", running.page_num, err)
 
 
-async def _batch_goes_on() -> bool:
-    """Whether the batch of this attempt is still running (a hand-over, not a cancellation)."""
+async def _batch_goes_on(execution: str) -> bool:
+    """Whether the batch of this attempt is still running (a hand-over, not a cancellation).
+
+    ``execution`` is the first run ID of the attempt's batch: another batch started since under
+    the same workflow ID (its own first run) is not this batch going on.
+    """
     info = activity.info()
     handle = activity.client().get_workflow_handle(info.workflow_id or "")
     try:
         desc = await asyncio.wait_for(handle.describe(), _REPORT_TIMEOUT)
         if desc.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        first_run_id = desc.raw_description.workflow_execution_info.first_run_id
+        if execution and first_run_id and first_run_id != execution:
             return False
         state = await handle.query(LIFECYCLE_QUERY, rpc_timeout=timedelta(seconds=_REPORT_TIMEOUT))
         return bool(state != "cancelled")

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_ARGS_BYTES",
     "MAX_BATCH_ID_CHARS",
     "MAX_CURSOR_BYTES",
+    "MAX_ENQUEUE_BYTES",
     "MAX_HOOK_ARGS_BYTES",
     "MAX_ITEM_DETAILS_BYTES",
     "MAX_ITEM_KEY",
@@ -51,6 +52,7 @@ __all__ = [
     "REDUCE_INPUT_BYTES",
     "START_BYTES_PER_TASK",
     "clip",
+    "enqueue_size",
     "preview",
     "text_size",
     "wire_size",
@@ -69,6 +71,10 @@ carries a copy beside the batch's progress, and every hand-over carries the batc
 MAX_CURSOR_BYTES = 16 * 1024
 """The most one cursor may hold (characters): the batch keeps cursors of its unfinished pages in
 its state, and every attempt carries its page's."""
+MAX_ENQUEUE_BYTES = 1_000_000
+"""The most bytes one page's enqueue (its successors' cursors, as sent) may hold; an update that
+carries several pages' enqueues holds at most this much too (Temporal refuses a payload over 2
+MB, and a page's result may carry its successors beside its item failures)."""
 MAX_BATCH_ID_CHARS = 1_000
 """The most characters ``batch_id`` may hold: every attempt and call carries it."""
 MAX_PAGE_VALUE_BYTES = 16 * 1024
@@ -149,6 +155,11 @@ def _default(value: Any) -> Any:
 def wire_size(value: Any) -> int:
     """Bytes of ``value`` as Temporal's default JSON converter writes it."""
     return len(json.dumps(value, default=_default, separators=(",", ":")))
+
+
+def enqueue_size(pages: Any) -> int:
+    """About the bytes of successor pages as an enqueue sends them (cursors and their fields)."""
+    return sum(text_size(p.cursor_str) + 32 for p in pages)
 
 
 def text_size(text: str) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 
+from ._budgets import MAX_ENQUEUE_BYTES, enqueue_size
 from ._messages import ENQUEUE_MANY_UPDATE, ENQUEUE_SIGNAL, ENQUEUE_UPDATE, EnqueueRequest
 from ._processor import BatchPage
 
@@ -157,7 +158,17 @@ class _Sender:
         return done
 
     def _send_queued(self) -> None:
-        batch, self._queue = self._queue, []
+        """Send queued enqueues in one update.
+
+        At most ``MAX_ENQUEUE_BYTES`` of them (at least one); the rest wait for the next.
+        """
+        size, n = 0, 0
+        for request, _, _ in self._queue:
+            cost = enqueue_size(request.pages)
+            if n and size + cost > MAX_ENQUEUE_BYTES:
+                break
+            size, n = size + cost, n + 1
+        batch, self._queue = self._queue[:n], self._queue[n:]
         self._in_flight += 1
         asyncio.ensure_future(self._send(batch))
 

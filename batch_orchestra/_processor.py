@@ -15,7 +15,14 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from temporalio.common import RetryPolicy
 
-from ._budgets import MAX_ITEM_DETAILS_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, text_size
+from ._budgets import (
+    MAX_ENQUEUE_BYTES,
+    MAX_ITEM_DETAILS_BYTES,
+    MAX_ITEM_KEY,
+    MAX_ITEM_MESSAGE,
+    enqueue_size,
+    text_size,
+)
 from ._checkpoint import CheckpointMixin
 from ._exceptions import (
     InvalidBatchInputError,
@@ -534,8 +541,9 @@ class BatchProcessorContext(TypedContextMixin, CheckpointMixin):
 
         Raises:
             ProcessorUsageError: called a second time in the same run.
-            InvalidBatchInputError: an element is not a ``BatchPage``, or there are more than
-                ``MAX_PAGES_PER_ENQUEUE``.
+            InvalidBatchInputError: an element is not a ``BatchPage``, there are more than
+                ``MAX_PAGES_PER_ENQUEUE``, or their cursors hold more than ``MAX_ENQUEUE_BYTES``
+                as sent.
         """
         if self._called is not None:
             raise ProcessorUsageError(
@@ -553,6 +561,14 @@ class BatchProcessorContext(TypedContextMixin, CheckpointMixin):
             raise InvalidBatchInputError(
                 f"page {self._page_num} enqueued {len(pages):,} pages in one call; at most "
                 f"{MAX_PAGES_PER_ENQUEUE:,} (enqueue fewer, and let the last one look further)"
+            )
+        size = enqueue_size(pages)
+        if size > MAX_ENQUEUE_BYTES:
+            raise InvalidBatchInputError(
+                f"page {self._page_num} enqueued {len(pages):,} pages holding {size:,} bytes of "
+                f"cursors in one call; at most {MAX_ENQUEUE_BYTES:,} bytes (one message carries "
+                "them, and Temporal refuses a message over 2 MB): enqueue fewer pages or keep "
+                "less in their cursors"
             )
         if self._discovered_apart and pages:
             self._logger.warning(

@@ -106,6 +106,7 @@ it, the oldest is forgotten and would be logged again)."""
 _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pages
 _DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
 _NO_PROGRESS_PATCH = "batch-orchestra-no-progress"  # the no-progress pause, "stalled" notices
+_FIRST_TASK_PATCH = "batch-orchestra-first-task-messages"  # pages' messages wait for the scheduler
 
 
 class Lifecycle(enum.Enum):
@@ -812,15 +813,27 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
                 self._notices.append(("paused", reason, []))
         self._tell_stall(sched.check_stall(now))
 
+    async def _page_scheduler(self, execution: str, what: str, page_num: int) -> Scheduler | None:
+        """The scheduler for a page's message, or None if the message is to be ignored.
+
+        A message can reach a run in its first workflow task, before the run has built its
+        scheduler (a continued run builds it from its input, a new one once the processor's
+        settings are read): it waits for it. Runs begun before this patch dropped it (a lost
+        successor, a page run again), and replay so.
+        """
+        if self._sched is None and self._ours(execution, what, page_num):
+            if not workflow.patched(_FIRST_TASK_PATCH):
+                return None
+            await workflow.wait_condition(lambda: self._sched is not None)
+        if self._sched is None or not self._ours(execution, what, page_num):
+            return None
+        return self._sched
+
     @workflow.signal(name=PAGE_FINISHED_SIGNAL)
-    def page_finished(self, outcome: PageOutcome) -> None:
+    async def page_finished(self, outcome: PageOutcome) -> None:
         """A long attempt reports how it ended (it may have been started by an earlier run)."""
-        sched = self._sched
-        if (
-            sched is None
-            or self._state is Lifecycle.CANCELLED
-            or not self._ours(outcome.execution, "page_finished", outcome.page_num)
-        ):
+        sched = await self._page_scheduler(outcome.execution, "page_finished", outcome.page_num)
+        if sched is None or self._state is Lifecycle.CANCELLED:
             return
         if not sched.is_current(outcome.page_num, outcome.attempt):
             return
@@ -842,10 +855,10 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             )
 
     @workflow.signal(name=PAGE_RUNNING_SIGNAL)
-    def page_running(self, outcome: PageOutcome) -> None:
+    async def page_running(self, outcome: PageOutcome) -> None:
         """An attempt handed over at a hand-over says it had started and still runs."""
-        sched = self._sched
-        if sched is not None and self._ours(outcome.execution, "page_running", outcome.page_num):
+        sched = await self._page_scheduler(outcome.execution, "page_running", outcome.page_num)
+        if sched is not None:
             sched.confirm_started(outcome.page_num, outcome.attempt)
 
     def _ours(self, execution: str, what: str, page_num: int) -> bool:
@@ -973,13 +986,19 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             self._dirty = True
         return len(result.added)
 
+    async def _enqueue_when_started(self, req: EnqueueRequest) -> int:
+        """``_apply_enqueue`` once the run has its scheduler (see ``_page_scheduler``)."""
+        if self._sched is None:
+            await self._page_scheduler(req.execution, "an enqueue", req.parent_page_num)
+        return self._apply_enqueue(req)
+
     @workflow.signal(name=ENQUEUE_SIGNAL)
-    def enqueue_pages(self, req: EnqueueRequest) -> None:
+    async def enqueue_pages(self, req: EnqueueRequest) -> None:
         """A running page hands over its successor page(s) (fire-and-forget form)."""
-        self._apply_enqueue(req)
+        await self._enqueue_when_started(req)
 
     @workflow.update(name=ENQUEUE_UPDATE)
-    def enqueue(self, req: EnqueueRequest) -> int:
+    async def enqueue(self, req: EnqueueRequest) -> int:
         """A running page hands over its successor page(s); returns how many were added.
 
         The update form is what pages use: an update's workflow task is dispatched with the
@@ -988,13 +1007,13 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         "Why an update and not a signal").
         """
         self._updates_this_run += 1
-        return self._apply_enqueue(req)
+        return await self._enqueue_when_started(req)
 
     @workflow.update(name=ENQUEUE_MANY_UPDATE)
-    def enqueue_many(self, reqs: list[EnqueueRequest]) -> int:
+    async def enqueue_many(self, reqs: list[EnqueueRequest]) -> int:
         """Several pages' enqueues in one update (a worker coalesces them under load)."""
         self._updates_this_run += 1
-        return sum(self._apply_enqueue(req) for req in reqs)
+        return sum([await self._enqueue_when_started(req) for req in reqs])
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> BatchOrchestratorProgress:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAILED_OUTBOX_LIMIT",
     "ITEMS_OUTBOX_LIMIT",
+    "ITEMS_OUTBOX_PATCH",
     "ITEMS_PER_NOTICE",
     "SideCalls",
     "notice_chunk",
@@ -53,6 +54,8 @@ FAILED_OUTBOX_LIMIT = 1_000
 
 ITEMS_OUTBOX_LIMIT = 10_000
 """Item failures waiting for the notifier; past it, the oldest are dropped from delivery."""
+ITEMS_OUTBOX_PATCH = "batch-orchestra-items-outbox-bound"
+"""The patch under which the item failures past ``ITEMS_OUTBOX_LIMIT`` are really dropped."""
 ITEMS_PER_NOTICE = 500
 """The most item failures one notifier call carries (a call's input stays well under 2 MB)."""
 
@@ -184,6 +187,11 @@ class SideCalls:
         """Hand item failures to the notifier loop (bounded: the oldest waiting are dropped)."""
         dropped = max(0, len(self._items_outbox) + len(items) - ITEMS_OUTBOX_LIMIT)
         self._items_outbox.extend(items)
+        # Before this patch the oldest were only said to be dropped: the outbox grew without
+        # bound (runs begun then replay so).
+        if dropped and workflow.patched(ITEMS_OUTBOX_PATCH):
+            for _ in range(dropped):
+                self._items_outbox.popleft()
         if dropped:
             workflow.logger.warning(
                 "the notifier is %d item failures behind; the oldest %d are not delivered (they "

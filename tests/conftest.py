@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 import tests.history_processors  # noqa: F401  (the recorded histories' processors, same names)
 import tests.processors  # noqa: F401  (registers the test processors and trackers)
+import tests.shell_processors  # noqa: F401  (the shell fault tests' processors)
 from batch_orchestra import BatchOrchestraPlugin, BatchOrchestratorClient, EmbeddedTemporal
 
 logging.getLogger("temporalio").setLevel(logging.WARNING)
