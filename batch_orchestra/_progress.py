@@ -65,7 +65,12 @@ def build_progress(
         percent = min(100.0, 100.0 * done / total_items) if total_items else 100.0
         if items_rate > 0:
             eta = max(0.0, (total_items - done) / items_rate)
+    # A retry that came due waits in line (for a slot, or for the resume of a paused batch):
+    # it is still a page that failed and is being retried, shown with its error, not pending.
     waiting = [s.pages[n] for n in s.waiting]
+    waiting += [
+        s.pages[n] for n in s.ready if n in s.pages and s.pages[n].error >= 0 and n not in s.waiting
+    ]
     stuck = [p for p in waiting if p.stuck]
     retrying = [p for p in waiting if not p.stuck]
 

@@ -381,3 +381,27 @@ def test_the_recent_cursor_window_stays_small_with_long_cursors() -> None:
     assert len(json.dumps(state.recent)) < 3_000
     again = scheduler_from_state(settings(), FailurePolicy.disabled(), state)
     assert again.enqueue(None, [(cursors[-1], 1)]).ignored  # a loop is still caught
+
+
+def test_a_retry_due_while_paused_stays_listed_with_its_error() -> None:
+    """A paused batch's failing page whose retry came due waits in line for the resume: it is
+    still shown retrying (or stuck) with its error, not as a plain pending page that nothing
+    can find (``failures`` and ``status`` read these lists)."""
+    s = Scheduler(settings(), 5, 0.0)
+    s.enqueue(None, [("0", 1), ("1", 1)])
+    s.take_runnable()
+    assert s.fail(0, "OperationalError", "no such table", non_retryable=False, now=1.0) == (
+        Outcome.RETRY
+    )
+    s.complete(1, 1, 1.0)
+    s.pause("no progress", 1.5)
+    assert s.release_due(100.0) == 1  # the retry is due; paused, nothing starts
+    assert s.take_runnable() == []
+    p = build_progress(s, 100.0)
+    assert p.num_retrying_pages == 1 and p.num_pending_pages == 1  # pending counts retrying
+    [r] = p.retrying_pages
+    assert (r.page_num, r.error_type, r.error_message) == (0, "OperationalError", "no such table")
+    s.resume(101.0)
+    [att] = s.take_runnable()
+    assert att.page_num == 0 and att.attempt == 2
+    assert build_progress(s, 101.0).num_retrying_pages == 0
