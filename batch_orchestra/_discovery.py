@@ -75,6 +75,7 @@ class DiscoveryBook:
     failed: deque[PageState]
     paused: bool
     bytes_limited: bool
+    exact: bool
     _fresh: int
 
     discovering: dict[int, Discovery]
@@ -272,6 +273,8 @@ class DiscoveryBook:
         if status in ("retrying", "stuck"):
             self.waiting.discard(page_num)
             page.ready_at = None
+            if self.exact and page.attempts == page.unrun:
+                self._fresh += 1  # its attempts did no work: a new page again
         elif page_num in self.ready:
             self.ready.remove(page_num)
         self.ready.appendleft(page_num)
