@@ -168,6 +168,9 @@ class DiscoveryBook:
         self.discovery_waiting.discard(page_num)
         self.errors.release(d.error)
         page = self.pages.get(page_num)
+        if page is None and self.exact:
+            # It failed for good while its discovery ran: a redrive must not find them again.
+            page = next((p for p in self.failed if p.page_num == page_num), None)
         if page is not None:
             page.successor_enqueued = True
         self._add_pages(pages, d.cursor, d.chain, result)

@@ -55,6 +55,9 @@ while pages are failing and the held pages pass it, no new page starts (retries 
 state carried across continue-as-new stays far below Temporal's 2 MB payload limit."""
 PAGE_OVERHEAD_BYTES = 48
 """The estimated cost of one held page besides its cursor."""
+FAILED_LIST_BYTES = 256 * 1024
+"""The most bytes of cursors (as JSON) the listed failed pages hold: a page not yet in a failure
+ledger keeps its whole cursor, and a hand-over carries the list."""
 
 
 class Outcome(enum.Enum):
@@ -249,7 +252,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
     def _hold(self, page: PageState) -> None:
         self.pages[page.page_num] = page
         self._live_cursors[page.cursor] = self._live_cursors.get(page.cursor, 0) + 1
-        self.held_bytes += page.held_bytes
+        self.held_bytes += self._cost(page)
         self.chains[page.chain] = self.chains.get(page.chain, 0) + 1
 
     def _release(self, page: PageState) -> None:
@@ -259,12 +262,22 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             self._live_cursors[page.cursor] = live
         else:
             self._live_cursors.pop(page.cursor, None)
-        self.held_bytes -= page.held_bytes
+        self.held_bytes -= self._cost(page)
         left = self.chains.get(page.chain, 1) - 1
         if left > 0:
             self.chains[page.chain] = left
         else:
             self.chains.pop(page.chain, None)
+
+    def _cost(self, page: PageState) -> int:
+        """A held page's share of ``held_bytes``.
+
+        Its cursor as JSON (escapes included) and an overhead; its length in a run begun before
+        ``exact``.
+        """
+        if self.exact:
+            return text_size(page.cursor) + PAGE_OVERHEAD_BYTES
+        return page.held_bytes
 
     def _remember(self, cursor: str) -> None:
         cursor = _recent_key(cursor)
@@ -497,7 +510,9 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             self.num_failed += 1
             state.stuck = False
             self.failed.append(state)
-            if len(self.failed) > FAILURE_LIST_LIMIT:
+            while len(self.failed) > FAILURE_LIST_LIMIT or (
+                self.exact and len(self.failed) > 1 and self._failed_bytes() > FAILED_LIST_BYTES
+            ):
                 self.errors.release(self.failed.popleft().error)
             return Outcome.FAILED
         self.waiting.add(page_num)
@@ -507,6 +522,9 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             return Outcome.STUCK
         state.ready_at = now + s.retry_delay(counted)
         return Outcome.RETRY
+
+    def _failed_bytes(self) -> int:
+        return sum(text_size(p.cursor) for p in self.failed)
 
     def not_started(self, page_num: int, attempt: int) -> bool:
         """No worker took the attempt in time (schedule-to-start); False if stale.
