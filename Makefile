@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-scale bench-throughput bench-hops bench-million bench-sources \
+.PHONY: install demo test lint properties bench-scale bench-throughput bench-hops bench-million bench-sources \
 	bench-recovery bench-hol bench-flow bench-series chaos clean
 
 $(STAMP): pyproject.toml
@@ -20,6 +20,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --cov=batch_orchestra --cov-report=term:skip-covered
+
+# The pure core's property tests at length (tests/test_properties.py, HYPOTHESIS_PROFILE=long):
+# 2,000 random runs of 80 steps each by default, about 8 minutes on 2 shared cores (1,200 took
+# 5); PROPERTY_EXAMPLES=n for another count. `make test` runs 25 derandomized ones (seconds).
+properties: $(STAMP)
+	HYPOTHESIS_PROFILE=long HYPOTHESIS_EXAMPLES=$(or $(PROPERTY_EXAMPLES),2000) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 0 tests/test_properties.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
