@@ -98,7 +98,10 @@ class PageState:
 
     @property
     def held_bytes(self) -> int:
-        """This page's share of the batch's held-state budget."""
+        """This page's share of the held-state budget, by its cursor's length.
+
+        What a run begun before ``Scheduler.exact`` counts (which counts the cursor as JSON).
+        """
         return len(self.cursor) + PAGE_OVERHEAD_BYTES
 
     @property
@@ -258,7 +261,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
     def _release(self, page: PageState) -> None:
         del self.pages[page.page_num]
         live = self._live_cursors.get(page.cursor, 1) - 1
-        if live > 0:
+        if live > 0 and self.exact:
             self._live_cursors[page.cursor] = live
         else:
             self._live_cursors.pop(page.cursor, None)
