@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q --cov=batch_orchestra --cov-report=term:skip-covered
 
 # The pure core's property tests at length (tests/test_properties.py, HYPOTHESIS_PROFILE=long):
-# 2,000 random runs of 80 steps each by default, about 8 minutes on 2 shared cores (1,200 took
-# 5); PROPERTY_EXAMPLES=n for another count. `make test` runs 25 derandomized ones (seconds).
+# 2,000 random runs of 80 steps each by default, about 5 minutes on 2 shared cores;
+# PROPERTY_EXAMPLES=n for another count. `make test` runs 25 derandomized ones (seconds).
 properties: $(STAMP)
 	HYPOTHESIS_PROFILE=long HYPOTHESIS_EXAMPLES=$(or $(PROPERTY_EXAMPLES),2000) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 0 tests/test_properties.py
