@@ -3,8 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint bench-scale bench-throughput bench-hops bench-million bench-sources \
-	bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos clean
+.PHONY: install demo test test-slow lint properties bench-scale bench-throughput bench-hops \
+	bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos \
+	clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The pure core's property tests at length (tests/test_properties.py, HYPOTHESIS_PROFILE=long):
+# 2,000 random runs of 80 steps each by default, about 5 minutes on 2 shared cores;
+# PROPERTY_EXAMPLES=n for another count. `make test` runs 25 derandomized ones (seconds).
+properties: $(STAMP)
+	HYPOTHESIS_PROFILE=long HYPOTHESIS_EXAMPLES=$(or $(PROPERTY_EXAMPLES),2000) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 0 tests/test_properties.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

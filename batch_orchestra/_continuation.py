@@ -341,10 +341,11 @@ def scheduler_to_state(
 
 
 def scheduler_from_state(
-    settings: ProcessorSettings, policy: FailurePolicy, st: SchedulerState
+    settings: ProcessorSettings, policy: FailurePolicy, st: SchedulerState, *, exact: bool = True
 ) -> Scheduler:
-    """Rebuild the scheduler in the next run."""
+    """Rebuild the scheduler in the next run (``exact``: see ``Scheduler.exact``)."""
     s = Scheduler(settings, st.max_parallelism, st.start_time, policy)
+    s.exact = exact
     s.previous_parallelism = st.previous_parallelism
     s.paused, s.pause_reason, s.paused_by_zero = st.paused, st.pause_reason, st.paused_by_zero
     s.paused_seconds, s.paused_since = st.paused_seconds, st.paused_since

@@ -75,6 +75,7 @@ class DiscoveryBook:
     failed: deque[PageState]
     paused: bool
     bytes_limited: bool
+    exact: bool
     _fresh: int
 
     discovering: dict[int, Discovery]
@@ -167,6 +168,9 @@ class DiscoveryBook:
         self.discovery_waiting.discard(page_num)
         self.errors.release(d.error)
         page = self.pages.get(page_num)
+        if page is None and self.exact:
+            # It failed for good while its discovery ran: a redrive must not find them again.
+            page = next((p for p in self.failed if p.page_num == page_num), None)
         if page is not None:
             page.successor_enqueued = True
         self._add_pages(pages, d.cursor, d.chain, result)
@@ -272,6 +276,8 @@ class DiscoveryBook:
         if status in ("retrying", "stuck"):
             self.waiting.discard(page_num)
             page.ready_at = None
+            if self.exact and page.attempts == page.unrun:
+                self._fresh += 1  # its attempts did no work: a new page again
         elif page_num in self.ready:
             self.ready.remove(page_num)
         self.ready.appendleft(page_num)

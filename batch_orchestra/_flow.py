@@ -87,6 +87,8 @@ class FlowControl:
         self.adaptive = adaptive
         self.target_latency = target_latency
         self.canary_pages = canary_pages
+        self.exact = True
+        """A ramp-up survives a moment at parallelism 1 (off for runs begun before it)."""
         self._started: dict[int, float] = {}  # running attempts' start times (this run only)
         if adaptive and state.adaptive_cap is None:
             state.adaptive_cap = 1.0
@@ -103,9 +105,11 @@ class FlowControl:
         if ramp is None or s.ramp_from is None:
             return None
         elapsed = now - s.ramp_from
-        if elapsed >= ramp or max_parallelism <= 1:
+        if elapsed >= ramp or (max_parallelism <= 1 and not self.exact):
             s.ramp_from = None
             return None
+        if max_parallelism <= 1:
+            return None  # nothing to ramp now; it goes on if the cap is raised again
         return max(1, math.floor(1 + (max_parallelism - 1) * elapsed / ramp))
 
     def cap(self, max_parallelism: int, now: float) -> tuple[int | None, str | None]:

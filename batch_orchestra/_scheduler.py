@@ -56,6 +56,9 @@ while pages are failing and the held pages pass it, no new page starts (retries 
 state carried across continue-as-new stays far below Temporal's 2 MB payload limit."""
 PAGE_OVERHEAD_BYTES = 48
 """The estimated cost of one held page besides its cursor."""
+FAILED_LIST_BYTES = 256 * 1024
+"""The most bytes of cursors (as JSON) the listed failed pages hold: a page not yet in a failure
+ledger keeps its whole cursor, and a hand-over carries the list."""
 
 
 class Outcome(enum.Enum):
@@ -96,7 +99,10 @@ class PageState:
 
     @property
     def held_bytes(self) -> int:
-        """This page's share of the batch's held-state budget."""
+        """This page's share of the held-state budget, by its cursor's length.
+
+        What a run begun before ``Scheduler.exact`` counts (which counts the cursor as JSON).
+        """
         return len(self.cursor) + PAGE_OVERHEAD_BYTES
 
     @property
@@ -186,9 +192,15 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         self._fresh = 0  # ready pages never attempted
         self._recent: deque[str] = deque()
         self._recent_count: dict[str, int] = {}
-        self._live_cursors: dict[str, int] = {}  # cursor -> page_num of unfinished pages
+        # cursor -> how many unfinished pages have it (a redriven page may share its cursor with
+        # a page enqueued after it failed)
+        self._live_cursors: dict[str, int] = {}
         # (running time, completed pages, completed items), at most one a second
         self.samples: deque[tuple[float, int, int]] = deque([(0.0, 0, 0)])
+        self.exact = True
+        """The fixes found by the property tests (tests/test_properties.py) are on; the workflow
+        turns them off for a run begun before them (``workflow.patched``), so that its
+        history replays as recorded."""
         self._init_discovery()
 
     # -- discovery ---------------------------------------------------------------------------
@@ -243,19 +255,33 @@ class Scheduler(DiscoveryBook, NoProgressRules):
 
     def _hold(self, page: PageState) -> None:
         self.pages[page.page_num] = page
-        self._live_cursors[page.cursor] = page.page_num
-        self.held_bytes += page.held_bytes
+        self._live_cursors[page.cursor] = self._live_cursors.get(page.cursor, 0) + 1
+        self.held_bytes += self._cost(page)
         self.chains[page.chain] = self.chains.get(page.chain, 0) + 1
 
     def _release(self, page: PageState) -> None:
         del self.pages[page.page_num]
-        self._live_cursors.pop(page.cursor, None)
-        self.held_bytes -= page.held_bytes
+        live = self._live_cursors.get(page.cursor, 1) - 1
+        if live > 0 and self.exact:
+            self._live_cursors[page.cursor] = live
+        else:
+            self._live_cursors.pop(page.cursor, None)
+        self.held_bytes -= self._cost(page)
         left = self.chains.get(page.chain, 1) - 1
         if left > 0:
             self.chains[page.chain] = left
         else:
             self.chains.pop(page.chain, None)
+
+    def _cost(self, page: PageState) -> int:
+        """A held page's share of ``held_bytes``.
+
+        Its cursor as JSON (escapes included) and an overhead; its length in a run begun before
+        ``exact``.
+        """
+        if self.exact:
+            return text_size(page.cursor) + PAGE_OVERHEAD_BYTES
+        return page.held_bytes
 
     def _remember(self, cursor: str) -> None:
         cursor = _recent_key(cursor)
@@ -494,7 +520,9 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             self.num_failed += 1
             state.stuck = False
             self.failed.append(state)
-            if len(self.failed) > FAILURE_LIST_LIMIT:
+            while len(self.failed) > FAILURE_LIST_LIMIT or (
+                self.exact and len(self.failed) > 1 and self._failed_bytes() > FAILED_LIST_BYTES
+            ):
                 self.errors.release(self.failed.popleft().error)
             return Outcome.FAILED
         self.waiting.add(page_num)
@@ -504,6 +532,9 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             return Outcome.STUCK
         state.ready_at = now + s.retry_delay(counted)
         return Outcome.RETRY
+
+    def _failed_bytes(self) -> int:
+        return sum(text_size(p.cursor) for p in self.failed)
 
     def not_started(self, page_num: int, attempt: int) -> bool:
         """No worker took the attempt in time (schedule-to-start); False if stale.
@@ -671,6 +702,8 @@ class Scheduler(DiscoveryBook, NoProgressRules):
             p.ready_at = None
             self.waiting.discard(p.page_num)
             self.ready.appendleft(p.page_num)
+            if self.exact and p.attempts == p.unrun:
+                self._fresh += 1  # its attempts did no work: a new page again
         discoveries = self._release_due_discoveries(now) if self.discovery_waiting else 0
         return len(due) + len(overdue) + len(unstarted) + discoveries
 

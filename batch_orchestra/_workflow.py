@@ -107,6 +107,9 @@ _PAGE_RETRY = RetryPolicy(maximum_attempts=1)  # the workflow itself retries pag
 _DEFAULT_POLICY_PATCH = "batch-orchestra-default-failure-policy"
 _NO_PROGRESS_PATCH = "batch-orchestra-no-progress"  # the no-progress pause, "stalled" notices
 _FIRST_TASK_PATCH = "batch-orchestra-first-task-messages"  # pages' messages wait for the scheduler
+_EXACT_CORE_PATCH = "batch-orchestra-exact-core"
+"""The pure core's fixes found by its property tests (``Scheduler.exact``, ``FlowControl.exact``):
+a run begun before them replays without."""
 
 
 class Lifecycle(enum.Enum):
@@ -227,9 +230,13 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             ),
             canary_pages=inp.canary_pages,
         )
+        exact = workflow.patched(_EXACT_CORE_PATCH)
+        self._flow.exact = exact
         if self._cont is not None:
             self._settings = self._cont.settings
-            self._sched = scheduler_from_state(self._settings, policy, self._cont.scheduler)
+            self._sched = scheduler_from_state(
+                self._settings, policy, self._cont.scheduler, exact=exact
+            )
             self._tracker_next = self._cont.tracker_next
             self._result, self._result_started = self._cont.result, self._cont.result_started
             self._hooks = HookErrors(self._cont.hook_errors)
@@ -246,6 +253,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
             self._sched = Scheduler(
                 self._settings, inp.max_parallelism, workflow.now().timestamp(), policy
             )
+            self._sched.exact = exact
             cursors = inp.first_cursor_strs or [inp.first_cursor_str]
             if inp.redrive_source is not None:
                 cursors = []
