@@ -21,7 +21,9 @@ demo: $(STAMP)
 
 # Three processes (each with its own dev server): the tests mostly wait on the server, so three
 # keep two cores busy. The slow tests (the package built and installed, 2,500 chains past
-# Temporal's pending-activity limit) run in `make test-slow`; CI runs both.
+# Temporal's pending-activity limit, 200 pages waiting for 100 worker slots at hand-overs, the
+# worst-case payloads and 1,000 failed pages and items) run one at a time in `make test-slow`,
+# where no other test competes for the cores; CI runs both.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 3 --dist worksteal -m "not slow" \
 		--cov=batch_orchestra --cov-report=term:skip-covered

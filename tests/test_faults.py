@@ -191,6 +191,7 @@ def _slot_shortage(bid: str, processor: str, timeout: float = 120) -> BatchOrche
     )
 
 
+@pytest.mark.slow
 async def test_attempts_waiting_for_slots_at_hand_overs_are_not_lost(
     orchestra, task_queue, new_worker
 ) -> None:
@@ -209,6 +210,7 @@ async def test_attempts_waiting_for_slots_at_hand_overs_are_not_lost(
     assert set(RECORDS[bid].pages) == set(range(400))
 
 
+@pytest.mark.slow
 async def test_at_most_once_attempts_waiting_for_slots_at_hand_overs_run_exactly_once(
     orchestra, task_queue, new_worker
 ) -> None:

@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
@@ -64,6 +65,7 @@ async def _replays(client: Any, workflow_id: str) -> list[Any]:
     return histories
 
 
+@pytest.mark.slow
 async def test_worst_case_payloads_stay_within_budget_and_the_batch_finishes(
     orchestra: BatchOrchestratorClient,
     temporal: EmbeddedTemporal,
@@ -189,6 +191,7 @@ def _handovers(histories: list[Any]) -> list[int]:
     return [sum(p.ByteSize() for p in ps) for ps in continue_as_new_payloads(histories)]
 
 
+@pytest.mark.slow
 async def test_a_thousand_failed_pages_and_items_are_all_listed_and_all_redriven(
     orchestra: BatchOrchestratorClient,
     temporal: EmbeddedTemporal,
