@@ -122,6 +122,23 @@ async def test_start_status_json_and_list(
         assert "COMPLETED" in row and "8 pages done" in row and "80 items" in row
 
 
+async def test_start_refuses_a_misspelled_args_key_of_the_sample(
+    temporal: EmbeddedTemporal, task_queue: str
+) -> None:
+    import samples.inflate_prices.processor  # noqa: F401  (registers InflateProductPrices)
+
+    args = json.dumps({"db_path": "x.db", "percentage": 20})
+    result = await run_cli(
+        temporal,
+        *["start", "InflateProductPrices", "--page-size", "10", "--max-parallelism", "1"],
+        *["--args", args, "--task-queue", task_queue],
+    )
+    assert_error(result, "unknown key(s) ['percentage']")
+    assert (
+        "did you mean 'percent'?" in result.stderr and "fields: db_path, percent" in result.stderr
+    )
+
+
 async def test_start_watch_follows_the_batch_to_the_end(
     temporal: EmbeddedTemporal, new_worker: Callable[..., Any], task_queue: str
 ) -> None:
