@@ -510,3 +510,18 @@ def test_dashboard_exports() -> None:
 
     assert dashboard.__all__ == ["DashboardServer", "create_app", "serve"]
     assert all(getattr(dashboard, name).__doc__ for name in dashboard.__all__)
+
+
+def test_an_ended_batch_page_shows_no_pause() -> None:
+    from batch_orchestra import BatchOrchestratorProgress
+    from batch_orchestra.cli._render import BatchView
+    from batch_orchestra.dashboard._html import PageFacts, batch_page
+
+    chrome = Chrome(base="", namespace="ns", address="localhost:7233", read_only=False, csrf="t")
+    reason = "no progress: ... then resume the batch"
+    progress = BatchOrchestratorProgress(
+        is_finished=True, is_paused=True, pause_reason=reason, no_progress=reason, max_parallelism=4
+    )
+    view = BatchView(id="b", status="COMPLETED", task_queue="q", url="u", progress=progress)
+    page = batch_page(chrome, view, PageFacts(), "")
+    assert "then resume the batch" not in page and "paused:" not in page
