@@ -33,7 +33,6 @@ from .._series_types import SeriesDescription, SeriesSpec, TimeWindow, Watermark
 from .._types import BatchOrchestratorInput
 from ._commands import _check_json, _connection_options, _run
 from ._errors import one_line
-from ._list import wrap_parts
 from ._lookup import CliError, Target
 from ._render import format_duration
 
@@ -287,6 +286,8 @@ def render_series_list(rows: list[list[str]], width: int) -> RenderableType:
 
     Nothing is cut: a name or a mark too long for a table line gets a line of its own.
     """
+    from ._list import wrap_parts  # here: importing it at the top confuses mypy's cycle order
+
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_LIST_COLUMNS)]
     if sum(widths) + 2 * (len(widths) - 1) <= width:
         table = Table(box=None, pad_edge=False, show_edge=False)
@@ -409,6 +410,8 @@ def _time(value: datetime | None) -> str:
 
 def _runs(d: SeriesDescription, width: int | None) -> RenderableType:
     """The recent runs: a table, or a block each (batch ID on its own line) when too narrow."""
+    from ._list import wrap_parts
+
     columns = ("started (UTC)", "kind", "window", "outcome", "pages", "items", "batch")
     rows: list[tuple[str, str, str, Text, str, str, str]] = []
     for r in d.runs[:10]:
