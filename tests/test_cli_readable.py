@@ -363,3 +363,10 @@ def test_an_ended_batch_shows_no_pause_and_a_paused_one_no_retry_time() -> None:
     waiting = _view("b", "RUNNING", stuck_pages=[_stuck_page()], num_stuck_pages=1, **paused)
     text = "\n".join(_printed(render_status(waiting), 120))
     assert "PAUSED" in text and "on resume" in text and "20:55:00 UTC" not in text
+
+
+def test_counts_of_one_are_singular() -> None:
+    one = _view("b", "RUNNING", num_completed_pages=1, num_completed_items=1, total_items=None)
+    assert one.progress is not None
+    line = progress_line(one.progress)
+    assert "1 page done" in line and "1 item" in line and "1 items" not in line

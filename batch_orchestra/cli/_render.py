@@ -82,6 +82,11 @@ def status_label(status: str, progress: BatchOrchestratorProgress | None) -> str
     return status
 
 
+def plural(n: int, word: str) -> str:
+    """``1 page``, ``2 pages``, ``1,000 pages`` (words that take an s)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
 def shown_progress(view: BatchView) -> BatchOrchestratorProgress | None:
     """The batch's progress as shown to people: an ended batch shows no pause or stall.
 
@@ -157,7 +162,7 @@ def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
     pct = _percent(p)
     if pct is not None:
         parts.append(f"{pct:.0f}%")
-    pages = f"{p.num_completed_pages:,} pages done"
+    pages = f"{plural(p.num_completed_pages, 'page')} done"
     extra = [
         f"{n:,} {label}"
         for n, label in (
@@ -173,7 +178,9 @@ def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
     items = f"{p.num_completed_items:,}"
     if p.total_items is not None:
         items += f"/{p.total_items:,}"
-    parts.append(f"{items} items")
+    parts.append(
+        f"{items} items" if p.total_items is not None else plural(p.num_completed_items, "item")
+    )
     if getattr(p, "num_failed_items", 0):
         parts[-1] += f" ({p.num_failed_items:,} failed)"
     for piece in (_rate(p), _eta(p)):

@@ -34,7 +34,7 @@ from .._types import BatchOrchestratorInput
 from ._commands import _check_json, _connection_options, _run
 from ._errors import one_line
 from ._lookup import CliError, Target
-from ._render import format_duration
+from ._render import format_duration, plural
 
 __all__ = ["parse_duration", "render_series", "series"]
 
@@ -489,9 +489,9 @@ def render_series(
     grid.add_row(
         "runs",
         f"{d.num_runs:,} · {d.num_committed:,} committed · {d.num_held:,} held · "
-        f"{d.num_empty:,} empty · {d.num_skipped:,} ticks skipped"
+        f"{d.num_empty:,} empty · {plural(d.num_skipped, 'tick')} skipped"
         + (f" · {d.num_missed:,} missed" if d.num_missed else "")
-        + (f" · {d.num_backfills:,} backfills" if d.num_backfills else ""),
+        + (f" · {plural(d.num_backfills, 'backfill')}" if d.num_backfills else ""),
     )
     for r in d.running:
         grid.add_row(
