@@ -525,3 +525,4 @@ def test_an_ended_batch_page_shows_no_pause() -> None:
     view = BatchView(id="b", status="COMPLETED", task_queue="q", url="u", progress=progress)
     page = batch_page(chrome, view, PageFacts(), "")
     assert "then resume the batch" not in page and "paused:" not in page
+    assert "None" not in page  # no health check: the hidden health line is empty
