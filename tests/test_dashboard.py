@@ -526,3 +526,7 @@ def test_an_ended_batch_page_shows_no_pause() -> None:
     page = batch_page(chrome, view, PageFacts(), "")
     assert "then resume the batch" not in page and "paused:" not in page
     assert "None" not in page  # no health check: the hidden health line is empty
+    from batch_orchestra.dashboard._data import view_json
+
+    state = view_json(view, "P")  # what the page's script refreshes it with
+    assert state["progress"]["is_paused"] is False and state["progress"]["pause_reason"] is None
