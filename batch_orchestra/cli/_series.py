@@ -299,7 +299,12 @@ def render_series_list(rows: list[list[str]], width: int) -> RenderableType:
     blocks: list[RenderableType] = []
     for name, schedule, state, mark, last, nxt in rows:
         blocks.append(Text(name, style="bold"))
-        parts = [state, schedule, f"mark {mark}", f"last run {last}"]
+        parts = [
+            state,
+            schedule,
+            f"mark {mark}",
+            f"last run {last}" + (" UTC" if last != "-" else ""),
+        ]
         if nxt != "-":
             parts.append(f"next {nxt} UTC")
         for line in wrap_parts(parts, max(20, width - 2)):
