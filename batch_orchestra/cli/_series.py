@@ -303,7 +303,7 @@ def render_series_list(rows: list[list[str]], width: int) -> RenderableType:
             state,
             schedule,
             f"mark {mark}",
-            f"last run {last}" + (" UTC" if last != "-" else ""),
+            f"last run {last}" + (" UTC" if last != "-" and state != "?" else ""),
         ]
         if nxt != "-":
             parts.append(f"next {nxt} UTC")
