@@ -10,6 +10,7 @@ recognises a cursor it has seen by its string.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 import sys
@@ -201,9 +202,8 @@ def _mismatch(model: Any, text: str, err: BaseException) -> str:
             and f.default_factory is dataclasses.MISSING
         ]
         if missing:
-            names = {f.name for f in fields}
-            unknown = sorted(k for k in data if k not in names)
-            also = f"; unknown key(s) {unknown} are ignored" if unknown else ""
+            unknown = unknown_keys(model, text)
+            also = f"; {unknown}" if unknown else ""
             return f"field {missing[0]!r} is missing (args: {_shown(text)}{also})"
         found = re.search(r"field (\w+)", str(err))
         if found and found.group(1) in data:
@@ -213,24 +213,74 @@ def _mismatch(model: Any, text: str, err: BaseException) -> str:
     return f"{_shown(text)} ({_reason(err)})"
 
 
+def _fields(model: Any) -> list[str] | None:
+    """The keys ``model`` takes, or None when it takes any key (pydantic ``extra="allow"``)."""
+    if _is_pydantic(model):
+        if model.model_config.get("extra") == "allow":
+            return None
+        return [f.alias or n for n, f in model.model_fields.items()]
+    return [f.name for f in dataclasses.fields(model) if f.init]
+
+
+def _closest(key: str, known: list[str]) -> str | None:
+    """The field ``key`` was most likely meant to be: a close spelling, or one it abbreviates."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    within = [k for k in known if key.lower() in k.lower() or k.lower() in key.lower()]
+    return within[0] if len(within) == 1 else None
+
+
+def unknown_keys(model: Any, text: str) -> str | None:
+    """The keys of the JSON object ``text`` that ``model`` has no field for, in one line.
+
+    None when there are none (or ``text`` is not a JSON object, or the model takes any key).
+    A misspelled optional key would otherwise be dropped silently and its default used.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    known = _fields(model)
+    if not isinstance(data, dict) or known is None:
+        return None
+    unknown = sorted(k for k in data if k not in known)
+    if not unknown:
+        return None
+    hints = [f"{k!r} -> {close!r}" for k in unknown if (close := _closest(k, known))]
+    hint = ""
+    if len(unknown) == 1 and hints:
+        hint = f"; did you mean {hints[0].split(' -> ')[1]}?"
+    elif hints:
+        hint = f"; did you mean {', '.join(hints)}?"
+    fields = ", ".join(known) or "(none)"
+    return f"unknown key(s) {unknown} (fields: {fields}){hint}"
+
+
 def check_args(model: Any, text: str, processor: str) -> None:
     """Check the batch's ``args`` against a processor's ``args_type`` when the batch starts.
 
     Raises:
-        InvalidArgsError: they do not parse; the message names the field and its value.
+        InvalidArgsError: they do not parse, or hold a key the model has no field for; the
+            message names the field and its value (or the unknown key and the closest field).
     """
+    name = getattr(model, "__name__", repr(model))
     try:
         parse_typed(model, text)
     except Exception as err:
-        name = getattr(model, "__name__", repr(model))
+        why: str | None = _mismatch(model, text, err)
+        cause: BaseException | None = err
+    else:
+        why, cause = unknown_keys(model, text), None
+    if why is not None:
         raise InvalidArgsError(
             f"the batch's args do not fit {name}, the args_type of {processor}: "
-            f"{_mismatch(model, text, err)}. Start the batch with args=args_str({name}(...)) "
+            f"{why}. Start the batch with args=args_str({name}(...)) "
             "(or, on the command line, --args with the JSON of its fields)",
             model=model,
             text=text,
             page_num=None,
-        ) from err
+        ) from cause
 
 
 class TypedPageMixin:
@@ -352,7 +402,7 @@ class TypedContextMixin:
             return default
         text = self.args_str
         try:
-            return parse_typed(model, text)
+            value = parse_typed(model, text)
         except Exception as err:
             raise InvalidArgsError(
                 f"page {self.page_num}: the batch's args do not parse as {name}: "
@@ -362,3 +412,13 @@ class TypedContextMixin:
                 text=text,
                 page_num=self.page_num,
             ) from err
+        unknown = unknown_keys(model, text)
+        if unknown is not None:
+            raise InvalidArgsError(
+                f"page {self.page_num}: the batch's args do not fit {name}: {unknown}. Start "
+                f"the batch with args=args_str({name}(...)). Not retried.",
+                model=model,
+                text=text,
+                page_num=self.page_num,
+            )
+        return value

@@ -122,6 +122,23 @@ async def test_start_status_json_and_list(
         assert "COMPLETED" in row and "8 pages done" in row and "80 items" in row
 
 
+async def test_start_refuses_a_misspelled_args_key_of_the_sample(
+    temporal: EmbeddedTemporal, task_queue: str
+) -> None:
+    import samples.inflate_prices.processor  # noqa: F401  (registers InflateProductPrices)
+
+    args = json.dumps({"db_path": "x.db", "percentage": 20})
+    result = await run_cli(
+        temporal,
+        *["start", "InflateProductPrices", "--page-size", "10", "--max-parallelism", "1"],
+        *["--args", args, "--task-queue", task_queue],
+    )
+    assert_error(result, "unknown key(s) ['percentage']")
+    assert (
+        "did you mean 'percent'?" in result.stderr and "fields: db_path, percent" in result.stderr
+    )
+
+
 async def test_start_watch_follows_the_batch_to_the_end(
     temporal: EmbeddedTemporal, new_worker: Callable[..., Any], task_queue: str
 ) -> None:
@@ -372,8 +389,8 @@ async def test_start_without_a_worker_fails_and_terminate_removes_the_batch(
     ("argv", "message"),
     [
         (["--args", "{oops"], "not valid JSON"),
-        (["--page-size", "0"], "page_size must be an int >= 1"),
-        (["--max-parallelism", "-1"], "max_parallelism must be an int >= 0"),
+        (["--page-size", "0"], "--page-size must be an int >= 1, got 0"),
+        (["--max-parallelism", "-1"], "--max-parallelism must be an int >= 0"),
     ],
     ids=["args", "page-size", "parallelism"],
 )
@@ -386,6 +403,16 @@ async def test_bad_start_input_is_a_usage_error(argv: list[str], message: str) -
 async def test_worker_with_a_bad_module_is_one_line() -> None:
     result = await run_cli(None, "worker", "no_such_module_xyz", "-q", "q")
     assert_error(result, "cannot import module 'no_such_module_xyz'")
+
+
+async def test_worker_takes_a_file_path_as_its_module() -> None:
+    # imported (its relative imports work), then the unreachable server is the only error
+    result = await run_cli(
+        None, "worker", "samples/inflate_prices/processor.py", "-q", "q", "--address", "127.0.0.1:1"
+    )
+    assert_error(result, "cannot reach a Temporal server at 127.0.0.1:1")
+    result = await run_cli(None, "worker", "samples/no_such_file.py", "-q", "q")
+    assert_error(result, "give a module's dotted name (e.g. 'samples.no_such_file')")
 
 
 async def test_server_port_in_use_is_one_line() -> None:

@@ -333,3 +333,40 @@ async def test_demo_hint_names_a_command_that_works(temporal: EmbeddedTemporal) 
 
     opts = parse_args(shlex.split(line.split("samples.inflate_prices.demo", 1)[1]))
     assert opts.io_delay == 2.0 and opts.hold is True
+
+
+def _stuck_page() -> Any:
+    from batch_orchestra._types import PageFailure
+
+    at = datetime(2026, 12, 1, 20, 55, tzinfo=timezone.utc)
+    return PageFailure(
+        page_num=0,
+        cursor_str="c",
+        attempts=3,
+        error_type="Boom",
+        error_message="boom",
+        failed_at=at,
+        next_retry_at=at,
+    )
+
+
+def test_an_ended_batch_shows_no_pause_and_a_paused_one_no_retry_time() -> None:
+    from batch_orchestra.cli._render import render_status
+
+    reason = "no progress: ... then resume the batch"
+    paused = {"is_paused": True, "pause_reason": reason, "no_progress": reason}
+    done = _view("b", "COMPLETED", is_finished=True, max_parallelism=4, **paused)
+    text = "\n".join(_printed(render_status(done), 120))
+    assert "COMPLETED" in text and "parallelism  4," in text
+    assert "paused" not in text and "resume" not in text and "no progress" not in text
+
+    waiting = _view("b", "RUNNING", stuck_pages=[_stuck_page()], num_stuck_pages=1, **paused)
+    text = "\n".join(_printed(render_status(waiting), 120))
+    assert "PAUSED" in text and "on resume" in text and "20:55:00 UTC" not in text
+
+
+def test_counts_of_one_are_singular() -> None:
+    one = _view("b", "RUNNING", num_completed_pages=1, num_completed_items=1, total_items=None)
+    assert one.progress is not None
+    line = progress_line(one.progress)
+    assert "1 page done" in line and "1 item" in line and "1 items" not in line

@@ -510,3 +510,23 @@ def test_dashboard_exports() -> None:
 
     assert dashboard.__all__ == ["DashboardServer", "create_app", "serve"]
     assert all(getattr(dashboard, name).__doc__ for name in dashboard.__all__)
+
+
+def test_an_ended_batch_page_shows_no_pause() -> None:
+    from batch_orchestra import BatchOrchestratorProgress
+    from batch_orchestra.cli._render import BatchView
+    from batch_orchestra.dashboard._html import PageFacts, batch_page
+
+    chrome = Chrome(base="", namespace="ns", address="localhost:7233", read_only=False, csrf="t")
+    reason = "no progress: ... then resume the batch"
+    progress = BatchOrchestratorProgress(
+        is_finished=True, is_paused=True, pause_reason=reason, no_progress=reason, max_parallelism=4
+    )
+    view = BatchView(id="b", status="COMPLETED", task_queue="q", url="u", progress=progress)
+    page = batch_page(chrome, view, PageFacts(), "")
+    assert "then resume the batch" not in page and "paused:" not in page
+    assert "None" not in page  # no health check: the hidden health line is empty
+    from batch_orchestra.dashboard._data import view_json
+
+    state = view_json(view, "P")  # what the page's script refreshes it with
+    assert state["progress"]["is_paused"] is False and state["progress"]["pause_reason"] is None

@@ -104,6 +104,19 @@ async def test_series_commands_end_to_end(
         assert "mark '6' -> '2'" in out
         text = assert_ok(await run_cli(temporal, "series", "status", name))
         assert "mark set by operators" in text and "reprocess 3-6" in text
+        # At 80 columns: every batch ID and the name whole on one line, nothing cut.
+        narrow = assert_ok(await run_cli(temporal, "series", "status", name, columns=80))
+        runs = (await series.describe()).runs
+        for run in runs:
+            if run.batch_id:
+                assert any(run.batch_id in line for line in narrow.splitlines()), narrow
+        assert all(len(line) <= 80 for line in narrow.splitlines()), narrow
+        listed = assert_ok(await run_cli(temporal, "series", "list", columns=80))
+        assert "…" not in listed and all(len(line) <= 80 for line in listed.splitlines())
+        assert any(
+            line.strip() == name or line.startswith(f"{name} ") for line in listed.splitlines()
+        )
+        assert "every 1h" in listed and "active" in listed
 
         bad = [a if a != "1h" else "0.5" for a in create]
         bad[2] = f"{name}-x"

@@ -352,7 +352,8 @@ async def test_typed_args_are_checked_once_when_the_batch_starts(
         refused = batch_id()
         with pytest.raises(InvalidArgsError, match="field 'db_path' is missing") as info:
             await orchestra.start(inp(refused, '{"db": "x"}'), id=refused, task_queue=task_queue)
-        assert "unknown key(s) ['db'] are ignored" in str(info.value)
+        assert "unknown key(s) ['db']" in str(info.value)
+        assert "did you mean 'db_path'?" in str(info.value)
         with pytest.raises(RPCError):
             await orchestra.client.get_workflow_handle(refused).describe()
 

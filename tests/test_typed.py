@@ -162,6 +162,46 @@ async def test_context_reads_typed_values_and_defaults() -> None:
         long.args(Args)
 
 
+@dataclass
+class TypoArgs:
+    db_path: str
+    percent: int = 10
+
+
+def test_a_misspelled_optional_args_key_is_refused_at_start_with_the_closest_field() -> None:
+    from batch_orchestra._typed import check_args
+
+    with pytest.raises(InvalidArgsError) as info:
+        check_args(TypoArgs, '{"db_path": "x", "percentage": 20}', "Reprice")
+    text = str(info.value)
+    assert "unknown key(s) ['percentage']" in text and "fields: db_path, percent" in text
+    assert "did you mean 'percent'?" in text and "\n" not in text
+    check_args(TypoArgs, '{"db_path": "x", "percent": 20}', "Reprice")  # fits
+
+
+async def test_context_args_refuses_unknown_keys_too() -> None:
+    ctx = await make_context("", '{"n": 3, "stepp": 2}')
+    with pytest.raises(InvalidArgsError, match=r"page 4: .*did you mean 'step'\?") as info:
+        ctx.args(Args)
+    assert info.value.page_num == 4 and "Not retried" in str(info.value)
+
+
+def test_pydantic_args_refuse_unknown_keys_unless_the_model_allows_extra() -> None:
+    pydantic = pytest.importorskip("pydantic")
+    from batch_orchestra._typed import check_args
+
+    class Strict(pydantic.BaseModel):  # type: ignore[misc,name-defined]
+        db_path: str
+        percent: int = 10
+
+    class Open(Strict):
+        model_config = pydantic.ConfigDict(extra="allow")
+
+    with pytest.raises(InvalidArgsError, match="did you mean 'percent'"):
+        check_args(Strict, '{"db_path": "x", "percnt": 1}', "P")
+    check_args(Open, '{"db_path": "x", "percnt": 1}', "P")  # the model takes extra keys
+
+
 async def run_batch(orchestra: BatchOrchestratorClient, task_queue: str, **kw: Any) -> Any:
     bid = batch_id()
     handle = await orchestra.start(

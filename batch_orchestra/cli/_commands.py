@@ -32,6 +32,7 @@ import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -282,11 +283,60 @@ def worker(
     )
 
 
+_FIELD_OPTIONS = {
+    "max_pages_per_second": "--pages-per-second",
+    "max_items_per_second": "--items-per-second",
+    "first_cursor_str": "--first-cursor",
+}
+
+
+def option_named(message: str) -> str:
+    """A validation message that begins with an input field, told with the option's name.
+
+    ``page_size must be an int >= 1, got 0`` becomes ``--page-size must be ...``: the user
+    typed the option, not the field.
+    """
+    field, _, rest = message.partition(" ")
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not rest or not field.isidentifier():
+        return message
+    option = _FIELD_OPTIONS.get(field)
+    for param in ctx.command.params:
+        if option is None and param.name == field and isinstance(param, click.Option):
+            option = max(param.opts, key=len)
+    return f"{option} {rest}" if option else message
+
+
+def _module_name(given: str) -> str:
+    """The dotted module name for ``given``: a module name, or a ``.py`` file's path.
+
+    A file under the current directory is imported as its package's module
+    (``samples/inflate_prices/processor.py`` as ``samples.inflate_prices.processor``), so its
+    relative imports work as with ``python -m``.
+
+    Raises:
+        CliError: a path that is not a ``.py`` file under the current directory.
+    """
+    if not (given.endswith(".py") or os.sep in given or "/" in given):
+        return given
+    path = Path(given).resolve()
+    cwd = Path.cwd().resolve()
+    if path.suffix != ".py" or not path.is_file() or not path.is_relative_to(cwd):
+        dotted = given.removesuffix(".py").replace("/", ".").replace(os.sep, ".").strip(".")
+        raise CliError(
+            f"cannot import {given!r}: give a module's dotted name (e.g. {dotted!r}), or the "
+            "path of a .py file under the current directory"
+        )
+    parts = path.relative_to(cwd).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _import_modules(modules: tuple[str, ...]) -> None:
     # Like `python -m`: modules in the current directory are importable.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    for name in modules:
+    for given in modules:
+        name = _module_name(given)
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -460,7 +510,7 @@ def start(
     try:
         validate_input(inp)
     except InvalidBatchInputError as err:
-        raise click.UsageError(str(err)) from None
+        raise click.UsageError(option_named(str(err))) from None
     wid = batch_id or f"{processor}-{uuid.uuid4().hex[:12]}"
     _run(
         target,

@@ -18,9 +18,13 @@ async def retry_page(
     view.progress = p = await _acknowledged(
         view, f"retry-page {page_num}", handle.retry_page(page_num, reason=reason)
     )
-    msg = f"batch {batch_id!r}: page {page_num} starts now, first in line"
     if p.is_paused:
-        msg += " once the batch is resumed (it is paused)"
+        msg = (
+            f"batch {batch_id!r}: page {page_num} is first in line; it starts when the batch "
+            "is resumed (it is paused)"
+        )
+    else:
+        msg = f"batch {batch_id!r}: page {page_num} starts now, first in line"
     _ack(view, msg)
 
 

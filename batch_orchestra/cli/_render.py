@@ -82,6 +82,31 @@ def status_label(status: str, progress: BatchOrchestratorProgress | None) -> str
     return status
 
 
+def plural(n: int, word: str) -> str:
+    """``1 page``, ``2 pages``, ``1,000 pages`` (words that take an s)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def shown_progress(view: BatchView) -> BatchOrchestratorProgress | None:
+    """The batch's progress as shown to people: an ended batch shows no pause or stall.
+
+    A batch paused when its last page ended (skipped, say) still reports ``is_paused`` and
+    its pause reason; once it has completed or been cancelled those only mislead.
+    """
+    p = view.progress
+    if p is None:
+        return None
+    if view.status in ("RUNNING", "CONTINUED_AS_NEW") and not (p.is_finished or p.is_cancelled):
+        return p
+    return dataclasses.replace(
+        p,
+        is_paused=False,
+        pause_reason=None,
+        no_progress=None,
+        effective_parallelism=p.max_parallelism,
+    )
+
+
 def format_duration(seconds: float) -> str:
     """``4m 05s``-style rendering of a number of seconds."""
     s = max(0, int(round(seconds)))
@@ -137,7 +162,7 @@ def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
     pct = _percent(p)
     if pct is not None:
         parts.append(f"{pct:.0f}%")
-    pages = f"{p.num_completed_pages:,} pages done"
+    pages = f"{plural(p.num_completed_pages, 'page')} done"
     extra = [
         f"{n:,} {label}"
         for n, label in (
@@ -153,7 +178,9 @@ def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
     items = f"{p.num_completed_items:,}"
     if p.total_items is not None:
         items += f"/{p.total_items:,}"
-    parts.append(f"{items} items")
+    parts.append(
+        f"{items} items" if p.total_items is not None else plural(p.num_completed_items, "item")
+    )
     if getattr(p, "num_failed_items", 0):
         parts[-1] += f" ({p.num_failed_items:,} failed)"
     for piece in (_rate(p), _eta(p)):
@@ -297,7 +324,12 @@ def _cell(text: str, full: bool) -> Text | str:
 
 
 def _failures_table(
-    title: str, failures: list[PageFailure], total: int, stuck: bool, full: bool = True
+    title: str,
+    failures: list[PageFailure],
+    total: int,
+    stuck: bool,
+    full: bool = True,
+    paused: bool = False,
 ) -> Table:
     shown = f" (latest {len(failures)} of {total})" if total > len(failures) else ""
     table = Table(title=f"{title}{shown}", title_justify="left", expand=False)
@@ -318,7 +350,9 @@ def _failures_table(
             str(f.attempts),
             f.error_type,
             _cell(f.error_message, full),
-            f"{when.astimezone(timezone.utc):%H:%M:%S} UTC" if when else "-",
+            "on resume"
+            if stuck and paused
+            else (f"{when.astimezone(timezone.utc):%H:%M:%S} UTC" if when else "-"),
         )
     return table
 
@@ -348,7 +382,7 @@ def render_status(view: BatchView, *, full: bool = False) -> RenderableType:
 
     Error messages and cursors are cut to one line unless ``full``.
     """
-    p = view.progress
+    p = shown_progress(view)
     label = status_label(view.status, p)
     header = Text.assemble(
         ("batch ", "bold"),
@@ -369,12 +403,19 @@ def render_status(view: BatchView, *, full: bool = False) -> RenderableType:
         if p.retrying_pages:
             parts.append(
                 _failures_table(
-                    "retrying pages", p.retrying_pages, p.num_retrying_pages, True, full
+                    "retrying pages",
+                    p.retrying_pages,
+                    p.num_retrying_pages,
+                    True,
+                    full,
+                    p.is_paused,
                 )
             )
         if p.stuck_pages:
             parts.append(
-                _failures_table("stuck pages", p.stuck_pages, p.num_stuck_pages, True, full)
+                _failures_table(
+                    "stuck pages", p.stuck_pages, p.num_stuck_pages, True, full, p.is_paused
+                )
             )
         if p.failed_pages:
             parts.append(

@@ -32,8 +32,9 @@ from .._series_client import SeriesHandle, description_json
 from .._series_types import SeriesDescription, SeriesSpec, TimeWindow, Watermark
 from .._types import BatchOrchestratorInput
 from ._commands import _check_json, _connection_options, _run
+from ._errors import one_line
 from ._lookup import CliError, Target
-from ._render import format_duration
+from ._render import format_duration, plural
 
 __all__ = ["parse_duration", "render_series", "series"]
 
@@ -258,23 +259,57 @@ async def _list(target: Target) -> None:
         *(orchestra.get_series(n).describe(rpc_timeout=timedelta(seconds=2)) for n in names),
         return_exceptions=True,
     )
-    table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "SCHEDULE", "STATE", "MARK", "LAST RUN", "NEXT (UTC)"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    rows: list[list[str]] = []
     for name, d in zip(names, found, strict=True):
         if isinstance(d, BaseException):
-            table.add_row(name, "-", "?", "-", str(d)[:40], "-")
+            rows.append([name, "-", "?", "-", one_line(str(d))[:60], "-"])
             continue
         last = next((r for r in d.runs if r.kind != "skipped"), None)
-        table.add_row(
-            name,
-            d.schedule,
-            "paused" if d.paused else "active",
-            "-" if d.mark is None else d.mark,
-            f"{last.outcome} {_time(last.started_at)}" if last else "-",
-            _time(d.next_runs[0]) if d.next_runs and not d.paused else "-",
+        rows.append(
+            [
+                name,
+                d.schedule,
+                "paused" if d.paused else "active",
+                "-" if d.mark is None else d.mark,
+                f"{last.outcome} {_time(last.started_at)}" if last else "-",
+                _time(d.next_runs[0]) if d.next_runs and not d.paused else "-",
+            ]
         )
-    console.print(table)
+    console.print(render_series_list(rows, console.width))
+
+
+_LIST_COLUMNS = ("NAME", "SCHEDULE", "STATE", "MARK", "LAST RUN", "NEXT (UTC)")
+
+
+def render_series_list(rows: list[list[str]], width: int) -> RenderableType:
+    """The series as a table when it fits ``width`` whole; else a block each, name first.
+
+    Nothing is cut: a name or a mark too long for a table line gets a line of its own.
+    """
+    from ._list import wrap_parts  # here: importing it at the top confuses mypy's cycle order
+
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_LIST_COLUMNS)]
+    if sum(widths) + 2 * (len(widths) - 1) <= width:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column, w in zip(_LIST_COLUMNS, widths, strict=True):
+            table.add_column(column, no_wrap=True, min_width=w)
+        for row in rows:
+            table.add_row(*row)
+        return table
+    blocks: list[RenderableType] = []
+    for name, schedule, state, mark, last, nxt in rows:
+        blocks.append(Text(name, style="bold"))
+        parts = [
+            state,
+            schedule,
+            f"mark {mark}",
+            f"last run {last}" + (" UTC" if last != "-" and state != "?" else ""),
+        ]
+        if nxt != "-":
+            parts.append(f"next {nxt} UTC")
+        for line in wrap_parts(parts, max(20, width - 2)):
+            blocks.append(Text("  " + line))
+    return Group(*blocks)
 
 
 @series.command()
@@ -295,7 +330,8 @@ async def _status(target: Target, name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(description_json(d)))
     else:
-        _console().print(render_series(d, target))
+        console = _console()
+        console.print(render_series(d, target, console.width))
 
 
 @series.command()
@@ -377,8 +413,59 @@ def _time(value: datetime | None) -> str:
     return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}"
 
 
-def render_series(d: SeriesDescription, target: Target | None = None) -> RenderableType:
-    """The full status of a series: header, schedule, mark, counts, running and recent runs."""
+def _runs(d: SeriesDescription, width: int | None) -> RenderableType:
+    """The recent runs: a table, or a block each (batch ID on its own line) when too narrow."""
+    from ._list import wrap_parts
+
+    columns = ("started (UTC)", "kind", "window", "outcome", "pages", "items", "batch")
+    rows: list[tuple[str, str, str, Text, str, str, str]] = []
+    for r in d.runs[:10]:
+        pages = f"{r.num_completed_pages:,}" + (
+            f" ({r.num_failed_pages:,} failed)" if r.num_failed_pages else ""
+        )
+        outcome = Text(r.outcome, style=_OUTCOME_STYLES.get(r.outcome, ""))
+        if r.reason:
+            outcome.append(f": {r.reason}", style="dim")
+        rows.append(
+            (
+                _time(r.started_at),
+                r.kind,
+                r.window.text() if r.window else "-",
+                outcome,
+                pages if r.kind != "skipped" else "-",
+                f"{r.num_completed_items:,}" if r.kind != "skipped" else "-",
+                r.batch_id or "-",
+            )
+        )
+    natural = sum(
+        max(len(c), *(len(str(row[i])) for row in rows)) + 3 for i, c in enumerate(columns)
+    )
+    if width is None or natural + 1 <= width:
+        table = Table(title="recent runs (newest first)", title_justify="left", expand=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        return table
+    blocks: list[RenderableType] = [Text("recent runs (newest first)", style="italic")]
+    for started, kind, window, outcome, pages, items, batch in rows:
+        head = [started, kind, f"window {window}", outcome.plain]
+        if kind != "skipped":
+            head += [f"{pages} pages", f"{items} items"]
+        for line in wrap_parts(head, max(20, width - 2)):
+            blocks.append(Text("  " + line))
+        if batch != "-":
+            blocks.append(Text(f"    batch {batch}", style="cyan"))
+    return Group(*blocks)
+
+
+def render_series(
+    d: SeriesDescription, target: Target | None = None, width: int | None = None
+) -> RenderableType:
+    """The full status of a series: header, schedule, mark, counts, running and recent runs.
+
+    ``width``: the terminal's; recent runs are stacked when their table would not fit it.
+    """
     state = "PAUSED" if d.paused else "ACTIVE"
     header = Text.assemble(
         ("series ", "bold"),
@@ -407,9 +494,9 @@ def render_series(d: SeriesDescription, target: Target | None = None) -> Rendera
     grid.add_row(
         "runs",
         f"{d.num_runs:,} · {d.num_committed:,} committed · {d.num_held:,} held · "
-        f"{d.num_empty:,} empty · {d.num_skipped:,} ticks skipped"
+        f"{d.num_empty:,} empty · {plural(d.num_skipped, 'tick')} skipped"
         + (f" · {d.num_missed:,} missed" if d.num_missed else "")
-        + (f" · {d.num_backfills:,} backfills" if d.num_backfills else ""),
+        + (f" · {plural(d.num_backfills, 'backfill')}" if d.num_backfills else ""),
     )
     for r in d.running:
         grid.add_row(
@@ -420,26 +507,7 @@ def render_series(d: SeriesDescription, target: Target | None = None) -> Rendera
     if d.note_from_worker:
         parts.append(Text(d.note_from_worker, style="yellow"))
     if d.runs:
-        table = Table(title="recent runs (newest first)", title_justify="left", expand=False)
-        for column in ("started (UTC)", "kind", "window", "outcome", "pages", "items", "batch"):
-            table.add_column(column, overflow="fold")
-        for r in d.runs[:10]:
-            pages = f"{r.num_completed_pages:,}" + (
-                f" ({r.num_failed_pages:,} failed)" if r.num_failed_pages else ""
-            )
-            outcome = Text(r.outcome, style=_OUTCOME_STYLES.get(r.outcome, ""))
-            if r.reason:
-                outcome.append(f": {r.reason}", style="dim")
-            table.add_row(
-                _time(r.started_at),
-                r.kind,
-                r.window.text() if r.window else "-",
-                outcome,
-                pages if r.kind != "skipped" else "-",
-                f"{r.num_completed_items:,}" if r.kind != "skipped" else "-",
-                r.batch_id or "-",
-            )
-        parts.append(table)
+        parts.append(_runs(d, width))
     operator = [m for m in d.mark_changes if m.by is not None]
     if operator:
         table = Table(title="mark set by operators", title_justify="left", expand=False)

@@ -151,8 +151,11 @@ async def _retry_page(call: _Call) -> ActionResult:
     n = _int_field(call.form, "page_num", "page number")
     reason = call.form.get("reason", "").strip() or None
     p = await _acknowledged(call, f"retry-page {n}", call.handle.retry_page(n, reason=reason))
-    later = " once the batch is resumed (it is paused)" if p.is_paused else ""
-    return ActionResult("retried", f"Page {n} starts now, first in line{later}.", call.view.id)
+    if p.is_paused:
+        text = f"Page {n} is first in line; it starts when the batch is resumed (it is paused)."
+    else:
+        text = f"Page {n} starts now, first in line."
+    return ActionResult("retried", text, call.view.id)
 
 
 async def _skip_page(call: _Call) -> ActionResult:

@@ -30,6 +30,7 @@ from ..cli._render import (
     hook_text,
     progress_json,
     progress_line,
+    shown_progress,
     status_label,
 )
 
@@ -243,9 +244,10 @@ def view_json(
     """A batch's state as the batch page's JSON endpoint returns it.
 
     ``progress`` is None when it is unknown (no worker answered and none was read before);
-    ``stale_at`` says when the progress shown was read when it is the last known one.
+    ``stale_at`` says when the progress shown was read when it is the last known one. An
+    ended batch's progress says it is not paused (``shown_progress``), as the page shows it.
     """
-    p = view.progress
+    p = shown_progress(view)
     return {
         "id": view.id,
         "status": view.status,

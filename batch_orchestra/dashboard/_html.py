@@ -13,7 +13,14 @@ from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from .._types import BatchOrchestratorProgress, PageFailure
-from ..cli._render import BatchView, format_duration, hook_label, hook_text, status_label
+from ..cli._render import (
+    BatchView,
+    format_duration,
+    hook_label,
+    hook_text,
+    shown_progress,
+    status_label,
+)
 from . import _sections as sections
 from ._data import STATUS_FILTERS, BatchRow, average_rate
 from ._markup import UNKNOWN, batch_path, clock, esc, esc_id
@@ -225,7 +232,7 @@ def _counts(view: BatchView, facts: PageFacts) -> str:
         shown = value(p) if p is not None else UNKNOWN
         return f'<div><dt>{esc(label)}</dt><dd data-field="{field}">{esc(shown)}</dd></div>'
 
-    p = view.progress
+    p = shown_progress(view)
     total = p.total_items if p is not None else facts.total_items
     of = f" of {total:,}" if total is not None else ""
     average = average_rate(view)
@@ -307,13 +314,15 @@ def _failures(
     failures: Iterable[PageFailure],
     total: int,
     actions: Callable[[PageFailure], str] | None = None,
+    paused: bool = False,
 ) -> str:
     waiting = kind in ("stuck", "retrying")
+    later = "on resume" if waiting and paused else None
     rows = "".join(
         f"<tr><td class=num>{f.page_num}</td><td class=cursor>{esc(f.cursor_str)}</td>"
         f"<td class=num>{f.attempts}</td><td>{esc(f.error_type)}</td>"
         f"{sections.message_cell(f.error_message)}"
-        f"<td>{esc(_time(f.next_retry_at if waiting else f.failed_at))}</td>"
+        f"<td>{esc(later or _time(f.next_retry_at if waiting else f.failed_at))}</td>"
         f"{actions(f) if actions else ''}</tr>"
         for f in failures
     )
@@ -354,7 +363,7 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
     extra = sections.extra_controls(sections.Controls(chrome.base, chrome.csrf, view.id), view)
     if view.status not in _OPEN:
         return f'<div class="controls" id="controls">{extra}</div>' if extra else ""
-    p = view.progress
+    p = shown_progress(view)
     paused = p is not None and p.is_paused
     cap = p.max_parallelism if p is not None else ""
     n_input = (
@@ -410,7 +419,7 @@ def _controls(chrome: Chrome, view: BatchView) -> str:
 
 def batch_page(chrome: Chrome, view: BatchView, facts: PageFacts, message: str) -> str:
     """One batch: status, live bar and counts, controls, chart, and what went wrong."""
-    p = view.progress
+    p = shown_progress(view)
     api = f"{chrome.base}/api/batches/{quote(view.id, safe='')}"
     notice = f'<p class="flash" role="status" id="flash"{"" if message else " hidden"}>'
     notice += f"{esc(message)}</p>"
@@ -452,10 +461,11 @@ def _series_meta(chrome: Chrome, p: BatchOrchestratorProgress | None) -> str:
 
 def _details(chrome: Chrome, view: BatchView) -> str:
     """What went wrong and who changed what; the page's script swaps it in fresh."""
-    p = view.progress
+    p = shown_progress(view)
     steerable = not chrome.read_only and view.status in _OPEN
     controls = sections.Controls(chrome.base, chrome.csrf, view.id)
     actions = sections.row_actions(controls, view) if steerable else None
+    paused = p is not None and p.is_paused
     return "".join(
         [
             sections.errors_section(p),
@@ -464,8 +474,15 @@ def _details(chrome: Chrome, view: BatchView) -> str:
                 p.retrying_pages if p else [],
                 p.num_retrying_pages if p else 0,
                 actions,
+                paused,
             ),
-            _failures("stuck", p.stuck_pages if p else [], p.num_stuck_pages if p else 0, actions),
+            _failures(
+                "stuck",
+                p.stuck_pages if p else [],
+                p.num_stuck_pages if p else 0,
+                actions,
+                paused,
+            ),
             _failures("failed", p.failed_pages if p else [], p.num_failed_pages if p else 0),
             _failures(
                 "discovery",

@@ -174,6 +174,8 @@ def redrive_link(base: str, p: BatchOrchestratorProgress | None) -> str:
 def health_line(p: BatchOrchestratorProgress | None) -> str:
     """The health check's verdict, when the batch has one."""
     health = p.health if p is not None else None
+    if health is None:  # hidden until the batch has a health check: no "None" in the page
+        return '<p class="note" data-field="health" hidden></p>'
     text = f"health: {health}" + (f": {p.health_reason}" if p and p.health_reason else "")
     cls = "note ok" if health == "healthy" else "note"
     return f'<p class="{cls}" data-field="health"{"" if health else " hidden"}>{esc(text)}</p>'

@@ -41,11 +41,15 @@ class ConfigArgs:
 class InflateProductPrices(PageProcessor):
     """Raises the price of every product by ``ConfigArgs.percent``, exactly once per product."""
 
+    # The batch's args are checked against ConfigArgs when it starts: a misspelled key
+    # (``"percentage"``) fails ``start`` at once instead of running with the default.
+    args_type = ConfigArgs
+
     async def run(self, context: BatchProcessorContext) -> int:
         page = context.page
         cursor = ProductDBCursor.from_json(page.cursor_str)
 
-        args = ConfigArgs.from_json(context.args_str)
+        args: ConfigArgs = context.args()
         db = MyDB(args.db_path)
         # sqlite3 blocks; a thread keeps the worker's event loop free for the other pages.
         products, next_cursor = await asyncio.to_thread(db.query_page, cursor, results=page.size)

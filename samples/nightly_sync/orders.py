@@ -46,7 +46,12 @@ def main() -> int:
     if missing:
         print(f"NOT YET: {missing} of {total} orders are not in the warehouse")
         return 1
-    print(f"OK: {synced}/{total} orders in the warehouse, {twice} copied more than once")
+    again = (
+        " (copies overwrite the same row: a backfill or a mark set back re-runs its window)"
+        if twice
+        else ""
+    )
+    print(f"OK: {synced}/{total} orders in the warehouse, {twice} copied more than once{again}")
     return 0
 
 
