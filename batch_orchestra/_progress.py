@@ -17,7 +17,13 @@ from ._history import HISTORY_SAMPLE_BYTES
 from ._scheduler import FAILURE_LIST_LIMIT, PageState, Scheduler
 from ._types import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 
-__all__ = ["build_progress", "flow_progress", "guard_progress", "page_failure"]
+__all__ = [
+    "build_progress",
+    "discovery_bound",
+    "flow_progress",
+    "guard_progress",
+    "page_failure",
+]
 
 
 def _dt(ts: float) -> datetime:
@@ -140,8 +146,45 @@ def _discovery_progress(p: BatchOrchestratorProgress, s: Scheduler) -> None:
         )
 
 
+DISCOVERY_BOUND_SHARE = 0.5
+"""A batch running at most this share of its cap with nothing waiting to start is told it is
+discovery-bound."""
+DISCOVERY_BOUND_AFTER_PAGES = 10
+"""Not before this many pages have completed (every batch starts below its cap)."""
+
+
+def discovery_bound(p: BatchOrchestratorProgress, page_seconds: float | None) -> str | None:
+    """Why ``p`` runs far below its cap, when nothing but finding the next pages holds it.
+
+    ``page_seconds``: the fastest page's run time seen, if any. Nothing is said while the batch
+    is paused, held, throttled or ended, waits for retries, or has no open chain.
+    """
+    cap = p.effective_parallelism or p.max_parallelism
+    running = p.num_processing_pages
+    if (
+        p.is_finished
+        or p.is_cancelled
+        or p.is_paused
+        or p.throttle_reason
+        or p.hold_reason
+        or cap < 4
+        or p.num_open_chains <= 0
+        or p.num_pending_pages > 0
+        or p.num_completed_pages < DISCOVERY_BOUND_AFTER_PAGES
+        or running > cap * DISCOVERY_BOUND_SHARE
+    ):
+        return None
+    chains = p.num_open_chains
+    took = f"; pages take {page_seconds:.3g} s or more" if page_seconds else ""
+    return (
+        f"discovery-bound: {running} of {cap} running, nothing pending ({chains} open "
+        f"chain{'' if chains == 1 else 's'}, each finding one page at a time{took}); more "
+        "first cursors, lookahead or discovery apart fill the cap: see docs/tuning.md"
+    )
+
+
 def flow_progress(p: BatchOrchestratorProgress, flow: FlowControl, throttle: str | None) -> None:
-    """Add flow control's part to ``p``: limits, throttle state and reason, the change log."""
+    """Add flow control's part to ``p``: limits, throttle, the change log, discovery-bound."""
     s = flow.state
     p.throttle_reason = throttle
     p.max_pages_per_second = s.max_pages_per_second
@@ -157,6 +200,7 @@ def flow_progress(p: BatchOrchestratorProgress, flow: FlowControl, throttle: str
         )
         for at, change, by in s.changes
     ]
+    p.discovery_bound = discovery_bound(p, s.base_latency)
 
 
 _TRIMMABLE = (

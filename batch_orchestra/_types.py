@@ -546,6 +546,10 @@ class BatchOrchestratorProgress:
     throttle_reason: str | None = None
     """Why flow control holds pages back now, if it does (ramp-up, a rate limit, the health
     check, adaptive parallelism)."""
+    discovery_bound: str | None = None
+    """Said when the batch runs far below its cap with nothing waiting to start: its chains
+    find pages more slowly than the cap could run them (more first cursors, lookahead or
+    discovery apart fill it; docs/tuning.md). None otherwise."""
     max_pages_per_second: float | None = None
     """The page rate limit in force (None: none)."""
     max_items_per_second: float | None = None

@@ -370,3 +370,38 @@ def test_counts_of_one_are_singular() -> None:
     assert one.progress is not None
     line = progress_line(one.progress)
     assert "1 page done" in line and "1 item" in line and "1 items" not in line
+
+
+async def test_status_says_when_a_batch_is_discovery_bound(
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+) -> None:
+    """Two chains whose pages find their successor only after 0.2 s of work keep about 2 of a
+    cap of 20 running: status says the batch is discovery-bound and what fills the cap."""
+    from batch_orchestra import BatchOrchestratorInput
+
+    wid = batch_id()
+    inp = BatchOrchestratorInput(
+        page_processor="LateEnqueue",
+        page_size=1,
+        max_parallelism=20,
+        args=json.dumps({"n": 100_000, "sleep": 0.2, "tag": wid}),
+        first_cursor_strs=[f"{wid}:0", f"{wid}:50000"],
+    )
+    async with new_worker():
+        handle = await orchestra.start(inp, id=wid, task_queue=task_queue)
+
+        async def told() -> str:
+            out = assert_ok(await run_cli(temporal, "status", wid, columns=200))
+            assert "discovery-bound: " in out, out
+            return out
+
+        out = await assert_eventually(told, timeout=60, interval=0.5)
+        p = await handle.get_progress()
+        await handle.workflow_handle.terminate()
+    words = " ".join(out.replace("│", " ").split())
+    assert re.search(r"discovery-bound: [0-9] of 20 running, nothing pending", words), words
+    assert "2 open chains" in words and "docs/tuning.md" in words
+    assert p.discovery_bound is not None or p.num_processing_pages > 10

@@ -405,3 +405,41 @@ def test_a_retry_due_while_paused_stays_listed_with_its_error() -> None:
     [att] = s.take_runnable()
     assert att.page_num == 0 and att.attempt == 2
     assert build_progress(s, 101.0).num_retrying_pages == 0
+
+
+def test_a_batch_far_below_its_cap_with_nothing_pending_is_told_it_is_discovery_bound() -> None:
+    from batch_orchestra._progress import discovery_bound
+    from batch_orchestra._types import BatchOrchestratorProgress
+
+    def p(**kw: object) -> BatchOrchestratorProgress:
+        base: dict[str, object] = dict(
+            max_parallelism=100,
+            effective_parallelism=100,
+            num_processing_pages=12,
+            num_open_chains=2,
+            num_completed_pages=50,
+        )
+        base.update(kw)
+        return BatchOrchestratorProgress(**base)  # type: ignore[arg-type]
+
+    hint = discovery_bound(p(), 0.05)
+    assert hint is not None and hint.startswith(
+        "discovery-bound: 12 of 100 running, nothing pending"
+    )
+    assert "2 open chains" in hint and "0.05 s" in hint and "docs/tuning.md" in hint
+    for quiet in (
+        dict(num_pending_pages=1),  # pages wait: the cap, not discovery, holds them
+        dict(num_processing_pages=60),
+        dict(is_paused=True),
+        dict(throttle_reason="rate limit: 8 pages/s"),
+        dict(hold_reason="held"),
+        dict(num_open_chains=0),  # the last pages: nothing more to find
+        dict(num_completed_pages=3),  # every batch starts below its cap
+        dict(is_finished=True),
+        dict(max_parallelism=3, effective_parallelism=3),
+    ):
+        assert discovery_bound(p(**quiet), 0.05) is None, quiet
+    # the cap flow control sets now is the one to fill
+    hint = discovery_bound(p(effective_parallelism=20, num_processing_pages=8), None)
+    assert hint is not None and "8 of 20 running" in hint and " s or more" not in hint
+    assert discovery_bound(p(effective_parallelism=20), None) is None  # 12 of 20

@@ -273,6 +273,8 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         grid.add_row("health", Text(health, style="" if p.health == "healthy" else "yellow"))
     if p.throttle_reason and not p.is_paused:
         grid.add_row("throttled", Text(p.throttle_reason, style="yellow"))
+    if getattr(p, "discovery_bound", None):
+        grid.add_row("hint", Text(p.discovery_bound or "", style="yellow"))
     if p.control_changes:
         last = p.control_changes[-1]
         grid.add_row(
