@@ -152,6 +152,9 @@ class _Sender:
 
     def submit(self, request: EnqueueRequest, attempt: int) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A page cancelled while its enqueue was in flight (its batch ended) never reads the
+        # outcome: mark an error read so asyncio does not print "exception never retrieved".
+        done.add_done_callback(_retrieve)
         self._queue.append((request, attempt, done))
         if self._in_flight < self._transport.settings.max_updates_in_flight:
             self._send_queued()
@@ -191,6 +194,11 @@ class _Sender:
                 self._transport._forget(self._key, self)
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class PageEnqueue:
     """One attempt's enqueue (a page enqueues once per run).
 
@@ -228,6 +236,7 @@ class PageEnqueue:
         self._enqueued_at = time.monotonic()
         if self._transport.is_quick(self._processor):
             self._held = asyncio.get_running_loop().create_future()
+            self._held.add_done_callback(_retrieve)
             self._timer = asyncio.get_running_loop().call_later(
                 self._transport.settings.defer_grace, self._send_now
             )
