@@ -50,6 +50,7 @@ from batch_orchestra._progress import build_progress
 from batch_orchestra._scheduler import Outcome, PageState, Scheduler
 from batch_orchestra._types import FailurePolicy, ProcessorSettings
 from batch_orchestra._wire import from_wire, to_wire
+from tests.test_scheduler import settings as processor_settings
 
 settings.register_profile(
     "ci",
@@ -101,19 +102,7 @@ BOUNDED_STATE_BYTES = 96 * 1024
 
 
 def _settings(**kw: Any) -> ProcessorSettings:
-    base: dict[str, Any] = dict(
-        name="P",
-        at_most_once=False,
-        maximum_attempts=3,
-        initial_interval_seconds=1.0,
-        backoff_coefficient=2.0,
-        maximum_interval_seconds=10.0,
-        non_retryable_error_types=["Fatal"],
-        use_extended_retries=True,
-        extended_retry_interval_seconds=60.0,
-    )
-    base.update(kw)
-    return ProcessorSettings(**base)
+    return processor_settings(**kw)
 
 
 def handover(s: Scheduler, deadline: float | None, confirm_by: float | None = None) -> Scheduler:
