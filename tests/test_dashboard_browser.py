@@ -101,7 +101,9 @@ async def test_dashboard_in_a_browser(
                 page_processor="Scripted",
                 page_size=10,
                 max_parallelism=2,
-                args=json.dumps({"n": PAGES * 10, "sleep": 0.2}),
+                # About 20 s of pages at parallelism 2: the pause must land before the last one
+                # (at 0.2 s a page the batch once finished while the browser started).
+                args=json.dumps({"n": PAGES * 10, "sleep": 0.6}),
                 total_items=PAGES * 10,
             ),
             id=wid,
@@ -167,7 +169,7 @@ async def test_dashboard_in_a_browser(
             # Resume from the page: the batch finishes, and the page says so.
             await page.click("#resume-button")
             await page.wait_for_selector('#flash:has-text("Resumed")')
-            final = await asyncio.wait_for(handle.result(), 30)
+            final = await asyncio.wait_for(handle.result(), 60)
             assert final.num_completed_pages == PAGES and final.num_completed_items == PAGES * 10
             await page.reload()
             await page.wait_for_selector('#batch [data-field="label"]:has-text("COMPLETED")')
