@@ -20,9 +20,7 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +38,7 @@ from batch_orchestra import (
     page_processor,
 )
 from bench._noop import NoopArgs, chain_end
+from bench._serve import run_and_exit, serve_until_signal
 
 PROCESSOR_NAME = "ChaosPages"
 CONNECT_SECONDS = 60.0
@@ -166,23 +165,8 @@ async def main() -> None:
     if opts.sticky_timeout is not None:
         extra["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=opts.sticky_timeout)
     worker = Worker(client, task_queue=opts.task_queue, plugins=[BatchOrchestraPlugin()], **extra)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        print("ready", flush=True)
-        await stop.wait()
+    await serve_until_signal(worker)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except Exception as err:
-        print(f"worker failed: {err!r}", file=sys.stderr, flush=True)
-        sys.stderr.flush()
-        os._exit(2)
-    # Skip interpreter finalisation, where the SDK's native threads can abort the process.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)

@@ -9,12 +9,8 @@ point of the bench's last mode).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import os
-import signal
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +21,7 @@ from temporalio.worker import Worker
 
 from batch_orchestra import BatchOrchestraPlugin, BatchProcessorContext, page_processor
 from batch_orchestra.sources import FilePageProcessor, FileSource
+from bench._serve import run_and_exit, serve_until_signal
 
 PER_ROW = RetryPolicy(
     maximum_attempts=6,
@@ -98,17 +95,8 @@ async def main() -> None:
     if opts.throttle_ms is not None:
         extra["max_heartbeat_throttle_interval"] = timedelta(milliseconds=opts.throttle_ms)
     worker = Worker(client, task_queue=opts.task_queue, plugins=[plugin], **extra)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        print("ready", flush=True)
-        await stop.wait()
+    await serve_until_signal(worker)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)

@@ -8,17 +8,14 @@ Prints ``ready`` once polling; stops cleanly on SIGTERM or SIGINT.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
-import signal
-import sys
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 import bench._flow_pages  # noqa: F401  (registers BenchFlowPages)
 from batch_orchestra import BatchOrchestraPlugin
+from bench._serve import run_and_exit, serve_until_signal
 
 
 async def main() -> None:
@@ -37,18 +34,8 @@ async def main() -> None:
         plugins=[BatchOrchestraPlugin()],
         max_concurrent_activities=opts.max_concurrent_activities,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        print("ready", flush=True)
-        await stop.wait()
+    await serve_until_signal(worker)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    # Skip interpreter finalisation, where the SDK's native threads can abort the process.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)

@@ -9,11 +9,8 @@ Runs one Worker with ``BatchOrchestraPlugin()`` plus the raw baseline workflows 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
-import sys
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -21,6 +18,7 @@ from temporalio.worker import Worker
 import bench._noop  # noqa: F401  (registers BenchNoopPages)
 from batch_orchestra import BatchOrchestraPlugin, WorkerSettings
 from bench._baseline import PlainChain, RawBaseline, plain_chain_page, raw_noop, raw_noop_signal
+from bench._serve import run_and_exit, serve_until_signal
 
 
 async def main() -> None:
@@ -47,19 +45,8 @@ async def main() -> None:
         activities=[raw_noop, raw_noop_signal, plain_chain_page],
         max_concurrent_activities=opts.max_concurrent_activities,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        print("ready", flush=True)
-        await stop.wait()
+    await serve_until_signal(worker)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    # The worker has shut down cleanly; skip interpreter finalisation, where the SDK's native
-    # threads can abort the process ("PyGILState_Release ... must be current").
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)
