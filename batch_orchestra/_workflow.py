@@ -957,7 +957,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         )
         return nxt
 
-    def _progress(self) -> BatchOrchestratorProgress:
+    def _progress(self, *, history: bool = True) -> BatchOrchestratorProgress:
         if self._sched is None:
             return BatchOrchestratorProgress(max_parallelism=self._inp.max_parallelism)
         ended = self._state in (Lifecycle.FINISHED, Lifecycle.CANCELLED)
@@ -974,7 +974,7 @@ class BatchOrchestrator(SideCalls, Recovery, LedgerCalls):
         p.result_error = self._result_error
         p.hook_errors = self._hooks.progress()
         p.num_ledger_records, p.ledger_redrive_record = self._book.seq, self._book.base
-        p.history = self._history.samples()
+        p.history = self._history.samples() if history else []
         guard_progress(p)
         return p
 

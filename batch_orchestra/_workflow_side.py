@@ -99,7 +99,7 @@ class SideCalls:
     _hooks: HookErrors
     _no_progress_patched: bool
 
-    def _progress(self) -> BatchOrchestratorProgress:
+    def _progress(self, *, history: bool = True) -> BatchOrchestratorProgress:
         raise NotImplementedError
 
     def _extra(self, page_num: int | None = None) -> dict[str, Any]:
@@ -111,9 +111,7 @@ class SideCalls:
         It would add up to ``HISTORY_PROGRESS_BYTES`` to every call's event (queries and the
         result have it).
         """
-        p = self._progress()
-        p.history = []
-        return p
+        return self._progress(history=False)
 
     def _quiet(self) -> bool:
         """No tracker or notifier call is in flight or waiting (before a hand-over or the end)."""
