@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from batch_orchestra import ItemFailure, PageFailure
@@ -40,6 +41,7 @@ from batch_orchestra._continuation import (
     continuation_to_wire,
     scheduler_to_state,
 )
+from batch_orchestra._engine.outbox import notice_chunk
 from batch_orchestra._flow import FlowControl, FlowState
 from batch_orchestra._history import History
 from batch_orchestra._ledger import (
@@ -65,8 +67,7 @@ from batch_orchestra._processor import BatchPage
 from batch_orchestra._progress import _rough_size, build_progress, flow_progress, guard_progress
 from batch_orchestra._scheduler import Outcome, Scheduler
 from batch_orchestra._types import BatchOrchestratorInput, input_to_wire
-from batch_orchestra._workflow_ledger import LedgerCalls
-from batch_orchestra._workflow_side import notice_chunk
+from batch_orchestra._workflow.details import failure_details
 from tests.test_scheduler import settings
 
 WORST = "\U0001f600"  # one character, 12 bytes as JSON (an escaped surrogate pair)
@@ -302,12 +303,11 @@ async def test_a_read_of_a_ledger_returns_whole_records_within_its_budget() -> N
 def test_the_failure_details_query_answers_a_bounded_page() -> None:
     s = worst_scheduler(30)
 
-    class Fake:
-        _sched = s
-        _book = LedgerBook("exec")
-
+    engine = SimpleNamespace(
+        started=True, sched=s, failures=SimpleNamespace(book=LedgerBook("exec"))
+    )
     req = FailureDetailsRequest("stuck")
-    answer = LedgerCalls.failure_details(Fake(), req)  # type: ignore[arg-type]
+    answer = failure_details(engine, req)  # type: ignore[arg-type]
     assert answer.pages and answer.next_after is not None
     assert wire_size(answer) <= FAILURE_DETAILS_BYTES + max(wire_size(p) for p in answer.pages)
     assert all(p.cursor_is_whole for p in answer.pages)

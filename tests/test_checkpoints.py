@@ -236,11 +236,12 @@ async def _noop(item: object) -> None:
 
 
 def test_held_checkpoints_are_bounded_and_count_in_a_task_s_start_budget() -> None:
+    from batch_orchestra._engine.checkpoints import MAX_HELD_CHECKPOINT_BYTES, CheckpointBook
     from batch_orchestra._scheduler import Scheduler
-    from batch_orchestra._workflow_checkpoints import MAX_HELD_CHECKPOINT_BYTES, CheckpointBook
     from tests.test_scheduler import settings
 
-    book = CheckpointBook({"0": '{"p":1}'})  # carried by a hand-over: this run keeps them
+    # carried by a hand-over: this run keeps them
+    book = CheckpointBook({"0": '{"p":1}'}, max_bytes=4 * 1024, patched=lambda _: False)
     big = json.dumps({"p": 1, "s": "x" * 4000})
     for n in range(1, 101):
         book.keep(n, big)

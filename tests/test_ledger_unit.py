@@ -27,7 +27,7 @@ from batch_orchestra._progress import build_progress
 from batch_orchestra._scheduler import Outcome, PageState, Scheduler
 from batch_orchestra._types import FailurePolicy
 from batch_orchestra._wire import from_wire, to_wire
-from batch_orchestra._workflow_ledger import item_pages
+from batch_orchestra._engine.failures import item_pages
 from tests.test_scheduler import settings
 
 

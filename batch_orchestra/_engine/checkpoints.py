@@ -1,22 +1,17 @@
 """The workflow side of checkpoints: the last checkpoint of each page waiting for its next attempt.
 
-A failed attempt's checkpoint arrives with its outcome (``_checkpoint.py``); the book keeps it
-until the page's next attempt starts with it, and drops it when the page completes. It is
-carried across hand-overs, bounded: one checkpoint is at most ``MAX_CHECKPOINT_BYTES``, and all
+A failed attempt's checkpoint arrives with its outcome (``_checkpoint.py`` on the worker); the
+book keeps it until the page's next attempt starts with it, and drops it when the page completes.
+It is carried across hand-overs, bounded: one checkpoint is at most ``MAX_CHECKPOINT_BYTES``, and all
 of them at most ``MAX_HELD_CHECKPOINT_BYTES`` (past it the oldest is dropped: that page repeats
 the items since its start, as without checkpoints). Deterministic, no IO.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
-from typing import Any
+from collections.abc import Callable, Container, Mapping
 
-from temporalio import workflow
-from temporalio.exceptions import ApplicationError, TimeoutError
-
-from ._budgets import text_size
-from ._checkpoint import MAX_CHECKPOINT_BYTES, checkpoint_of_details
+from .._budgets import text_size
 
 __all__ = ["CHECKPOINT_PATCH", "MAX_HELD_CHECKPOINT_BYTES", "CheckpointBook"]
 
@@ -29,7 +24,15 @@ MAX_HELD_CHECKPOINT_BYTES = 256 * 1024
 class CheckpointBook:
     """Checkpoints by page number, oldest first."""
 
-    def __init__(self, carried: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        carried: Mapping[str, str] | None,
+        *,
+        max_bytes: int,
+        patched: Callable[[str], bool],
+    ) -> None:
+        self._max = max_bytes
+        self._is_patched = patched
         self._by_page: dict[int, str] = {}
         self._bytes = 0
         self._patched: bool | None = None
@@ -58,21 +61,12 @@ class CheckpointBook:
         if text is not None:
             self._bytes -= len(text) + 16
 
-    def keep_from_error(self, page_num: int, cause: BaseException | None) -> None:
-        """Keep the checkpoint a failed attempt's error carries, if any."""
-        details: Any = None
-        if isinstance(cause, ApplicationError):
-            details = cause.details
-        elif isinstance(cause, TimeoutError):  # a lost worker: its last heartbeat's
-            details = cause.last_heartbeat_details
-        self.keep(page_num, checkpoint_of_details(details))
-
     def keep(self, page_num: int, text: str | None) -> None:
         """Keep ``text`` as the page's checkpoint (None: keep what it had)."""
-        if text is None or len(text) > MAX_CHECKPOINT_BYTES + 64:
+        if text is None or len(text) > self._max + 64:
             return
         if self._patched is None:
-            self._patched = workflow.patched(CHECKPOINT_PATCH)
+            self._patched = self._is_patched(CHECKPOINT_PATCH)
         if not self._patched:
             return
         self.drop(page_num)

@@ -1,0 +1,115 @@
+"""The ``failure_details`` query: whole cursors and keys of what the batch holds in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from .._budgets import FAILURE_DETAILS_BYTES, wire_size
+    from .._engine.engine import BatchEngine
+    from .._ledger import LedgerItem, LedgerPage
+    from .._messages import FailureDetails, FailureDetailsRequest
+    from .._progress import page_failure
+    from .._scheduler import PageState
+    from .._types import ItemFailure, PageFailure
+
+__all__ = ["failure_details"]
+
+
+def failure_details(engine: BatchEngine, req: FailureDetailsRequest) -> FailureDetails:
+    """Whole cursors and keys of failing pages and items the batch holds in memory.
+
+    "stuck", "retrying" and "discovering": the pages it holds (progress shows previews);
+    "failed" and "items": those not yet written to the ledger. At most ``max_bytes`` (and
+    ``FAILURE_DETAILS_BYTES``) per answer; ``next_after`` says where the next page starts.
+    """
+    out = FailureDetails()
+    if not engine.started:
+        return out
+    sched, book = engine.sched, engine.failures.book
+    budget = min(max(1_024, req.max_bytes), FAILURE_DETAILS_BYTES)
+    wanted = set(req.page_nums) if req.page_nums is not None else None
+    if req.kind == "items":
+        out.items = [_item_of(i) for i in book.buffered_items()]
+        return out
+    candidates: list[PageFailure] = []
+    if req.kind in ("stuck", "retrying"):
+        stuck = req.kind == "stuck"
+        nums = sorted(n for n in sched.waiting if sched.pages[n].stuck == stuck)
+        pages = [sched.pages[n] for n in nums]
+        candidates = [page_failure(sched, p, whole=True) for p in _after(pages, req, wanted)]
+    elif req.kind == "discovering":
+        found = sorted(sched.failing_discoveries, key=lambda d: d.page_num)
+        for d in found:
+            if d.page_num > req.after and (wanted is None or d.page_num in wanted):
+                error_type, message = sched.errors.get(d.error)
+                candidates.append(_discovery_failure(d, error_type, message))
+    elif req.kind == "failed":
+        whole = [p for p in sched.failed if not p.recorded]
+        pages = sorted(whole, key=lambda p: p.page_num)
+        candidates = [page_failure(sched, p, whole=True) for p in _after(pages, req, wanted)]
+        for e in sorted(book.buffered_pages(), key=lambda e: e.page_num):
+            if e.page_num > req.after and (wanted is None or e.page_num in wanted):
+                candidates.append(_page_of(e))
+        candidates.sort(key=lambda f: f.page_num)
+    size = 0
+    for f in candidates:
+        cost = wire_size(f)
+        if out.pages and size + cost > budget:
+            out.next_after = out.pages[-1].page_num
+            break
+        out.pages.append(f)
+        size += cost
+    return out
+
+
+def _after(
+    pages: list[PageState], req: FailureDetailsRequest, wanted: set[int] | None
+) -> Iterator[PageState]:
+    return (p for p in pages if p.page_num > req.after and (wanted is None or p.page_num in wanted))
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _page_of(e: LedgerPage) -> PageFailure:
+    return PageFailure(
+        page_num=e.page_num,
+        cursor_str=e.cursor,
+        cursor_length=len(e.cursor),
+        attempts=e.attempts,
+        error_type=e.error_type,
+        error_message=e.error_message,
+        failed_at=_dt(e.failed_at),
+        size=e.size,
+        successor_enqueued=e.successor_enqueued,
+    )
+
+
+def _item_of(e: LedgerItem) -> ItemFailure:
+    return ItemFailure(
+        key=e.key,
+        page_num=e.page_num,
+        error_type=e.error_type,
+        error_message=e.error_message,
+        failed_at=_dt(e.failed_at),
+        key_length=len(e.key),
+    )
+
+
+def _discovery_failure(d: Any, error_type: str, message: str) -> PageFailure:
+    return PageFailure(
+        page_num=d.page_num,
+        cursor_str=d.cursor,
+        cursor_length=len(d.cursor),
+        attempts=d.failures,
+        error_type=error_type,
+        error_message=message,
+        failed_at=_dt(d.failed_at or 0.0),
+        next_retry_at=_dt(d.ready_at) if d.ready_at else None,
+    )
