@@ -2,9 +2,9 @@
 
 A failed attempt's checkpoint arrives with its outcome (``_checkpoint.py`` on the worker); the
 book keeps it until the page's next attempt starts with it, and drops it when the page completes.
-It is carried across hand-overs, bounded: one checkpoint is at most ``MAX_CHECKPOINT_BYTES``, and all
-of them at most ``MAX_HELD_CHECKPOINT_BYTES`` (past it the oldest is dropped: that page repeats
-the items since its start, as without checkpoints). Deterministic, no IO.
+It is carried across hand-overs, bounded: one checkpoint is at most
+``MAX_CHECKPOINT_BYTES``, and all of them at most ``MAX_HELD_CHECKPOINT_BYTES`` (past it the
+oldest is dropped: that page repeats the items since its start, as without checkpoints).
 """
 
 from __future__ import annotations
@@ -13,10 +13,18 @@ from collections.abc import Callable, Container, Mapping
 
 from .._budgets import text_size
 
-__all__ = ["CHECKPOINT_PATCH", "MAX_HELD_CHECKPOINT_BYTES", "CheckpointBook"]
+__all__ = [
+    "CHECKPOINT_PATCH",
+    "MAX_CHECKPOINT_BYTES",
+    "MAX_HELD_CHECKPOINT_BYTES",
+    "CheckpointBook",
+]
 
 CHECKPOINT_PATCH = "batch-orchestra-checkpoints"
 """Runs of this version hand a failed attempt's checkpoint to the page's next attempt."""
+MAX_CHECKPOINT_BYTES = 4 * 1024
+"""The most one checkpoint may hold as JSON (the processor's state included). Every attempt of
+a retried page carries its page's checkpoint, and a hand-over carries those of held pages."""
 MAX_HELD_CHECKPOINT_BYTES = 256 * 1024
 """The most bytes of checkpoints a batch holds (and a hand-over carries)."""
 

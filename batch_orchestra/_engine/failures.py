@@ -217,7 +217,7 @@ class FailureLedger:
             cause,
             "0:01:00",
         )
-        self._engine.changed(
+        self._engine.controls.changed(
             f"reading the failure ledger of {feed.workflow_id} failed ({cause}); trying "
             "again in a minute",
             None,
@@ -253,7 +253,7 @@ class FailureLedger:
         feed.position = result.position
         if result.unavailable_runs:
             feed.unavailable_runs += result.unavailable_runs
-            engine.changed(
+            engine.controls.changed(
                 f"{result.unavailable_runs} run(s) of {feed.workflow_id} are gone (past the "
                 "namespace's retention period): the failures they recorded cannot be read",
                 None,
@@ -268,7 +268,7 @@ class FailureLedger:
             if not any(f.own for f in self.feeds) and sched.feed_pending:
                 lost, sched.feed_pending = sched.feed_pending, 0
                 sched.num_failed += lost
-                engine.changed(
+                engine.controls.changed(
                     f"redrive: {lost} failed page(s) could not be read back from the "
                     "ledger (their runs are gone past the retention period); they stay "
                     "counted as failed",

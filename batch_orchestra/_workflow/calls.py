@@ -18,9 +18,10 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from .._budgets import LEDGER_READ_BYTES
-    from .._checkpoint import MAX_CHECKPOINT_BYTES, checkpoint_of_details
+    from .._checkpoint import checkpoint_of_details
     from .._discovery import Discovery
-    from .._engine.engine import AttemptFailure, BatchEngine
+    from .._engine.engine import BatchEngine
+    from .._engine.events import AttemptFailure
     from .._health import Health
     from .._hooks import MAX_HOOK_ERROR
     from .._ledger import LedgerFeed, LedgerRecord, ReadLedgerInput, ReadLedgerResult
@@ -50,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = [
     "AT_MOST_ONCE_MIN_START_WAIT",
-    "MAX_CHECKPOINT_BYTES",
     "READ_AGAIN_AFTER",
     "Calls",
     "classify",

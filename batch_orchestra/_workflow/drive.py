@@ -17,7 +17,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from .._budgets import wire_size
-    from .._engine.engine import MAX_HANDOVER_BYTES, BatchEngine
+    from .._engine.engine import BatchEngine
+    from .._engine.handover import MAX_HANDOVER_BYTES
     from .._engine.lifecycle import Lifecycle
     from .._messages import PageResult
     from .calls import Calls, classify
@@ -50,33 +51,36 @@ class Driver:
             more = self._start_runnable()
             if sched.is_finished:
                 break
-            if engine.state is Lifecycle.HANDING_OVER and engine.too_big_to_hand_over():
+            if engine.state is Lifecycle.HANDING_OVER and engine.handover.too_big_to_carry():
                 # Pages enqueued while the run drained made its state too big to carry: run
                 # on (pages run and release their cursors) until it fits.
                 engine.state = Lifecycle.RUNNING
                 self._stop_drain()
             if engine.state is Lifecycle.RUNNING and self._should_hand_over():
-                if engine.too_big_to_hand_over():
-                    if not engine.handover_put_off:
-                        engine.handover_put_off = True
+                if engine.handover.too_big_to_carry():
+                    if not engine.handover.put_off:
+                        engine.handover.put_off = True
                         engine.log.warning(
                             "hand-over put off: the unfinished pages' cursors (%d KB) are more "
                             "than a new run's input can carry; pages run on until they fit",
-                            engine.held_bytes() // 1024,
+                            engine.handover.held_bytes() // 1024,
                         )
                 else:
-                    engine.handover_put_off = False
+                    engine.handover.put_off = False
                     engine.state = Lifecycle.HANDING_OVER
                     self.drain_timer = asyncio.ensure_future(self._drain_deadline())
                     engine.log.info(
                         "handing over to a new run after %d page attempts; waiting for %d running",
-                        engine.started_this_run,
+                        engine.handover.started_this_run,
                         len(sched.running),
                     )
             if (
                 engine.state is Lifecycle.HANDING_OVER
                 and engine.quiet()
-                and (not (sched.running or sched.discovery_running) or engine.drain_timed_out)
+                and (
+                    not (sched.running or sched.discovery_running)
+                    or engine.handover.drain_timed_out
+                )
             ):
                 break
             if more:  # the rest start in the next workflow task
@@ -91,7 +95,7 @@ class Driver:
     def _start_runnable(self) -> bool:
         """Start what the engine says may start now; True if more would have (next task)."""
         engine = self._engine
-        starts = engine.take_starts(_now())
+        starts = engine.admission.take(_now())
         for att in starts.attempts:
             key = (att.page_num, att.attempt)
             done = functools.partial(self._on_attempt_done, key)
@@ -103,14 +107,14 @@ class Driver:
 
     def _should_hand_over(self) -> bool:
         info = workflow.info()
-        return self._engine.should_hand_over(
+        return self._engine.handover.should_hand_over(
             info.get_current_history_length(), info.get_current_history_size()
         )
 
     def _stop_drain(self) -> None:
         if self.drain_timer is not None:
             self.drain_timer.cancel()
-        self.drain_timer, self._engine.drain_timed_out = None, False
+        self.drain_timer, self._engine.handover.drain_timed_out = None, False
 
     async def _drain_deadline(self) -> None:
         engine = self._engine
@@ -120,7 +124,7 @@ class Driver:
             # (schedule-to-start) and is ready again: those still pending have started.
             wait = max(wait, self._calls.start_timeout() + AT_MOST_ONCE_START_GRACE)
         await workflow.sleep(wait)
-        engine.drain_timed_out = engine.woken = True
+        engine.handover.drain_timed_out = engine.woken = True
 
     async def cancel(self) -> None:
         """The batch was cancelled: start nothing more, cancel running attempts, tell the tracker.
@@ -140,8 +144,10 @@ class Driver:
     def continuation(self, raw: dict[str, Any]) -> dict[str, Any]:
         engine = self._engine
         beat = engine.inp.heartbeat_timeout
-        return engine.continuation(
-            engine.carried_input(raw), _now(), beat.total_seconds() if beat is not None else None
+        return engine.handover.continuation(
+            engine.handover.carried_input(raw),
+            _now(),
+            beat.total_seconds() if beat is not None else None,
         )
 
     def fits(self, nxt: dict[str, Any]) -> bool:
@@ -154,7 +160,7 @@ class Driver:
         if size <= MAX_HANDOVER_BYTES:
             return True
         self._stop_drain()
-        self._engine.put_off(size)
+        self._engine.handover.too_big(size)
         return False
 
     # -- attempts and discoveries ending -------------------------------------------------------

@@ -84,10 +84,10 @@ class Background:
         """Wake the batch when flow control may let more pages start (one timer at a time)."""
         engine = self._engine
         while True:
-            await workflow.wait_condition(lambda: engine.flow_wake is not None)
-            assert engine.flow_wake is not None
-            delay = engine.flow_wake - _now()
-            engine.flow_wake = None
+            await workflow.wait_condition(lambda: engine.admission.flow_wake is not None)
+            assert engine.admission.flow_wake is not None
+            delay = engine.admission.flow_wake - _now()
+            engine.admission.flow_wake = None
             if delay > 0:
                 await workflow.sleep(timedelta(seconds=delay))
             engine.woken = True
@@ -121,11 +121,11 @@ class Background:
         engine.tracker_busy = True
         try:
             await self._calls.track(is_final)
-            engine.hook_ok("tracker", _now())
+            engine.hooks.ok("tracker", _now())
         except ActivityError as err:
             failure = classify(err)
             if not failure.cancelled:
-                engine.hook_failed("tracker", tracker.name, failure.text, _now())
+                engine.hooks.failed("tracker", tracker.name, failure.text, _now())
         finally:
             engine.tracker_busy = False
             engine.woken = True
@@ -147,12 +147,12 @@ class Background:
         engine.outbox.calling = True
         try:
             await self._calls.notify(event, reason, pages, items or [])
-            engine.hook_ok("notifier", _now())
+            engine.hooks.ok("notifier", _now())
         except ActivityError as err:
             # After its retries the event is not delivered: progress shows which, and why.
             failure = classify(err)
             if not failure.cancelled:
-                engine.hook_failed("notifier", notifier.name, failure.text, _now(), event)
+                engine.hooks.failed("notifier", notifier.name, failure.text, _now(), event)
         finally:
             engine.outbox.calling = False
             engine.woken = True
@@ -168,9 +168,11 @@ class Background:
                     verdict = await self._calls.check_health()
                 except ActivityError as err:
                     error = classify(err).text
-                    engine.health_failed(check.name, error, check.failures_before_unhealthy, _now())
+                    engine.hooks.health_failed(
+                        check.name, error, check.failures_before_unhealthy, _now()
+                    )
                 else:
-                    engine.health_verdict(verdict.state, verdict.reason, _now())
+                    engine.hooks.health_verdict(verdict.state, verdict.reason, _now())
             await workflow.sleep(check.interval)
 
     # -- the batch result ----------------------------------------------------------------------
@@ -205,13 +207,13 @@ class Background:
             failure = classify(err)
             if failure.cancelled:
                 raise asyncio.CancelledError() from None  # a hand-over: the values wait
-            engine.fold_failed(len(values), failure.detail[:500], failure.text, _now())
+            engine.hooks.fold_failed(len(values), failure.detail, failure.text, _now())
             return False
         finally:
             results.folding = False
             engine.woken = True
         results.folded(result, len(values))
-        engine.hook_ok("reduce", _now())
+        engine.hooks.ok("reduce", _now())
         return True
 
     async def fold_all(self) -> None:

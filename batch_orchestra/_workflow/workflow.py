@@ -16,7 +16,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from .._engine.engine import BatchEngine, Patches
+    from .._engine.controls import Controls
+    from .._engine.engine import BatchEngine
+    from .._engine.events import Patches
     from .._engine.lifecycle import Lifecycle
     from .._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
     from .._messages import (
@@ -101,7 +103,7 @@ class BatchOrchestrator:
         no_progress = workflow.patched(_NO_PROGRESS_PATCH)
         exact = workflow.patched(_EXACT_CORE_PATCH)
         patches = Patches(budgets=budgets, no_progress=no_progress, exact=exact)
-        engine.configure(patches, policy, engine.carried_input(raw))
+        engine.configure(patches, policy, engine.handover.carried_input(raw))
         if engine.cont is not None:
             engine.resume_run(_now())
         else:
@@ -198,13 +200,13 @@ class BatchOrchestrator:
         server with Temporal's default config reads only 20 times a second (docs/architecture.md,
         "Why an update and not a signal").
         """
-        self._engine.updates_this_run += 1
+        self._engine.handover.updates_this_run += 1
         return await self._enqueue(req)
 
     @workflow.update(name=ENQUEUE_MANY_UPDATE)
     async def enqueue_many(self, reqs: list[EnqueueRequest]) -> int:
         """Several pages' enqueues in one update (a worker coalesces them under load)."""
-        self._engine.updates_this_run += 1
+        self._engine.handover.updates_this_run += 1
         return sum([await self._enqueue(req) for req in reqs])
 
     @workflow.signal(name=PAGE_FINISHED_SIGNAL)
@@ -267,12 +269,12 @@ class BatchOrchestrator:
 
     # -- operators' controls -------------------------------------------------------------------
 
-    async def _control(self) -> BatchEngine:
-        """The engine, once the batch has started (a control made before waits for it)."""
+    async def _control(self) -> Controls:
+        """The engine's controls, once the batch has started (a control made before waits)."""
         engine = self._engine
         await workflow.wait_condition(lambda: engine.started)
         engine.woken = True
-        return engine
+        return engine.controls
 
     @workflow.update(name="pause")
     async def pause(self, by: str | None = None) -> BatchOrchestratorProgress:
@@ -294,7 +296,7 @@ class BatchOrchestrator:
 
     @resume.validator
     def _validate_resume(self, by: str | None = None) -> None:
-        refusal = self._engine.refuse_resume()
+        refusal = self._engine.controls.refuse_resume()
         if refusal is not None:
             raise ValueError(refusal)
 
@@ -316,11 +318,10 @@ class BatchOrchestrator:
     @workflow.update(name="restore_max_parallelism")
     async def restore_max_parallelism(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last change. Returns the progress."""
-        engine = await self._control()
-        previous = engine.sched.previous_parallelism
         await self._control()
-        engine.set_parallelism(previous, by, _now())
-        return engine.progress(_now())
+        previous = self._engine.sched.previous_parallelism
+        (await self._control()).set_parallelism(previous, by, _now())
+        return self._engine.progress(_now())
 
     @workflow.update(name=SET_RATE_LIMIT_UPDATE)
     async def set_rate_limit(
@@ -359,8 +360,8 @@ class BatchOrchestrator:
     @workflow.signal(name="resume_signal")
     async def resume_signal(self) -> None:
         """Fire-and-forget ``resume`` (ignored when there is nothing to resume to)."""
-        engine = await self._control()
-        if engine.sched.max_parallelism > 0:
+        await self._control()
+        if self._engine.sched.max_parallelism > 0:
             (await self._control()).resume(None, _now())
 
     @workflow.signal(name="set_max_parallelism_signal")
@@ -385,11 +386,12 @@ class BatchOrchestrator:
 
     # -- recovery: one page, or every failed page ----------------------------------------------
 
-    def _page_action(self, page_num: int, action: str) -> BatchEngine:
-        why = self._engine.refuse_page_action(page_num, action)
+    def _page_action(self, page_num: int, action: str) -> Controls:
+        controls = self._engine.controls
+        why = controls.refuse_page_action(page_num, action)
         if why is not None:
             raise ApplicationError(why, type=INVALID_PAGE_ACTION_ERROR_TYPE, non_retryable=True)
-        return self._engine
+        return controls
 
     @workflow.update(name=RETRY_PAGE_UPDATE)
     def retry_page(
@@ -407,7 +409,7 @@ class BatchOrchestrator:
     def _validate_retry_page(
         self, page_num: int, reason: str | None = None, by: str | None = None
     ) -> None:
-        why = self._engine.refuse_page_action(page_num, "retry")
+        why = self._engine.controls.refuse_page_action(page_num, "retry")
         if why is not None:
             raise ValueError(why)
 
@@ -429,7 +431,7 @@ class BatchOrchestrator:
             raise ValueError(
                 f"give a reason to skip page {page_num} (it is logged), got {reason!r}"
             )
-        why = self._engine.refuse_page_action(page_num, "skip")
+        why = self._engine.controls.refuse_page_action(page_num, "skip")
         if why is not None:
             raise ValueError(why)
 
@@ -441,20 +443,15 @@ class BatchOrchestrator:
         failure ledger (they count as pending meanwhile). ``num_failed_pages`` goes to 0. A paused
         batch stays paused (resume it to run them). Returns the progress.
         """
-        engine = await self._control()
-        refusal = engine.refuse_redrive()
+        controls = await self._control()
+        refusal = controls.refuse_redrive()
         if refusal is not None:  # it finished while the update waited for the scheduler
             raise ApplicationError(refusal, non_retryable=True)
-        n, from_ledger = engine.failures.redrive(workflow.info().workflow_id)
-        if n:
-            later = (
-                f", {from_ledger} of them as they are read from its ledger" if from_ledger else ""
-            )
-            engine.changed(f"redrive: {n} failed page(s) queued again{later}", by, _now())
-        return engine.progress(_now())
+        controls.redrive(workflow.info().workflow_id, by, _now())
+        return self._engine.progress(_now())
 
     @redrive.validator
     def _validate_redrive(self, by: str | None = None) -> None:
-        refusal = self._engine.refuse_redrive()
+        refusal = self._engine.controls.refuse_redrive()
         if refusal is not None:
             raise ValueError(refusal)
