@@ -252,9 +252,7 @@ class BatchEngine:
             f"{flow.canary_pages}); check their results, then resume the batch",
             now,
         ):
-            self.log.warning("batch paused itself: %s", sched.pause_reason)
-            flow.log_change("paused: canary", None, now)
-            self.notice("paused", sched.pause_reason)
+            self.paused_itself(sched.pause_reason, now, change="paused: canary")
         self._record_items(*failed_items, now)
 
     def _record_items(self, count: int, items: list[ItemFailure] | None, now: float) -> None:
@@ -352,7 +350,22 @@ class BatchEngine:
         """The failure policy judges the batch: it may pause it (and the notifier is told)."""
         reason = self.sched.check_policy(now)
         if reason is not None:
-            self.log.error("batch paused itself: %s", reason)
+            self.paused_itself(reason, now)
+
+    def paused_itself(
+        self, reason: str | None, now: float, *, change: str | None = None, tell: bool = True
+    ) -> None:
+        """The batch paused itself: log it, keep ``change`` in progress, tell the notifier.
+
+        A canary's pause is expected (a warning, and a change in progress); the failure policy's
+        and a failing ``reduce``'s are errors. A ``reduce`` pause is not told (``tell``): runs
+        recorded so replay so.
+        """
+        log = self.log.warning if change is not None else self.log.error
+        log("batch paused itself: %s", reason)
+        if change is not None:
+            self.flow.log_change(change, None, now)
+        if tell:
             self.notice("paused", reason)
 
     def notice(self, event: str, reason: str | None) -> None:

@@ -89,4 +89,4 @@ class HookCalls:
             "fix reduce, deploy the workers, then resume",
             now,
         ):
-            e.log.error("batch paused itself: %s", sched.pause_reason)
+            e.paused_itself(sched.pause_reason, now, tell=False)

@@ -289,8 +289,7 @@ class Background:
             return
         err = fut.exception()
         if err is not None:
-            cause = getattr(err, "cause", None) or err
-            ledger.read_failed(feed, str(cause), _now())
+            ledger.read_failed(feed, classify(err).detail, _now())
 
             async def later() -> None:
                 await workflow.sleep(READ_AGAIN_AFTER)
