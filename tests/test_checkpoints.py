@@ -214,7 +214,7 @@ async def test_item_retries_are_checked_and_carry_their_error_type() -> None:
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ApplicationError
 
-    from batch_orchestra._checkpoint import checkpoint_of_details, with_checkpoint
+    from batch_orchestra._worker.checkpoint import checkpoint_of_details, with_checkpoint
 
     with pytest.raises(ValueError, match="retry.maximum_attempts"):
         await _context().process_items([1], _noop, retry=RetryPolicy(maximum_attempts=0))
