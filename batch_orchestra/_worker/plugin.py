@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from temporalio.plugin import SimplePlugin
 
@@ -13,8 +12,12 @@ from .._workflow import BatchOrchestrator
 from .activities import BatchActivities
 from .catalog import WorkerCatalog
 from .enqueue import EnqueueTransport, WorkerSettings
+from .health import HealthCheckFn
+from .notifier import NotifierFn
+from .processor import PageProcessor
 from .resources import ResourceFactory, WorkerResources
 from .series_activities import SeriesActivities
+from .tracker import TrackerFn
 
 __all__ = ["BatchOrchestraPlugin"]
 
@@ -37,10 +40,10 @@ class BatchOrchestraPlugin(SimplePlugin):
         *,
         settings: WorkerSettings | None = None,
         resources: Mapping[str, ResourceFactory] | None = None,
-        processors: Iterable[type[Any]] = (),
-        trackers: Iterable[Any] = (),
-        notifiers: Iterable[Any] = (),
-        health_checks: Iterable[Any] = (),
+        processors: Iterable[type[PageProcessor]] = (),
+        trackers: Iterable[TrackerFn] = (),
+        notifiers: Iterable[NotifierFn] = (),
+        health_checks: Iterable[HealthCheckFn] = (),
     ) -> None:
         """Create the plugin.
 
