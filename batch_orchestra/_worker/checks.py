@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from .._exceptions import (
     INVALID_ARGS_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
@@ -14,7 +16,22 @@ from .catalog import WorkerCatalog
 from .failures import look_up, raised_as
 from .processor import PageProcessor, processor_settings
 
-__all__ = ["check_args_and_hooks", "checked_processor"]
+__all__ = ["BatchParts", "check_args_and_hooks", "checked_processor"]
+
+
+class BatchParts(Protocol):
+    """What a batch (or a series) names that a worker must know: the input of its check."""
+
+    @property
+    def processor(self) -> str: ...
+    @property
+    def args(self) -> str | None: ...
+    @property
+    def tracker(self) -> str | None: ...
+    @property
+    def notifier(self) -> str | None: ...
+    @property
+    def health_check(self) -> str | None: ...
 
 
 def checked_processor(
@@ -33,14 +50,7 @@ def checked_processor(
 
 
 def check_args_and_hooks(
-    catalog: WorkerCatalog,
-    cls: type[PageProcessor],
-    *,
-    processor: str,
-    args: str | None,
-    tracker: str | None,
-    notifier: str | None,
-    health_check: str | None,
+    catalog: WorkerCatalog, cls: type[PageProcessor], parts: BatchParts
 ) -> None:
     """Check the args against the processor's ``args_type``, and that the hooks are known.
 
@@ -48,12 +58,12 @@ def check_args_and_hooks(
         ApplicationError: (non-retryable) the args do not fit, or a hook is unknown here.
     """
     args_type = getattr(cls, "args_type", None)
-    if args_type is not None and args is not None:
+    if args_type is not None and parts.args is not None:
         with raised_as((InvalidArgsError, INVALID_ARGS_ERROR_TYPE)):
-            check_args(args_type, args, processor)
-    if tracker is not None:
-        look_up(catalog.trackers, tracker, retryable=False)
-    if notifier is not None:
-        look_up(catalog.notifiers, notifier, retryable=False)
-    if health_check is not None:
-        look_up(catalog.health_checks, health_check, retryable=False)
+            check_args(args_type, parts.args, parts.processor)
+    if parts.tracker is not None:
+        look_up(catalog.trackers, parts.tracker, retryable=False)
+    if parts.notifier is not None:
+        look_up(catalog.notifiers, parts.notifier, retryable=False)
+    if parts.health_check is not None:
+        look_up(catalog.health_checks, parts.health_check, retryable=False)

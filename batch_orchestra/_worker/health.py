@@ -14,7 +14,6 @@ __all__ = [
     "HEALTH_CHECKS",
     "Health",
     "HealthCheckContext",
-    "get_health_check",
     "health_check",
     "registered_health_checks",
 ]
@@ -82,12 +81,3 @@ def health_check(fn: _F) -> _F:
 def registered_health_checks() -> list[str]:
     """The names of every registered health check, sorted."""
     return HEALTH_CHECKS.names()
-
-
-def get_health_check(name: str) -> HealthCheckFn:
-    """The health check registered under ``name``.
-
-    Raises:
-        UnknownHealthCheckError: nothing is registered under that name.
-    """
-    return HEALTH_CHECKS.get(name)

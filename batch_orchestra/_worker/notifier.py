@@ -19,7 +19,6 @@ __all__ = [
     "NOTIFIERS",
     "BatchNotifierContext",
     "batch_notifier",
-    "get_batch_notifier",
     "registered_batch_notifiers",
 ]
 
@@ -117,12 +116,3 @@ def batch_notifier(fn: _F) -> _F:
 def registered_batch_notifiers() -> list[str]:
     """The names of every registered notifier, sorted."""
     return NOTIFIERS.names()
-
-
-def get_batch_notifier(name: str) -> NotifierFn:
-    """The notifier registered under ``name``.
-
-    Raises:
-        UnknownBatchNotifierError: nothing is registered under that name.
-    """
-    return NOTIFIERS.get(name)

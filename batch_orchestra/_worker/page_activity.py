@@ -44,7 +44,7 @@ from .handover import report_outcome, start_heartbeats, through_handovers
 from .page import BatchPage
 from .processor import has_reduce
 from .resources import WorkerResources
-from .user_code import ContextLogger, call_user, json_size, page_logger, short
+from .user_code import ContextLogger, call_user, over_budget, page_logger, short
 
 __all__ = ["PageActivities"]
 
@@ -239,9 +239,8 @@ class PageActivities:
 
 def _page_value(returned: Any, processor: str) -> Any:
     """A page's value for ``reduce``: JSON-friendly and at most ``MAX_PAGE_VALUE_BYTES``."""
-    size = json_size(returned)
-    if size is None or size > MAX_PAGE_VALUE_BYTES:
-        what = "is not JSON-friendly" if size is None else f"is {size:,} bytes as JSON"
+    what = over_budget(returned, MAX_PAGE_VALUE_BYTES)
+    if what is not None:
         raise application_error(
             f"{processor}.run returned a page value that {what} ({short(returned)}); with "
             f"reduce, run returns a JSON-friendly value of at most {MAX_PAGE_VALUE_BYTES:,} "

@@ -79,15 +79,7 @@ class SeriesActivities:
         cls, _ = checked_processor(self._catalog, inp.processor)
         if inp.window == "watermark" and not callable(getattr(cls, "window_end", None)):
             raise application_error(window_end_missing(inp.processor), INVALID_INPUT_ERROR_TYPE)
-        check_args_and_hooks(
-            self._catalog,
-            cls,
-            processor=inp.processor,
-            args=inp.args,
-            tracker=inp.tracker,
-            notifier=inp.notifier,
-            health_check=inp.health_check,
-        )
+        check_args_and_hooks(self._catalog, cls, inp)
 
     @activity.defn(name=SERIES_CLAIM)
     async def series_claim(self, inp: ClaimInput) -> ClaimReply:

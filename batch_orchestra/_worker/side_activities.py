@@ -35,7 +35,7 @@ from .failures import application_error, look_up
 from .health import Health, HealthCheckContext
 from .notifier import BatchNotifierContext
 from .tracker import BatchTrackerContext
-from .user_code import ContextLogger, json_size, short, tracker_logger
+from .user_code import ContextLogger, over_budget, short, tracker_logger
 
 __all__ = ["SideActivities"]
 
@@ -78,30 +78,14 @@ class SideActivities:
         ``args_type`` fail the batch here, before any page runs.
         """
         cls, settings = checked_processor(self._catalog, inp.processor)
-        check_args_and_hooks(
-            self._catalog,
-            cls,
-            processor=inp.processor,
-            args=inp.args,
-            tracker=inp.tracker,
-            notifier=inp.notifier,
-            health_check=inp.health_check,
-        )
+        check_args_and_hooks(self._catalog, cls, inp)
         return settings
 
     @activity.defn(name=RUN_TRACKER)
     async def run_batch_tracker(self, inp: TrackerInput) -> None:
         """Call a registered tracker with the batch's progress."""
         fn = look_up(self._catalog.trackers, inp.name, retryable=True)
-        await fn(
-            BatchTrackerContext(
-                progress=inp.progress,
-                batch_id=inp.batch_id,
-                args=inp.args,
-                is_final=inp.is_final,
-                logger=ContextLogger(tracker_logger, {"batch_id": inp.batch_id}),
-            )
-        )
+        await fn(BatchTrackerContext(is_final=inp.is_final, **_call_fields(inp)))
 
     @activity.defn(name=REDUCE_RESULTS)
     async def reduce_results(self, inp: ReduceInput) -> Any:
@@ -122,9 +106,8 @@ class SideActivities:
             acc = reduce(acc, value)
             if inspect.isawaitable(acc):
                 acc = await acc
-        size = json_size(acc)
-        if size is None or size > MAX_RESULT_BYTES:
-            what = "is not JSON-friendly" if size is None else f"is {size:,} bytes as JSON"
+        what = over_budget(acc, MAX_RESULT_BYTES)
+        if what is not None:
             raise application_error(
                 f"{inp.processor}.reduce returned a result that {what} ({short(acc)}); a batch "
                 f"result may hold at most {MAX_RESULT_BYTES:,} bytes of JSON: keep counts, "
@@ -137,14 +120,7 @@ class SideActivities:
     async def check_health(self, inp: HealthCheckInput) -> Health:
         """Call a registered health check; anything but a ``Health`` verdict is an error."""
         fn = look_up(self._catalog.health_checks, inp.name, retryable=True)
-        verdict = await fn(
-            HealthCheckContext(
-                progress=inp.progress,
-                batch_id=inp.batch_id,
-                args=inp.args,
-                logger=ContextLogger(tracker_logger, {"batch_id": inp.batch_id}),
-            )
-        )
+        verdict = await fn(HealthCheckContext(**_call_fields(inp)))
         if not isinstance(verdict, Health) or verdict.state not in ("healthy", "slow_down", "stop"):
             raise application_error(
                 f"health check {inp.name!r} returned {verdict!r}; return Health.healthy(), "
@@ -162,11 +138,18 @@ class SideActivities:
                 event=inp.event,
                 reason=inp.reason,
                 failed_pages=inp.failed_pages,
-                progress=inp.progress,
-                batch_id=inp.batch_id,
                 workflow_id=inp.workflow_id,
-                args=inp.args,
-                logger=ContextLogger(tracker_logger, {"batch_id": inp.batch_id}),
                 failed_items=inp.failed_items,
+                **_call_fields(inp),
             )
         )
+
+
+def _call_fields(inp: TrackerInput | HealthCheckInput | NotifyInput) -> dict[str, Any]:
+    """What every tracker, notifier and health-check context takes from its activity's input."""
+    return {
+        "progress": inp.progress,
+        "batch_id": inp.batch_id,
+        "args": inp.args,
+        "logger": ContextLogger(tracker_logger, {"batch_id": inp.batch_id}),
+    }

@@ -15,7 +15,6 @@ __all__ = [
     "TRACKERS",
     "BatchTrackerContext",
     "batch_tracker",
-    "get_batch_tracker",
     "registered_batch_trackers",
 ]
 
@@ -69,12 +68,3 @@ def batch_tracker(fn: _F) -> _F:
 def registered_batch_trackers() -> list[str]:
     """The names of every registered tracker, sorted."""
     return TRACKERS.names()
-
-
-def get_batch_tracker(name: str) -> TrackerFn:
-    """The tracker registered under ``name``.
-
-    Raises:
-        UnknownBatchTrackerError: nothing is registered under that name.
-    """
-    return TRACKERS.get(name)

@@ -9,7 +9,15 @@ import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-__all__ = ["ContextLogger", "call_user", "json_size", "page_logger", "short", "tracker_logger"]
+__all__ = [
+    "ContextLogger",
+    "call_user",
+    "json_size",
+    "over_budget",
+    "page_logger",
+    "short",
+    "tracker_logger",
+]
 
 page_logger = logging.getLogger("batch_orchestra.page")
 """The logger behind ``context.logger`` of page processors."""
@@ -47,6 +55,17 @@ def json_size(value: Any) -> int | None:
         return len(json.dumps(value, separators=(",", ":"), default=_no_default))
     except (TypeError, ValueError):
         return None
+
+
+def over_budget(value: Any, limit: int) -> str | None:
+    """Why ``value`` cannot travel as a JSON payload of at most ``limit`` bytes (None: it can).
+
+    For an error message: "is not JSON-friendly" or "is N bytes as JSON".
+    """
+    size = json_size(value)
+    if size is None:
+        return "is not JSON-friendly"
+    return f"is {size:,} bytes as JSON" if size > limit else None
 
 
 def _no_default(value: Any) -> Any:
