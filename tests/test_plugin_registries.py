@@ -150,3 +150,19 @@ def test_the_plugin_checks_what_it_is_given_as_the_decorators_do() -> None:
         BatchOrchestraPlugin(processors=[PluginOnlyChain, other])
     with pytest.raises(ValueError, match="takes a list"):
         BatchOrchestraPlugin(processors="PluginOnlyChain")  # type: ignore[arg-type]
+
+
+def test_the_plugin_s_own_come_first_and_its_unknown_error_names_both() -> None:
+    from batch_orchestra import UnknownPageProcessorError, page_processor
+
+    registered = page_processor(type("ShadowedByPlugin", (PluginOnlyChain,), {}))
+    own = type("ShadowedByPlugin", (PluginOnlyChain,), {})
+    plugin = BatchOrchestraPlugin(processors=[PluginOnlyChain, own])
+    processors = plugin.catalog.processors
+    assert processors.get("ShadowedByPlugin") is own  # on this worker, the plugin's class
+    assert BatchOrchestraPlugin().catalog.processors.get("ShadowedByPlugin") is registered
+    with pytest.raises(UnknownPageProcessorError) as info:
+        processors.get("Missing")
+    text = str(info.value)
+    assert "no page processor named 'Missing' is registered on this worker" in text
+    assert "PluginOnlyChain" in text and "ShadowedByPlugin" in text
