@@ -1,4 +1,4 @@
-"""Checkpoints inside a page, and per-item retries: a retried page does not repeat its work.
+"""Checkpoints inside a page: a retried page does not repeat its work (retries: item_retries).
 
 The worker side. A page's context keeps its latest checkpoint: how far ``context.items`` got
 (position and last key), the items counted and the item failures recorded so far, and the
@@ -17,7 +17,6 @@ the side effect itself must still be idempotent (an idempotency key).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -30,6 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from .._budgets import MAX_ITEM_KEY, clip, text_size
+from .item_retries import attempt_item, check_item_policy
 
 if TYPE_CHECKING:
     from .._types import ItemFailure
@@ -285,12 +285,12 @@ class CheckpointMixin:
         Raises:
             ValueError: ``retry.maximum_attempts`` is below 1, or an interval is not positive.
         """
-        policy = _check_policy(retry)
+        policy = check_item_policy(retry)
         succeeded = 0
         page_items = self.items(items, key=key)
         for item in page_items:
             index = page_items._next - 1
-            err = await _attempt_item(fn, item, policy)
+            err = await attempt_item(fn, item, policy)
             if err is None:
                 succeeded += 1
                 continue
@@ -390,60 +390,3 @@ def _heartbeat(text: str) -> None:
         activity.heartbeat({CHECKPOINT_DETAILS_KEY: text})
     except RuntimeError:  # not in an activity (a processor run by hand in a unit test)
         pass
-
-
-def _check_policy(retry: RetryPolicy | None) -> RetryPolicy:
-    from .._exceptions import ProcessorUsageError
-
-    if retry is None:
-        return RetryPolicy(maximum_attempts=1)
-    if not isinstance(retry, RetryPolicy):
-        raise ProcessorUsageError(
-            f"retry must be a temporalio.common.RetryPolicy, got {type(retry).__name__}"
-        )
-    if retry.maximum_attempts < 1:
-        raise ValueError(
-            f"retry.maximum_attempts must be >= 1 for items (an item's retries must end), got "
-            f"{retry.maximum_attempts}"
-        )
-    if retry.initial_interval.total_seconds() <= 0:
-        raise ValueError(f"retry.initial_interval must be positive, got {retry.initial_interval}")
-    return retry
-
-
-def _non_retryable(err: Exception, policy: RetryPolicy) -> bool:
-    if isinstance(err, ApplicationError) and err.non_retryable:
-        return True
-    names = set(policy.non_retryable_error_types or ())
-    if not names:
-        return False
-    if isinstance(err, ApplicationError) and err.type in names:
-        return True
-    return any(cls.__name__ in names for cls in type(err).__mro__)
-
-
-def _delay(policy: RetryPolicy, attempt: int) -> float:
-    """Seconds to wait after the ``attempt``-th failure of an item."""
-    first = policy.initial_interval.total_seconds()
-    cap = (
-        policy.maximum_interval.total_seconds()
-        if policy.maximum_interval is not None
-        else 100 * first
-    )
-    return float(min(cap, first * policy.backoff_coefficient ** (attempt - 1)))
-
-
-async def _attempt_item(
-    fn: Callable[[T], Awaitable[object]], item: T, policy: RetryPolicy
-) -> Exception | None:
-    """Run one item through its attempts; the last error if it never succeeded."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            await fn(item)
-            return None
-        except Exception as err:
-            if attempt >= policy.maximum_attempts or _non_retryable(err, policy):
-                return err
-            await asyncio.sleep(_delay(policy, attempt))
