@@ -58,7 +58,7 @@ class PageProcessor(abc.ABC):
     """Processes one page of a batch.
 
     Subclass it, implement ``run`` and ``retry_mode``, and register the class with
-    ``@page_processor``.
+    ``@page_processor`` (or give it to a worker's ``BatchOrchestraPlugin(processors=[...])``).
 
     A new instance is created for every page attempt, so instances may keep per-page state.
 
