@@ -117,7 +117,7 @@ class BatchContinuation:
     """The batch's throughput samples (None from versions before it: the history starts over)."""
     checkpoints: dict[str, str] = field(default_factory=dict)
     """The last checkpoint of each held page whose next attempt resumes from it (page number as
-    text: the JSON of the checkpoint), ``_workflow_checkpoints.py``."""
+    text: the JSON of the checkpoint), ``_engine/checkpoints.py``."""
 
 
 def _ms(t: float | None, base: float) -> int | None:

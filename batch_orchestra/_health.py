@@ -1,85 +1,10 @@
-"""Health checks: user functions that tell a batch to go on, slow down, or stop for a while."""
+"""Moved to ``batch_orchestra._worker``: re-exports for the importers outside the worker lane.
+
+The lead removes it once every importer reads the new module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from ._worker.health import Health, HealthCheckContext, health_check, registered_health_checks
 
-from ._exceptions import UnknownHealthCheckError
-from ._registry import CallContext, FunctionRegistry
-
-__all__ = [
-    "Health",
-    "HealthCheckContext",
-    "get_health_check",
-    "health_check",
-    "registered_health_checks",
-]
-
-
-@dataclass(frozen=True)
-class Health:
-    """A health check's verdict.
-
-    Build it with ``Health.healthy()``, ``Health.slow_down(why)`` or ``Health.stop(why)``.
-    """
-
-    state: str
-    """"healthy", "slow_down" or "stop"."""
-    reason: str | None = None
-    """Why, shown in the batch's progress and status (e.g. "replica lag 12 s")."""
-
-    @classmethod
-    def healthy(cls, reason: str | None = None) -> Health:
-        """All is well: parallelism grows back step by step if it was lowered."""
-        return cls("healthy", reason)
-
-    @classmethod
-    def slow_down(cls, reason: str) -> Health:
-        """The downstream struggles: halve the batch's parallelism (again at every call)."""
-        return cls("slow_down", reason)
-
-    @classmethod
-    def stop(cls, reason: str) -> Health:
-        """The downstream must rest: no page starts until a call says healthy again."""
-        return cls("stop", reason)
-
-
-class HealthCheckContext(CallContext):
-    """What a health check gets: the batch's progress, its id and the check's args."""
-
-    _CONFIG = "HealthCheckConfig"
-
-
-HealthCheckFn = Callable[[HealthCheckContext], Awaitable[Health]]
-_F = TypeVar("_F", bound=HealthCheckFn)
-_registry: FunctionRegistry[HealthCheckFn] = FunctionRegistry(
-    "@health_check", "health check", UnknownHealthCheckError
-)
-
-
-def health_check(fn: _F) -> _F:
-    """Decorator: register a health check under its name, for ``HealthCheckConfig(name=...)``.
-
-    The check is ``async def check(context: HealthCheckContext) -> Health``.
-
-    Raises:
-        ProcessorDefinitionError: ``fn`` is not an ``async def`` function.
-    """
-    _registry.register(fn)
-    return fn
-
-
-def registered_health_checks() -> list[str]:
-    """The names of every registered health check, sorted."""
-    return _registry.names()
-
-
-def get_health_check(name: str) -> HealthCheckFn:
-    """The health check registered under ``name``.
-
-    Raises:
-        UnknownHealthCheckError: nothing is registered under that name.
-    """
-    return _registry.get(name)
+__all__ = ["Health", "HealthCheckContext", "health_check", "registered_health_checks"]

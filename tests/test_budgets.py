@@ -63,10 +63,10 @@ from batch_orchestra._messages import (
     ReduceInput,
     TrackerInput,
 )
-from batch_orchestra._processor import BatchPage
 from batch_orchestra._progress import _rough_size, build_progress, flow_progress, guard_progress
 from batch_orchestra._scheduler import Outcome, Scheduler
 from batch_orchestra._types import BatchOrchestratorInput, input_to_wire
+from batch_orchestra._worker.page import BatchPage
 from batch_orchestra._workflow.details import failure_details
 from tests.test_scheduler import settings
 

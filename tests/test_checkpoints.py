@@ -16,6 +16,7 @@ import pytest
 from temporalio.worker import Replayer
 
 from batch_orchestra import BatchOrchestrator, BatchOrchestratorInput, FailurePolicy
+from batch_orchestra._worker.context import attempt_report
 from tests.checkpoint_processors import CALLS, DONE, RESUMED
 from tests.helpers import assert_eventually, batch_id, run_histories
 from tests.test_crash import _worker_process
@@ -183,14 +184,14 @@ async def test_items_resume_by_key_when_the_page_changed_and_by_position_else() 
     first = _context()
     rows = first.items(["a", "b", "c", "d"], key=str.upper)
     assert [next(rows), next(rows), next(rows)] == ["a", "b", "c"]  # "c" raised: not done
-    cp = first._checkpoint_text
+    cp = attempt_report(first).checkpoint
     assert json.loads(cp) == {"p": 2, "i": 2, "k": "B"}
     by_key = _context(cp).items(["x", "a", "b", "c", "d"], key=str.upper)  # a row came first
     assert list(by_key) == ["c", "d"] and by_key.skipped == 3
     assert list(_context(cp).items(["p", "q", "r"])) == ["r"]  # no key: by position
     again = _context(cp)
     list(again.items(["a", "b", "c", "d"], key=str.upper))
-    assert again._items == 4  # each item counted once across the two attempts
+    assert attempt_report(again).items == 4  # each item counted once across the two attempts
 
 
 async def test_a_checkpoint_is_bounded_and_an_unreadable_one_is_ignored() -> None:
@@ -198,7 +199,7 @@ async def test_a_checkpoint_is_bounded_and_an_unreadable_one_is_ignored() -> Non
 
     context = _context()
     context.checkpoint({"offset": 7})
-    resumed = _context(context._checkpoint_text)
+    resumed = _context(attempt_report(context).checkpoint)
     assert resumed.resumed_from == {"offset": 7} and resumed.is_resumed
     with pytest.raises(ProcessorUsageError, match="4,096"):
         context.checkpoint("x" * 5000)
@@ -214,7 +215,7 @@ async def test_item_retries_are_checked_and_carry_their_error_type() -> None:
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ApplicationError
 
-    from batch_orchestra._checkpoint import checkpoint_of_details, with_checkpoint
+    from batch_orchestra._worker.checkpoint import checkpoint_of_details, with_checkpoint
 
     with pytest.raises(ValueError, match="retry.maximum_attempts"):
         await _context().process_items([1], _noop, retry=RetryPolicy(maximum_attempts=0))

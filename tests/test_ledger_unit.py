@@ -14,6 +14,7 @@ from batch_orchestra._continuation import (
     scheduler_from_state,
     scheduler_to_state,
 )
+from batch_orchestra._engine.failures import item_pages
 from batch_orchestra._ledger import (
     LedgerBook,
     LedgerFeed,
@@ -27,7 +28,6 @@ from batch_orchestra._progress import build_progress
 from batch_orchestra._scheduler import Outcome, PageState, Scheduler
 from batch_orchestra._types import FailurePolicy
 from batch_orchestra._wire import from_wire, to_wire
-from batch_orchestra._engine.failures import item_pages
 from tests.test_scheduler import settings
 
 

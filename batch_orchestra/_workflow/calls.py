@@ -18,11 +18,9 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from .._budgets import LEDGER_READ_BYTES
-    from .._checkpoint import checkpoint_of_details
     from .._discovery import Discovery
     from .._engine.engine import BatchEngine
     from .._engine.events import AttemptFailure
-    from .._health import Health
     from .._hooks import MAX_HOOK_ERROR
     from .._ledger import LedgerFeed, LedgerRecord, ReadLedgerInput, ReadLedgerResult
     from .._messages import (
@@ -45,9 +43,11 @@ with workflow.unsafe.imports_passed_through():
         ReduceInput,
         TrackerInput,
     )
-    from .._processor import BatchPage
     from .._scheduler import Attempt
     from .._types import BatchOrchestratorInput, ProcessorSettings
+    from .._worker.checkpoint import checkpoint_of_details
+    from .._worker.health import Health
+    from .._worker.page import BatchPage
 
 __all__ = [
     "AT_MOST_ONCE_MIN_START_WAIT",

@@ -20,8 +20,8 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from .._processor import PageProcessor, get_page_processor, processor_settings
 from .._types import FailurePolicy
+from .._worker.processor import PageProcessor, get_page_processor, processor_settings
 from ._local import FAULT_ERROR_TYPE, LocalRun, PageRun, SimulatedCrash, _client_for, _Faults, _run
 
 __all__ = ["check_idempotent"]

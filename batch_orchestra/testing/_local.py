@@ -30,9 +30,9 @@ from temporalio.worker import (
 from .._client import BatchOrchestratorClient
 from .._devserver import EmbeddedTemporal
 from .._messages import PROCESS_PAGE
-from .._plugin import BatchOrchestraPlugin
-from .._processor import PageProcessor
 from .._types import BatchOrchestratorInput, BatchOrchestratorProgress
+from .._worker.plugin import BatchOrchestraPlugin
+from .._worker.processor import PageProcessor
 
 __all__ = ["LocalRun", "PageRun", "SimulatedCrash", "interruption_point", "run_locally"]
 

@@ -1121,7 +1121,7 @@ async def reused_id(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
 
 async def unknown_processor(o: BatchOrchestratorClient, bid: str, tq: str) -> Any:
     """Started paused (resume refused); the worker lacks the processor when a page runs."""
-    from batch_orchestra._processor import _registry
+    from batch_orchestra._worker.processor import PROCESSORS
 
     h = await _start(
         o,
@@ -1140,7 +1140,7 @@ async def unknown_processor(o: BatchOrchestratorClient, bid: str, tq: str) -> An
 
     await _until("the batch started, paused", started)
     await _refused(h.resume(), "a resume of a batch started at max_parallelism 0")
-    cls = _registry.pop("HistVanishing")
+    cls = PROCESSORS.unregister("HistVanishing")
     try:
         await h.set_max_parallelism(2)
 
@@ -1150,7 +1150,7 @@ async def unknown_processor(o: BatchOrchestratorClient, bid: str, tq: str) -> An
 
         await _until("a page found no processor on its worker", not_run)
     finally:
-        _registry["HistVanishing"] = cls
+        PROCESSORS.register(cls)
     p = await h.result()
     _expect(p.num_completed_pages == 3 and p.num_failed_pages == 0, f"{p}")
     return h
