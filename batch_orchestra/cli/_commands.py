@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import click
 from temporalio.service import RPCError
 
-from .._connect import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, resolve_connection
+from .._client.connect import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, resolve_connection
 from .._exceptions import InvalidBatchInputError
 from .._health import registered_health_checks
 from .._processor import registered_page_processors

@@ -28,7 +28,7 @@ from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._client import BatchOrchestratorClient
-from .._connect import Connection
+from .._client.connect import Connection
 from .._devserver import workflow_ui_url
 from .._types import BatchFailures, BatchOrchestratorProgress
 from .._workflow import BatchOrchestrator
@@ -75,7 +75,7 @@ class Target:
     namespace: str
     ui_url: str
     connection: Connection | None = None
-    """API key, TLS and headers for the server, when there are any (see ``_connect``)."""
+    """API key, TLS and headers for the server, when there are any (see ``_client.connect``)."""
 
     @classmethod
     def from_connection(cls, connection: Connection, ui_url: str) -> Target:
