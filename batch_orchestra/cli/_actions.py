@@ -25,31 +25,28 @@ from temporalio.worker import Worker
 from .._client import BatchOrchestratorClient
 from .._devserver import EmbeddedTemporal
 from .._exceptions import BatchOrchestraError
+from .._model import BatchOrchestratorInput, BatchOrchestratorProgress
 from .._plugin import BatchOrchestraPlugin
-from .._types import BatchOrchestratorInput, BatchOrchestratorProgress
-from ._list import render_batch_list
-from ._lookup import (
+from .._read import (
+    BatchView,
     CliError,
     Target,
     cause_text,
+    failures_csv,
+    failures_json,
     find_batch,
     list_batches,
     load_failures,
     load_view,
-    wait_closed,
-    wait_picked_up,
-)
-from ._render import (
-    BatchView,
-    failures_csv,
-    failures_json,
     progress_json,
     progress_line,
     rate_text,
-    render_failures,
-    render_status,
     status_label,
+    wait_closed,
+    wait_picked_up,
 )
+from ._list import render_batch_list
+from ._render import render_failures, render_status
 
 __all__ = [
     "cancel_batch",

@@ -41,13 +41,13 @@ from temporalio.service import RPCError
 from .._client.connect import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, resolve_connection
 from .._exceptions import InvalidBatchInputError
 from .._health import registered_health_checks
+from .._model import BatchOrchestratorInput, HealthCheckConfig, validate_input
 from .._processor import registered_page_processors
+from .._read import CliError, Target
 from .._tracker import registered_batch_trackers
-from .._types import BatchOrchestratorInput, HealthCheckConfig, validate_input
 from . import _actions as actions
 from . import _page_actions as page_actions
 from ._logging import configure_worker_logging
-from ._lookup import CliError, Target
 
 __all__ = ["cli", "main"]
 

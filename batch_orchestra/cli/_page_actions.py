@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .._client import BatchOrchestratorClient
+from .._read import Target
 from ._actions import _ack, _acknowledged, _steerable
-from ._lookup import Target
 
 __all__ = ["retry_page", "skip_page"]
 

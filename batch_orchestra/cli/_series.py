@@ -28,13 +28,11 @@ from rich.text import Text
 
 from .._client import BatchOrchestratorClient
 from .._exceptions import BatchOrchestraError, InvalidBatchInputError, UnknownSeriesError
+from .._model import BatchOrchestratorInput
+from .._read import CliError, Target, format_duration, one_line, plural
 from .._series_client import SeriesHandle, description_json
 from .._series_types import SeriesDescription, SeriesSpec, TimeWindow, Watermark
-from .._types import BatchOrchestratorInput
 from ._commands import _check_json, _connection_options, _run
-from ._errors import one_line
-from ._lookup import CliError, Target
-from ._render import format_duration, plural
 
 __all__ = ["parse_duration", "render_series", "series"]
 

@@ -18,9 +18,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from .._client import BatchOrchestratorClient, BatchOrchestratorHandle
 from .._exceptions import BatchOrchestraError
-from .._types import BatchOrchestratorProgress
-from ..cli._lookup import CliError, cause_text, load_view
-from ..cli._render import BatchView, rate_text
+from .._model import BatchOrchestratorProgress
+from .._read import BatchView, CliError, cause_text, load_view, rate_text
 from ._data import UPDATE_TIMEOUT, Backend
 
 __all__ = ["ACTIONS", "ActionInputError", "ActionResult", "perform"]

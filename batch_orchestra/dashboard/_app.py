@@ -38,15 +38,17 @@ from temporalio.service import RPCError
 
 from .._client import BatchOrchestratorClient
 from .._exceptions import InvalidBatchInputError
-from ..cli._lookup import (
+from .._read import (
+    BatchView,
     CliError,
     Target,
     batches_query,
+    failures_csv,
+    failures_of,
     find_batch,
     list_batch_page,
     load_view,
 )
-from ..cli._render import BatchView, failures_csv, failures_of
 from . import _html as html
 from ._actions import ACTIONS, ActionInputError, perform
 from ._data import STATUS_FILTERS, Backend, BatchRow, InputSummary, dashboard_identity, view_json

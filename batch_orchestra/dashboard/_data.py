@@ -21,11 +21,12 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import ServiceClient
 
+from .._model import BatchOrchestratorProgress
 from .._processor import registered_page_processors
-from .._types import BatchOrchestratorProgress
-from ..cli._lookup import CliError, Target
-from ..cli._render import (
+from .._read import (
     BatchView,
+    CliError,
+    Target,
     hook_label,
     hook_text,
     progress_json,

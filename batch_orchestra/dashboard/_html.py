@@ -12,15 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
-from .._types import BatchOrchestratorProgress, PageFailure
-from ..cli._render import (
-    BatchView,
-    format_duration,
-    hook_label,
-    hook_text,
-    shown_progress,
-    status_label,
-)
+from .._model import BatchOrchestratorProgress, PageFailure
+from .._read import BatchView, format_duration, hook_label, hook_text, shown_progress, status_label
 from . import _sections as sections
 from ._data import STATUS_FILTERS, BatchRow, average_rate
 from ._markup import UNKNOWN, batch_path, clock, esc, esc_id

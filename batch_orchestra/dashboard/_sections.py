@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .._types import BatchOrchestratorProgress, PageFailure
-from ..cli._errors import group_errors, one_line
-from ..cli._render import BatchView, format_duration, rate_text
+from .._model import BatchOrchestratorProgress, PageFailure
+from .._read import BatchView, format_duration, group_errors, one_line, rate_text
 from ._markup import batch_path, clock, esc, esc_id, utc_time
 
 __all__ = [

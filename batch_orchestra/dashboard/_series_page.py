@@ -25,10 +25,9 @@ from temporalio.service import RPCError
 
 from .._client import BatchOrchestratorClient
 from .._exceptions import UnknownSeriesError
+from .._read import CliError, format_duration
 from .._series_client import description_json
 from .._series_types import SeriesDescription, SeriesRun
-from ..cli._lookup import CliError
-from ..cli._render import format_duration
 from . import _html as html
 from ._forms import read_form
 from ._markup import utc_time
