@@ -37,10 +37,11 @@ from .text import (
     recent_rate,
     window_text,
 )
-from .view import BatchView, shown_progress, status_label
+from .view import OPEN_STATUSES, BatchView, shown_progress, status_label
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "OPEN_STATUSES",
     "FAILURE_COLUMNS",
     "QUERY_TIMEOUT",
     "BatchView",

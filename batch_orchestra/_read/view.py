@@ -9,10 +9,15 @@ from datetime import datetime
 from .._model import BatchOrchestratorProgress
 
 __all__ = [
+    "OPEN_STATUSES",
     "BatchView",
     "shown_progress",
     "status_label",
 ]
+
+
+OPEN_STATUSES = ("RUNNING", "CONTINUED_AS_NEW")
+"""The workflow statuses of a batch that has not ended (a run handing over is still open)."""
 
 
 @dataclass
@@ -53,7 +58,7 @@ def shown_progress(view: BatchView) -> BatchOrchestratorProgress | None:
     p = view.progress
     if p is None:
         return None
-    if view.status in ("RUNNING", "CONTINUED_AS_NEW") and not (p.is_finished or p.is_cancelled):
+    if view.status in OPEN_STATUSES and not (p.is_finished or p.is_cancelled):
         return p
     return dataclasses.replace(
         p,

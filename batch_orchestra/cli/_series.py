@@ -32,7 +32,7 @@ from .._model import BatchOrchestratorInput
 from .._read import CliError, Target, format_duration, one_line, plural
 from .._series_client import SeriesHandle, description_json
 from .._series_types import SeriesDescription, SeriesSpec, TimeWindow, Watermark
-from ._commands import _check_json, _connection_options, _run
+from ._options import check_json, connection_options, run
 
 __all__ = ["parse_duration", "render_series", "series"]
 
@@ -115,7 +115,7 @@ def series() -> None:
 @click.option("--time-zone", help="IANA time zone of --cron (default UTC).")
 @click.option("--page-size", type=int, required=True, help="Items per page.")
 @click.option("--max-parallelism", type=int, required=True, help="Most pages running at once.")
-@click.option("--args", "args_json", metavar="JSON", callback=_check_json, help="Batch args.")
+@click.option("--args", "args_json", metavar="JSON", callback=check_json, help="Batch args.")
 @click.option(
     "--window",
     type=click.Choice(["watermark", "time", "none"]),
@@ -159,7 +159,7 @@ def series() -> None:
     show_default=True,
     help="Seconds to wait for a worker to check the series (0: do not wait).",
 )
-@_connection_options
+@connection_options
 def create(
     name: str,
     processor: str,
@@ -216,7 +216,7 @@ def create(
         catchup_window=catchup_window,
     )
     confirm = timedelta(seconds=confirm_timeout) if confirm_timeout else None
-    _run(target, _create(target, spec, name, task_queue, confirm))
+    run(target, _create(target, spec, name, task_queue, confirm))
 
 
 async def _create(
@@ -239,10 +239,10 @@ async def _create(
 
 
 @series.command("list")
-@_connection_options
+@connection_options
 def list_(target: Target) -> None:
     """List the series with their schedule, mark and last run."""
-    _run(target, _list(target))
+    run(target, _list(target))
 
 
 async def _list(target: Target) -> None:
@@ -313,10 +313,10 @@ def render_series_list(rows: list[list[str]], width: int) -> RenderableType:
 @series.command()
 @_name_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the description as one JSON object.")
-@_connection_options
+@connection_options
 def status(name: str, as_json: bool, target: Target) -> None:
     """Show a series: schedule, next runs, mark and lag, recent runs, the running batch."""
-    _run(target, _status(target, name, as_json))
+    run(target, _status(target, name, as_json))
 
 
 async def _status(target: Target, name: str, as_json: bool) -> None:
@@ -335,26 +335,26 @@ async def _status(target: Target, name: str, as_json: bool) -> None:
 @series.command()
 @_name_argument
 @click.option("--note", help="Why (kept on the schedule with who paused it).")
-@_connection_options
+@connection_options
 def pause(name: str, note: str | None, target: Target) -> None:
     """Pause a series: no tick starts a run (a running one finishes)."""
-    _run(target, _act(target, name, "paused", lambda h: h.pause(note)))
+    run(target, _act(target, name, "paused", lambda h: h.pause(note)))
 
 
 @series.command()
 @_name_argument
-@_connection_options
+@connection_options
 def resume(name: str, target: Target) -> None:
     """Resume a paused series (its next run covers what arrived meanwhile)."""
-    _run(target, _act(target, name, "resumed", lambda h: h.resume()))
+    run(target, _act(target, name, "resumed", lambda h: h.resume()))
 
 
 @series.command()
 @_name_argument
-@_connection_options
+@connection_options
 def trigger(name: str, target: Target) -> None:
     """Start a run now, or as soon as the running one ends."""
-    _run(target, _act(target, name, "triggered", lambda h: h.trigger()))
+    run(target, _act(target, name, "triggered", lambda h: h.trigger()))
 
 
 @series.command()
@@ -363,10 +363,10 @@ def trigger(name: str, target: Target) -> None:
     "--from", "start", required=True, help="Where the window starts (exclusive mark, or a time)."
 )
 @click.option("--to", "end", required=True, help="Where it ends (inclusive mark, or a time).")
-@_connection_options
+@connection_options
 def backfill(name: str, start: str, end: str, target: Target) -> None:
     """Run a batch over an explicit window, apart from the schedule; the mark does not move."""
-    _run(target, _backfill(target, name, start, end))
+    run(target, _backfill(target, name, start, end))
 
 
 async def _backfill(target: Target, name: str, start: str, end: str) -> None:
@@ -382,10 +382,10 @@ async def _backfill(target: Target, name: str, start: str, end: str) -> None:
 @_name_argument
 @click.argument("value")
 @click.option("--reason", required=True, help="Why (logged with who asked).")
-@_connection_options
+@connection_options
 def set_watermark(name: str, value: str, reason: str, target: Target) -> None:
     """Set a series' committed mark to VALUE (forward, or back to process again)."""
-    _run(target, _set_watermark(target, name, value, reason))
+    run(target, _set_watermark(target, name, value, reason))
 
 
 async def _set_watermark(target: Target, name: str, value: str, reason: str) -> None:
@@ -399,10 +399,10 @@ async def _set_watermark(target: Target, name: str, value: str, reason: str) -> 
 
 @series.command()
 @_name_argument
-@_connection_options
+@connection_options
 def delete(name: str, target: Target) -> None:
     """Delete a series: its schedule and its state (batches it ran are kept)."""
-    _run(target, _act(target, name, "deleted", lambda h: h.delete()))
+    run(target, _act(target, name, "deleted", lambda h: h.delete()))
 
 
 def _time(value: datetime | None) -> str:
