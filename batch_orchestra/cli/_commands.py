@@ -18,7 +18,7 @@ Commands that talk to Temporal take ``--address`` and ``--namespace`` (env ``TEM
 ``TEMPORAL_NAMESPACE``) and ``--ui-url`` (env ``TEMPORAL_UI_URL``) for the Web UI links. Expected
 failures (no server, unknown batch, unknown processor, ...) print one ``error:`` line on stderr
 and exit with 1; bad usage exits with 2. This module assembles the group; the ``*_commands``
-modules parse (click), ``_actions`` acts.
+modules parse (click), the ``*_actions`` modules act.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the dashboard reads from Temporal: the connection, batch rows and their JSON form.
 
-The lookups themselves are the command line's (``batch_orchestra.cli._lookup``); this module adds
-what only a long-running server needs: a lazily opened client, a bounded cache of each run's
+The lookups themselves are the read model the CLI shares (``batch_orchestra._read``); this module
+adds what only a long-running server needs: a lazily opened client, a bounded cache of each run's
 processor name, and the status filter of the batch list.
 """
 
