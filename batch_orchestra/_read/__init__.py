@@ -2,8 +2,9 @@
 
 ``target`` says where the batches live (and ``CliError``, the one-line error of every expected
 failure), ``lookup`` finds batches and loads a ``BatchView`` (``view``), ``text`` words progress
-in short plain text, ``errors`` groups error messages by their shape, and ``export`` writes
-progress and failures as JSON and CSV. Nothing here prints or renders HTML.
+in short plain text, ``errors`` groups error messages by their shape, ``export`` writes
+progress and failures as JSON and CSV, and ``updates`` waits for a control update to apply.
+Nothing here prints or renders HTML.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .text import (
     recent_rate,
     window_text,
 )
+from .updates import UPDATE_TIMEOUT, acknowledged
 from .view import OPEN_STATUSES, BatchView, shown_progress, status_label
 
 __all__ = [
@@ -44,10 +46,12 @@ __all__ = [
     "OPEN_STATUSES",
     "FAILURE_COLUMNS",
     "QUERY_TIMEOUT",
+    "UPDATE_TIMEOUT",
     "BatchView",
     "CliError",
     "ErrorGroup",
     "Target",
+    "acknowledged",
     "batches_query",
     "cause_text",
     "cli_identity",

@@ -22,7 +22,7 @@ OPEN_STATUSES = ("RUNNING", "CONTINUED_AS_NEW")
 
 @dataclass
 class BatchView:
-    """Everything the CLI knows about one batch at one moment."""
+    """Everything the CLI and the dashboard know about one batch at one moment."""
 
     id: str
     """The batch's workflow ID."""

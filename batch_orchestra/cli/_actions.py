@@ -24,6 +24,7 @@ from .._read import (
     BatchView,
     CliError,
     Target,
+    acknowledged,
     failures_csv,
     failures_json,
     list_batches,
@@ -34,7 +35,7 @@ from .._read import (
     status_label,
     wait_picked_up,
 )
-from ._control_actions import ack, acknowledged
+from ._control_actions import ack
 from ._list import render_batch_list
 from ._process_actions import on_stop_signals
 from ._render import render_failures, render_status

@@ -11,7 +11,7 @@ from .._exceptions import InvalidBatchInputError
 from .._model import BatchOrchestratorInput, HealthCheckConfig, validate_input
 from .._read import Target
 from . import _actions as actions
-from ._options import batch_id_argument, check_json, connection_options, run
+from ._options import batch_id_argument, check_json, connection_options, page_timeout_option, run
 
 __all__ = ["failures", "list_", "option_named", "redrive", "start", "status"]
 
@@ -64,13 +64,7 @@ def option_named(message: str) -> str:
     help="Estimated number of items, for percent done and ETA.",
 )
 @click.option("--id", "batch_id", default=None, help="Workflow ID (default: PROCESSOR-<random>).")
-@click.option(
-    "--page-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    show_default=True,
-    help="Seconds one page attempt may run.",
-)
+@page_timeout_option
 @click.option("--task-queue", "-q", required=True, help="Task queue of the workers.")
 @click.option("--watch", is_flag=True, help="Show live progress until the batch ends.")
 @click.option("--reuse-id", is_flag=True, help="Start even if a finished batch already used --id.")

@@ -6,21 +6,18 @@ progress line.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
 from typing import Any
 
 import click
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 
 from .._client import BatchOrchestratorClient
-from .._model import BatchOrchestratorProgress
 from .._read import (
     OPEN_STATUSES,
     BatchView,
     CliError,
     Target,
-    cause_text,
+    acknowledged,
     find_batch,
     load_view,
     progress_line,
@@ -29,9 +26,7 @@ from .._read import (
 )
 
 __all__ = [
-    "UPDATE_TIMEOUT",
     "ack",
-    "acknowledged",
     "cancel_batch",
     "pause_batch",
     "resume_batch",
@@ -40,10 +35,6 @@ __all__ = [
     "steerable",
     "terminate_batch",
 ]
-
-
-UPDATE_TIMEOUT = 20.0
-"""Seconds a worker gets to acknowledge pause, resume or set-parallelism."""
 
 
 def ack(view: BatchView, message: str) -> None:
@@ -63,22 +54,6 @@ async def steerable(target: Target, batch_id: str) -> tuple[Client, BatchView]:
     if view.progress is None:  # no worker: the update would wait for one
         raise CliError(view.note or "no worker answered")
     return client, view
-
-
-async def acknowledged(
-    view: BatchView, what: str, update: Coroutine[Any, Any, BatchOrchestratorProgress]
-) -> BatchOrchestratorProgress:
-    """Wait for a worker to apply an update; ``CliError`` if none does or the batch refuses."""
-    try:
-        return await asyncio.wait_for(update, UPDATE_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise CliError(
-            f"no worker acknowledged {what} of batch {view.id!r} within {UPDATE_TIMEOUT:g}s; "
-            f"is a worker running on task queue {view.task_queue!r}? (the request may still "
-            "apply when one picks it up)"
-        ) from None
-    except WorkflowUpdateFailedError as err:
-        raise CliError(f"batch {view.id!r} refused {what}: {cause_text(err.cause)}") from None
 
 
 async def pause_batch(target: Target, batch_id: str) -> None:

@@ -18,10 +18,26 @@ from temporalio.service import RPCError
 from .._client.connect import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, resolve_connection
 from .._read import CliError, Target
 
-__all__ = ["batch_id_argument", "check_json", "connection_options", "rate_option", "run"]
-
+__all__ = [
+    "batch_id_argument",
+    "check_json",
+    "connection_options",
+    "page_timeout_option",
+    "rate_option",
+    "run",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+page_timeout_option = click.option(
+    "--page-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds one page attempt may run.",
+)
+"""``--page-timeout``: of a batch (``start``) or of every batch of a series (``series create``)."""
 
 
 def connection_options(fn: F) -> F:

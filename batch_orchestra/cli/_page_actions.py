@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .._client import BatchOrchestratorClient
-from .._read import Target
-from ._control_actions import ack, acknowledged, steerable
+from .._read import Target, acknowledged
+from ._control_actions import ack, steerable
 
 __all__ = ["retry_page", "skip_page"]
 

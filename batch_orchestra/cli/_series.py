@@ -30,7 +30,7 @@ from .._model import BatchOrchestratorInput
 from .._read import CliError, Target, one_line
 from .._series_client import SeriesHandle, description_json
 from .._series_types import SeriesSpec, TimeWindow, Watermark
-from ._options import check_json, connection_options, run
+from ._options import check_json, connection_options, page_timeout_option, run
 from ._series_render import render_series, render_series_list, series_time
 
 __all__ = ["parse_duration", "series"]
@@ -133,13 +133,7 @@ def series() -> None:
     show_default=True,
     help="After the server was down, missed ticks within this long still run.",
 )
-@click.option(
-    "--page-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    show_default=True,
-    help="Seconds one page attempt may run.",
-)
+@page_timeout_option
 @click.option(
     "--confirm-timeout",
     type=click.FloatRange(min=0),

@@ -24,6 +24,7 @@ from temporalio.service import ServiceClient
 from .._model import BatchOrchestratorProgress
 from .._processor import registered_page_processors
 from .._read import (
+    OPEN_STATUSES,
     BatchView,
     CliError,
     Target,
@@ -37,7 +38,6 @@ from .._read import (
 
 __all__ = [
     "STATUS_FILTERS",
-    "UPDATE_TIMEOUT",
     "Backend",
     "BatchRow",
     "Bounded",
@@ -61,9 +61,6 @@ STATUS_FILTERS: dict[str, str | None] = {
 a running workflow at parallelism 0, so ``paused`` queries running batches and keeps the paused
 ones."""
 
-UPDATE_TIMEOUT = 20.0
-"""Seconds a worker gets to acknowledge a control action."""
-_OPEN = ("RUNNING", "CONTINUED_AS_NEW")
 _PROCESSOR_CACHE_SIZE = 4096
 _CLOSED_CACHE_SIZE = 1024
 T = TypeVar("T")
@@ -253,7 +250,7 @@ def view_json(
         "id": view.id,
         "status": view.status,
         "label": status_label(view.status, p),
-        "is_open": view.status in _OPEN,
+        "is_open": view.status in OPEN_STATUSES,
         "processor": processor,
         "task_queue": view.task_queue,
         "url": view.url,
