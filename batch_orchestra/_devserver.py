@@ -20,7 +20,7 @@ from urllib.parse import quote
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from ._connect import resolve_connection
+from ._client.connect import resolve_connection
 from ._exceptions import BatchOrchestraError
 
 __all__ = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._model import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFailure
 from ._processor import BatchPage
-from ._types import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFailure
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",

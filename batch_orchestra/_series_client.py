@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ._client import BatchOrchestratorHandle
 from ._exceptions import BatchOrchestraError, InvalidBatchInputError, UnknownSeriesError
 from ._messages import BATCH_WORKFLOW_TYPE
+from ._model import BatchOrchestratorProgress, BatchWindow
 from ._series_messages import (
     SERIES_BACKFILL_UPDATE,
     SERIES_CLOSE_UPDATE,
@@ -47,7 +48,6 @@ from ._series_types import (
     SeriesRun,
     check_mark,
 )
-from ._types import BatchOrchestratorProgress, BatchWindow
 
 __all__ = ["SeriesHandle", "description_json", "duration_text", "list_series"]
 

@@ -34,6 +34,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._exceptions import BatchOrchestraError, InvalidBatchInputError
+from ._model import BatchWindow, check_window, input_to_wire
 from ._processor import PageProcessor, _is_registered, get_page_processor
 from ._series_activities import window_end_missing
 from ._series_client import SeriesHandle, duration_text
@@ -54,7 +55,6 @@ from ._series_types import (
     validate_spec,
 )
 from ._typed import check_args
-from ._types import BatchWindow, check_window, input_to_wire
 from ._wire import to_wire
 
 __all__ = ["create_series"]

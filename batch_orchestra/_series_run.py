@@ -24,6 +24,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from ._messages import BATCH_WORKFLOW_TYPE, NOTIFY, NotifyInput
+    from ._model import BatchOrchestratorProgress
     from ._series_messages import (
         CLAIM_ATTEMPTS,
         SERIES_AWAIT_BATCH,
@@ -40,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         SeriesRunInput,
         SeriesRunResult,
     )
-    from ._types import BatchOrchestratorProgress
 
 __all__ = ["BatchSeriesRun"]
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ._exceptions import InvalidBatchInputError
-from ._types import (
+from ._model import (
     MAX_MARK_CHARS,
     BatchOrchestratorInput,
     BatchWindow,

@@ -25,7 +25,7 @@ from ._exceptions import (
     InvalidCursorError,
     ProcessorUsageError,
 )
-from ._types import check_cursor
+from ._model import check_cursor
 
 if TYPE_CHECKING:
     from typing_extensions import Self

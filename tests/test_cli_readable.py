@@ -23,11 +23,16 @@ from typing import Any
 from rich.console import Console
 
 from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorProgress, EmbeddedTemporal
-from batch_orchestra._types import ErrorCount
-from batch_orchestra.cli._errors import group_errors, normalize_message, one_line
+from batch_orchestra._model import ErrorCount
+from batch_orchestra._read import (
+    BatchView,
+    group_errors,
+    normalize_message,
+    one_line,
+    progress_line,
+)
 from batch_orchestra.cli._list import render_batch_list, short_time, wrap_parts
 from batch_orchestra.cli._logging import LOG_FORMAT, AttemptFailureFilter
-from batch_orchestra.cli._render import BatchView, progress_line
 from batch_orchestra.testing import free_port
 from tests.helpers import assert_eventually, batch_id
 from tests.test_cli import ROOT, _read_until, _spawn, assert_ok, run_cli, start_args
@@ -336,7 +341,7 @@ async def test_demo_hint_names_a_command_that_works(temporal: EmbeddedTemporal) 
 
 
 def _stuck_page() -> Any:
-    from batch_orchestra._types import PageFailure
+    from batch_orchestra._model import PageFailure
 
     at = datetime(2026, 12, 1, 20, 55, tzinfo=timezone.utc)
     return PageFailure(

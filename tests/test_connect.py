@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from batch_orchestra import EmbeddedTemporal
-from batch_orchestra._connect import resolve_connection
+from batch_orchestra._client.connect import resolve_connection
 from batch_orchestra.cli import cli
 
 # The runner's environment: none of Temporal's variables, so only the file and options count.

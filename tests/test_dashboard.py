@@ -512,9 +512,33 @@ def test_dashboard_exports() -> None:
     assert all(getattr(dashboard, name).__doc__ for name in dashboard.__all__)
 
 
+def test_the_dashboard_reads_batches_through_the_shared_read_model_not_the_cli() -> None:
+    """Every import in dashboard/ (top level or inside a function) stays clear of cli/."""
+    import ast
+    from pathlib import Path
+
+    import batch_orchestra.dashboard as dashboard
+
+    folder = Path(dashboard.__file__).parent
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):  # relative to batch_orchestra.dashboard
+                base = ["batch_orchestra", "dashboard"][: 3 - node.level] if node.level else []
+                base += [node.module] if node.module else []
+                names = [".".join([*base, alias.name]) for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [(path.name, n) for n in names if n.startswith("batch_orchestra.cli")]
+    assert len(list(folder.glob("*.py"))) > 5, "the scan found the dashboard's modules"
+    assert found == [], f"dashboard modules import the CLI: {found}"
+
+
 def test_an_ended_batch_page_shows_no_pause() -> None:
     from batch_orchestra import BatchOrchestratorProgress
-    from batch_orchestra.cli._render import BatchView
+    from batch_orchestra._read import BatchView
     from batch_orchestra.dashboard._html import PageFacts, batch_page
 
     chrome = Chrome(base="", namespace="ns", address="localhost:7233", read_only=False, csrf="t")

@@ -402,7 +402,7 @@ async def test_the_command_line_refuses_bad_typed_args_in_one_line(
         assert "field 'db_path' is missing" in result.stderr and "started" not in result.stdout
 
         # a command line that does not import the processor: the worker refuses at start
-        monkeypatch.setattr("batch_orchestra._client.find_page_processor", lambda name: None)
+        monkeypatch.setattr("batch_orchestra._client.client.find_page_processor", lambda name: None)
         wid = batch_id()
         result = await run_cli(temporal, *start(wid))
         assert_error(result, f"batch {wid!r} failed: the batch's args do not fit DbArgs")

@@ -15,8 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ._errors import one_line
-from ._render import BatchView, progress_parts, status_label, window_text
+from .._read import BatchView, one_line, progress_parts, status_label, window_text
 
 __all__ = ["render_batch_list", "short_time", "wrap_parts"]
 

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Iterable
 
-from ._errors import one_line
+from .._read import one_line
 
 __all__ = ["LOG_FORMAT", "AttemptFailureFilter", "configure_worker_logging"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .._client import BatchOrchestratorClient
-from ._actions import _ack, _acknowledged, _steerable
-from ._lookup import Target
+from .._read import Target, acknowledged
+from ._control_actions import ack, steerable
 
 __all__ = ["retry_page", "skip_page"]
 
@@ -13,9 +13,9 @@ async def retry_page(
     target: Target, batch_id: str, page_num: int, reason: str | None = None
 ) -> None:
     """Retry one pending, retrying or stuck page now, through the acknowledged update."""
-    client, view = await _steerable(target, batch_id)
+    client, view = await steerable(target, batch_id)
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
-    view.progress = p = await _acknowledged(
+    view.progress = p = await acknowledged(
         view, f"retry-page {page_num}", handle.retry_page(page_num, reason=reason)
     )
     if p.is_paused:
@@ -25,17 +25,17 @@ async def retry_page(
         )
     else:
         msg = f"batch {batch_id!r}: page {page_num} starts now, first in line"
-    _ack(view, msg)
+    ack(view, msg)
 
 
 async def skip_page(target: Target, batch_id: str, page_num: int, reason: str) -> None:
     """Skip one pending, retrying or stuck page, through the acknowledged update."""
-    client, view = await _steerable(target, batch_id)
+    client, view = await steerable(target, batch_id)
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
-    view.progress = p = await _acknowledged(
+    view.progress = p = await acknowledged(
         view, f"skip-page {page_num}", handle.skip_page(page_num, reason)
     )
-    _ack(
+    ack(
         view,
         (
             f"batch {batch_id!r}: page {page_num} skipped ({reason}); "

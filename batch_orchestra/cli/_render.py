@@ -1,18 +1,12 @@
-"""What the ``batch-orchestra`` command line prints: progress bars, tables, one-liners, JSON.
+"""What ``batch-orchestra status`` and ``failures`` print: Rich progress bars and tables.
 
-Pure formatting of ``BatchOrchestratorProgress``; no Temporal calls, so it is easy to test and to
-keep in step with the progress fields.
+Pure formatting of a ``BatchView``; no Temporal calls. The text pieces it shares with the
+dashboard live in ``batch_orchestra._read``.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -20,27 +14,25 @@ from rich.table import Table
 from rich.text import Text
 
 from .._budgets import preview
-from .._flow import rates_text
-from .._types import BatchFailures, BatchOrchestratorProgress, HookError, ItemFailure, PageFailure
-from ._errors import group_errors, one_line
+from .._model import BatchFailures, BatchOrchestratorProgress, ItemFailure, PageFailure
+from .._read import (
+    BatchView,
+    eta_text,
+    failures_of,
+    format_duration,
+    group_errors,
+    hook_label,
+    hook_text,
+    one_line,
+    percent_done,
+    rate_text,
+    recent_rate,
+    shown_progress,
+    status_label,
+    window_text,
+)
 
-__all__ = [
-    "FAILURE_COLUMNS",
-    "BatchView",
-    "failures_csv",
-    "failures_json",
-    "failures_of",
-    "format_duration",
-    "hook_label",
-    "hook_text",
-    "render_failures",
-    "progress_json",
-    "progress_line",
-    "progress_parts",
-    "render_status",
-    "status_label",
-    "window_text",
-]
+__all__ = ["render_failures", "render_status"]
 
 _STATUS_STYLES = {
     "RUNNING": "bold cyan",
@@ -53,145 +45,8 @@ _STATUS_STYLES = {
 }
 
 
-@dataclass
-class BatchView:
-    """Everything the CLI knows about one batch at one moment."""
-
-    id: str
-    """The batch's workflow ID."""
-    status: str
-    """The workflow's status name: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, ..."""
-    task_queue: str
-    """The task queue its workers poll."""
-    url: str
-    """Its page in the Temporal Web UI."""
-    progress: BatchOrchestratorProgress | None = None
-    """Its progress, when a worker answered (or from the result of a completed batch)."""
-    close_time: datetime | None = None
-    """When the batch's workflow closed, if it has."""
-    failure: str | None = None
-    """Why the workflow ended without completing (failed, cancelled, terminated, timed out)."""
-    note: str | None = None
-    """Something the reader should know, e.g. that no worker answered the progress query."""
-
-
-def status_label(status: str, progress: BatchOrchestratorProgress | None) -> str:
-    """The status to show: the workflow's, with PAUSED for a running batch at parallelism 0."""
-    if status == "RUNNING" and progress is not None and progress.is_paused:
-        return "PAUSED"
-    return status
-
-
-def plural(n: int, word: str) -> str:
-    """``1 page``, ``2 pages``, ``1,000 pages`` (words that take an s)."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
-def shown_progress(view: BatchView) -> BatchOrchestratorProgress | None:
-    """The batch's progress as shown to people: an ended batch shows no pause or stall.
-
-    A batch paused when its last page ended (skipped, say) still reports ``is_paused`` and
-    its pause reason; once it has completed or been cancelled those only mislead.
-    """
-    p = view.progress
-    if p is None:
-        return None
-    if view.status in ("RUNNING", "CONTINUED_AS_NEW") and not (p.is_finished or p.is_cancelled):
-        return p
-    return dataclasses.replace(
-        p,
-        is_paused=False,
-        pause_reason=None,
-        no_progress=None,
-        effective_parallelism=p.max_parallelism,
-    )
-
-
-def format_duration(seconds: float) -> str:
-    """``4m 05s``-style rendering of a number of seconds."""
-    s = max(0, int(round(seconds)))
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m {s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h {m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d {h:02d}h"
-
-
-def _percent(p: BatchOrchestratorProgress) -> float | None:
-    if p.percent_complete is not None:
-        return p.percent_complete
-    if p.is_finished:
-        return 100.0
-    return None
-
-
-def _rate(p: BatchOrchestratorProgress) -> str | None:
-    if p.is_finished or p.is_cancelled or p.is_paused:
-        return None  # a recent rate means little once nothing starts
-    parts = []
-    if p.pages_per_second:
-        parts.append(f"{p.pages_per_second:,.1f} pages/s")
-    if p.items_per_second:
-        parts.append(f"{p.items_per_second:,.1f} items/s")
-    return " · ".join(parts) or None
-
-
-def _eta(p: BatchOrchestratorProgress) -> str | None:
-    if p.is_finished or p.is_cancelled:
-        return None
-    if p.is_paused:
-        return "paused"
-    if p.eta_seconds is None:
-        return None
-    return f"ETA {format_duration(p.eta_seconds)}"
-
-
-def progress_line(p: BatchOrchestratorProgress) -> str:
-    """One line: percent, pages, items, rate and ETA, e.g. for ``list`` and acknowledgements."""
-    return " · ".join(progress_parts(p))
-
-
-def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
-    """The pieces of ``progress_line``, for layouts that wrap between them (``list``)."""
-    parts = []
-    pct = _percent(p)
-    if pct is not None:
-        parts.append(f"{pct:.0f}%")
-    pages = f"{plural(p.num_completed_pages, 'page')} done"
-    extra = [
-        f"{n:,} {label}"
-        for n, label in (
-            (p.num_processing_pages, "running"),
-            (getattr(p, "num_retrying_pages", 0), "retrying"),
-            (p.num_stuck_pages, "stuck"),
-            (p.num_failed_pages, "failed"),
-            (p.num_skipped_pages, "skipped"),
-        )
-        if n
-    ]
-    parts.append(pages + (f" ({', '.join(extra)})" if extra else ""))
-    items = f"{p.num_completed_items:,}"
-    if p.total_items is not None:
-        items += f"/{p.total_items:,}"
-    parts.append(
-        f"{items} items" if p.total_items is not None else plural(p.num_completed_items, "item")
-    )
-    if getattr(p, "num_failed_items", 0):
-        parts[-1] += f" ({p.num_failed_items:,} failed)"
-    for piece in (_rate(p), _eta(p)):
-        if piece:
-            parts.append(piece)
-    parts.append(f"parallelism {p.max_parallelism}")
-    return parts
-
-
 def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
-    pct = _percent(p)
+    pct = percent_done(p)
     if pct is None:
         # No total_items: the number of pages is unknown until the last chain ends.
         bar = ProgressBar(total=None if running else 100.0, completed=0.0, width=40)
@@ -200,21 +55,8 @@ def _bar(p: BatchOrchestratorProgress, running: bool) -> RenderableType:
         bar = ProgressBar(total=100.0, completed=pct, width=40)
         label = Text(f"{pct:5.1f}%", style="bold")
     grid = Table.grid(padding=(0, 1))
-    grid.add_row(bar, label, Text(_eta(p) or "", style="bold"))
+    grid.add_row(bar, label, Text(eta_text(p) or "", style="bold"))
     return grid
-
-
-def window_text(p: BatchOrchestratorProgress) -> str:
-    """A series batch's window, e.g. "(100, 250]" or "(0, 50] backfill" ("" outside a series)."""
-    w = p.window
-    if w is None:
-        return ""
-    return w.text() + (" backfill" if w.backfill else "")
-
-
-def rate_text(p: BatchOrchestratorProgress) -> str:
-    """The rate limits in force, e.g. "10 pages/s, 5,000 items/s" or "none"."""
-    return rates_text(p.max_pages_per_second, p.max_items_per_second)
 
 
 def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
@@ -239,7 +81,7 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         grid.add_row("redrives", f"{p.redrive_of}")
     if p.window is not None:
         grid.add_row("series", f"{p.window.series} · window {window_text(p)}")
-    rate = _rate(p)
+    rate = recent_rate(p)
     if rate:
         grid.add_row("rate", rate)
     parallelism = f"{p.max_parallelism}"
@@ -290,32 +132,6 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
         elapsed = format_duration((end - start).total_seconds())
         grid.add_row("started", f"{start:%Y-%m-%d %H:%M:%S} UTC ({took} {elapsed}{runs})")
     return grid
-
-
-def _clock(when: datetime) -> str:
-    return f"{when.astimezone(timezone.utc):%H:%M:%S} UTC"
-
-
-def hook_label(h: HookError) -> str:
-    """A failing hook's label: "tracker failing", "notifier recovered", ..."""
-    kind = h.kind.replace("_", " ")
-    return f"{kind} failing" if h.consecutive_failures else f"{kind} recovered"
-
-
-def hook_text(h: HookError) -> str:
-    """What a failing (or recovered) hook did, in one line."""
-    calls = "call" if h.total_failures == 1 else "calls"
-    lost = f", event {h.event!r} not delivered" if h.event else ""
-    if h.consecutive_failures:
-        return (
-            f"{h.name}: {h.consecutive_failures} failed in a row ({h.total_failures} {calls} "
-            f"in all), the last at {_clock(h.last_failed_at)}{lost}: {h.last_error}"
-        )
-    since = f" since {_clock(h.recovered_at)}" if h.recovered_at else ""
-    return (
-        f"{h.name}: works again{since}; {h.total_failures} {calls} failed, the last at "
-        f"{_clock(h.last_failed_at)}{lost}: {h.last_error}"
-    )
 
 
 def _cell(text: str, full: bool) -> Text | str:
@@ -448,101 +264,6 @@ def _has_long_errors(p: BatchOrchestratorProgress) -> bool:
     return any("\n" in m.strip() or len(m) > 60 for m in messages)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def progress_json(p: BatchOrchestratorProgress) -> str:
-    """The progress as one JSON object, keyed by the ``BatchOrchestratorProgress`` field names."""
-    return json.dumps(_jsonable(dataclasses.asdict(p)))
-
-
-_PAGE_KINDS = ("failed", "stuck", "retrying")
-FAILURE_COLUMNS = [
-    "kind",
-    "page_num",
-    "key",
-    "cursor_str",
-    "attempts",
-    "error_type",
-    "error_message",
-    "at",
-    "successor_enqueued",
-]
-"""The columns of ``failures --csv``: one row per failed, stuck or retrying page (kind
-"failed_page", "stuck_page", "retrying_page") and per recorded item failure ("item")."""
-
-
-def _page_lists(p: BatchFailures) -> list[tuple[str, list[PageFailure]]]:
-    return [("failed", p.failed_pages), ("stuck", p.stuck_pages), ("retrying", p.retrying_pages)]
-
-
-def failures_json(p: BatchFailures) -> str:
-    """Failed, stuck, retrying pages and recorded item failures, with counts, as one JSON object.
-
-    Cursors and keys are whole.
-    """
-    data = {
-        "num_failed_pages": p.num_failed_pages,
-        "num_stuck_pages": p.num_stuck_pages,
-        "num_retrying_pages": p.num_retrying_pages,
-        "num_failed_items": p.num_failed_items,
-        "complete": p.complete,
-        "unavailable_runs": p.unavailable_runs,
-        **{
-            f"{kind}_pages": [dataclasses.asdict(f) for f in pages]
-            for kind, pages in _page_lists(p)
-        },
-        "failing_discoveries": [dataclasses.asdict(f) for f in p.failing_discoveries],
-        "failed_items": [dataclasses.asdict(f) for f in p.failed_items],
-    }
-    return json.dumps(_jsonable(data))
-
-
-def failures_csv(p: BatchFailures) -> str:
-    """The same as CSV, one row per page or item (``FAILURE_COLUMNS``)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(FAILURE_COLUMNS)
-    for kind, pages in _page_lists(p):
-        for f in pages:
-            when = f.failed_at if kind == "failed" else f.next_retry_at or f.failed_at
-            writer.writerow(
-                [
-                    f"{kind}_page",
-                    f.page_num,
-                    "",
-                    f.cursor_str,
-                    f.attempts,
-                    f.error_type,
-                    f.error_message,
-                    when.isoformat(),
-                    f.successor_enqueued,
-                ]
-            )
-    for item in p.failed_items:
-        writer.writerow(
-            [
-                "item",
-                item.page_num,
-                item.key,
-                "",
-                "",
-                item.error_type,
-                item.error_message,
-                item.failed_at.isoformat(),
-                "",
-            ]
-        )
-    return out.getvalue()
-
-
 def _items_table(p: BatchFailures) -> Table:
     items: list[ItemFailure] = p.failed_items
     shown = (
@@ -565,22 +286,6 @@ def _items_table(p: BatchFailures) -> Table:
             f"{f.failed_at.astimezone(timezone.utc):%H:%M:%S} UTC",
         )
     return table
-
-
-def failures_of(q: BatchOrchestratorProgress) -> BatchFailures:
-    """The failures a progress lists (with previews of long cursors and keys)."""
-    return BatchFailures(
-        failed_pages=q.failed_pages,
-        stuck_pages=q.stuck_pages,
-        retrying_pages=q.retrying_pages,
-        failing_discoveries=q.failing_discoveries,
-        failed_items=q.failed_items,
-        num_failed_pages=q.num_failed_pages,
-        num_stuck_pages=q.num_stuck_pages,
-        num_retrying_pages=q.num_retrying_pages,
-        num_failed_items=q.num_failed_items,
-        progress=q,
-    )
 
 
 def render_failures(view: BatchView, p: BatchFailures | None = None) -> RenderableType:

@@ -18,41 +18,27 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import click
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
 from .._client import BatchOrchestratorClient
 from .._exceptions import BatchOrchestraError, InvalidBatchInputError, UnknownSeriesError
+from .._model import BatchOrchestratorInput
+from .._read import CliError, Target, one_line
 from .._series_client import SeriesHandle, description_json
-from .._series_types import SeriesDescription, SeriesSpec, TimeWindow, Watermark
-from .._types import BatchOrchestratorInput
-from ._commands import _check_json, _connection_options, _run
-from ._errors import one_line
-from ._lookup import CliError, Target
-from ._render import format_duration, plural
+from .._series_types import SeriesSpec, TimeWindow, Watermark
+from ._options import check_json, connection_options, page_timeout_option, run
+from ._series_render import render_series, render_series_list, series_time
 
-__all__ = ["parse_duration", "render_series", "series"]
+__all__ = ["parse_duration", "series"]
 
 _DURATION = re.compile(
     r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?"
     r"(?:(\d+(?:\.\d+)?)s)?$"
 )
-_OUTCOME_STYLES = {
-    "committed": "green",
-    "done": "green",
-    "running": "cyan",
-    "empty": "dim",
-    "held": "yellow",
-    "advanced": "yellow",
-    "stale": "yellow",
-    "skipped": "yellow",
-    "failed": "red",
-}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -117,7 +103,7 @@ def series() -> None:
 @click.option("--time-zone", help="IANA time zone of --cron (default UTC).")
 @click.option("--page-size", type=int, required=True, help="Items per page.")
 @click.option("--max-parallelism", type=int, required=True, help="Most pages running at once.")
-@click.option("--args", "args_json", metavar="JSON", callback=_check_json, help="Batch args.")
+@click.option("--args", "args_json", metavar="JSON", callback=check_json, help="Batch args.")
 @click.option(
     "--window",
     type=click.Choice(["watermark", "time", "none"]),
@@ -147,13 +133,7 @@ def series() -> None:
     show_default=True,
     help="After the server was down, missed ticks within this long still run.",
 )
-@click.option(
-    "--page-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    show_default=True,
-    help="Seconds one page attempt may run.",
-)
+@page_timeout_option
 @click.option(
     "--confirm-timeout",
     type=click.FloatRange(min=0),
@@ -161,7 +141,7 @@ def series() -> None:
     show_default=True,
     help="Seconds to wait for a worker to check the series (0: do not wait).",
 )
-@_connection_options
+@connection_options
 def create(
     name: str,
     processor: str,
@@ -218,7 +198,7 @@ def create(
         catchup_window=catchup_window,
     )
     confirm = timedelta(seconds=confirm_timeout) if confirm_timeout else None
-    _run(target, _create(target, spec, name, task_queue, confirm))
+    run(target, _create(target, spec, name, task_queue, confirm))
 
 
 async def _create(
@@ -232,7 +212,7 @@ async def _create(
         d = await handle.describe()
     except BatchOrchestraError as err:
         raise CliError(str(err)) from None
-    nxt = f", next run {_time(d.next_runs[0])}" if d.next_runs else ""
+    nxt = f", next run {series_time(d.next_runs[0])}" if d.next_runs else ""
     click.echo(
         f"created series {name!r}: {d.schedule}, window {d.window}"
         + (f" from mark {d.mark!r}" if d.mark is not None else "")
@@ -241,10 +221,10 @@ async def _create(
 
 
 @series.command("list")
-@_connection_options
+@connection_options
 def list_(target: Target) -> None:
     """List the series with their schedule, mark and last run."""
-    _run(target, _list(target))
+    run(target, _list(target))
 
 
 async def _list(target: Target) -> None:
@@ -271,54 +251,20 @@ async def _list(target: Target) -> None:
                 d.schedule,
                 "paused" if d.paused else "active",
                 "-" if d.mark is None else d.mark,
-                f"{last.outcome} {_time(last.started_at)}" if last else "-",
-                _time(d.next_runs[0]) if d.next_runs and not d.paused else "-",
+                f"{last.outcome} {series_time(last.started_at)}" if last else "-",
+                series_time(d.next_runs[0]) if d.next_runs and not d.paused else "-",
             ]
         )
     console.print(render_series_list(rows, console.width))
 
 
-_LIST_COLUMNS = ("NAME", "SCHEDULE", "STATE", "MARK", "LAST RUN", "NEXT (UTC)")
-
-
-def render_series_list(rows: list[list[str]], width: int) -> RenderableType:
-    """The series as a table when it fits ``width`` whole; else a block each, name first.
-
-    Nothing is cut: a name or a mark too long for a table line gets a line of its own.
-    """
-    from ._list import wrap_parts  # here: importing it at the top confuses mypy's cycle order
-
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_LIST_COLUMNS)]
-    if sum(widths) + 2 * (len(widths) - 1) <= width:
-        table = Table(box=None, pad_edge=False, show_edge=False)
-        for column, w in zip(_LIST_COLUMNS, widths, strict=True):
-            table.add_column(column, no_wrap=True, min_width=w)
-        for row in rows:
-            table.add_row(*row)
-        return table
-    blocks: list[RenderableType] = []
-    for name, schedule, state, mark, last, nxt in rows:
-        blocks.append(Text(name, style="bold"))
-        parts = [
-            state,
-            schedule,
-            f"mark {mark}",
-            f"last run {last}" + (" UTC" if last != "-" and state != "?" else ""),
-        ]
-        if nxt != "-":
-            parts.append(f"next {nxt} UTC")
-        for line in wrap_parts(parts, max(20, width - 2)):
-            blocks.append(Text("  " + line))
-    return Group(*blocks)
-
-
 @series.command()
 @_name_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the description as one JSON object.")
-@_connection_options
+@connection_options
 def status(name: str, as_json: bool, target: Target) -> None:
     """Show a series: schedule, next runs, mark and lag, recent runs, the running batch."""
-    _run(target, _status(target, name, as_json))
+    run(target, _status(target, name, as_json))
 
 
 async def _status(target: Target, name: str, as_json: bool) -> None:
@@ -337,26 +283,26 @@ async def _status(target: Target, name: str, as_json: bool) -> None:
 @series.command()
 @_name_argument
 @click.option("--note", help="Why (kept on the schedule with who paused it).")
-@_connection_options
+@connection_options
 def pause(name: str, note: str | None, target: Target) -> None:
     """Pause a series: no tick starts a run (a running one finishes)."""
-    _run(target, _act(target, name, "paused", lambda h: h.pause(note)))
+    run(target, _act(target, name, "paused", lambda h: h.pause(note)))
 
 
 @series.command()
 @_name_argument
-@_connection_options
+@connection_options
 def resume(name: str, target: Target) -> None:
     """Resume a paused series (its next run covers what arrived meanwhile)."""
-    _run(target, _act(target, name, "resumed", lambda h: h.resume()))
+    run(target, _act(target, name, "resumed", lambda h: h.resume()))
 
 
 @series.command()
 @_name_argument
-@_connection_options
+@connection_options
 def trigger(name: str, target: Target) -> None:
     """Start a run now, or as soon as the running one ends."""
-    _run(target, _act(target, name, "triggered", lambda h: h.trigger()))
+    run(target, _act(target, name, "triggered", lambda h: h.trigger()))
 
 
 @series.command()
@@ -365,10 +311,10 @@ def trigger(name: str, target: Target) -> None:
     "--from", "start", required=True, help="Where the window starts (exclusive mark, or a time)."
 )
 @click.option("--to", "end", required=True, help="Where it ends (inclusive mark, or a time).")
-@_connection_options
+@connection_options
 def backfill(name: str, start: str, end: str, target: Target) -> None:
     """Run a batch over an explicit window, apart from the schedule; the mark does not move."""
-    _run(target, _backfill(target, name, start, end))
+    run(target, _backfill(target, name, start, end))
 
 
 async def _backfill(target: Target, name: str, start: str, end: str) -> None:
@@ -384,10 +330,10 @@ async def _backfill(target: Target, name: str, start: str, end: str) -> None:
 @_name_argument
 @click.argument("value")
 @click.option("--reason", required=True, help="Why (logged with who asked).")
-@_connection_options
+@connection_options
 def set_watermark(name: str, value: str, reason: str, target: Target) -> None:
     """Set a series' committed mark to VALUE (forward, or back to process again)."""
-    _run(target, _set_watermark(target, name, value, reason))
+    run(target, _set_watermark(target, name, value, reason))
 
 
 async def _set_watermark(target: Target, name: str, value: str, reason: str) -> None:
@@ -401,119 +347,7 @@ async def _set_watermark(target: Target, name: str, value: str, reason: str) -> 
 
 @series.command()
 @_name_argument
-@_connection_options
+@connection_options
 def delete(name: str, target: Target) -> None:
     """Delete a series: its schedule and its state (batches it ran are kept)."""
-    _run(target, _act(target, name, "deleted", lambda h: h.delete()))
-
-
-def _time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}"
-
-
-def _runs(d: SeriesDescription, width: int | None) -> RenderableType:
-    """The recent runs: a table, or a block each (batch ID on its own line) when too narrow."""
-    from ._list import wrap_parts
-
-    columns = ("started (UTC)", "kind", "window", "outcome", "pages", "items", "batch")
-    rows: list[tuple[str, str, str, Text, str, str, str]] = []
-    for r in d.runs[:10]:
-        pages = f"{r.num_completed_pages:,}" + (
-            f" ({r.num_failed_pages:,} failed)" if r.num_failed_pages else ""
-        )
-        outcome = Text(r.outcome, style=_OUTCOME_STYLES.get(r.outcome, ""))
-        if r.reason:
-            outcome.append(f": {r.reason}", style="dim")
-        rows.append(
-            (
-                _time(r.started_at),
-                r.kind,
-                r.window.text() if r.window else "-",
-                outcome,
-                pages if r.kind != "skipped" else "-",
-                f"{r.num_completed_items:,}" if r.kind != "skipped" else "-",
-                r.batch_id or "-",
-            )
-        )
-    natural = sum(
-        max(len(c), *(len(str(row[i])) for row in rows)) + 3 for i, c in enumerate(columns)
-    )
-    if width is None or natural + 1 <= width:
-        table = Table(title="recent runs (newest first)", title_justify="left", expand=False)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        return table
-    blocks: list[RenderableType] = [Text("recent runs (newest first)", style="italic")]
-    for started, kind, window, outcome, pages, items, batch in rows:
-        head = [started, kind, f"window {window}", outcome.plain]
-        if kind != "skipped":
-            head += [f"{pages} pages", f"{items} items"]
-        for line in wrap_parts(head, max(20, width - 2)):
-            blocks.append(Text("  " + line))
-        if batch != "-":
-            blocks.append(Text(f"    batch {batch}", style="cyan"))
-    return Group(*blocks)
-
-
-def render_series(
-    d: SeriesDescription, target: Target | None = None, width: int | None = None
-) -> RenderableType:
-    """The full status of a series: header, schedule, mark, counts, running and recent runs.
-
-    ``width``: the terminal's; recent runs are stacked when their table would not fit it.
-    """
-    state = "PAUSED" if d.paused else "ACTIVE"
-    header = Text.assemble(
-        ("series ", "bold"),
-        (d.name, "bold"),
-        "  ",
-        (state, "bold yellow" if d.paused else "bold green"),
-        (f"  task queue {d.task_queue}", "dim"),
-    )
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", justify="right")
-    grid.add_column()
-    grid.add_row("schedule", f"{d.schedule} · overlap {d.overlap}")
-    if d.paused and d.note:
-        grid.add_row("paused", Text(d.note, style="yellow"))
-    if d.next_runs and not d.paused:
-        grid.add_row("next runs", ", ".join(f"{_time(t)} UTC" for t in d.next_runs[:3]))
-    grid.add_row("batch", f"{d.processor} · on failure {d.on_failure}")
-    mark = "-" if d.mark is None else repr(d.mark)
-    if d.mark_moved_at is not None:
-        mark += f" (moved {_time(d.mark_moved_at)} UTC)"
-    if d.behind is not None:
-        mark += f", {format_duration(d.behind.total_seconds())} behind now"
-    grid.add_row("window", d.window)
-    if d.window != "none":
-        grid.add_row("mark", mark)
-    grid.add_row(
-        "runs",
-        f"{d.num_runs:,} · {d.num_committed:,} committed · {d.num_held:,} held · "
-        f"{d.num_empty:,} empty · {plural(d.num_skipped, 'tick')} skipped"
-        + (f" · {d.num_missed:,} missed" if d.num_missed else "")
-        + (f" · {plural(d.num_backfills, 'backfill')}" if d.num_backfills else ""),
-    )
-    for r in d.running:
-        grid.add_row(
-            "running",
-            Text(f"{r.batch_id} {r.window.text() if r.window else ''}", style="cyan"),
-        )
-    parts: list[RenderableType] = [header, grid]
-    if d.note_from_worker:
-        parts.append(Text(d.note_from_worker, style="yellow"))
-    if d.runs:
-        parts.append(_runs(d, width))
-    operator = [m for m in d.mark_changes if m.by is not None]
-    if operator:
-        table = Table(title="mark set by operators", title_justify="left", expand=False)
-        for column in ("at (UTC)", "from", "to", "by", "reason"):
-            table.add_column(column, overflow="fold")
-        for m in operator[:5]:
-            table.add_row(_time(m.at), repr(m.old), repr(m.new), m.by or "-", m.reason)
-        parts.append(table)
-    return Group(*parts)
+    run(target, _act(target, name, "deleted", lambda h: h.delete()))

@@ -8,24 +8,26 @@ action started a new batch (a redrive of a finished one), where to find it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from .._client import BatchOrchestratorClient, BatchOrchestratorHandle
 from .._exceptions import BatchOrchestraError
-from .._types import BatchOrchestratorProgress
-from ..cli._lookup import CliError, cause_text, load_view
-from ..cli._render import BatchView, rate_text
-from ._data import UPDATE_TIMEOUT, Backend
+from .._read import (
+    OPEN_STATUSES,
+    BatchView,
+    CliError,
+    acknowledged,
+    load_view,
+    rate_text,
+)
+from ._data import Backend
 
 __all__ = ["ACTIONS", "ActionInputError", "ActionResult", "perform"]
-
-_OPEN = ("RUNNING", "CONTINUED_AS_NEW")
 
 
 class ActionInputError(ValueError):
@@ -62,22 +64,6 @@ class _Call:
 _Run = Callable[[_Call], Awaitable[ActionResult]]
 
 
-async def _acknowledged(
-    call: _Call, what: str, update: Awaitable[BatchOrchestratorProgress]
-) -> BatchOrchestratorProgress:
-    """Wait for a worker to apply an update; ``CliError`` if none does or the batch refuses."""
-    try:
-        return await asyncio.wait_for(update, UPDATE_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise CliError(
-            f"no worker acknowledged {what} of batch {call.view.id!r} within "
-            f"{UPDATE_TIMEOUT:g}s; is a worker running on task queue {call.view.task_queue!r}? "
-            "(the request may still apply when one picks it up)"
-        ) from None
-    except WorkflowUpdateFailedError as err:
-        raise CliError(f"batch {call.view.id!r} refused {what}: {cause_text(err.cause)}") from None
-
-
 def _int_field(form: dict[str, str], name: str, label: str) -> int:
     raw = form.get(name, "").strip()
     try:
@@ -110,19 +96,19 @@ def _rate_field(form: dict[str, str], name: str, label: str) -> float | None | b
 
 
 async def _pause(call: _Call) -> ActionResult:
-    p = await _acknowledged(call, "pause", call.handle.pause())
+    p = await acknowledged(call.view, "pause", call.handle.pause())
     running = f"; {p.num_processing_pages} running page(s) finish" if p.num_processing_pages else ""
     return ActionResult("paused", f"Paused: no new page starts{running}.", call.view.id)
 
 
 async def _resume(call: _Call) -> ActionResult:
-    p = await _acknowledged(call, "resume", call.handle.resume())
+    p = await acknowledged(call.view, "resume", call.handle.resume())
     return ActionResult("resumed", f"Resumed at parallelism {p.max_parallelism}.", call.view.id)
 
 
 async def _set_parallelism(call: _Call) -> ActionResult:
     n = _int_field(call.form, "n", "parallelism")
-    p = await _acknowledged(call, "set-parallelism", call.handle.set_max_parallelism(n))
+    p = await acknowledged(call.view, "set-parallelism", call.handle.set_max_parallelism(n))
     stays = "; it stays paused until resume" if p.is_paused and n > 0 else ""
     return ActionResult(
         "parallelism", f"Parallelism set to {p.max_parallelism}{stays}.", call.view.id
@@ -143,14 +129,14 @@ async def _set_rate(call: _Call) -> ActionResult:
             "No rate limit given",
             "give pages per second and/or items per second (a number, or none to lift it)",
         )
-    p = await _acknowledged(call, "set-rate", call.handle.set_rate_limit(**limits))
+    p = await acknowledged(call.view, "set-rate", call.handle.set_rate_limit(**limits))
     return ActionResult("rate", f"Rate limit now {rate_text(p)}.", call.view.id)
 
 
 async def _retry_page(call: _Call) -> ActionResult:
     n = _int_field(call.form, "page_num", "page number")
     reason = call.form.get("reason", "").strip() or None
-    p = await _acknowledged(call, f"retry-page {n}", call.handle.retry_page(n, reason=reason))
+    p = await acknowledged(call.view, f"retry-page {n}", call.handle.retry_page(n, reason=reason))
     if p.is_paused:
         text = f"Page {n} is first in line; it starts when the batch is resumed (it is paused)."
     else:
@@ -163,7 +149,7 @@ async def _skip_page(call: _Call) -> ActionResult:
     reason = call.form.get("reason", "").strip()
     if not reason:
         raise ActionInputError("Reason needed", "skipping a page needs a reason (it is logged)")
-    p = await _acknowledged(call, f"skip-page {n}", call.handle.skip_page(n, reason))
+    p = await acknowledged(call.view, f"skip-page {n}", call.handle.skip_page(n, reason))
     return ActionResult(
         "skipped",
         f"Page {n} skipped ({reason}); {p.num_skipped_pages} page(s) skipped so far.",
@@ -172,9 +158,9 @@ async def _skip_page(call: _Call) -> ActionResult:
 
 
 async def _redrive(call: _Call) -> ActionResult:
-    if call.view.status in _OPEN:
+    if call.view.status in OPEN_STATUSES:
         before = call.view.progress.num_failed_pages if call.view.progress else 0
-        p = await _acknowledged(call, "redrive", call.handle.redrive())
+        p = await acknowledged(call.view, "redrive", call.handle.redrive())
         paused = "; the batch is paused: resume it to run them" if p.is_paused else ""
         queued = before - p.num_failed_pages
         return ActionResult(
@@ -254,7 +240,7 @@ async def perform(
     view = await load_view(client, backend.target, batch_id)
     if spec.running_only and view.status != "RUNNING":
         raise CliError(f"batch {batch_id!r} is {view.status}; only a running batch can be steered")
-    if spec.needs_worker and view.status in _OPEN and view.progress is None:
+    if spec.needs_worker and view.status in OPEN_STATUSES and view.progress is None:
         raise CliError(view.note or f"no worker answered for batch {batch_id!r}")
     handle = BatchOrchestratorClient(client).get_handle(batch_id)
     return await spec.run(_Call(client, view, handle, form))

@@ -1,7 +1,7 @@
 """What the dashboard reads from Temporal: the connection, batch rows and their JSON form.
 
-The lookups themselves are the command line's (``batch_orchestra.cli._lookup``); this module adds
-what only a long-running server needs: a lazily opened client, a bounded cache of each run's
+The lookups themselves are the read model the CLI shares (``batch_orchestra._read``); this module
+adds what only a long-running server needs: a lazily opened client, a bounded cache of each run's
 processor name, and the status filter of the batch list.
 """
 
@@ -21,11 +21,13 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import ServiceClient
 
+from .._model import BatchOrchestratorProgress
 from .._processor import registered_page_processors
-from .._types import BatchOrchestratorProgress
-from ..cli._lookup import CliError, Target
-from ..cli._render import (
+from .._read import (
+    OPEN_STATUSES,
     BatchView,
+    CliError,
+    Target,
     hook_label,
     hook_text,
     progress_json,
@@ -36,7 +38,6 @@ from ..cli._render import (
 
 __all__ = [
     "STATUS_FILTERS",
-    "UPDATE_TIMEOUT",
     "Backend",
     "BatchRow",
     "Bounded",
@@ -60,9 +61,6 @@ STATUS_FILTERS: dict[str, str | None] = {
 a running workflow at parallelism 0, so ``paused`` queries running batches and keeps the paused
 ones."""
 
-UPDATE_TIMEOUT = 20.0
-"""Seconds a worker gets to acknowledge a control action."""
-_OPEN = ("RUNNING", "CONTINUED_AS_NEW")
 _PROCESSOR_CACHE_SIZE = 4096
 _CLOSED_CACHE_SIZE = 1024
 T = TypeVar("T")
@@ -252,7 +250,7 @@ def view_json(
         "id": view.id,
         "status": view.status,
         "label": status_label(view.status, p),
-        "is_open": view.status in _OPEN,
+        "is_open": view.status in OPEN_STATUSES,
         "processor": processor,
         "task_queue": view.task_queue,
         "url": view.url,

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from .._types import BatchOrchestratorInput, validate_input
+from .._model import BatchOrchestratorInput, validate_input
 
 __all__ = ["START_FIELDS", "decode_token", "encode_token", "read_form", "start_input"]
 

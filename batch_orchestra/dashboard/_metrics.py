@@ -17,8 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from temporalio.client import WorkflowExecution
 
-from .._types import BatchOrchestratorProgress
-from ..cli._lookup import batches_query, query_progress
+from .._model import BatchOrchestratorProgress
+from .._read import batches_query, query_progress
 from ._data import Backend
 
 __all__ = ["OPERATOR_PAUSE_REASONS", "BatchSample", "collect", "render"]

@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .._types import BatchOrchestratorProgress, PageFailure
-from ..cli._errors import group_errors, one_line
-from ..cli._render import BatchView, format_duration, rate_text
+from .._model import BatchOrchestratorProgress, PageFailure
+from .._read import OPEN_STATUSES, BatchView, format_duration, group_errors, one_line, rate_text
 from ._markup import batch_path, clock, esc, esc_id, utc_time
 
 __all__ = [
@@ -29,8 +28,6 @@ __all__ = [
     "redrive_link",
     "row_actions",
 ]
-
-_OPEN = ("RUNNING", "CONTINUED_AS_NEW")
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ def extra_controls(controls: Controls, view: BatchView) -> str:
     """Rate limits and redrives: the controls beyond pause, resume, parallelism and cancel."""
     p = view.progress
     forms = []
-    if view.status in _OPEN:
+    if view.status in OPEN_STATUSES:
         limits = rate_text(p) if p is not None else "unknown"
         forms.append(
             controls.form(
@@ -131,12 +128,12 @@ def extra_controls(controls: Controls, view: BatchView) -> str:
                 cls="when-open rates",
             )
         )
-    if view.status in _OPEN or view.status == "COMPLETED":
+    if view.status in OPEN_STATUSES or view.status == "COMPLETED":
         failed = p.num_failed_pages if p is not None else 0
         items = p.num_failed_items if p is not None else 0
         again = (
             "queue them again in this batch, each with a fresh retry budget"
-            if view.status in _OPEN
+            if view.status in OPEN_STATUSES
             else "start a new batch over them, linked to this one"
         )
         forms.append(

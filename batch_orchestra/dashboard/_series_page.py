@@ -25,16 +25,15 @@ from temporalio.service import RPCError
 
 from .._client import BatchOrchestratorClient
 from .._exceptions import UnknownSeriesError
+from .._read import CliError, format_duration
 from .._series_client import description_json
 from .._series_types import SeriesDescription, SeriesRun
-from ..cli._lookup import CliError
-from ..cli._render import format_duration
 from . import _html as html
 from ._forms import read_form
 from ._markup import utc_time
 
 if TYPE_CHECKING:
-    from ._app import _Dashboard
+    from ._handlers import Dashboard
 
 __all__ = ["series_path", "series_routes"]
 
@@ -157,7 +156,7 @@ def series_page(chrome: html.Chrome, d: SeriesDescription, message: str) -> str:
 <th>Outcome</th><th>Pages</th><th>Items</th><th>Batch</th></tr></thead>
 <tbody>{rows}</tbody></table>
 </section>"""
-    return html._layout(chrome, f"series {d.name}", body, page="series")
+    return html.layout(chrome, f"series {d.name}", body, page="series")
 
 
 def series_list_page(chrome: html.Chrome, found: list[tuple[str, Any]]) -> str:
@@ -168,7 +167,7 @@ def series_list_page(chrome: html.Chrome, found: list[tuple[str, Any]]) -> str:
             '<p class="empty">No series yet. Create one with <code>batch-orchestra series '
             "create NAME --processor P -q QUEUE --every 1h ...</code> (docs/series.md).</p>"
         )
-        return html._layout(chrome, "Series", body, page="series-list")
+        return html.layout(chrome, "Series", body, page="series-list")
     rows = []
     for name, d in found:
         link = f'<a href="{html.esc(series_path(base, name))}">{html.esc(name)}</a>'
@@ -189,11 +188,11 @@ def series_list_page(chrome: html.Chrome, found: list[tuple[str, Any]]) -> str:
         + "".join(rows)
         + "</tbody></table>"
     )
-    return html._layout(chrome, "Series", body, page="series-list")
+    return html.layout(chrome, "Series", body, page="series-list")
 
 
-def series_routes(dash: _Dashboard) -> list[Route]:
-    """The series routes of a dashboard (``dash``: the app's ``_Dashboard``)."""
+def series_routes(dash: Dashboard) -> list[Route]:
+    """The series routes of a dashboard (``dash``: the app's ``Dashboard``)."""
 
     async def orchestra() -> BatchOrchestratorClient:
         return BatchOrchestratorClient(await dash.backend.client())

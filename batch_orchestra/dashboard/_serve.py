@@ -14,7 +14,7 @@ import click
 import uvicorn
 from starlette.types import ASGIApp
 
-from ..cli._lookup import CliError, Target
+from .._read import CliError, Target
 from ._app import create_app
 from ._security import LOOPBACK_HOSTS, is_loopback, read_users_file
 

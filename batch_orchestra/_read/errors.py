@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .._types import ErrorCount
+from .._model import ErrorCount
 
 __all__ = ["ErrorGroup", "group_errors", "normalize_message", "one_line"]
 
