@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from ._budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES, text_size
+from ._model.failures import ItemFailure, PageFailure
 
 __all__ = [
     "LedgerBook",
@@ -40,6 +42,11 @@ __all__ = [
     "item_bytes",
     "page_bytes",
 ]
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
 
 _ENTRY_OVERHEAD = 160
 """Bytes of an entry's field names and numbers as JSON."""
@@ -60,6 +67,20 @@ class LedgerPage:
     """When its last attempt failed (seconds since the epoch)."""
     chain: int = 0
 
+    def as_failure(self) -> PageFailure:
+        """The page as failure listings show it (whole cursor)."""
+        return PageFailure(
+            page_num=self.page_num,
+            cursor_str=self.cursor,
+            cursor_length=len(self.cursor),
+            attempts=self.attempts,
+            error_type=self.error_type,
+            error_message=self.error_message,
+            failed_at=_dt(self.failed_at),
+            size=self.size,
+            successor_enqueued=self.successor_enqueued,
+        )
+
 
 @dataclass
 class LedgerItem:
@@ -70,6 +91,17 @@ class LedgerItem:
     error_type: str
     error_message: str
     failed_at: float
+
+    def as_failure(self) -> ItemFailure:
+        """The item as failure listings show it (whole key)."""
+        return ItemFailure(
+            key=self.key,
+            page_num=self.page_num,
+            error_type=self.error_type,
+            error_message=self.error_message,
+            failed_at=_dt(self.failed_at),
+            key_length=len(self.key),
+        )
 
 
 @dataclass

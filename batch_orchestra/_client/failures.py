@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from .._ledger import LedgerItem, LedgerPage
 from .._ledger_reader import collect_failures
 from .._messages import FAILURE_DETAILS_QUERY, FailureDetails, FailureDetailsRequest
 from .._model import BatchFailures, ItemFailure, PageFailure
@@ -66,9 +65,9 @@ async def read_failures(
         )
         out.unavailable_runs = found.unavailable_runs
         for e in found.pages:
-            pages[e.page_num] = _ledger_page(e)
+            pages[e.page_num] = e.as_failure()
         for i in found.items:
-            items[(i.page_num, i.key)] = _ledger_item(i)
+            items[(i.page_num, i.key)] = i.as_failure()
     for f in progress.failed_pages:  # from a version without the ledger: whole already
         if f.cursor_is_whole and f.page_num not in pages and not progress.num_ledger_records:
             pages[f.page_num] = f
@@ -147,28 +146,3 @@ def all_whole(f: BatchFailures) -> bool:
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def _ledger_page(e: LedgerPage) -> PageFailure:
-    return PageFailure(
-        page_num=e.page_num,
-        cursor_str=e.cursor,
-        cursor_length=len(e.cursor),
-        attempts=e.attempts,
-        error_type=e.error_type,
-        error_message=e.error_message,
-        failed_at=_dt(e.failed_at),
-        size=e.size,
-        successor_enqueued=e.successor_enqueued,
-    )
-
-
-def _ledger_item(e: LedgerItem) -> ItemFailure:
-    return ItemFailure(
-        key=e.key,
-        page_num=e.page_num,
-        error_type=e.error_type,
-        error_message=e.error_message,
-        failed_at=_dt(e.failed_at),
-        key_length=len(e.key),
-    )

@@ -11,11 +11,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .._budgets import FAILURE_DETAILS_BYTES, wire_size
     from .._engine.engine import BatchEngine
-    from .._ledger import LedgerItem, LedgerPage
     from .._messages import FailureDetails, FailureDetailsRequest
     from .._progress import page_failure
     from .._scheduler import PageState
-    from .._types import ItemFailure, PageFailure
+    from .._types import PageFailure
 
 __all__ = ["failure_details"]
 
@@ -34,7 +33,7 @@ def failure_details(engine: BatchEngine, req: FailureDetailsRequest) -> FailureD
     budget = min(max(1_024, req.max_bytes), FAILURE_DETAILS_BYTES)
     wanted = set(req.page_nums) if req.page_nums is not None else None
     if req.kind == "items":
-        out.items = [_item_of(i) for i in book.buffered_items()]
+        out.items = [i.as_failure() for i in book.buffered_items()]
         return out
     candidates: list[PageFailure] = []
     if req.kind in ("stuck", "retrying"):
@@ -54,7 +53,7 @@ def failure_details(engine: BatchEngine, req: FailureDetailsRequest) -> FailureD
         candidates = [page_failure(sched, p, whole=True) for p in _after(pages, req, wanted)]
         for e in sorted(book.buffered_pages(), key=lambda e: e.page_num):
             if e.page_num > req.after and (wanted is None or e.page_num in wanted):
-                candidates.append(_page_of(e))
+                candidates.append(e.as_failure())
         candidates.sort(key=lambda f: f.page_num)
     size = 0
     for f in candidates:
@@ -75,31 +74,6 @@ def _after(
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def _page_of(e: LedgerPage) -> PageFailure:
-    return PageFailure(
-        page_num=e.page_num,
-        cursor_str=e.cursor,
-        cursor_length=len(e.cursor),
-        attempts=e.attempts,
-        error_type=e.error_type,
-        error_message=e.error_message,
-        failed_at=_dt(e.failed_at),
-        size=e.size,
-        successor_enqueued=e.successor_enqueued,
-    )
-
-
-def _item_of(e: LedgerItem) -> ItemFailure:
-    return ItemFailure(
-        key=e.key,
-        page_num=e.page_num,
-        error_type=e.error_type,
-        error_message=e.error_message,
-        failed_at=_dt(e.failed_at),
-        key_length=len(e.key),
-    )
 
 
 def _discovery_failure(d: Any, error_type: str, message: str) -> PageFailure:
