@@ -1,11 +1,10 @@
 """Shared fixtures: one real Temporal dev server per session, worker factories; the unit marker.
 
-A test is marked ``unit`` (``pytest -m unit``, ``make test-unit``) when it starts no server: it
-uses none of ``SERVER_FIXTURES`` (directly or through another fixture), is not ``slow``, and is
-not listed in ``STARTS_ITS_OWN_SERVER``, and is not in tests/test_replay.py (which replays every
-recorded history through the SDK's replayer, about 20 s: run it on its own after a workflow
-change). A unit test that starts an ``EmbeddedTemporal`` anyway
-fails, naming the list, so a test that gains a server cannot stay marked by mistake.
+A test is marked ``unit`` (``pytest -m unit``, ``make test-unit``) when it starts no server and
+is quick: it uses none of ``SERVER_FIXTURES`` (directly or through another fixture), is not
+``slow``, is not listed in ``STARTS_ITS_OWN_SERVER`` and is not in ``NOT_UNIT_FILES``. A unit
+test that starts an ``EmbeddedTemporal`` anyway fails, naming the list, so that a test which
+gains a server of its own cannot stay marked by mistake.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ STARTS_ITS_OWN_SERVER = frozenset(
         # An EmbeddedTemporal of their own (restarted, or with other settings).
         "tests/test_core.py::test_enqueues_fall_back_to_signals_when_updates_are_refused",
         "tests/test_crash.py::test_server_restarted_on_same_db_mid_batch",
-        "tests/test_devserver.py::test_dynamic_config_starts_from_the_defaults",
         "tests/test_devserver.py::test_dynamic_config_reaches_the_server",
         "tests/test_series.py::test_worker_killed_and_server_restarted_mid_run_reattaches_and_commits_once",
         # A subprocess that starts one (the quickstart, `batch-orchestra server`).
@@ -63,7 +61,9 @@ def _starts_a_server(item: pytest.Item) -> bool:
 
 
 NOT_UNIT_FILES = frozenset({"tests/test_replay.py"})
-"""Files whose tests start no server but are not quick checks of one piece (the replays)."""
+"""Files whose tests start no server but are no quick check of one piece: the replays of every
+recorded history through the SDK's replayer (about 20 s), run on their own after a workflow
+change."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
