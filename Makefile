@@ -3,8 +3,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow test-unit lint docs properties bench-scale bench-throughput bench-hops \
-	bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos \
+.PHONY: install demo test test-slow test-unit lint docs properties bench-scale bench-throughput \
+	bench-hops bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos \
 	clean
 
 $(STAMP): pyproject.toml
@@ -31,10 +31,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-# The quick tests that start no Temporal server (the pure core, codecs, budgets, validation):
-# tests/conftest.py marks them `unit`. Seconds; for the edit-test loop, not instead of make test.
+# The quick tests that start no server (the pure core, codecs, budgets, validation, the import
+# graph): tests/conftest.py marks them `unit`. About half a minute; for the edit-test loop, not
+# instead of make test (which runs them too).
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m unit -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m unit
 
 # The pure core's property tests at length (tests/test_properties.py, HYPOTHESIS_PROFILE=long):
 # 2,000 random runs of 80 steps each by default, about 5 minutes on 2 shared cores;
