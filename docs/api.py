@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import jinja2
 import pdoc
 import pdoc.render
 
@@ -24,6 +25,7 @@ MODULES = [
     "batch_orchestra.sources",
     "batch_orchestra.dashboard",
 ]
+INDEX = '{% set root_module_name = none %}{% extends "default/index.html.jinja2" %}'
 ROOT = Path(__file__).resolve().parent.parent
 PDOC_DIR = str(Path(pdoc.__file__).parent)
 
@@ -34,6 +36,11 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     # The source view highlights every member's code: most of the build's time, little use here.
     pdoc.render.configure(docformat="google", show_source=False)
+    # index.html lists the modules (pdoc's own redirects to the package, whose page does not
+    # link to the subpackages: they are not in its __all__).
+    pdoc.render.env.loader = jinja2.ChoiceLoader(
+        [jinja2.DictLoader({"index.html.jinja2": INDEX}), pdoc.render.env.loader]
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pdoc.pdoc(*MODULES, output_directory=out)
