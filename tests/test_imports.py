@@ -80,21 +80,20 @@ PURE_MODULES = [
 ENGINE = f"{PACKAGE}._engine"
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+Modules = dict[str, Path]
+Graph = dict[str, dict[str, int]]
 
 
 @cache
-def _modules() -> dict[str, Path]:
-    """Every module of the package by dotted name (a package by its ``__init__``)."""
-    return {_module_name(p): p for p in sorted(PACKAGE_DIR.rglob("*.py"))}
-
-
-def _is_package(name: str) -> bool:
-    return _modules()[name].name == "__init__.py"
+def _modules(package_dir: Path = PACKAGE_DIR) -> Modules:
+    """Every module of a package by dotted name (a package by its ``__init__``)."""
+    found = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
 
 
 def _enclosing(name: str) -> set[str]:
@@ -103,41 +102,42 @@ def _enclosing(name: str) -> set[str]:
     return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
-def _source(module: str, node: ast.ImportFrom) -> str:
+def _source(modules: Modules, module: str, node: ast.ImportFrom) -> str:
     """The module a ``from ... import`` reads from, relative levels resolved."""
     if not node.level:
         return node.module or ""
-    base = (module if _is_package(module) else module.rpartition(".")[0]).split(".")
+    is_package = modules[module].name == "__init__.py"
+    base = (module if is_package else module.rpartition(".")[0]).split(".")
     if node.level > 1:
         base = base[: -(node.level - 1)]
     return ".".join([*base, *([node.module] if node.module else [])])
 
 
-def _with_parents(name: str) -> list[str]:
+def _with_parents(modules: Modules, name: str) -> list[str]:
     """``name`` and the packages that contain it, those of them that are package modules."""
     parts = name.split(".")
     prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return [p for p in prefixes if p in _modules()]
+    return [p for p in prefixes if p in modules]
 
 
-def _imports(module: str) -> dict[str, int]:
+def _imports(modules: Modules, module: str) -> dict[str, int]:
     """The package modules that importing ``module`` runs (first line of each)."""
-    path = _modules()[module]
+    path = modules[module]
     before = _enclosing(module) | {module}  # running (or run) before the module's first line
     edges: dict[str, int] = {}
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             for alias in node.names:
-                targets += [t for t in _with_parents(alias.name) if t not in before]
+                targets += [t for t in _with_parents(modules, alias.name) if t not in before]
         elif isinstance(node, ast.ImportFrom):
-            source = _source(module, node)
-            targets += [t for t in _with_parents(source) if t not in before]
+            source = _source(modules, module, node)
+            targets += [t for t in _with_parents(modules, source) if t not in before]
             for alias in node.names:
                 sub = f"{source}.{alias.name}"
-                if sub in _modules():
+                if sub in modules:
                     targets.append(sub)
-                elif source in _modules() and source != module:
+                elif source in modules and source != module:
                     targets.append(source)  # a name defined by (or re-exported from) source
         for target in targets:
             edges.setdefault(target, node.lineno)
@@ -145,12 +145,13 @@ def _imports(module: str) -> dict[str, int]:
 
 
 @cache
-def _graph() -> dict[str, dict[str, int]]:
+def _graph(package_dir: Path = PACKAGE_DIR) -> Graph:
     """module -> {package module it imports: first line}."""
-    return {name: _imports(name) for name in _modules()}
+    modules = _modules(package_dir)
+    return {name: _imports(modules, name) for name in modules}
 
 
-def _path(graph: dict[str, dict[str, int]], start: str, goal: str) -> list[str] | None:
+def _path(graph: Graph, start: str, goal: str) -> list[str] | None:
     """A shortest import path from ``start`` to ``goal`` (both included), if any."""
     via: dict[str, str] = {}
     queue = [start]
@@ -169,7 +170,7 @@ def _path(graph: dict[str, dict[str, int]], start: str, goal: str) -> list[str] 
     return None
 
 
-def _cycle_through(graph: dict[str, dict[str, int]], importer: str, imported: str) -> str:
+def _cycle_through(graph: Graph, importer: str, imported: str) -> str:
     """The shortest cycle that the import ``importer -> imported`` closes, with lines."""
     back = _path(graph, imported, importer) if importer != imported else [importer]
     assert back is not None
@@ -180,7 +181,7 @@ def _cycle_through(graph: dict[str, dict[str, int]], importer: str, imported: st
     )
 
 
-def _cycles(graph: dict[str, dict[str, int]]) -> list[str]:
+def _cycles(graph: Graph) -> list[str]:
     """One cycle per import that closes one, found depth first (empty for an acyclic graph)."""
     found, done, on_path = [], set(), []
 
@@ -200,19 +201,57 @@ def _cycles(graph: dict[str, dict[str, int]]) -> list[str]:
     return found
 
 
-def test_the_graph_sees_the_package() -> None:
-    graph = _graph()
-    assert PACKAGE in graph and f"{PACKAGE}._scheduler" in graph
-    # The top package imports the client; a relative import inside a subpackage resolves.
-    assert f"{PACKAGE}._client" in graph[PACKAGE]
-    assert f"{PACKAGE}.cli._commands" in graph[f"{PACKAGE}.cli"]
-    # Under TYPE_CHECKING, and a name from a package runs the package's __init__.
-    assert f"{PACKAGE}._scheduler" in graph[f"{PACKAGE}._discovery"]
-    assert f"{PACKAGE}.cli" in graph[f"{PACKAGE}.dashboard._actions"]
+_TOY = {
+    "toy/__init__.py": "from .a import A\nVERSION = 1\n",
+    "toy/a.py": (
+        "from typing import TYPE_CHECKING\n"
+        "from . import b\n"
+        "if TYPE_CHECKING:\n"
+        "    from .sub.c import C\n"
+        "def f():\n"
+        "    import toy.sub.d\n"
+        "A = 1\n"
+    ),
+    "toy/b.py": "from . import VERSION\n",
+    "toy/sub/__init__.py": "",
+    "toy/sub/c.py": "from .. import a\nfrom ..b import VERSION\nC = 1\n",
+    "toy/sub/d.py": "import temporalio.workflow\n",
+}
+
+
+def _toy(tmp_path: Path) -> Path:
+    for name, text in _TOY.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return tmp_path / "toy"
+
+
+def test_the_graph_follows_python_s_rules_for_packages(tmp_path: Path) -> None:
+    graph = _graph(_toy(tmp_path))
+    assert graph == {
+        "toy": {"toy.a": 1},
+        # A submodule of its own package; under TYPE_CHECKING and in a function, each with the
+        # package its module is in (toy.sub's __init__ runs first).
+        "toy.a": {"toy.b": 2, "toy.sub": 4, "toy.sub.c": 4, "toy.sub.d": 6},
+        # A name from its own package needs the package's __init__ to have got that far.
+        "toy.b": {"toy": 1},
+        "toy.sub": {},
+        "toy.sub.c": {"toy.a": 1, "toy.b": 2},
+        "toy.sub.d": {},
+    }
+    # Each cycle is named from the import that closes it, with the line of each import.
+    assert sorted(_cycles(graph)) == [
+        "toy.b (1) -> toy (1) -> toy.a (2) -> toy.b",
+        "toy.sub.c (1) -> toy.a (4) -> toy.sub.c",
+    ]
+    assert _reaching_temporalio(_modules(tmp_path / "toy"), graph, ["toy.sub", "toy.sub.c"]) == [
+        "toy.sub.c -> toy.a -> toy.sub.d, which imports temporalio (line 1)"
+    ]
 
 
 def test_no_new_import_cycles() -> None:
     graph = _graph()
+    assert len(graph) == len(list(PACKAGE_DIR.rglob("*.py"))) and graph[PACKAGE]
     problems = []
     for importer, imported in sorted(KNOWN_CYCLES):
         if imported not in graph.get(importer, {}):
@@ -257,17 +296,22 @@ def _third_party(path: Path) -> dict[str, int]:
     return found
 
 
-def test_the_pure_core_reaches_no_temporalio_through_the_package() -> None:
-    graph, modules = _graph(), _modules()
+def _reaching_temporalio(modules: Modules, graph: Graph, pure: list[str]) -> list[str]:
+    """For each of ``pure`` that imports temporalio, itself or through the package: how."""
     users = {m for m, path in modules.items() if "temporalio" in _third_party(path)}
     problems = []
-    for pure in _pure():
-        paths = [[pure]] if pure in users else []
-        paths += [p for u in sorted(users) if (p := _path(graph, pure, u)) is not None]
+    for module in pure:
+        paths = [[module]] if module in users else []
+        paths += [p for u in sorted(users) if (p := _path(graph, module, u)) is not None]
         if paths:
             path = min(paths, key=len)
             line = _third_party(modules[path[-1]])["temporalio"]
             problems.append(f"{' -> '.join(path)}, which imports temporalio (line {line})")
+    return problems
+
+
+def test_the_pure_core_reaches_no_temporalio_through_the_package() -> None:
+    problems = _reaching_temporalio(_modules(), _graph(), _pure())
     if problems:
         pytest.fail("the pure core reaches temporalio:\n  " + "\n  ".join(problems), pytrace=False)
 
