@@ -3,8 +3,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint properties bench-scale bench-throughput bench-hops \
-	bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos \
+.PHONY: install demo test test-slow test-unit lint docs properties bench-scale bench-throughput \
+	bench-hops bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos \
 	clean
 
 $(STAMP): pyproject.toml
@@ -31,12 +31,23 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# The quick tests that start no server (the pure core, codecs, budgets, validation, the import
+# graph): tests/conftest.py marks them `unit`. About half a minute; for the edit-test loop, not
+# instead of make test (which runs them too).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
+
 # The pure core's property tests at length (tests/test_properties.py, HYPOTHESIS_PROFILE=long):
 # 2,000 random runs of 80 steps each by default, about 5 minutes on 2 shared cores;
 # PROPERTY_EXAMPLES=n for another count. `make test` runs 25 derandomized ones (seconds).
 properties: $(STAMP)
 	HYPOTHESIS_PROFILE=long HYPOTHESIS_EXAMPLES=$(or $(PROPERTY_EXAMPLES),2000) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 0 tests/test_properties.py
+
+# The API reference from the docstrings (pdoc) into build/api/ (open build/api/index.html);
+# any warning pdoc gives fails it (docs/api.py). A few seconds; CI builds it too.
+docs: $(STAMP)
+	$(BIN)/python docs/api.py build/api
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -83,4 +94,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build/api

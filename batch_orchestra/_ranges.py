@@ -16,7 +16,7 @@ from ._exceptions import InvalidBatchInputError
 
 __all__ = ["KeyRange", "split_hex_range", "split_int_range", "split_uuid_range"]
 
-Key: TypeAlias = "int | str"
+Key: TypeAlias = int | str
 
 
 @dataclass(frozen=True)

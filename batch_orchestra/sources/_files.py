@@ -15,7 +15,7 @@ from ._common import SourcePage, dump_cursor, load_cursor
 
 __all__ = ["FileSource", "PathFactory"]
 
-PathFactory: TypeAlias = "Callable[[str | None], str]"
+PathFactory: TypeAlias = Callable[[str | None], str]
 """A callable that gets the batch's args string (None without args) and returns the path or
 URL to read."""
 

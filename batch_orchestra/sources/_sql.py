@@ -33,8 +33,8 @@ from ._common import SourcePage, decode_value, dump_cursor, encode_value, load_c
 
 __all__ = ["EngineFactory", "SqlSource"]
 
-EngineLike: TypeAlias = "Engine | AsyncEngine | str"
-EngineFactory: TypeAlias = "Callable[[str | None], Engine | AsyncEngine | str]"
+EngineLike: TypeAlias = Engine | AsyncEngine | str
+EngineFactory: TypeAlias = Callable[[str | None], Engine | AsyncEngine | str]
 """A callable that gets the batch's args string (None without args) and returns an engine or a
 database URL."""
 
