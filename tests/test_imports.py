@@ -39,19 +39,6 @@ KNOWN_CYCLES: frozenset[tuple[str, str]] = frozenset(
         ("batch_orchestra._no_progress", "batch_orchestra._scheduler"),
         # A typed context types against the processor (under TYPE_CHECKING).
         ("batch_orchestra._typed", "batch_orchestra._processor"),
-        # The workflow's helpers type against the workflow (under TYPE_CHECKING).
-        ("batch_orchestra._workflow_ledger", "batch_orchestra._workflow"),
-        ("batch_orchestra._workflow_recovery", "batch_orchestra._workflow"),
-        ("batch_orchestra._workflow_side", "batch_orchestra._workflow"),
-        # The series commands import the commands, which import them at their end.
-        ("batch_orchestra.cli._series", "batch_orchestra.cli._commands"),
-        # `batch-orchestra dashboard` imports the dashboard (in the command), and every
-        # dashboard module imports the CLI's modules, which runs batch_orchestra.cli (the
-        # whole command line).
-        ("batch_orchestra.cli._commands", "batch_orchestra.dashboard"),
-        ("batch_orchestra.cli._commands", "batch_orchestra.dashboard._serve"),
-        # The series page types against the app (under TYPE_CHECKING).
-        ("batch_orchestra.dashboard._series_page", "batch_orchestra.dashboard._app"),
     }
 )
 """Imports that close the import cycles there are today: each must still close one.

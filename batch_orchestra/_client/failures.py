@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from .._ledger_reader import collect_failures
 from .._messages import FAILURE_DETAILS_QUERY, FailureDetails, FailureDetailsRequest
-from .._model import BatchFailures, ItemFailure, PageFailure
-
-if TYPE_CHECKING:
-    from .handle import BatchOrchestratorHandle
+from .._model import BatchFailures, BatchOrchestratorProgress, ItemFailure, PageFailure
 
 __all__ = ["all_whole", "read_failures"]
 
 
 async def read_failures(
     client: Client,
-    handle: BatchOrchestratorHandle,
+    workflow_id: str,
+    get_progress: Callable[[], Awaitable[BatchOrchestratorProgress]],
     *,
     all: bool,
     rpc_timeout: timedelta | None,
 ) -> BatchFailures:
-    """The failures ``handle.failures()`` returns (see there); ``all``: every one."""
-    latest = client.get_workflow_handle(handle.id)
+    """The failures ``handle.failures()`` returns (see there); ``all``: every one.
+
+    ``get_progress`` is the handle's (the batch's progress now).
+    """
+    latest = client.get_workflow_handle(workflow_id)
     desc = await latest.describe()
-    progress = await handle.get_progress(rpc_timeout=rpc_timeout)
+    progress = await get_progress()
     info = desc.raw_description.workflow_execution_info
     execution = info.first_run_id or desc.run_id
     out = BatchFailures(
@@ -57,7 +59,7 @@ async def read_failures(
     if progress.num_ledger_records:
         found = await collect_failures(
             client,
-            handle.id,
+            workflow_id,
             execution,
             desc.run_id or "",
             progress.num_runs,

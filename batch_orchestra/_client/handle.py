@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -244,7 +245,10 @@ class BatchOrchestratorHandle:
             all: list every failure, not only the most recent 100 of each kind.
             rpc_timeout: how long a worker gets to answer each query.
         """
-        return await read_failures(self._client, self, all=all, rpc_timeout=rpc_timeout)
+        progress = functools.partial(self.get_progress, rpc_timeout=rpc_timeout)
+        return await read_failures(
+            self._client, self.id, progress, all=all, rpc_timeout=rpc_timeout
+        )
 
     @property
     def _by(self) -> str:

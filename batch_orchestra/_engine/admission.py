@@ -18,7 +18,8 @@ from .events import Starts
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from .engine import BatchEngine
+    from .handover import Handover
+    from .run_state import RunState
 
 __all__ = ["STARTS_PER_TASK", "Admission"]
 
@@ -30,8 +31,8 @@ more wait a moment for the next task."""
 class Admission:
     """Decides what starts in each workflow task."""
 
-    def __init__(self, engine: BatchEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: RunState, handover: Handover) -> None:
+        self._engine, self._handover = engine, handover
         self.throttle: str | None = None
         """What holds pages back now, if flow control does (progress shows it)."""
         self.flow_wake: float | None = None
@@ -46,7 +47,7 @@ class Admission:
         e = self._engine
         if e.state is not Lifecycle.RUNNING:
             return Starts(attempts=[], discoveries=[], more=False)
-        inp, sched, flow, handover = e.inp, e.sched, e.flow, e.handover
+        inp, sched, flow, handover = e.inp, e.sched, e.flow, self._handover
         per_attempt = 600 + len(inp.args or "") + len(inp.batch_id) + len(inp.processor_name())
         budget = min(STARTS_PER_TASK, max(1, START_BYTES_PER_TASK // per_attempt))
         # With the payload budgets, each attempt's cursor counts too (16 KB cursors would

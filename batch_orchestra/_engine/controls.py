@@ -13,7 +13,8 @@ from .._flow import rates_text
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from .engine import BatchEngine
+    from .failures import FailureLedger
+    from .run_state import RunState
 
 __all__ = ["Controls"]
 
@@ -21,13 +22,8 @@ __all__ = ["Controls"]
 class Controls:
     """The operator's actions on one run of a batch."""
 
-    def __init__(self, engine: BatchEngine) -> None:
-        self._engine = engine
-
-    def changed(self, change: str, by: str | None, now: float) -> None:
-        """Log a control change with who asked, and keep it for progress."""
-        self._engine.flow.log_change(change, by, now)
-        self._engine.log.info("%s (asked by %s)", change, by or "unknown")
+    def __init__(self, engine: RunState, failures: FailureLedger) -> None:
+        self._engine, self._failures = engine, failures
 
     def _resumed(self, was_paused: bool, now: float) -> None:
         if was_paused and not self._engine.sched.paused:
@@ -35,13 +31,13 @@ class Controls:
 
     def pause(self, by: str | None, now: float) -> None:
         if self._engine.sched.pause("paused by an operator", now):
-            self.changed("paused", by, now)
+            self._engine.changed("paused", by, now)
 
     def resume(self, by: str | None, now: float) -> None:
         sched = self._engine.sched
         if sched.resume(now):
             self._resumed(True, now)
-            self.changed(f"resumed at max_parallelism {sched.max_parallelism}", by, now)
+            self._engine.changed(f"resumed at max_parallelism {sched.max_parallelism}", by, now)
 
     def refuse_resume(self) -> str | None:
         e = self._engine
@@ -57,7 +53,7 @@ class Controls:
         was_paused = sched.paused
         old = sched.set_parallelism(n, now)
         self._resumed(was_paused, now)
-        self.changed(f"max_parallelism {old} -> {n}", by, now)
+        self._engine.changed(f"max_parallelism {old} -> {n}", by, now)
 
     def set_rates(self, limits: dict[str, float | None], by: str | None, now: float) -> None:
         flow = self._engine.flow
@@ -66,7 +62,9 @@ class Controls:
         items = limits.get("max_items_per_second", s.max_items_per_second)
         old = (s.max_pages_per_second, s.max_items_per_second)
         flow.set_rates(pages, items, now)
-        self.changed(f"rate limit {rates_text(*old)} -> {rates_text(pages, items)}", by, now)
+        self._engine.changed(
+            f"rate limit {rates_text(*old)} -> {rates_text(pages, items)}", by, now
+        )
 
     def refuse_redrive(self) -> str | None:
         state = self._engine.state
@@ -79,12 +77,12 @@ class Controls:
 
     def redrive(self, workflow_id: str, by: str | None, now: float) -> None:
         """Queue every failed page again (those in the ledger as they are read back)."""
-        n, from_ledger = self._engine.failures.redrive(workflow_id)
+        n, from_ledger = self._failures.redrive(workflow_id)
         if n:
             later = (
                 f", {from_ledger} of them as they are read from its ledger" if from_ledger else ""
             )
-            self.changed(f"redrive: {n} failed page(s) queued again{later}", by, now)
+            self._engine.changed(f"redrive: {n} failed page(s) queued again{later}", by, now)
 
     def refuse_page_action(self, page_num: int, action: str) -> str | None:
         """Why ``action`` ("retry", "skip") cannot be done to ``page_num`` now, or None."""
@@ -105,7 +103,7 @@ class Controls:
         was = sched.retry_now(page_num)
         note = "; the batch is paused: it starts when the batch resumes" if sched.paused else ""
         why = f": {reason}" if reason else ""
-        self.changed(f"page {page_num} retried now (it was {was}){why}{note}", by, now)
+        self._engine.changed(f"page {page_num} retried now (it was {was}){why}{note}", by, now)
 
     def skip_page(self, page_num: int, reason: str, by: str | None, now: float) -> None:
         """Let a pending, retrying or stuck page go without processing it."""
@@ -120,4 +118,4 @@ class Controls:
                 "no next_page to find them)"
             )
         )
-        self.changed(f"page {page_num} skipped (it was {was}): {reason}{note}", by, now)
+        self._engine.changed(f"page {page_num} skipped (it was {was}): {reason}{note}", by, now)

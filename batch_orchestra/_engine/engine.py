@@ -17,42 +17,37 @@ import dataclasses
 from typing import Any
 
 from .._budgets import NOTIFY_OUTBOX_BYTES, wire_size
-from .._continuation import BatchContinuation, continuation_from_wire, scheduler_from_state
+from .._continuation import scheduler_from_state
 from .._exceptions import (
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     WORKER_SHUTDOWN_ERROR_TYPE,
-    InvalidBatchInputError,
 )
 from .._flow import FlowControl, FlowState
-from .._history import History
+from .._hooks import HookErrors
 from .._progress import build_progress, flow_progress, guard_progress, page_failure
 from .._scheduler import Outcome, Scheduler
 from .._types import (
-    BatchOrchestratorInput,
     BatchOrchestratorProgress,
     FailurePolicy,
     ItemFailure,
     PageFailure,
     ProcessorSettings,
-    input_from_wire,
 )
-from .._wire import WireError
 from .admission import Admission
-from .checkpoints import MAX_CHECKPOINT_BYTES, CheckpointBook
 from .controls import Controls
 from .events import AttemptFailure, Log, Patched, Patches
 from .failures import FailureLedger
 from .handover import Handover
 from .hook_calls import HookCalls
-from .identity import Identity
 from .lifecycle import Lifecycle
-from .outbox import ITEMS_OUTBOX_LIMIT, NotifierOutbox
+from .outbox import ITEMS_OUTBOX_LIMIT
 from .results import ResultFold
+from .run_state import RunState
 
 __all__ = ["BatchEngine"]
 
 
-class BatchEngine:
+class BatchEngine(RunState):
     """The state of one run of a batch and every rule about it.
 
     Its parts: the scheduler (pages, chains, retries, the failure policy, discovery), flow
@@ -61,60 +56,14 @@ class BatchEngine:
     """
 
     def __init__(self, raw: dict[str, Any], *, execution: str, log: Log, patched: Patched) -> None:
-        self.log, self.patched = log, patched
-        self.state = Lifecycle.STARTING
-        self.woken = False
-        """Something changed that may let pages start: the shell drives again."""
-        self.identity = Identity(execution)
-        self.input_error: str | None = None
-        self.cont: BatchContinuation | None = None
-        cont = raw.get("continuation") if isinstance(raw, dict) else None
-        try:
-            self.inp = input_from_wire(raw, strict=not cont)
-            if cont:
-                self.cont = continuation_from_wire(cont)
-        except (InvalidBatchInputError, WireError) as err:
-            self.input_error = str(err)
-            self.inp = BatchOrchestratorInput(page_processor="?", page_size=1, max_parallelism=0)
-        self.patches = Patches()
-        self._sched: Scheduler | None = None
-        self._flow: FlowControl | None = None
-        self.settings: ProcessorSettings | None = None
+        super().__init__(raw, execution=execution, log=log, patched=patched)
         self.failures = FailureLedger(self)
-        self.run_items = bool(self.inp.item_keys) or bool(self.cont and self.cont.run_items)
-        self.history = History(self.cont.history if self.cont is not None else None)
-        self.checkpoints = CheckpointBook(
-            self.cont.checkpoints if self.cont else None,
-            max_bytes=MAX_CHECKPOINT_BYTES,
-            patched=patched,
-        )
-        self.outbox = NotifierOutbox(patched)
-        self.results = ResultFold()
         self.hooks = HookCalls(self)
-        self.controls = Controls(self)
-        self.handover = Handover(self)
-        self.tracker_busy = False
-        self.tracker_next: float | None = None
-        self.admission = Admission(self)
+        self.handover = Handover(self, self.failures)
+        self.controls = Controls(self, self.failures)
+        self.admission = Admission(self, self.handover)
 
     # -- building ------------------------------------------------------------------------------
-
-    @property
-    def sched(self) -> Scheduler:
-        if self._sched is None:
-            raise RuntimeError("the batch's scheduler is not built yet")
-        return self._sched
-
-    @property
-    def started(self) -> bool:
-        """The scheduler is built: pages' messages and operators' controls apply."""
-        return self._sched is not None
-
-    @property
-    def flow(self) -> FlowControl:
-        if self._flow is None:
-            raise RuntimeError("the batch's flow control is not built yet")
-        return self._flow
 
     def configure(self, patches: Patches, policy: FailurePolicy, carried_input: Any) -> None:
         """The run's patches and failure policy are known: build flow control."""
@@ -154,7 +103,7 @@ class BatchEngine:
         self._sched = sched
         self.tracker_next = cont.tracker_next
         self.results = ResultFold.carried(cont.result, cont.result_started, cont.unreduced)
-        self.hooks = HookCalls(self, cont.hook_errors)
+        self.hook_errors = HookErrors(cont.hook_errors)
         sched.feeding = bool(self.failures.feeds)
         for page in list(sched.failed):
             if not page.recorded:  # kept whole by a version before the ledger: record it
@@ -184,20 +133,6 @@ class BatchEngine:
         return len(cursors)
 
     # -- pages ---------------------------------------------------------------------------------
-
-    def ours(self, execution: str, what: str, page_num: int) -> bool:
-        """Whether a message comes from an attempt this batch execution started."""
-        ours, tell = self.identity.judge(execution)
-        if tell:
-            self.log.warning(
-                "ignored %s from page %d of another batch execution (%s) that used this "
-                "workflow ID; its further messages are ignored without a log line",
-                what,
-                page_num,
-                execution,
-                page_num=page_num,
-            )
-        return ours
 
     def enqueue(self, parent: int | None, pages: list[tuple[str, int]], execution: str) -> int:
         """A page hands over its successors; how many were added."""
@@ -352,27 +287,6 @@ class BatchEngine:
         if reason is not None:
             self.paused_itself(reason, now)
 
-    def paused_itself(
-        self, reason: str | None, now: float, *, change: str | None = None, tell: bool = True
-    ) -> None:
-        """The batch paused itself: log it, keep ``change`` in progress, tell the notifier.
-
-        A canary's pause is expected (a warning, and a change in progress); the failure policy's
-        and a failing ``reduce``'s are errors. A ``reduce`` pause is not told (``tell``): runs
-        recorded so replay so.
-        """
-        log = self.log.warning if change is not None else self.log.error
-        log("batch paused itself: %s", reason)
-        if change is not None:
-            self.flow.log_change(change, None, now)
-        if tell:
-            self.notice("paused", reason)
-
-    def notice(self, event: str, reason: str | None) -> None:
-        """Queue an event for the notifier, if the batch has one."""
-        if self.inp.notifier is not None:
-            self.outbox.event(event, reason)
-
     def tell_stall(self, text: str | None) -> None:
         """A stall has just begun: log it and tell the notifier (once per stall)."""
         if text is None:
@@ -443,7 +357,7 @@ class BatchEngine:
             flow_progress(p, self._flow, None if ended else self.admission.throttle)
         p.result, p.num_unreduced_pages = self.results.result, len(self.results.unreduced)
         p.result_error = self.results.error
-        p.hook_errors = self.hooks.errors.progress()
+        p.hook_errors = self.hook_errors.progress()
         book = self.failures.book
         p.num_ledger_records, p.ledger_redrive_record = book.seq, book.base
         p.history = self.history.samples() if history else []

@@ -21,7 +21,7 @@ from .._types import ItemFailure
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from .engine import BatchEngine
+    from .run_state import RunState
 
 __all__ = ["ITEM_PAGE_BYTES", "FailureLedger", "item_pages"]
 
@@ -46,7 +46,7 @@ def item_pages(keys: list[str], page_size: int) -> list[str]:
 class FailureLedger:
     """The ledger book, the ledgers being read into the batch, and the rules about both."""
 
-    def __init__(self, engine: BatchEngine) -> None:
+    def __init__(self, engine: RunState) -> None:
         self._engine = engine
         cont = engine.cont
         ledger = cont.ledger if cont is not None else None
@@ -217,7 +217,7 @@ class FailureLedger:
             cause,
             "0:01:00",
         )
-        self._engine.controls.changed(
+        self._engine.changed(
             f"reading the failure ledger of {feed.workflow_id} failed ({cause}); trying "
             "again in a minute",
             None,
@@ -253,7 +253,7 @@ class FailureLedger:
         feed.position = result.position
         if result.unavailable_runs:
             feed.unavailable_runs += result.unavailable_runs
-            engine.controls.changed(
+            engine.changed(
                 f"{result.unavailable_runs} run(s) of {feed.workflow_id} are gone (past the "
                 "namespace's retention period): the failures they recorded cannot be read",
                 None,
@@ -268,7 +268,7 @@ class FailureLedger:
             if not any(f.own for f in self.feeds) and sched.feed_pending:
                 lost, sched.feed_pending = sched.feed_pending, 0
                 sched.num_failed += lost
-                engine.controls.changed(
+                engine.changed(
                     f"redrive: {lost} failed page(s) could not be read back from the "
                     "ledger (their runs are gone past the retention period); they stay "
                     "counted as failed",

@@ -16,7 +16,8 @@ from .._continuation import BatchContinuation, continuation_to_wire, scheduler_t
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from .engine import BatchEngine
+    from .failures import FailureLedger
+    from .run_state import RunState
 
 __all__ = [
     "HANDOVER_STATE_BYTES",
@@ -52,8 +53,8 @@ started before the next run counts it as never started."""
 class Handover:
     """This run's count towards a hand-over, and the measuring of what it would carry."""
 
-    def __init__(self, engine: BatchEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: RunState, failures: FailureLedger) -> None:
+        self._engine, self._failures = engine, failures
         self.started_this_run = 0
         """Page attempts this run started."""
         self.updates_this_run = 0
@@ -138,8 +139,8 @@ class Handover:
                 result=results.result,
                 result_started=results.started,
                 unreduced=list(results.unreduced),
-                hook_errors=e.hooks.errors.records(),
-                ledger=e.failures.book.state(e.failures.feeds),
+                hook_errors=e.hook_errors.records(),
+                ledger=self._failures.book.state(self._failures.feeds),
                 run_items=e.run_items,
                 history=e.history.state(),
                 checkpoints=e.checkpoints.state(e.sched.pages),

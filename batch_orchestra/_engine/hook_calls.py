@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._hooks import MAX_HOOK_ERROR, HookErrors, HookRecord
+from .._hooks import MAX_HOOK_ERROR
 
 if TYPE_CHECKING:
-    from .engine import BatchEngine
+    from .run_state import RunState
 
 __all__ = ["HookCalls"]
 
@@ -20,15 +20,14 @@ __all__ = ["HookCalls"]
 class HookCalls:
     """The hooks' failures so far, and what their outcomes do to the batch."""
 
-    def __init__(self, engine: BatchEngine, records: list[HookRecord] | None = None) -> None:
+    def __init__(self, engine: RunState) -> None:
         self._engine = engine
-        self.errors = HookErrors(records)
 
     def failed(
         self, kind: str, name: str, error: str, now: float, event: str | None = None
     ) -> None:
         """A call of a hook failed after its retries (``error``: "Type: message")."""
-        record = self.errors.failed(kind, name, error, now, event)
+        record = self._engine.hook_errors.failed(kind, name, error, now, event)
         self._engine.log.warning(
             "batch %s %r failed%s (%d in a row): %s",
             kind.replace("_", " "),
@@ -39,7 +38,7 @@ class HookCalls:
         )
 
     def ok(self, kind: str, now: float) -> None:
-        if self.errors.succeeded(kind, now):
+        if self._engine.hook_errors.succeeded(kind, now):
             self._engine.log.info("batch %s works again", kind.replace("_", " "))
 
     def _current(self) -> int:
