@@ -14,7 +14,7 @@ from batch_orchestra._continuation import (
     scheduler_from_state,
     scheduler_to_state,
 )
-from batch_orchestra._engine.failures import item_pages
+from batch_orchestra._engine.failure_ledger import item_pages
 from batch_orchestra._ledger import (
     LedgerBook,
     LedgerFeed,

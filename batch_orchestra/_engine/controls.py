@@ -13,7 +13,7 @@ from .._flow import rates_text
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from .failures import FailureLedger
+    from .failure_ledger import FailureLedger
     from .run_state import RunState
 
 __all__ = ["Controls"]

@@ -36,7 +36,7 @@ from .._types import (
 from .admission import Admission
 from .controls import Controls
 from .events import AttemptFailure, Log, Patched, Patches
-from .failures import FailureLedger
+from .failure_ledger import FailureLedger
 from .handover import Handover
 from .hook_calls import HookCalls
 from .lifecycle import Lifecycle

@@ -16,7 +16,7 @@ from .._continuation import BatchContinuation, continuation_to_wire, scheduler_t
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
-    from .failures import FailureLedger
+    from .failure_ledger import FailureLedger
     from .run_state import RunState
 
 __all__ = [

@@ -6,7 +6,7 @@ the loop that starts what the engine says and hands over, ``loops.py`` the backg
 options and the one reading of a failure, ``details.py`` the ``failure_details`` query.
 """
 
-from .._engine.failures import ITEM_PAGE_BYTES
+from .._engine.failure_ledger import ITEM_PAGE_BYTES
 from .._engine.lifecycle import Lifecycle
 from .workflow import BatchOrchestrator
 
