@@ -342,7 +342,27 @@ async def test_read_only_hides_and_refuses_controls(
         assert not p.is_paused and p.num_completed_pages == 6 and p.max_parallelism == 2
 
 
-async def test_list_pages_through_older_batches(temporal: EmbeddedTemporal) -> None:
+async def test_list_pages_through_older_batches(
+    temporal: EmbeddedTemporal,
+    orchestra: BatchOrchestratorClient,
+    new_worker: Callable[..., Any],
+    task_queue: str,
+) -> None:
+    # Two completed batches of its own (the session's server may hold no others yet), seen by
+    # the server's list (visibility lags a moment behind the batches' ends).
+    async with new_worker():
+        for n in range(2):
+            handle = await start_scripted(
+                orchestra, f"{task_queue}-older-{n}", task_queue, n=1, sleep=0
+            )
+            await handle.result()
+
+    async def listed() -> None:
+        query = f"WorkflowId STARTS_WITH '{task_queue}-older-' AND ExecutionStatus = 'Completed'"
+        found = [w async for w in temporal.client.list_workflows(query)]
+        assert len(found) == 2
+
+    await assert_eventually(listed)
     async with ui(create_app(temporal.client, page_size=1)) as c:
         first = await c.get("/", params={"status": "completed"})
         more = re.search(r'href="(/\?status=completed&amp;page=[^"]+)"', first.text)
