@@ -212,3 +212,31 @@ def test_sources_exports_and_file_source_without_sqlalchemy() -> None:
         "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+async def test_pages_found_ahead_cover_each_record_once_in_file_order(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / f"records.{kind}"
+    rows = write_csv(path, 400) if kind == "csv" else write_jsonl(path, 400)
+    source = FileSource(path)
+    assert source.lookahead is None
+    pages = await drain(source, [""], 3)
+    assert flat(pages) == rows  # quoted newlines and blank lines never shift a boundary
+    assert [len(p) for p in pages[:-1]] == [3] * (len(pages) - 1)
+    learned = source.pacer.learned(("", None, 3))
+    assert learned is not None and learned[0] == 32  # handed over at once: as deep as allowed
+    assert len((await source.read("", 3)).next_cursors) == 32
+    # Split chains find pages ahead too, and stop at their range's end.
+    chains = [flat(await drain(source, [c], 2)) for c in await source.split(3)]
+    assert sum(chains, []) == rows
+
+
+async def test_file_lookahead_one_enqueues_the_next_page_only(tmp_path: Path) -> None:
+    rows = write_jsonl(tmp_path / "r.jsonl", 50)
+    source = FileSource(tmp_path / "r.jsonl", lookahead=1)
+    assert len((await source.read("", 4)).next_cursors) == 1
+    assert flat(await drain(source, [""], 4)) == rows
+    with pytest.raises(ProcessorDefinitionError, match="lookahead must be None"):
+        FileSource(tmp_path / "r.jsonl", lookahead=True)
