@@ -15,7 +15,8 @@ import os
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import bench._noop  # noqa: F401  (registers BenchNoopPages)
+import bench._noop  # noqa: F401  (registers BenchNoopPages, BenchLastPages)
+import bench._sql_pages  # noqa: F401  (registers the sweep's SqlSource processors)
 from batch_orchestra import BatchOrchestraPlugin, WorkerSettings
 from bench._baseline import PlainChain, RawBaseline, plain_chain_page, raw_noop, raw_noop_signal
 from bench._serve import run_and_exit, serve_until_signal
