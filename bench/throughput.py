@@ -99,7 +99,7 @@ SWEEP_DURATIONS = (0.01, 0.1, 1.0)
 SWEEP_CAPS = (10, 100, 500)
 SCALE_WORKERS = (1, 2, 3)
 DEFAULT_HEARTBEAT: timedelta | None = BatchOrchestratorInput(
-    page_processor=PROCESSOR_NAME
+    page_processor=PROCESSOR_NAME, page_size=1, max_parallelism=1
 ).heartbeat_timeout
 HEARTBEAT_OPERATIONS = ("RecordActivityTaskHeartbeat", "RecordActivityTaskHeartbeatById")
 
