@@ -235,7 +235,7 @@ def sweep_pages(page_seconds: float, cap: int, quick: bool) -> int:
 def extra_parts(quick: bool) -> list[Spec]:
     """The rows past the matrix: delivery paths, cost, worker scaling, the SqlSource sweep."""
     specs: list[Spec] = []
-    hop_pages = 150 if quick else 1000
+    hop_pages = 150 if quick else 500
     for d in HOP_DURATIONS:
         for kind in (OURS, OURS_LAST, OURS_SIGNAL):
             specs.append(Spec(kind, d, 100, group="hop", pages=hop_pages))
