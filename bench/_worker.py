@@ -38,7 +38,9 @@ async def main() -> None:
         plugins=[
             BatchOrchestraPlugin(
                 settings=WorkerSettings(
-                    enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1"
+                    enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1",
+                    # 0: a quick page's enqueue goes out by update at once (no result path)
+                    defer_grace=float(os.environ.get("BATCH_ORCHESTRA_DEFER_GRACE", "0.002")),
                 )
             )
         ],

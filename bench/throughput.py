@@ -76,6 +76,8 @@ from bench._sql_pages import SQL_LA1_PROCESSOR, SQL_PROCESSOR, create_rows
 from bench.scale import PAGE_ACTIVITY, WorkerProcess, _server_pgid
 
 RAW, RAW_SIGNAL, OURS, OURS_SIGNAL, PLAIN = "raw", "raw-signal", "ours", "ours-signal", "plain"
+OURS_UPDATE = "ours-update"
+"""Ours on a worker whose quick pages send their enqueue by update at once (no result path)."""
 OURS_LAST = "ours-last"
 """Our one chain whose pages work first and enqueue last: successors travel in the result."""
 SQL, SQL_LA1 = "sql", "sql-la1"
@@ -154,6 +156,8 @@ class Spec:
             name += ", signal"
         if self.kind == OURS_LAST:
             name += ", result"
+        if self.kind == OURS_UPDATE:
+            name += ", by update"
         if self.no_heartbeats:
             name += ", no heartbeats"
         return name + suffix
@@ -166,7 +170,7 @@ class Spec:
 
     @property
     def one_chain(self) -> bool:
-        return self.kind in (OURS, OURS_SIGNAL, OURS_LAST, PLAIN, SQL, SQL_LA1) and (
+        return self.kind in (OURS, OURS_SIGNAL, OURS_LAST, OURS_UPDATE, PLAIN, SQL, SQL_LA1) and (
             self.chains == 1
         )
 
@@ -239,6 +243,9 @@ def extra_parts(quick: bool) -> list[Spec]:
     for d in HOP_DURATIONS:
         for kind in (OURS, OURS_LAST, OURS_SIGNAL):
             specs.append(Spec(kind, d, 100, group="hop", pages=hop_pages))
+    for chains in (1, 8):  # quick no-op pages: result path (the default) against update
+        for kind in (OURS, OURS_UPDATE):
+            specs.append(Spec(kind, 0.0, 100, chains=chains, group="path"))
     long_page = 6.0 if quick else 60.0
     specs.append(Spec(OURS, long_page, 100, group="cost", pages=20 if quick else 100))
     specs.append(Spec(OURS, 0.0, 100, chains=8, group="cost", no_heartbeats=True))
@@ -312,6 +319,13 @@ class Bench:
             env={"BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL": "1"},
         )
         self.sweep_worker = WorkerProcess(address, ns, f"tp-sweep-{tag}", SWEEP_SLOTS)
+        self.update_worker = WorkerProcess(
+            address,
+            ns,
+            f"tp-update-{tag}",
+            WORKER_SLOTS,
+            env={"BATCH_ORCHESTRA_DEFER_GRACE": "0"},
+        )
         self.scale_workers = [
             WorkerProcess(address, ns, f"tp-scale-{tag}", SCALE_SLOTS) for _ in SCALE_WORKERS
         ]
@@ -319,12 +333,19 @@ class Bench:
             id(self.worker): f"tp-{tag}",
             id(self.signal_worker): f"tp-signal-{tag}",
             id(self.sweep_worker): f"tp-sweep-{tag}",
+            id(self.update_worker): f"tp-update-{tag}",
             **{id(w): f"tp-scale-{tag}" for w in self.scale_workers},
         }
 
     @property
     def all_workers(self) -> list[WorkerProcess]:
-        return [self.worker, self.signal_worker, self.sweep_worker, *self.scale_workers]
+        return [
+            self.worker,
+            self.signal_worker,
+            self.sweep_worker,
+            self.update_worker,
+            *self.scale_workers,
+        ]
 
     def workers_for(self, spec: Spec) -> list[WorkerProcess]:
         """The worker processes that run ``spec`` (all on one task queue)."""
@@ -334,6 +355,8 @@ class Bench:
             return [self.sweep_worker]
         if spec.kind == OURS_SIGNAL:
             return [self.signal_worker]
+        if spec.kind == OURS_UPDATE:
+            return [self.update_worker]
         return [self.worker]
 
     async def close(self) -> None:
@@ -379,7 +402,7 @@ class Bench:
         """Start one configuration and wait for it: (workflow handle, activity type, the
         orchestrator's max parallelism or None, failed pages)."""
         timeout = timedelta(seconds=self.opts.timeout)
-        if spec.kind in (OURS, OURS_SIGNAL, OURS_LAST, SQL, SQL_LA1):
+        if spec.kind in (OURS, OURS_SIGNAL, OURS_LAST, OURS_UPDATE, SQL, SQL_LA1):
             assert spec.cap is not None
             if spec.kind in (SQL, SQL_LA1):
                 url = f"sqlite:///{self.tmp.name}/{wf_id}.sqlite"
@@ -772,6 +795,20 @@ def render_parts(results: list[Result]) -> list[str]:
                 f"{_dur(r.spec.page_seconds):<8}{path:<9}{r.pages_per_s:>9.1f}"
                 f"{r.ms_per_page:>9.2f}{hop:>8.1f}{_f(r.hop_median_ms, '.1f'):>8}"
                 f"{_f(r.actions_per_page):>10}{f'{r.updates}/{r.signals}':>10}"
+            )
+        lines.append("")
+    paths = _group(results, "path")
+    if paths:
+        lines += [
+            "Quick no-op pages, cap 100: successors in the result (the default) or by update",
+            f"{'config':<32}{'pages/s':>9}{'ms/page':>9}{'max par':>8}{'act/page':>10}"
+            f"{'upd/sig':>10}",
+        ]
+        for r in sorted(paths, key=lambda r: (r.spec.chains, r.spec.kind)):
+            lines.append(
+                f"{r.spec.name:<32}{r.pages_per_s:>9.1f}{r.ms_per_page:>9.2f}"
+                f"{_f(r.max_parallelism, 'd'):>8}{_f(r.actions_per_page):>10}"
+                f"{f'{r.updates}/{r.signals}':>10}"
             )
         lines.append("")
     scale = _group(results, "workers")
