@@ -510,4 +510,4 @@ async def test_one_chain_of_short_pages_fills_the_cap_without_lookahead_set(
     assert progress.num_failed_pages == 0 and progress.num_completed_pages == 200
     # One page found per hop keeps about 30 ms / hop (2-3) pages running; found ahead, the
     # chain keeps far more.
-    assert progress.max_parallelism_achieved >= 15
+    assert progress.max_parallelism_achieved >= 10
