@@ -245,7 +245,8 @@ def extra_parts(quick: bool) -> list[Spec]:
             specs.append(Spec(kind, d, 100, group="hop", pages=hop_pages))
     for chains in (1, 8):  # quick no-op pages: result path (the default) against update
         for kind in (OURS, OURS_UPDATE):
-            specs.append(Spec(kind, 0.0, 100, chains=chains, group="path"))
+            n = hop_pages if chains == 1 else None
+            specs.append(Spec(kind, 0.0, 100, chains=chains, group="path", pages=n))
     long_page = 6.0 if quick else 60.0
     specs.append(Spec(OURS, long_page, 100, group="cost", pages=20 if quick else 100))
     specs.append(Spec(OURS, 0.0, 100, chains=8, group="cost", no_heartbeats=True))
