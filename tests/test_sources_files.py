@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -240,3 +241,40 @@ async def test_file_lookahead_one_enqueues_the_next_page_only(tmp_path: Path) ->
     assert flat(await drain(source, [""], 4)) == rows
     with pytest.raises(ProcessorDefinitionError, match="lookahead must be None"):
         FileSource(tmp_path / "r.jsonl", lookahead=True)
+
+
+@page_processor
+class JsonlShortPages(FilePageProcessor):
+    """Records each record's id after 30 ms of work; no lookahead set."""
+
+    source = FileSource(lambda args: json.loads(args or "{}")["path"])
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def process(self, context: BatchProcessorContext, records: list[Any]) -> None:
+        await asyncio.sleep(0.03)
+        _seen.setdefault(context.batch_id, []).extend((context.page_num, r["id"]) for r in records)
+
+
+async def test_one_file_chain_of_short_pages_fills_the_cap_without_lookahead_set(
+    tmp_path: Path, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any
+) -> None:
+    records = write_jsonl(tmp_path / "r.jsonl", 300)
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor=JsonlShortPages,
+                args=json.dumps({"path": str(tmp_path / "r.jsonl")}),
+                batch_id=bid,
+                page_size=2,
+                max_parallelism=40,
+                page_timeout=timedelta(seconds=30),
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
+        progress = await handle.result()
+    assert sorted(i for _, i in _seen[bid]) == [r["id"] for r in records]  # every record once
+    assert progress.num_completed_pages == 150
+    # One page per hop keeps 2-3 pages of 30 ms running; found ahead, many more.
+    assert progress.max_parallelism_achieved >= 10
