@@ -19,36 +19,44 @@ __all__ = [
     "CHECK_HEALTH",
     "DESCRIBE_BATCH",
     "DISCOVER_PAGE",
+    "DescribeBatchInput",
+    "DiscoverPageInput",
+    "DiscoverPageResult",
     "ENQUEUE_MANY_UPDATE",
     "ENQUEUE_SIGNAL",
     "ENQUEUE_UPDATE",
+    "EnqueueRequest",
     "FAILURE_DETAILS_QUERY",
+    "FailureDetails",
+    "FailureDetailsRequest",
+    "HealthCheckInput",
     "LIFECYCLE_QUERY",
     "NOTIFY",
+    "NotifyInput",
     "PAGE_FINISHED_SIGNAL",
     "PAGE_RUNNING_SIGNAL",
+    "PAUSE_SIGNAL",
+    "PAUSE_UPDATE",
     "PROCESS_PAGE",
     "PROGRESS_QUERY",
+    "PageOutcome",
+    "PageResult",
+    "ProcessPageInput",
     "READ_LEDGER",
     "RECORD_FAILURES",
     "REDRIVE_UPDATE",
     "REDUCE_RESULTS",
+    "RESTORE_MAX_PARALLELISM_UPDATE",
+    "RESUME_SIGNAL",
+    "RESUME_UPDATE",
     "RETRY_PAGE_UPDATE",
     "RUN_TRACKER",
+    "ReduceInput",
+    "SET_MAX_PARALLELISM_SIGNAL",
+    "SET_MAX_PARALLELISM_UPDATE",
+    "SET_RATE_LIMIT_SIGNAL",
     "SET_RATE_LIMIT_UPDATE",
     "SKIP_PAGE_UPDATE",
-    "DescribeBatchInput",
-    "DiscoverPageInput",
-    "DiscoverPageResult",
-    "EnqueueRequest",
-    "FailureDetails",
-    "FailureDetailsRequest",
-    "HealthCheckInput",
-    "NotifyInput",
-    "PageOutcome",
-    "PageResult",
-    "ProcessPageInput",
-    "ReduceInput",
     "TrackerInput",
 ]
 
@@ -62,6 +70,15 @@ RUN_TRACKER = "batch_orchestra.run_batch_tracker"
 NOTIFY = "batch_orchestra.notify"
 CHECK_HEALTH = "batch_orchestra.check_health"
 REDUCE_RESULTS = "batch_orchestra.reduce_results"
+PAUSE_UPDATE = "pause"
+RESUME_UPDATE = "resume"
+SET_MAX_PARALLELISM_UPDATE = "set_max_parallelism"
+RESTORE_MAX_PARALLELISM_UPDATE = "restore_max_parallelism"
+PAUSE_SIGNAL = "pause_signal"
+RESUME_SIGNAL = "resume_signal"
+SET_MAX_PARALLELISM_SIGNAL = "set_max_parallelism_signal"
+SET_RATE_LIMIT_SIGNAL = "set_rate_limit_signal"
+"""The operator's controls: updates (answered with the progress) and fire-and-forget signals."""
 SET_RATE_LIMIT_UPDATE = "set_rate_limit"
 REDRIVE_UPDATE = "redrive"
 ENQUEUE_UPDATE = "batch_orchestra.enqueue"
