@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from batch_orchestra import ItemFailure, PageFailure
-from batch_orchestra._budgets import (
+from batch_orchestra._engine.budgets import (
     FAILURE_DETAILS_BYTES,
     HANDOVER_BYTES,
     HISTORY_BYTES,
@@ -35,13 +35,20 @@ from batch_orchestra._budgets import (
     text_size,
     wire_size,
 )
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     BatchContinuation,
     continuation_to_wire,
     scheduler_to_state,
 )
-from batch_orchestra._flow import FlowControl, FlowState
-from batch_orchestra._history import History
+from batch_orchestra._engine.flow import FlowControl, FlowState
+from batch_orchestra._engine.history import History
+from batch_orchestra._engine.progress import (
+    _rough_size,
+    build_progress,
+    flow_progress,
+    guard_progress,
+)
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
 from batch_orchestra._ledger import (
     LedgerBook,
     LedgerItem,
@@ -62,8 +69,6 @@ from batch_orchestra._messages import (
     TrackerInput,
 )
 from batch_orchestra._processor import BatchPage
-from batch_orchestra._progress import _rough_size, build_progress, flow_progress, guard_progress
-from batch_orchestra._scheduler import Outcome, Scheduler
 from batch_orchestra._types import BatchOrchestratorInput, input_to_wire
 from batch_orchestra._workflow_ledger import LedgerCalls
 from batch_orchestra._workflow_side import notice_chunk

@@ -33,21 +33,21 @@ from hypothesis.stateful import (
     rule,
 )
 
-from batch_orchestra import _scheduler
-from batch_orchestra._budgets import (
+from batch_orchestra._engine import scheduler as _scheduler
+from batch_orchestra._engine.budgets import (
     MAX_CURSOR_BYTES,
     START_BYTES_PER_TASK,
     text_size,
     wire_size,
 )
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     SchedulerState,
     scheduler_from_state,
     scheduler_to_state,
 )
-from batch_orchestra._flow import FlowControl, FlowState
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import Outcome, PageState, Scheduler
+from batch_orchestra._engine.flow import FlowControl, FlowState
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
 from batch_orchestra._types import FailurePolicy, ProcessorSettings
 from batch_orchestra._wire import from_wire, to_wire
 from tests.test_scheduler import settings as processor_settings

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
-from batch_orchestra import _scheduler
-from batch_orchestra._continuation import SchedulerState, scheduler_from_state, scheduler_to_state
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import RECENT_CURSOR_WINDOW, Outcome, Scheduler
+from batch_orchestra._engine import scheduler as _scheduler
+from batch_orchestra._engine.continuation import (
+    SchedulerState,
+    scheduler_from_state,
+    scheduler_to_state,
+)
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import RECENT_CURSOR_WINDOW, Outcome, Scheduler
 from batch_orchestra._types import FailurePolicy, ProcessorSettings
 from batch_orchestra._wire import from_wire, to_wire
 
@@ -334,7 +338,7 @@ def test_first_release_continuation_is_read() -> None:
     """A batch handed over by the first release continues on this code."""
     from pathlib import Path
 
-    from batch_orchestra._continuation import continuation_from_wire
+    from batch_orchestra._engine.continuation import continuation_from_wire
 
     path = Path(__file__).parent / "histories" / "v0.1.0" / "chains_retry_handover-0.json"
     history = json.loads(path.read_text())
@@ -408,7 +412,7 @@ def test_a_retry_due_while_paused_stays_listed_with_its_error() -> None:
 
 
 def test_a_batch_far_below_its_cap_with_nothing_pending_is_told_it_is_discovery_bound() -> None:
-    from batch_orchestra._progress import discovery_bound
+    from batch_orchestra._engine.progress import discovery_bound
     from batch_orchestra._types import BatchOrchestratorProgress
 
     def p(**kw: object) -> BatchOrchestratorProgress:
