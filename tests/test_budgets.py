@@ -324,12 +324,12 @@ def test_a_hand_over_of_the_bounded_state_fits_with_every_input_at_its_limit() -
     s = worst_scheduler()
     for n in list(s.pages):  # no held pages: only what is bounded whatever the batch does
         s.waiting.discard(n)
-        s._release(s.pages[n])
+        s.table.release(s.pages[n])
     s.ready.clear()
     s.running.clear()
     s.discovering.clear()
     for i in range(64):
-        s._remember(WORST * 64 + str(i))
+        s.recent.remember(WORST * 64 + str(i))
     flow = FlowControl(FlowState())
     for i in range(40):
         flow.log_change(f"change {i} " + WORST * 5_000, "by " + WORST * 5_000, float(i))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from batch_orchestra._engine import scheduler as _scheduler
+from batch_orchestra._engine import pages
 from batch_orchestra._engine.continuation import (
     SchedulerState,
     scheduler_from_state,
@@ -144,7 +144,7 @@ def test_handover_state_is_bounded_and_round_trips() -> None:
     assert max(sizes) - min(sizes) <= 40, sizes  # only the digits of counters and times vary
     t = roundtrip(s)
     assert (t.num_completed, t.next_page_num, t.num_runs) == (5_000, 5_001, 2)
-    assert len(t._recent) == RECENT_CURSOR_WINDOW
+    assert len(t.recent.state()) == RECENT_CURSOR_WINDOW
     assert [a.page_num for a in t.take_runnable()] == [5_000]
     assert build_progress(t, 5_000.0).pages_per_second > 0
 
@@ -194,11 +194,11 @@ def outage(n: int, policy: FailurePolicy | None = None) -> Scheduler:
     """n pages that each enqueue their successor, then fail until they are stuck."""
     s = Scheduler(settings(maximum_attempts=1), 50, 0.0, policy)
     s.enqueue(None, [(f"{0:08d}", 100)])
-    budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, 10**9  # no backpressure
+    budget, pages.MAX_HELD_BYTES = pages.MAX_HELD_BYTES, 10**9  # no backpressure
     try:
         _fail_all(s, n)
     finally:
-        _scheduler.MAX_HELD_BYTES = budget
+        pages.MAX_HELD_BYTES = budget
     return s
 
 
@@ -237,7 +237,7 @@ def test_an_outage_keeps_the_handover_state_small() -> None:
 
 def test_failing_pages_past_the_budget_hold_new_pages_back() -> None:
     s = outage(100)
-    budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, s.held_bytes - 1
+    budget, pages.MAX_HELD_BYTES = pages.MAX_HELD_BYTES, s.held_bytes - 1
     try:
         assert s.holding_new_pages and s.hold_reason and "new pages wait" in s.hold_reason
         assert s.take_runnable() == [], "the fresh page must wait"
@@ -245,7 +245,7 @@ def test_failing_pages_past_the_budget_hold_new_pages_back() -> None:
         retries = s.take_runnable()
         assert retries and all(a.attempt == 2 for a in retries), "retries still run"
     finally:
-        _scheduler.MAX_HELD_BYTES = budget
+        pages.MAX_HELD_BYTES = budget
 
 
 def test_the_default_policy_pauses_an_outage_but_not_one_bad_page() -> None:

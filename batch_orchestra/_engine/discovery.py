@@ -1,7 +1,7 @@
-"""Discovery apart, and the operator's retry and skip of one page: pure bookkeeping.
+"""Discovery apart: the pages whose successors ``next_page`` finds in a step of their own. Pure.
 
-A mixin of ``Scheduler`` (``_scheduler.py``), kept apart so that both read in one sitting. No
-Temporal imports.
+A part of ``Scheduler`` (``scheduler.py``); the operator's retry and skip of one page are in
+``actions.py``.
 
 **Discovery apart.** A processor with a ``next_page`` method finds its page's successors in a
 step of their own (the ``discover_page`` activity) that runs alongside the page's processing.
@@ -11,21 +11,18 @@ and keeps it until ``next_page`` has answered. Discovery is retried on its own, 
 workflow, with a backoff of 1 s doubling to 60 s and no limit: it only reads, and a chain whose
 discovery gave up would silently end. Each failure is kept (its error counts in ``errors``),
 so one that keeps failing is visible. A discovery outlives its page: an at-most-once page that
-fails, or a page an operator skips, still hands its chain on.
+fails, or a page an operator skips, still hands its chain on (a discovery keeps its chain open).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .._errors_table import ErrorTable
+from .._types import ProcessorSettings
 from .budgets import text_size
-
-if TYPE_CHECKING:
-    from .._errors_table import ErrorTable
-    from .._types import ProcessorSettings
-    from .scheduler import EnqueueResult, PageState
+from .pages import PageState, PageTable
 
 __all__ = [
     "DISCOVERY_INITIAL_INTERVAL",
@@ -63,49 +60,18 @@ class Discovery:
 
 
 class DiscoveryBook:
-    """The discovery and operator-action half of ``Scheduler`` (see the module docstring)."""
+    """The discoveries apart of one batch: ready, running, and waiting for their retry."""
 
-    settings: ProcessorSettings
-    pages: dict[int, PageState]
-    ready: deque[int]
-    running: set[int]
-    waiting: set[int]
-    chains: dict[int, int]
-    errors: ErrorTable
-    failed: deque[PageState]
-    paused: bool
-    bytes_limited: bool
-    exact: bool
-    _fresh: int
+    def __init__(self, settings: ProcessorSettings, table: PageTable, errors: ErrorTable) -> None:
+        self.settings = settings
+        self._table = table
+        self._errors = errors
+        self.discovering: dict[int, Discovery] = {}
+        self.discovery_ready: deque[int] = deque()
+        self.discovery_running: set[int] = set()
+        self.discovery_waiting: set[int] = set()
 
-    discovering: dict[int, Discovery]
-    discovery_ready: deque[int]
-    discovery_running: set[int]
-    discovery_waiting: set[int]
-    num_skipped: int
-
-    def _init_discovery(self) -> None:
-        self.discovering = {}
-        self.discovery_ready = deque()
-        self.discovery_running = set()
-        self.discovery_waiting = set()
-        self.num_skipped = 0
-
-    def _release(self, page: PageState) -> None:
-        raise NotImplementedError
-
-    def _add_pages(
-        self,
-        pages: list[tuple[str, int]],
-        parent_cursor: str | None,
-        chain: int | None,
-        result: EnqueueResult,
-    ) -> None:
-        raise NotImplementedError
-
-    # -- discovery apart ---------------------------------------------------------------------
-
-    def want_discovery(self, page: PageState) -> bool:
+    def want(self, page: PageState) -> bool:
         """Give ``page`` a discovery if it needs one; True if it got one.
 
         It needs one if its processor discovers apart and its successors are not known yet (nor
@@ -119,17 +85,14 @@ class DiscoveryBook:
         ):
             return False
         self.discovering[num] = Discovery(num, page.cursor, page.size, page.chain)
-        self.chains[page.chain] = self.chains.get(page.chain, 0) + 1  # its chain stays open
+        self._table.open_chain(page.chain)
         self.discovery_ready.append(num)
         return True
 
-    def take_discoveries(
-        self,
-        limit: int = MAX_RUNNING_DISCOVERIES,
-        max_bytes: int | None = None,
-        per_item: int = 0,
-    ) -> list[Discovery]:
-        """Discoveries to start now (none while paused).
+    def take(
+        self, limit: int, max_bytes: int | None, per_item: int, *, paused: bool
+    ) -> tuple[list[Discovery], bool]:
+        """Discoveries to start now (none while ``paused``), and whether bytes limited them.
 
         ``max_bytes``: at most about this many bytes of inputs, each ``per_item`` plus its
         cursor (at least one).
@@ -137,51 +100,37 @@ class DiscoveryBook:
         out: list[Discovery] = []
         free = min(limit, MAX_RUNNING_DISCOVERIES - len(self.discovery_running))
         spent = 0
-        self.bytes_limited = False
-        while free > 0 and self.discovery_ready and not self.paused:
+        while free > 0 and self.discovery_ready and not paused:
             if max_bytes is not None:
                 spent += per_item + text_size(self.discovering[self.discovery_ready[0]].cursor)
                 if out and spent > max_bytes:
-                    self.bytes_limited = True
-                    break
+                    return out, True
             d = self.discovering[self.discovery_ready.popleft()]
             d.attempts += 1
             self.discovery_running.add(d.page_num)
             out.append(d)
             free -= 1
-        return out
+        return out, False
 
-    def is_current_discovery(self, page_num: int, attempt: int) -> bool:
+    def is_current(self, page_num: int, attempt: int) -> bool:
         """Whether ``attempt`` is the running attempt at ``page_num``'s discovery."""
         d = self.discovering.get(page_num)
         return d is not None and page_num in self.discovery_running and d.attempts == attempt
 
-    def discovered(self, page_num: int, pages: list[tuple[str, int]]) -> EnqueueResult:
-        """``next_page`` answered for ``page_num``: its successors join the batch."""
-        from .scheduler import EnqueueResult
+    def answered(self, page_num: int) -> Discovery | None:
+        """``next_page`` answered for ``page_num``: its discovery ends (None if it had none).
 
-        result = EnqueueResult()
+        Its chain stays open until the caller has added the successors and closes it.
+        """
         d = self.discovering.pop(page_num, None)
         if d is None:
-            return result
+            return None
         self.discovery_running.discard(page_num)
         self.discovery_waiting.discard(page_num)
-        self.errors.release(d.error)
-        page = self.pages.get(page_num)
-        if page is None and self.exact:
-            # It failed for good while its discovery ran: a redrive must not find them again.
-            page = next((p for p in self.failed if p.page_num == page_num), None)
-        if page is not None:
-            page.successor_enqueued = True
-        self._add_pages(pages, d.cursor, d.chain, result)
-        left = self.chains.get(d.chain, 1) - 1
-        if left > 0:
-            self.chains[d.chain] = left
-        else:
-            self.chains.pop(d.chain, None)
-        return result
+        self._errors.release(d.error)
+        return d
 
-    def discovery_failed(self, page_num: int, error_type: str, message: str, now: float) -> float:
+    def failed(self, page_num: int, error_type: str, message: str, now: float) -> float:
         """An attempt at ``page_num``'s discovery failed.
 
         Returns the seconds until it is retried (-1.0 if stale).
@@ -191,8 +140,8 @@ class DiscoveryBook:
             return -1.0
         self.discovery_running.discard(page_num)
         d.failures += 1
-        self.errors.release(d.error)
-        d.error = self.errors.acquire(error_type, f"discovery (next_page) failed: {message}")
+        self._errors.release(d.error)
+        d.error = self._errors.acquire(error_type, f"discovery (next_page) failed: {message}")
         d.failed_at = now
         delay = min(
             DISCOVERY_MAX_INTERVAL, DISCOVERY_INITIAL_INTERVAL * 2.0 ** min(d.failures - 1, 16)
@@ -201,7 +150,7 @@ class DiscoveryBook:
         self.discovery_waiting.add(page_num)
         return delay
 
-    def discovery_not_run(self, page_num: int) -> None:
+    def not_run(self, page_num: int) -> None:
         """A discovery's attempt ended without an answer that counts (its run was cancelled).
 
         It is ready again.
@@ -210,10 +159,12 @@ class DiscoveryBook:
             self.discovery_running.discard(page_num)
             self.discovery_ready.appendleft(page_num)
 
-    def _discovery_due(self) -> list[float]:
+    def due_times(self) -> list[float]:
+        """When each discovery waiting for its retry comes due."""
         return [self.discovering[n].ready_at or 0.0 for n in self.discovery_waiting]
 
-    def _release_due_discoveries(self, now: float) -> int:
+    def release_due(self, now: float) -> int:
+        """The discoveries whose retry is due by ``now`` are ready again; how many."""
         due = sorted(
             n for n in self.discovery_waiting if (self.discovering[n].ready_at or 0.0) <= now
         )
@@ -224,82 +175,24 @@ class DiscoveryBook:
         return len(due)
 
     @property
-    def failing_discoveries(self) -> list[Discovery]:
+    def failing(self) -> list[Discovery]:
         """Discoveries that failed at least once and have not succeeded since."""
         return [d for d in self.discovering.values() if d.failures]
 
-    # -- operator actions --------------------------------------------------------------------
+    def state(self) -> list[Discovery]:
+        """The discoveries in page order, for a hand-over."""
+        return sorted(self.discovering.values(), key=lambda d: d.page_num)
 
-    def page_status(self, page_num: int) -> str:
-        """What ``page_num`` is now.
+    def restore(self, discoveries: list[Discovery]) -> None:
+        """The discoveries a hand-over carried (their errors are the caller's to count).
 
-        One of "running", "pending", "retrying", "stuck", "failed" (one of the listed failed pages),
-        or "unknown" (finished, or never discovered).
+        One running at the hand-over is found again now (it only reads); one waiting for its
+        retry keeps its time.
         """
-        page = self.pages.get(page_num)
-        if page is None:
-            if any(p.page_num == page_num for p in self.failed):
-                return "failed"
-            return "unknown"
-        if page_num in self.running:
-            return "running"
-        if page_num in self.waiting:
-            return "stuck" if page.stuck else "retrying"
-        return "pending"
-
-    def refuse_page_action(self, page_num: int, action: str) -> str | None:
-        """Why ``action`` ("retry" or "skip") cannot be done to ``page_num`` now, or None."""
-        if isinstance(page_num, bool) or not isinstance(page_num, int) or page_num < 0:
-            return f"page_num must be an int >= 0, got {page_num!r}"
-        status = self.page_status(page_num)
-        if status == "running":
-            return (
-                f"page {page_num} is running (attempt {self.pages[page_num].attempts}); {action} "
-                "it once the attempt has ended, if it fails"
-            )
-        if status == "failed":
-            return f"page {page_num} has failed for good and is no longer held by the batch"
-        if status == "unknown":
-            return (
-                f"page {page_num} is not pending, retrying or stuck in this batch (it has "
-                "completed or been skipped, failed for good, or was never discovered)"
-            )
-        return None
-
-    def retry_now(self, page_num: int) -> str:
-        """Start a pending, retrying or stuck page first, without waiting for its next retry.
-
-        Returns what it was ("pending", "retrying", "stuck").
-        """
-        status = self.page_status(page_num)
-        page = self.pages[page_num]
-        if status in ("retrying", "stuck"):
-            self.waiting.discard(page_num)
-            page.ready_at = None
-            if self.exact and page.attempts == page.unrun:
-                self._fresh += 1  # its attempts did no work: a new page again
-        elif page_num in self.ready:
-            self.ready.remove(page_num)
-        self.ready.appendleft(page_num)
-        return status
-
-    def skip(self, page_num: int) -> tuple[str, bool]:
-        """Count a pending, retrying or stuck page as skipped and let it go.
-
-        Returns what it was, and whether its chain goes on (its successors are known, or are being
-        found apart).
-        """
-        status = self.page_status(page_num)
-        page = self.pages[page_num]
-        if status in ("retrying", "stuck"):
-            self.waiting.discard(page_num)
-        elif page_num in self.ready:
-            self.ready.remove(page_num)
-            if page.attempts == page.unrun:
-                self._fresh -= 1
-        self.want_discovery(page)
-        chain_goes_on = page.successor_enqueued or page_num in self.discovering
-        self.errors.release(page.error)
-        self._release(page)
-        self.num_skipped += 1
-        return status, chain_goes_on
+        for d in discoveries:
+            self.discovering[d.page_num] = d
+            self._table.open_chain(d.chain)
+            if d.ready_at is not None:
+                self.discovery_waiting.add(d.page_num)
+            else:
+                self.discovery_ready.append(d.page_num)

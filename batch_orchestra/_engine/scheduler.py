@@ -5,147 +5,105 @@ finished, time passing, control operations) and starts the attempts it hands out
 bounded by max_parallelism + pending + stuck pages + fixed-size windows, never by the number of
 pages processed; errors are kept once per distinct error; and a batch whose failing pages pile
 up stops starting new pages before its state could outgrow what Temporal carries across
-continue-as-new (``MAX_HELD_BYTES``). ``to_state``/``from_state`` carry it into the next run.
+continue-as-new (``MAX_HELD_BYTES``).
+
+``Scheduler`` is a facade over parts with one job each, which it composes: the page table and
+chains (``pages.py``), new pages and the loop check (``intake.py``), the line of ready and running
+pages (``queue.py``), attempts and their outcomes (``attempts.py``), retries and hand-over
+deadlines (``retries.py``), the failed lists (``failures.py``), the failure policy's window
+(``policy.py``), parallelism and pauses (``parallelism.py``), completions and rates
+(``throughput.py``), discovery apart (``discovery.py``) and an operator's page actions
+(``actions.py``). Its attributes of old (``pages``, ``running``, ``paused`` ...) are its parts'.
+``scheduler_to_state`` and ``scheduler_from_state`` (``continuation.py``) carry it into the next
+run, through each part's ``state`` and ``restore``.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from .._errors_table import MAX_ERROR_TYPE, ErrorTable
+from .._errors_table import ErrorTable
 from .._no_progress import NoProgressRules, NoProgressWatch
-from .._types import (
-    FailurePolicy,
-    ItemFailure,
-    ProcessorSettings,
+from .._types import FailurePolicy, ItemFailure, ProcessorSettings
+from .actions import PageActions
+from .attempts import Attempt, Attempts
+from .discovery import MAX_RUNNING_DISCOVERIES, Discovery, DiscoveryBook
+from .failures import (
+    FAILED_LIST_BYTES,
+    FAILURE_LIST_LIMIT,
+    ITEM_FAILURE_LIST_LIMIT,
+    FailedPages,
+    ItemFailures,
+    keep_preview,
 )
-from .budgets import (
-    CURSOR_PREVIEW_CHARS,
-    KEY_PREVIEW_CHARS,
-    MAX_ITEM_MESSAGE,
-    clip,
-    preview,
-    text_size,
-)
-from .discovery import DiscoveryBook
+from .forward import Forward
+from .intake import EnqueueResult, Intake
+from .pages import MAX_HELD_BYTES, RECENT_CURSOR_WINDOW, PageState, PageTable, RecentCursors
+from .parallelism import MAX_RUNNING_PAGES, Parallelism
+from .policy import PolicyWindow
+from .queue import RunQueue
+from .retries import Outcome, Retries
+from .throughput import Throughput
 
-__all__ = ["Attempt", "EnqueueResult", "Outcome", "PageState", "Scheduler"]
-
-RECENT_CURSOR_WINDOW = 64
-"""How many recently enqueued cursors are remembered (besides those of every unfinished page)
-to catch a processor that loops."""
-FAILURE_LIST_LIMIT = 100
-"""How many failed, stuck and retrying pages progress shows in detail; counts stay exact (every
-failed page is in the batch's failure ledger, ``_ledger.py``)."""
-ITEM_FAILURE_LIST_LIMIT = 100
-"""How many recorded item failures progress shows in detail; the count stays exact."""
-RATE_WINDOW_SECONDS = 60.0
-"""Rates in progress are measured over about this much running (not paused) time."""
-MAX_RUNNING_PAGES = 1_900
-"""The most attempts that run at once, whatever ``max_parallelism`` says: Temporal fails every
-workflow task of a run with more than 2,000 pending activities (its default limit), and the
-batch keeps a few for its tracker and notifier."""
-MAX_HELD_BYTES = 1_000_000
-"""Budget for the unfinished pages a batch holds (cursor bytes plus a fixed overhead each):
-while pages are failing and the held pages pass it, no new page starts (retries go on), so the
-state carried across continue-as-new stays far below Temporal's 2 MB payload limit."""
-PAGE_OVERHEAD_BYTES = 48
-"""The estimated cost of one held page besides its cursor."""
-FAILED_LIST_BYTES = 256 * 1024
-"""The most bytes of cursors (as JSON) the listed failed pages hold: a page not yet in a failure
-ledger keeps its whole cursor, and a hand-over carries the list."""
+__all__ = [
+    "FAILED_LIST_BYTES",
+    "FAILURE_LIST_LIMIT",
+    "ITEM_FAILURE_LIST_LIMIT",
+    "MAX_HELD_BYTES",
+    "MAX_RUNNING_PAGES",
+    "RECENT_CURSOR_WINDOW",
+    "Attempt",
+    "EnqueueResult",
+    "Outcome",
+    "PageState",
+    "Scheduler",
+]
 
 
-class Outcome(enum.Enum):
-    """What becomes of a page after a failed attempt."""
-
-    RETRY = "retry"
-    """It waits for its next initial retry."""
-    STUCK = "stuck"
-    """Its initial retries are exhausted: it waits for its next extended retry."""
-    FAILED = "failed"
-    """It will not be retried again."""
-    NOT_RUN = "not_run"
-    """The attempt did no work (no worker knew the processor): retried, attempt not counted."""
-    STALE = "stale"
-    """The report was about an attempt that is not the page's running one: ignored."""
-
-
-@dataclass
-class PageState:
-    """One page the batch has discovered and not yet finished."""
-
-    page_num: int
-    cursor: str
-    size: int
-    chain: int = 0
-    attempts: int = 0
-    unrun: int = 0  # attempts that did no work (not counted against the retry policy)
-    successor_enqueued: bool = False
-    stuck: bool = False
-    ready_at: float | None = None
-    error: int = -1  # index into the batch's ErrorTable
-    failed_at: float | None = None
-    report_deadline: float | None = None  # running at a hand-over: must report by then
-    confirm_by: float | None = None  # handed over: must say it started by then, or never did
-    # A failed page whose entry is in the failure ledger keeps only a preview of its cursor.
-    recorded: bool = False
-    cursor_length: int = -1  # the whole cursor's length when ``cursor`` is a preview
-
-    @property
-    def held_bytes(self) -> int:
-        """This page's share of the held-state budget, by its cursor's length.
-
-        What a run begun before ``Scheduler.exact`` counts (which counts the cursor as JSON).
-        """
-        return len(self.cursor) + PAGE_OVERHEAD_BYTES
-
-    @property
-    def full_length(self) -> int:
-        """The length of the page's whole cursor."""
-        return self.cursor_length if self.cursor_length >= 0 else len(self.cursor)
-
-
-@dataclass
-class Attempt:
-    """An attempt at a page that the workflow should start now."""
-
-    page_num: int
-    cursor: str
-    size: int
-    attempt: int
-    successor_enqueued: bool
-
-
-@dataclass
-class EnqueueResult:
-    """What became of an enqueue: the page numbers added and the cursors ignored (and why)."""
-
-    added: list[int] = field(default_factory=list)
-    ignored: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _recent_key(cursor: str) -> str:
-    """How the recent-cursor window keeps a cursor: itself if short, else a digest.
-
-    The window travels across continue-as-new, and 64 cursors of 16 KB would be a megabyte.
-    """
-    if len(cursor) <= 64:
-        return cursor
-    return "#" + hashlib.blake2b(cursor.encode(), digest_size=12).hexdigest()
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-class Scheduler(DiscoveryBook, NoProgressRules):
+class Scheduler(NoProgressRules):
     """Pending, running, waiting (retry backoff), stuck and failed pages of one batch."""
+
+    # the page table, the line, retries
+    pages = Forward[dict[int, PageState]]("table")
+    chains = Forward[dict[int, int]]("table")
+    held_bytes = Forward[int]("table")
+    next_page_num = Forward[int]("intake")
+    ready = Forward[deque[int]]("queue")
+    running = Forward[set[int]]("queue")
+    _fresh = Forward[int]("queue", "fresh")  # read by tests of the workflow's modules
+    waiting = Forward[set[int]]("retries")
+    handed_over = Forward[set[int]]("retries")
+    watch = Forward[NoProgressWatch]("attempts")
+    # failures, and the failure policy's window
+    failed = Forward[deque[PageState]]("failures")
+    num_failed = Forward[int]("failures")
+    num_redriven = Forward[int]("failures")
+    feed_pending = Forward[int]("failures")
+    num_failed_items = Forward[int]("items")
+    failed_items = Forward[deque[ItemFailure]]("items")
+    recent_outcomes = Forward[deque[bool]]("outcomes")
+    # parallelism and pauses
+    max_parallelism = Forward[int]("parallelism")
+    previous_parallelism = Forward[int]("parallelism")
+    paused = Forward[bool]("parallelism")
+    pause_reason = Forward["str | None"]("parallelism")
+    paused_by_zero = Forward[bool]("parallelism")
+    paused_seconds = Forward[float]("parallelism")
+    paused_since = Forward["float | None"]("parallelism")
+    start_time = Forward[float]("parallelism")
+    flow_cap = Forward["int | None"]("parallelism")
+    max_parallelism_achieved = Forward[int]("parallelism")
+    effective_parallelism = Forward[int]("parallelism", "effective")
+    # completions, discovery apart, page actions
+    num_completed = Forward[int]("throughput")
+    num_completed_items = Forward[int]("throughput")
+    samples = Forward[deque[tuple[float, int, int]]]("throughput")
+    discovering = Forward[dict[int, Discovery]]("book")
+    discovery_ready = Forward[deque[int]]("book")
+    discovery_running = Forward[set[int]]("book")
+    discovery_waiting = Forward[set[int]]("book")
+    num_skipped = Forward[int]("actions")
 
     def __init__(
         self,
@@ -156,162 +114,99 @@ class Scheduler(DiscoveryBook, NoProgressRules):
     ) -> None:
         self.settings = settings
         self.policy = policy or FailurePolicy.disabled()
-        self.max_parallelism = max_parallelism
-        self.previous_parallelism = max_parallelism
-        self.paused = max_parallelism == 0
-        self.pause_reason: str | None = "started with max_parallelism=0" if self.paused else None
-        self.paused_by_zero = self.paused  # a pause that a non-zero parallelism lifts
-        self.start_time = start_time
-        self.paused_seconds = 0.0
-        self.paused_since: float | None = start_time if self.paused else None
-        self.next_page_num = 0
-        self.num_completed = 0
-        self.num_completed_items = 0
-        self.num_failed = 0
-        self.num_failed_items = 0
-        self.failed_items: deque[ItemFailure] = deque(maxlen=ITEM_FAILURE_LIST_LIMIT)
-        self.num_redriven = 0
-        self.feed_pending = 0  # failed pages queued again, still to be read from the ledger
+        self.errors = ErrorTable()
+        self.table = PageTable()
+        self.recent = RecentCursors()
+        self.queue = RunQueue()
+        self.retries = Retries(settings, self.table)
+        self.failures = FailedPages(self.errors)
+        self.items = ItemFailures()
+        self.outcomes = PolicyWindow(self.policy)
+        self.parallelism = Parallelism(max_parallelism, start_time)
+        self.throughput = Throughput()
+        self.book = DiscoveryBook(settings, self.table, self.errors)
+        self.intake = Intake(self.table, self.recent, self.queue, self.book, self.failures)
+        self.attempts = Attempts(
+            self.table,
+            self.queue,
+            self.retries,
+            self.failures,
+            self.outcomes,
+            self.throughput,
+            self.parallelism,
+            self.book,
+            self.errors,
+        )
+        self.actions = PageActions(
+            self.table, self.queue, self.retries, self.failures, self.book, self.errors
+        )
+        self.num_runs = 1
         self.feeding = False  # pages are being read from a ledger: the batch is not done
         self.bytes_limited = False  # the last take stopped at its byte budget
-        self.max_parallelism_achieved = 0
-        self.num_runs = 1
-        self.pages: dict[int, PageState] = {}
-        self.ready: deque[int] = deque()
-        self.running: set[int] = set()
-        self.waiting: set[int] = set()
-        self.handed_over: set[int] = set()
-        self.flow_cap: int | None = None  # flow control's cap now (set by the workflow)
-        self.errors = ErrorTable()
-        self.failed: deque[PageState] = deque()
-        self.held_bytes = 0
-        self.chains: dict[int, int] = {}  # chain -> unfinished pages
-        self.recent_outcomes: deque[bool] = deque()  # True: a failed attempt
-        self.watch = NoProgressWatch()  # identical failures in a row, stalls
-        self._recent_failures = 0
-        self._fresh = 0  # ready pages never attempted
-        self._recent: deque[str] = deque()
-        self._recent_count: dict[str, int] = {}
-        # cursor -> how many unfinished pages have it (a redriven page may share its cursor with
-        # a page enqueued after it failed)
-        self._live_cursors: dict[str, int] = {}
-        # (running time, completed pages, completed items), at most one a second
-        self.samples: deque[tuple[float, int, int]] = deque([(0.0, 0, 0)])
-        self.exact = True
-        """The fixes found by the property tests (tests/test_properties.py) are on; the workflow
-        turns them off for a run begun before them (``workflow.patched``), so that its
-        history replays as recorded."""
-        self._init_discovery()
 
-    # -- discovery ---------------------------------------------------------------------------
+    @property
+    def exact(self) -> bool:
+        """The fixes found by the property tests (tests/test_properties.py) are on.
+
+        The workflow turns them off for a run begun before them (``workflow.patched``), so that
+        its history replays as recorded.
+        """
+        return self.table.exact
+
+    @exact.setter
+    def exact(self, on: bool) -> None:
+        self.table.exact = self.queue.exact = self.failures.exact = on
+
+    # -- what the workflow sets --------------------------------------------------------------
+
+    def set_flow_cap(self, cap: int | None) -> None:
+        """Flow control's cap on parallelism now (None: none)."""
+        self.parallelism.flow_cap = cap
+
+    def set_feeding(self, on: bool) -> None:
+        """Whether pages are being read from a failure ledger (the batch is not done)."""
+        self.feeding = on
+
+    def forget_running(self, page_num: int) -> None:
+        """The run no longer waits for ``page_num``'s attempt (the batch is cancelled)."""
+        self.queue.running.discard(page_num)
+
+    def mark_successor_enqueued(self, page_num: int, value: bool = True) -> None:
+        """Whether the held page ``page_num`` has enqueued its successors (read from a ledger)."""
+        self.table.pages[page_num].successor_enqueued = value
+
+    def hand_over(self, report_deadline: float | None, confirm_by: float | None = None) -> None:
+        """The running attempts go on into the next run: they report by ``report_deadline``.
+
+        With ``confirm_by``, an attempt not handed over before must say it started by then.
+        """
+        if self.queue.running and report_deadline is None:
+            raise RuntimeError(f"pages running at a hand-over need a deadline: {self.running}")
+        self.retries.hand_over(self.queue.running, report_deadline, confirm_by)
+
+    def clear_handover_deadlines(self) -> None:
+        """The hand-over is put off: running attempts lose the deadlines ``hand_over`` set."""
+        self.retries.clear_handover_deadlines(self.queue.running)
+
+    def count_unread_as_failed(self) -> int:
+        """Redriven pages the ledger could not give back count as failed again; how many."""
+        return self.failures.count_unread_as_failed()
+
+    # -- pages and attempts (``intake.py``, ``attempts.py``) ---------------------------------
 
     def enqueue(self, parent: int | None, pages: list[tuple[str, int]]) -> EnqueueResult:
         """Add pages discovered by ``parent`` (None for the first pages, one chain each).
 
         A parent that already enqueued its successors, or that is no longer in flight, is a
-        re-delivery: its pages are ignored. A cursor equal to an unfinished page's or to one of
-        the last RECENT_CURSOR_WINDOW enqueued is ignored (a looping processor); the check is
-        exact, so it never drops a new cursor.
+        re-delivery: its pages are ignored; so is a cursor enqueued recently (a looping
+        processor).
         """
-        result = EnqueueResult()
-        parent_cursor, chain = None, None
-        if parent is not None:
-            state = self.pages.get(parent)
-            if state is None or state.successor_enqueued:
-                result.ignored = [(c, "its page already enqueued its successors") for c, _ in pages]
-                return result
-            if parent in self.discovering:
-                why = "its page's successors are found by next_page"
-                result.ignored = [(c, why) for c, _ in pages]
-                return result
-            state.successor_enqueued = True
-            parent_cursor, chain = state.cursor, state.chain
-        self._add_pages(pages, parent_cursor, chain, result)
-        return result
-
-    def _add_pages(
-        self,
-        pages: list[tuple[str, int]],
-        parent_cursor: str | None,
-        chain: int | None,
-        result: EnqueueResult,
-    ) -> None:
-        for cursor, size in pages:
-            if (
-                cursor == parent_cursor
-                or _recent_key(cursor) in self._recent_count
-                or (cursor in self._live_cursors)
-            ):
-                result.ignored.append((cursor, "it equals a cursor enqueued recently"))
-                continue
-            num = self.next_page_num
-            self.next_page_num += 1
-            page = PageState(num, cursor, size, chain=num if chain is None else chain)
-            self._hold(page)
-            self.ready.append(num)
-            self._fresh += 1
-            self._remember(cursor)
-            result.added.append(num)
-
-    def _hold(self, page: PageState) -> None:
-        self.pages[page.page_num] = page
-        self._live_cursors[page.cursor] = self._live_cursors.get(page.cursor, 0) + 1
-        self.held_bytes += self._cost(page)
-        self.chains[page.chain] = self.chains.get(page.chain, 0) + 1
-
-    def _release(self, page: PageState) -> None:
-        del self.pages[page.page_num]
-        live = self._live_cursors.get(page.cursor, 1) - 1
-        if live > 0 and self.exact:
-            self._live_cursors[page.cursor] = live
-        else:
-            self._live_cursors.pop(page.cursor, None)
-        self.held_bytes -= self._cost(page)
-        left = self.chains.get(page.chain, 1) - 1
-        if left > 0:
-            self.chains[page.chain] = left
-        else:
-            self.chains.pop(page.chain, None)
-
-    def _cost(self, page: PageState) -> int:
-        """A held page's share of ``held_bytes``.
-
-        Its cursor as JSON (escapes included) and an overhead; its length in a run begun before
-        ``exact``.
-        """
-        if self.exact:
-            return text_size(page.cursor) + PAGE_OVERHEAD_BYTES
-        return page.held_bytes
-
-    def _remember(self, cursor: str) -> None:
-        cursor = _recent_key(cursor)
-        self._recent.append(cursor)
-        self._recent_count[cursor] = self._recent_count.get(cursor, 0) + 1
-        if len(self._recent) > RECENT_CURSOR_WINDOW:
-            old = self._recent.popleft()
-            left = self._recent_count[old] - 1
-            if left:
-                self._recent_count[old] = left
-            else:
-                del self._recent_count[old]
-
-    # -- starting attempts -------------------------------------------------------------------
-
-    @property
-    def effective_parallelism(self) -> int:
-        """How many attempts may run now."""
-        if self.paused:
-            return 0
-        n = min(self.max_parallelism, MAX_RUNNING_PAGES)
-        return n if self.flow_cap is None else min(n, self.flow_cap)
+        return self.intake.enqueue(parent, pages)
 
     @property
     def holding_new_pages(self) -> bool:
-        """Whether new (never attempted) pages are held back.
-
-        They are when pages are failing and the held pages have reached ``MAX_HELD_BYTES``.
-        """
-        return self.held_bytes > MAX_HELD_BYTES and bool(self.waiting)
+        """Whether new pages are held back: pages fail and hold more than ``MAX_HELD_BYTES``."""
+        return self.attempts.holding_new_pages
 
     @property
     def hold_reason(self) -> str | None:
@@ -324,12 +219,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
                 "many as the batch keeps while pages fail: new pages wait until retrying and "
                 "stuck pages finish (fix the cause, or skip them)"
             )
-        if self.max_parallelism > MAX_RUNNING_PAGES:
-            return (
-                f"max_parallelism {self.max_parallelism:,} is above the {MAX_RUNNING_PAGES:,} "
-                "attempts a batch runs at once (Temporal's pending-activity limit)"
-            )
-        return None
+        return self.parallelism.over_limit_reason
 
     def take_runnable(
         self,
@@ -343,41 +233,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         ``max_bytes``: at most about this many bytes of attempt inputs, each ``per_attempt`` plus
         its cursor plus ``extra_bytes(page_num)`` (its checkpoint; at least one attempt).
         """
-        free = self.effective_parallelism - len(self.running)
-        if limit is not None:
-            free = min(free, limit)
-        out: list[Attempt] = []
-        skipped: list[int] = []
-        holding = self.holding_new_pages
-        spent = 0
-        self.bytes_limited = False
-        while free > 0 and self.ready:
-            num = self.ready.popleft()
-            state = self.pages[num]
-            fresh = state.attempts == state.unrun  # never ran: a new page
-            if fresh and holding:
-                skipped.append(num)
-                continue
-            if max_bytes is not None:
-                spent += per_attempt + text_size(state.cursor)
-                if extra_bytes is not None:
-                    spent += extra_bytes(num)
-                if spent > max_bytes and out:
-                    self.ready.appendleft(num)
-                    self.bytes_limited = True
-                    break
-            if fresh:
-                self._fresh -= 1
-            state.attempts += 1
-            self.running.add(num)
-            self.want_discovery(state)
-            out.append(
-                Attempt(num, state.cursor, state.size, state.attempts, state.successor_enqueued)
-            )
-            free -= 1
-        self.ready.extendleft(reversed(skipped))
-        if len(self.running) > self.max_parallelism_achieved:
-            self.max_parallelism_achieved = len(self.running)
+        out, self.bytes_limited = self.attempts.take(limit, max_bytes, per_attempt, extra_bytes)
         return out
 
     def is_current(self, page_num: int, attempt: int) -> bool:
@@ -385,99 +241,15 @@ class Scheduler(DiscoveryBook, NoProgressRules):
 
         Else its outcome is stale: already reported the other way, or superseded by a retry.
         """
-        state = self.pages.get(page_num)
-        return page_num in self.running and state is not None and state.attempts == attempt
-
-    # -- outcomes ----------------------------------------------------------------------------
+        return self.attempts.is_current(page_num, attempt)
 
     def complete(self, page_num: int, items: int, now: float) -> None:
         """An attempt at ``page_num`` succeeded."""
-        self.running.discard(page_num)
-        self.handed_over.discard(page_num)
-        state = self.pages.get(page_num)
-        if state is None:
-            return
-        self.errors.release(state.error)
-        self._release(state)
-        self.num_completed += 1
-        self.num_completed_items += max(0, items)
-        self._record_outcome(False)
-        self.watch.completed()
-        clock = self.running_time(now)
-        if clock - self.samples[-1][0] >= 1.0:
-            self.samples.append((clock, self.num_completed, self.num_completed_items))
-            while clock - self.samples[0][0] > RATE_WINDOW_SECONDS:
-                self.samples.popleft()
+        self.attempts.complete(page_num, items, now)
 
     def record_item_failures(self, count: int, details: list[ItemFailure] | None) -> None:
-        """A completed page recorded ``count`` failed items (``details``: the first of them).
-
-        The most recent are kept for progress, with a preview of long keys.
-        """
-        self.num_failed_items += max(0, count)
-        for item in (details or [])[-ITEM_FAILURE_LIST_LIMIT:]:
-            self.failed_items.append(
-                ItemFailure(
-                    key=preview(item.key, KEY_PREVIEW_CHARS),
-                    page_num=item.page_num,
-                    error_type=clip(item.error_type, MAX_ERROR_TYPE),
-                    error_message=clip(item.error_message, MAX_ITEM_MESSAGE),
-                    failed_at=item.failed_at,
-                    key_length=len(item.key),
-                )
-            )
-
-    def redrive_failed(self, *, from_ledger: bool = False) -> list[int]:
-        """Queue failed pages again with fresh retry budgets; returns the page numbers queued now.
-
-        Those kept whole in memory (not recorded in a failure ledger) are queued now. With
-        ``from_ledger``, every other failed page is queued too: it counts as pending
-        (``feed_pending``) until the workflow reads it back from the ledger (``readd``).
-        Without, only the pages in memory (the most recent ``FAILURE_LIST_LIMIT``) are reached.
-        Attempt numbers go on (earlier attempts count as not run, so the retry policy starts
-        afresh), and a page that had enqueued its successor keeps that mark, so it does not
-        enqueue it again.
-        """
-        redriven: list[int] = []
-        while self.failed:
-            page = self.failed.popleft()
-            self.errors.release(page.error)
-            if page.recorded:
-                continue  # it comes back from the ledger, whole
-            self._requeue(page)
-            redriven.append(page.page_num)
-        total = self.num_failed if from_ledger else len(redriven)
-        self.num_failed -= total
-        self.feed_pending += total - len(redriven)
-        self.num_redriven += total
-        return redriven
-
-    def _requeue(self, page: PageState) -> None:
-        page.error, page.failed_at, page.ready_at, page.stuck = -1, None, None, False
-        page.unrun = page.attempts  # a fresh retry budget
-        page.report_deadline = page.confirm_by = None
-        page.recorded, page.cursor_length = False, -1
-        self._hold(page)
-        self.ready.append(page.page_num)
-        self._fresh += 1
-
-    def readd(self, page: PageState) -> bool:
-        """A failed page queued again by ``redrive_failed(from_ledger=True)``, read back whole.
-
-        It keeps its page number, chain and successor mark; False if it is already held.
-        """
-        if self.feed_pending > 0:
-            self.feed_pending -= 1
-        if page.page_num in self.pages:
-            return False
-        self._requeue(page)
-        return True
-
-    def keep_preview(self, page: PageState) -> None:
-        """A failed page's entry is in the failure ledger: keep only a preview of its cursor."""
-        page.cursor_length = len(page.cursor)
-        page.cursor = preview(page.cursor, CURSOR_PREVIEW_CHARS)
-        page.recorded = True
+        """A completed page recorded ``count`` failed items (``details``: the first of them)."""
+        self.items.record(count, details)
 
     def fail(
         self,
@@ -492,75 +264,47 @@ class Scheduler(DiscoveryBook, NoProgressRules):
     ) -> Outcome:
         """An attempt at ``page_num`` failed; what becomes of the page.
 
-        ``worker_lost``: its worker died or shut down, which the failure policy does not count.
+        ``did_not_run``: it did no work (not counted); ``worker_lost``: its worker died or shut
+        down, which the failure policy does not count.
         """
-        self.running.discard(page_num)
-        self.handed_over.discard(page_num)
-        state = self.pages.get(page_num)
-        if state is None:
-            return Outcome.STALE
-        s = self.settings
-        state.report_deadline = None
-        self.errors.release(state.error)
-        state.error = self.errors.acquire(error_type, message)
-        state.failed_at = now
-        if did_not_run:
-            state.unrun += 1
-            state.ready_at = now + min(s.maximum_interval_seconds, 10.0 * min(state.unrun, 6))
-            self.waiting.add(page_num)
-            return Outcome.NOT_RUN
-        if not worker_lost:
-            self._record_outcome(True)
-            self.watch.failed(error_type, message)
-        counted = state.attempts - state.unrun
-        permanent = non_retryable or s.at_most_once or error_type in s.non_retryable_error_types
-        exhausted = state.stuck or (0 < s.maximum_attempts <= counted)
-        if permanent or (exhausted and not s.use_extended_retries):
-            self._release(state)
-            self.num_failed += 1
-            state.stuck = False
-            self.failed.append(state)
-            while len(self.failed) > FAILURE_LIST_LIMIT or (
-                self.exact and len(self.failed) > 1 and self._failed_bytes() > FAILED_LIST_BYTES
-            ):
-                self.errors.release(self.failed.popleft().error)
-            return Outcome.FAILED
-        self.waiting.add(page_num)
-        if exhausted:
-            state.stuck = True
-            state.ready_at = now + s.extended_retry_interval_seconds
-            return Outcome.STUCK
-        state.ready_at = now + s.retry_delay(counted)
-        return Outcome.RETRY
-
-    def _failed_bytes(self) -> int:
-        return sum(text_size(p.cursor) for p in self.failed)
+        return self.attempts.fail(
+            page_num,
+            error_type,
+            message,
+            non_retryable=non_retryable,
+            did_not_run=did_not_run,
+            worker_lost=worker_lost,
+            now=now,
+        )
 
     def not_started(self, page_num: int, attempt: int) -> bool:
         """No worker took the attempt in time (schedule-to-start); False if stale.
 
         It did no work, so the page is first in line again and the attempt does not count.
         """
-        if not self.is_current(page_num, attempt):
-            return False
-        self._take_back(self.pages[page_num])
-        return True
+        return self.attempts.not_started(page_num, attempt)
 
-    def _take_back(self, page: PageState) -> None:
-        """An attempt that never started: the page is ready again, first in line, uncounted."""
-        self.running.discard(page.page_num)
-        self.handed_over.discard(page.page_num)
-        page.unrun += 1
-        page.confirm_by = page.report_deadline = None
-        self.ready.appendleft(page.page_num)
-        if page.attempts == page.unrun:
-            self._fresh += 1
+    def redrive_failed(self, *, from_ledger: bool = False) -> list[int]:
+        """Queue failed pages again with fresh retry budgets; returns the page numbers queued now.
 
-    def _record_outcome(self, failed: bool) -> None:
-        self.recent_outcomes.append(failed)
-        self._recent_failures += failed
-        while len(self.recent_outcomes) > self.policy.window:
-            self._recent_failures -= self.recent_outcomes.popleft()
+        Those kept whole in memory (not recorded in a failure ledger) are queued now. With
+        ``from_ledger``, every other failed page is queued too: it counts as pending
+        (``feed_pending``) until the workflow reads it back from the ledger (``readd``).
+        Attempt numbers go on (earlier attempts count as not run), and a page that had enqueued
+        its successor keeps that mark.
+        """
+        return self.attempts.redrive(from_ledger=from_ledger)
+
+    def readd(self, page: PageState) -> bool:
+        """A failed page queued again by ``redrive_failed(from_ledger=True)``, read back whole.
+
+        It keeps its page number, chain and successor mark; False if it is already held.
+        """
+        return self.attempts.readd(page)
+
+    def keep_preview(self, page: PageState) -> None:
+        """A failed page's entry is in the failure ledger: keep only a preview of its cursor."""
+        keep_preview(page)
 
     def check_policy(self, now: float) -> str | None:
         """Pause the batch if the failure policy says so; returns the reason when it just did.
@@ -572,56 +316,19 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         """
         if self.paused:
             return None
-        no_progress = self.no_progress_pause_reason()
-        if no_progress is not None:
-            self.pause(no_progress, now)
-            return self.pause_reason
-        if self._fresh == 0 and not self.running and not self.discovering and not self.feeding:
-            return None
-        p = self.policy
-        n = len(self.recent_outcomes)
-        reason = None
-        if (
-            p.max_failure_rate is not None
-            and n >= p.min_attempts
-            and (self._recent_failures > p.max_failure_rate * n)
-        ):
-            reason = (
-                f"{self._recent_failures} of the last {n} page attempts failed (more than "
-                f"{p.max_failure_rate:.0%}, the failure policy's max_failure_rate)"
-            )
-        # counted only when the policy has a count: failures are on the workflow's hot path
-        stuck = 0
-        if reason is None and p.max_failed_pages is not None:
-            stuck = sum(1 for n_ in self.waiting if self.pages[n_].stuck)
-        if (
-            reason is None
-            and p.max_failed_pages is not None
-            and (self.num_failed + stuck > p.max_failed_pages)
-        ):
-            reason = (
-                f"{self.num_failed} failed and {stuck} stuck pages (more than "
-                f"{p.max_failed_pages}, the failure policy's max_failed_pages)"
-            )
-        if (
-            reason is None
-            and p.max_failed_items is not None
-            and (self.num_failed_items > p.max_failed_items)
-        ):
-            reason = (
-                f"{self.num_failed_items} items recorded as failed (more than "
-                f"{p.max_failed_items}, the failure policy's max_failed_items)"
-            )
-            latest = self.failed_items[-1] if self.failed_items else None
-            if latest is not None:
-                reason += f"; latest: {latest.error_type}: {latest.error_message[:200]}"
-            self.pause(reason, now)
-            return self.pause_reason
+        reason = self.no_progress_pause_reason()
         if reason is None:
-            return None
-        error = self._latest_error()
-        if error:
-            reason += f"; latest error: {error}"
+            if not (self.queue.fresh or self.running or self.discovering or self.feeding):
+                return None
+            reason = self.outcomes.reason(
+                num_failed=self.failures.num_failed,
+                num_failed_items=self.items.num_failed_items,
+                stuck=lambda: sum(1 for n in self.waiting if self.pages[n].stuck),
+                latest_item=self.items.latest,
+                latest_error=self._latest_error,
+            )
+            if reason is None:
+                return None
         self.pause(reason, now)
         return self.pause_reason
 
@@ -629,8 +336,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         latest = max(
             (self.pages[n] for n in self.waiting), key=lambda p: p.failed_at or 0.0, default=None
         )
-        if latest is None and self.failed:
-            latest = self.failed[-1]
+        latest = latest or self.failures.latest
         if latest is None:
             return ""
         error_type, message = self.errors.get(latest.error)
@@ -643,12 +349,9 @@ class Scheduler(DiscoveryBook, NoProgressRules):
 
         A hand-over deadline is that of a page handed over while running.
         """
-        due = [self.pages[n].ready_at or 0.0 for n in self.waiting]
-        for n in self.handed_over:
-            p = self.pages[n]
-            due += [d for d in (p.report_deadline, p.confirm_by) if d]
-        if self.discovery_waiting:
-            due += self._discovery_due()
+        due = self.retries.due_times()
+        if self.book.discovery_waiting:
+            due += self.book.due_times()
         return min(due) if due else None
 
     def confirm_started(self, page_num: int, attempt: int) -> bool:
@@ -656,10 +359,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
 
         It heartbeated into the closed run: it is running, and must report by its deadline.
         """
-        if not self.is_current(page_num, attempt):
-            return False
-        self.pages[page_num].confirm_by = None
-        return True
+        return self.attempts.confirm_started(page_num, attempt)
 
     @property
     def has_due(self) -> bool:
@@ -672,71 +372,26 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         Every retry due by ``now`` becomes ready to run (ahead of new pages), and the attempts
         handed over while running that never reported fail.
         """
-        # A handed-over attempt that never said it started by then never did: Temporal drops
-        # the activity tasks of a closed run that no worker had taken. It runs again, uncounted.
-        unstarted = [
-            n
-            for n in self.handed_over
-            if self.pages[n].confirm_by is not None and (self.pages[n].confirm_by or 0.0) <= now
-        ]
-        for n in unstarted:
-            self._take_back(self.pages[n])
-        overdue = [n for n in self.handed_over if (self.pages[n].report_deadline or 0.0) <= now]
-        for n in overdue:
-            self.fail(
-                n,
-                "Timeout",
-                "the attempt was running or waiting for a worker at a "
-                "hand-over and never reported its outcome: its worker may have died, or no "
-                "worker slot took it before its run closed (parallelism above the workers' "
-                "activity slots); it may not have run",
-                non_retryable=False,
-                now=now,
-            )
-        due = sorted(
-            (self.pages[n] for n in self.waiting if (self.pages[n].ready_at or 0.0) <= now),
-            key=lambda p: (p.ready_at, p.page_num),
-            reverse=True,
-        )
-        for p in due:
-            p.ready_at = None
-            self.waiting.discard(p.page_num)
-            self.ready.appendleft(p.page_num)
-            if self.exact and p.attempts == p.unrun:
-                self._fresh += 1  # its attempts did no work: a new page again
-        discoveries = self._release_due_discoveries(now) if self.discovery_waiting else 0
-        return len(due) + len(overdue) + len(unstarted) + discoveries
+        return self.attempts.release_due(now)
 
     def running_time(self, now: float) -> float:
         """Seconds the batch has spent unpaused since it started."""
-        paused = self.paused_seconds
-        if self.paused_since is not None:
-            paused += max(0.0, now - self.paused_since)
-        return max(0.0, now - self.start_time - paused)
+        return self.parallelism.running_time(now)
 
     # -- control -----------------------------------------------------------------------------
 
     def pause(self, reason: str, now: float, *, by_zero: bool = False) -> bool:
         """Pause (running pages finish, none start); False if it already was."""
-        if self.paused:
-            return False
-        self.paused, self.pause_reason, self.paused_since = True, reason, now
-        self.paused_by_zero = by_zero
-        return True
+        return self.parallelism.pause(reason, now, by_zero=by_zero)
 
     def resume(self, now: float) -> bool:
         """Resume a paused batch at its cap; False if it was not paused.
 
         The failure policy judges afresh from here.
         """
-        if not self.paused:
+        if not self.parallelism.resume(now):
             return False
-        if self.paused_since is not None:
-            self.paused_seconds += max(0.0, now - self.paused_since)
-        self.paused, self.pause_reason, self.paused_since = False, None, None
-        self.paused_by_zero = False
-        self.recent_outcomes.clear()
-        self._recent_failures = 0
+        self.outcomes.reset()
         self.watch.resumed_now()
         return True
 
@@ -750,9 +405,7 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         if n == 0:
             self.pause("max_parallelism set to 0", now, by_zero=True)
             return old
-        if n != old:
-            self.previous_parallelism = old
-            self.max_parallelism = n
+        self.parallelism.change_cap(n)
         if self.paused and self.paused_by_zero:
             self.resume(now)
         return old
@@ -765,3 +418,53 @@ class Scheduler(DiscoveryBook, NoProgressRules):
         is still to be read from a failure ledger.
         """
         return not self.pages and not self.discovering and not self.feeding
+
+    # -- discovery apart and page actions (``discovery.py``, ``actions.py``) -----------------
+
+    def want_discovery(self, page: PageState) -> bool:
+        """Give ``page`` a discovery if its processor discovers apart and it needs one."""
+        return self.book.want(page)
+
+    def take_discoveries(
+        self, limit: int = MAX_RUNNING_DISCOVERIES, max_bytes: int | None = None, per_item: int = 0
+    ) -> list[Discovery]:
+        """Discoveries to start now (none while paused), within ``max_bytes`` of inputs."""
+        out, self.bytes_limited = self.book.take(limit, max_bytes, per_item, paused=self.paused)
+        return out
+
+    def is_current_discovery(self, page_num: int, attempt: int) -> bool:
+        """Whether ``attempt`` is the running attempt at ``page_num``'s discovery."""
+        return self.book.is_current(page_num, attempt)
+
+    def discovered(self, page_num: int, pages: list[tuple[str, int]]) -> EnqueueResult:
+        """``next_page`` answered for ``page_num``: its successors join the batch."""
+        return self.intake.discovered(page_num, pages)
+
+    def discovery_failed(self, page_num: int, error_type: str, message: str, now: float) -> float:
+        """An attempt at ``page_num``'s discovery failed; seconds to its retry (-1.0: stale)."""
+        return self.book.failed(page_num, error_type, message, now)
+
+    def discovery_not_run(self, page_num: int) -> None:
+        """A discovery's attempt ended without an answer that counts: it is ready again."""
+        self.book.not_run(page_num)
+
+    @property
+    def failing_discoveries(self) -> list[Discovery]:
+        """Discoveries that failed at least once and have not succeeded since."""
+        return self.book.failing
+
+    def page_status(self, page_num: int) -> str:
+        """What ``page_num`` is now ("running", "pending", "retrying", "stuck", ...)."""
+        return self.actions.page_status(page_num)
+
+    def refuse_page_action(self, page_num: int, action: str) -> str | None:
+        """Why ``action`` ("retry" or "skip") cannot be done to ``page_num`` now, or None."""
+        return self.actions.refuse(page_num, action)
+
+    def retry_now(self, page_num: int) -> str:
+        """Start a pending, retrying or stuck page first; returns what it was."""
+        return self.actions.retry_now(page_num)
+
+    def skip(self, page_num: int) -> tuple[str, bool]:
+        """Count a page as skipped and let it go; what it was, and whether its chain goes on."""
+        return self.actions.skip(page_num)
