@@ -10,8 +10,9 @@ from batch_orchestra._engine.continuation import (
     scheduler_from_state,
     scheduler_to_state,
 )
+from batch_orchestra._engine.pages import RECENT_CURSOR_WINDOW
 from batch_orchestra._engine.progress import build_progress
-from batch_orchestra._engine.scheduler import RECENT_CURSOR_WINDOW, Outcome, Scheduler
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
 from batch_orchestra._types import FailurePolicy, ProcessorSettings
 from batch_orchestra._wire import from_wire, to_wire
 

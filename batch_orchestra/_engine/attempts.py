@@ -69,6 +69,20 @@ class Attempts:
         """Whether new pages are held back: pages are failing and the held pages are too many."""
         return self._table.over_budget and bool(self._retries.waiting)
 
+    @property
+    def hold_reason(self) -> str | None:
+        """Why fewer pages start than the cap allows, if they do (None while paused)."""
+        if self._parallelism.paused:
+            return None
+        if self.holding_new_pages:
+            table = self._table
+            return (
+                f"{len(table.pages):,} unfinished pages ({table.held_bytes // 1024:,} KB) are as "
+                "many as the batch keeps while pages fail: new pages wait until retrying and "
+                "stuck pages finish (fix the cause, or skip them)"
+            )
+        return self._parallelism.over_limit_reason
+
     def take(
         self,
         limit: int | None,

@@ -13,9 +13,11 @@ from typing import Any
 
 from .._types import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 from .budgets import CURSOR_PREVIEW_CHARS, PROGRESS_BYTES, preview, wire_size
+from .failures import FAILURE_LIST_LIMIT
 from .flow import FlowControl
 from .history import HISTORY_SAMPLE_BYTES
-from .scheduler import FAILURE_LIST_LIMIT, PageState, Scheduler
+from .pages import PageState
+from .scheduler import Scheduler
 
 __all__ = [
     "build_progress",

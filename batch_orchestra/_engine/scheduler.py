@@ -29,36 +29,17 @@ from .._types import FailurePolicy, ItemFailure, ProcessorSettings
 from .actions import PageActions
 from .attempts import Attempt, Attempts
 from .discovery import MAX_RUNNING_DISCOVERIES, Discovery, DiscoveryBook
-from .failures import (
-    FAILED_LIST_BYTES,
-    FAILURE_LIST_LIMIT,
-    ITEM_FAILURE_LIST_LIMIT,
-    FailedPages,
-    ItemFailures,
-    keep_preview,
-)
+from .failures import FailedPages, ItemFailures, keep_preview
 from .forward import Forward
 from .intake import EnqueueResult, Intake
-from .pages import MAX_HELD_BYTES, RECENT_CURSOR_WINDOW, PageState, PageTable, RecentCursors
-from .parallelism import MAX_RUNNING_PAGES, Parallelism
+from .pages import PageState, PageTable, RecentCursors
+from .parallelism import Parallelism
 from .policy import PolicyWindow
 from .queue import RunQueue
 from .retries import Outcome, Retries
 from .throughput import Throughput
 
-__all__ = [
-    "FAILED_LIST_BYTES",
-    "FAILURE_LIST_LIMIT",
-    "ITEM_FAILURE_LIST_LIMIT",
-    "MAX_HELD_BYTES",
-    "MAX_RUNNING_PAGES",
-    "RECENT_CURSOR_WINDOW",
-    "Attempt",
-    "EnqueueResult",
-    "Outcome",
-    "PageState",
-    "Scheduler",
-]
+__all__ = ["Attempt", "EnqueueResult", "Outcome", "PageState", "Scheduler"]
 
 
 class Scheduler(NoProgressRules):
@@ -121,7 +102,9 @@ class Scheduler(NoProgressRules):
         self.retries = Retries(settings, self.table)
         self.failures = FailedPages(self.errors)
         self.items = ItemFailures()
-        self.outcomes = PolicyWindow(self.policy)
+        self.outcomes = PolicyWindow(
+            self.policy, self.table, self.retries, self.failures, self.items, self.errors
+        )
         self.parallelism = Parallelism(max_parallelism, start_time)
         self.throughput = Throughput()
         self.book = DiscoveryBook(settings, self.table, self.errors)
@@ -176,9 +159,9 @@ class Scheduler(NoProgressRules):
         self.table.pages[page_num].successor_enqueued = value
 
     def hand_over(self, report_deadline: float | None, confirm_by: float | None = None) -> None:
-        """The running attempts go on into the next run: they report by ``report_deadline``.
+        """Hand the running attempts over: they report to the next run by ``report_deadline``.
 
-        With ``confirm_by``, an attempt not handed over before must say it started by then.
+        One not handed over before must also say it started by ``confirm_by`` (if given).
         """
         if self.queue.running and report_deadline is None:
             raise RuntimeError(f"pages running at a hand-over need a deadline: {self.running}")
@@ -195,31 +178,18 @@ class Scheduler(NoProgressRules):
     # -- pages and attempts (``intake.py``, ``attempts.py``) ---------------------------------
 
     def enqueue(self, parent: int | None, pages: list[tuple[str, int]]) -> EnqueueResult:
-        """Add pages discovered by ``parent`` (None for the first pages, one chain each).
-
-        A parent that already enqueued its successors, or that is no longer in flight, is a
-        re-delivery: its pages are ignored; so is a cursor enqueued recently (a looping
-        processor).
-        """
+        """Add pages discovered by ``parent`` (None for the first pages, one chain each)."""
         return self.intake.enqueue(parent, pages)
 
     @property
     def holding_new_pages(self) -> bool:
-        """Whether new pages are held back: pages fail and hold more than ``MAX_HELD_BYTES``."""
+        """Whether new pages wait: pages fail and hold more than ``MAX_HELD_BYTES``."""
         return self.attempts.holding_new_pages
 
     @property
     def hold_reason(self) -> str | None:
         """Why fewer pages start than the cap allows, if they do."""
-        if self.paused:
-            return None
-        if self.holding_new_pages:
-            return (
-                f"{len(self.pages):,} unfinished pages ({self.held_bytes // 1024:,} KB) are as "
-                "many as the batch keeps while pages fail: new pages wait until retrying and "
-                "stuck pages finish (fix the cause, or skip them)"
-            )
-        return self.parallelism.over_limit_reason
+        return self.attempts.hold_reason
 
     def take_runnable(
         self,
@@ -228,19 +198,16 @@ class Scheduler(NoProgressRules):
         per_attempt: int = 0,
         extra_bytes: Callable[[int], int] | None = None,
     ) -> list[Attempt]:
-        """Attempts to start now: as many ready pages as the parallelism cap allows.
+        """Attempts to start now: as many ready pages as the cap allows, within ``max_bytes``.
 
-        ``max_bytes``: at most about this many bytes of attempt inputs, each ``per_attempt`` plus
-        its cursor plus ``extra_bytes(page_num)`` (its checkpoint; at least one attempt).
+        Each attempt's input counts ``per_attempt`` plus its cursor plus ``extra_bytes(page_num)``
+        (its checkpoint); at least one attempt starts.
         """
         out, self.bytes_limited = self.attempts.take(limit, max_bytes, per_attempt, extra_bytes)
         return out
 
     def is_current(self, page_num: int, attempt: int) -> bool:
-        """Whether ``attempt`` is the running attempt of ``page_num``.
-
-        Else its outcome is stale: already reported the other way, or superseded by a retry.
-        """
+        """Whether ``attempt`` is the running attempt of ``page_num`` (else its news is stale)."""
         return self.attempts.is_current(page_num, attempt)
 
     def complete(self, page_num: int, items: int, now: float) -> None:
@@ -262,11 +229,7 @@ class Scheduler(NoProgressRules):
         worker_lost: bool = False,
         now: float,
     ) -> Outcome:
-        """An attempt at ``page_num`` failed; what becomes of the page.
-
-        ``did_not_run``: it did no work (not counted); ``worker_lost``: its worker died or shut
-        down, which the failure policy does not count.
-        """
+        """An attempt failed; what becomes of the page (``worker_lost``: not counted by policy)."""
         return self.attempts.fail(
             page_num,
             error_type,
@@ -278,28 +241,20 @@ class Scheduler(NoProgressRules):
         )
 
     def not_started(self, page_num: int, attempt: int) -> bool:
-        """No worker took the attempt in time (schedule-to-start); False if stale.
-
-        It did no work, so the page is first in line again and the attempt does not count.
-        """
+        """No worker took the attempt in time: first in line again, uncounted; False if stale."""
         return self.attempts.not_started(page_num, attempt)
 
     def redrive_failed(self, *, from_ledger: bool = False) -> list[int]:
         """Queue failed pages again with fresh retry budgets; returns the page numbers queued now.
 
-        Those kept whole in memory (not recorded in a failure ledger) are queued now. With
-        ``from_ledger``, every other failed page is queued too: it counts as pending
-        (``feed_pending``) until the workflow reads it back from the ledger (``readd``).
-        Attempt numbers go on (earlier attempts count as not run), and a page that had enqueued
-        its successor keeps that mark.
+        Those kept whole are queued now; with ``from_ledger`` the others count as pending
+        (``feed_pending``) until read back from the ledger (``readd``). Attempt numbers go on
+        (earlier ones count as not run), and a successor mark is kept.
         """
         return self.attempts.redrive(from_ledger=from_ledger)
 
     def readd(self, page: PageState) -> bool:
-        """A failed page queued again by ``redrive_failed(from_ledger=True)``, read back whole.
-
-        It keeps its page number, chain and successor mark; False if it is already held.
-        """
+        """A page redriven ``from_ledger``, read back whole; False if it is already held."""
         return self.attempts.readd(page)
 
     def keep_preview(self, page: PageState) -> None:
@@ -320,45 +275,23 @@ class Scheduler(NoProgressRules):
         if reason is None:
             if not (self.queue.fresh or self.running or self.discovering or self.feeding):
                 return None
-            reason = self.outcomes.reason(
-                num_failed=self.failures.num_failed,
-                num_failed_items=self.items.num_failed_items,
-                stuck=lambda: sum(1 for n in self.waiting if self.pages[n].stuck),
-                latest_item=self.items.latest,
-                latest_error=self._latest_error,
-            )
+            reason = self.outcomes.reason()
             if reason is None:
                 return None
         self.pause(reason, now)
         return self.pause_reason
 
-    def _latest_error(self) -> str:
-        latest = max(
-            (self.pages[n] for n in self.waiting), key=lambda p: p.failed_at or 0.0, default=None
-        )
-        latest = latest or self.failures.latest
-        if latest is None:
-            return ""
-        error_type, message = self.errors.get(latest.error)
-        return f"{error_type}: {message[:200]}"
-
     # -- time --------------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        """When the earliest waiting retry or hand-over deadline is due, if any.
-
-        A hand-over deadline is that of a page handed over while running.
-        """
+        """When the earliest retry, hand-over deadline or discovery retry is due, if any."""
         due = self.retries.due_times()
         if self.book.discovery_waiting:
             due += self.book.due_times()
         return min(due) if due else None
 
     def confirm_started(self, page_num: int, attempt: int) -> bool:
-        """An attempt handed over at a hand-over says it had started.
-
-        It heartbeated into the closed run: it is running, and must report by its deadline.
-        """
+        """A handed-over attempt says it had started: it must report by its deadline."""
         return self.attempts.confirm_started(page_num, attempt)
 
     @property
@@ -367,11 +300,7 @@ class Scheduler(NoProgressRules):
         return bool(self.waiting or self.handed_over or self.discovery_waiting)
 
     def release_due(self, now: float) -> int:
-        """Release what is due by ``now``; returns how many pages.
-
-        Every retry due by ``now`` becomes ready to run (ahead of new pages), and the attempts
-        handed over while running that never reported fail.
-        """
+        """Retries due by ``now`` go first in line, overdue hand-overs fail; returns how many."""
         return self.attempts.release_due(now)
 
     def running_time(self, now: float) -> float:
@@ -385,10 +314,7 @@ class Scheduler(NoProgressRules):
         return self.parallelism.pause(reason, now, by_zero=by_zero)
 
     def resume(self, now: float) -> bool:
-        """Resume a paused batch at its cap; False if it was not paused.
-
-        The failure policy judges afresh from here.
-        """
+        """Resume a paused batch at its cap (the policy judges afresh); False if not paused."""
         if not self.parallelism.resume(now):
             return False
         self.outcomes.reset()
@@ -412,11 +338,7 @@ class Scheduler(NoProgressRules):
 
     @property
     def is_finished(self) -> bool:
-        """Nothing is left to do.
-
-        No page is pending, waiting, running or stuck, no successor is being found, and no page
-        is still to be read from a failure ledger.
-        """
+        """No page is held, no successor is being found, no page is still to be read back."""
         return not self.pages and not self.discovering and not self.feeding
 
     # -- discovery apart and page actions (``discovery.py``, ``actions.py``) -----------------
