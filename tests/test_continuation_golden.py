@@ -25,24 +25,14 @@ from batch_orchestra._engine.flow import FlowState
 from batch_orchestra._engine.history import History
 from batch_orchestra._engine.scheduler import Scheduler
 from batch_orchestra._types import FailurePolicy, ItemFailure, ProcessorSettings
+from tests.test_scheduler import settings as processor_settings
 
 GOLDEN = Path(__file__).parent / "golden"
 POLICY = FailurePolicy(max_failure_rate=None)
 
 
 def _settings() -> ProcessorSettings:
-    return ProcessorSettings(
-        name="Golden",
-        at_most_once=False,
-        maximum_attempts=2,
-        initial_interval_seconds=1.0,
-        backoff_coefficient=2.0,
-        maximum_interval_seconds=10.0,
-        non_retryable_error_types=["Fatal"],
-        use_extended_retries=True,
-        extended_retry_interval_seconds=60.0,
-        discovers_apart=True,
-    )
+    return processor_settings(name="Golden", maximum_attempts=2, discovers_apart=True)
 
 
 def _first_run() -> Scheduler:

@@ -448,3 +448,37 @@ def test_a_batch_far_below_its_cap_with_nothing_pending_is_told_it_is_discovery_
     hint = discovery_bound(p(effective_parallelism=20, num_processing_pages=8), None)
     assert hint is not None and "8 of 20 running" in hint and " s or more" not in hint
     assert discovery_bound(p(effective_parallelism=20), None) is None  # 12 of 20
+
+
+def test_a_put_off_hand_over_leaves_no_deadline_on_this_run_s_attempts() -> None:
+    """A hand-over that does not fit is put off: the attempts of this run run on with no
+    deadline (they would otherwise time out here), while one handed over by the last run keeps
+    the deadline it must report by."""
+    s = Scheduler(settings(), 4, 0.0)
+    s.enqueue(None, [("a", 1), ("b", 1)])
+    [a, _] = s.take_runnable()
+    t = roundtrip(s, deadline=100.0)  # both handed over to this run
+    t.complete(a.page_num, 1, 1.0)
+    t.enqueue(None, [("c", 1)])
+    [c] = t.take_runnable()
+    t.hand_over(200.0, 150.0)  # the next hand-over is built, then found too big
+    t.clear_handover_deadlines()
+    assert t.pages[c.page_num].report_deadline is None and t.pages[c.page_num].confirm_by is None
+    assert t.pages[1].report_deadline == 200.0, "the handed-over attempt keeps its deadline"
+    assert t.next_due() == 200.0
+    t.release_due(1_000.0)
+    assert t.is_current(c.page_num, c.attempt), "this run's attempt is not timed out"
+
+
+def test_what_the_workflow_sets_goes_through_methods() -> None:
+    s = Scheduler(settings(), 4, 0.0)
+    s.enqueue(None, [("a", 1), ("b", 1)])
+    s.set_flow_cap(1)
+    [a] = s.take_runnable()
+    assert s.effective_parallelism == 1 and s.flow_cap == 1
+    s.forget_running(a.page_num)  # the run no longer waits for it (cancelled)
+    assert not s.is_current(a.page_num, a.attempt) and a.page_num in s.pages
+    s.mark_successor_enqueued(1)
+    assert s.enqueue(1, [("c", 1)]).added == [], "its successors are known already"
+    s.set_feeding(True)
+    assert not s.is_finished

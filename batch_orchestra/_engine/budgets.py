@@ -117,7 +117,7 @@ HANDOVER_BYTES = 1_500_000
 carry more is put off until pages have run and released their cursors."""
 HISTORY_BYTES = 30 * 1024
 """The most the batch's history of throughput samples holds in a hand-over (at most 360 rows of
-numbers: ``_history.py``); part of what ``HANDOVER_STATE_BYTES`` estimates."""
+numbers: ``history.py``); part of what the workflow's ``HANDOVER_STATE_BYTES`` estimates."""
 HISTORY_PROGRESS_BYTES = 80 * 1024
 """The most the same history holds in progress, as named samples (``progress.history``); part of
 ``PROGRESS_BYTES``, never trimmed."""
