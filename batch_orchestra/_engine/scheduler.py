@@ -14,6 +14,7 @@ deadlines (``retries.py``), the failed lists (``failures.py``), the failure poli
 (``policy.py``), parallelism and pauses (``parallelism.py``), completions and rates
 (``throughput.py``), discovery apart (``discovery.py``) and an operator's page actions
 (``actions.py``). Its attributes of old (``pages``, ``running``, ``paused`` ...) are its parts'.
+The no-progress rules (``NoProgressRules``, ``_no_progress.py``) are still a base class.
 ``scheduler_to_state`` and ``scheduler_from_state`` (``continuation.py``) carry it into the next
 run, through each part's ``state`` and ``restore``.
 """
