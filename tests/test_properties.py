@@ -420,10 +420,9 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert before - s.num_failed == len(requeued) + (s.feed_pending - len(self.feed))
         if self.ledger:
             self.feed = sorted(self.failed)  # read back from the ledger, a chunk at a time
-            s.feeding = bool(self.feed)
+            s.set_feeding(bool(self.feed))
             if not self.feed:
-                lost, s.feed_pending = s.feed_pending, 0
-                s.num_failed += lost
+                s.count_unread_as_failed()
         assert s.feed_pending == len(self.feed)
 
     @precondition(lambda self: bool(self.feed))
@@ -447,7 +446,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert s.readd(page)
             self.failed.discard(num)
         if not self.feed:
-            s.feeding = False
+            s.set_feeding(False)
 
     # -- hand-over -------------------------------------------------------------------------
 
@@ -470,8 +469,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         before = observed(s, now)
         t = handover(s, deadline, confirm_by)
         assert t.num_runs == s.num_runs + 1
-        t.feeding = s.feeding  # the workflow sets these from its own state in every run
-        t.flow_cap = s.flow_cap
+        t.set_feeding(s.feeding)  # the workflow sets these from its own state in every run
+        t.set_flow_cap(s.flow_cap)
         after = observed(t, now)
         # A discovery running at a hand-over is found again in the next run (it only reads).
         before["progress"].pop("num_discovering_pages", None)
