@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ._budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES, text_size
+from ._engine.budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES, text_size
 from ._model.failures import ItemFailure, PageFailure
 
 __all__ = [

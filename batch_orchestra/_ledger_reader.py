@@ -24,7 +24,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._budgets import wire_size
+from ._engine.budgets import wire_size
 from ._ledger import (
     LedgerItem,
     LedgerPage,

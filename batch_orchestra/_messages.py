@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._model import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFailure
-from ._processor import BatchPage
+from ._worker.page import BatchPage
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",

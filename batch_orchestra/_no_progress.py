@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from ._errors_table import MAX_ERROR_MESSAGE
 
 if TYPE_CHECKING:
-    from ._discovery import Discovery
-    from ._scheduler import PageState
-    from ._types import FailurePolicy
+    from ._engine.discovery import Discovery
+    from ._engine.scheduler import PageState
+    from ._model import FailurePolicy
 
 __all__ = ["MAX_NO_PROGRESS_TEXT", "NO_PROGRESS_SHOWN_FROM", "NoProgressRules", "NoProgressWatch"]
 

@@ -35,8 +35,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ._exceptions import BatchOrchestraError, InvalidBatchInputError
 from ._model import BatchWindow, check_window, input_to_wire
-from ._processor import PageProcessor, _is_registered, get_page_processor
-from ._series_activities import window_end_missing
 from ._series_client import SeriesHandle, duration_text
 from ._series_messages import (
     SERIES_READY_UPDATE,
@@ -56,6 +54,9 @@ from ._series_types import (
 )
 from ._typed import check_args
 from ._wire import to_wire
+from ._worker.processor import PageProcessor, get_page_processor
+from ._worker.processor import is_registered as _is_registered
+from ._worker.series_activities import window_end_missing
 
 __all__ = ["create_series"]
 

@@ -21,6 +21,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from ._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
+    from ._model import BatchNotifierConfig, BatchWindow, check_window, input_from_wire
     from ._series_messages import (
         SERIES_BACKFILL_UPDATE,
         SERIES_CHECK,
@@ -54,12 +55,6 @@ with workflow.unsafe.imports_passed_through():
         book_to_wire,
     )
     from ._series_types import check_mark
-    from ._types import (
-        BatchNotifierConfig,
-        BatchWindow,
-        check_window,
-        input_from_wire,
-    )
     from ._wire import WireError, from_wire, to_wire
 
 __all__ = ["BatchSeries"]

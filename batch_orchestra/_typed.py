@@ -30,7 +30,7 @@ from ._model import check_cursor
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from ._processor import BatchPage
+    from ._worker.page import BatchPage
 
 __all__ = [
     "TypedContextMixin",

@@ -70,7 +70,7 @@ from batch_orchestra._messages import (
     ReduceInput,
     TrackerInput,
 )
-from batch_orchestra._types import BatchOrchestratorInput, input_to_wire
+from batch_orchestra._model import BatchOrchestratorInput, input_to_wire
 from batch_orchestra._worker.page import BatchPage
 from batch_orchestra._workflow.details import failure_details
 from tests.test_scheduler import settings

@@ -24,7 +24,7 @@ from batch_orchestra._engine.continuation import (
 from batch_orchestra._engine.flow import FlowState
 from batch_orchestra._engine.history import History
 from batch_orchestra._engine.scheduler import Scheduler
-from batch_orchestra._types import FailurePolicy, ItemFailure, ProcessorSettings
+from batch_orchestra._model import FailurePolicy, ItemFailure, ProcessorSettings
 from tests.test_scheduler import settings as processor_settings
 
 GOLDEN = Path(__file__).parent / "golden"

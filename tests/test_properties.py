@@ -48,7 +48,7 @@ from batch_orchestra._engine.continuation import (
 from batch_orchestra._engine.flow import FlowControl, FlowState
 from batch_orchestra._engine.progress import build_progress
 from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
-from batch_orchestra._types import FailurePolicy, ProcessorSettings
+from batch_orchestra._model import FailurePolicy, ProcessorSettings
 from batch_orchestra._wire import from_wire, to_wire
 from tests.test_scheduler import settings as processor_settings
 

@@ -13,7 +13,7 @@ from batch_orchestra._engine.continuation import (
 from batch_orchestra._engine.pages import RECENT_CURSOR_WINDOW
 from batch_orchestra._engine.progress import build_progress
 from batch_orchestra._engine.scheduler import Outcome, Scheduler
-from batch_orchestra._types import FailurePolicy, ProcessorSettings
+from batch_orchestra._model import FailurePolicy, ProcessorSettings
 from batch_orchestra._wire import from_wire, to_wire
 
 
@@ -414,7 +414,7 @@ def test_a_retry_due_while_paused_stays_listed_with_its_error() -> None:
 
 def test_a_batch_far_below_its_cap_with_nothing_pending_is_told_it_is_discovery_bound() -> None:
     from batch_orchestra._engine.progress import discovery_bound
-    from batch_orchestra._types import BatchOrchestratorProgress
+    from batch_orchestra._model import BatchOrchestratorProgress
 
     def p(**kw: object) -> BatchOrchestratorProgress:
         base: dict[str, object] = dict(

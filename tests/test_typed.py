@@ -29,7 +29,7 @@ from batch_orchestra import (
     cursor_str,
     page_processor,
 )
-from batch_orchestra._types import MAX_CURSOR_BYTES
+from batch_orchestra._engine.budgets import MAX_CURSOR_BYTES
 from tests.helpers import batch_id, run_histories
 
 try:

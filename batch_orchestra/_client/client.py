@@ -22,8 +22,9 @@ from .._model import (
     input_to_wire,
     validate_input,
 )
-from .._processor import PageProcessor, _is_registered, find_page_processor
 from .._typed import check_args
+from .._worker.processor import PageProcessor, find_page_processor
+from .._worker.processor import is_registered as _is_registered
 from .handle import BatchOrchestratorHandle
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._budgets import START_BYTES_PER_TASK, text_size
-from .._discovery import MAX_RUNNING_DISCOVERIES
-from .._flow import rates_text
+from .budgets import START_BYTES_PER_TASK, text_size
+from .discovery import MAX_RUNNING_DISCOVERIES
 from .events import Starts
+from .flow import rates_text
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from typing import Any
 from .._errors_table import ErrorTable
 from .._hooks import HookRecord
 from .._ledger import LedgerState
+from .._model import FailurePolicy, ProcessorSettings
 from .._no_progress import NoProgressWatch
-from .._types import FailurePolicy, ProcessorSettings
 from .._wire import from_wire, to_wire
 from .columns import (
     delta,

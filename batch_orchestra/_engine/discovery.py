@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .._errors_table import ErrorTable
-from .._types import ProcessorSettings
+from .._model import ProcessorSettings
 from .budgets import text_size
 from .pages import PageState, PageTable
 

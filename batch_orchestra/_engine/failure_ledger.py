@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .._budgets import LEDGER_READ_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, clip
 from .._errors_table import MAX_ERROR_TYPE
 from .._ledger import LedgerBook, LedgerFeed, LedgerItem, LedgerPage, ReadLedgerResult
-from .._scheduler import MAX_HELD_BYTES, PageState
-from .._types import ItemFailure
+from .._model import ItemFailure
+from .budgets import LEDGER_READ_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, clip
 from .lifecycle import Lifecycle
+from .pages import MAX_HELD_BYTES
+from .scheduler import PageState
 
 if TYPE_CHECKING:
     from .run_state import RunState

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._errors_table import MAX_ERROR_TYPE, ErrorTable
-from .._types import ItemFailure
+from .._model import ItemFailure
 from .budgets import (
     CURSOR_PREVIEW_CHARS,
     KEY_PREVIEW_CHARS,

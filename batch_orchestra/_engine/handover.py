@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._budgets import HANDOVER_BYTES
-from .._continuation import BatchContinuation, continuation_to_wire, scheduler_to_state
+from .budgets import HANDOVER_BYTES
+from .continuation import BatchContinuation, continuation_to_wire, scheduler_to_state
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .._types import HistorySample
+from .._model import HistorySample
 from .budgets import HISTORY_BYTES
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from .._errors_table import ErrorTable
-from .._types import FailurePolicy
+from .._model import FailurePolicy
 from .failures import FailedPages, ItemFailures
 from .pages import PageTable
 from .retries import Retries

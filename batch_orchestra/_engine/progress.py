@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .._types import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
+from .._model import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 from .budgets import CURSOR_PREVIEW_CHARS, PROGRESS_BYTES, preview, wire_size
 from .failures import FAILURE_LIST_LIMIT
 from .flow import FlowControl

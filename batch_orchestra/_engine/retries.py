@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from .._types import ProcessorSettings
+from .._model import ProcessorSettings
 from .pages import PageState, PageTable
 
 __all__ = ["Outcome", "Retries"]

@@ -25,8 +25,8 @@ from collections import deque
 from collections.abc import Callable
 
 from .._errors_table import ErrorTable
+from .._model import FailurePolicy, ItemFailure, ProcessorSettings
 from .._no_progress import NoProgressRules, NoProgressWatch
-from .._types import FailurePolicy, ItemFailure, ProcessorSettings
 from .actions import PageActions
 from .attempts import Attempt, Attempts
 from .discovery import MAX_RUNNING_DISCOVERIES, Discovery, DiscoveryBook

@@ -12,6 +12,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .._engine.budgets import MAX_PAGE_VALUE_BYTES
 from .._errors_table import MAX_ERROR_MESSAGE
 from .._exceptions import (
     INVALID_INPUT_ERROR_TYPE,
@@ -29,7 +30,6 @@ from .._messages import (
     PageResult,
     ProcessPageInput,
 )
-from .._types import MAX_PAGE_VALUE_BYTES
 from .catalog import WorkerCatalog
 from .checkpoint import with_checkpoint
 from .context import (

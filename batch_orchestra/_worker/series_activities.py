@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._exceptions import INVALID_INPUT_ERROR_TYPE
+from .._model import MAX_MARK_CHARS, BatchOrchestratorProgress
 from .._series_messages import (
     CLAIM_ATTEMPTS,
     SERIES_AWAIT_BATCH,
@@ -45,7 +46,6 @@ from .._series_messages import (
     SeriesCheckInput,
 )
 from .._series_types import WindowEndContext
-from .._types import MAX_MARK_CHARS, BatchOrchestratorProgress
 from .catalog import WorkerCatalog
 from .checks import check_args_and_hooks, checked_processor
 from .failures import application_error

@@ -11,6 +11,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .._engine.budgets import MAX_RESULT_BYTES
 from .._exceptions import PROCESSOR_USAGE_ERROR_TYPE
 from .._ledger import ReadLedgerInput, ReadLedgerResult
 from .._ledger_reader import read_chunk
@@ -28,7 +29,7 @@ from .._messages import (
     ReduceInput,
     TrackerInput,
 )
-from .._types import MAX_RESULT_BYTES, ProcessorSettings
+from .._model import ProcessorSettings
 from .catalog import WorkerCatalog
 from .checks import check_args_and_hooks, checked_processor
 from .failures import application_error, look_up

@@ -9,12 +9,12 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from .._budgets import FAILURE_DETAILS_BYTES, wire_size
+    from .._engine.budgets import FAILURE_DETAILS_BYTES, wire_size
     from .._engine.engine import BatchEngine
+    from .._engine.progress import page_failure
+    from .._engine.scheduler import PageState
     from .._messages import FailureDetails, FailureDetailsRequest
-    from .._progress import page_failure
-    from .._scheduler import PageState
-    from .._types import PageFailure
+    from .._model import PageFailure
 
 __all__ = ["failure_details"]
 

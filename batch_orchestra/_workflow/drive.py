@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from .._budgets import wire_size
+    from .._engine.budgets import wire_size
     from .._engine.engine import BatchEngine
     from .._engine.handover import MAX_HANDOVER_BYTES
     from .._engine.lifecycle import Lifecycle

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
         FailureDetailsRequest,
         PageOutcome,
     )
-    from .._types import BatchOrchestratorProgress, FailurePolicy, check_rate
+    from .._model import BatchOrchestratorProgress, FailurePolicy, check_rate
     from .calls import Calls
     from .details import failure_details
     from .drive import Driver
