@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
+from ._client.series import SeriesHandle
 from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
 from ._engine.ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
 from ._exceptions import (
@@ -43,9 +44,9 @@ from ._model import (
     RedrivePage,
     RedriveSource,
 )
-from ._series_client import SeriesHandle
-from ._series_run import BatchSeriesRun
-from ._series_types import (
+from ._model.typed import args_str, cursor_str
+from ._series.run import BatchSeriesRun
+from ._series.types import (
     MarkChange,
     SeriesDescription,
     SeriesRun,
@@ -54,8 +55,7 @@ from ._series_types import (
     Watermark,
     WindowEndContext,
 )
-from ._series_workflow import BatchSeries
-from ._typed import args_str, cursor_str
+from ._series.workflow import BatchSeries
 from ._worker.checkpoint import MAX_CHECKPOINT_BYTES, PageItems
 from ._worker.context import BatchProcessorContext, EnqueuedPages
 from ._worker.enqueue import WorkerSettings

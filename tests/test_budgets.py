@@ -43,15 +43,7 @@ from batch_orchestra._engine.continuation import (
 )
 from batch_orchestra._engine.flow import FlowControl, FlowState
 from batch_orchestra._engine.history import History
-from batch_orchestra._engine.outbox import notice_chunk
-from batch_orchestra._engine.progress import (
-    _rough_size,
-    build_progress,
-    flow_progress,
-    guard_progress,
-)
-from batch_orchestra._engine.scheduler import Outcome, Scheduler
-from batch_orchestra._ledger import (
+from batch_orchestra._engine.ledger import (
     LedgerBook,
     LedgerItem,
     LedgerPage,
@@ -60,8 +52,16 @@ from batch_orchestra._ledger import (
     ReadLedgerInput,
     ReadLedgerResult,
 )
-from batch_orchestra._ledger_reader import _fill
-from batch_orchestra._messages import (
+from batch_orchestra._engine.outbox import notice_chunk
+from batch_orchestra._engine.progress import (
+    _rough_size,
+    build_progress,
+    flow_progress,
+    guard_progress,
+)
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
+from batch_orchestra._model import BatchOrchestratorInput, input_to_wire
+from batch_orchestra._model.messages import (
     DiscoverPageInput,
     FailureDetailsRequest,
     HealthCheckInput,
@@ -70,7 +70,7 @@ from batch_orchestra._messages import (
     ReduceInput,
     TrackerInput,
 )
-from batch_orchestra._model import BatchOrchestratorInput, input_to_wire
+from batch_orchestra._ledger_history import _fill
 from batch_orchestra._worker.page import BatchPage
 from batch_orchestra._workflow.details import failure_details
 from tests.test_scheduler import settings

@@ -15,9 +15,7 @@ from batch_orchestra._engine.continuation import (
     scheduler_to_state,
 )
 from batch_orchestra._engine.failure_ledger import item_pages
-from batch_orchestra._engine.progress import build_progress
-from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
-from batch_orchestra._ledger import (
+from batch_orchestra._engine.ledger import (
     LedgerBook,
     LedgerFeed,
     LedgerFold,
@@ -26,8 +24,10 @@ from batch_orchestra._ledger import (
     LedgerPosition,
     LedgerRecord,
 )
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
 from batch_orchestra._model import FailurePolicy
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._model.codec import from_wire, to_wire
 from tests.test_scheduler import settings
 
 

@@ -15,11 +15,11 @@ from batch_orchestra._engine.continuation import (
     scheduler_from_state,
     scheduler_to_state,
 )
+from batch_orchestra._engine.hook_errors import MAX_HOOK_ERROR, HookErrors
 from batch_orchestra._engine.progress import build_progress
 from batch_orchestra._engine.scheduler import Outcome, Scheduler
-from batch_orchestra._hooks import MAX_HOOK_ERROR, HookErrors
 from batch_orchestra._model import BatchOrchestratorInput, validate_input
-from batch_orchestra._typed import check_args
+from batch_orchestra._model.typed import check_args
 from tests.test_scheduler import settings
 
 BAD = ("TypeError", "Args.__init__() got an unexpected keyword argument 'db'")

@@ -49,7 +49,7 @@ from batch_orchestra._engine.flow import FlowControl, FlowState
 from batch_orchestra._engine.progress import build_progress
 from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
 from batch_orchestra._model import FailurePolicy, ProcessorSettings
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._model.codec import from_wire, to_wire
 from tests.test_scheduler import settings as processor_settings
 
 settings.register_profile(

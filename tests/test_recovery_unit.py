@@ -16,7 +16,7 @@ from batch_orchestra._engine.progress import build_progress
 from batch_orchestra._engine.scheduler import Outcome, Scheduler
 from batch_orchestra._exceptions import InvalidBatchInputError
 from batch_orchestra._model import FailurePolicy, validate_input
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._model.codec import from_wire, to_wire
 from tests.test_scheduler import settings
 
 

@@ -14,7 +14,7 @@ from batch_orchestra._engine.pages import RECENT_CURSOR_WINDOW
 from batch_orchestra._engine.progress import build_progress
 from batch_orchestra._engine.scheduler import Outcome, Scheduler
 from batch_orchestra._model import FailurePolicy, ProcessorSettings
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._model.codec import from_wire, to_wire
 
 
 def settings(**kw: object) -> ProcessorSettings:

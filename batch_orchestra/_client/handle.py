@@ -18,7 +18,8 @@ from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError
 
 from .._exceptions import InvalidBatchInputError
-from .._messages import (
+from .._model import BatchFailures, BatchOrchestratorProgress, check_rate
+from .._model.messages import (
     PAUSE_UPDATE,
     PROGRESS_QUERY,
     REDRIVE_UPDATE,
@@ -29,7 +30,6 @@ from .._messages import (
     SET_RATE_LIMIT_UPDATE,
     SKIP_PAGE_UPDATE,
 )
-from .._model import BatchFailures, BatchOrchestratorProgress, check_rate
 from .failures import read_failures
 
 __all__ = ["BatchOrchestratorHandle"]

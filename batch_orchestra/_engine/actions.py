@@ -6,8 +6,8 @@ the retries, the failed list and the discoveries apart (a skipped page still han
 
 from __future__ import annotations
 
-from .._errors_table import ErrorTable
 from .discovery import DiscoveryBook
+from .errors_table import ErrorTable
 from .failures import FailedPages
 from .pages import PageTable
 from .queue import RunQueue

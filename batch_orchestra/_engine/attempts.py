@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._errors_table import ErrorTable
-from .._no_progress import NoProgressWatch
 from .budgets import text_size
 from .discovery import DiscoveryBook
+from .errors_table import ErrorTable
 from .failures import FailedPages
+from .no_progress import NoProgressWatch
 from .pages import PageState, PageTable
 from .parallelism import Parallelism
 from .policy import PolicyWindow

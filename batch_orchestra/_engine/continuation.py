@@ -14,12 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors_table import ErrorTable
-from .._hooks import HookRecord
-from .._ledger import LedgerState
 from .._model import FailurePolicy, ProcessorSettings
-from .._no_progress import NoProgressWatch
-from .._wire import from_wire, to_wire
+from .._model.codec import from_wire, to_wire
 from .columns import (
     delta,
     discoveries_of,
@@ -30,8 +26,12 @@ from .columns import (
     undelta,
     unpack_pages,
 )
+from .errors_table import ErrorTable
 from .flow import FlowState
 from .history import HistoryState
+from .hook_errors import HookRecord
+from .ledger import LedgerState
+from .no_progress import NoProgressWatch
 from .scheduler import PageState, Scheduler
 
 __all__ = [

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .._errors_table import ErrorTable
 from .._model import ProcessorSettings
 from .budgets import text_size
+from .errors_table import ErrorTable
 from .pages import PageState, PageTable
 
 __all__ = [

@@ -20,7 +20,6 @@ from .._exceptions import (
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     WORKER_SHUTDOWN_ERROR_TYPE,
 )
-from .._hooks import HookErrors
 from .._model import (
     BatchOrchestratorProgress,
     FailurePolicy,
@@ -37,6 +36,7 @@ from .failure_ledger import FailureLedger
 from .flow import FlowControl, FlowState
 from .handover import Handover
 from .hook_calls import HookCalls
+from .hook_errors import HookErrors
 from .lifecycle import Lifecycle
 from .outbox import ITEMS_OUTBOX_LIMIT
 from .progress import build_progress, flow_progress, guard_progress, page_failure

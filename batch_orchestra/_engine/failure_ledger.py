@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .._errors_table import MAX_ERROR_TYPE
-from .._ledger import LedgerBook, LedgerFeed, LedgerItem, LedgerPage, ReadLedgerResult
 from .._model import ItemFailure
 from .budgets import LEDGER_READ_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, clip
+from .errors_table import MAX_ERROR_TYPE
+from .ledger import LedgerBook, LedgerFeed, LedgerItem, LedgerPage, ReadLedgerResult
 from .lifecycle import Lifecycle
 from .pages import MAX_HELD_BYTES
 from .scheduler import PageState

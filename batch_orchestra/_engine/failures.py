@@ -12,7 +12,6 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
-from .._errors_table import MAX_ERROR_TYPE, ErrorTable
 from .._model import ItemFailure
 from .budgets import (
     CURSOR_PREVIEW_CHARS,
@@ -22,6 +21,7 @@ from .budgets import (
     preview,
     text_size,
 )
+from .errors_table import MAX_ERROR_TYPE, ErrorTable
 from .pages import PageState
 
 __all__ = [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from .._errors_table import ErrorTable
 from .._model import FailurePolicy
+from .errors_table import ErrorTable
 from .failures import FailedPages, ItemFailures
 from .pages import PageTable
 from .retries import Retries

@@ -24,15 +24,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from .._errors_table import ErrorTable
 from .._model import FailurePolicy, ItemFailure, ProcessorSettings
-from .._no_progress import NoProgressRules, NoProgressWatch
 from .actions import PageActions
 from .attempts import Attempt, Attempts
 from .discovery import MAX_RUNNING_DISCOVERIES, Discovery, DiscoveryBook
+from .errors_table import ErrorTable
 from .failures import FailedPages, ItemFailures, keep_preview
 from .forward import Forward
 from .intake import EnqueueResult, Intake
+from .no_progress import NoProgressRules, NoProgressWatch
 from .pages import PageState, PageTable, RecentCursors
 from .parallelism import Parallelism
 from .policy import PolicyWindow

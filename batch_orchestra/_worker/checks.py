@@ -11,7 +11,7 @@ from .._exceptions import (
     ProcessorDefinitionError,
 )
 from .._model import ProcessorSettings
-from .._typed import check_args
+from .._model.typed import check_args
 from .catalog import WorkerCatalog
 from .failures import look_up, raised_as
 from .processor import PageProcessor, processor_settings

@@ -24,7 +24,7 @@ from .._engine.budgets import (
 )
 from .._exceptions import InvalidBatchInputError, ProcessorUsageError
 from .._model import BatchWindow, ItemFailure
-from .._typed import TypedContextMixin
+from .._model.typed import TypedContextMixin
 from .checkpoint import CheckpointMixin
 from .page import BatchPage
 from .resources import WorkerResources

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .._exceptions import InvalidBatchInputError
 from .._model import check_cursor
-from .._typed import TypedPageMixin
+from .._model.typed import TypedPageMixin
 
 __all__ = ["BatchPage"]
 

@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._engine.budgets import MAX_PAGE_VALUE_BYTES
-from .._errors_table import MAX_ERROR_MESSAGE
+from .._engine.errors_table import MAX_ERROR_MESSAGE
 from .._exceptions import (
     INVALID_INPUT_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
@@ -21,7 +21,7 @@ from .._exceptions import (
     InvalidBatchInputError,
     ProcessorUsageError,
 )
-from .._messages import (
+from .._model.messages import (
     DISCOVER_PAGE,
     PROCESS_PAGE,
     DiscoverPageInput,

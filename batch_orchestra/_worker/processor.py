@@ -17,7 +17,7 @@ from .._exceptions import (
     UnknownPageProcessorError,
 )
 from .._model import ProcessorSettings
-from .._typed import is_model
+from .._model.typed import is_model
 from .context import BatchProcessorContext
 from .registry import Registry
 

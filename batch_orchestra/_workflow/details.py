@@ -13,8 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from .._engine.engine import BatchEngine
     from .._engine.progress import page_failure
     from .._engine.scheduler import PageState
-    from .._messages import FailureDetails, FailureDetailsRequest
     from .._model import PageFailure
+    from .._model.messages import FailureDetails, FailureDetailsRequest
 
 __all__ = ["failure_details"]
 

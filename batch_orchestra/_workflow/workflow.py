@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from .._engine.events import Patches
     from .._engine.lifecycle import Lifecycle
     from .._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
-    from .._messages import (
+    from .._model import BatchOrchestratorProgress, FailurePolicy, check_rate
+    from .._model.messages import (
         BATCH_WORKFLOW_TYPE,
         ENQUEUE_MANY_UPDATE,
         ENQUEUE_SIGNAL,
@@ -48,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         FailureDetailsRequest,
         PageOutcome,
     )
-    from .._model import BatchOrchestratorProgress, FailurePolicy, check_rate
     from .calls import Calls
     from .details import failure_details
     from .drive import Driver

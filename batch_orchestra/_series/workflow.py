@@ -20,9 +20,10 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from ._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
-    from ._model import BatchNotifierConfig, BatchWindow, check_window, input_from_wire
-    from ._series_messages import (
+    from .._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
+    from .._model import BatchNotifierConfig, BatchWindow, check_window, input_from_wire
+    from .._model.codec import WireError, from_wire, to_wire
+    from .messages import (
         SERIES_BACKFILL_UPDATE,
         SERIES_CHECK,
         SERIES_CLAIM_UPDATE,
@@ -46,16 +47,8 @@ with workflow.unsafe.imports_passed_through():
         SetMarkRequest,
         iso,
     )
-    from ._series_state import (
-        BookState,
-        ClaimRecord,
-        RunRecord,
-        SeriesBook,
-        book_from_wire,
-        book_to_wire,
-    )
-    from ._series_types import check_mark
-    from ._wire import WireError, from_wire, to_wire
+    from .state import BookState, ClaimRecord, RunRecord, SeriesBook, book_from_wire, book_to_wire
+    from .types import check_mark
 
 __all__ = ["BatchSeries"]
 

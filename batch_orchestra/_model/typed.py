@@ -14,23 +14,21 @@ import difflib
 import json
 import re
 import sys
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadConverter
 
-from ._exceptions import (
+from .._exceptions import (
     InvalidArgsError,
     InvalidBatchInputError,
     InvalidCursorError,
     ProcessorUsageError,
 )
-from ._model import check_cursor
+from .._model import check_cursor
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-    from ._worker.page import BatchPage
 
 __all__ = [
     "TypedContextMixin",
@@ -303,13 +301,20 @@ class TypedPageMixin:
         return cls(cursor_str(cursor), size)
 
 
+class _PageLike(Protocol):
+    """What the typed context reads of its page (the context's ``BatchPage``)."""
+
+    @property
+    def cursor_str(self) -> str: ...
+
+
 class TypedContextMixin:
     """``context.cursor(Model)`` and ``context.args(Model)`` on ``BatchProcessorContext``."""
 
     if TYPE_CHECKING:
 
         @property
-        def page(self) -> BatchPage: ...
+        def page(self) -> _PageLike: ...
 
         @property
         def page_num(self) -> int: ...

@@ -25,8 +25,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ._engine.budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES, text_size
-from ._model.failures import ItemFailure, PageFailure
+from .._model.failures import ItemFailure, PageFailure
+from .budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES, text_size
 
 __all__ = [
     "LedgerBook",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._exceptions import InvalidBatchInputError
-from ._model import (
+from .._exceptions import InvalidBatchInputError
+from .._model import (
     MAX_MARK_CHARS,
     BatchOrchestratorInput,
     BatchWindow,

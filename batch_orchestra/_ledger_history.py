@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._engine.budgets import wire_size
-from ._ledger import (
+from ._engine.ledger import (
     LedgerItem,
     LedgerPage,
     LedgerPosition,
@@ -33,8 +33,8 @@ from ._ledger import (
     ReadLedgerInput,
     ReadLedgerResult,
 )
-from ._messages import RECORD_FAILURES
-from ._wire import WireError, from_wire
+from ._model.codec import WireError, from_wire
+from ._model.messages import RECORD_FAILURES
 
 __all__ = ["Collected", "LedgerWalk", "collect_failures", "read_chunk", "walk_ledger"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ._model import HookError
+from .._model import HookError
 
 __all__ = ["HOOK_KINDS", "MAX_HOOK_ERROR", "HookErrors", "HookRecord"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._model import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFailure
-from ._worker.page import BatchPage
+from .._model import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFailure
+from .._worker.page import BatchPage
 
 __all__ = [
     "BATCH_WORKFLOW_TYPE",

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._errors_table import MAX_ERROR_MESSAGE
+from .errors_table import MAX_ERROR_MESSAGE
 
 if TYPE_CHECKING:
-    from ._engine.discovery import Discovery
-    from ._engine.scheduler import PageState
-    from ._model import FailurePolicy
+    from .._model import FailurePolicy
+    from .discovery import Discovery
+    from .pages import PageState
 
 __all__ = ["MAX_NO_PROGRESS_TEXT", "NO_PROGRESS_SHOWN_FROM", "NoProgressRules", "NoProgressWatch"]
 

@@ -33,10 +33,11 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._exceptions import BatchOrchestraError, InvalidBatchInputError
-from ._model import BatchWindow, check_window, input_to_wire
-from ._series_client import SeriesHandle, duration_text
-from ._series_messages import (
+from .._exceptions import BatchOrchestraError, InvalidBatchInputError
+from .._model import BatchWindow, check_window, input_to_wire
+from .._model.codec import to_wire
+from .._model.typed import check_args
+from .._series.messages import (
     SERIES_READY_UPDATE,
     SERIES_RUN_WORKFLOW_TYPE,
     SERIES_WORKFLOW_TYPE,
@@ -45,18 +46,11 @@ from ._series_messages import (
     iso,
     tick_workflow_id,
 )
-from ._series_types import (
-    SeriesSpec,
-    TimeWindow,
-    Watermark,
-    check_series_name,
-    validate_spec,
-)
-from ._typed import check_args
-from ._wire import to_wire
-from ._worker.processor import PageProcessor, get_page_processor
-from ._worker.processor import is_registered as _is_registered
-from ._worker.series_activities import window_end_missing
+from .._series.types import SeriesSpec, TimeWindow, Watermark, check_series_name, validate_spec
+from .._worker.processor import PageProcessor, get_page_processor
+from .._worker.processor import is_registered as _is_registered
+from .._worker.series_activities import window_end_missing
+from .series import SeriesHandle, duration_text
 
 __all__ = ["create_series"]
 

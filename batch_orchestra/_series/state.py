@@ -22,7 +22,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._wire import from_wire, to_wire
+from .._model.codec import from_wire, to_wire
 
 __all__ = [
     "MAX_CLAIMS",

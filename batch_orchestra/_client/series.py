@@ -23,11 +23,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._client import BatchOrchestratorHandle
-from ._exceptions import BatchOrchestraError, InvalidBatchInputError, UnknownSeriesError
-from ._messages import BATCH_WORKFLOW_TYPE
-from ._model import BatchOrchestratorProgress, BatchWindow
-from ._series_messages import (
+from .._exceptions import BatchOrchestraError, InvalidBatchInputError, UnknownSeriesError
+from .._model import BatchOrchestratorProgress, BatchWindow
+from .._model.messages import BATCH_WORKFLOW_TYPE
+from .._series.messages import (
     SERIES_BACKFILL_UPDATE,
     SERIES_CLOSE_UPDATE,
     SERIES_DESCRIBE_QUERY,
@@ -41,13 +40,9 @@ from ._series_messages import (
     SetMarkRequest,
     iso,
 )
-from ._series_state import MarkRecord, RunRecord
-from ._series_types import (
-    MarkChange,
-    SeriesDescription,
-    SeriesRun,
-    check_mark,
-)
+from .._series.state import MarkRecord, RunRecord
+from .._series.types import MarkChange, SeriesDescription, SeriesRun, check_mark
+from .handle import BatchOrchestratorHandle
 
 __all__ = ["SeriesHandle", "description_json", "duration_text", "list_series"]
 

@@ -23,9 +23,9 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from ._messages import BATCH_WORKFLOW_TYPE, NOTIFY, NotifyInput
-    from ._model import BatchOrchestratorProgress
-    from ._series_messages import (
+    from .._model import BatchOrchestratorProgress
+    from .._model.messages import BATCH_WORKFLOW_TYPE, NOTIFY, NotifyInput
+    from .messages import (
         CLAIM_ATTEMPTS,
         SERIES_AWAIT_BATCH,
         SERIES_CLAIM,

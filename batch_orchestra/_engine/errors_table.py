@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._engine.budgets import clip
+from .budgets import clip
 
 __all__ = ["MAX_DISTINCT_ERRORS", "MAX_ERROR_MESSAGE", "MAX_ERROR_TYPE", "ErrorTable"]
 

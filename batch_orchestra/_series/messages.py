@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._model import BatchNotifierConfig, BatchOrchestratorProgress, BatchWindow
-from ._series_state import BookState
+from .._model import BatchNotifierConfig, BatchOrchestratorProgress, BatchWindow
+from .state import BookState
 
 __all__ = [
     "CLAIM_ATTEMPTS",
