@@ -104,7 +104,7 @@ class BatchEngine(RunState):
         self.tracker_next = cont.tracker_next
         self.results = ResultFold.carried(cont.result, cont.result_started, cont.unreduced)
         self.hook_errors = HookErrors(cont.hook_errors)
-        sched.feeding = bool(self.failures.feeds)
+        sched.set_feeding(bool(self.failures.feeds))
         for page in list(sched.failed):
             if not page.recorded:  # kept whole by a version before the ledger: record it
                 self.failures.record_page(page, now)
@@ -148,7 +148,7 @@ class BatchEngine(RunState):
 
     def attempt_cancelled(self, page_num: int) -> None:
         """An attempt was cancelled (the batch was, or the attempt's own handle)."""
-        self.sched.running.discard(page_num)
+        self.sched.forget_running(page_num)
         self.flow.forget(page_num)
 
     def attempt_succeeded(

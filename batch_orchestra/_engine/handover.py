@@ -97,9 +97,7 @@ class Handover:
         """
         self._correction += max(0, size - self.held_bytes()) + 64 * 1024
         sched = self._engine.sched
-        for n in sched.running:  # still running here: no hand-over deadline after all
-            if n not in sched.handed_over:
-                sched.pages[n].report_deadline = sched.pages[n].confirm_by = None
+        sched.clear_handover_deadlines()  # still running here: no hand-over deadline after all
         self._engine.state = Lifecycle.RUNNING
         self.put_off = True
         self.drain_timed_out = False
