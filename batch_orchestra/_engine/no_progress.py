@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors_table import MAX_ERROR_MESSAGE
 
@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from .discovery import Discovery
     from .pages import PageState
 
-__all__ = ["MAX_NO_PROGRESS_TEXT", "NO_PROGRESS_SHOWN_FROM", "NoProgressRules", "NoProgressWatch"]
+__all__ = [
+    "MAX_NO_PROGRESS_TEXT",
+    "NO_PROGRESS_SHOWN_FROM",
+    "Batch",
+    "NoProgressRules",
+    "NoProgressWatch",
+]
 
 NO_PROGRESS_SHOWN_FROM = 2
 """Progress says "no progress" once this many attempts in a row failed with the same error."""
@@ -114,28 +120,50 @@ def _clock(ts: float) -> str:
     return f"{datetime.fromtimestamp(ts, tz=timezone.utc):%H:%M:%S} UTC"
 
 
+class Batch(Protocol):
+    """What the no-progress rules read of a batch's scheduler."""
+
+    @property
+    def watch(self) -> NoProgressWatch: ...
+    @property
+    def policy(self) -> FailurePolicy: ...
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def pages(self) -> dict[int, PageState]: ...
+    @property
+    def ready(self) -> deque[int]: ...
+    @property
+    def running(self) -> set[int]: ...
+    @property
+    def waiting(self) -> set[int]: ...
+    @property
+    def discovering(self) -> dict[int, Discovery]: ...
+    @property
+    def discovery_ready(self) -> deque[int]: ...
+    @property
+    def discovery_running(self) -> set[int]: ...
+
+
 class NoProgressRules:
-    """The no-progress half of ``Scheduler``: its pause rule, stalls and progress text."""
+    """The scheduler's no-progress part: its pause rule, stalls and progress text."""
 
-    watch: NoProgressWatch
-    policy: FailurePolicy
-    paused: bool
-    pages: dict[int, PageState]
-    ready: deque[int]
-    running: set[int]
-    waiting: set[int]
-    discovering: dict[int, Discovery]
-    discovery_ready: deque[int]
-    discovery_running: set[int]
+    def __init__(self, batch: Batch) -> None:
+        self._batch = batch
 
-    def no_progress_pause_reason(self) -> str | None:
+    def pause_reason(self) -> str | None:
         """Why the failure policy should pause the batch for lack of progress, if it should.
 
         No page has completed since the batch started (or was last resumed), pages are left,
         and the last ``no_progress_attempts`` counted attempts all failed with the same error.
         """
-        n, w = self.policy.no_progress_attempts, self.watch
-        if n is None or w.progressed or w.streak < n or not (self.pages or self.discovering):
+        n, w = self._batch.policy.no_progress_attempts, self._batch.watch
+        if (
+            n is None
+            or w.progressed
+            or w.streak < n
+            or not (self._batch.pages or self._batch.discovering)
+        ):
             return None
         since = "since the batch was resumed" if w.resumed else "yet"
         return (
@@ -146,12 +174,12 @@ class NoProgressRules:
 
     def _only_retries_can_run(self) -> bool:
         return not (
-            self.paused
-            or self.running
-            or self.ready
-            or self.discovery_running
-            or self.discovery_ready
-            or not self.waiting
+            self._batch.paused
+            or self._batch.running
+            or self._batch.ready
+            or self._batch.discovery_running
+            or self._batch.discovery_ready
+            or not self._batch.waiting
         )
 
     def check_stall(self, now: float) -> str | None:
@@ -162,30 +190,30 @@ class NoProgressRules:
         since its start or last resume, or ``no_progress_attempts`` is off). It lasts until a
         page completes or the batch is resumed.
         """
-        w = self.watch
+        w = self._batch.watch
         if (
             w.stalled_since is not None
             or w.streak < NO_PROGRESS_SHOWN_FROM
             or not self._only_retries_can_run()
-            or (self.policy.no_progress_attempts is not None and not w.progressed)
+            or (self._batch.policy.no_progress_attempts is not None and not w.progressed)
         ):
             return None
         w.stalled_since = now
-        return self.no_progress_text(now)
+        return self.text(now)
 
-    def no_progress_text(self, now: float) -> str | None:
+    def text(self, now: float) -> str | None:
         """What ``progress.no_progress`` says now (None while the batch gets somewhere)."""
-        w = self.watch
-        if not (self.pages or self.discovering):
+        w = self._batch.watch
+        if not (self._batch.pages or self._batch.discovering):
             return None
         if not w.progressed and w.streak >= NO_PROGRESS_SHOWN_FROM:
             since = "since the batch was resumed" if w.resumed else "yet"
             text = f"no page has completed {since}; {w.attempts_text()}"
-            n = self.policy.no_progress_attempts
-            if n is not None and not self.paused:
+            n = self._batch.policy.no_progress_attempts
+            if n is not None and not self._batch.paused:
                 text += f" (the batch pauses itself after {n} such attempts)"
         elif w.stalled_since is not None:
-            held = [self.pages[num] for num in self.waiting]
+            held = [self._batch.pages[num] for num in self._batch.waiting]
             stuck = sum(1 for p in held if p.stuck)
             due = min((p.ready_at for p in held if p.ready_at is not None), default=None)
             nxt = f", next retry at {_clock(due)}" if due is not None else ""

@@ -14,7 +14,7 @@ deadlines (``retries.py``), the failed lists (``failures.py``), the failure poli
 (``policy.py``), parallelism and pauses (``parallelism.py``), completions and rates
 (``throughput.py``), discovery apart (``discovery.py``) and an operator's page actions
 (``actions.py``). Its attributes of old (``pages``, ``running``, ``paused`` ...) are its parts'.
-The no-progress rules (``NoProgressRules``, ``_no_progress.py``) are still a base class.
+The no-progress rules (``NoProgressRules``, ``no_progress.py``) are a part too.
 ``scheduler_to_state`` and ``scheduler_from_state`` (``continuation.py``) carry it into the next
 run, through each part's ``state`` and ``restore``.
 """
@@ -43,7 +43,7 @@ from .throughput import Throughput
 __all__ = ["Attempt", "EnqueueResult", "Outcome", "PageState", "Scheduler"]
 
 
-class Scheduler(NoProgressRules):
+class Scheduler:
     """Pending, running, waiting (retry backoff), stuck and failed pages of one batch."""
 
     # the page table, the line, retries
@@ -124,9 +124,18 @@ class Scheduler(NoProgressRules):
         self.actions = PageActions(
             self.table, self.queue, self.retries, self.failures, self.book, self.errors
         )
+        self.no_progress = NoProgressRules(self)
         self.num_runs = 1
         self.feeding = False  # pages are being read from a ledger: the batch is not done
         self.bytes_limited = False  # the last take stopped at its byte budget
+
+    def check_stall(self, now: float) -> str | None:
+        """A stall's text when one has just begun (``NoProgressRules.check_stall``)."""
+        return self.no_progress.check_stall(now)
+
+    def no_progress_text(self, now: float) -> str | None:
+        """What ``progress.no_progress`` says now."""
+        return self.no_progress.text(now)
 
     @property
     def exact(self) -> bool:
@@ -272,7 +281,7 @@ class Scheduler(NoProgressRules):
         """
         if self.paused:
             return None
-        reason = self.no_progress_pause_reason()
+        reason = self.no_progress.pause_reason()
         if reason is None:
             if not (self.queue.fresh or self.running or self.discovering or self.feeding):
                 return None
