@@ -13,6 +13,7 @@ from typing import Any
 
 from .._model import BatchOrchestratorProgress, ControlChange, ErrorCount, PageFailure
 from .budgets import CURSOR_PREVIEW_CHARS, PROGRESS_BYTES, preview, wire_size
+from .discovery import Discovery
 from .failures import FAILURE_LIST_LIMIT
 from .flow import FlowControl
 from .history import HISTORY_SAMPLE_BYTES
@@ -22,6 +23,7 @@ from .scheduler import Scheduler
 __all__ = [
     "build_progress",
     "discovery_bound",
+    "discovery_failure",
     "flow_progress",
     "guard_progress",
     "page_failure",
@@ -46,6 +48,21 @@ def page_failure(s: Scheduler, p: PageState, *, whole: bool = False) -> PageFail
         next_retry_at=_dt(p.ready_at) if p.ready_at else None,
         size=p.size,
         successor_enqueued=p.successor_enqueued,
+    )
+
+
+def discovery_failure(s: Scheduler, d: Discovery, *, whole: bool = False) -> PageFailure:
+    """A failing discovery as shown in progress (with its whole cursor if ``whole``)."""
+    error_type, message = s.errors.get(d.error)
+    return PageFailure(
+        page_num=d.page_num,
+        cursor_str=d.cursor if whole else preview(d.cursor, CURSOR_PREVIEW_CHARS),
+        cursor_length=len(d.cursor),
+        attempts=d.failures,
+        error_type=error_type,
+        error_message=message,
+        failed_at=_dt(d.failed_at or 0.0),
+        next_retry_at=_dt(d.ready_at) if d.ready_at else None,
     )
 
 
@@ -132,20 +149,7 @@ def _discovery_progress(p: BatchOrchestratorProgress, s: Scheduler) -> None:
     p.num_skipped_pages = s.num_skipped
     p.num_discovering_pages = len(s.discovering)
     failing = sorted(s.failing_discoveries, key=lambda d: (d.failed_at or 0.0, d.page_num))
-    for d in failing[-FAILURE_LIST_LIMIT:]:
-        error_type, message = s.errors.get(d.error)
-        p.failing_discoveries.append(
-            PageFailure(
-                page_num=d.page_num,
-                cursor_str=preview(d.cursor, CURSOR_PREVIEW_CHARS),
-                cursor_length=len(d.cursor),
-                attempts=d.failures,
-                error_type=error_type,
-                error_message=message,
-                failed_at=_dt(d.failed_at or 0.0),
-                next_retry_at=_dt(d.ready_at) if d.ready_at else None,
-            )
-        )
+    p.failing_discoveries += [discovery_failure(s, d) for d in failing[-FAILURE_LIST_LIMIT:]]
 
 
 DISCOVERY_BOUND_SHARE = 0.5
