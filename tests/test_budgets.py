@@ -60,6 +60,7 @@ from batch_orchestra._engine.progress import (
     guard_progress,
 )
 from batch_orchestra._engine.scheduler import Outcome, Scheduler
+from batch_orchestra._ledger_history import _fill
 from batch_orchestra._model import BatchOrchestratorInput, input_to_wire
 from batch_orchestra._model.messages import (
     DiscoverPageInput,
@@ -70,7 +71,6 @@ from batch_orchestra._model.messages import (
     ReduceInput,
     TrackerInput,
 )
-from batch_orchestra._ledger_history import _fill
 from batch_orchestra._worker.page import BatchPage
 from batch_orchestra._workflow.details import failure_details
 from tests.test_scheduler import settings
