@@ -9,10 +9,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._checkpoint import MAX_CHECKPOINT_BYTES, PageItems
 from ._client import BatchOrchestratorClient, BatchOrchestratorHandle
+from ._client.series import SeriesHandle
 from ._devserver import DEV_SERVER_DYNAMIC_CONFIG, EmbeddedTemporal
-from ._enqueue import WorkerSettings
+from ._engine.ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
 from ._exceptions import (
     BatchOrchestraError,
     InvalidArgsError,
@@ -26,39 +26,7 @@ from ._exceptions import (
     UnknownPageProcessorError,
     UnknownSeriesError,
 )
-from ._health import Health, HealthCheckContext, health_check, registered_health_checks
-from ._notifier import (
-    BatchNotifierContext,
-    batch_notifier,
-    registered_batch_notifiers,
-)
-from ._plugin import BatchOrchestraPlugin
-from ._processor import (
-    BatchPage,
-    BatchProcessorContext,
-    EnqueuedPages,
-    PageProcessor,
-    RetryMode,
-    page_processor,
-    registered_page_processors,
-)
-from ._ranges import KeyRange, split_hex_range, split_int_range, split_uuid_range
-from ._resources import WorkerResources
-from ._series_client import SeriesHandle
-from ._series_run import BatchSeriesRun
-from ._series_types import (
-    MarkChange,
-    SeriesDescription,
-    SeriesRun,
-    SeriesSpec,
-    TimeWindow,
-    Watermark,
-    WindowEndContext,
-)
-from ._series_workflow import BatchSeries
-from ._tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
-from ._typed import args_str, cursor_str
-from ._types import (
+from ._model import (
     BatchFailures,
     BatchNotifierConfig,
     BatchOrchestratorInput,
@@ -76,6 +44,28 @@ from ._types import (
     RedrivePage,
     RedriveSource,
 )
+from ._model.typed import args_str, cursor_str
+from ._series.run import BatchSeriesRun
+from ._series.types import (
+    MarkChange,
+    SeriesDescription,
+    SeriesRun,
+    SeriesSpec,
+    TimeWindow,
+    Watermark,
+    WindowEndContext,
+)
+from ._series.workflow import BatchSeries
+from ._worker.checkpoint import MAX_CHECKPOINT_BYTES, PageItems
+from ._worker.context import BatchProcessorContext, EnqueuedPages
+from ._worker.enqueue import WorkerSettings
+from ._worker.health import Health, HealthCheckContext, health_check, registered_health_checks
+from ._worker.notifier import BatchNotifierContext, batch_notifier, registered_batch_notifiers
+from ._worker.page import BatchPage
+from ._worker.plugin import BatchOrchestraPlugin
+from ._worker.processor import PageProcessor, RetryMode, page_processor, registered_page_processors
+from ._worker.resources import WorkerResources
+from ._worker.tracker import BatchTrackerContext, batch_tracker, registered_batch_trackers
 from ._workflow import BatchOrchestrator
 
 try:  # the version lives in pyproject.toml only

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-import batch_orchestra._history as history
+import batch_orchestra._engine.history as history
 
 DOCS = Path(__file__).resolve().parent
 SHOTS = {"failing-1440.png": "dashboard.png", "operated-375.png": "dashboard-phone.png"}

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from batch_orchestra import ItemFailure, PageFailure
-from batch_orchestra._budgets import (
+from batch_orchestra._engine.budgets import (
     FAILURE_DETAILS_BYTES,
     HANDOVER_BYTES,
     HISTORY_BYTES,
@@ -36,15 +36,14 @@ from batch_orchestra._budgets import (
     text_size,
     wire_size,
 )
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     BatchContinuation,
     continuation_to_wire,
     scheduler_to_state,
 )
-from batch_orchestra._engine.outbox import notice_chunk
-from batch_orchestra._flow import FlowControl, FlowState
-from batch_orchestra._history import History
-from batch_orchestra._ledger import (
+from batch_orchestra._engine.flow import FlowControl, FlowState
+from batch_orchestra._engine.history import History
+from batch_orchestra._engine.ledger import (
     LedgerBook,
     LedgerItem,
     LedgerPage,
@@ -53,8 +52,17 @@ from batch_orchestra._ledger import (
     ReadLedgerInput,
     ReadLedgerResult,
 )
-from batch_orchestra._ledger_reader import _fill
-from batch_orchestra._messages import (
+from batch_orchestra._engine.outbox import notice_chunk
+from batch_orchestra._engine.progress import (
+    _rough_size,
+    build_progress,
+    flow_progress,
+    guard_progress,
+)
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
+from batch_orchestra._ledger_history import _fill
+from batch_orchestra._model import BatchOrchestratorInput, input_to_wire
+from batch_orchestra._model.messages import (
     DiscoverPageInput,
     FailureDetailsRequest,
     HealthCheckInput,
@@ -63,9 +71,6 @@ from batch_orchestra._messages import (
     ReduceInput,
     TrackerInput,
 )
-from batch_orchestra._progress import _rough_size, build_progress, flow_progress, guard_progress
-from batch_orchestra._scheduler import Outcome, Scheduler
-from batch_orchestra._types import BatchOrchestratorInput, input_to_wire
 from batch_orchestra._worker.page import BatchPage
 from batch_orchestra._workflow.details import failure_details
 from tests.test_scheduler import settings
@@ -319,12 +324,12 @@ def test_a_hand_over_of_the_bounded_state_fits_with_every_input_at_its_limit() -
     s = worst_scheduler()
     for n in list(s.pages):  # no held pages: only what is bounded whatever the batch does
         s.waiting.discard(n)
-        s._release(s.pages[n])
+        s.table.release(s.pages[n])
     s.ready.clear()
     s.running.clear()
     s.discovering.clear()
     for i in range(64):
-        s._remember(WORST * 64 + str(i))
+        s.recent.remember(WORST * 64 + str(i))
     flow = FlowControl(FlowState())
     for i in range(40):
         flow.log_change(f"change {i} " + WORST * 5_000, "by " + WORST * 5_000, float(i))

@@ -238,7 +238,7 @@ async def _noop(item: object) -> None:
 
 def test_held_checkpoints_are_bounded_and_count_in_a_task_s_start_budget() -> None:
     from batch_orchestra._engine.checkpoints import MAX_HELD_CHECKPOINT_BYTES, CheckpointBook
-    from batch_orchestra._scheduler import Scheduler
+    from batch_orchestra._engine.scheduler import Scheduler
     from tests.test_scheduler import settings
 
     # carried by a hand-over: this run keeps them

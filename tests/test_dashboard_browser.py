@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-import batch_orchestra._history as history_module
+import batch_orchestra._engine.history as history_module
 import tests.dashboard_processors as ops
 from batch_orchestra import (
     BatchOrchestratorClient,

@@ -13,7 +13,7 @@ from typing import Any
 from batch_orchestra._engine.engine import BatchEngine
 from batch_orchestra._engine.events import AttemptFailure, Patches
 from batch_orchestra._engine.lifecycle import Lifecycle
-from batch_orchestra._types import (
+from batch_orchestra._model import (
     BatchNotifierConfig,
     BatchOrchestratorInput,
     FailurePolicy,

@@ -22,7 +22,7 @@ from batch_orchestra import (
     ProcessorDefinitionError,
     page_processor,
 )
-from batch_orchestra._types import input_to_wire
+from batch_orchestra._model import input_to_wire
 from tests.helpers import batch_id
 
 

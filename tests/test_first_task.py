@@ -19,7 +19,7 @@ from batch_orchestra import (
     BatchOrchestratorInput,
     WorkerSettings,
 )
-from batch_orchestra._messages import ENQUEUE_SIGNAL, ENQUEUE_UPDATE, PAGE_FINISHED_SIGNAL
+from batch_orchestra._model.messages import ENQUEUE_SIGNAL, ENQUEUE_UPDATE, PAGE_FINISHED_SIGNAL
 from tests.helpers import batch_id, run_histories
 from tests.shell_processors import GATES, HOLDS, Hold, HoldFirstTask
 

@@ -26,8 +26,8 @@ from batch_orchestra import (
     health_check,
     page_processor,
 )
-from batch_orchestra._flow import FlowControl, FlowState
-from batch_orchestra._types import validate_input
+from batch_orchestra._engine.flow import FlowControl, FlowState
+from batch_orchestra._model import validate_input
 from tests.helpers import assert_eventually, batch_id
 from tests.test_cli import run_cli
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-import batch_orchestra._history as history_module
+import batch_orchestra._engine.history as history_module
 from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, BatchTrackerConfig
-from batch_orchestra._continuation import unpack_pages
+from batch_orchestra._engine.continuation import unpack_pages
 from tests.helpers import batch_id, continue_as_new_payloads, run_histories
 from tests.processors import HISTORY_SEEN, RECORDS
 

@@ -7,21 +7,21 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from batch_orchestra._budgets import (
+from batch_orchestra._engine.budgets import (
     HISTORY_BYTES,
     HISTORY_PROGRESS_BYTES,
     PROGRESS_BYTES,
     wire_size,
 )
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     BatchContinuation,
     continuation_from_wire,
     continuation_to_wire,
     scheduler_to_state,
 )
-from batch_orchestra._history import HISTORY_SAMPLE_BYTES, MAX_SAMPLES, History, HistoryState
-from batch_orchestra._progress import _rough_size, build_progress, guard_progress
-from batch_orchestra._scheduler import Scheduler
+from batch_orchestra._engine.history import HISTORY_SAMPLE_BYTES, MAX_SAMPLES, History, HistoryState
+from batch_orchestra._engine.progress import _rough_size, build_progress, guard_progress
+from batch_orchestra._engine.scheduler import Scheduler
 from tests.test_budgets import longest_history, worst_progress
 from tests.test_scheduler import settings
 

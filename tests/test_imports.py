@@ -32,13 +32,6 @@ PACKAGE_DIR = ROOT / PACKAGE
 KNOWN_CYCLES: frozenset[tuple[str, str]] = frozenset(
     {
         # (importer, imported): the import that closes a cycle today, one per cycle to break.
-        # The client and its series handle import each other.
-        ("batch_orchestra._series_client", "batch_orchestra._client"),
-        # The scheduler's halves type against the scheduler (under TYPE_CHECKING).
-        ("batch_orchestra._discovery", "batch_orchestra._scheduler"),
-        ("batch_orchestra._no_progress", "batch_orchestra._scheduler"),
-        # A typed context types against the processor (under TYPE_CHECKING).
-        ("batch_orchestra._typed", "batch_orchestra._processor"),
     }
 )
 """Imports that close the import cycles there are today: each must still close one.
@@ -49,18 +42,7 @@ shrink. ``test_there_are_no_import_cycles`` fails (xfail) until it is empty.
 """
 
 PURE_MODULES = [
-    "batch_orchestra._budgets",
-    "batch_orchestra._continuation",
-    "batch_orchestra._discovery",
-    "batch_orchestra._flow",
-    "batch_orchestra._history",
-    "batch_orchestra._hooks",
-    "batch_orchestra._ledger",
-    "batch_orchestra._no_progress",
-    "batch_orchestra._progress",
-    "batch_orchestra._ranges",
-    "batch_orchestra._scheduler",
-    "batch_orchestra._series_state",
+    "batch_orchestra._series.state",
 ]
 """The pure core outside ``batch_orchestra._engine`` (every module under it is pure too)."""
 

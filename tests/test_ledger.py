@@ -22,15 +22,15 @@ from batch_orchestra import (
     EmbeddedTemporal,
     FailurePolicy,
 )
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     BatchContinuation,
     continuation_to_wire,
     scheduler_to_state,
 )
-from batch_orchestra._ledger import ReadLedgerInput
-from batch_orchestra._ledger_reader import collect_failures, read_chunk
-from batch_orchestra._scheduler import Scheduler
-from batch_orchestra._types import input_to_wire
+from batch_orchestra._engine.ledger import ReadLedgerInput
+from batch_orchestra._engine.scheduler import Scheduler
+from batch_orchestra._ledger_history import collect_failures, read_chunk
+from batch_orchestra._model import input_to_wire
 from batch_orchestra._worker.processor import processor_settings
 from tests.helpers import assert_eventually, batch_id, continue_as_new_payloads, run_histories
 from tests.ledger_processors import FIXED, GATE, SEEN, FanOutFailing, big_cursor, page_of

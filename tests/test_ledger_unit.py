@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from batch_orchestra import ItemFailure
-from batch_orchestra._budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.budgets import LEDGER_FLUSH_SECONDS, LEDGER_RECORD_BYTES
+from batch_orchestra._engine.continuation import (
     BatchContinuation,
     SchedulerState,
     continuation_from_wire,
@@ -15,7 +15,7 @@ from batch_orchestra._continuation import (
     scheduler_to_state,
 )
 from batch_orchestra._engine.failure_ledger import item_pages
-from batch_orchestra._ledger import (
+from batch_orchestra._engine.ledger import (
     LedgerBook,
     LedgerFeed,
     LedgerFold,
@@ -24,10 +24,10 @@ from batch_orchestra._ledger import (
     LedgerPosition,
     LedgerRecord,
 )
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import Outcome, PageState, Scheduler
-from batch_orchestra._types import FailurePolicy
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
+from batch_orchestra._model import FailurePolicy
+from batch_orchestra._model.codec import from_wire, to_wire
 from tests.test_scheduler import settings
 
 

@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 
 from batch_orchestra import FailurePolicy, InvalidArgsError, InvalidBatchInputError
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     BatchContinuation,
     continuation_from_wire,
     continuation_to_wire,
     scheduler_from_state,
     scheduler_to_state,
 )
-from batch_orchestra._hooks import MAX_HOOK_ERROR, HookErrors
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import Outcome, Scheduler
-from batch_orchestra._typed import check_args
-from batch_orchestra._types import BatchOrchestratorInput, validate_input
+from batch_orchestra._engine.hook_errors import MAX_HOOK_ERROR, HookErrors
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
+from batch_orchestra._model import BatchOrchestratorInput, validate_input
+from batch_orchestra._model.typed import check_args
 from tests.test_scheduler import settings
 
 BAD = ("TypeError", "Args.__init__() got an unexpected keyword argument 'db'")

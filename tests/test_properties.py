@@ -33,23 +33,23 @@ from hypothesis.stateful import (
     rule,
 )
 
-from batch_orchestra import _scheduler
-from batch_orchestra._budgets import (
+from batch_orchestra._engine import failures, pages
+from batch_orchestra._engine.budgets import (
     MAX_CURSOR_BYTES,
     START_BYTES_PER_TASK,
     text_size,
     wire_size,
 )
-from batch_orchestra._continuation import (
+from batch_orchestra._engine.continuation import (
     SchedulerState,
     scheduler_from_state,
     scheduler_to_state,
 )
-from batch_orchestra._flow import FlowControl, FlowState
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import Outcome, PageState, Scheduler
-from batch_orchestra._types import FailurePolicy, ProcessorSettings
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._engine.flow import FlowControl, FlowState
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, PageState, Scheduler
+from batch_orchestra._model import FailurePolicy, ProcessorSettings
+from batch_orchestra._model.codec import from_wire, to_wire
 from tests.test_scheduler import settings as processor_settings
 
 settings.register_profile(
@@ -138,11 +138,11 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.window = _scheduler.RECENT_CURSOR_WINDOW
-        _scheduler.RECENT_CURSOR_WINDOW = 4  # cursors come back soon: the window matters
+        self.window = pages.RECENT_CURSOR_WINDOW
+        pages.RECENT_CURSOR_WINDOW = 4  # cursors come back soon: the window matters
 
     def teardown(self) -> None:
-        _scheduler.RECENT_CURSOR_WINDOW = self.window
+        pages.RECENT_CURSOR_WINDOW = self.window
 
     @initialize(
         first=st.lists(CURSORS, min_size=1, max_size=6),
@@ -420,10 +420,9 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert before - s.num_failed == len(requeued) + (s.feed_pending - len(self.feed))
         if self.ledger:
             self.feed = sorted(self.failed)  # read back from the ledger, a chunk at a time
-            s.feeding = bool(self.feed)
+            s.set_feeding(bool(self.feed))
             if not self.feed:
-                lost, s.feed_pending = s.feed_pending, 0
-                s.num_failed += lost
+                s.count_unread_as_failed()
         assert s.feed_pending == len(self.feed)
 
     @precondition(lambda self: bool(self.feed))
@@ -447,7 +446,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert s.readd(page)
             self.failed.discard(num)
         if not self.feed:
-            s.feeding = False
+            s.set_feeding(False)
 
     # -- hand-over -------------------------------------------------------------------------
 
@@ -470,8 +469,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         before = observed(s, now)
         t = handover(s, deadline, confirm_by)
         assert t.num_runs == s.num_runs + 1
-        t.feeding = s.feeding  # the workflow sets these from its own state in every run
-        t.flow_cap = s.flow_cap
+        t.set_feeding(s.feeding)  # the workflow sets these from its own state in every run
+        t.set_flow_cap(s.flow_cap)
         after = observed(t, now)
         # A discovery running at a hand-over is found again in the next run (it only reads).
         before["progress"].pop("num_discovering_pages", None)
@@ -533,16 +532,16 @@ class SchedulerMachine(RuleBasedStateMachine):
     @invariant()
     def bookkeeping_matches_the_pages(self) -> None:
         s = self.s
-        assert s.held_bytes == sum(s._cost(p) for p in s.pages.values())
+        assert s.held_bytes == sum(s.table.cost(p) for p in s.pages.values())
         fresh = sum(1 for n in s.ready if s.pages[n].attempts == s.pages[n].unrun)
-        assert s._fresh == fresh, "pages never run, counted wrong"
+        assert s.queue.fresh == fresh, "pages never run, counted wrong"
         chains = Counter(p.chain for p in s.pages.values())
         chains.update(d.chain for d in s.discovering.values())
         assert dict(chains) == s.chains
         live = Counter(p.cursor for p in s.pages.values())
         assert live == _live(s), "live cursors counted wrong"
         failed = sum(text_size(p.cursor) for p in s.failed)
-        assert failed <= _scheduler.FAILED_LIST_BYTES or len(s.failed) == 1
+        assert failed <= failures.FAILED_LIST_BYTES or len(s.failed) == 1
         assert s.discovery_running <= set(s.discovering)
         assert s.discovery_waiting <= set(s.discovering)
         assert set(s.discovery_ready) <= set(s.discovering)
@@ -550,7 +549,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
 def _live(s: Scheduler) -> Counter[str]:
     """Each cursor the loop check sees as live, and how many held pages have it."""
-    return Counter(s._live_cursors)
+    return Counter(s.table.live_cursors())
 
 
 def multiple_keys(got: list[Any]) -> Any:
@@ -582,10 +581,10 @@ def test_a_page_that_did_no_work_counts_as_new_when_its_retry_comes_due() -> Non
             s.retry_now(att.page_num)
         else:
             s.release_due(100.0)
-        assert s._fresh == 1
-        assert handover(s, None)._fresh == 1  # as the next run counts it
+        assert s.queue.fresh == 1
+        assert handover(s, None).queue.fresh == 1  # as the next run counts it
         [again] = s.take_runnable()
-        assert again.attempt == 2 and s._fresh == 0
+        assert again.attempt == 2 and s.queue.fresh == 0
 
 
 def test_a_redriven_page_shares_its_cursor_with_a_later_page() -> None:
@@ -596,10 +595,10 @@ def test_a_redriven_page_shares_its_cursor_with_a_later_page() -> None:
     s.enqueue(None, [("a", 1)])
     s.take_runnable()
     assert s.fail(0, "Fatal", "x", non_retryable=True, now=1.0) is Outcome.FAILED
-    s.enqueue(None, [(f"filler{i}", 1) for i in range(_scheduler.RECENT_CURSOR_WINDOW)])
+    s.enqueue(None, [(f"filler{i}", 1) for i in range(pages.RECENT_CURSOR_WINDOW)])
     [later] = s.enqueue(None, [("a", 1)]).added
     assert s.redrive_failed() == [0]
-    s.enqueue(None, [(f"more{i}", 1) for i in range(_scheduler.RECENT_CURSOR_WINDOW)])
+    s.enqueue(None, [(f"more{i}", 1) for i in range(pages.RECENT_CURSOR_WINDOW)])
     s.set_parallelism(1_000, 1.0)
     for att in s.take_runnable():
         if att.page_num == later:
@@ -663,6 +662,6 @@ def test_the_listed_failed_pages_stay_bounded_in_bytes() -> None:
     for att in s.take_runnable():
         s.fail(att.page_num, "Fatal", "m", non_retryable=True, now=1.0)
     assert s.num_failed == 150 and s.failed
-    assert sum(text_size(p.cursor) for p in s.failed) <= _scheduler.FAILED_LIST_BYTES
+    assert sum(text_size(p.cursor) for p in s.failed) <= failures.FAILED_LIST_BYTES
     size = wire_size(to_wire(scheduler_to_state(s, None)))
-    assert size <= _scheduler.FAILED_LIST_BYTES * 4 // 3 + BOUNDED_STATE_BYTES, size
+    assert size <= failures.FAILED_LIST_BYTES * 4 // 3 + BOUNDED_STATE_BYTES, size

@@ -24,9 +24,13 @@ from batch_orchestra import (
     EmbeddedTemporal,
     InvalidBatchInputError,
 )
-from batch_orchestra._continuation import scheduler_from_state, scheduler_to_state, unpack_pages
-from batch_orchestra._scheduler import Scheduler
-from batch_orchestra._types import FailurePolicy
+from batch_orchestra._engine.continuation import (
+    scheduler_from_state,
+    scheduler_to_state,
+    unpack_pages,
+)
+from batch_orchestra._engine.scheduler import Scheduler
+from batch_orchestra._model import FailurePolicy
 from batch_orchestra._worker.processor import get_page_processor, processor_settings
 from tests.helpers import assert_eventually, batch_id, continue_as_new_payloads, run_histories
 from tests.recovery_processors import RECORDS

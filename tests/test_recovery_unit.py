@@ -7,12 +7,16 @@ from datetime import datetime, timezone
 import pytest
 
 from batch_orchestra import BatchOrchestratorInput, ItemFailure, RedrivePage
-from batch_orchestra._continuation import SchedulerState, scheduler_from_state, scheduler_to_state
+from batch_orchestra._engine.continuation import (
+    SchedulerState,
+    scheduler_from_state,
+    scheduler_to_state,
+)
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
 from batch_orchestra._exceptions import InvalidBatchInputError
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import Outcome, Scheduler
-from batch_orchestra._types import FailurePolicy, validate_input
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._model import FailurePolicy, validate_input
+from batch_orchestra._model.codec import from_wire, to_wire
 from tests.test_scheduler import settings
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
-from batch_orchestra import _scheduler
-from batch_orchestra._continuation import SchedulerState, scheduler_from_state, scheduler_to_state
-from batch_orchestra._progress import build_progress
-from batch_orchestra._scheduler import RECENT_CURSOR_WINDOW, Outcome, Scheduler
-from batch_orchestra._types import FailurePolicy, ProcessorSettings
-from batch_orchestra._wire import from_wire, to_wire
+from batch_orchestra._engine import pages
+from batch_orchestra._engine.continuation import (
+    SchedulerState,
+    scheduler_from_state,
+    scheduler_to_state,
+)
+from batch_orchestra._engine.pages import RECENT_CURSOR_WINDOW
+from batch_orchestra._engine.progress import build_progress
+from batch_orchestra._engine.scheduler import Outcome, Scheduler
+from batch_orchestra._model import FailurePolicy, ProcessorSettings
+from batch_orchestra._model.codec import from_wire, to_wire
 
 
 def settings(**kw: object) -> ProcessorSettings:
@@ -140,7 +145,7 @@ def test_handover_state_is_bounded_and_round_trips() -> None:
     assert max(sizes) - min(sizes) <= 40, sizes  # only the digits of counters and times vary
     t = roundtrip(s)
     assert (t.num_completed, t.next_page_num, t.num_runs) == (5_000, 5_001, 2)
-    assert len(t._recent) == RECENT_CURSOR_WINDOW
+    assert len(t.recent.state()) == RECENT_CURSOR_WINDOW
     assert [a.page_num for a in t.take_runnable()] == [5_000]
     assert build_progress(t, 5_000.0).pages_per_second > 0
 
@@ -190,11 +195,11 @@ def outage(n: int, policy: FailurePolicy | None = None) -> Scheduler:
     """n pages that each enqueue their successor, then fail until they are stuck."""
     s = Scheduler(settings(maximum_attempts=1), 50, 0.0, policy)
     s.enqueue(None, [(f"{0:08d}", 100)])
-    budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, 10**9  # no backpressure
+    budget, pages.MAX_HELD_BYTES = pages.MAX_HELD_BYTES, 10**9  # no backpressure
     try:
         _fail_all(s, n)
     finally:
-        _scheduler.MAX_HELD_BYTES = budget
+        pages.MAX_HELD_BYTES = budget
     return s
 
 
@@ -233,7 +238,7 @@ def test_an_outage_keeps_the_handover_state_small() -> None:
 
 def test_failing_pages_past_the_budget_hold_new_pages_back() -> None:
     s = outage(100)
-    budget, _scheduler.MAX_HELD_BYTES = _scheduler.MAX_HELD_BYTES, s.held_bytes - 1
+    budget, pages.MAX_HELD_BYTES = pages.MAX_HELD_BYTES, s.held_bytes - 1
     try:
         assert s.holding_new_pages and s.hold_reason and "new pages wait" in s.hold_reason
         assert s.take_runnable() == [], "the fresh page must wait"
@@ -241,7 +246,7 @@ def test_failing_pages_past_the_budget_hold_new_pages_back() -> None:
         retries = s.take_runnable()
         assert retries and all(a.attempt == 2 for a in retries), "retries still run"
     finally:
-        _scheduler.MAX_HELD_BYTES = budget
+        pages.MAX_HELD_BYTES = budget
 
 
 def test_the_default_policy_pauses_an_outage_but_not_one_bad_page() -> None:
@@ -334,7 +339,7 @@ def test_first_release_continuation_is_read() -> None:
     """A batch handed over by the first release continues on this code."""
     from pathlib import Path
 
-    from batch_orchestra._continuation import continuation_from_wire
+    from batch_orchestra._engine.continuation import continuation_from_wire
 
     path = Path(__file__).parent / "histories" / "v0.1.0" / "chains_retry_handover-0.json"
     history = json.loads(path.read_text())
@@ -408,8 +413,8 @@ def test_a_retry_due_while_paused_stays_listed_with_its_error() -> None:
 
 
 def test_a_batch_far_below_its_cap_with_nothing_pending_is_told_it_is_discovery_bound() -> None:
-    from batch_orchestra._progress import discovery_bound
-    from batch_orchestra._types import BatchOrchestratorProgress
+    from batch_orchestra._engine.progress import discovery_bound
+    from batch_orchestra._model import BatchOrchestratorProgress
 
     def p(**kw: object) -> BatchOrchestratorProgress:
         base: dict[str, object] = dict(
@@ -443,3 +448,37 @@ def test_a_batch_far_below_its_cap_with_nothing_pending_is_told_it_is_discovery_
     hint = discovery_bound(p(effective_parallelism=20, num_processing_pages=8), None)
     assert hint is not None and "8 of 20 running" in hint and " s or more" not in hint
     assert discovery_bound(p(effective_parallelism=20), None) is None  # 12 of 20
+
+
+def test_a_put_off_hand_over_leaves_no_deadline_on_this_run_s_attempts() -> None:
+    """A hand-over that does not fit is put off: the attempts of this run run on with no
+    deadline (they would otherwise time out here), while one handed over by the last run keeps
+    the deadline it must report by."""
+    s = Scheduler(settings(), 4, 0.0)
+    s.enqueue(None, [("a", 1), ("b", 1)])
+    [a, _] = s.take_runnable()
+    t = roundtrip(s, deadline=100.0)  # both handed over to this run
+    t.complete(a.page_num, 1, 1.0)
+    t.enqueue(None, [("c", 1)])
+    [c] = t.take_runnable()
+    t.hand_over(200.0, 150.0)  # the next hand-over is built, then found too big
+    t.clear_handover_deadlines()
+    assert t.pages[c.page_num].report_deadline is None and t.pages[c.page_num].confirm_by is None
+    assert t.pages[1].report_deadline == 200.0, "the handed-over attempt keeps its deadline"
+    assert t.next_due() == 200.0
+    t.release_due(1_000.0)
+    assert t.is_current(c.page_num, c.attempt), "this run's attempt is not timed out"
+
+
+def test_what_the_workflow_sets_goes_through_methods() -> None:
+    s = Scheduler(settings(), 4, 0.0)
+    s.enqueue(None, [("a", 1), ("b", 1)])
+    s.set_flow_cap(1)
+    [a] = s.take_runnable()
+    assert s.effective_parallelism == 1 and s.flow_cap == 1
+    s.forget_running(a.page_num)  # the run no longer waits for it (cancelled)
+    assert not s.is_current(a.page_num, a.attempt) and a.page_num in s.pages
+    s.mark_successor_enqueued(1)
+    assert s.enqueue(1, [("c", 1)]).added == [], "its successors are known already"
+    s.set_feeding(True)
+    assert not s.is_finished

@@ -35,10 +35,10 @@ from batch_orchestra import (
     UnknownSeriesError,
     Watermark,
 )
-from batch_orchestra import _series_workflow as series_workflow
-from batch_orchestra._series_messages import ClaimReply, SeriesRunInput, SeriesRunResult
-from batch_orchestra._series_run import BatchSeriesRun
-from batch_orchestra._series_workflow import BatchSeries
+from batch_orchestra._series import workflow as series_workflow
+from batch_orchestra._series.messages import ClaimReply, SeriesRunInput, SeriesRunResult
+from batch_orchestra._series.run import BatchSeriesRun
+from batch_orchestra._series.workflow import BatchSeries
 from batch_orchestra.testing import free_port
 from tests import series_processors as sp
 from tests.helpers import assert_eventually, run_histories

@@ -10,15 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from batch_orchestra import BatchOrchestratorProgress, BatchWindow, InvalidBatchInputError
-from batch_orchestra._series_messages import ClaimReply, iso
-from batch_orchestra._series_run import _verdict
-from batch_orchestra._series_state import (
-    MAX_CLAIMS,
-    MAX_RUN_LOG,
-    SeriesBook,
-    book_to_wire,
-)
-from batch_orchestra._types import MAX_ARGS_BYTES, MAX_MARK_CHARS
+from batch_orchestra._engine.budgets import MAX_ARGS_BYTES
+from batch_orchestra._model import MAX_MARK_CHARS
+from batch_orchestra._series.messages import ClaimReply, iso
+from batch_orchestra._series.run import _verdict
+from batch_orchestra._series.state import MAX_CLAIMS, MAX_RUN_LOG, SeriesBook, book_to_wire
 from batch_orchestra.sources import SqlSource
 
 meta = sa.MetaData()

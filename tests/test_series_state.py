@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_orchestra._series_state import (
+from batch_orchestra._series.state import (
     MAX_CLAIMS,
     MAX_RUN_LOG,
     SeriesBook,

@@ -15,9 +15,9 @@ from batch_orchestra import (
     BatchOrchestratorInput,
     BatchPage,
 )
-from batch_orchestra._budgets import enqueue_size
+from batch_orchestra._engine.budgets import enqueue_size
 from batch_orchestra._engine.outbox import ITEMS_OUTBOX_LIMIT
-from batch_orchestra._messages import PAGE_RUNNING_SIGNAL
+from batch_orchestra._model.messages import PAGE_RUNNING_SIGNAL
 from tests.helpers import assert_eventually, batch_id, run_histories
 from tests.shell_processors import GATES, NOTIFIED
 

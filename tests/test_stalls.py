@@ -45,7 +45,7 @@ from batch_orchestra import (
     page_processor,
 )
 from batch_orchestra._exceptions import INVALID_ARGS_ERROR_TYPE
-from batch_orchestra._types import input_to_wire
+from batch_orchestra._model import input_to_wire
 from batch_orchestra.dashboard import create_app
 from tests.helpers import assert_eventually, batch_id, run_histories
 from tests.test_cli import assert_error, assert_ok, run_cli

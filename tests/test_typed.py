@@ -29,7 +29,7 @@ from batch_orchestra import (
     cursor_str,
     page_processor,
 )
-from batch_orchestra._types import MAX_CURSOR_BYTES
+from batch_orchestra._engine.budgets import MAX_CURSOR_BYTES
 from tests.helpers import batch_id, run_histories
 
 try:
@@ -169,7 +169,7 @@ class TypoArgs:
 
 
 def test_a_misspelled_optional_args_key_is_refused_at_start_with_the_closest_field() -> None:
-    from batch_orchestra._typed import check_args
+    from batch_orchestra._model.typed import check_args
 
     with pytest.raises(InvalidArgsError) as info:
         check_args(TypoArgs, '{"db_path": "x", "percentage": 20}', "Reprice")
@@ -188,7 +188,7 @@ async def test_context_args_refuses_unknown_keys_too() -> None:
 
 def test_pydantic_args_refuse_unknown_keys_unless_the_model_allows_extra() -> None:
     pydantic = pytest.importorskip("pydantic")
-    from batch_orchestra._typed import check_args
+    from batch_orchestra._model.typed import check_args
 
     class Strict(pydantic.BaseModel):  # type: ignore[misc,name-defined]
         db_path: str

@@ -12,7 +12,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._exceptions import BatchOrchestraError, InvalidBatchInputError
-from .._messages import BATCH_WORKFLOW_TYPE
 from .._model import (
     BatchOrchestratorInput,
     BatchOrchestratorProgress,
@@ -22,13 +21,15 @@ from .._model import (
     input_to_wire,
     validate_input,
 )
-from .._processor import PageProcessor, _is_registered, find_page_processor
-from .._typed import check_args
+from .._model.messages import BATCH_WORKFLOW_TYPE
+from .._model.typed import check_args
+from .._worker.processor import PageProcessor, find_page_processor
+from .._worker.processor import is_registered as _is_registered
 from .handle import BatchOrchestratorHandle
 
 if TYPE_CHECKING:
-    from .._series_client import SeriesHandle
-    from .._series_types import SeriesSpec
+    from .._series.types import SeriesSpec
+    from .series import SeriesHandle
 
 __all__ = ["BatchOrchestratorClient"]
 
@@ -281,7 +282,7 @@ class BatchOrchestratorClient:
                 worker refused the processor, or a series of that name exists.
             BatchOrchestraError: no worker checked the series within ``confirm_timeout``.
         """
-        from .._series_create import create_series
+        from .series_create import create_series
 
         return await create_series(
             self._client, spec, id=id, task_queue=task_queue, confirm_timeout=confirm_timeout
@@ -289,13 +290,13 @@ class BatchOrchestratorClient:
 
     def get_series(self, name: str) -> SeriesHandle:
         """A handle to an existing series (nothing is checked until it is used)."""
-        from .._series_client import SeriesHandle
+        from .series import SeriesHandle
 
         return SeriesHandle(self._client, name)
 
     async def list_series(self) -> list[str]:
         """The names of the series in the namespace, sorted."""
-        from .._series_client import list_series
+        from .series import list_series
 
         return await list_series(self._client)
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from .._ledger_reader import collect_failures
-from .._messages import FAILURE_DETAILS_QUERY, FailureDetails, FailureDetailsRequest
+from .._ledger_history import collect_failures
 from .._model import BatchFailures, BatchOrchestratorProgress, ItemFailure, PageFailure
+from .._model.messages import FAILURE_DETAILS_QUERY, FailureDetails, FailureDetailsRequest
 
 __all__ = ["all_whole", "read_failures"]
 

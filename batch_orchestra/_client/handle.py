@@ -18,14 +18,18 @@ from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError
 
 from .._exceptions import InvalidBatchInputError
-from .._messages import (
+from .._model import BatchFailures, BatchOrchestratorProgress, check_rate
+from .._model.messages import (
+    PAUSE_UPDATE,
     PROGRESS_QUERY,
     REDRIVE_UPDATE,
+    RESTORE_MAX_PARALLELISM_UPDATE,
+    RESUME_UPDATE,
     RETRY_PAGE_UPDATE,
+    SET_MAX_PARALLELISM_UPDATE,
     SET_RATE_LIMIT_UPDATE,
     SKIP_PAGE_UPDATE,
 )
-from .._model import BatchFailures, BatchOrchestratorProgress, check_rate
 from .failures import read_failures
 
 __all__ = ["BatchOrchestratorHandle"]
@@ -132,11 +136,11 @@ class BatchOrchestratorHandle:
 
     async def pause(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
         """Set parallelism to 0: running pages finish, no new page starts."""
-        return await self._update("pause", self._by, rpc_timeout=rpc_timeout)
+        return await self._update(PAUSE_UPDATE, self._by, rpc_timeout=rpc_timeout)
 
     async def resume(self, *, rpc_timeout: timedelta | None = None) -> BatchOrchestratorProgress:
         """Resume a paused batch at its parallelism cap (ramping up again if it has ``ramp_up``)."""
-        return await self._update("resume", self._by, rpc_timeout=rpc_timeout)
+        return await self._update(RESUME_UPDATE, self._by, rpc_timeout=rpc_timeout)
 
     async def set_max_parallelism(
         self, n: int, *, rpc_timeout: timedelta | None = None
@@ -144,13 +148,13 @@ class BatchOrchestratorHandle:
         """Set the parallelism cap (0 pauses), remembering the old value."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidBatchInputError(f"max_parallelism must be an int >= 0, got {n!r}")
-        return await self._update("set_max_parallelism", n, self._by, rpc_timeout=rpc_timeout)
+        return await self._update(SET_MAX_PARALLELISM_UPDATE, n, self._by, rpc_timeout=rpc_timeout)
 
     async def restore_max_parallelism(
         self, *, rpc_timeout: timedelta | None = None
     ) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last ``set_max_parallelism``."""
-        return await self._update("restore_max_parallelism", self._by, rpc_timeout=rpc_timeout)
+        return await self._update(RESTORE_MAX_PARALLELISM_UPDATE, self._by, rpc_timeout=rpc_timeout)
 
     async def set_rate_limit(
         self,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._budgets import START_BYTES_PER_TASK, text_size
-from .._discovery import MAX_RUNNING_DISCOVERIES
-from .._flow import rates_text
+from .budgets import START_BYTES_PER_TASK, text_size
+from .discovery import MAX_RUNNING_DISCOVERIES
 from .events import Starts
+from .flow import rates_text
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ class Admission:
         limit = budget
         if inp.pages_per_run is not None and not handover.put_off:
             limit = min(limit, max(0, inp.pages_per_run - handover.started_this_run))
-        sched.flow_cap, cap_reason = flow.cap(sched.max_parallelism, now)
+        cap, cap_reason = flow.cap(sched.max_parallelism, now)
+        sched.set_flow_cap(cap)
         per_page = self._items_per_page()
         allowance = flow.allowance(now, per_page)
         if allowance is not None:

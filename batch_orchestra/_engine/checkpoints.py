@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
 
-from .._budgets import text_size
+from .budgets import text_size
 
 __all__ = [
     "CHECKPOINT_PATCH",

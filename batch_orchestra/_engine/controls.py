@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._flow import rates_text
+from .flow import rates_text
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:

@@ -16,17 +16,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .._budgets import NOTIFY_OUTBOX_BYTES, wire_size
-from .._continuation import scheduler_from_state
 from .._exceptions import (
     UNKNOWN_PROCESSOR_ERROR_TYPE,
     WORKER_SHUTDOWN_ERROR_TYPE,
 )
-from .._flow import FlowControl, FlowState
-from .._hooks import HookErrors
-from .._progress import build_progress, flow_progress, guard_progress, page_failure
-from .._scheduler import Outcome, Scheduler
-from .._types import (
+from .._model import (
     BatchOrchestratorProgress,
     FailurePolicy,
     ItemFailure,
@@ -34,15 +28,21 @@ from .._types import (
     ProcessorSettings,
 )
 from .admission import Admission
+from .budgets import NOTIFY_OUTBOX_BYTES, wire_size
+from .continuation import scheduler_from_state
 from .controls import Controls
 from .events import AttemptFailure, Log, Patched, Patches
 from .failure_ledger import FailureLedger
+from .flow import FlowControl, FlowState
 from .handover import Handover
 from .hook_calls import HookCalls
+from .hook_errors import HookErrors
 from .lifecycle import Lifecycle
 from .outbox import ITEMS_OUTBOX_LIMIT
+from .progress import build_progress, flow_progress, guard_progress, page_failure
 from .results import ResultFold
 from .run_state import RunState
+from .scheduler import Outcome, Scheduler
 
 __all__ = ["BatchEngine"]
 
@@ -104,7 +104,7 @@ class BatchEngine(RunState):
         self.tracker_next = cont.tracker_next
         self.results = ResultFold.carried(cont.result, cont.result_started, cont.unreduced)
         self.hook_errors = HookErrors(cont.hook_errors)
-        sched.feeding = bool(self.failures.feeds)
+        sched.set_feeding(bool(self.failures.feeds))
         for page in list(sched.failed):
             if not page.recorded:  # kept whole by a version before the ledger: record it
                 self.failures.record_page(page, now)
@@ -148,7 +148,7 @@ class BatchEngine(RunState):
 
     def attempt_cancelled(self, page_num: int) -> None:
         """An attempt was cancelled (the batch was, or the attempt's own handle)."""
-        self.sched.running.discard(page_num)
+        self.sched.forget_running(page_num)
         self.flow.forget(page_num)
 
     def attempt_succeeded(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .._scheduler import Attempt
+from .scheduler import Attempt
 
 __all__ = ["AttemptFailure", "Log", "Patched", "Patches", "Starts"]
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .._budgets import LEDGER_READ_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, clip
-from .._errors_table import MAX_ERROR_TYPE
-from .._ledger import LedgerBook, LedgerFeed, LedgerItem, LedgerPage, ReadLedgerResult
-from .._scheduler import MAX_HELD_BYTES, PageState
-from .._types import ItemFailure
+from .._model import ItemFailure
+from .budgets import LEDGER_READ_BYTES, MAX_ITEM_KEY, MAX_ITEM_MESSAGE, clip
+from .errors_table import MAX_ERROR_TYPE
+from .ledger import LedgerBook, LedgerFeed, LedgerItem, LedgerPage, ReadLedgerResult
 from .lifecycle import Lifecycle
+from .pages import MAX_HELD_BYTES
+from .scheduler import PageState
 
 if TYPE_CHECKING:
     from .run_state import RunState
@@ -127,8 +128,9 @@ class FailureLedger:
         added = sched.enqueue(None, [(p.cursor_str, p.size) for p in pages]).added
         by_cursor = {p.cursor_str: p for p in pages}
         for num in added:
-            state = sched.pages[num]
-            state.successor_enqueued = by_cursor[state.cursor].successor_enqueued
+            sched.mark_successor_enqueued(
+                num, by_cursor[sched.pages[num].cursor].successor_enqueued
+            )
         return [p.cursor_str for p in pages]
 
     def enqueue_item_pages(self, keys: list[str]) -> list[str]:
@@ -136,7 +138,7 @@ class FailureLedger:
         sched, size = self._engine.sched, self._engine.inp.page_size
         cursors = item_pages(keys, size)
         for num in sched.enqueue(None, [(c, size) for c in cursors]).added:
-            sched.pages[num].successor_enqueued = True
+            sched.mark_successor_enqueued(num)
         return cursors
 
     def start_feed(self) -> None:
@@ -156,7 +158,7 @@ class FailureLedger:
         )
         engine.run_items = engine.run_items or src.items
         if engine.started:
-            engine.sched.feeding = True
+            engine.sched.set_feeding(True)
 
     # -- redrive of a running batch ------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class FailureLedger:
                         position=self.book.base_position,
                     )
                 )
-            sched.feeding = True
+            sched.set_feeding(True)
         return before - sched.num_failed, from_ledger
 
     # -- reading a ledger into the batch -------------------------------------------------------
@@ -244,12 +246,12 @@ class FailureLedger:
         elif feed.items:
             cursors = item_pages([i.key for i in result.items], page_size)
             for num in sched.enqueue(None, [(c, page_size) for c in cursors]).added:
-                sched.pages[num].successor_enqueued = True
+                sched.mark_successor_enqueued(num)
         elif result.pages:
             added = sched.enqueue(None, [(e.cursor, e.size or page_size) for e in result.pages])
             marks = {e.cursor: e.successor_enqueued for e in result.pages}
             for num in added.added:
-                sched.pages[num].successor_enqueued = marks.get(sched.pages[num].cursor, False)
+                sched.mark_successor_enqueued(num, marks.get(sched.pages[num].cursor, False))
         feed.position = result.position
         if result.unavailable_runs:
             feed.unavailable_runs += result.unavailable_runs
@@ -262,12 +264,11 @@ class FailureLedger:
         if not result.done:
             return
         self.feeds.remove(feed)
-        sched.feeding = bool(self.feeds)
+        sched.set_feeding(bool(self.feeds))
         if feed.own:
             self.book.base_position = result.position
             if not any(f.own for f in self.feeds) and sched.feed_pending:
-                lost, sched.feed_pending = sched.feed_pending, 0
-                sched.num_failed += lost
+                lost = sched.count_unread_as_failed()
                 engine.changed(
                     f"redrive: {lost} failed page(s) could not be read back from the "
                     "ledger (their runs are gone past the retention period); they stay "

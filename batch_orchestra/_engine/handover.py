@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._budgets import HANDOVER_BYTES
-from .._continuation import BatchContinuation, continuation_to_wire, scheduler_to_state
+from .budgets import HANDOVER_BYTES
+from .continuation import BatchContinuation, continuation_to_wire, scheduler_to_state
 from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
@@ -97,9 +97,7 @@ class Handover:
         """
         self._correction += max(0, size - self.held_bytes()) + 64 * 1024
         sched = self._engine.sched
-        for n in sched.running:  # still running here: no hand-over deadline after all
-            if n not in sched.handed_over:
-                sched.pages[n].report_deadline = sched.pages[n].confirm_by = None
+        sched.clear_handover_deadlines()  # still running here: no hand-over deadline after all
         self._engine.state = Lifecycle.RUNNING
         self.put_off = True
         self.drain_timed_out = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._hooks import MAX_HOOK_ERROR
+from .hook_errors import MAX_HOOK_ERROR
 
 if TYPE_CHECKING:
     from .run_state import RunState

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._budgets import NOTIFY_CHUNK_BYTES, NOTIFY_OUTBOX_BYTES, wire_size
-from .._types import ItemFailure, PageFailure
+from .._model import ItemFailure, PageFailure
+from .budgets import NOTIFY_CHUNK_BYTES, NOTIFY_OUTBOX_BYTES, wire_size
 
 __all__ = [
     "FAILED_OUTBOX_LIMIT",

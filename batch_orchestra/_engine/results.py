@@ -12,7 +12,7 @@ from collections import deque
 from datetime import timedelta
 from typing import Any
 
-from .._budgets import REDUCE_INPUT_BYTES, wire_size
+from .budgets import REDUCE_INPUT_BYTES, wire_size
 from .outbox import notice_chunk
 
 __all__ = [

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._continuation import BatchContinuation, continuation_from_wire
 from .._exceptions import InvalidBatchInputError
-from .._flow import FlowControl
-from .._history import History
-from .._hooks import HookErrors
-from .._scheduler import Scheduler
-from .._types import BatchOrchestratorInput, ProcessorSettings, input_from_wire
-from .._wire import WireError
+from .._model import BatchOrchestratorInput, ProcessorSettings, input_from_wire
+from .._model.codec import WireError
 from .checkpoints import MAX_CHECKPOINT_BYTES, CheckpointBook
+from .continuation import BatchContinuation, continuation_from_wire
 from .events import Log, Patched, Patches
+from .flow import FlowControl
+from .history import History
+from .hook_errors import HookErrors
 from .identity import Identity
 from .lifecycle import Lifecycle
 from .outbox import NotifierOutbox
 from .results import ResultFold
+from .scheduler import Scheduler
 
 __all__ = ["RunState"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._budgets import MAX_CURSOR_BYTES
+from .._engine.budgets import MAX_CURSOR_BYTES
 from .._exceptions import InvalidBatchInputError
 
 __all__ = [

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from .._budgets import MAX_ARGS_BYTES, MAX_BATCH_ID_CHARS, MAX_HOOK_ARGS_BYTES, MAX_ITEM_KEYS_BYTES
+from .._engine.budgets import (
+    MAX_ARGS_BYTES,
+    MAX_BATCH_ID_CHARS,
+    MAX_HOOK_ARGS_BYTES,
+    MAX_ITEM_KEYS_BYTES,
+)
 from .checks import check_cursor, check_rate, fail, is_int
 from .hooks import BatchNotifierConfig, BatchTrackerConfig, HealthCheckConfig
 from .input import BatchOrchestratorInput, RedrivePage, RedriveSource

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._wire import WireError, from_wire, to_wire
 from .checks import fail
+from .codec import WireError, from_wire, to_wire
 from .input import BatchOrchestratorInput
 from .validation import validate_input
 

@@ -24,8 +24,8 @@ from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._client import BatchOrchestratorClient
-from .._messages import BATCH_WORKFLOW_TYPE
 from .._model import BatchFailures, BatchOrchestratorProgress
+from .._model.messages import BATCH_WORKFLOW_TYPE
 from .._workflow import BatchOrchestrator
 from .target import CliError, Target
 from .view import BatchView

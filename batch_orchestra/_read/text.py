@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .._flow import rates_text
+from .._engine.flow import rates_text
 from .._model import BatchOrchestratorProgress, HookError
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from .._exceptions import ProcessorUsageError
-from .._types import BatchOrchestratorProgress
+from .._model import BatchOrchestratorProgress
 
 __all__ = ["CallContext"]
 

@@ -28,12 +28,12 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from .._budgets import MAX_ITEM_KEY, clip, text_size
+from .._engine.budgets import MAX_ITEM_KEY, clip, text_size
 from .._engine.checkpoints import MAX_CHECKPOINT_BYTES
 from .item_retries import attempt_item, check_item_policy
 
 if TYPE_CHECKING:
-    from .._types import ItemFailure
+    from .._model import ItemFailure
 
 __all__ = [
     "CHECKPOINT_DETAILS_KEY",
@@ -195,7 +195,7 @@ class CheckpointMixin:
         self._items += items
 
     def _restore_failures(self, cp: dict[str, Any]) -> None:
-        from .._types import ItemFailure
+        from .._model import ItemFailure
 
         restored = [
             ItemFailure(

@@ -10,8 +10,8 @@ from .._exceptions import (
     InvalidArgsError,
     ProcessorDefinitionError,
 )
-from .._typed import check_args
-from .._types import ProcessorSettings
+from .._model import ProcessorSettings
+from .._model.typed import check_args
 from .catalog import WorkerCatalog
 from .failures import look_up, raised_as
 from .processor import PageProcessor, processor_settings

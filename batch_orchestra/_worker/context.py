@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .._budgets import (
+from .._engine.budgets import (
     MAX_ENQUEUE_BYTES,
     MAX_ITEM_DETAILS_BYTES,
     MAX_ITEM_KEY,
@@ -23,8 +23,8 @@ from .._budgets import (
     text_size,
 )
 from .._exceptions import InvalidBatchInputError, ProcessorUsageError
-from .._typed import TypedContextMixin
-from .._types import BatchWindow, ItemFailure
+from .._model import BatchWindow, ItemFailure
+from .._model.typed import TypedContextMixin
 from .checkpoint import CheckpointMixin
 from .page import BatchPage
 from .resources import WorkerResources

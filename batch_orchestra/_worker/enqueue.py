@@ -16,8 +16,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 
-from .._budgets import MAX_ENQUEUE_BYTES, enqueue_size
-from .._messages import ENQUEUE_MANY_UPDATE, ENQUEUE_SIGNAL, ENQUEUE_UPDATE, EnqueueRequest
+from .._engine.budgets import MAX_ENQUEUE_BYTES, enqueue_size
+from .._model.messages import ENQUEUE_MANY_UPDATE, ENQUEUE_SIGNAL, ENQUEUE_UPDATE, EnqueueRequest
 from .page import BatchPage
 
 __all__ = ["EnqueueTransport", "PageEnqueue", "WorkerSettings"]

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from .._exceptions import WORKER_SHUTDOWN_ERROR_TYPE
-from .._messages import (
+from .._model.messages import (
     LIFECYCLE_QUERY,
     PAGE_FINISHED_SIGNAL,
     PAGE_RUNNING_SIGNAL,

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from .._exceptions import UNKNOWN_NOTIFIER_ERROR_TYPE, UnknownBatchNotifierError
-from .._types import BatchOrchestratorProgress, ItemFailure, PageFailure
+from .._model import BatchOrchestratorProgress, ItemFailure, PageFailure
 from .call_context import CallContext
 from .registry import Registry, check_async_function
 

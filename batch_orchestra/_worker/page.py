@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._exceptions import InvalidBatchInputError
-from .._typed import TypedPageMixin
-from .._types import check_cursor
+from .._model import check_cursor
+from .._model.typed import TypedPageMixin
 
 __all__ = ["BatchPage"]
 

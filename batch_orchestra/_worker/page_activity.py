@@ -12,7 +12,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from .._errors_table import MAX_ERROR_MESSAGE
+from .._engine.budgets import MAX_PAGE_VALUE_BYTES
+from .._engine.errors_table import MAX_ERROR_MESSAGE
 from .._exceptions import (
     INVALID_INPUT_ERROR_TYPE,
     PROCESSOR_DEFINITION_ERROR_TYPE,
@@ -20,7 +21,7 @@ from .._exceptions import (
     InvalidBatchInputError,
     ProcessorUsageError,
 )
-from .._messages import (
+from .._model.messages import (
     DISCOVER_PAGE,
     PROCESS_PAGE,
     DiscoverPageInput,
@@ -29,7 +30,6 @@ from .._messages import (
     PageResult,
     ProcessPageInput,
 )
-from .._types import MAX_PAGE_VALUE_BYTES
 from .catalog import WorkerCatalog
 from .checkpoint import with_checkpoint
 from .context import (

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from temporalio.plugin import SimplePlugin
 
-from .._series_run import BatchSeriesRun
-from .._series_workflow import BatchSeries
+from .._series.run import BatchSeriesRun
+from .._series.workflow import BatchSeries
 from .._workflow import BatchOrchestrator
 from .activities import BatchActivities
 from .catalog import WorkerCatalog

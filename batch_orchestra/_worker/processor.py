@@ -16,8 +16,8 @@ from .._exceptions import (
     ProcessorUsageError,
     UnknownPageProcessorError,
 )
-from .._typed import is_model
-from .._types import ProcessorSettings
+from .._model import ProcessorSettings
+from .._model.typed import is_model
 from .context import BatchProcessorContext
 from .registry import Registry
 

@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._exceptions import INVALID_INPUT_ERROR_TYPE
-from .._series_messages import (
+from .._model import MAX_MARK_CHARS, BatchOrchestratorProgress
+from .._series.messages import (
     CLAIM_ATTEMPTS,
     SERIES_AWAIT_BATCH,
     SERIES_CHECK,
@@ -44,8 +45,7 @@ from .._series_messages import (
     PeekReply,
     SeriesCheckInput,
 )
-from .._series_types import WindowEndContext
-from .._types import MAX_MARK_CHARS, BatchOrchestratorProgress
+from .._series.types import WindowEndContext
 from .catalog import WorkerCatalog
 from .checks import check_args_and_hooks, checked_processor
 from .failures import application_error

@@ -11,10 +11,12 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .._engine.budgets import MAX_RESULT_BYTES
+from .._engine.ledger import ReadLedgerInput, ReadLedgerResult
 from .._exceptions import PROCESSOR_USAGE_ERROR_TYPE
-from .._ledger import ReadLedgerInput, ReadLedgerResult
-from .._ledger_reader import read_chunk
-from .._messages import (
+from .._ledger_history import read_chunk
+from .._model import ProcessorSettings
+from .._model.messages import (
     CHECK_HEALTH,
     DESCRIBE_BATCH,
     NOTIFY,
@@ -28,7 +30,6 @@ from .._messages import (
     ReduceInput,
     TrackerInput,
 )
-from .._types import MAX_RESULT_BYTES, ProcessorSettings
 from .catalog import WorkerCatalog
 from .checks import check_args_and_hooks, checked_processor
 from .failures import application_error, look_up

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from .._exceptions import UNKNOWN_TRACKER_ERROR_TYPE, UnknownBatchTrackerError
-from .._types import BatchOrchestratorProgress
+from .._model import BatchOrchestratorProgress
 from .call_context import CallContext
 from .registry import Registry, check_async_function
 

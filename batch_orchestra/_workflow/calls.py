@@ -17,13 +17,15 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from .._budgets import LEDGER_READ_BYTES
-    from .._discovery import Discovery
+    from .._engine.budgets import LEDGER_READ_BYTES
+    from .._engine.discovery import Discovery
     from .._engine.engine import BatchEngine
     from .._engine.events import AttemptFailure
-    from .._hooks import MAX_HOOK_ERROR
-    from .._ledger import LedgerFeed, LedgerRecord, ReadLedgerInput, ReadLedgerResult
-    from .._messages import (
+    from .._engine.hook_errors import MAX_HOOK_ERROR
+    from .._engine.ledger import LedgerFeed, LedgerRecord, ReadLedgerInput, ReadLedgerResult
+    from .._engine.scheduler import Attempt
+    from .._model import BatchOrchestratorInput, ProcessorSettings
+    from .._model.messages import (
         CHECK_HEALTH,
         DESCRIBE_BATCH,
         DISCOVER_PAGE,
@@ -43,8 +45,6 @@ with workflow.unsafe.imports_passed_through():
         ReduceInput,
         TrackerInput,
     )
-    from .._scheduler import Attempt
-    from .._types import BatchOrchestratorInput, ProcessorSettings
     from .._worker.checkpoint import checkpoint_of_details
     from .._worker.health import Health
     from .._worker.page import BatchPage

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from .._budgets import FAILURE_DETAILS_BYTES, wire_size
+    from .._engine.budgets import FAILURE_DETAILS_BYTES, wire_size
     from .._engine.engine import BatchEngine
-    from .._messages import FailureDetails, FailureDetailsRequest
-    from .._progress import page_failure
-    from .._scheduler import PageState
-    from .._types import PageFailure
+    from .._engine.progress import discovery_failure, page_failure
+    from .._engine.scheduler import PageState
+    from .._model import PageFailure
+    from .._model.messages import FailureDetails, FailureDetailsRequest
 
 __all__ = ["failure_details"]
 
@@ -45,8 +43,7 @@ def failure_details(engine: BatchEngine, req: FailureDetailsRequest) -> FailureD
         found = sorted(sched.failing_discoveries, key=lambda d: d.page_num)
         for d in found:
             if d.page_num > req.after and (wanted is None or d.page_num in wanted):
-                error_type, message = sched.errors.get(d.error)
-                candidates.append(_discovery_failure(d, error_type, message))
+                candidates.append(discovery_failure(sched, d, whole=True))
     elif req.kind == "failed":
         whole = [p for p in sched.failed if not p.recorded]
         pages = sorted(whole, key=lambda p: p.page_num)
@@ -70,20 +67,3 @@ def _after(
     pages: list[PageState], req: FailureDetailsRequest, wanted: set[int] | None
 ) -> Iterator[PageState]:
     return (p for p in pages if p.page_num > req.after and (wanted is None or p.page_num in wanted))
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def _discovery_failure(d: Any, error_type: str, message: str) -> PageFailure:
-    return PageFailure(
-        page_num=d.page_num,
-        cursor_str=d.cursor,
-        cursor_length=len(d.cursor),
-        attempts=d.failures,
-        error_type=error_type,
-        error_message=message,
-        failed_at=_dt(d.failed_at or 0.0),
-        next_retry_at=_dt(d.ready_at) if d.ready_at else None,
-    )

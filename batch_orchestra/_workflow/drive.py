@@ -16,11 +16,11 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from .._budgets import wire_size
+    from .._engine.budgets import wire_size
     from .._engine.engine import BatchEngine
     from .._engine.handover import MAX_HANDOVER_BYTES
     from .._engine.lifecycle import Lifecycle
-    from .._messages import PageResult
+    from .._model.messages import PageResult
     from .calls import Calls, classify
     from .loops import Background
 

@@ -18,12 +18,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from .._budgets import LEDGER_RECORDS_IN_FLIGHT, LEDGER_RECORDS_PER_TASK
+    from .._engine.budgets import LEDGER_RECORDS_IN_FLIGHT, LEDGER_RECORDS_PER_TASK
     from .._engine.engine import BatchEngine
+    from .._engine.ledger import LedgerFeed, ReadLedgerResult
     from .._engine.lifecycle import Lifecycle
     from .._engine.results import REDUCE_EVERY, REDUCE_RETRY_EVERY
-    from .._ledger import LedgerFeed, ReadLedgerResult
-    from .._scheduler import Scheduler
+    from .._engine.scheduler import Scheduler
     from .calls import READ_AGAIN_AFTER, Calls, classify
 
 __all__ = ["Background"]

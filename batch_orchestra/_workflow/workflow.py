@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from .._engine.events import Patches
     from .._engine.lifecycle import Lifecycle
     from .._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
-    from .._messages import (
+    from .._model import BatchOrchestratorProgress, FailurePolicy, check_rate
+    from .._model.messages import (
         BATCH_WORKFLOW_TYPE,
         ENQUEUE_MANY_UPDATE,
         ENQUEUE_SIGNAL,
@@ -30,9 +31,17 @@ with workflow.unsafe.imports_passed_through():
         LIFECYCLE_QUERY,
         PAGE_FINISHED_SIGNAL,
         PAGE_RUNNING_SIGNAL,
+        PAUSE_SIGNAL,
+        PAUSE_UPDATE,
         PROGRESS_QUERY,
         REDRIVE_UPDATE,
+        RESTORE_MAX_PARALLELISM_UPDATE,
+        RESUME_SIGNAL,
+        RESUME_UPDATE,
         RETRY_PAGE_UPDATE,
+        SET_MAX_PARALLELISM_SIGNAL,
+        SET_MAX_PARALLELISM_UPDATE,
+        SET_RATE_LIMIT_SIGNAL,
         SET_RATE_LIMIT_UPDATE,
         SKIP_PAGE_UPDATE,
         EnqueueRequest,
@@ -40,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         FailureDetailsRequest,
         PageOutcome,
     )
-    from .._types import BatchOrchestratorProgress, FailurePolicy, check_rate
     from .calls import Calls
     from .details import failure_details
     from .drive import Driver
@@ -276,7 +284,7 @@ class BatchOrchestrator:
         engine.woken = True
         return engine.controls
 
-    @workflow.update(name="pause")
+    @workflow.update(name=PAUSE_UPDATE)
     async def pause(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Pause: running pages finish, no page starts until ``resume``.
 
@@ -285,7 +293,7 @@ class BatchOrchestrator:
         (await self._control()).pause(by, _now())
         return self._engine.progress(_now())
 
-    @workflow.update(name="resume")
+    @workflow.update(name=RESUME_UPDATE)
     async def resume(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Resume a paused batch at its parallelism cap (ramping up again if it has a ``ramp_up``).
 
@@ -300,7 +308,7 @@ class BatchOrchestrator:
         if refusal is not None:
             raise ValueError(refusal)
 
-    @workflow.update(name="set_max_parallelism")
+    @workflow.update(name=SET_MAX_PARALLELISM_UPDATE)
     async def set_max_parallelism(self, n: int, by: str | None = None) -> BatchOrchestratorProgress:
         """Set the parallelism cap (0 pauses), remembering the old one.
 
@@ -315,7 +323,7 @@ class BatchOrchestrator:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"max_parallelism must be an int >= 0 (0 pauses), got {n!r}")
 
-    @workflow.update(name="restore_max_parallelism")
+    @workflow.update(name=RESTORE_MAX_PARALLELISM_UPDATE)
     async def restore_max_parallelism(self, by: str | None = None) -> BatchOrchestratorProgress:
         """Return to the parallelism cap before the last change. Returns the progress."""
         await self._control()
@@ -352,19 +360,19 @@ class BatchOrchestrator:
             except InvalidBatchInputError as err:
                 raise ValueError(str(err)) from None
 
-    @workflow.signal(name="pause_signal")
+    @workflow.signal(name=PAUSE_SIGNAL)
     async def pause_signal(self) -> None:
         """Fire-and-forget ``pause``."""
         (await self._control()).pause(None, _now())
 
-    @workflow.signal(name="resume_signal")
+    @workflow.signal(name=RESUME_SIGNAL)
     async def resume_signal(self) -> None:
         """Fire-and-forget ``resume`` (ignored when there is nothing to resume to)."""
         await self._control()
         if self._engine.sched.max_parallelism > 0:
             (await self._control()).resume(None, _now())
 
-    @workflow.signal(name="set_max_parallelism_signal")
+    @workflow.signal(name=SET_MAX_PARALLELISM_SIGNAL)
     async def set_max_parallelism_signal(self, n: int) -> None:
         """Fire-and-forget ``set_max_parallelism`` (an invalid value is logged and ignored)."""
         try:
@@ -374,7 +382,7 @@ class BatchOrchestrator:
             return
         (await self._control()).set_parallelism(n, None, _now())
 
-    @workflow.signal(name="set_rate_limit_signal")
+    @workflow.signal(name=SET_RATE_LIMIT_SIGNAL)
     async def set_rate_limit_signal(self, limits: dict[str, float | None]) -> None:
         """Fire-and-forget ``set_rate_limit`` (an invalid value is logged and ignored)."""
         try:

@@ -14,11 +14,11 @@ from temporalio.worker import Worker
 
 from .._devserver import EmbeddedTemporal
 from .._exceptions import BatchOrchestraError
-from .._plugin import BatchOrchestraPlugin
 from .._read import (
     CliError,
     Target,
 )
+from .._worker.plugin import BatchOrchestraPlugin
 
 __all__ = [
     "on_stop_signals",

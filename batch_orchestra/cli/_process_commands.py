@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from .._health import registered_health_checks
-from .._processor import registered_page_processors
 from .._read import CliError, Target
-from .._tracker import registered_batch_trackers
+from .._worker.health import registered_health_checks
+from .._worker.processor import registered_page_processors
+from .._worker.tracker import registered_batch_trackers
 from . import _process_actions as actions
 from ._logging import configure_worker_logging
 from ._options import connection_options, run

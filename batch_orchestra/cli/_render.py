@@ -13,7 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .._budgets import preview
+from .._engine.budgets import preview
 from .._model import BatchFailures, BatchOrchestratorProgress, ItemFailure, PageFailure
 from .._read import (
     BatchView,

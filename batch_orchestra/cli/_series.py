@@ -25,11 +25,11 @@ import click
 from rich.console import Console
 
 from .._client import BatchOrchestratorClient
+from .._client.series import SeriesHandle, description_json
 from .._exceptions import BatchOrchestraError, InvalidBatchInputError, UnknownSeriesError
 from .._model import BatchOrchestratorInput
 from .._read import CliError, Target, one_line
-from .._series_client import SeriesHandle, description_json
-from .._series_types import SeriesSpec, TimeWindow, Watermark
+from .._series.types import SeriesSpec, TimeWindow, Watermark
 from ._options import check_json, connection_options, page_timeout_option, run
 from ._series_render import render_series, render_series_list, series_time
 

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._read import Target, format_duration, plural
-from .._series_types import SeriesDescription
+from .._series.types import SeriesDescription
 from ._list import wrap_parts
 
 __all__ = ["render_series", "render_series_list", "series_time"]

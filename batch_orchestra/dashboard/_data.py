@@ -22,7 +22,6 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import ServiceClient
 
 from .._model import BatchOrchestratorProgress
-from .._processor import registered_page_processors
 from .._read import (
     OPEN_STATUSES,
     BatchView,
@@ -35,6 +34,7 @@ from .._read import (
     shown_progress,
     status_label,
 )
+from .._worker.processor import registered_page_processors
 
 __all__ = [
     "STATUS_FILTERS",

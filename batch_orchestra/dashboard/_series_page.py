@@ -24,10 +24,10 @@ from starlette.routing import Route
 from temporalio.service import RPCError
 
 from .._client import BatchOrchestratorClient
+from .._client.series import description_json
 from .._exceptions import UnknownSeriesError
 from .._read import CliError, format_duration
-from .._series_client import description_json
-from .._series_types import SeriesDescription, SeriesRun
+from .._series.types import SeriesDescription, SeriesRun
 from . import _html as html
 from ._forms import read_form
 from ._markup import utc_time

@@ -5,7 +5,8 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
-from .._processor import BatchProcessorContext, PageProcessor
+from .._worker.context import BatchProcessorContext
+from .._worker.processor import PageProcessor
 from ._files import FileSource
 from ._processor_base import check_source, read_and_enqueue
 

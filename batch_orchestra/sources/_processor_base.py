@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .._exceptions import ProcessorDefinitionError
-from .._processor import BatchPage, BatchProcessorContext
+from .._worker.context import BatchProcessorContext
+from .._worker.page import BatchPage
 from ._common import SourcePage
 
 __all__ = ["check_source", "read_and_enqueue"]

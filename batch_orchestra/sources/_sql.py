@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError
-from .._types import BatchWindow
+from .._model import BatchWindow
 from ._common import SourcePage, decode_value, dump_cursor, encode_value, load_cursor
 from ._lookahead import LookaheadPacer
 

@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Row
 
-from .._processor import BatchProcessorContext, PageProcessor
-from .._series_types import WindowEndContext
+from .._series.types import WindowEndContext
+from .._worker.context import BatchProcessorContext
+from .._worker.processor import PageProcessor
 from ._processor_base import check_source, read_and_enqueue
 from ._sql import SqlSource
 

@@ -20,7 +20,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from .._types import FailurePolicy
+from .._model import FailurePolicy
 from .._worker.processor import PageProcessor, get_page_processor, processor_settings
 from ._local import FAULT_ERROR_TYPE, LocalRun, PageRun, SimulatedCrash, _client_for, _Faults, _run
 

@@ -29,8 +29,8 @@ from temporalio.worker import (
 
 from .._client import BatchOrchestratorClient
 from .._devserver import EmbeddedTemporal
-from .._messages import PROCESS_PAGE
-from .._types import BatchOrchestratorInput, BatchOrchestratorProgress
+from .._model import BatchOrchestratorInput, BatchOrchestratorProgress
+from .._model.messages import PROCESS_PAGE
 from .._worker.plugin import BatchOrchestraPlugin
 from .._worker.processor import PageProcessor
 
