@@ -23,7 +23,7 @@ from batch_orchestra import (
     page_processor,
 )
 from batch_orchestra.sources import FilePageProcessor, FileSource
-from tests.helpers import batch_id
+from tests.helpers import ManualClock, batch_id
 
 
 def write_csv(path: Path, n: int, *, seed: int = 1) -> list[dict[str, str]]:
@@ -223,6 +223,7 @@ async def test_pages_found_ahead_cover_each_record_once_in_file_order(
     rows = write_csv(path, 400) if kind == "csv" else write_jsonl(path, 400)
     source = FileSource(path)
     assert source.lookahead is None
+    source.pacer.clock = ManualClock()  # every hand-over instant, every scan free
     pages = await drain(source, [""], 3)
     assert flat(pages) == rows  # quoted newlines and blank lines never shift a boundary
     assert [len(p) for p in pages[:-1]] == [3] * (len(pages) - 1)

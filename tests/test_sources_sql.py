@@ -28,7 +28,7 @@ from batch_orchestra import (
     page_processor,
 )
 from batch_orchestra.sources import SqlPageProcessor, SqlSource
-from tests.helpers import assert_eventually, batch_id
+from tests.helpers import ManualClock, assert_eventually, batch_id
 from tests.postgres import postgres_url  # noqa: F401  (the session's PostgreSQL fixture)
 
 metadata = sa.MetaData()
@@ -410,6 +410,7 @@ async def test_adaptive_lookahead_grows_while_the_next_leader_starts_at_once(
     Db("sqlite", url, url, engine).insert_orders(keys)
     source = SqlSource(orders, key=("tenant_id", "id"), engine=url)
     assert source.lookahead is None
+    source.pacer.clock = ManualClock()  # every hand-over instant, every scan free
     pages = await drain(source, [""], 5)
     # Every row once, in key order, in full pages: the boundaries found ahead are exact.
     assert keys_of(pages) == keys
@@ -428,13 +429,14 @@ async def test_adaptive_lookahead_falls_when_the_next_leader_waited(tmp_path: Pa
     metadata.create_all(engine)
     Db("sqlite", url, url, engine).insert_orders([(1, i) for i in range(3000)])
     source = SqlSource(orders, key=("tenant_id", "id"), engine=url)
+    source.pacer.clock = clock = ManualClock()
     cursor, depths = "", []
     for hop in range(12):
         page = await source.read(cursor, 5)
         cursor = page.next_cursors[-1]  # the next leader
         # The first hops are handed over at once; then the leader waits, as behind a full cap.
         if hop >= 6:
-            await asyncio.sleep(0.06)
+            clock.advance(0.06)
         learned = source.pacer.learned(("", None, 5))
         assert learned is not None
         depths.append(learned[0])

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import IO, Any, Literal, TypeAlias
 
@@ -84,12 +83,6 @@ class FileSource:
         key: str | None = None,
         lookahead: int | None = None,
     ) -> None:
-        if lookahead is not None and (
-            isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 1
-        ):
-            raise ProcessorDefinitionError(
-                f"FileSource lookahead must be None (adaptive) or an int >= 1, got {lookahead!r}"
-            )
         if key is not None and (not isinstance(key, str) or not key):
             raise ProcessorDefinitionError(f"FileSource key must be a field name, got {key!r}")
         if key is not None and not header and format == "csv":
@@ -108,7 +101,7 @@ class FileSource:
         self._delimiter = delimiter
         self.key = key
         """The field that identifies a record (None: records cannot be found by key)."""
-        self._pacer = LookaheadPacer(lookahead)
+        self._pacer = LookaheadPacer(lookahead, source="FileSource")
 
     @property
     def lookahead(self) -> int | None:
@@ -229,9 +222,9 @@ class FileSource:
                     break
                 if raw.strip():
                     if len(items) == size:
-                        began = time.monotonic()
+                        began = self._pacer.clock()
                         starts = _page_starts(f, fmt, pos, len(raw), end, size, depth)
-                        scanned = time.monotonic() - began
+                        scanned = self._pacer.clock() - began
                         ends: list[int | None] = [*starts[1:], end]
                         cursors = [
                             dump_cursor(_cursor(s, e)) for s, e in zip(starts, ends, strict=True)

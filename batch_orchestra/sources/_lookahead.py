@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from .._budgets import MAX_ENQUEUE_BYTES
+from .._engine.budgets import MAX_ENQUEUE_BYTES
+from .._exceptions import ProcessorDefinitionError
 
 __all__ = ["MAX_LOOKAHEAD", "LookaheadPacer"]
 
@@ -62,8 +63,16 @@ class _Pace:
 class LookaheadPacer:
     """The lookahead of one source: fixed (``lookahead=k``) or adaptive (None)."""
 
-    def __init__(self, fixed: int | None) -> None:
+    def __init__(self, fixed: int | None, *, source: str = "source") -> None:
+        if fixed is not None and (
+            isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 1
+        ):
+            raise ProcessorDefinitionError(
+                f"{source} lookahead must be None (adaptive) or an int >= 1, got {fixed!r}"
+            )
         self.fixed = fixed
+        self.clock = time.monotonic
+        """Where deliveries and scans are timed (a test may set a clock it advances itself)."""
         self._paces: dict[tuple[str, str | None, int], _Pace] = {}
         self._waiting: dict[str, tuple[float, tuple[str, str | None, int]]] = {}
 
@@ -96,7 +105,7 @@ class LookaheadPacer:
         pace = self._paces.get(key)
         if pace is None:
             return
-        delivery = time.monotonic() - at
+        delivery = self.clock() - at
         pace.deliveries += 1
         if pace.quickest is None or delivery < pace.quickest:
             pace.quickest = delivery
@@ -130,7 +139,7 @@ class LookaheadPacer:
             pace.depth = max(_MIN, min(pace.depth, self._ceiling(pace)))
         if len(self._waiting) >= _MAX_WAITING:
             del self._waiting[next(iter(self._waiting))]  # read by another worker, or never
-        self._waiting[continuation] = (time.monotonic(), key)
+        self._waiting[continuation] = (self.clock(), key)
 
     def learned(self, key: tuple[str, str | None, int]) -> tuple[int, float | None] | None:
         """(depth, quickest delivery in seconds) learned for a batch, None if none yet."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import decimal
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
@@ -54,15 +53,9 @@ class SqlSource:
     same at the end of a large table as at its start, and the extra row says whether a next page
     exists without a second query.
 
-    **Lookahead by itself.** One chain keeps about *pages per hop x page time / hop* pages
-    running, so a chain of short pages that finds one page per hop runs far below a high
-    ``max_parallelism``. By default each worker learns, per batch, how many pages a chain must
-    find per hop: it doubles the number while the next leader page starts as soon as it is
-    handed over (discovery is the limit), lowers it by one when that page waited for a free
-    slot (the cap is), and keeps it where the keys-only scan costs at most about one hop,
-    between 2 and 32 pages and within the enqueue's size budget
-    (``batch_orchestra.sources._lookahead``; docs/tuning.md). Every page's keys are still
-    scanned once, by the page before it, so this reads no more of the table.
+    **Lookahead by itself.** By default each worker learns, per batch, how many pages a chain
+    finds per hop (2 to 32): more while discovery is the limit, fewer once pages wait for the
+    cap (docs/tuning.md). Each page's keys are still scanned once, so no more of the table is read.
 
     What that guarantees while a batch runs: a row inserted behind a chain's cursor is not read,
     a row inserted ahead of it is read once, a deleted row not yet read is skipped, and every
@@ -91,7 +84,6 @@ class SqlSource:
             An int fixes it (1: the next page only). With more than one, a page reads only the
             key columns of the following pages to find their boundaries and enqueues them all
             at once; a chain then discovers that many pages per hop.
-
         row_values: Compare composite keys as row values (``(a, b) > (x, y)``) or in the
             expanded form (``a > x OR (a = x AND b > y)``). None (default) chooses by dialect:
             row values where they are known to work.
@@ -124,12 +116,6 @@ class SqlSource:
             raise ProcessorDefinitionError(
                 f"SqlSource key must be a column name or a sequence of them, got {key!r}"
             )
-        if lookahead is not None and (
-            isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 1
-        ):
-            raise ProcessorDefinitionError(
-                f"SqlSource lookahead must be None (adaptive) or an int >= 1, got {lookahead!r}"
-            )
         if isinstance(table_or_select, Select):
             base: Select[Any] = table_or_select
             columns = base.selected_columns
@@ -161,19 +147,16 @@ class SqlSource:
                 f"SqlSource window_column {window_column!r} is not a column of {what} "
                 f"(columns: {', '.join(columns.keys())})"
             )
-        self._window_col: ColumnElement[Any] | None = (
-            columns[window_column]
-            if window_column is not None
-            else key_cols[0]
-            if len(key_cols) == 1
-            else None
+        window = (
+            window_column if window_column is not None else names[0] if len(names) == 1 else None
         )
+        self._window_col: ColumnElement[Any] | None = None if window is None else columns[window]
         self._base = base
         self._names = names
         self._key_cols = key_cols
         self._what = what
         self._engine_spec = engine
-        self._pacer = LookaheadPacer(lookahead)
+        self._pacer = LookaheadPacer(lookahead, source="SqlSource")
         self._row_values = row_values
         self._engines: dict[str | None, Engine | AsyncEngine] = {}
 
@@ -289,9 +272,9 @@ class SqlSource:
         keys_stmt = self._range(
             base.with_only_columns(*self._key_cols), last, upto, row_values
         ).limit((lookahead - 1) * size + 1)
-        began = time.monotonic()
+        began = self._pacer.clock()
         keys = [self._key_of(k) for k in await _fetch(engine, keys_stmt)]
-        scanned = time.monotonic() - began
+        scanned = self._pacer.clock() - began
         lows = [last] + [keys[i * size - 1] for i in range(1, lookahead) if len(keys) > i * size]
         highs: list[list[Any] | None] = [*lows[1:], upto]
         cursors = [self._cursor(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
