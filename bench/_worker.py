@@ -41,6 +41,8 @@ async def main() -> None:
                     enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1",
                     # 0: a quick page's enqueue goes out by update at once (no result path)
                     defer_grace=float(os.environ.get("BATCH_ORCHESTRA_DEFER_GRACE", "0.002")),
+                    # 0: a quick page's successors always travel in its result
+                    choose_path=os.environ.get("BATCH_ORCHESTRA_CHOOSE_PATH", "1") != "0",
                 )
             )
         ],

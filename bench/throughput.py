@@ -78,10 +78,14 @@ from bench.scale import PAGE_ACTIVITY, WorkerProcess, _server_pgid
 RAW, RAW_SIGNAL, OURS, OURS_SIGNAL, PLAIN = "raw", "raw-signal", "ours", "ours-signal", "plain"
 OURS_UPDATE = "ours-update"
 """Ours on a worker whose quick pages send their enqueue by update at once (no result path)."""
+OURS_RESULT = "ours-result"
+"""Ours on a worker that never chooses the path: quick pages' successors always in the result."""
 OURS_LAST = "ours-last"
 """Our one chain whose pages work first and enqueue last: successors travel in the result."""
 SQL, SQL_LA1 = "sql", "sql-la1"
 """One chain through ``SqlSource`` on SQLite: lookahead found by itself, or fixed at 1."""
+OUR_KINDS = (OURS, OURS_SIGNAL, OURS_LAST, OURS_UPDATE, OURS_RESULT, SQL, SQL_LA1)
+"""The rows that run a BatchOrchestrator batch."""
 DURATIONS = (0.0, 0.01, 0.1)
 CAPS = (10, 100)
 WORKER_SLOTS = 200
@@ -158,6 +162,8 @@ class Spec:
             name += ", result"
         if self.kind == OURS_UPDATE:
             name += ", by update"
+        if self.kind == OURS_RESULT:
+            name += ", in result"
         if self.no_heartbeats:
             name += ", no heartbeats"
         return name + suffix
@@ -170,9 +176,7 @@ class Spec:
 
     @property
     def one_chain(self) -> bool:
-        return self.kind in (OURS, OURS_SIGNAL, OURS_LAST, OURS_UPDATE, PLAIN, SQL, SQL_LA1) and (
-            self.chains == 1
-        )
+        return self.kind in (*OUR_KINDS, PLAIN) and self.chains == 1
 
 
 @dataclass
@@ -243,8 +247,8 @@ def extra_parts(quick: bool) -> list[Spec]:
     for d in HOP_DURATIONS:
         for kind in (OURS, OURS_LAST, OURS_SIGNAL):
             specs.append(Spec(kind, d, 100, group="hop", pages=hop_pages))
-    for chains in (1, 8):  # quick no-op pages: result path (the default) against update
-        for kind in (OURS, OURS_UPDATE):
+    for chains in (1, 8):  # quick no-op pages: path chosen (the default), always update, result
+        for kind in (OURS, OURS_UPDATE, OURS_RESULT):
             n = hop_pages if chains == 1 else None
             specs.append(Spec(kind, 0.0, 100, chains=chains, group="path", pages=n))
     long_page = 6.0 if quick else 60.0
@@ -327,6 +331,13 @@ class Bench:
             WORKER_SLOTS,
             env={"BATCH_ORCHESTRA_DEFER_GRACE": "0"},
         )
+        self.result_worker = WorkerProcess(
+            address,
+            ns,
+            f"tp-result-{tag}",
+            WORKER_SLOTS,
+            env={"BATCH_ORCHESTRA_CHOOSE_PATH": "0"},
+        )
         self.scale_workers = [
             WorkerProcess(address, ns, f"tp-scale-{tag}", SCALE_SLOTS) for _ in SCALE_WORKERS
         ]
@@ -335,6 +346,7 @@ class Bench:
             id(self.signal_worker): f"tp-signal-{tag}",
             id(self.sweep_worker): f"tp-sweep-{tag}",
             id(self.update_worker): f"tp-update-{tag}",
+            id(self.result_worker): f"tp-result-{tag}",
             **{id(w): f"tp-scale-{tag}" for w in self.scale_workers},
         }
 
@@ -345,6 +357,7 @@ class Bench:
             self.signal_worker,
             self.sweep_worker,
             self.update_worker,
+            self.result_worker,
             *self.scale_workers,
         ]
 
@@ -358,6 +371,8 @@ class Bench:
             return [self.signal_worker]
         if spec.kind == OURS_UPDATE:
             return [self.update_worker]
+        if spec.kind == OURS_RESULT:
+            return [self.result_worker]
         return [self.worker]
 
     async def close(self) -> None:
@@ -403,7 +418,7 @@ class Bench:
         """Start one configuration and wait for it: (workflow handle, activity type, the
         orchestrator's max parallelism or None, failed pages)."""
         timeout = timedelta(seconds=self.opts.timeout)
-        if spec.kind in (OURS, OURS_SIGNAL, OURS_LAST, OURS_UPDATE, SQL, SQL_LA1):
+        if spec.kind in OUR_KINDS:
             assert spec.cap is not None
             if spec.kind in (SQL, SQL_LA1):
                 url = f"sqlite:///{self.tmp.name}/{wf_id}.sqlite"
@@ -801,7 +816,8 @@ def render_parts(results: list[Result]) -> list[str]:
     paths = _group(results, "path")
     if paths:
         lines += [
-            "Quick no-op pages, cap 100: successors in the result (the default) or by update",
+            "Quick no-op pages, cap 100: the path chosen per batch (the default), always by "
+            "update, always in the result",
             f"{'config':<32}{'pages/s':>9}{'ms/page':>9}{'max par':>8}{'act/page':>10}"
             f"{'upd/sig':>10}",
         ]
