@@ -61,6 +61,31 @@ class Run:
     """WorkflowExecutionUpdateAccepted events."""
     first_scheduled: float | None = None
     last_scheduled: float | None = None
+    activity_attempts: int = 0
+    """Attempts of every activity of the run (a retried activity's started event names its
+    last attempt), whatever its type."""
+    timers: int = 0
+    local_activities: int = 0
+    """MarkerRecorded events (a local activity records one)."""
+    children: int = 0
+    signals_sent: int = 0
+    """Signals this run sent to other workflows."""
+
+    @property
+    def actions(self) -> int:
+        """Temporal Cloud's billable actions in this run's history: its start (a continue-as-new
+        is a start), activity attempts, timers, signals received and sent, updates, child
+        starts and local activities. Heartbeats leave no event: count them apart."""
+        return (
+            1
+            + self.activity_attempts
+            + self.timers
+            + self.signals
+            + self.signals_sent
+            + self.updates
+            + self.children
+            + self.local_activities
+        )
 
 
 @dataclass
@@ -107,9 +132,19 @@ async def read_batch_history(
                     run.first_scheduled = slot.scheduled
                 run.last_scheduled = slot.scheduled
             elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                s = by_sched.get(ev.activity_task_started_event_attributes.scheduled_event_id)
+                started = ev.activity_task_started_event_attributes
+                run.activity_attempts += max(1, started.attempt)
+                s = by_sched.get(started.scheduled_event_id)
                 if s is not None:
                     s.started = _ts(ev)
+            elif et == EventType.EVENT_TYPE_TIMER_STARTED:
+                run.timers += 1
+            elif et == EventType.EVENT_TYPE_MARKER_RECORDED:
+                run.local_activities += 1
+            elif et == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+                run.children += 1
+            elif et == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+                run.signals_sent += 1
             elif et in _CLOSED:
                 closed = getattr(ev, _CLOSED[et])
                 s = by_sched.get(closed.scheduled_event_id)

@@ -92,3 +92,22 @@ class BenchNoopPages(PageProcessor):
     @property
     def retry_mode(self) -> PageProcessor.RetryMode:
         return PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+
+LAST_PROCESSOR_NAME = "BenchLastPages"
+
+
+@page_processor
+class BenchLastPages(BenchNoopPages):
+    """``BenchNoopPages`` that works first and enqueues last: each page returns right after
+    its enqueue, so its successor travels in its result (the result delivery path)."""
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        args = _parse(context.args_str)
+        index = int(context.page.cursor_str)
+        seconds = page_duration(index, args.page_seconds, args.jitter)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+        if index + 1 < chain_end(index, args.pages, args.chains):
+            await context.enqueue_next_page(BatchPage(str(index + 1), context.page.size))
+        return 1

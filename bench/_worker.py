@@ -15,7 +15,8 @@ import os
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import bench._noop  # noqa: F401  (registers BenchNoopPages)
+import bench._noop  # noqa: F401  (registers BenchNoopPages, BenchLastPages)
+import bench._sql_pages  # noqa: F401  (registers the sweep's SqlSource processors)
 from batch_orchestra import BatchOrchestraPlugin, WorkerSettings
 from bench._baseline import PlainChain, RawBaseline, plain_chain_page, raw_noop, raw_noop_signal
 from bench._serve import run_and_exit, serve_until_signal
@@ -37,7 +38,11 @@ async def main() -> None:
         plugins=[
             BatchOrchestraPlugin(
                 settings=WorkerSettings(
-                    enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1"
+                    enqueue_by_signal=os.environ.get("BATCH_ORCHESTRA_ENQUEUE_BY_SIGNAL") == "1",
+                    # 0: a quick page's enqueue goes out by update at once (no result path)
+                    defer_grace=float(os.environ.get("BATCH_ORCHESTRA_DEFER_GRACE", "0.002")),
+                    # 0: a quick page's successors always travel in its result
+                    choose_path=os.environ.get("BATCH_ORCHESTRA_CHOOSE_PATH", "1") != "0",
                 )
             )
         ],

@@ -126,3 +126,16 @@ def continue_as_new_payloads(histories: list[Any]) -> list[Any]:
         for e in h.events
         if e.HasField("workflow_execution_continued_as_new_event_attributes")
     ]
+
+
+class ManualClock:
+    """A clock that moves only when a test advances it (for code that times itself)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -19,10 +19,12 @@ from tests.helpers import batch_id, enqueue_counts, enqueue_update_events
 from tests.processors import RECORDS
 
 
-def _plugin(quick: bool) -> BatchOrchestraPlugin:
+def _plugin(quick: bool, choose_path: bool = False) -> BatchOrchestraPlugin:
     # A generous grace: on a loaded machine a page may take more than the default 2 ms from
-    # its enqueue to its end, and would then (rightly) stop counting as quick.
-    plugin = BatchOrchestraPlugin(settings=WorkerSettings(defer_grace=0.1 if quick else 0.002))
+    # its enqueue to its end, and would then (rightly) stop counting as quick. The path is not
+    # chosen by measurement here (tests/test_paths.py covers that): these tests pin each path.
+    settings = WorkerSettings(defer_grace=0.1 if quick else 0.002, choose_path=choose_path)
+    plugin = BatchOrchestraPlugin(settings=settings)
     for _ in range(40):
         plugin.transport.learn("Scripted", quick)
     return plugin
@@ -66,6 +68,23 @@ async def test_quick_pages_hand_successors_over_in_their_results(
     assert result.num_open_chains == 0
     # 29 pages had a successor; each went with the page's result, none by its own message
     assert await enqueue_counts(handle) == (0, 29)
+
+
+async def test_a_worker_that_chooses_the_path_delivers_each_successor_once(
+    orchestra, task_queue, new_worker
+) -> None:
+    # The default: quick pages try both paths on this batch, then keep the one measured quicker.
+    plugin = _plugin(True, choose_path=True)
+    bid = batch_id()
+    async with new_worker(plugin=plugin):
+        handle, result = await _run(orchestra, task_queue, _input(bid, n=300))
+    assert result.num_completed_pages == 30 and result.num_completed_items == 300
+    assert sorted(RECORDS[bid].pages) == list(range(30))
+    by_update, by_result = await enqueue_counts(handle)
+    assert by_update + by_result == 29  # every successor by exactly one path
+    assert by_update >= 3 and by_result >= 3  # both were tried
+    learned = plugin.transport.paths.learned(bid)
+    assert learned is not None and learned[0] is not None and learned[1] is not None
 
 
 async def test_pages_that_work_after_enqueueing_send_successors_at_once(

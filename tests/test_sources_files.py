@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -22,7 +23,7 @@ from batch_orchestra import (
     page_processor,
 )
 from batch_orchestra.sources import FilePageProcessor, FileSource
-from tests.helpers import batch_id
+from tests.helpers import ManualClock, batch_id
 
 
 def write_csv(path: Path, n: int, *, seed: int = 1) -> list[dict[str, str]]:
@@ -212,3 +213,69 @@ def test_sources_exports_and_file_source_without_sqlalchemy() -> None:
         "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+async def test_pages_found_ahead_cover_each_record_once_in_file_order(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / f"records.{kind}"
+    rows = write_csv(path, 400) if kind == "csv" else write_jsonl(path, 400)
+    source = FileSource(path)
+    assert source.lookahead is None
+    source.pacer.clock = ManualClock()  # every hand-over instant, every scan free
+    pages = await drain(source, [""], 3)
+    assert flat(pages) == rows  # quoted newlines and blank lines never shift a boundary
+    assert [len(p) for p in pages[:-1]] == [3] * (len(pages) - 1)
+    learned = source.pacer.learned(("", None, 3))
+    assert learned is not None and learned[0] == 32  # handed over at once: as deep as allowed
+    assert len((await source.read("", 3)).next_cursors) == 32
+    # Split chains find pages ahead too, and stop at their range's end.
+    chains = [flat(await drain(source, [c], 2)) for c in await source.split(3)]
+    assert sum(chains, []) == rows
+
+
+async def test_file_lookahead_one_enqueues_the_next_page_only(tmp_path: Path) -> None:
+    rows = write_jsonl(tmp_path / "r.jsonl", 50)
+    source = FileSource(tmp_path / "r.jsonl", lookahead=1)
+    assert len((await source.read("", 4)).next_cursors) == 1
+    assert flat(await drain(source, [""], 4)) == rows
+    with pytest.raises(ProcessorDefinitionError, match="lookahead must be None"):
+        FileSource(tmp_path / "r.jsonl", lookahead=True)
+
+
+@page_processor
+class JsonlShortPages(FilePageProcessor):
+    """Records each record's id after 30 ms of work; no lookahead set."""
+
+    source = FileSource(lambda args: json.loads(args or "{}")["path"])
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def process(self, context: BatchProcessorContext, records: list[Any]) -> None:
+        await asyncio.sleep(0.03)
+        _seen.setdefault(context.batch_id, []).extend((context.page_num, r["id"]) for r in records)
+
+
+async def test_one_file_chain_of_short_pages_fills_the_cap_without_lookahead_set(
+    tmp_path: Path, orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any
+) -> None:
+    records = write_jsonl(tmp_path / "r.jsonl", 300)
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor=JsonlShortPages,
+                args=json.dumps({"path": str(tmp_path / "r.jsonl")}),
+                batch_id=bid,
+                page_size=2,
+                max_parallelism=40,
+                page_timeout=timedelta(seconds=30),
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
+        progress = await handle.result()
+    assert sorted(i for _, i in _seen[bid]) == [r["id"] for r in records]  # every record once
+    assert progress.num_completed_pages == 150
+    # One page per hop keeps 2-3 pages of 30 ms running; found ahead, many more.
+    assert progress.max_parallelism_achieved >= 10

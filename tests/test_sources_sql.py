@@ -28,7 +28,7 @@ from batch_orchestra import (
     page_processor,
 )
 from batch_orchestra.sources import SqlPageProcessor, SqlSource
-from tests.helpers import assert_eventually, batch_id
+from tests.helpers import ManualClock, assert_eventually, batch_id
 from tests.postgres import postgres_url  # noqa: F401  (the session's PostgreSQL fixture)
 
 metadata = sa.MetaData()
@@ -140,7 +140,9 @@ async def test_composite_key_pages_cover_the_table_once_in_key_order(
     db: Db, row_values: bool
 ) -> None:
     db.insert_orders(list(reversed(ORDER_KEYS)))
-    source = SqlSource(orders, key=("tenant_id", "id"), engine=db.url, row_values=row_values)
+    source = SqlSource(
+        orders, key=("tenant_id", "id"), engine=db.url, row_values=row_values, lookahead=1
+    )
     seen = count_queries(source.engine())
     pages = await drain(source, [""], 7)
     assert keys_of(pages) == sorted(ORDER_KEYS)
@@ -393,3 +395,121 @@ async def test_sample_migrates_a_postgres_table(
     assert {
         (r.email_normalized, r.schema_version) == (f"user.{r.id}@example.com", 2) for r in rows
     } == {True}
+
+
+# --- lookahead by itself ---------------------------------------------------------------------
+
+
+async def test_adaptive_lookahead_grows_while_the_next_leader_starts_at_once(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    keys = [(1, i) for i in range(2000)]
+    Db("sqlite", url, url, engine).insert_orders(keys)
+    source = SqlSource(orders, key=("tenant_id", "id"), engine=url)
+    assert source.lookahead is None
+    source.pacer.clock = ManualClock()  # every hand-over instant, every scan free
+    pages = await drain(source, [""], 5)
+    # Every row once, in key order, in full pages: the boundaries found ahead are exact.
+    assert keys_of(pages) == keys
+    assert all(len(p) == 5 for p in pages)
+    learned = source.pacer.learned(("", None, 5))
+    assert learned is not None and learned[0] == 32  # doubled on every quick hand-over, up to 32
+    first = await source.read("", 5)
+    assert len(first.next_cursors) == 32
+    await source.dispose()
+    engine.dispose()
+
+
+async def test_adaptive_lookahead_falls_when_the_next_leader_waited(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    Db("sqlite", url, url, engine).insert_orders([(1, i) for i in range(3000)])
+    source = SqlSource(orders, key=("tenant_id", "id"), engine=url)
+    source.pacer.clock = clock = ManualClock()
+    cursor, depths = "", []
+    for hop in range(12):
+        page = await source.read(cursor, 5)
+        cursor = page.next_cursors[-1]  # the next leader
+        # The first hops are handed over at once; then the leader waits, as behind a full cap.
+        if hop >= 6:
+            clock.advance(0.06)
+        learned = source.pacer.learned(("", None, 5))
+        assert learned is not None
+        depths.append(learned[0])
+    await source.read(cursor, 5)
+    final = source.pacer.learned(("", None, 5))
+    assert depths[:6] == [2, 4, 8, 16, 32, 32]  # doubled while handed over at once
+    assert final is not None and final[0] == 32 - 6  # one less for each of the 6 waits
+    await source.dispose()
+    engine.dispose()
+
+
+async def test_an_explicit_lookahead_wins(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    Db("sqlite", url, url, engine).insert_orders([(1, i) for i in range(500)])
+    source = SqlSource(orders, key=("tenant_id", "id"), engine=url, lookahead=3)
+    pages = await drain(source, [""], 5)
+    assert len(pages) == 100
+    assert len((await source.read("", 5)).next_cursors) == 3
+    with pytest.raises(ProcessorDefinitionError, match="lookahead must be None"):
+        SqlSource(orders, key=("tenant_id", "id"), engine=url, lookahead=0)
+    await source.dispose()
+    engine.dispose()
+
+
+def test_a_slow_boundary_scan_keeps_the_lookahead_low() -> None:
+    from batch_orchestra.sources._lookahead import LookaheadPacer
+
+    pacer, key = LookaheadPacer(None), ("wf", None, 10)
+    for i in range(10):
+        # Each page ahead costs 5 ms to find, and a hand-over takes 10 ms: 3 pages ahead at most.
+        pacer.found(key, f"c{i}", pacer.depth(key, 100), 0.005 * (pacer.depth(key, 100) - 1))
+        pacer._waiting[f"c{i}"] = (pacer._waiting[f"c{i}"][0] - 0.01, key)
+        pacer.arrived(f"c{i}")
+    learned = pacer.learned(key)
+    assert learned is not None and 2 <= learned[0] <= 3
+    # Huge cursors: the enqueue's budget bounds the depth whatever was learned.
+    assert pacer.depth(key, 200_000) == 1
+
+
+SHORT_PAGE_SECONDS = 0.03
+
+
+@page_processor
+class SqlSourceShortPages(_FailFast, SqlPageProcessor):
+    """Records each row after 30 ms of work; no lookahead set."""
+
+    source = SqlSource(orders, key=("tenant_id", "id"), engine=_url_of)
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def process(self, context: BatchProcessorContext, rows: list[Any]) -> None:
+        await asyncio.sleep(SHORT_PAGE_SECONDS)
+        await _record(self.source, context, rows)
+
+
+async def test_one_chain_of_short_pages_fills_the_cap_without_lookahead_set(
+    tmp_path: Path, new_worker: Any, started: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    keys = [(1, i) for i in range(400)]
+    Db("sqlite", url, url, engine).insert_orders(keys)
+    async with new_worker():
+        handle = await started(SqlSourceShortPages, {"url": url}, page_size=2, max_parallelism=40)
+        progress = await handle.result()
+    await SqlSourceShortPages.source.dispose()
+    with engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(sa.select(processed.c.tenant_id, processed.c.id))]
+    engine.dispose()
+    assert sorted(got) == keys  # each row once
+    assert progress.num_failed_pages == 0 and progress.num_completed_pages == 200
+    # One page found per hop keeps about 30 ms / hop (2-3) pages running; found ahead, the
+    # chain keeps far more.
+    assert progress.max_parallelism_achieved >= 10

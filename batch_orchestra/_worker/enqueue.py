@@ -19,6 +19,7 @@ from temporalio.client import WorkflowHandle
 from .._engine.budgets import MAX_ENQUEUE_BYTES, enqueue_size
 from .._model.messages import ENQUEUE_MANY_UPDATE, ENQUEUE_SIGNAL, ENQUEUE_UPDATE, EnqueueRequest
 from .page import BatchPage
+from .paths import PathChooser
 
 __all__ = ["EnqueueTransport", "PageEnqueue", "WorkerSettings"]
 
@@ -35,6 +36,10 @@ class WorkerSettings:
     """Seconds a quick page's enqueue is held, hoping to travel in the page's result."""
     prefer_signal_for: float = 30.0
     """Seconds a batch's enqueues go by signal after Temporal refused an update."""
+    choose_path: bool = True
+    """Let a quick page's successors go by update instead of in its result, per batch, when this
+    worker measures that hop clearly shorter (``batch_orchestra._worker.paths``). False: always
+    in the result."""
     enqueue_by_signal: bool = False
     """Send every enqueue by signal (for benchmarks comparing the two)."""
 
@@ -55,6 +60,8 @@ class EnqueueTransport:
         self._senders: dict[tuple[str, str, str], _Sender] = {}
         self._prefer_signal_until: dict[tuple[str, str], float] = {}
         self._quick: dict[str, float] = {}
+        self.paths = PathChooser()
+        """The measured hop of each path, per batch."""
 
     def is_quick(self, processor: str) -> bool:
         """Whether this worker finds the processor's pages end right after enqueueing."""
@@ -249,7 +256,10 @@ class PageEnqueue:
             client.get_workflow_handle(self._workflow_id),
         )
         self._enqueued_at = time.monotonic()
-        if self._transport.is_quick(self._processor):
+        transport = self._transport
+        if transport.is_quick(self._processor) and (
+            not transport.settings.choose_path or transport.paths.by_result(self._workflow_id)
+        ):
             self._held = asyncio.get_running_loop().create_future()
             self._held.add_done_callback(_retrieve)
             self._timer = asyncio.get_running_loop().call_later(
@@ -263,6 +273,7 @@ class PageEnqueue:
     def _send_now(self) -> None:
         assert self._request is not None and self._handle is not None
         self._timer = None
+        self._handed(by_result=False)
         self._send = self._transport.send(
             self._namespace, self._handle, self._request, self._attempt
         )
@@ -300,10 +311,18 @@ class PageEnqueue:
         if self._take_held():
             if self._held is not None and not self._held.done():
                 self._held.set_result(None)  # delivered with the result
+            self._handed(by_result=True)
             return self._request.pages
         if self._send is not None:
             await self._send
         return None
+
+    def _handed(self, *, by_result: bool) -> None:
+        """Time this hand-over, for the path chooser (quick processors only)."""
+        assert self._request is not None
+        if self._request.pages and self._transport.is_quick(self._processor):
+            cursor = self._request.pages[0].cursor_str
+            self._transport.paths.handed(self._workflow_id, cursor, by_result)
 
 
 def _settle(target: asyncio.Future[None], source: asyncio.Future[None]) -> None:

@@ -89,6 +89,7 @@ class PageActivities:
         # Retryable, and the workflow knows the attempt did no work: another worker, or the
         # next deploy, may know the processor (a rolling deploy).
         cls = look_up(self._catalog.processors, inp.processor, retryable=True)
+        self._transport.paths.started(info.workflow_id or "", inp.page.cursor_str)
         enqueue = PageEnqueue(
             self._transport,
             info.workflow_id or "",

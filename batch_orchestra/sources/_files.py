@@ -12,6 +12,7 @@ from typing import IO, Any, Literal, TypeAlias
 
 from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError, ProcessorUsageError
 from ._common import SourcePage, dump_cursor, load_cursor
+from ._lookahead import LookaheadPacer
 
 __all__ = ["FileSource", "PathFactory"]
 
@@ -38,6 +39,13 @@ class FileSource:
     record's start are even in number; pages and split points are aligned on such ends, never
     inside a quoted field. JSON Lines records are single lines; blank lines are skipped.
 
+    **Lookahead.** A page that finds more records can go on reading the following pages'
+    records without parsing them, only to find where they start, and enqueue several pages at
+    once: a chain then discovers that many pages per hop. By default each worker learns per
+    batch how many (2 to 32; see ``SqlSource``, which does the same, and docs/tuning.md);
+    ``lookahead=k`` fixes it (1: the next page only). Each page's bytes are then read twice,
+    once by the page before it (to find the boundaries) and once by the page itself.
+
     Local paths are opened directly. A URL with a protocol (``s3://``, ``gs://``,
     ``memory://``, ...) is opened through fsspec, which must then be installed
     (``pip install 'batch-orchestra[files]'`` plus the filesystem's own package). Reads run in
@@ -55,10 +63,13 @@ class FileSource:
         key: The field that identifies a record (a CSV header's column, a JSON object's
             field), for ``find``: a redrive of failed items by key (``redrive_items``) gets
             their records back. Keys are compared as text.
+        lookahead: How many successor pages a page enqueues when more records follow. None
+            (default): as many as the batch needs, learned while it runs; an int fixes it.
 
     Raises:
-        ProcessorDefinitionError: ``format`` is neither "csv" nor "jsonl", or ``key`` is
-            given for a CSV file without a header.
+        ProcessorDefinitionError: ``format`` is neither "csv" nor "jsonl", ``key`` is
+            given for a CSV file without a header, or ``lookahead`` is neither None nor an
+            int >= 1.
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class FileSource:
         encoding: str = "utf-8",
         delimiter: str = ",",
         key: str | None = None,
+        lookahead: int | None = None,
     ) -> None:
         if key is not None and (not isinstance(key, str) or not key):
             raise ProcessorDefinitionError(f"FileSource key must be a field name, got {key!r}")
@@ -89,6 +101,17 @@ class FileSource:
         self._delimiter = delimiter
         self.key = key
         """The field that identifies a record (None: records cannot be found by key)."""
+        self._pacer = LookaheadPacer(lookahead, source="FileSource")
+
+    @property
+    def lookahead(self) -> int | None:
+        """How many successor pages a page enqueues when more records follow (None: adaptive)."""
+        return self._pacer.fixed
+
+    @property
+    def pacer(self) -> LookaheadPacer:
+        """What this process has learned of each batch's lookahead (for tests and benchmarks)."""
+        return self._pacer
 
     def path(self, args: str | None = None) -> str:
         """The path or URL for a batch with these args."""
@@ -119,8 +142,15 @@ class FileSource:
             InvalidBatchInputError: the cursor is not one of this source's.
         """
         cur = load_cursor(cursor_str, source="FileSource", keys=("o", "e"))
+        self._pacer.arrived(cursor_str)
         path = self.path(args)
-        return await asyncio.to_thread(self._read, path, cur.get("o"), cur.get("e"), size)
+        key = self._pacer.batch_key(args, size)
+        end = cur.get("e")
+        depth = self._pacer.depth(key, 2 * len(dump_cursor(_cursor(1 << 40, end))))
+        page, scanned = await asyncio.to_thread(self._read, path, cur.get("o"), end, size, depth)
+        if depth > 1 and page.next_cursors:
+            self._pacer.found(key, page.next_cursors[-1], depth, scanned)
+        return page
 
     async def split(self, k: int, *, args: str | None = None) -> list[str]:
         """Up to ``k`` first cursors covering the file once, in near-equal byte ranges.
@@ -173,7 +203,13 @@ class FileSource:
                 pos += len(raw)
         return found
 
-    def _read(self, path: str, offset: int | None, end: int | None, size: int) -> SourcePage[Any]:
+    def _read(
+        self, path: str, offset: int | None, end: int | None, size: int, depth: int = 1
+    ) -> tuple[SourcePage[Any], float]:
+        """The page and its successors' cursors (``depth`` of them at most).
+
+        And the seconds the scan for the boundaries past the first took.
+        """
         fmt = self.file_format(path)
         with _open(path) as f:
             fields, start = self._header_of(f, fmt)
@@ -186,10 +222,17 @@ class FileSource:
                     break
                 if raw.strip():
                     if len(items) == size:
-                        return SourcePage(items, [dump_cursor(_cursor(pos, end))])
+                        began = self._pacer.clock()
+                        starts = _page_starts(f, fmt, pos, len(raw), end, size, depth)
+                        scanned = self._pacer.clock() - began
+                        ends: list[int | None] = [*starts[1:], end]
+                        cursors = [
+                            dump_cursor(_cursor(s, e)) for s, e in zip(starts, ends, strict=True)
+                        ]
+                        return SourcePage(items, cursors), scanned
                     items.append(self._parse(raw, fmt, fields, pos, path))
                 pos += len(raw)
-        return SourcePage(items)
+        return SourcePage(items), 0.0
 
     def _split(self, path: str, k: int) -> list[str]:
         fmt = self.file_format(path)
@@ -241,6 +284,28 @@ def _cursor(offset: int | None, end: int | None) -> dict[str, Any]:
     if end is not None:
         cur["e"] = end
     return cur
+
+
+def _page_starts(
+    f: IO[bytes], fmt: FileFormat, pos: int, first_len: int, end: int | None, size: int, depth: int
+) -> list[int]:
+    """Where the next ``depth`` pages start (fewer at the end), the first at ``pos``.
+
+    The record at ``pos`` (``first_len`` bytes) has been read; the following records are
+    read without parsing, only to count them.
+    """
+    starts, count, p = [pos], 1, pos + first_len
+    while len(starts) < depth and (end is None or p < end):
+        raw = _read_record(f, fmt)
+        if not raw:
+            break
+        if raw.strip():
+            if count == size:
+                starts.append(p)
+                count = 0
+            count += 1
+        p += len(raw)
+    return starts
 
 
 def _open(path: str) -> IO[bytes]:

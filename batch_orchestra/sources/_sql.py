@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from .._exceptions import InvalidBatchInputError, ProcessorDefinitionError
 from .._model import BatchWindow
 from ._common import SourcePage, decode_value, dump_cursor, encode_value, load_cursor
+from ._lookahead import LookaheadPacer
 
 __all__ = ["EngineFactory", "SqlSource"]
 
@@ -51,6 +52,10 @@ class SqlSource:
     ``WHERE key > a AND key <= u ORDER BY key LIMIT size + 1``: never OFFSET, so a page costs the
     same at the end of a large table as at its start, and the extra row says whether a next page
     exists without a second query.
+
+    **Lookahead by itself.** By default each worker learns, per batch, how many pages a chain
+    finds per hop (2 to 32): more while discovery is the limit, fewer once pages wait for the
+    cap (docs/tuning.md). Each page's keys are still scanned once, so no more of the table is read.
 
     What that guarantees while a batch runs: a row inserted behind a chain's cursor is not read,
     a row inserted ahead of it is read once, a deleted row not yet read is skipped, and every
@@ -74,10 +79,11 @@ class SqlSource:
             ``("tenant_id", "id")``); together they must be unique and NOT NULL.
         engine: The engine, URL or engine factory (see above).
         where: An extra filter on the table's columns, e.g. ``orders.c.status == "open"``.
-        lookahead: How many successor pages a page enqueues when more rows follow (1: the next
-            page only). With more, a page reads only the key columns of the following
-            ``lookahead - 1`` pages to find their boundaries and enqueues them all at once;
-            chains then discover pages ``lookahead`` times faster.
+        lookahead: How many successor pages a page enqueues when more rows follow. None
+            (default): as many as the batch needs, learned while it runs (2 to 32, see below).
+            An int fixes it (1: the next page only). With more than one, a page reads only the
+            key columns of the following pages to find their boundaries and enqueues them all
+            at once; a chain then discovers that many pages per hop.
         row_values: Compare composite keys as row values (``(a, b) > (x, y)``) or in the
             expanded form (``a > x OR (a = x AND b > y)``). None (default) chooses by dialect:
             row values where they are known to work.
@@ -90,7 +96,7 @@ class SqlSource:
 
     Raises:
         ProcessorDefinitionError: a key column is missing or declared nullable, or
-            ``lookahead`` is not an int >= 1.
+            ``lookahead`` is neither None nor an int >= 1.
     """
 
     def __init__(
@@ -100,7 +106,7 @@ class SqlSource:
         key: str | Sequence[str],
         engine: EngineLike | EngineFactory,
         where: ColumnElement[bool] | None = None,
-        lookahead: int = 1,
+        lookahead: int | None = None,
         row_values: bool | None = None,
         allow_nullable_key: bool = False,
         window_column: str | None = None,
@@ -109,10 +115,6 @@ class SqlSource:
         if not names or not all(isinstance(n, str) and n for n in names):
             raise ProcessorDefinitionError(
                 f"SqlSource key must be a column name or a sequence of them, got {key!r}"
-            )
-        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 1:
-            raise ProcessorDefinitionError(
-                f"SqlSource lookahead must be an int >= 1, got {lookahead!r}"
             )
         if isinstance(table_or_select, Select):
             base: Select[Any] = table_or_select
@@ -145,19 +147,16 @@ class SqlSource:
                 f"SqlSource window_column {window_column!r} is not a column of {what} "
                 f"(columns: {', '.join(columns.keys())})"
             )
-        self._window_col: ColumnElement[Any] | None = (
-            columns[window_column]
-            if window_column is not None
-            else key_cols[0]
-            if len(key_cols) == 1
-            else None
+        window = (
+            window_column if window_column is not None else names[0] if len(names) == 1 else None
         )
+        self._window_col: ColumnElement[Any] | None = None if window is None else columns[window]
         self._base = base
         self._names = names
         self._key_cols = key_cols
         self._what = what
         self._engine_spec = engine
-        self._lookahead = lookahead
+        self._pacer = LookaheadPacer(lookahead, source="SqlSource")
         self._row_values = row_values
         self._engines: dict[str | None, Engine | AsyncEngine] = {}
 
@@ -167,9 +166,14 @@ class SqlSource:
         return self._names
 
     @property
-    def lookahead(self) -> int:
-        """How many successor pages a page enqueues when more rows follow."""
-        return self._lookahead
+    def lookahead(self) -> int | None:
+        """How many successor pages a page enqueues when more rows follow (None: adaptive)."""
+        return self._pacer.fixed
+
+    @property
+    def pacer(self) -> LookaheadPacer:
+        """What this process has learned of each batch's lookahead (for tests and benchmarks)."""
+        return self._pacer
 
     def engine(self, args: str | None = None) -> Engine | AsyncEngine:
         """The engine for a batch with these args, created on first use in this process.
@@ -246,6 +250,7 @@ class SqlSource:
                 NULL or of a type a cursor cannot carry.
         """
         cur = load_cursor(cursor_str, source="SqlSource", keys=("a", "u"))
+        self._pacer.arrived(cursor_str)
         after = self._decode_key(cur.get("a"))
         upto = self._decode_key(cur.get("u"))
         engine = self.engine(args)
@@ -258,18 +263,22 @@ class SqlSource:
             return SourcePage(list(rows))
         rows = rows[:size]
         last = self._key_of(rows[-1])
-        if self._lookahead == 1:
-            return SourcePage(list(rows), [self._cursor(last, upto)])
+        following = self._cursor(last, upto)
+        pace_key = self._pacer.batch_key(args, size)
+        lookahead = self._pacer.depth(pace_key, 2 * len(following))
+        if lookahead == 1:
+            return SourcePage(list(rows), [following])
         # Keys only: where the next lookahead - 1 pages end, and whether a page follows them.
         keys_stmt = self._range(
             base.with_only_columns(*self._key_cols), last, upto, row_values
-        ).limit((self._lookahead - 1) * size + 1)
+        ).limit((lookahead - 1) * size + 1)
+        began = self._pacer.clock()
         keys = [self._key_of(k) for k in await _fetch(engine, keys_stmt)]
-        lows = [last] + [
-            keys[i * size - 1] for i in range(1, self._lookahead) if len(keys) > i * size
-        ]
+        scanned = self._pacer.clock() - began
+        lows = [last] + [keys[i * size - 1] for i in range(1, lookahead) if len(keys) > i * size]
         highs: list[list[Any] | None] = [*lows[1:], upto]
         cursors = [self._cursor(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
+        self._pacer.found(pace_key, cursors[-1], lookahead, scanned)
         return SourcePage(list(rows), cursors)
 
     async def split(self, k: int, *, args: str | None = None) -> list[str]:
