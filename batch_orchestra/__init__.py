@@ -60,6 +60,7 @@ from ._worker.checkpoint import MAX_CHECKPOINT_BYTES, PageItems
 from ._worker.context import BatchProcessorContext, EnqueuedPages
 from ._worker.enqueue import WorkerSettings
 from ._worker.health import Health, HealthCheckContext, health_check, registered_health_checks
+from ._worker.items import ItemStarts, reports_to_batch
 from ._worker.notifier import BatchNotifierContext, batch_notifier, registered_batch_notifiers
 from ._worker.page import BatchPage
 from ._worker.plugin import BatchOrchestraPlugin
@@ -131,6 +132,8 @@ __all__ = [
     "WindowEndContext",
     "WorkerResources",
     "WorkerSettings",
+    "ItemStarts",
+    "reports_to_batch",
     "args_str",
     "batch_notifier",
     "batch_tracker",

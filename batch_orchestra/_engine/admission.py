@@ -61,6 +61,12 @@ class Admission:
         allowance = flow.allowance(now, per_page)
         if allowance is not None:
             limit = min(limit, allowance)
+        item_room = self._item_room()
+        by_items = False
+        if item_room is not None:  # each running page reserves room for its size
+            fit = item_room // max(1, inp.page_size)
+            by_items = fit < limit
+            limit = min(limit, fit)
         budgets = e.patches.budgets
         if budgets:
             attempts = sched.take_runnable(
@@ -86,6 +92,11 @@ class Admission:
         by_rate = waiting and room and allowance is not None and len(attempts) == allowance
         by_cap = waiting and not room and sched.flow_cap is not None
         self.throttle = self._rate_reason() if by_rate else cap_reason if by_cap else None
+        if by_items and waiting and room and not attempts and e.items is not None:
+            self.throttle = (
+                f"open items: {len(e.items.open)} of max_open_items {e.items.max_open}, and "
+                "running pages hold room for theirs"
+            )
         if by_rate or by_cap:
             self.flow_wake = flow.wake_at(now, per_page, by_rate=by_rate, by_cap=by_cap)
         more = more_discoveries or (
@@ -115,6 +126,17 @@ class Admission:
             and (len(sched.discovery_running) < MAX_RUNNING_DISCOVERIES)
         )
         return taken, more
+
+    def _item_room(self) -> int | None:
+        """How many more items running pages may reserve now (None: no cap on items)."""
+        e = self._engine
+        if e.items is None:
+            return None
+        if self._handover.put_off:
+            return 0  # let open items close until the hand-over fits (nothing wedges)
+        sched = e.sched
+        reserved = sum(sched.pages[n].size for n in sched.running if n in sched.pages)
+        return e.items.room(reserved)
 
     def _items_per_page(self) -> float:
         """Items one page is expected to hold.

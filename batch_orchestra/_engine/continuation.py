@@ -30,6 +30,7 @@ from .errors_table import ErrorTable
 from .flow import FlowState
 from .history import HistoryState
 from .hook_errors import HookRecord
+from .items import ItemsState
 from .ledger import LedgerState
 from .no_progress import NoProgressWatch
 from .scheduler import PageState, Scheduler
@@ -123,6 +124,9 @@ class BatchContinuation:
     checkpoints: dict[str, str] = field(default_factory=dict)
     """The last checkpoint of each held page whose next attempt resumes from it (page number as
     text: the JSON of the checkpoint), ``checkpoints.py``."""
+    items: ItemsState | None = None
+    """The open item workflows and their counts (a batch with ``max_open_items``; left out of
+    the wire when None, so other batches' hand-overs keep their bytes)."""
 
 
 def scheduler_to_state(
@@ -278,4 +282,6 @@ def continuation_to_wire(c: BatchContinuation) -> dict[str, Any]:
     """The continuation as the workflow input's ``continuation`` value."""
     wire: dict[str, Any] = to_wire(c)
     wire["version"] = CONTINUATION_VERSION
+    if wire.get("items") is None:
+        wire.pop("items", None)
     return wire

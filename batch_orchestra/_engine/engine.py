@@ -14,6 +14,7 @@ decisions as the run it replays.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 from typing import Any
 
 from .._exceptions import (
@@ -37,6 +38,7 @@ from .flow import FlowControl, FlowState
 from .handover import Handover
 from .hook_calls import HookCalls
 from .hook_errors import HookErrors
+from .items import ItemBook, ItemClose
 from .lifecycle import Lifecycle
 from .outbox import ITEMS_OUTBOX_LIMIT
 from .progress import build_progress, flow_progress, guard_progress, page_failure
@@ -91,6 +93,9 @@ class BatchEngine(RunState):
             canary_pages=inp.canary_pages,
         )
         self._flow.exact = patches.exact
+        if inp.max_open_items is not None:
+            carried = self.cont.items if self.cont is not None else None
+            self.items = ItemBook.restore(inp.max_open_items, carried)
 
     def resume_run(self, now: float) -> None:
         """A continued run: rebuild the state the last run handed over."""
@@ -160,16 +165,20 @@ class BatchEngine(RunState):
         value: Any,
         failed_items: tuple[int, list[ItemFailure] | None],
         now: float,
+        opened_items: list[str] | None = None,
     ) -> None:
         """A page's current attempt succeeded.
 
         Successors it carried in its outcome are enqueued first (a page only enqueues while it is
-        in flight).
+        in flight); the item workflows it started are open from now (before the page stops
+        reserving room for them).
         """
         self.woken = True
         self.checkpoints.drop(page_num)
         if successors:
             self.enqueue(page_num, successors, self.identity.execution)
+        if opened_items:
+            self._items_opened(page_num, opened_items, now)
         sched, flow = self.sched, self.flow
         flow.finished(
             page_num,
@@ -295,6 +304,65 @@ class BatchEngine(RunState):
         if self.patches.no_progress:
             self.notice("stalled", text)
 
+    # -- item workflows ------------------------------------------------------------------------
+
+    @property
+    def is_finished(self) -> bool:
+        """No page is left and no item workflow is open."""
+        return self.sched.is_finished and (self.items is None or not self.items.open)
+
+    def _items_opened(self, page_num: int, keys: list[str], now: float) -> None:
+        if self.items is None:
+            self.log.warning(
+                "page %d started %d item workflows but the batch has no max_open_items: they are "
+                "not tracked",
+                page_num,
+                len(keys),
+                page_num=page_num,
+            )
+            return
+        for c in self.items.opened(page_num, keys, now):
+            self._item_counted(c, now)
+
+    def item_closed(self, c: ItemClose, execution: str, now: float) -> None:
+        """An item workflow says it closed."""
+        if self.items is None or not self.ours(execution, "an item's close", 0):
+            return
+        if self.items.close(c):
+            self._item_counted(c, now)
+
+    def items_checked(self, found: list[tuple[str, str, str]], now: float) -> None:
+        """A check found these (key, status, message) item workflows closed."""
+        if self.items is None:
+            return
+        for key, status, message in found:
+            if key not in self.items.open or status == "CONTINUED_AS_NEW":
+                continue
+            ok = status == "COMPLETED"
+            kind = None if ok else "ItemWorkflow" + status.title().replace("_", "")
+            text = message or f"the item's workflow closed as {status} without telling the batch"
+            c = ItemClose(key, ok, kind, text[:500], now)
+            if self.items.close(c):
+                self._item_counted(c, now)
+
+    def _item_counted(self, c: ItemClose, now: float) -> None:
+        """An item workflow's close counts: wake the batch (there is room for a page).
+
+        A failure is an item failure like any other: listed, in the ledger, told, judged.
+        """
+        self.woken = True
+        if c.ok:
+            return
+        failure = ItemFailure(
+            key=c.key,
+            page_num=c.page_num,
+            error_type=c.error_type or "ItemWorkflowFailed",
+            error_message=c.error_message[:500],
+            failed_at=datetime.fromtimestamp(c.at or now, tz=timezone.utc),
+            key_length=len(c.key),
+        )
+        self._record_items(1, [failure], now)
+
     # -- discovery apart -----------------------------------------------------------------------
 
     def discovery_done(
@@ -361,5 +429,10 @@ class BatchEngine(RunState):
         book = self.failures.book
         p.num_ledger_records, p.ledger_redrive_record = book.seq, book.base
         p.history = self.history.samples() if history else []
+        if self.items is not None:
+            it = self.items
+            p.max_open_items = it.max_open
+            p.num_items_started, p.num_items_open = it.started, len(it.open)
+            p.num_items_completed, p.num_items_failed = it.completed, it.failed
         guard_progress(p)
         return p

@@ -76,6 +76,8 @@ class Handover:
         """
         e = self._engine
         held = e.sched.held_bytes + e.results.unreduced_bytes + e.checkpoints.held_bytes
+        if e.items is not None:
+            held += e.items.held_bytes
         if not e.patches.budgets:
             return held
         return (
@@ -142,6 +144,7 @@ class Handover:
                 run_items=e.run_items,
                 history=e.history.state(),
                 checkpoints=e.checkpoints.state(e.sched.pages),
+                items=e.items.state() if e.items is not None else None,
             )
         )
         return nxt

@@ -19,6 +19,7 @@ from .flow import FlowControl
 from .history import History
 from .hook_errors import HookErrors
 from .identity import Identity
+from .items import ItemBook
 from .lifecycle import Lifecycle
 from .outbox import NotifierOutbox
 from .results import ResultFold
@@ -62,6 +63,8 @@ class RunState:
         self.hook_errors = HookErrors()
         self.tracker_busy = False
         self.tracker_next: float | None = None
+        self.items: ItemBook | None = None
+        """The open item workflows (a batch with ``max_open_items``)."""
 
     # -- building ------------------------------------------------------------------------------
 

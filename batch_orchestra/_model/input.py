@@ -81,6 +81,17 @@ class BatchOrchestratorInput:
     canary_pages: int | None = None
     """Pause the batch after this many pages have completed, for a person to check the first
     results before ``resume()``; None: no canary."""
+    max_open_items: int | None = None
+    """For a processor whose pages start a workflow per item (``context.start_items``): at most
+    this many item workflows open at once (1 to 10,000, at least ``page_size``). A page reserves
+    room for as many items as its size while it runs, and waits while there is none; the batch
+    finishes once every item workflow has closed. None: pages may not start items."""
+    cancel_open_items: bool = True
+    """When the batch is cancelled, cancel its open item workflows too (False: leave them)."""
+    item_check_interval: timedelta = timedelta(seconds=15)
+    """How often the batch describes open item workflows that have not told it they closed
+    (terminated, timed out, not decorated with ``reports_to_batch``), at most 500 at a time:
+    such an item is counted within about this long (plus this long per further 500 open)."""
     redrive_of: str | None = None
     """The workflow ID of the finished batch this one redrives (set by
     ``BatchOrchestratorClient.redrive``); shown in progress."""

@@ -15,6 +15,14 @@ from .._model import BatchOrchestratorProgress, BatchWindow, ItemFailure, PageFa
 from .._worker.page import BatchPage
 
 __all__ = [
+    "CANCEL_ITEMS",
+    "CHECK_ITEMS",
+    "ITEM_CLOSED_SIGNAL",
+    "CheckItemsInput",
+    "CheckItemsResult",
+    "ClosedItem",
+    "ItemClosed",
+    "item_workflow_prefix",
     "BATCH_WORKFLOW_TYPE",
     "CHECK_HEALTH",
     "DESCRIBE_BATCH",
@@ -93,6 +101,12 @@ RECORD_FAILURES = "batch_orchestra.record_failures"
 """The failure ledger's records: a no-op activity whose input Temporal keeps in history."""
 READ_LEDGER = "batch_orchestra.read_ledger"
 """Reads a chunk of a batch's failure ledger (a redrive's pages or items)."""
+ITEM_CLOSED_SIGNAL = "batch_orchestra.item_closed"
+"""An item workflow tells its batch it closed (``reports_to_batch``)."""
+CHECK_ITEMS = "batch_orchestra.check_items"
+"""Describes open item workflows that have not reported, to find those that closed silently."""
+CANCEL_ITEMS = "batch_orchestra.cancel_items"
+"""Cancels a cancelled batch's open item workflows."""
 FAILURE_DETAILS_QUERY = "batch_orchestra.failure_details"
 """Whole cursors of the failing pages a batch holds, a page of them at a time."""
 
@@ -130,6 +144,9 @@ class ProcessPageInput:
     from ``run`` is ignored (with a warning)."""
     run_items: bool = False
     """The page's cursor is a JSON list of item keys for the processor's ``run_items``."""
+    item_prefix: str = ""
+    """What the workflow IDs of the items this page starts begin with (``context.start_items``);
+    "" when the batch has no ``max_open_items``."""
     window: BatchWindow | None = None
     """The batch's window (a series run's slice of the data), read as ``context.window``."""
     checkpoint: str | None = None
@@ -161,6 +178,8 @@ class PageOutcome:
     """The first of them in detail (see PageResult)."""
     checkpoint: str | None = None
     """A failed attempt's last checkpoint, for the page's next attempt."""
+    opened_items: list[str] | None = None
+    """The keys of the item workflows the attempt started (see PageResult)."""
 
 
 @dataclass
@@ -179,6 +198,54 @@ class PageResult:
     """Items the page recorded as failed (``context.record_failure``)."""
     failed_items: list[ItemFailure] | None = None
     """The first ``MAX_ITEM_FAILURES_PER_PAGE`` of them in detail."""
+    opened_items: list[str] | None = None
+    """The keys of the item workflows the page started or found started
+    (``context.start_items``)."""
+
+
+@dataclass
+class ItemClosed:
+    """An item workflow closed (sent by ``reports_to_batch`` to the batch that started it)."""
+
+    execution: str
+    """The batch execution that started the item (its first run ID)."""
+    key: str
+    ok: bool
+    error_type: str | None = None
+    error_message: str = ""
+
+
+def item_workflow_prefix(batch_workflow_id: str, execution: str) -> str:
+    """What the workflow IDs of a batch execution's items start with.
+
+    The batch's workflow ID and its execution's first 8 characters: a reused batch ID starts
+    new item IDs.
+    """
+    return f"{batch_workflow_id}/{execution[:8]}/"
+
+
+@dataclass
+class CheckItemsInput:
+    """Item workflow IDs to describe: ``{prefix}{key}`` for each key."""
+
+    prefix: str
+    keys: list[str]
+
+
+@dataclass
+class ClosedItem:
+    """An item workflow a check found closed."""
+
+    key: str
+    status: str
+    """COMPLETED, FAILED, TIMED_OUT, TERMINATED, CANCELED or CONTINUED_AS_NEW; NOT_FOUND if no
+    workflow has the item's ID."""
+    message: str = ""
+
+
+@dataclass
+class CheckItemsResult:
+    closed: list[ClosedItem] = field(default_factory=list)
 
 
 @dataclass

@@ -193,6 +193,17 @@ class BatchOrchestratorProgress:
     attempt recorded."""
     failed_items: list[ItemFailure] = field(default_factory=list)
     """The most recent recorded item failures (at most 100), oldest first."""
+    max_open_items: int | None = None
+    """The cap on open item workflows (``BatchOrchestratorInput.max_open_items``), if set."""
+    num_items_started: int = 0
+    """Item workflows the batch's pages started (``context.start_items``), each key once."""
+    num_items_open: int = 0
+    """Item workflows started and not yet closed."""
+    num_items_completed: int = 0
+    """Item workflows that completed."""
+    num_items_failed: int = 0
+    """Item workflows that failed, timed out, were terminated or cancelled (each is also an item
+    failure: in ``num_failed_items``, the failure listing and ``redrive_items``)."""
     redrive_of: str | None = None
     """The workflow ID of the batch this one redrives, if it does."""
     num_redriven_pages: int = 0

@@ -48,6 +48,23 @@ def _validate_policy(p: Any) -> None:
         raise fail(f"failure_policy.no_progress_attempts must be None or an int >= 1, got {n!r}")
 
 
+def _validate_items(inp: BatchOrchestratorInput) -> None:
+    n, most = inp.max_open_items, 10_000  # MAX_OPEN_ITEMS: the open keys travel in a hand-over
+    if n is not None and (not is_int(n) or not 1 <= n <= most):
+        raise fail(f"max_open_items must be None or an int from 1 to {most:,}, got {n!r}")
+    if n is not None and is_int(inp.page_size) and inp.page_size > n:
+        raise fail(
+            f"max_open_items={n} is less than page_size={inp.page_size}: a running page reserves "
+            "room for as many item workflows as its size, so no page could start. Raise "
+            "max_open_items or lower page_size"
+        )
+    t = inp.item_check_interval
+    if not isinstance(t, timedelta) or t < timedelta(seconds=1):
+        raise fail(f"item_check_interval must be a timedelta of at least 1 s, got {t!r}")
+    if not isinstance(inp.cancel_open_items, bool):
+        raise fail(f"cancel_open_items must be True or False, got {inp.cancel_open_items!r}")
+
+
 def _validate_flow(inp: BatchOrchestratorInput) -> None:
     if inp.ramp_up is not None and (
         not isinstance(inp.ramp_up, timedelta) or inp.ramp_up <= timedelta(0)
@@ -65,6 +82,7 @@ def _validate_flow(inp: BatchOrchestratorInput) -> None:
             f"target_page_latency={t!r} only steers adaptive parallelism; pass adaptive=True "
             "too, or leave it out"
         )
+    _validate_items(inp)
     if inp.canary_pages is not None and (not is_int(inp.canary_pages) or inp.canary_pages < 1):
         raise fail(f"canary_pages must be None or an int >= 1, got {inp.canary_pages!r}")
     h = inp.health_check

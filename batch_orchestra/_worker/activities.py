@@ -11,6 +11,7 @@ from typing import Any
 
 from .catalog import WorkerCatalog
 from .enqueue import EnqueueTransport
+from .items import ItemActivities
 from .page_activity import PageActivities
 from .resources import WorkerResources
 from .side_activities import SideActivities
@@ -35,4 +36,4 @@ class BatchActivities:
 
     def all(self) -> list[Any]:
         """Every activity, for the worker."""
-        return self.pages.all() + self.side.all()
+        return self.pages.all() + self.side.all() + ItemActivities().all()

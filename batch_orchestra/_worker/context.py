@@ -26,6 +26,7 @@ from .._exceptions import InvalidBatchInputError, ProcessorUsageError
 from .._model import BatchWindow, ItemFailure
 from .._model.typed import TypedContextMixin
 from .checkpoint import CheckpointMixin
+from .items import ItemStarter, ItemStarts
 from .page import BatchPage
 from .resources import WorkerResources
 
@@ -89,8 +90,10 @@ class BatchProcessorContext(TypedContextMixin, CheckpointMixin):
         window: BatchWindow | None = None,
         resources: WorkerResources | None = None,
         checkpoint: str | None = None,
+        items: ItemStarter | None = None,
     ) -> None:
         self._page = page
+        self._item_starter = items
         self._resources = resources
         self._args_type = args_type
         self._window = window
@@ -249,6 +252,38 @@ class BatchProcessorContext(TypedContextMixin, CheckpointMixin):
     def num_recorded_failures(self) -> int:
         """Items this attempt has recorded as failed so far."""
         return self._num_failures
+
+    async def start_items(
+        self,
+        items: Iterable[Any],
+        *,
+        workflow: Any,
+        key: Callable[[Any], object] | str,
+        args: Callable[[Any], Any] | None = None,
+        task_queue: str | None = None,
+    ) -> ItemStarts:
+        """Start a workflow per item instead of processing the items here.
+
+        Each item's workflow ID is the batch's prefix and ``key`` (a callable, or the name of a
+        field or attribute; 1 to 64 characters), so a retried page attaches to the workflows
+        its earlier attempt started instead of starting them twice, and a closed one is not run
+        again. The batch counts them open until each closes (``max_open_items`` caps them; its
+        workflow tells the batch when decorated with ``reports_to_batch``, else the batch's
+        check finds it). ``args(item)`` is the workflow's argument (default: the item itself);
+        ``task_queue`` defaults to this worker's.
+
+        Raises:
+            ProcessorUsageError: the batch has no ``max_open_items``, a key is empty or too
+                long, or the page would start more items than its size.
+        """
+        if self._item_starter is None:
+            raise ProcessorUsageError(
+                "start_items needs a batch started with max_open_items (the cap on open item "
+                "workflows): pass BatchOrchestratorInput(max_open_items=...)"
+            )
+        return await self._item_starter.start(
+            items, workflow=workflow, key=key, args=args, task_queue=task_queue
+        )
 
     def enqueue_next_page(self, page: BatchPage) -> EnqueuedPages:
         """Hand the next page of this chain to the orchestrator. At most once per ``run``.

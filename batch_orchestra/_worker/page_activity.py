@@ -41,6 +41,7 @@ from .context import (
 from .enqueue import EnqueueTransport, PageEnqueue
 from .failures import BATCH_CLOSED_ERROR_TYPE, application_error, look_up, raised_as
 from .handover import report_outcome, start_heartbeats, through_handovers
+from .items import ItemStarter
 from .page import BatchPage
 from .processor import has_reduce
 from .resources import WorkerResources
@@ -98,9 +99,21 @@ class PageActivities:
             inp.execution,
             inp.attempt,
         )
+        starter = (
+            ItemStarter(
+                info.workflow_id or "",
+                inp.execution,
+                inp.item_prefix,
+                inp.page.size,
+                rerun_failed=inp.run_items,
+            )
+            if inp.item_prefix
+            else None
+        )
         context = self._context(
             inp,
             cls,
+            items=starter,
             enqueue=enqueue,
             successor_enqueued=inp.successor_enqueued or inp.discovered_apart,
             discovered_apart=inp.discovered_apart,
@@ -142,6 +155,7 @@ class PageActivities:
         else:
             items = _item_count(returned, context, inp.processor) + report.items
         num_failed, failed = report.num_failed_items, report.failed_items or None
+        opened = list(starter.opened) if starter is not None and starter.opened else None
         await report_outcome(
             inp,
             info,
@@ -155,6 +169,7 @@ class PageActivities:
                 value=value,
                 num_failed_items=num_failed,
                 failed_items=failed,
+                opened_items=opened,
             ),
         )
         return PageResult(
@@ -164,6 +179,7 @@ class PageActivities:
             value=value,
             num_failed_items=num_failed,
             failed_items=failed,
+            opened_items=opened,
         )
 
     async def _run_attempt(

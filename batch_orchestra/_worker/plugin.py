@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from .._series.run import BatchSeriesRun
 from .._series.workflow import BatchSeries
@@ -85,4 +88,20 @@ class BatchOrchestraPlugin(SimplePlugin):
             workflows=[BatchOrchestrator, BatchSeries, BatchSeriesRun],
             activities=activities.all() + SeriesActivities(self.catalog).all(),
             run_context=self.resources.opened if resources else None,
+            workflow_runner=_pass_library_through,
         )
+
+
+def _pass_library_through(runner: WorkflowRunner | None) -> WorkflowRunner:
+    """The worker's sandbox, with this library passed through.
+
+    User workflows decorated with ``reports_to_batch`` import it; the library's workflow code is
+    deterministic and shares no state between runs, so it needs no re-import per run.
+    """
+    if runner is None:
+        runner = SandboxedWorkflowRunner()
+    if isinstance(runner, SandboxedWorkflowRunner):
+        return dataclasses.replace(
+            runner, restrictions=runner.restrictions.with_passthrough_modules("batch_orchestra")
+        )
+    return runner

@@ -26,7 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from .._engine.scheduler import Attempt
     from .._model import BatchOrchestratorInput, ProcessorSettings
     from .._model.messages import (
+        CANCEL_ITEMS,
         CHECK_HEALTH,
+        CHECK_ITEMS,
         DESCRIBE_BATCH,
         DISCOVER_PAGE,
         NOTIFY,
@@ -35,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         RECORD_FAILURES,
         REDUCE_RESULTS,
         RUN_TRACKER,
+        CheckItemsInput,
+        CheckItemsResult,
         DescribeBatchInput,
         DiscoverPageInput,
         DiscoverPageResult,
@@ -44,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         ProcessPageInput,
         ReduceInput,
         TrackerInput,
+        item_workflow_prefix,
     )
     from .._worker.checkpoint import checkpoint_of_details
     from .._worker.health import Health
@@ -159,6 +164,7 @@ class Calls:
                 execution=engine.identity.execution,
                 discovered_apart=bool(settings and settings.discovers_apart),
                 run_items=engine.run_items,
+                item_prefix=self.item_prefix() if engine.items is not None else "",
                 window=inp.window,
                 checkpoint=engine.checkpoints.get(att.page_num),
             ),
@@ -290,6 +296,39 @@ class Calls:
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=_READ_RETRY,
             summary=f"read the failure ledger of {feed.workflow_id}",
+        )
+
+    def item_prefix(self) -> str:
+        """What every item workflow ID of this batch starts with.
+
+        A redrive's items keep the IDs of the batch it redrives: a page run again attaches to
+        the workflows its first run started instead of starting them twice.
+        """
+        source = self._inp.redrive_source
+        if source is not None:
+            return item_workflow_prefix(source.workflow_id, source.first_run_id)
+        return item_workflow_prefix(workflow.info().workflow_id, self._engine.identity.execution)
+
+    async def check_items(self, keys: list[str]) -> CheckItemsResult:
+        """Describe these open item workflows: those found closed come back."""
+        result: CheckItemsResult = await workflow.execute_activity(
+            CHECK_ITEMS,
+            CheckItemsInput(self.item_prefix(), keys),
+            result_type=CheckItemsResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_HOOK_RETRY,
+            summary=f"check {len(keys)} open item workflow(s)",
+        )
+        return result
+
+    async def cancel_items(self, keys: list[str]) -> None:
+        """Ask these item workflows to cancel (a cancelled batch's open items)."""
+        await workflow.execute_activity(
+            CANCEL_ITEMS,
+            CheckItemsInput(self.item_prefix(), keys),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_HOOK_RETRY,
+            summary=f"cancel {len(keys)} open item workflow(s)",
         )
 
     def cancel_attempts(self) -> int:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from .._engine.budgets import wire_size
     from .._engine.engine import BatchEngine
     from .._engine.handover import MAX_HANDOVER_BYTES
+    from .._engine.items import ITEM_CHECK_BATCH
     from .._engine.lifecycle import Lifecycle
     from .._model.messages import PageResult
     from .calls import Calls, classify
@@ -49,7 +50,7 @@ class Driver:
         while True:
             engine.history.observe(_now(), sched)  # no timer: when it wakes
             more = self._start_runnable()
-            if sched.is_finished:
+            if engine.is_finished:
                 break
             if engine.state is Lifecycle.HANDING_OVER and engine.handover.too_big_to_carry():
                 # Pages enqueued while the run drained made its state too big to carry: run
@@ -88,7 +89,7 @@ class Driver:
                 continue
             await workflow.wait_condition(lambda: engine.woken)
             engine.woken = False
-        if sched.is_finished:
+        if engine.is_finished:
             engine.state = Lifecycle.FINISHED
         engine.woken = True
 
@@ -138,8 +139,21 @@ class Driver:
         engine.log.warning(
             "batch cancelled with %d page(s) running; they were asked to stop", running
         )
+        if engine.items is not None and engine.items.open and engine.inp.cancel_open_items:
+            await self._cancel_items(list(engine.items.open))
         if engine.inp.batch_tracker is not None and engine.started:
             await self._background.call_tracker(is_final=True)
+
+    async def _cancel_items(self, keys: list[str]) -> None:
+        """Cancel a cancelled batch's open item workflows, ``ITEM_CHECK_BATCH`` per call."""
+        engine = self._engine
+        engine.log.warning("cancelling the batch's %d open item workflow(s)", len(keys))
+        for i in range(0, len(keys), ITEM_CHECK_BATCH):
+            try:
+                await self._calls.cancel_items(keys[i : i + ITEM_CHECK_BATCH])
+            except Exception as err:  # the batch is cancelled all the same; say what is left
+                engine.log.warning("cancelling %d item workflow(s) failed: %s", len(keys) - i, err)
+                return
 
     def continuation(self, raw: dict[str, Any]) -> dict[str, Any]:
         engine = self._engine
@@ -187,6 +201,7 @@ class Driver:
                 r.value,
                 (r.num_failed_items, r.failed_items),
                 _now(),
+                r.opened_items,
             )
             return
         engine.attempt_failed(page_num, attempt, classify(err), _now())

@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from .._engine.budgets import LEDGER_RECORDS_IN_FLIGHT, LEDGER_RECORDS_PER_TASK
@@ -31,6 +32,17 @@ __all__ = ["Background"]
 
 def _now() -> float:
     return workflow.now().timestamp()
+
+
+def _raise_if_stopped(err: ActivityError) -> None:
+    """A loop's call failed because the loop was stopped (a hand-over, the end): stop the loop.
+
+    The cancellation reaches the loop as the activity's failure, not as a CancelledError; a
+    loop that went on would issue a command after the run's last one (continue-as-new), which
+    fails the workflow task.
+    """
+    if isinstance(err.cause, TemporalCancelledError):
+        raise asyncio.CancelledError() from err
 
 
 class Background:
@@ -54,6 +66,8 @@ class Background:
         if engine.patches.budgets:
             loops.append(self._ledger_loop())
             loops.append(self._feed_loop())
+        if engine.items is not None:  # only batches with item workflows: others replay as before
+            loops.append(self._item_check_loop())
         self.tasks = [asyncio.ensure_future(c) for c in loops]
 
     def stop(self) -> None:
@@ -91,6 +105,27 @@ class Background:
             if delay > 0:
                 await workflow.sleep(timedelta(seconds=delay))
             engine.woken = True
+
+    async def _item_check_loop(self) -> None:
+        """Find item workflows that closed without telling (terminated, timed out, silent).
+
+        Every ``item_check_interval`` the longest unchecked open ones are described.
+        """
+        engine = self._engine
+        items = engine.items
+        assert items is not None
+        while True:
+            await workflow.sleep(engine.inp.item_check_interval)
+            keys = items.to_check(_now())
+            if not keys:
+                continue
+            try:
+                found = await self._calls.check_items(keys)
+            except ActivityError as err:
+                _raise_if_stopped(err)
+                engine.log.warning("checking %d open item workflows failed: %s", len(keys), err)
+                continue
+            engine.items_checked([(c.key, c.status, c.message) for c in found.closed], _now())
 
     # -- tracker, notifier, health check -------------------------------------------------------
 
@@ -167,6 +202,7 @@ class Background:
                 try:
                     verdict = await self._calls.check_health()
                 except ActivityError as err:
+                    _raise_if_stopped(err)
                     error = classify(err).text
                     engine.hooks.health_failed(
                         check.name, error, check.failures_before_unhealthy, _now()

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from .._engine.controls import Controls
     from .._engine.engine import BatchEngine
     from .._engine.events import Patches
+    from .._engine.items import ItemClose
     from .._engine.lifecycle import Lifecycle
     from .._exceptions import INVALID_INPUT_ERROR_TYPE, InvalidBatchInputError
     from .._model import BatchOrchestratorProgress, FailurePolicy, check_rate
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_SIGNAL,
         ENQUEUE_UPDATE,
         FAILURE_DETAILS_QUERY,
+        ITEM_CLOSED_SIGNAL,
         LIFECYCLE_QUERY,
         PAGE_FINISHED_SIGNAL,
         PAGE_RUNNING_SIGNAL,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         EnqueueRequest,
         FailureDetails,
         FailureDetailsRequest,
+        ItemClosed,
         PageOutcome,
     )
     from .calls import Calls
@@ -236,6 +239,7 @@ class BatchOrchestrator:
                 outcome.value,
                 (outcome.num_failed_items, outcome.failed_items),
                 _now(),
+                outcome.opened_items,
             )
         else:
             engine.woken = True
@@ -249,6 +253,14 @@ class BatchOrchestrator:
         """An attempt handed over at a hand-over says it had started and still runs."""
         if await self._engine_for(outcome.execution, "page_running", outcome.page_num):
             self._engine.sched.confirm_started(outcome.page_num, outcome.attempt)
+
+    @workflow.signal(name=ITEM_CLOSED_SIGNAL)
+    async def item_closed(self, msg: ItemClosed) -> None:
+        """An item workflow this batch started has closed (``reports_to_batch``)."""
+        if not await self._engine_for(msg.execution, "an item's close", 0):
+            return
+        close = ItemClose(msg.key, msg.ok, msg.error_type, msg.error_message[:500], _now())
+        self._engine.item_closed(close, msg.execution, _now())
 
     # -- queries -------------------------------------------------------------------------------
 

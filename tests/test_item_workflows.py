@@ -1,0 +1,214 @@
+"""Item workflows on the real dev server: a batch whose pages start a workflow per item, under a
+cap on open items, across hand-overs, page retries, terminations and a redrive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from batch_orchestra import (
+    BatchOrchestratorClient,
+    BatchOrchestratorInput,
+    BatchPage,
+    BatchProcessorContext,
+    InvalidBatchInputError,
+    PageProcessor,
+    page_processor,
+)
+from tests import item_workflows
+from tests.helpers import assert_eventually
+from tests.item_workflows import ChargeItem, item_enter, item_leave
+
+
+def _item(args: dict[str, Any], i: int) -> dict[str, Any]:
+    return {
+        "tag": args["tag"],
+        "key": f"o{i}",
+        "hold": i in args.get("hold", []),
+        "fail": i in args.get("fail", []),
+        "ms": args.get("ms", 200),
+    }
+
+
+@page_processor
+class StartOrderItems(PageProcessor):
+    """Pages of order numbers 0..n-1; each page starts a ChargeItem workflow per order."""
+
+    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
+
+    async def run(self, context: BatchProcessorContext) -> int:
+        args = json.loads(context.args_str)
+        start = int(context.page.cursor_str or 0)
+        end = min(args["n"], start + context.page.size)
+        if end < args["n"]:
+            await context.enqueue_next_page(BatchPage(str(end), context.page.size))
+        orders = list(range(start, end))
+        await context.start_items(
+            orders, workflow=ChargeItem, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
+        )
+        if start in args.get("fail_after_start", []) and context.attempt == 1:
+            raise RuntimeError(f"page at {start} fails after starting its items")
+        return len(orders)
+
+    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int:
+        args = dict(json.loads(context.args_str), hold=[], fail=[])
+        orders = [int(k[1:]) for k in keys]
+        await context.start_items(
+            orders, workflow=ChargeItem, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
+        )
+        return len(orders)
+
+
+def _input(tag: str, **args: Any) -> BatchOrchestratorInput:
+    opts = {k: args.pop(k) for k in list(args) if k in ("max_open_items", "pages_per_run")}
+    return BatchOrchestratorInput(
+        page_processor=StartOrderItems,
+        page_size=10,
+        max_parallelism=10,
+        batch_id=f"items-{tag}",
+        args=json.dumps(dict(args, tag=tag)),
+        item_check_interval=timedelta(seconds=1),
+        **({"max_open_items": 50} | opts),
+    )
+
+
+def _worker_kwargs() -> dict[str, Any]:
+    return {"workflows": [ChargeItem], "activities": [item_enter, item_leave]}
+
+
+async def _runs_by_id(client: Client, task_queue: str) -> Counter[str]:
+    """Every ChargeItem execution started on this test's queue, counted by workflow ID."""
+    query = f'WorkflowType = "TestChargeItem" AND TaskQueue = "{task_queue}"'
+    return Counter([wf.id async for wf in client.list_workflows(query)])
+
+
+async def test_500_items_never_pass_50_open_and_all_complete_across_hand_overs(
+    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    inp = _input(tag, n=500, pages_per_run=8, ms=1000)
+    sampled: list[int] = []
+    async with new_worker(**_worker_kwargs()):
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+
+        async def sample() -> None:
+            while True:
+                p = await handle.get_progress()
+                sampled.append(p.num_items_open)
+                await asyncio.sleep(0.2)
+
+        sampler = asyncio.ensure_future(sample())
+        try:
+            result = await asyncio.wait_for(handle.result(), 240)
+        finally:
+            sampler.cancel()
+    assert result.num_completed_pages == 50 and result.num_completed_items == 500
+    assert result.num_items_started == 500 and result.num_items_completed == 500
+    assert result.num_items_open == 0 and result.num_items_failed == 0
+    assert result.num_runs > 3  # the open items went across several hand-overs
+    assert 40 <= max(sampled) <= 50, sampled  # the cap was used, never passed
+    # Between their enter and leave (inside their open span) at most 50 ran at once.
+    assert 0 < item_workflows.MOST[tag] <= 50
+    assert sorted(Counter(item_workflows.RUNS[tag]).values()) == [1] * 500
+    runs = await assert_eventually(
+        lambda: _expect_runs(client, task_queue, 500), timeout=30, interval=0.5
+    )
+    prefix = f"{inp.batch_id}/{handle.workflow_handle.first_execution_run_id[:8]}/"
+    assert set(runs) == {f"{prefix}o{i}" for i in range(500)}
+
+
+async def _expect_runs(client: Client, task_queue: str, n: int) -> Counter[str]:
+    runs = await _runs_by_id(client, task_queue)
+    assert len(runs) == n and set(runs.values()) == {1}, runs.most_common(3)
+    return runs
+
+
+async def test_a_retried_page_starts_no_item_twice(
+    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    # The pages at 0 and 30 start their items, then fail; their retries start the same keys.
+    inp = _input(tag, n=60, fail_after_start=[0, 30])
+    async with new_worker(**_worker_kwargs()):
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 120)
+    assert result.num_completed_pages == 6 and result.num_items_completed == 60
+    assert result.num_items_started == 60 and result.num_items_failed == 0
+    assert sorted(Counter(item_workflows.RUNS[tag]).values()) == [1] * 60  # each ran once
+    await assert_eventually(lambda: _expect_runs(client, task_queue, 60), timeout=30)
+
+
+async def test_a_terminated_item_is_counted_failed_and_redriven(
+    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    inp = _input(tag, n=30, hold=[7], fail=[12])
+    async with new_worker(**_worker_kwargs()):
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+
+        async def held_open() -> None:
+            p = await handle.get_progress()
+            assert p.num_items_open == 1 and p.num_items_completed == 28, p
+            assert p.num_items_failed == 1  # o12 failed and said so
+
+        await assert_eventually(held_open, timeout=60, interval=0.3)
+        prefix = f"{inp.batch_id}/{handle.workflow_handle.first_execution_run_id[:8]}/"
+        # An operator terminates the held item: it never tells the batch; a check finds it.
+        await client.get_workflow_handle(prefix + "o7").terminate("by an operator")
+        result = await asyncio.wait_for(handle.result(), 60)
+        assert result.num_items_failed == 2 and result.num_items_completed == 28
+        assert result.num_items_open == 0 and result.num_failed_items == 2
+        failed = {f.key: f.error_type for f in result.failed_items}
+        assert failed == {"o7": "ItemWorkflowTerminated", "o12": "ApplicationError"}
+        # Redriving the failed items runs a new run of each one's workflow, under its ID.
+        again = await orchestra.redrive_items(handle.id)
+        redriven = await asyncio.wait_for(again.result(), 60)
+    assert redriven.num_items_completed == 2 and redriven.num_items_failed == 0
+    runs = await assert_eventually(lambda: _expect_count(client, task_queue, 32), timeout=30)
+    assert runs[prefix + "o7"] == 2 and runs[prefix + "o12"] == 2
+    assert runs[prefix + "o3"] == 1
+
+
+async def _expect_count(client: Client, task_queue: str, n: int) -> Counter[str]:
+    runs = await _runs_by_id(client, task_queue)
+    assert sum(runs.values()) == n, runs.most_common(3)
+    return runs
+
+
+async def test_cancelling_the_batch_cancels_its_open_items(
+    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    inp = _input(tag, n=20, hold=list(range(20)))
+    async with new_worker(**_worker_kwargs()):
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+
+        async def all_open() -> None:
+            assert (await handle.get_progress()).num_items_open == 20
+
+        await assert_eventually(all_open, timeout=60, interval=0.3)
+        await handle.workflow_handle.cancel()
+
+        async def all_cancelled() -> None:
+            query = f'WorkflowType = "TestChargeItem" AND TaskQueue = "{task_queue}"'
+            statuses = Counter([wf.status.name async for wf in client.list_workflows(query)])
+            assert statuses == {"CANCELED": 20}, statuses
+
+        await assert_eventually(all_cancelled, timeout=60, interval=0.5)
+
+
+def test_bad_item_settings_are_refused_with_what_to_do() -> None:
+    from batch_orchestra._model import input_to_wire, validate_input
+
+    with pytest.raises(InvalidBatchInputError, match="less than page_size=10"):
+        validate_input(_input("x", n=1, max_open_items=5))
+    with pytest.raises(InvalidBatchInputError, match="from 1 to 10,000"):
+        validate_input(_input("x", n=1, max_open_items=20_000))
+    assert input_to_wire(_input("x", n=1))["max_open_items"] == 50
