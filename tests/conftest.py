@@ -40,6 +40,7 @@ STARTS_ITS_OWN_SERVER = frozenset(
         # An EmbeddedTemporal of their own (restarted, or with other settings).
         "tests/test_core.py::test_enqueues_fall_back_to_signals_when_updates_are_refused",
         "tests/test_crash.py::test_server_restarted_on_same_db_mid_batch",
+        "tests/test_item_faults.py::test_a_worker_killed_mid_start_and_a_server_restart_lose_no_item_and_run_none_twice",
         "tests/test_devserver.py::test_dynamic_config_reaches_the_server",
         "tests/test_series.py::test_worker_killed_and_server_restarted_mid_run_reattaches_and_commits_once",
         # A subprocess that starts one (the quickstart, `batch-orchestra server`).

@@ -16,54 +16,12 @@ from temporalio.client import Client
 from batch_orchestra import (
     BatchOrchestratorClient,
     BatchOrchestratorInput,
-    BatchPage,
-    BatchProcessorContext,
     InvalidBatchInputError,
-    PageProcessor,
-    page_processor,
 )
 from tests import item_workflows
 from tests.helpers import assert_eventually
+from tests.item_processors import StartOrderItems
 from tests.item_workflows import ChargeItem, item_enter, item_leave
-
-
-def _item(args: dict[str, Any], i: int) -> dict[str, Any]:
-    return {
-        "tag": args["tag"],
-        "key": f"o{i}",
-        "hold": i in args.get("hold", []),
-        "fail": i in args.get("fail", []),
-        "ms": args.get("ms", 200),
-    }
-
-
-@page_processor
-class StartOrderItems(PageProcessor):
-    """Pages of order numbers 0..n-1; each page starts a ChargeItem workflow per order."""
-
-    retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
-
-    async def run(self, context: BatchProcessorContext) -> int:
-        args = json.loads(context.args_str)
-        start = int(context.page.cursor_str or 0)
-        end = min(args["n"], start + context.page.size)
-        if end < args["n"]:
-            await context.enqueue_next_page(BatchPage(str(end), context.page.size))
-        orders = list(range(start, end))
-        await context.start_items(
-            orders, workflow=ChargeItem, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
-        )
-        if start in args.get("fail_after_start", []) and context.attempt == 1:
-            raise RuntimeError(f"page at {start} fails after starting its items")
-        return len(orders)
-
-    async def run_items(self, context: BatchProcessorContext, keys: list[str]) -> int:
-        args = dict(json.loads(context.args_str), hold=[], fail=[])
-        orders = [int(k[1:]) for k in keys]
-        await context.start_items(
-            orders, workflow=ChargeItem, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
-        )
-        return len(orders)
 
 
 def _input(tag: str, **args: Any) -> BatchOrchestratorInput:

@@ -9,14 +9,22 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import tests.checkpoint_processors  # noqa: F401
+import tests.item_processors  # noqa: F401
 import tests.processors  # noqa: F401  (registers the processors)
 import tests.series_processors  # noqa: F401
 from batch_orchestra import BatchOrchestraPlugin
+from tests.item_workflows import ChargeItem, item_enter, item_leave
 
 
 async def main(address: str, task_queue: str) -> None:
     client = await Client.connect(address)
-    worker = Worker(client, task_queue=task_queue, plugins=[BatchOrchestraPlugin()])
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        plugins=[BatchOrchestraPlugin()],
+        workflows=[ChargeItem],
+        activities=[item_enter, item_leave],
+    )
     print("worker ready", flush=True)
     await worker.run()
 
