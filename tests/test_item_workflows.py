@@ -22,6 +22,7 @@ from tests import item_workflows
 from tests.helpers import assert_eventually
 from tests.item_processors import StartOrderItems
 from tests.item_workflows import ChargeItem, item_enter, item_leave
+from tests.test_cli import assert_ok, run_cli
 
 
 def _input(tag: str, **args: Any) -> BatchOrchestratorInput:
@@ -104,7 +105,11 @@ async def test_a_retried_page_starts_no_item_twice(
 
 
 async def test_a_terminated_item_is_counted_failed_and_redriven(
-    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+    orchestra: BatchOrchestratorClient,
+    client: Client,
+    task_queue: str,
+    new_worker: Any,
+    temporal: Any,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     inp = _input(tag, n=30, hold=[7], fail=[12])
@@ -125,6 +130,8 @@ async def test_a_terminated_item_is_counted_failed_and_redriven(
         assert result.num_items_open == 0 and result.num_failed_items == 2
         failed = {f.key: f.error_type for f in result.failed_items}
         assert failed == {"o7": "ItemWorkflowTerminated", "o12": "ApplicationError"}
+        shown = assert_ok(await run_cli(temporal, "status", handle.id))
+        assert "0 open of 50 · 30 started · 28 completed · 2 failed" in shown
         # Redriving the failed items runs a new run of each one's workflow, under its ID.
         again = await orchestra.redrive_items(handle.id)
         redriven = await asyncio.wait_for(again.result(), 60)

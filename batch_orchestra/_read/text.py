@@ -109,11 +109,21 @@ def progress_parts(p: BatchOrchestratorProgress) -> list[str]:
     )
     if getattr(p, "num_failed_items", 0):
         parts[-1] += f" ({p.num_failed_items:,} failed)"
+    if getattr(p, "max_open_items", None) is not None:
+        parts.append(f"{p.num_items_open:,}/{p.max_open_items:,} item workflows open")
     for piece in (recent_rate(p), eta_text(p)):
         if piece:
             parts.append(piece)
     parts.append(f"parallelism {p.max_parallelism}")
     return parts
+
+
+def item_workflows_text(p: BatchOrchestratorProgress) -> str:
+    """A batch of item workflows, e.g. "12 open of 50 · 480 started · 466 completed · 2 failed"."""
+    return (
+        f"{p.num_items_open:,} open of {p.max_open_items:,} · {p.num_items_started:,} started · "
+        f"{p.num_items_completed:,} completed · {p.num_items_failed:,} failed"
+    )
 
 
 def window_text(p: BatchOrchestratorProgress) -> str:

@@ -23,6 +23,7 @@ from .._read import (
     group_errors,
     hook_label,
     hook_text,
+    item_workflows_text,
     one_line,
     percent_done,
     rate_text,
@@ -77,6 +78,8 @@ def _stats(view: BatchView, p: BatchOrchestratorProgress) -> RenderableType:
     if failed_items:
         items += f" · {failed_items:,} failed (see: batch-orchestra failures {view.id})"
     grid.add_row("items", items)
+    if getattr(p, "max_open_items", None) is not None:
+        grid.add_row("item workflows", item_workflows_text(p))
     if getattr(p, "redrive_of", None):
         grid.add_row("redrives", f"{p.redrive_of}")
     if p.window is not None:

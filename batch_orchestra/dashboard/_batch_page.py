@@ -48,6 +48,22 @@ class PageFacts:
     """The batch's estimate of its items (from its input)."""
 
 
+def _item_cells(
+    cell: Callable[[str, str, Callable[[BatchOrchestratorProgress], str]], str],
+) -> list[str]:
+    """The count cards of a batch of item workflows."""
+    return [
+        cell(
+            "num_items_open",
+            "item workflows open",
+            lambda p: f"{p.num_items_open:,} of {p.max_open_items:,}",
+        ),
+        cell("num_items_started", "items started", lambda p: f"{p.num_items_started:,}"),
+        cell("num_items_completed", "items completed", lambda p: f"{p.num_items_completed:,}"),
+        cell("num_items_failed", "items failed", lambda p: f"{p.num_items_failed:,}"),
+    ]
+
+
 def _counts(view: BatchView, facts: PageFacts) -> str:
     """The count cards; "unknown" for each when no worker told us (never 0)."""
 
@@ -75,6 +91,7 @@ def _counts(view: BatchView, facts: PageFacts) -> str:
                 f"{esc(f'{p.num_completed_items:,}' if p is not None else UNKNOWN)}{esc(of)}"
                 "</dd></div>",
                 cell("num_failed_items", "failed items", lambda p: f"{p.num_failed_items:,}"),
+                *(_item_cells(cell) if p is not None and p.max_open_items is not None else []),
                 cell(
                     "items_per_second",
                     "items/s (average)" if average is not None else "items/s",
