@@ -129,7 +129,7 @@ async def test_a_terminated_item_is_counted_failed_and_redriven(
         assert result.num_items_failed == 2 and result.num_items_completed == 28
         assert result.num_items_open == 0 and result.num_failed_items == 2
         failed = {f.key: f.error_type for f in result.failed_items}
-        assert failed == {"o7": "ItemWorkflowTerminated", "o12": "ApplicationError"}
+        assert failed == {"o7": "ItemWorkflowTerminated", "o12": "Declined"}
         shown = assert_ok(await run_cli(temporal, "status", handle.id))
         assert "0 open of 50 · 30 started · 28 completed · 2 failed" in shown
         # Redriving the failed items runs a new run of each one's workflow, under its ID.

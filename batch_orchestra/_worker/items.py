@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._engine.items import MAX_ITEM_WORKFLOW_KEY
@@ -166,7 +166,8 @@ def reports_to_batch(run: F) -> F:
         try:
             result = await run(*args, **kwargs)
         except FailureError as err:  # the workflow fails (any other error fails only its task)
-            await _tell_batch(False, type(err).__name__, str(err))
+            kind = err.type if isinstance(err, ApplicationError) and err.type else None
+            await _tell_batch(False, kind or type(err).__name__, str(err))
             raise
         await _tell_batch(True, None, "")
         return result
