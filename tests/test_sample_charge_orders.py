@@ -40,7 +40,7 @@ async def test_every_order_is_charged_once_and_the_declined_ones_refunded(
 ) -> None:
     path = tmp_path / "orders.db"
     db.create(path, N)
-    inp = batch_input(path, warehouse_delay=0.2)
+    inp = batch_input(path, warehouse_delay=0)
     async with new_worker(**worker_options()):
         handle = await orchestra.start(inp, id=f"charge-orders-{task_queue}", task_queue=task_queue)
         result = await handle.result()

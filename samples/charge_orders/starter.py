@@ -47,7 +47,7 @@ def format_progress(p: BatchOrchestratorProgress) -> str:
     """One line: pages done, then the orders' workflows (open of the cap, started, ...)."""
     return (
         f"pages {p.num_completed_pages:3d} | orders open {p.num_items_open:3d} of "
-        f"{p.max_open_items} | started {p.num_items_started:4d} | completed "
+        f"{p.max_open_items or '?'} | started {p.num_items_started:4d} | completed "
         f"{p.num_items_completed:4d} | failed {p.num_items_failed:3d}"
     )
 

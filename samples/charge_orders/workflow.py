@@ -53,7 +53,8 @@ class ChargeAndShip:
     async def run(self, order: OrderInput) -> str:
         step = OrderStep(db=order.db, order_id=order.order_id)
         await _step(charge, step)
-        await workflow.sleep(timedelta(seconds=order.warehouse_delay))
+        if order.warehouse_delay > 0:
+            await workflow.sleep(timedelta(seconds=order.warehouse_delay))
         try:
             await _step(ship, step)
         except ActivityError as err:
