@@ -82,10 +82,12 @@ async def main() -> None:
     )
     print(f"started batch {handle.id} on task queue {TASK_QUEUE!r}", flush=True)
     p = await follow(handle)
-    failed = ", ".join(f.key for f in p.failed_items[:3])
+    failed = ", ".join(f.key for f in p.failed_items[:3]) + (
+        ", ..." if p.num_items_failed > 3 else ""
+    )
     print(
         f"done: {p.num_items_completed} orders charged, shipped and emailed; "
-        f"{p.num_items_failed} failed (refunded){f': {failed}, ...' if failed else ''}"
+        f"{p.num_items_failed} failed (refunded){f': {failed}' if failed else ''}"
     )
     if p.num_items_failed:
         print(f"run them again with: batch-orchestra redrive {handle.id} --items")
