@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-slow test-unit lint docs properties bench-scale bench-throughput \
-	bench-hops bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates chaos \
+	bench-hops bench-million bench-sources bench-recovery bench-hol bench-flow bench-series bench-duplicates bench-items chaos \
 	clean
 
 $(STAMP): pyproject.toml
@@ -59,6 +59,11 @@ bench-scale: $(STAMP)
 
 bench-throughput: $(STAMP)
 	$(BIN)/python -m bench.throughput
+
+# Item workflows: ours against a plain loop and the sliding-window pattern (ITEMS_ARGS, e.g.
+# ITEMS_ARGS="--items 2000 --open 200"); about 25 minutes at the default 10,000 items.
+bench-items: $(STAMP)
+	$(BIN)/python -m bench.items $(ITEMS_ARGS)
 
 bench-hops: $(STAMP)
 	$(BIN)/python -m bench.hops --page-ms 10
