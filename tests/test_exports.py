@@ -27,6 +27,8 @@ def test_exports_are_sorted_and_pinned() -> None:
         "MAX_CHECKPOINT_BYTES",
         "PageItems",
         "WorkerResources",
+        "ItemStarts",
+        "reports_to_batch",
     }
     assert required <= set(batch_orchestra.__all__)
 
