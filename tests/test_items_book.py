@@ -56,14 +56,16 @@ def test_early_closes_are_bounded_and_their_messages_short() -> None:
 
 def test_checks_take_the_longest_unchecked_first_and_rotate() -> None:
     book = ItemBook(2000)
-    book.opened(1, [f"k{i}" for i in range(1200)], now=0.0)
-    assert book.to_check(now=0.5) == []  # just opened: their own message usually comes first
-    first = book.to_check(now=10.0)
-    second = book.to_check(now=10.0)
-    third = book.to_check(now=10.0)
-    assert len(first) == len(second) == ITEM_CHECK_BATCH and len(third) == 200
+    book.opened(1, [f"k{i}" for i in range(250)], now=0.0)
+    # Just opened (under two intervals): their own message usually comes first.
+    assert book.to_check(now=29.0, interval=15.0) == []
+    first = book.to_check(now=30.0, interval=15.0)
+    second = book.to_check(now=30.0, interval=15.0)
+    third = book.to_check(now=30.0, interval=15.0)
+    assert len(first) == len(second) == ITEM_CHECK_BATCH and len(third) == 50
     assert set(first) | set(second) | set(third) == set(book.open)
-    assert book.to_check(now=10.5) == []  # all checked a moment ago
+    assert book.to_check(now=45.0, interval=15.0) == []  # all checked under two intervals ago
+    assert len(book.to_check(now=60.0, interval=15.0)) == ITEM_CHECK_BATCH
 
 
 def test_the_worst_case_hand_over_fits_its_budget() -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from .columns import pack, unpack_pages
 
 __all__ = [
-    "ITEM_CHECK_AGE",
+    "ITEM_CHECK_AGES",
     "ITEM_CHECK_BATCH",
     "MAX_ITEM_WORKFLOW_KEY",
     "MAX_OPEN_ITEMS",
@@ -45,11 +45,12 @@ MAX_OPEN_ITEMS = 10_000
 """The largest ``max_open_items``: the open keys travel in every hand-over."""
 MAX_ITEM_WORKFLOW_KEY = 64
 """The longest item key (characters): it is part of the item workflow's ID and of the hand-over."""
-ITEM_CHECK_AGE = 1.0
-"""An item is checked only once it has been open (or unchecked) this long: its own message
-usually comes first."""
-ITEM_CHECK_BATCH = 500
-"""The most items one check describes."""
+ITEM_CHECK_AGES = 2
+"""An item is checked only once it has been open (or unchecked) this many check intervals: an
+item that tells the batch itself is usually closed by then, and is never described."""
+ITEM_CHECK_BATCH = 100
+"""The most items one check describes (a describe is a request to the server: a check stays a
+small share of the load the items make)."""
 MAX_EARLY = 1_000
 """The most closes kept waiting for their page's report (past it the oldest is dropped: its
 item is found closed by a check once its page reports it, so it is still counted)."""
@@ -156,11 +157,14 @@ class ItemBook:
 
     # -- checks --------------------------------------------------------------------------------
 
-    def to_check(self, now: float) -> list[str]:
-        """The keys the next check describes: open and unchecked for ``ITEM_CHECK_AGE``."""
+    def to_check(self, now: float, interval: float) -> list[str]:
+        """The keys the next check describes, the least recently checked first.
+
+        Open and unchecked for ``ITEM_CHECK_AGES`` intervals; at most ``ITEM_CHECK_BATCH``.
+        """
         keys: list[str] = []
         for key, entry in self.open.items():
-            if len(keys) >= ITEM_CHECK_BATCH or now - entry.checked_at < ITEM_CHECK_AGE:
+            if len(keys) >= ITEM_CHECK_BATCH or now - entry.checked_at < ITEM_CHECK_AGES * interval:
                 break  # least recently checked first: the rest are newer
             keys.append(key)
         for key in keys:

@@ -89,9 +89,9 @@ class BatchOrchestratorInput:
     cancel_open_items: bool = True
     """When the batch is cancelled, cancel its open item workflows too (False: leave them)."""
     item_check_interval: timedelta = timedelta(seconds=15)
-    """How often the batch describes open item workflows that have not told it they closed
-    (terminated, timed out, not decorated with ``reports_to_batch``), at most 500 at a time:
-    such an item is counted within about this long (plus this long per further 500 open)."""
+    """How often the batch describes open item workflows it has not heard from for two such
+    intervals (terminated, timed out, not decorated with ``reports_to_batch``), at most 100 at a
+    time: such an item is counted within about three intervals (plus one per further 100)."""
     redrive_of: str | None = None
     """The workflow ID of the finished batch this one redrives (set by
     ``BatchOrchestratorClient.redrive``); shown in progress."""

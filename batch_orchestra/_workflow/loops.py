@@ -116,7 +116,7 @@ class Background:
         assert items is not None
         while True:
             await workflow.sleep(engine.inp.item_check_interval)
-            keys = items.to_check(_now())
+            keys = items.to_check(_now(), engine.inp.item_check_interval.total_seconds())
             if not keys:
                 continue
             try:
