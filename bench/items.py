@@ -47,6 +47,7 @@ from batch_orchestra._engine.continuation import (
 from batch_orchestra._engine.items import ItemBook
 from batch_orchestra._engine.scheduler import Scheduler
 from batch_orchestra._model import ProcessorSettings
+from batch_orchestra._model.messages import item_workflow_prefix
 from bench._history import read_batch_history
 from bench._items_worker import ITEM_WORKFLOW, PROCESSOR, WINDOW_WORKFLOW, WindowInput
 from bench.scale import WorkerProcess
@@ -190,7 +191,8 @@ async def run_ours(client: Client, task_queue: str, n: int, cap: int, tag: str) 
     wall = time.monotonic() - began
     assert result.num_items_completed == n, result
     run_id = handle.workflow_handle.first_execution_run_id or ""
-    ids = [f"{bid}/{run_id[:8]}/i{i}" for i in range(n)]
+    prefix = item_workflow_prefix(bid, run_id)
+    ids = [f"{prefix}i{i}" for i in range(n)]
     return await _row(client, "ours", n, wall, ids, (bid, run_id, "batch_orchestra.process_page"))
 
 

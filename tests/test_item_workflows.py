@@ -177,3 +177,25 @@ def test_bad_item_settings_are_refused_with_what_to_do() -> None:
     with pytest.raises(InvalidBatchInputError, match="from 1 to 10,000"):
         validate_input(_input("x", n=1, max_open_items=20_000))
     assert input_to_wire(_input("x", n=1))["max_open_items"] == 50
+
+
+async def test_a_malformed_item_close_does_not_stall_the_batch(
+    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+) -> None:
+    # A close message from elsewhere than reports_to_batch, with nulls where text belongs.
+    tag = uuid.uuid4().hex[:8]
+    inp = _input(tag, n=20, hold=[3])
+    async with new_worker(**_worker_kwargs()):
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+
+        async def held_open() -> None:
+            assert (await handle.get_progress()).num_items_open == 1
+
+        await assert_eventually(held_open, timeout=60, interval=0.3)
+        execution = handle.workflow_handle.first_execution_run_id
+        bad = {"execution": execution, "key": None, "ok": False, "error_message": None}
+        await client.get_workflow_handle(inp.batch_id).signal("batch_orchestra.item_closed", bad)
+        prefix = f"{inp.batch_id}/{execution[:8]}/"
+        await client.get_workflow_handle(prefix + "o3").signal(ChargeItem.release)
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert result.num_items_completed == 20 and result.num_items_failed == 0

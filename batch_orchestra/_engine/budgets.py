@@ -112,6 +112,10 @@ NOTIFY_OUTBOX_BYTES = 8 * 1024 * 1024
 the oldest are not delivered (they stay in the failure ledger, with a warning in the log)."""
 REDUCE_INPUT_BYTES = 512 * 1024
 """The most bytes of page values one ``reduce`` call carries, besides the result so far."""
+MAX_OPEN_ITEMS = 10_000
+"""The largest ``max_open_items``: the open keys travel in every hand-over."""
+MAX_ITEM_WORKFLOW_KEY = 64
+"""The longest item key (characters): it is part of the item workflow's ID and of the hand-over."""
 HANDOVER_BYTES = 1_500_000
 """The most the continue-as-new input may hold, measured as it is sent; a hand-over that would
 carry more is put off until pages have run and released their cursors."""

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .budgets import MAX_ITEM_WORKFLOW_KEY, MAX_OPEN_ITEMS
 from .columns import pack, unpack_pages
 
 __all__ = [
@@ -41,10 +42,6 @@ __all__ = [
     "ItemsState",
 ]
 
-MAX_OPEN_ITEMS = 10_000
-"""The largest ``max_open_items``: the open keys travel in every hand-over."""
-MAX_ITEM_WORKFLOW_KEY = 64
-"""The longest item key (characters): it is part of the item workflow's ID and of the hand-over."""
 ITEM_CHECK_AGES = 2
 """An item is checked only once it has been open (or unchecked) this many check intervals: an
 item that tells the batch itself is usually closed by then, and is never described."""

@@ -10,6 +10,7 @@ from .._engine.budgets import (
     MAX_BATCH_ID_CHARS,
     MAX_HOOK_ARGS_BYTES,
     MAX_ITEM_KEYS_BYTES,
+    MAX_OPEN_ITEMS,
 )
 from .checks import check_cursor, check_rate, fail, is_int
 from .hooks import BatchNotifierConfig, BatchTrackerConfig, HealthCheckConfig
@@ -49,7 +50,7 @@ def _validate_policy(p: Any) -> None:
 
 
 def _validate_items(inp: BatchOrchestratorInput) -> None:
-    n, most = inp.max_open_items, 10_000  # MAX_OPEN_ITEMS: the open keys travel in a hand-over
+    n, most = inp.max_open_items, MAX_OPEN_ITEMS
     if n is not None and (not is_int(n) or not 1 <= n <= most):
         raise fail(f"max_open_items must be None or an int from 1 to {most:,}, got {n!r}")
     if n is not None and is_int(inp.page_size) and inp.page_size > n:
