@@ -37,7 +37,12 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from batch_orchestra import BatchOrchestratorClient, BatchOrchestratorInput, EmbeddedTemporal
+from batch_orchestra import (
+    BatchOrchestratorClient,
+    BatchOrchestratorHandle,
+    BatchOrchestratorInput,
+    EmbeddedTemporal,
+)
 from batch_orchestra._engine.continuation import (
     BatchContinuation,
     continuation_from_wire,
@@ -187,13 +192,35 @@ async def run_ours(client: Client, task_queue: str, n: int, cap: int, tag: str) 
     )
     began = time.monotonic()
     handle = await BatchOrchestratorClient(client).start(inp, id=bid, task_queue=task_queue)
-    result = await handle.result()
+    ticker = asyncio.create_task(_tick(handle, began))
+    try:
+        result = await handle.result()
+    finally:
+        ticker.cancel()
     wall = time.monotonic() - began
     assert result.num_items_completed == n, result
     run_id = handle.workflow_handle.first_execution_run_id or ""
     prefix = item_workflow_prefix(bid, run_id)
     ids = [f"{prefix}i{i}" for i in range(n)]
     return await _row(client, "ours", n, wall, ids, (bid, run_id, "batch_orchestra.process_page"))
+
+
+async def _tick(handle: BatchOrchestratorHandle, began: float, every: float = 60.0) -> None:
+    """A progress line every minute: a long run shows how it goes, a cut-short one how far."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            p = await handle.get_progress()
+        except Exception as err:  # a query can time out on a busy server; try again next minute
+            print(f"[bench.items]   (progress query failed: {err})", flush=True)
+            continue
+        wall = time.monotonic() - began
+        print(
+            f"[bench.items]   {wall:7.0f} s: started {p.num_items_started}, "
+            f"open {p.num_items_open}, completed {p.num_items_completed}, "
+            f"failed {p.num_items_failed} ({p.num_items_completed / wall:.1f} items/s)",
+            flush=True,
+        )
 
 
 def handover_cost(open_items: int) -> dict[str, float]:
