@@ -92,6 +92,9 @@ class SlidingWindow:
         me = workflow.info().workflow_id
         while nxt < inp.n and started < inp.per_run:
             await workflow.wait_condition(lambda: len(self._open) < inp.window)
+            # Open before the start returns: the child can finish, and its signal arrive, in the
+            # same activation that resolves the start.
+            self._open.add(nxt)
             await workflow.start_child_workflow(
                 BenchItem.run,
                 {"i": nxt, "parent": me},
@@ -99,7 +102,6 @@ class SlidingWindow:
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
-            self._open.add(nxt)
             nxt, started = nxt + 1, started + 1
         if nxt < inp.n:
             await workflow.wait_condition(workflow.all_handlers_finished)

@@ -479,6 +479,35 @@ def test_metrics_mark_a_batch_that_paused_itself() -> None:
     assert "batch_orchestra_running_batches 4.0" in text
 
 
+def test_metrics_count_item_workflows_only_of_batches_that_start_them() -> None:
+    from batch_orchestra import BatchOrchestratorProgress
+    from batch_orchestra.dashboard._metrics import BatchSample, render
+
+    items = BatchOrchestratorProgress(
+        max_open_items=500,
+        num_items_started=1200,
+        num_items_open=480,
+        num_items_completed=700,
+        num_items_failed=20,
+    )
+    text = render(
+        [BatchSample("items", "P", items), BatchSample("pages", "P", BatchOrchestratorProgress())],
+        running=2,
+        max_batches=100,
+    ).decode()
+    labels = '{batch_id="items",processor="P"}'
+    assert f"batch_orchestra_item_workflows_started_total{labels} 1200.0" in text
+    assert f"batch_orchestra_item_workflows_open{labels} 480.0" in text
+    assert f"batch_orchestra_item_workflows_completed_total{labels} 700.0" in text
+    assert f"batch_orchestra_item_workflows_failed_total{labels} 20.0" in text
+    assert f"batch_orchestra_max_open_items{labels} 500.0" in text
+    # A batch without item workflows exports none of them (and its other metrics as before).
+    assert not re.search(
+        r'^batch_orchestra_(item_workflows|max_open)\w*\{batch_id="pages"', text, re.M
+    )
+    assert 'batch_orchestra_pages_completed_total{batch_id="pages",processor="P"} 0.0' in text
+
+
 async def test_embedded_server_refuses_a_taken_port(temporal: EmbeddedTemporal) -> None:
     import socket
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections import Counter
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from temporalio.client import Client
@@ -18,11 +20,13 @@ from batch_orchestra import (
     BatchOrchestratorInput,
     InvalidBatchInputError,
 )
+from batch_orchestra.dashboard import create_app
 from tests import item_workflows
 from tests.helpers import assert_eventually
 from tests.item_processors import StartOrderItems
 from tests.item_workflows import ChargeItem, item_enter, item_leave
 from tests.test_cli import assert_ok, run_cli
+from tests.test_dashboard import page_path, ui
 
 
 def _input(tag: str, **args: Any) -> BatchOrchestratorInput:
@@ -123,6 +127,19 @@ async def test_a_terminated_item_is_counted_failed_and_redriven(
 
         await assert_eventually(held_open, timeout=60, interval=0.3)
         prefix = f"{inp.batch_id}/{handle.workflow_handle.first_execution_run_id[:8]}/"
+        app = create_app(temporal.client, ui_url="http://ui.example:8233", page_size=100)
+        async with ui(app) as web:
+            metrics = (await web.get("/metrics")).text
+        labels = re.escape(f'{{batch_id="{inp.batch_id}",processor="') + '[^"]*"}'
+        for name, value in [
+            ("item_workflows_open", 1),
+            ("item_workflows_completed_total", 28),
+            ("item_workflows_failed_total", 1),
+            ("item_workflows_started_total", 30),
+            ("max_open_items", 50),
+        ]:
+            line = f"^batch_orchestra_{name}{labels} {value:.1f}$"
+            assert re.search(line, metrics, re.M), (line, metrics[:3000])
         # An operator terminates the held item: it never tells the batch; a check finds it.
         await client.get_workflow_handle(prefix + "o7").terminate("by an operator")
         result = await asyncio.wait_for(handle.result(), 60)
@@ -132,6 +149,13 @@ async def test_a_terminated_item_is_counted_failed_and_redriven(
         assert failed == {"o7": "ItemWorkflowTerminated", "o12": "Declined"}
         shown = assert_ok(await run_cli(temporal, "status", handle.id))
         assert "0 open of 50 · 30 started · 28 completed · 2 failed" in shown
+        # The failures listing links each failed item to its workflow in the Temporal UI.
+        item_page = "/namespaces/default/workflows/" + quote(prefix + "o7", safe="")
+        listed = assert_ok(await run_cli(temporal, "failures", handle.id))
+        assert "http://localhost:8233" + item_page in listed, listed
+        async with ui(app) as web:
+            page = (await web.get(page_path(handle.id))).text
+        assert f'<a href="http://ui.example:8233{item_page}"' in page
         # Redriving the failed items runs a new run of each one's workflow, under its ID.
         again = await orchestra.redrive_items(handle.id)
         redriven = await asyncio.wait_for(again.result(), 60)

@@ -59,6 +59,8 @@ class BatchEngine(RunState):
 
     def __init__(self, raw: dict[str, Any], *, execution: str, log: Log, patched: Patched) -> None:
         super().__init__(raw, execution=execution, log=log, patched=patched)
+        self.item_prefix = ""
+        """What this batch's item workflow IDs start with (the shell knows its workflow ID)."""
         self.failures = FailureLedger(self)
         self.hooks = HookCalls(self)
         self.handover = Handover(self, self.failures)
@@ -434,5 +436,6 @@ class BatchEngine(RunState):
             p.max_open_items = it.max_open
             p.num_items_started, p.num_items_open = it.started, len(it.open)
             p.num_items_completed, p.num_items_failed = it.completed, it.failed
+            p.item_workflow_prefix = self.item_prefix
         guard_progress(p)
         return p

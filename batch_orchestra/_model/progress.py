@@ -204,6 +204,10 @@ class BatchOrchestratorProgress:
     num_items_failed: int = 0
     """Item workflows that failed, timed out, were terminated or cancelled (each is also an item
     failure: in ``num_failed_items``, the failure listing and ``redrive_items``)."""
+    item_workflow_prefix: str = ""
+    """What this batch's item workflow IDs start with: an item's workflow ID is this and its key
+    (a redrive's items keep the IDs of the batch it redrives). "" for a batch without
+    ``max_open_items``."""
     redrive_of: str | None = None
     """The workflow ID of the batch this one redrives, if it does."""
     num_redriven_pages: int = 0

@@ -139,6 +139,7 @@ async def _view(
         task_queue=execution.task_queue,
         url=target.url(execution.id),
         close_time=execution.close_time,
+        workflows_url=target.url(""),
     )
     handle = _handle(client, execution.id, execution.run_id)
     if execution.status == WorkflowExecutionStatus.COMPLETED:

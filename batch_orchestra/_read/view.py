@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
+from .._engine.budgets import MAX_ITEM_WORKFLOW_KEY
 from .._model import BatchOrchestratorProgress
 
 __all__ = [
@@ -40,6 +42,21 @@ class BatchView:
     """Why the workflow ended without completing (failed, cancelled, terminated, timed out)."""
     note: str | None = None
     """Something the reader should know, e.g. that no worker answered the progress query."""
+    workflows_url: str = ""
+    """The Temporal Web UI's workflow pages in the batch's namespace: a workflow's page is this
+    and its escaped ID ("" when unknown)."""
+
+    def item_url(self, key: str) -> str | None:
+        """The Web UI page of this batch's item workflow with this key.
+
+        None when the batch starts no item workflows (``max_open_items``) or the key cannot be
+        an item workflow's (longer than an item key may be, or shortened for display).
+        """
+        p = self.progress
+        prefix = getattr(p, "item_workflow_prefix", "") if p is not None else ""
+        if not prefix or not self.workflows_url or not key or len(key) > MAX_ITEM_WORKFLOW_KEY:
+            return None
+        return self.workflows_url + quote(prefix + key, safe="")
 
 
 def status_label(status: str, progress: BatchOrchestratorProgress | None) -> str:

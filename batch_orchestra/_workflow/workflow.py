@@ -115,6 +115,7 @@ class BatchOrchestrator:
         exact = workflow.patched(_EXACT_CORE_PATCH)
         patches = Patches(budgets=budgets, no_progress=no_progress, exact=exact)
         engine.configure(patches, policy, engine.handover.carried_input(raw))
+        engine.item_prefix = self._calls.item_prefix()
         if engine.cont is not None:
             engine.resume_run(_now())
         else:

@@ -267,7 +267,7 @@ def _has_long_errors(p: BatchOrchestratorProgress) -> bool:
     return any("\n" in m.strip() or len(m) > 60 for m in messages)
 
 
-def _items_table(p: BatchFailures) -> Table:
+def _items_table(p: BatchFailures, view: BatchView) -> Table:
     items: list[ItemFailure] = p.failed_items
     shown = (
         f" (latest {len(items)} of {p.num_failed_items:,})"
@@ -281,9 +281,10 @@ def _items_table(p: BatchFailures) -> Table:
     table.add_column("message", overflow="fold")
     table.add_column("at")
     for f in items:
+        url = view.item_url(f.key)
         table.add_row(
             str(f.page_num),
-            preview(f.key, 60),
+            Text(preview(f.key, 60), style=f"link {url}" if url else ""),
             f.error_type,
             f.error_message,
             f"{f.failed_at.astimezone(timezone.utc):%H:%M:%S} UTC",
@@ -325,7 +326,14 @@ def render_failures(view: BatchView, p: BatchFailures | None = None) -> Renderab
             _failures_table("retrying pages", p.retrying_pages, p.num_retrying_pages, True)
         )
     if p.failed_items:
-        parts.append(_items_table(p))
+        parts.append(_items_table(p, view))
+        example = view.item_url(p.failed_items[-1].key)
+        if example is not None:  # the keys link there in a terminal that shows links
+            parts.append(
+                Text.assemble(
+                    ("an item's workflow in the UI: ", "dim"), (example, f"link {example}")
+                )
+            )
     if p.unavailable_runs:
         parts.append(
             Text(

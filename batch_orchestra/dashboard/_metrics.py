@@ -103,6 +103,7 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
     yield gauge("items_per_second", "Recent items per second.", "items_per_second")
     yield gauge("pages_per_second", "Recent pages per second.", "pages_per_second")
     yield gauge("max_parallelism", "The batch's parallelism cap (0: paused).", "max_parallelism")
+    yield from _item_families([(s, p) for s, p in answered if getattr(p, "max_open_items", None)])
     yield _per_batch(
         "effective_parallelism",
         "How many pages may run now (0 while paused).",
@@ -134,6 +135,35 @@ def _families(samples: list[BatchSample], running: int, max_batches: int) -> Ite
         f"Running batches exported (the most recent, at most {max_batches}).",
         value=len(samples),
     )
+
+
+def _item_families(
+    answered: list[tuple[BatchSample, BatchOrchestratorProgress]],
+) -> Iterable[Metric]:
+    """The item workflows of the batches that start them (``max_open_items``); others have none."""
+    rows = [
+        ("item_workflows_started", "Item workflows the batch started.", "num_items_started", True),
+        (
+            "item_workflows_completed",
+            "Item workflows that completed.",
+            "num_items_completed",
+            True,
+        ),
+        (
+            "item_workflows_failed",
+            "Item workflows that failed, timed out, were terminated or cancelled.",
+            "num_items_failed",
+            True,
+        ),
+        ("item_workflows_open", "Item workflows started and not closed.", "num_items_open", False),
+        ("max_open_items", "The batch's cap on open item workflows.", "max_open_items", False),
+    ]
+    for name, doc, value, is_counter in rows:
+        kind = CounterMetricFamily if is_counter else GaugeMetricFamily
+        family = kind(f"batch_orchestra_{name}", doc, labels=_LABELS)
+        for s, p in answered:
+            family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
+        yield family
 
 
 def _per_batch(name: str, doc: str, values: list[tuple[BatchSample, float]]) -> GaugeMetricFamily:

@@ -207,7 +207,7 @@ def failed_items_section(base: str, view: BatchView) -> str:
     shown = f" (latest {len(items):,} listed)" if total > len(items) else ""
     csv = f"{base}/failures.csv?batch_id={quote(view.id, safe='')}"
     rows = "".join(
-        f"<tr><td class=key>{esc_id(f.key)}</td><td class=num>{f.page_num}</td>"
+        f"<tr><td class=key>{_item_key(view, f.key)}</td><td class=num>{f.page_num}</td>"
         f"<td>{esc(f.error_type)}</td>{message_cell(f.error_message)}"
         f"<td>{esc(utc_time(f.failed_at))}</td></tr>"
         for f in reversed(items)
@@ -221,6 +221,14 @@ def failed_items_section(base: str, view: BatchView) -> str:
         "<th>Page</th><th>Error</th><th>Message</th><th>When</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div></section>"
     )
+
+
+def _item_key(view: BatchView, key: str) -> str:
+    """A failed item's key; for an item workflow, a link to its page in the Temporal Web UI."""
+    url = view.item_url(key)
+    if url is None:
+        return esc_id(key)
+    return f'<a href="{esc(url)}" target="_blank" rel="noopener">{esc_id(key)}</a>'
 
 
 def change_log_section(p: BatchOrchestratorProgress | None) -> str:
