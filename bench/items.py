@@ -55,6 +55,7 @@ from batch_orchestra._model import ProcessorSettings
 from batch_orchestra._model.messages import item_workflow_prefix
 from bench._history import read_batch_history
 from bench._items_worker import ITEM_WORKFLOW, PROCESSOR, WINDOW_WORKFLOW, WindowInput
+from bench.plot_items import plot
 from bench.scale import WorkerProcess
 
 SAMPLE = 200
@@ -294,6 +295,7 @@ async def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--open", type=int, default=1_000, help="at most this many open at once")
     ap.add_argument("--only", default="raw,window,ours", help="rows to run, comma-separated")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None, help="a PNG of the rows (bench.plot_items)")
     opts = ap.parse_args(argv)
     rows: list[Row] = []
     async with EmbeddedTemporal() as temporal:
@@ -318,10 +320,12 @@ async def main(argv: list[str] | None = None) -> None:
             await worker.stop()
     costs = [handover_cost(k) for k in (1_000, 10_000)]
     print(render(rows, costs))
+    data = {"rows": [asdict(r) for r in rows], "handover": costs}
     if opts.json is not None:
-        opts.json.write_text(
-            json.dumps({"rows": [asdict(r) for r in rows], "handover": costs}, indent=2)
-        )
+        opts.json.write_text(json.dumps(data, indent=2))
+    if opts.plot is not None:
+        plot(data, opts.plot)
+        print(f"[bench.items] wrote {opts.plot}")
 
 
 if __name__ == "__main__":
