@@ -36,6 +36,7 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from batch_orchestra import (
     BatchOrchestratorClient,
@@ -195,7 +196,14 @@ async def run_ours(client: Client, task_queue: str, n: int, cap: int, tag: str) 
     handle = await BatchOrchestratorClient(client).start(inp, id=bid, task_queue=task_queue)
     ticker = asyncio.create_task(_tick(handle, began))
     try:
-        result = await handle.result()
+        while True:
+            try:
+                result = await handle.result()
+                break
+            except RPCError as err:  # a loaded server can time out the long poll: wait again
+                if err.status != RPCStatusCode.DEADLINE_EXCEEDED:
+                    raise
+                print(f"[bench.items]   (waiting for the result again: {err})", flush=True)
     finally:
         ticker.cancel()
     wall = time.monotonic() - began
