@@ -382,6 +382,7 @@ async def test_the_chart_shows_the_batch_s_whole_life_from_its_own_history(
         async def sampled() -> float:
             p = await handle.get_progress()
             assert p.history and p.history[0].t < time.time() - 2.5, p.history
+            assert len(p.history) >= 10, p.history  # the page below charts at least these
             return p.history[0].t
 
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
@@ -412,8 +413,12 @@ async def test_the_chart_shows_the_batch_s_whole_life_from_its_own_history(
             assert await page.evaluate("window.__same_page === true")
             assert await _from(page) < opened - 2
             assert "the batch's history" in (await page.text_content("#chart-source") or "")
-            caps = [s.max_parallelism for s in (await handle.get_progress()).history]
-            assert caps[0] == 2 and caps[-1] == 4  # the change is in the batch's history
+
+            async def recorded() -> None:  # the change is in the batch's history (next sample)
+                caps = [s.max_parallelism for s in (await handle.get_progress()).history]
+                assert caps[0] == 2 and caps[-1] == 4, caps
+
+            await assert_eventually(recorded, timeout=15)
 
             # Finished: the result carries the history; the page charts it with the average.
             final = await asyncio.wait_for(handle.result(), 30)
