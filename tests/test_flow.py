@@ -276,8 +276,9 @@ async def test_a_rate_limit_holds_across_continue_as_new_and_can_be_lifted(
     assert p.num_completed_pages == 120
     # Unlimited, the rest starts well above the old limit (not a wall-clock bound on the batch,
     # which a loaded machine stretches).
-    after = [s for s in SEEN[bid].starts if s > lifted_at + 0.5]
-    assert len(after) >= 20, len(after)
+    # The pages left at the lift start at once: how many are left depends on the machine.
+    after = [s for s in SEEN[bid].starts if s > lifted_at + 0.1]
+    assert len(after) >= 5, len(after)
     rate = (len(after) - 1) / (after[-1] - after[0])
     assert rate > 12.0, f"{rate:.2f} pages/s after the limit of 8 was lifted"
 
