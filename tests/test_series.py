@@ -223,7 +223,15 @@ async def test_bad_input_is_refused_before_anything_is_created(
             await orchestra.create_series(
                 spec, id=kwargs.pop("id", name), task_queue=task_queue, **kwargs
             )
-        assert name not in await orchestra.list_series()
+        # Describing reads the schedule itself: it is gone at once. The list reads Temporal's
+        # visibility store, which may still show a schedule deleted a moment ago.
+        with pytest.raises(UnknownSeriesError):
+            await orchestra.get_series(name).describe()
+
+        async def unlisted() -> None:
+            assert name not in await orchestra.list_series()
+
+        await assert_eventually(unlisted, timeout=15)
 
     await refused(_spec(db, every=None, cron="every day at 3"), "Temporal refused the schedule")
     await refused(_spec(db, every=None, cron="0 3 * * *", time_zone="Mars/Base"), "Mars/Base")
