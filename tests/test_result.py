@@ -9,9 +9,19 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+from temporalio.client import (
+    Client,
+    FetchWorkflowHistoryEventsInput,
+    Interceptor,
+    OutboundInterceptor,
+    WorkflowHistoryEventAsyncIterator,
+    WorkflowHistoryEventFilterType,
+)
 from temporalio.common import RetryPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from batch_orchestra import (
+    BatchOrchestratorClient,
     BatchOrchestratorInput,
     BatchPage,
     BatchProcessorContext,
@@ -152,3 +162,64 @@ async def test_run_locally_shows_each_pages_value_and_the_result(client) -> None
     assert values == [(i, 1) for i in range(5)]
     assert all(a.value is None for a in run.attempts if not a.ok)  # page 3's failed attempt
     assert run.progress.result == {"even": 25, "odd": 25, "max": 49, "pages": 5}
+
+
+class _DeadlinePolls(Interceptor):
+    """Answers the first ``n`` long-polls for a workflow's close event as a loaded server does:
+    DEADLINE_EXCEEDED, "context deadline exceeded". The other calls reach the real server."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        polls = self
+
+        class Outbound(OutboundInterceptor):
+            def fetch_workflow_history_events(
+                self, input: FetchWorkflowHistoryEventsInput
+            ) -> WorkflowHistoryEventAsyncIterator:
+                events = super().fetch_workflow_history_events(input)
+                close = input.event_filter_type == WorkflowHistoryEventFilterType.CLOSE_EVENT
+                if not (input.wait_new_event and close and polls.left > 0):
+                    return events
+                polls.left -= 1
+
+                class TimesOut:
+                    def __aiter__(self) -> TimesOut:
+                        return self
+
+                    async def __anext__(self) -> Any:
+                        await asyncio.sleep(0.2)
+                        raise RPCError(
+                            "context deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b""
+                        )
+
+                return TimesOut()  # type: ignore[return-value]
+
+        return Outbound(next)
+
+
+async def test_result_polls_again_when_the_servers_wait_for_the_close_times_out(
+    client, task_queue, new_worker
+) -> None:
+    """A loaded server can answer the long-poll that waits for a run's close with
+    DEADLINE_EXCEEDED; ``result()`` polls again instead of raising. Seen in a 100,000-item run."""
+    polls = _DeadlinePolls(3)
+    orchestra = BatchOrchestratorClient(Client(**{**client.config(), "interceptors": [polls]}))
+    bid = batch_id()
+    async with new_worker():
+        handle = await orchestra.start(
+            BatchOrchestratorInput(
+                page_processor=Tally,
+                page_size=10,
+                max_parallelism=1,
+                batch_id=bid,
+                args=json.dumps({"n": 4, "sleep": 0.2}),
+                first_cursor_str="0",
+            ),
+            id=bid,
+            task_queue=task_queue,
+        )
+        p = await asyncio.wait_for(handle.result(), 60)
+    assert polls.left == 0
+    assert p.num_completed_pages == 4 and p.num_completed_items == 40

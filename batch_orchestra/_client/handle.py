@@ -30,6 +30,7 @@ from .._model.messages import (
     SET_RATE_LIMIT_UPDATE,
     SKIP_PAGE_UPDATE,
 )
+from .._result_wait import wait_for_result
 from .failures import read_failures
 
 __all__ = ["BatchOrchestratorHandle"]
@@ -121,7 +122,7 @@ class BatchOrchestratorHandle:
 
     async def result(self) -> BatchOrchestratorProgress:
         """Wait for the batch to finish, following continue-as-new, and return its progress."""
-        result = await self._handle.result(follow_runs=True)
+        result = await wait_for_result(self._handle, follow_runs=True)
         if isinstance(result, BatchOrchestratorProgress):
             return result
         return await self.get_progress()

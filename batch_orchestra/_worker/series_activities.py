@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from .._exceptions import INVALID_INPUT_ERROR_TYPE
 from .._model import MAX_MARK_CHARS, BatchOrchestratorProgress
+from .._result_wait import wait_for_result
 from .._series.messages import (
     CLAIM_ATTEMPTS,
     SERIES_AWAIT_BATCH,
@@ -184,7 +185,7 @@ class SeriesActivities:
         handle = client.get_workflow_handle(batch_id, result_type=BatchOrchestratorProgress)
         beat = asyncio.ensure_future(_heartbeat())
         try:
-            progress = await handle.result(follow_runs=True)
+            progress = await wait_for_result(handle, follow_runs=True)
             return AwaitedBatch(status="COMPLETED", progress=progress)
         except WorkflowFailureError as err:
             desc = await handle.describe()
