@@ -313,7 +313,7 @@ class Calls:
         """Describe these open item workflows: those found closed come back."""
         result: CheckItemsResult = await workflow.execute_activity(
             CHECK_ITEMS,
-            CheckItemsInput(self.item_prefix(), keys),
+            CheckItemsInput(self._engine.item_prefix, keys),
             result_type=CheckItemsResult,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=_HOOK_RETRY,
@@ -325,7 +325,7 @@ class Calls:
         """Ask these item workflows to cancel (a cancelled batch's open items)."""
         await workflow.execute_activity(
             CANCEL_ITEMS,
-            CheckItemsInput(self.item_prefix(), keys),
+            CheckItemsInput(self._engine.item_prefix, keys),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=_HOOK_RETRY,
             summary=f"cancel {len(keys)} open item workflow(s)",

@@ -76,17 +76,11 @@ class _Snapshot(Collector):
 def _families(samples: list[BatchSample], running: int, max_batches: int) -> Iterable[Metric]:
     answered = [(s, s.progress) for s in samples if s.progress is not None]
 
-    def gauge(name: str, doc: str, value: str) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(f"batch_orchestra_{name}", doc, labels=_LABELS)
-        for s, p in answered:
-            family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
-        return family
+    def gauge(name: str, doc: str, value: str) -> Metric:
+        return _column(GaugeMetricFamily, name, doc, answered, value)
 
-    def counter(name: str, doc: str, value: str) -> CounterMetricFamily:
-        family = CounterMetricFamily(f"batch_orchestra_{name}", doc, labels=_LABELS)
-        for s, p in answered:
-            family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
-        return family
+    def counter(name: str, doc: str, value: str) -> Metric:
+        return _column(CounterMetricFamily, name, doc, answered, value)
 
     yield counter("pages_completed", "Pages the batch has completed.", "num_completed_pages")
     yield counter("items_completed", "Items the batch's pages reported.", "num_completed_items")
@@ -160,10 +154,21 @@ def _item_families(
     ]
     for name, doc, value, is_counter in rows:
         kind = CounterMetricFamily if is_counter else GaugeMetricFamily
-        family = kind(f"batch_orchestra_{name}", doc, labels=_LABELS)
-        for s, p in answered:
-            family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
-        yield family
+        yield _column(kind, name, doc, answered, value)
+
+
+def _column(
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    doc: str,
+    answered: list[tuple[BatchSample, BatchOrchestratorProgress]],
+    value: str,
+) -> Metric:
+    """One progress field of every answering batch, labelled by batch and processor."""
+    family = kind(f"batch_orchestra_{name}", doc, labels=_LABELS)
+    for s, p in answered:
+        family.add_metric([s.batch_id, s.processor], float(getattr(p, value)))
+    return family
 
 
 def _per_batch(name: str, doc: str, values: list[tuple[BatchSample, float]]) -> GaugeMetricFamily:
