@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_orchestra import BatchPage, BatchProcessorContext, PageProcessor, page_processor
-from tests.item_workflows import ChargeItem
+from tests.item_workflows import ChargeItem, SilentItem
 
 
 def _item(args: dict[str, Any], i: int) -> dict[str, Any]:
@@ -35,6 +35,7 @@ class StartOrderItems(PageProcessor):
         if end < args["n"]:
             await context.enqueue_next_page(BatchPage(str(end), context.page.size))
         orders = list(range(start, end))
+        item = SilentItem if args.get("silent") else ChargeItem
         gate = args.get("gate_at")
         if gate is not None and start == gate and context.attempt == 1:
             # Start half the page's items, say so, and hang: the test kills this worker now.
@@ -45,7 +46,7 @@ class StartOrderItems(PageProcessor):
             Path(args["gate_file"]).write_text("started half")
             await asyncio.sleep(3600)
         await context.start_items(
-            orders, workflow=ChargeItem, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
+            orders, workflow=item, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
         )
         if start in args.get("fail_after_start", []) and context.attempt == 1:
             raise RuntimeError(f"page at {start} fails after starting its items")

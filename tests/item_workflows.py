@@ -45,6 +45,9 @@ class ChargeItem:
     @workflow.run
     @reports_to_batch
     async def run(self, item: dict[str, Any]) -> str:
+        return await self.charge(item)
+
+    async def charge(self, item: dict[str, Any]) -> str:
         opts = {"start_to_close_timeout": timedelta(seconds=30)}
         await workflow.execute_activity(item_enter, args=[item["tag"], item["key"]], **opts)
         if item.get("hold"):
@@ -58,3 +61,12 @@ class ChargeItem:
     @workflow.signal
     def release(self) -> None:
         self._released = True
+
+
+@workflow.defn(name="TestSilentItem")
+class SilentItem(ChargeItem):
+    """``ChargeItem`` without ``reports_to_batch``: it tells its batch nothing itself."""
+
+    @workflow.run
+    async def run(self, item: dict[str, Any]) -> str:
+        return await self.charge(item)

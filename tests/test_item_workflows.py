@@ -16,15 +16,18 @@ import pytest
 from temporalio.client import Client
 
 from batch_orchestra import (
+    BatchOrchestraPlugin,
     BatchOrchestratorClient,
     BatchOrchestratorInput,
     InvalidBatchInputError,
+    WorkerSettings,
 )
+from batch_orchestra._model.messages import ITEMS_CLOSED_SIGNAL
 from batch_orchestra.dashboard import create_app
 from tests import item_workflows
 from tests.helpers import assert_eventually
 from tests.item_processors import StartOrderItems
-from tests.item_workflows import ChargeItem, item_enter, item_leave
+from tests.item_workflows import ChargeItem, SilentItem, item_enter, item_leave
 from tests.test_cli import assert_ok, run_cli
 from tests.test_dashboard import page_path, ui
 
@@ -43,7 +46,7 @@ def _input(tag: str, **args: Any) -> BatchOrchestratorInput:
 
 
 def _worker_kwargs() -> dict[str, Any]:
-    return {"workflows": [ChargeItem], "activities": [item_enter, item_leave]}
+    return {"workflows": [ChargeItem, SilentItem], "activities": [item_enter, item_leave]}
 
 
 async def _runs_by_id(client: Client, task_queue: str) -> Counter[str]:
@@ -169,6 +172,61 @@ async def _expect_count(client: Client, task_queue: str, n: int) -> Counter[str]
     runs = await _runs_by_id(client, task_queue)
     assert sum(runs.values()) == n, runs.most_common(3)
     return runs
+
+
+async def test_the_starting_worker_tells_the_batch_of_closes_in_few_signals(
+    orchestra: BatchOrchestratorClient, client: Client, task_queue: str, new_worker: Any
+) -> None:
+    """Items that tell nothing themselves (no ``reports_to_batch``), and a check an hour away:
+    only the worker that started them can tell the batch, and it does, many closes a signal."""
+    tag = uuid.uuid4().hex[:8]
+    inp = _input(tag, n=100, silent=True, hold=[7], fail=[12], ms=300)
+    inp.item_check_interval = timedelta(hours=1)
+    async with new_worker(**_worker_kwargs()):
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+
+        async def held_open() -> None:
+            p = await handle.get_progress()
+            assert p.num_items_open == 1 and p.num_items_completed == 98, p
+            assert p.num_items_failed == 1  # o12 failed
+
+        await assert_eventually(held_open, timeout=60, interval=0.3)
+        prefix = f"{inp.batch_id}/{handle.workflow_handle.first_execution_run_id[:8]}/"
+        await client.get_workflow_handle(prefix + "o7").terminate("by an operator")
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert result.num_items_completed == 98 and result.num_items_failed == 2
+    assert result.num_items_open == 0 and result.num_items_started == 100
+    failed = {f.key: f.error_type for f in result.failed_items}
+    assert failed == {"o7": "ItemWorkflowTerminated", "o12": "Declined"}
+    assert sorted(Counter(item_workflows.RUNS[tag]).values()) == [1] * 100
+    history = await handle.workflow_handle.fetch_history()
+    told = [
+        e.workflow_execution_signaled_event_attributes
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+        and e.workflow_execution_signaled_event_attributes.signal_name == ITEMS_CLOSED_SIGNAL
+    ]
+    closes = sum(len(json.loads(a.input.payloads[0].data)["closed"]) for a in told)
+    assert closes == 100, closes
+    assert len(told) <= 50, f"{len(told)} signals for 100 closes"
+
+
+async def test_without_following_a_silent_item_waits_for_the_check(
+    orchestra: BatchOrchestratorClient, task_queue: str, new_worker: Any
+) -> None:
+    """``WorkerSettings(follow_items=False)``: the batch learns of a silent item's close from its
+    check only (here every 3 s), so it is not done before one has run."""
+    tag = uuid.uuid4().hex[:8]
+    inp = _input(tag, n=10, silent=True, ms=50)
+    inp.item_check_interval = timedelta(seconds=3)
+    plugin = BatchOrchestraPlugin(settings=WorkerSettings(follow_items=False))
+    async with new_worker(plugin=plugin, **_worker_kwargs()):
+        began = asyncio.get_running_loop().time()
+        handle = await orchestra.start(inp, id=inp.batch_id, task_queue=task_queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+        took = asyncio.get_running_loop().time() - began
+    assert result.num_items_completed == 10 and result.num_items_open == 0
+    assert took >= 3, took
 
 
 async def test_cancelling_the_batch_cancels_its_open_items(

@@ -17,11 +17,13 @@ from .._worker.page import BatchPage
 __all__ = [
     "CANCEL_ITEMS",
     "CHECK_ITEMS",
+    "ITEMS_CLOSED_SIGNAL",
     "ITEM_CLOSED_SIGNAL",
     "CheckItemsInput",
     "CheckItemsResult",
     "ClosedItem",
     "ItemClosed",
+    "ItemsClosed",
     "item_workflow_prefix",
     "BATCH_WORKFLOW_TYPE",
     "CHECK_HEALTH",
@@ -103,6 +105,8 @@ READ_LEDGER = "batch_orchestra.read_ledger"
 """Reads a chunk of a batch's failure ledger (a redrive's pages or items)."""
 ITEM_CLOSED_SIGNAL = "batch_orchestra.item_closed"
 """An item workflow tells its batch it closed (``reports_to_batch``)."""
+ITEMS_CLOSED_SIGNAL = "batch_orchestra.items_closed"
+"""The worker that started item workflows tells their batch which of them closed, in batches."""
 CHECK_ITEMS = "batch_orchestra.check_items"
 """Describes open item workflows that have not reported, to find those that closed silently."""
 CANCEL_ITEMS = "batch_orchestra.cancel_items"
@@ -213,6 +217,20 @@ class ItemClosed:
     ok: bool
     error_type: str | None = None
     error_message: str = ""
+
+
+MAX_CLOSES_PER_SIGNAL = 200
+"""At most this many closes in one ``ItemsClosed``: 200 x (a 64-character key and a 500-character
+message) is about 120 KB, far under a signal's 2 MB."""
+
+
+@dataclass
+class ItemsClosed:
+    """Item workflows of one batch execution that closed (sent by the worker following them)."""
+
+    execution: str
+    """The batch execution that started the items (its first run ID)."""
+    closed: list[ItemClosed]
 
 
 def item_workflow_prefix(batch_workflow_id: str, execution: str) -> str:

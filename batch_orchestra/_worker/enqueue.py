@@ -42,6 +42,10 @@ class WorkerSettings:
     in the result."""
     enqueue_by_signal: bool = False
     """Send every enqueue by signal (for benchmarks comparing the two)."""
+    follow_items: bool = True
+    """Follow the item workflows this worker's pages start and tell their batch when they close,
+    many closes in one signal (``item_follower``). False: the batch learns of a close from
+    ``@reports_to_batch`` or its checks only."""
 
 
 _QUICK_WEIGHT = 0.125

@@ -38,6 +38,7 @@ from .._model.messages import (
     ClosedItem,
     ItemClosed,
 )
+from .item_follower import ItemFollower
 
 __all__ = ["ITEM_MEMO", "ItemActivities", "ItemStarter", "ItemStarts", "reports_to_batch"]
 
@@ -71,6 +72,8 @@ class ItemStarter:
     page_size: int
     rerun_failed: bool = False
     """A redrive of failed items: a failed item's workflow runs again (never a completed one)."""
+    follower: ItemFollower | None = None
+    """This worker's follower: it tells the batch when each started item closes."""
     opened: dict[str, None] = field(default_factory=dict)
 
     async def start(
@@ -129,6 +132,10 @@ class ItemStarter:
                 except WorkflowAlreadyStartedError:  # closed already: the batch's check counts it
                     outcome.closed_before += 1
             self.opened[k] = None
+            if self.follower is not None:  # a closed one too: its close is told at once
+                self.follower.follow(
+                    client, self.batch_workflow_id, self.execution, self.prefix + k, k
+                )
 
         await asyncio.gather(*(start_one(item, k) for item, k in zip(items, keys, strict=True)))
         return outcome

@@ -41,6 +41,7 @@ from .context import (
 from .enqueue import EnqueueTransport, PageEnqueue
 from .failures import BATCH_CLOSED_ERROR_TYPE, application_error, look_up, raised_as
 from .handover import report_outcome, start_heartbeats, through_handovers
+from .item_follower import ItemFollower
 from .items import ItemStarter
 from .page import BatchPage
 from .processor import has_reduce
@@ -58,6 +59,8 @@ class PageActivities:
     ) -> None:
         self._transport, self._resources, self._catalog = transport, resources, catalog
         self._warned_unawaited: set[str] = set()
+        self._follower = ItemFollower() if transport.settings.follow_items else None
+        """Follows the item workflows this worker's pages start (``item_follower``)."""
 
     def all(self) -> list[Any]:
         """Both activities, for the worker."""
@@ -106,6 +109,7 @@ class PageActivities:
                 inp.item_prefix,
                 inp.page.size,
                 rerun_failed=inp.run_items,
+                follower=self._follower,
             )
             if inp.item_prefix
             else None

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_UPDATE,
         FAILURE_DETAILS_QUERY,
         ITEM_CLOSED_SIGNAL,
+        ITEMS_CLOSED_SIGNAL,
         LIFECYCLE_QUERY,
         PAGE_FINISHED_SIGNAL,
         PAGE_RUNNING_SIGNAL,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         FailureDetails,
         FailureDetailsRequest,
         ItemClosed,
+        ItemsClosed,
         PageOutcome,
     )
     from .calls import Calls
@@ -262,6 +264,15 @@ class BatchOrchestrator:
             return
         close = ItemClose(msg.key, msg.ok, msg.error_type, msg.error_message[:500], _now())
         self._engine.item_closed(close, msg.execution, _now())
+
+    @workflow.signal(name=ITEMS_CLOSED_SIGNAL)
+    async def items_closed(self, msg: ItemsClosed) -> None:
+        """Item workflows this batch started have closed (told by the worker that follows them)."""
+        if not await self._engine_for(msg.execution, "items' closes", 0):
+            return
+        for c in msg.closed:
+            close = ItemClose(c.key, c.ok, c.error_type, c.error_message[:500], _now())
+            self._engine.item_closed(close, msg.execution, _now())
 
     # -- queries -------------------------------------------------------------------------------
 

@@ -1,0 +1,171 @@
+"""The worker follows the item workflows it started and tells their batch when they close.
+
+A page that starts items (``context.start_items``) hands each started workflow to this worker's
+``ItemFollower``: one task per item waits for the workflow's close (the same long-poll a client's
+``handle.result()`` makes), and the closes of one batch execution go to the batch together, in
+one ``ItemsClosed`` signal per burst (up to ``MAX_CLOSES_PER_SIGNAL``), not one per item.
+
+This is what makes an item cheap for the server: the item workflow itself sends nothing (no
+signal of its own, no second workflow task to see it delivered), and the batch wakes once per
+burst of closes. Nothing depends on it for correctness: if this worker dies or is shut down, the
+items it followed are found by the batch's checks (``item_check_interval``), or told at once by
+``@reports_to_batch`` on the item workflow; the batch counts each key once whoever tells it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+)
+from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
+from temporalio.service import RPCError, RPCStatusCode
+
+from .._model.messages import (
+    ITEMS_CLOSED_SIGNAL,
+    MAX_CLOSES_PER_SIGNAL,
+    ItemClosed,
+    ItemsClosed,
+)
+from .._result_wait import wait_for_result
+
+__all__ = ["ItemFollower"]
+
+log = logging.getLogger(__name__)
+
+FLUSH_AFTER_S = 0.2
+"""A close waits at most this long for others of its batch to go in the same signal."""
+_SIGNAL_ATTEMPTS = 5
+
+
+@dataclass
+class _Batch:
+    """The closes waiting to be told to one batch execution."""
+
+    workflow_id: str
+    execution: str
+    pending: list[ItemClosed] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+
+class ItemFollower:
+    """Per worker: the item workflows being followed and the closes waiting to be told."""
+
+    def __init__(self) -> None:
+        self._following: dict[str, asyncio.Task[None]] = {}
+        self._batches: dict[tuple[str, str], _Batch] = {}
+
+    @property
+    def following(self) -> int:
+        """How many item workflows this worker follows now."""
+        return len(self._following)
+
+    def follow(
+        self, client: Client, batch_workflow_id: str, execution: str, workflow_id: str, key: str
+    ) -> None:
+        """Follow this item workflow until it closes (once, however often a page starts it)."""
+        if workflow_id in self._following:
+            return
+        task = asyncio.ensure_future(
+            self._follow(client, batch_workflow_id, execution, workflow_id, key)
+        )
+        self._following[workflow_id] = task
+        task.add_done_callback(lambda _: self._following.pop(workflow_id, None))
+
+    async def close(self) -> None:
+        """Stop following (the batch's checks find what is left) and tell what is pending."""
+        for task in list(self._following.values()):
+            task.cancel()
+        for batch in list(self._batches.values()):
+            if batch.flusher is not None:
+                batch.flusher.cancel()
+
+    async def _follow(
+        self, client: Client, batch_workflow_id: str, execution: str, workflow_id: str, key: str
+    ) -> None:
+        closed = await _wait_for_close(client, workflow_id, key)
+        if closed is None:
+            return
+        slot = (batch_workflow_id, execution)
+        batch = self._batches.get(slot)
+        if batch is None:
+            batch = self._batches[slot] = _Batch(batch_workflow_id, execution)
+        batch.pending.append(closed)
+        if batch.flusher is None or batch.flusher.done():
+            batch.flusher = asyncio.ensure_future(self._flush(client, slot, batch))
+
+    async def _flush(self, client: Client, slot: tuple[str, str], batch: _Batch) -> None:
+        await asyncio.sleep(FLUSH_AFTER_S)
+        while batch.pending:
+            chunk = batch.pending[:MAX_CLOSES_PER_SIGNAL]
+            del batch.pending[:MAX_CLOSES_PER_SIGNAL]
+            await _tell(client, batch, chunk)
+        if self._batches.get(slot) is batch:
+            del self._batches[slot]
+
+
+async def _wait_for_close(client: Client, workflow_id: str, key: str) -> ItemClosed | None:
+    """How the item's workflow closed; None when it cannot be told (the checks will find it)."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        await wait_for_result(handle, follow_runs=True)
+        return ItemClosed(execution="", key=key, ok=True)
+    except WorkflowFailureError as err:
+        error_type, message = _failure(err.cause)
+        return ItemClosed(
+            execution="", key=key, ok=False, error_type=error_type, error_message=message[:500]
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:  # gone, unreadable result, a lost connection: leave it to the checks
+        log.debug("stopped following item workflow %s: %s", workflow_id, err)
+        return None
+
+
+def _failure(cause: BaseException | None) -> tuple[str, str]:
+    """The error type and message the batch records for an item workflow that did not complete.
+
+    The same types as ``@reports_to_batch`` (an ``ApplicationError``'s type) and the checks
+    (``ItemWorkflowTerminated`` and the like) give, so a failure reads alike whoever found it.
+    """
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type, str(cause)
+    if isinstance(cause, TerminatedError):
+        return "ItemWorkflowTerminated", str(cause) or "the item's workflow was terminated"
+    if isinstance(cause, WorkflowTimeoutError):
+        return "ItemWorkflowTimedOut", str(cause) or "the item's workflow timed out"
+    if isinstance(cause, CancelledError):
+        return "ItemWorkflowCanceled", str(cause) or "the item's workflow was cancelled"
+    if cause is None:
+        return "ItemWorkflowFailed", "the item's workflow failed"
+    return type(cause).__name__, str(cause)
+
+
+async def _tell(client: Client, batch: _Batch, chunk: list[ItemClosed]) -> None:
+    msg = ItemsClosed(execution=batch.execution, closed=chunk)
+    handle = client.get_workflow_handle(batch.workflow_id)
+    delay = 0.5
+    for attempt in range(1, _SIGNAL_ATTEMPTS + 1):
+        try:
+            await handle.signal(ITEMS_CLOSED_SIGNAL, msg)
+            return
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # the batch has ended: nothing to tell
+                return
+            if attempt == _SIGNAL_ATTEMPTS:
+                log.warning(
+                    "could not tell batch %s that %d item workflow(s) closed (%s); its checks "
+                    "will find them",
+                    batch.workflow_id,
+                    len(chunk),
+                    err,
+                )
+                return
+        await asyncio.sleep(delay)
+        delay *= 2
