@@ -2,7 +2,9 @@
 
 * ``BenchItem``: the item workflow (one workflow task, returns). Decorated with
   ``reports_to_batch``, which does nothing when no batch started it.
-* ``BenchItemPages``: our page processor: pages of item numbers, each page starting its items.
+* ``BenchFollowedItem``: the same without the decorator (the worker that starts it follows it).
+* ``BenchItemPages``: our page processor: pages of item numbers, each page starting its items
+  (``BenchFollowedItem``, or ``BenchItem`` with ``"reports": true`` in its args).
 * ``SlidingWindow``: Temporal's sliding-window pattern: a parent keeps at most ``window``
   children open, each child signals the parent when done, and the parent continues as new every
   ``per_run`` children, carrying the open set.
@@ -35,6 +37,7 @@ from batch_orchestra import (
 from bench._serve import run_and_exit, serve_until_signal
 
 ITEM_WORKFLOW = "BenchItem"
+FOLLOWED_ITEM_WORKFLOW = "BenchFollowedItem"
 PROCESSOR = "BenchItemPages"
 WINDOW_WORKFLOW = "BenchSlidingWindow"
 DONE_SIGNAL = "bench_child_done"
@@ -51,6 +54,15 @@ class BenchItem:
         return int(item["i"])
 
 
+@workflow.defn(name=FOLLOWED_ITEM_WORKFLOW, sandboxed=False)
+class BenchFollowedItem:
+    """The same item without ``reports_to_batch``: the worker that started it tells the batch."""
+
+    @workflow.run
+    async def run(self, item: dict[str, Any]) -> int:
+        return int(item["i"])
+
+
 @page_processor
 class BenchItemPages(PageProcessor):
     """Pages of item numbers (cursor: the first number); each page starts its items."""
@@ -58,13 +70,15 @@ class BenchItemPages(PageProcessor):
     retry_mode = PageProcessor.RetryMode.EXECUTE_AT_LEAST_ONCE
 
     async def run(self, context: BatchProcessorContext) -> int:
-        n = json.loads(context.args_str)["n"]
+        args = json.loads(context.args_str)
+        n = args["n"]
+        item = BenchItem if args.get("reports", False) else BenchFollowedItem
         start = int(context.page.cursor_str or 0)
         end = min(n, start + context.page.size)
         if end < n:
             await context.enqueue_next_page(BatchPage(str(end), context.page.size))
         await context.start_items(
-            range(start, end), workflow=BenchItem, key=lambda i: f"i{i}", args=lambda i: {"i": i}
+            range(start, end), workflow=item, key=lambda i: f"i{i}", args=lambda i: {"i": i}
         )
         return end - start
 
@@ -81,13 +95,16 @@ class WindowInput:
 
 @workflow.defn(name=WINDOW_WORKFLOW, sandboxed=False)
 class SlidingWindow:
-    def __init__(self) -> None:
-        self._open: set[int] = set()
-        self._done = 0
+    @workflow.init
+    def __init__(self, inp: WindowInput) -> None:
+        # From the input, before any signal: a continued run's first task delivers the signals
+        # that reached it before ``run`` starts, and a child carried in the open set would
+        # otherwise be dropped as unknown (and the parent wait for it forever).
+        self._open: set[int] = set(inp.open)
+        self._done = inp.done
 
     @workflow.run
     async def run(self, inp: WindowInput) -> int:
-        self._open, self._done = set(inp.open), inp.done
         started, nxt = 0, inp.next_index
         me = workflow.info().workflow_id
         while nxt < inp.n and started < inp.per_run:
@@ -129,7 +146,7 @@ async def main() -> None:
         client,
         task_queue=opts.task_queue,
         plugins=[BatchOrchestraPlugin()],
-        workflows=[BenchItem, SlidingWindow],
+        workflows=[BenchItem, BenchFollowedItem, SlidingWindow],
         max_concurrent_workflow_tasks=200,
     )
     await serve_until_signal(worker)

@@ -11,7 +11,10 @@ One embedded dev server and one worker process (``bench._items_worker``) run, in
   each child signals the parent when done; the parent continues as new every 500 children,
   carrying its open set.
 * **ours**: a batch whose pages start the items (``context.start_items``) with
-  ``max_open_items=C``; each item tells the batch when it closes (``reports_to_batch``).
+  ``max_open_items=C``; the worker that started them follows them and tells the batch of their
+  closes, many in one signal (the item workflow sends nothing).
+* **ours + reports** (``--only reports``): the same, the item workflow also decorated with
+  ``reports_to_batch`` (a signal and a workflow task more per item).
 
 Printed per row: items per second (N / wall time from the first start to the last close), the
 start latency (an item's workflow started to its first workflow task started, p50/p99, from a
@@ -36,7 +39,6 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from batch_orchestra import (
     BatchOrchestratorClient,
@@ -183,27 +185,30 @@ async def run_window(client: Client, task_queue: str, n: int, cap: int, tag: str
 
 
 async def run_ours(client: Client, task_queue: str, n: int, cap: int, tag: str) -> Row:
-    bid = f"items-{tag}"
+    return await _run_ours(client, task_queue, n, cap, tag, reports=False)
+
+
+async def run_ours_reports(client: Client, task_queue: str, n: int, cap: int, tag: str) -> Row:
+    return await _run_ours(client, task_queue, n, cap, tag, reports=True)
+
+
+async def _run_ours(
+    client: Client, task_queue: str, n: int, cap: int, tag: str, *, reports: bool
+) -> Row:
+    bid = f"items-{tag}" + ("-reports" if reports else "")
     inp = BatchOrchestratorInput(
         page_processor=PROCESSOR,
         page_size=100,
         max_parallelism=10,
         batch_id=bid,
-        args=json.dumps({"n": n}),
+        args=json.dumps({"n": n, "reports": reports}),
         max_open_items=cap,
     )
     began = time.monotonic()
     handle = await BatchOrchestratorClient(client).start(inp, id=bid, task_queue=task_queue)
     ticker = asyncio.create_task(_tick(handle, began))
     try:
-        while True:
-            try:
-                result = await handle.result()
-                break
-            except RPCError as err:  # a loaded server can time out the long poll: wait again
-                if err.status != RPCStatusCode.DEADLINE_EXCEEDED:
-                    raise
-                print(f"[bench.items]   (waiting for the result again: {err})", flush=True)
+        result = await handle.result()  # waits again if a loaded server times out its poll
     finally:
         ticker.cancel()
     wall = time.monotonic() - began
@@ -211,7 +216,8 @@ async def run_ours(client: Client, task_queue: str, n: int, cap: int, tag: str) 
     run_id = handle.workflow_handle.first_execution_run_id or ""
     prefix = item_workflow_prefix(bid, run_id)
     ids = [f"{prefix}i{i}" for i in range(n)]
-    return await _row(client, "ours", n, wall, ids, (bid, run_id, "batch_orchestra.process_page"))
+    name = "ours + reports" if reports else "ours"
+    return await _row(client, name, n, wall, ids, (bid, run_id, "batch_orchestra.process_page"))
 
 
 async def _tick(handle: BatchOrchestratorHandle, began: float, every: float = 60.0) -> None:
@@ -301,7 +307,12 @@ async def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.items", description=__doc__)
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--open", type=int, default=1_000, help="at most this many open at once")
-    ap.add_argument("--only", default="raw,window,ours", help="rows to run, comma-separated")
+    ap.add_argument(
+        "--only",
+        default="raw,window,ours",
+        help="rows to run, comma-separated, of raw, window, ours and reports (ours with "
+        "@reports_to_batch on the item)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None, help="a PNG of the rows (bench.plot_items)")
     opts = ap.parse_args(argv)
@@ -313,7 +324,12 @@ async def main(argv: list[str] | None = None) -> None:
         await worker.start()
         try:
             client = temporal.client
-            runners = {"raw": run_raw, "window": run_window, "ours": run_ours}
+            runners = {
+                "raw": run_raw,
+                "window": run_window,
+                "ours": run_ours,
+                "reports": run_ours_reports,
+            }
             for key in opts.only.split(","):
                 print(
                     f"[bench.items] {key}: {opts.items} items, at most {opts.open} open", flush=True
