@@ -41,7 +41,16 @@ log = logging.getLogger(__name__)
 
 FLUSH_AFTER_S = 0.2
 """A close waits at most this long for others of its batch to go in the same signal."""
-_SIGNAL_ATTEMPTS = 5
+_SIGNAL_ATTEMPTS = 10
+"""A signal is tried for about two minutes (0.5 s doubling to 15 s between tries)."""
+_TRANSIENT = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.UNKNOWN,
+)
+_GIVE_UP_AFTER_S = 600.0
+_CLOSE_WAIT_S = 5.0
 
 
 @dataclass
@@ -79,12 +88,16 @@ class ItemFollower:
         task.add_done_callback(lambda _: self._following.pop(workflow_id, None))
 
     async def close(self) -> None:
-        """Stop following (the batch's checks find what is left) and tell what is pending."""
-        for task in list(self._following.values()):
+        """Stop following (the batches' checks find what is left); pending closes are told."""
+        following = list(self._following.values())
+        for task in following:
             task.cancel()
-        for batch in list(self._batches.values()):
-            if batch.flusher is not None:
-                batch.flusher.cancel()
+        await asyncio.gather(*following, return_exceptions=True)
+        flushers = [b.flusher for b in self._batches.values() if b.flusher is not None]
+        if flushers:  # a few seconds for them, not a signal's whole two minutes of retries
+            _, late = await asyncio.wait(flushers, timeout=_CLOSE_WAIT_S)
+            for task in late:
+                task.cancel()
 
     async def _follow(
         self, client: Client, batch_workflow_id: str, execution: str, workflow_id: str, key: str
@@ -111,21 +124,33 @@ class ItemFollower:
 
 
 async def _wait_for_close(client: Client, workflow_id: str, key: str) -> ItemClosed | None:
-    """How the item's workflow closed; None when it cannot be told (the checks will find it)."""
+    """How the item's workflow closed; None when it cannot be told (the checks will find it).
+
+    A server out of reach (restarting, overloaded) is waited for, up to about ten minutes.
+    """
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        await wait_for_result(handle, follow_runs=True)
-        return ItemClosed(execution="", key=key, ok=True)
-    except WorkflowFailureError as err:
-        error_type, message = _failure(err.cause)
-        return ItemClosed(
-            execution="", key=key, ok=False, error_type=error_type, error_message=message[:500]
-        )
-    except asyncio.CancelledError:
-        raise
-    except Exception as err:  # gone, unreadable result, a lost connection: leave it to the checks
-        log.debug("stopped following item workflow %s: %s", workflow_id, err)
-        return None
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            await wait_for_result(handle, follow_runs=True)
+            return ItemClosed(execution="", key=key, ok=True)
+        except WorkflowFailureError as err:
+            error_type, message = _failure(err.cause)
+            return ItemClosed(
+                execution="", key=key, ok=False, error_type=error_type, error_message=message[:500]
+            )
+        except RPCError as err:
+            if err.status not in _TRANSIENT or waited >= _GIVE_UP_AFTER_S:
+                log.debug("stopped following item workflow %s: %s", workflow_id, err)
+                return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # an unreadable result and the like: leave it to the checks
+            log.debug("stopped following item workflow %s: %s", workflow_id, err)
+            return None
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 30.0)
 
 
 def _failure(cause: BaseException | None) -> tuple[str, str]:
@@ -159,13 +184,19 @@ async def _tell(client: Client, batch: _Batch, chunk: list[ItemClosed]) -> None:
             if err.status == RPCStatusCode.NOT_FOUND:  # the batch has ended: nothing to tell
                 return
             if attempt == _SIGNAL_ATTEMPTS:
-                log.warning(
-                    "could not tell batch %s that %d item workflow(s) closed (%s); its checks "
-                    "will find them",
-                    batch.workflow_id,
-                    len(chunk),
-                    err,
-                )
+                _not_told(batch, chunk, err)
                 return
+        except Exception as err:  # e.g. the data converter refused it: retrying will not help
+            _not_told(batch, chunk, err)
+            return
         await asyncio.sleep(delay)
-        delay *= 2
+        delay = min(delay * 2, 15.0)
+
+
+def _not_told(batch: _Batch, chunk: list[ItemClosed], err: BaseException) -> None:
+    log.warning(
+        "could not tell batch %s that %d item workflow(s) closed (%s); its checks will find them",
+        batch.workflow_id,
+        len(chunk),
+        err,
+    )

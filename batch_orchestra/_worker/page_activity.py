@@ -62,6 +62,11 @@ class PageActivities:
         self._follower = ItemFollower() if transport.settings.follow_items else None
         """Follows the item workflows this worker's pages start (``item_follower``)."""
 
+    async def stop_following(self) -> None:
+        """The worker stops: stop following its items (the batches' checks find them)."""
+        if self._follower is not None:
+            await self._follower.close()
+
     def all(self) -> list[Any]:
         """Both activities, for the worker."""
         return [self.process_page, self.discover_page]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkflowRunner
@@ -87,9 +88,23 @@ class BatchOrchestraPlugin(SimplePlugin):
             "batch_orchestra.BatchOrchestraPlugin",
             workflows=[BatchOrchestrator, BatchSeries, BatchSeriesRun],
             activities=activities.all() + SeriesActivities(self.catalog).all(),
-            run_context=self.resources.opened if resources else None,
+            run_context=self._running,
             workflow_runner=_pass_library_through,
         )
+        self._activities = activities
+        self._has_resources = bool(resources)
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """While the worker runs: its resources open; after, its item follower stopped."""
+        try:
+            if self._has_resources:
+                async with self.resources.opened():
+                    yield
+            else:
+                yield
+        finally:
+            await self._activities.pages.stop_following()
 
 
 def _pass_library_through(runner: WorkflowRunner | None) -> WorkflowRunner:
