@@ -40,7 +40,8 @@ __all__ = ["ItemFollower"]
 log = logging.getLogger(__name__)
 
 FLUSH_AFTER_S = 0.2
-"""A close waits at most this long for others of its batch to go in the same signal."""
+"""A close waits about this long for others of its batch to go in the same signal; one worker
+sends a batch at most one signal in this time unless 200 closes wait."""
 _SIGNAL_ATTEMPTS = 10
 """A signal is tried for about two minutes (0.5 s doubling to 15 s between tries)."""
 _TRANSIENT = (
@@ -114,11 +115,20 @@ class ItemFollower:
             batch.flusher = asyncio.ensure_future(self._flush(client, slot, batch))
 
     async def _flush(self, client: Client, slot: tuple[str, str], batch: _Batch) -> None:
+        loop = asyncio.get_running_loop()
         await asyncio.sleep(FLUSH_AFTER_S)
         while batch.pending:
+            began = loop.time()
             chunk = batch.pending[:MAX_CLOSES_PER_SIGNAL]
             del batch.pending[:MAX_CLOSES_PER_SIGNAL]
             await _tell(client, batch, chunk)
+            if batch.pending and len(batch.pending) < MAX_CLOSES_PER_SIGNAL:
+                # Paced: at most one signal per FLUSH_AFTER_S to a batch from this worker unless
+                # a full one waits. Back to back, each signal would carry only the closes of the
+                # last round trip, and a batch handing over meets more signals that arrive while
+                # its last workflow task runs (Temporal then refuses the continue-as-new, and the
+                # run replays its history before it tries again).
+                await asyncio.sleep(max(0.0, FLUSH_AFTER_S - (loop.time() - began)))
         if self._batches.get(slot) is batch:
             del self._batches[slot]
 
