@@ -38,6 +38,7 @@ from bench._serve import run_and_exit, serve_until_signal
 
 ITEM_WORKFLOW = "BenchItem"
 FOLLOWED_ITEM_WORKFLOW = "BenchFollowedItem"
+ITEM_QUEUE_SUFFIX = "-items"
 PROCESSOR = "BenchItemPages"
 WINDOW_WORKFLOW = "BenchSlidingWindow"
 DONE_SIGNAL = "bench_child_done"
@@ -78,7 +79,11 @@ class BenchItemPages(PageProcessor):
         if end < n:
             await context.enqueue_next_page(BatchPage(str(end), context.page.size))
         await context.start_items(
-            range(start, end), workflow=item, key=lambda i: f"i{i}", args=lambda i: {"i": i}
+            range(start, end),
+            workflow=item,
+            key=lambda i: f"i{i}",
+            args=lambda i: {"i": i},
+            task_queue=args.get("item_queue"),
         )
         return end - start
 
@@ -149,7 +154,16 @@ async def main() -> None:
         workflows=[BenchItem, BenchFollowedItem, SlidingWindow],
         max_concurrent_workflow_tasks=200,
     )
-    await serve_until_signal(worker)
+    # The items' own queue (``ITEM_QUEUE_SUFFIX``), polled by this process too: for the rows that
+    # start their items there, away from the batch's workflow tasks.
+    items_worker = Worker(
+        client,
+        task_queue=opts.task_queue + ITEM_QUEUE_SUFFIX,
+        workflows=[BenchItem, BenchFollowedItem],
+        max_concurrent_workflow_tasks=200,
+    )
+    async with items_worker:
+        await serve_until_signal(worker)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ One embedded dev server and one worker process (``bench._items_worker``) run, in
   closes, many in one signal (the item workflow sends nothing).
 * **ours + reports** (``--only reports``): the same, the item workflow also decorated with
   ``reports_to_batch`` (a signal and a workflow task more per item).
+* **ours, own queue** (``--only queue``): ours with the items on a task queue of their own
+  (polled by the same worker process), away from the batch's workflow tasks.
 
 Printed per row: items per second (N / wall time from the first start to the last close), the
 start latency (an item's workflow started to its first workflow task started, p50/p99, from a
@@ -57,7 +59,13 @@ from batch_orchestra._engine.scheduler import Scheduler
 from batch_orchestra._model import ProcessorSettings
 from batch_orchestra._model.messages import item_workflow_prefix
 from bench._history import read_batch_history
-from bench._items_worker import ITEM_WORKFLOW, PROCESSOR, WINDOW_WORKFLOW, WindowInput
+from bench._items_worker import (
+    ITEM_QUEUE_SUFFIX,
+    ITEM_WORKFLOW,
+    PROCESSOR,
+    WINDOW_WORKFLOW,
+    WindowInput,
+)
 from bench.plot_items import plot
 from bench.scale import WorkerProcess
 
@@ -192,16 +200,30 @@ async def run_ours_reports(client: Client, task_queue: str, n: int, cap: int, ta
     return await _run_ours(client, task_queue, n, cap, tag, reports=True)
 
 
+async def run_ours_queue(client: Client, task_queue: str, n: int, cap: int, tag: str) -> Row:
+    return await _run_ours(client, task_queue, n, cap, tag, own_queue=True)
+
+
 async def _run_ours(
-    client: Client, task_queue: str, n: int, cap: int, tag: str, *, reports: bool
+    client: Client,
+    task_queue: str,
+    n: int,
+    cap: int,
+    tag: str,
+    *,
+    reports: bool = False,
+    own_queue: bool = False,
 ) -> Row:
     bid = f"items-{tag}" + ("-reports" if reports else "")
+    args: dict[str, object] = {"n": n, "reports": reports}
+    if own_queue:
+        args["item_queue"] = task_queue + ITEM_QUEUE_SUFFIX
     inp = BatchOrchestratorInput(
         page_processor=PROCESSOR,
         page_size=100,
         max_parallelism=10,
         batch_id=bid,
-        args=json.dumps({"n": n, "reports": reports}),
+        args=json.dumps(args),
         max_open_items=cap,
     )
     began = time.monotonic()
@@ -216,7 +238,7 @@ async def _run_ours(
     run_id = handle.workflow_handle.first_execution_run_id or ""
     prefix = item_workflow_prefix(bid, run_id)
     ids = [f"{prefix}i{i}" for i in range(n)]
-    name = "ours + reports" if reports else "ours"
+    name = "ours + reports" if reports else "ours, own queue" if own_queue else "ours"
     return await _row(client, name, n, wall, ids, (bid, run_id, "batch_orchestra.process_page"))
 
 
@@ -310,8 +332,8 @@ async def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--only",
         default="raw,window,ours",
-        help="rows to run, comma-separated, of raw, window, ours and reports (ours with "
-        "@reports_to_batch on the item)",
+        help="rows to run, comma-separated, of raw, window, ours, reports (ours with "
+        "@reports_to_batch on the item) and queue (ours with the items on their own task queue)",
     )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None, help="a PNG of the rows (bench.plot_items)")
@@ -329,6 +351,7 @@ async def main(argv: list[str] | None = None) -> None:
                 "window": run_window,
                 "ours": run_ours,
                 "reports": run_ours_reports,
+                "queue": run_ours_queue,
             }
             for key in opts.only.split(","):
                 print(

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ORDER = ("raw loop", "sliding window", "ours", "ours + reports")
+ORDER = ("raw loop", "sliding window", "ours", "ours, own queue", "ours + reports")
 
 
 def plot(data: dict[str, Any], path: Path, title: str = "") -> None:

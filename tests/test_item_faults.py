@@ -23,23 +23,28 @@ from batch_orchestra import (
 from batch_orchestra.testing import free_port
 from tests.helpers import assert_eventually
 from tests.item_processors import StartOrderItems
-from tests.item_workflows import ChargeItem, item_enter, item_leave
+from tests.item_workflows import ChargeItem, SilentItem, item_enter, item_leave
 from tests.test_crash import _worker_process
 
 N = 200
 
 
-async def _statuses(client: Client, task_queue: str) -> tuple[Counter[str], Counter[str]]:
+async def _statuses(
+    client: Client, task_queue: str, kind: str
+) -> tuple[Counter[str], Counter[str]]:
     """(executions per workflow ID, executions per status) of the test's item workflows."""
-    query = f'WorkflowType = "TestChargeItem" AND TaskQueue = "{task_queue}"'
+    query = f'WorkflowType = "{kind}" AND TaskQueue = "{task_queue}"'
     found = [wf async for wf in client.list_workflows(query)]
     return Counter(wf.id for wf in found), Counter(wf.status.name for wf in found)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("silent", [False, True], ids=["reports_to_batch", "followed_only"])
 async def test_a_worker_killed_mid_start_and_a_server_restart_lose_no_item_and_run_none_twice(
-    tmp_path: Path,
+    tmp_path: Path, silent: bool
 ) -> None:
+    """With ``reports_to_batch`` on the items, and without: then only the worker that started an
+    item tells the batch of its close, and the killed worker's items are found by the checks."""
     server = EmbeddedTemporal(port=free_port(), db_filename=tmp_path / "t.db", use_env=False)
     await server.start()
     tag = uuid.uuid4().hex[:8]
@@ -49,7 +54,16 @@ async def test_a_worker_killed_mid_start_and_a_server_restart_lose_no_item_and_r
         page_size=10,
         max_parallelism=4,
         batch_id=bid,
-        args=json.dumps({"tag": tag, "n": N, "ms": 300, "gate_at": 50, "gate_file": str(gate)}),
+        args=json.dumps(
+            {
+                "tag": tag,
+                "n": N,
+                "ms": 300,
+                "gate_at": 50,
+                "gate_file": str(gate),
+                "silent": silent,
+            }
+        ),
         max_open_items=40,
         item_check_interval=timedelta(seconds=2),
         page_timeout=timedelta(seconds=5),
@@ -71,7 +85,7 @@ async def test_a_worker_killed_mid_start_and_a_server_restart_lose_no_item_and_r
             server.client,
             task_queue=task_queue,
             plugins=[BatchOrchestraPlugin()],
-            workflows=[ChargeItem],
+            workflows=[ChargeItem, SilentItem],
             activities=[item_enter, item_leave],
         )
         async with worker:
@@ -88,7 +102,8 @@ async def test_a_worker_killed_mid_start_and_a_server_restart_lose_no_item_and_r
             result = await asyncio.wait_for(fresh.get_handle(bid).result(), 240)
 
             async def every_item_once() -> tuple[Counter[str], Counter[str]]:
-                by_id, by_status = await _statuses(fresh.client, task_queue)
+                kind = "TestSilentItem" if silent else "TestChargeItem"
+                by_id, by_status = await _statuses(fresh.client, task_queue, kind)
                 assert len(by_id) == N and set(by_id.values()) == {1}, by_id.most_common(3)
                 assert by_status == {"COMPLETED": N}, by_status
                 return by_id, by_status

@@ -13,7 +13,7 @@ import tests.item_processors  # noqa: F401
 import tests.processors  # noqa: F401  (registers the processors)
 import tests.series_processors  # noqa: F401
 from batch_orchestra import BatchOrchestraPlugin
-from tests.item_workflows import ChargeItem, item_enter, item_leave
+from tests.item_workflows import ChargeItem, SilentItem, item_enter, item_leave
 
 
 async def main(address: str, task_queue: str) -> None:
@@ -22,7 +22,7 @@ async def main(address: str, task_queue: str) -> None:
         client,
         task_queue=task_queue,
         plugins=[BatchOrchestraPlugin()],
-        workflows=[ChargeItem],
+        workflows=[ChargeItem, SilentItem],
         activities=[item_enter, item_leave],
     )
     print("worker ready", flush=True)
