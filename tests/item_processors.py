@@ -41,7 +41,7 @@ class StartOrderItems(PageProcessor):
             # Start half the page's items, say so, and hang: the test kills this worker now.
             half = orders[: len(orders) // 2]
             await context.start_items(
-                half, workflow=ChargeItem, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
+                half, workflow=item, key=lambda i: f"o{i}", args=lambda i: _item(args, i)
             )
             Path(args["gate_file"]).write_text("started half")
             await asyncio.sleep(3600)
