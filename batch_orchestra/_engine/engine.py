@@ -38,7 +38,7 @@ from .flow import FlowControl, FlowState
 from .handover import Handover
 from .hook_calls import HookCalls
 from .hook_errors import HookErrors
-from .items import ItemBook, ItemClose
+from .items import ItemBook, ItemClose, closed_error_type
 from .lifecycle import Lifecycle
 from .outbox import ITEMS_OUTBOX_LIMIT
 from .progress import build_progress, flow_progress, guard_progress, page_failure
@@ -341,7 +341,7 @@ class BatchEngine(RunState):
             if key not in self.items.open or status == "CONTINUED_AS_NEW":
                 continue
             ok = status == "COMPLETED"
-            kind = None if ok else "ItemWorkflow" + status.title().replace("_", "")
+            kind = None if ok else closed_error_type(status)
             text = message or f"the item's workflow closed as {status} without telling the batch"
             c = ItemClose(key, ok, kind, text[:500], now)
             if self.items.close(c):

@@ -40,6 +40,7 @@ __all__ = [
     "ItemBook",
     "ItemClose",
     "ItemsState",
+    "closed_error_type",
 ]
 
 ITEM_CHECK_AGES = 2
@@ -56,6 +57,14 @@ EARLY_MESSAGE = 200
 _CLOSED_MEMORY = 2
 """Keys closed in this run are remembered up to this many times the cap (to ignore repeats);
 not carried across a hand-over."""
+
+
+def closed_error_type(status: str) -> str:
+    """The error type of an item workflow that closed as ``status`` without completing.
+
+    ``status`` is a Temporal status name: ``TIMED_OUT`` gives ``ItemWorkflowTimedOut``.
+    """
+    return "ItemWorkflow" + status.title().replace("_", "")
 
 
 @dataclass

@@ -262,17 +262,19 @@ class BatchOrchestrator:
         """An item workflow this batch started has closed (``reports_to_batch``)."""
         if not await self._engine_for(msg.execution, "an item's close", 0):
             return
-        close = ItemClose(msg.key, msg.ok, msg.error_type, msg.error_message[:500], _now())
-        self._engine.item_closed(close, msg.execution, _now())
+        self._count_closes([msg], msg.execution)
 
     @workflow.signal(name=ITEMS_CLOSED_SIGNAL)
     async def items_closed(self, msg: ItemsClosed) -> None:
         """Item workflows this batch started have closed (told by the worker that follows them)."""
-        if not await self._engine_for(msg.execution, "items' closes", 0):
-            return
-        for c in msg.closed:
-            close = ItemClose(c.key, c.ok, c.error_type, c.error_message[:500], _now())
-            self._engine.item_closed(close, msg.execution, _now())
+        if await self._engine_for(msg.execution, "items' closes", 0):
+            self._count_closes(msg.closed, msg.execution)
+
+    def _count_closes(self, closed: list[ItemClosed], execution: str) -> None:
+        now = _now()
+        for c in closed:
+            close = ItemClose(c.key, c.ok, c.error_type, c.error_message[:500], now)
+            self._engine.item_closed(close, execution, now)
 
     # -- queries -------------------------------------------------------------------------------
 
