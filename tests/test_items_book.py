@@ -106,3 +106,41 @@ def test_a_batch_without_items_hands_over_the_same_bytes() -> None:
     sched = Scheduler(settings(), 10, 1_000.0)
     cont = BatchContinuation(settings=settings(), scheduler=scheduler_to_state(sched, None))
     assert "items" not in continuation_to_wire(cont)
+
+
+def test_the_worst_close_signal_fits_a_signals_budget() -> None:
+    """The most closes one ``ItemsClosed`` signal carries, each with the longest key, error type
+    and message, of characters JSON escapes the most: under Temporal's 2 MB."""
+    from temporalio.converter import DataConverter
+
+    from batch_orchestra._model.messages import (
+        MAX_CLOSES_PER_SIGNAL,
+        MAX_ERROR_TYPE,
+        ItemClosed,
+        ItemsClosed,
+    )
+
+    wide = "\U0001f4a5"  # outside the BMP: "\\ud83d\\udca5", 12 bytes, in JSON
+    closed = [
+        ItemClosed(
+            execution="",
+            key=wide * MAX_ITEM_WORKFLOW_KEY,
+            ok=False,
+            error_type=wide * MAX_ERROR_TYPE,
+            error_message=wide * 500,
+        )
+        for _ in range(MAX_CLOSES_PER_SIGNAL)
+    ]
+    msg = ItemsClosed(execution="0" * 36, closed=closed)
+    (payload,) = DataConverter.default.payload_converter.to_payloads([msg])
+    assert payload.ByteSize() < 1024 * 1024, payload.ByteSize()  # half the 2 MB: converters vary
+
+
+def test_a_followed_items_error_type_is_cut_to_its_budget() -> None:
+    from temporalio.exceptions import ApplicationError
+
+    from batch_orchestra._model.messages import MAX_ERROR_TYPE
+    from batch_orchestra._worker.item_follower import _failure
+
+    kind, message = _failure(ApplicationError("declined", type="T" * 100_000))
+    assert kind == "T" * MAX_ERROR_TYPE and message.endswith("declined")

@@ -24,6 +24,8 @@ __all__ = [
     "ClosedItem",
     "ItemClosed",
     "ItemsClosed",
+    "MAX_CLOSES_PER_SIGNAL",
+    "MAX_ERROR_TYPE",
     "item_workflow_prefix",
     "BATCH_WORKFLOW_TYPE",
     "CHECK_HEALTH",
@@ -219,9 +221,12 @@ class ItemClosed:
     error_message: str = ""
 
 
-MAX_CLOSES_PER_SIGNAL = 200
-"""At most this many closes in one ``ItemsClosed``: 200 x (a 64-character key and a 500-character
-message) is about 120 KB, far under a signal's 2 MB."""
+MAX_CLOSES_PER_SIGNAL = 100
+"""At most this many closes in one ``ItemsClosed``: 100 x (a 64-character key, a
+``MAX_ERROR_TYPE``-character type and a 500-character message, each character escaped as JSON
+may) is 0.93 MB, half a signal's 2 MB (``tests/test_items_book.py``)."""
+MAX_ERROR_TYPE = 200
+"""Characters of an item failure's error type a close carries."""
 
 
 @dataclass

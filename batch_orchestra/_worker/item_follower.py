@@ -27,9 +27,11 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as WorkflowTimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._engine.items import closed_error_type
 from .._model.messages import (
     ITEMS_CLOSED_SIGNAL,
     MAX_CLOSES_PER_SIGNAL,
+    MAX_ERROR_TYPE,
     ItemClosed,
     ItemsClosed,
 )
@@ -41,14 +43,19 @@ log = logging.getLogger(__name__)
 
 FLUSH_AFTER_S = 0.2
 """A close waits about this long for others of its batch to go in the same signal; one worker
-sends a batch at most one signal in this time unless 200 closes wait."""
+sends a batch at most one signal in this time unless a full signal's worth waits."""
 _SIGNAL_ATTEMPTS = 10
 """A signal is tried for about two minutes (0.5 s doubling to 15 s between tries)."""
 _TRANSIENT = (
     RPCStatusCode.UNAVAILABLE,
     RPCStatusCode.RESOURCE_EXHAUSTED,
-    RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.UNKNOWN,
+)
+"""Errors worth waiting out (``wait_for_result`` already polls again on DEADLINE_EXCEEDED)."""
+_CLOSED_AS = (
+    (TerminatedError, "TERMINATED", "the item's workflow was terminated"),
+    (WorkflowTimeoutError, "TIMED_OUT", "the item's workflow timed out"),
+    (CancelledError, "CANCELED", "the item's workflow was cancelled"),
 )
 _GIVE_UP_AFTER_S = 600.0
 _CLOSE_WAIT_S = 5.0
@@ -70,11 +77,6 @@ class ItemFollower:
     def __init__(self) -> None:
         self._following: dict[str, asyncio.Task[None]] = {}
         self._batches: dict[tuple[str, str], _Batch] = {}
-
-    @property
-    def following(self) -> int:
-        """How many item workflows this worker follows now."""
-        return len(self._following)
 
     def follow(
         self, client: Client, batch_workflow_id: str, execution: str, workflow_id: str, key: str
@@ -170,15 +172,12 @@ def _failure(cause: BaseException | None) -> tuple[str, str]:
     (``ItemWorkflowTerminated`` and the like) give, so a failure reads alike whoever found it.
     """
     if isinstance(cause, ApplicationError) and cause.type:
-        return cause.type, str(cause)
-    if isinstance(cause, TerminatedError):
-        return "ItemWorkflowTerminated", str(cause) or "the item's workflow was terminated"
-    if isinstance(cause, WorkflowTimeoutError):
-        return "ItemWorkflowTimedOut", str(cause) or "the item's workflow timed out"
-    if isinstance(cause, CancelledError):
-        return "ItemWorkflowCanceled", str(cause) or "the item's workflow was cancelled"
+        return cause.type[:MAX_ERROR_TYPE], str(cause)
+    for kind, status, text in _CLOSED_AS:
+        if isinstance(cause, kind):
+            return closed_error_type(status), str(cause) or text
     if cause is None:
-        return "ItemWorkflowFailed", "the item's workflow failed"
+        return closed_error_type("FAILED"), "the item's workflow failed"
     return type(cause).__name__, str(cause)
 
 

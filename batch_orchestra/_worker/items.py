@@ -129,7 +129,7 @@ class ItemStarter:
                         },
                     )
                     outcome.started += 1
-                except WorkflowAlreadyStartedError:  # closed already: the batch's check counts it
+                except WorkflowAlreadyStartedError:  # closed already: counted once told
                     outcome.closed_before += 1
             self.opened[k] = None
             if self.follower is not None:  # a closed one too: its close is told at once
